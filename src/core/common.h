@@ -1,0 +1,42 @@
+/* Shared helpers: status codes, the thread-local error message, checked allocation.
+ * The library never exits: every fallible function returns a pc_status and leaves
+ * one human-readable line in pc_last_error(). */
+#ifndef PC_COMMON_H
+#define PC_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    PC_OK = 0,
+    PC_ERR_DATA = 1,   /* bad or missing input file, corrupt data */
+    PC_ERR_USAGE = 2,  /* bad flag, bad model description, bad argument */
+    PC_ERR_IO = 3,     /* could not write a file */
+    PC_ERR_NOMEM = 4,
+    PC_ERR_INTERNAL = 5
+} pc_status;
+
+/* Record an error message (printf-style) for the calling thread; returns `code`
+ * so that callers can write `return pc_fail(PC_ERR_DATA, "...")`. */
+pc_status pc_fail(pc_status code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *pc_last_error(void);
+
+/* Allocation: 64-byte aligned, zero-filled. Returns NULL (and sets the error)
+ * on failure. Free with pc_free. */
+void *pc_alloc(size_t bytes);
+void pc_free(void *p);
+
+#define PC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PC_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Propagate a non-OK status. */
+#define PC_TRY(expr)                      \
+    do {                                  \
+        pc_status pc_try_s_ = (expr);     \
+        if (pc_try_s_ != PC_OK) return pc_try_s_; \
+    } while (0)
+
+double pc_now(void); /* monotonic seconds */
+
+#endif

@@ -1,0 +1,500 @@
+/* safetensors reader and atomic writer. See safetensors.h for the format.
+ * The header is written by hand (deterministic bytes, "__metadata__" first, then the
+ * tensors in the order given, padded with spaces to a multiple of 8 bytes like the
+ * reference implementation); it is parsed with cJSON. */
+#define _GNU_SOURCE
+#include "core/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c assumes a little-endian host"
+#endif
+
+#define ST_MAX_HEADER (100u * 1000u * 1000u)
+#define ST_MAX_NDIM 8
+
+static const char *const dtype_names[] = {"F32", "I64", "U8", "I32"};
+static const int dtype_sizes[] = {4, 8, 1, 4};
+
+static int dtype_valid(int dt) { return dt >= PC_F32 && dt <= PC_I32; }
+
+/* ---------------------------------------------------------------- growable buffer */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_fmt(sbuf *b, const char *fmt, long long v) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, fmt, v);
+    sb_put(b, tmp, (size_t)n);
+}
+
+/* JSON string literal; bytes >= 0x80 pass through (UTF-8 is the caller's business). */
+static void sb_json_str(sbuf *b, const char *s) {
+    sb_put(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        switch (*p) {
+        case '"': sb_put(b, "\\\"", 2); break;
+        case '\\': sb_put(b, "\\\\", 2); break;
+        case '\n': sb_put(b, "\\n", 2); break;
+        case '\r': sb_put(b, "\\r", 2); break;
+        case '\t': sb_put(b, "\\t", 2); break;
+        default:
+            if (*p < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", *p);
+                sb_put(b, esc, 6);
+            } else {
+                sb_put(b, (const char *)p, 1);
+            }
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static int tensor_bytes(const pc_st_tensor *t, int64_t *bytes) {
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        if (t->shape[d] < 0 || __builtin_mul_overflow(n, t->shape[d], &n)) return 0;
+    }
+    return !__builtin_mul_overflow(n, (int64_t)dtype_sizes[t->dtype], bytes);
+}
+
+static int write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash == dir) d = "/";
+    else if (slash) {
+        *slash = 0;
+        d = dir;
+    }
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: the rename has already happened */
+        close(fd);
+    }
+    free(dir);
+}
+
+pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, int n_tensors,
+                               const pc_st_meta *meta, int n_meta) {
+    if (!path || !path[0]) return pc_fail(PC_ERR_USAGE, "safetensors: empty output path");
+    if (n_tensors < 0 || n_meta < 0 || (n_tensors > 0 && !tensors) || (n_meta > 0 && !meta))
+        return pc_fail(PC_ERR_USAGE, "%s: bad tensor or metadata list", path);
+
+    /* Validate the inputs and build the header. */
+    sbuf h = {0};
+    sb_put(&h, "{", 1);
+    int first = 1;
+    if (n_meta > 0) {
+        sb_str(&h, "\"__metadata__\":{");
+        for (int i = 0; i < n_meta; i++) {
+            if (!meta[i].key || !meta[i].value) {
+                free(h.p);
+                return pc_fail(PC_ERR_USAGE, "%s: metadata entry %d has a NULL key or value", path, i);
+            }
+            for (int j = 0; j < i; j++)
+                if (strcmp(meta[i].key, meta[j].key) == 0) {
+                    free(h.p);
+                    return pc_fail(PC_ERR_USAGE, "%s: duplicate metadata key '%s'", path,
+                                   meta[i].key);
+                }
+            if (i) sb_put(&h, ",", 1);
+            sb_json_str(&h, meta[i].key);
+            sb_put(&h, ":", 1);
+            sb_json_str(&h, meta[i].value);
+        }
+        sb_put(&h, "}", 1);
+        first = 0;
+    }
+    int64_t offset = 0;
+    for (int i = 0; i < n_tensors; i++) {
+        const pc_st_tensor *t = &tensors[i];
+        int64_t bytes = 0;
+        const char *bad = NULL;
+        if (!t->name) bad = "has no name";
+        else if (strcmp(t->name, "__metadata__") == 0) bad = "uses the reserved name __metadata__";
+        else if (!dtype_valid((int)t->dtype)) bad = "has an unknown dtype";
+        else if (t->ndim < 0 || t->ndim > ST_MAX_NDIM) bad = "has more than 8 dimensions";
+        else if (!tensor_bytes(t, &bytes)) bad = "has a negative or overflowing shape";
+        else if (bytes > 0 && !t->data) bad = "has no data";
+        else if (__builtin_add_overflow(offset, bytes, &offset)) bad = "overflows the file size";
+        if (!bad)
+            for (int j = 0; j < i; j++)
+                if (strcmp(t->name, tensors[j].name) == 0) bad = "is given twice";
+        if (bad) {
+            free(h.p);
+            return pc_fail(PC_ERR_USAGE, "%s: tensor %d ('%s') %s", path, i,
+                           t->name ? t->name : "(null)", bad);
+        }
+        if (!first) sb_put(&h, ",", 1);
+        first = 0;
+        sb_json_str(&h, t->name);
+        sb_str(&h, ":{\"dtype\":");
+        sb_json_str(&h, dtype_names[t->dtype]);
+        sb_str(&h, ",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++) sb_fmt(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        sb_fmt(&h, "],\"data_offsets\":[%lld,", (long long)(offset - bytes));
+        sb_fmt(&h, "%lld]}", (long long)offset);
+    }
+    sb_put(&h, "}", 1);
+    while (!h.oom && h.len % 8 != 0) sb_put(&h, " ", 1);
+    if (h.oom) {
+        free(h.p);
+        return pc_fail(PC_ERR_NOMEM, "%s: out of memory building the header", path);
+    }
+    if (h.len >= ST_MAX_HEADER) {
+        free(h.p);
+        return pc_fail(PC_ERR_USAGE, "%s: header of %zu bytes is too large", path, h.len);
+    }
+
+    /* Write the temporary, sync it, rename it over path. */
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) {
+        free(h.p);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    pc_status s = PC_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        s = pc_fail(PC_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        free(h.p);
+        return s;
+    }
+    uint8_t len8[8];
+    uint64_t hl = h.len;
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+    const char *step = "write";
+    int rc = write_all(fd, len8, 8);
+    if (rc == 0) rc = write_all(fd, h.p, h.len);
+    for (int i = 0; rc == 0 && i < n_tensors; i++) {
+        int64_t bytes = 0;
+        tensor_bytes(&tensors[i], &bytes);
+        if (bytes > 0) rc = write_all(fd, tensors[i].data, (size_t)bytes);
+    }
+    if (rc == 0 && fsync(fd) != 0) rc = -1, step = "fsync";
+    int err = errno;
+    if (close(fd) != 0 && rc == 0) rc = -1, step = "close", err = errno;
+    if (rc == 0 && rename(tmp, path) != 0) rc = -1, step = "rename", err = errno;
+    if (rc != 0) {
+        unlink(tmp);
+        s = pc_fail(PC_ERR_IO, "%s: %s failed: %s", path, step, strerror(err));
+    } else {
+        fsync_parent_dir(path);
+    }
+    free(tmp);
+    free(h.p);
+    return s;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+struct pc_st_file {
+    uint8_t *buf; /* the whole file */
+    size_t size;
+    cJSON *root;
+    const cJSON *meta; /* the "__metadata__" object or NULL */
+    int n;
+    pc_st_tensor *t;
+    void **owned;  /* per tensor: an aligned copy when the data in buf is misaligned */
+    int *by_name;  /* tensor indices sorted by name */
+};
+
+typedef struct {
+    const char *name;
+    int idx;
+} named;
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(((const named *)a)->name, ((const named *)b)->name);
+}
+
+typedef struct {
+    int64_t begin, end;
+    int idx;
+} span;
+static int cmp_span(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* A JSON number that is a non-negative integer exactly representable (< 2^53). */
+static int json_uint(const cJSON *v, int64_t *out) {
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= 0 && d <= 9007199254740992.0) || d != (double)(int64_t)d) return 0;
+    *out = (int64_t)d;
+    return 1;
+}
+
+void pc_st_close(pc_st_file *f) {
+    if (!f) return;
+    if (f->owned)
+        for (int i = 0; i < f->n; i++) pc_free(f->owned[i]);
+    free(f->owned);
+    free(f->t);
+    free(f->by_name);
+    cJSON_Delete(f->root);
+    pc_free(f->buf);
+    free(f);
+}
+
+static pc_status read_whole(const char *path, uint8_t **buf, size_t *size) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return pc_fail(PC_ERR_DATA, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX - 64) {
+        fclose(fp);
+        return pc_fail(PC_ERR_DATA, "%s: file too large", path);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *p = pc_alloc(n + 1);
+    if (!p) {
+        fclose(fp);
+        return pc_fail(PC_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = n ? fread(p, 1, n, fp) : 0;
+    int bad = got != n || ferror(fp);
+    fclose(fp);
+    if (bad) {
+        pc_free(p);
+        return pc_fail(PC_ERR_DATA, "%s: short read (%zu of %zu bytes)", path, got, n);
+    }
+    *buf = p;
+    *size = n;
+    return PC_OK;
+}
+
+pc_status pc_safetensors_read(const char *path, pc_st_file **out) {
+    *out = NULL;
+    pc_st_file *f = calloc(1, sizeof *f);
+    if (!f) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status s = read_whole(path, &f->buf, &f->size);
+    span *spans = NULL;
+    if (s != PC_OK) goto fail;
+#define BAD(...)                                   \
+    do {                                           \
+        s = pc_fail(PC_ERR_DATA, __VA_ARGS__);     \
+        goto fail;                                 \
+    } while (0)
+    if (f->size < 8) BAD("%s: file of %zu bytes is too short for a safetensors header", path, f->size);
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)f->buf[i] << (8 * i);
+    if (hl > f->size - 8)
+        BAD("%s: header length %llu exceeds file size %zu", path, (unsigned long long)hl, f->size);
+    if (hl >= ST_MAX_HEADER) BAD("%s: header length %llu is too large", path, (unsigned long long)hl);
+    if (hl < 2 || f->buf[8] != '{') BAD("%s: header is not a JSON object", path);
+    const char *hdr = (const char *)f->buf + 8;
+    const char *end = NULL;
+    f->root = cJSON_ParseWithLengthOpts(hdr, (size_t)hl, &end, 0);
+    if (!f->root || !cJSON_IsObject(f->root)) {
+        long at = end ? (long)(end - hdr) : -1;
+        if (!f->root && cJSON_GetErrorPtr()) at = (long)(cJSON_GetErrorPtr() - hdr);
+        BAD("%s: header is not valid JSON (near byte %ld)", path, at);
+    }
+    for (const char *p = end; p && p < hdr + hl; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0)
+            BAD("%s: trailing garbage after the JSON header", path);
+    const uint8_t *data = f->buf + 8 + hl;
+    const int64_t data_size = (int64_t)(f->size - 8 - hl);
+
+    int n = 0;
+    for (const cJSON *e = f->root->child; e; e = e->next) {
+        if (!e->string) BAD("%s: malformed header", path);
+        if (strcmp(e->string, "__metadata__") == 0) {
+            if (f->meta) BAD("%s: __metadata__ appears twice", path);
+            if (!cJSON_IsObject(e)) BAD("%s: __metadata__ is not an object", path);
+            for (const cJSON *m = e->child; m; m = m->next)
+                if (!cJSON_IsString(m) || !m->valuestring)
+                    BAD("%s: metadata value for '%s' is not a string", path,
+                        m->string ? m->string : "?");
+            f->meta = e;
+        } else {
+            n++;
+        }
+    }
+    f->t = calloc((size_t)(n ? n : 1), sizeof *f->t);
+    f->owned = calloc((size_t)(n ? n : 1), sizeof *f->owned);
+    f->by_name = calloc((size_t)(n ? n : 1), sizeof *f->by_name);
+    spans = calloc((size_t)(n ? n : 1), sizeof *spans);
+    if (!f->t || !f->owned || !f->by_name || !spans) {
+        s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    f->n = n;
+
+    int k = 0;
+    for (const cJSON *e = f->root->child; e; e = e->next) {
+        if (strcmp(e->string, "__metadata__") == 0) continue;
+        pc_st_tensor *t = &f->t[k];
+        const char *name = e->string;
+        t->name = name;
+        if (!cJSON_IsObject(e)) BAD("%s: tensor '%s': entry is not an object", path, name);
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+        if (!cJSON_IsString(dt) || !dt->valuestring)
+            BAD("%s: tensor '%s': missing or non-string dtype", path, name);
+        int dtype = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(dt->valuestring, dtype_names[i]) == 0) dtype = i;
+        if (dtype < 0)
+            BAD("%s: tensor '%s': unsupported dtype '%.32s' (expected F32, I64, U8 or I32)", path,
+                name, dt->valuestring);
+        t->dtype = (pc_dtype)dtype;
+        if (!cJSON_IsArray(sh)) BAD("%s: tensor '%s': missing or non-array shape", path, name);
+        int nd = cJSON_GetArraySize(sh);
+        if (nd > ST_MAX_NDIM) BAD("%s: tensor '%s': %d dimensions (at most 8)", path, name, nd);
+        t->ndim = nd;
+        int64_t numel = 1;
+        int d = 0;
+        for (const cJSON *v = sh->child; v; v = v->next, d++) {
+            if (!json_uint(v, &t->shape[d]))
+                BAD("%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, d);
+            if (__builtin_mul_overflow(numel, t->shape[d], &numel))
+                BAD("%s: tensor '%s': shape overflows", path, name);
+        }
+        int64_t bytes = 0;
+        if (__builtin_mul_overflow(numel, (int64_t)dtype_sizes[dtype], &bytes))
+            BAD("%s: tensor '%s': shape overflows", path, name);
+        if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+            BAD("%s: tensor '%s': data_offsets must be an array of two integers", path, name);
+        int64_t b = 0, en = 0;
+        if (!json_uint(off->child, &b) || !json_uint(off->child->next, &en))
+            BAD("%s: tensor '%s': data_offsets must be non-negative integers", path, name);
+        if (b > en || en > data_size)
+            BAD("%s: tensor '%s': data_offsets [%lld, %lld] outside the %lld-byte data area", path,
+                name, (long long)b, (long long)en, (long long)data_size);
+        if (en - b != bytes)
+            BAD("%s: tensor '%s': data_offsets span %lld bytes but shape and dtype need %lld", path,
+                name, (long long)(en - b), (long long)bytes);
+        const uint8_t *p = data + b;
+        if (((uintptr_t)p % (uintptr_t)dtype_sizes[dtype]) != 0 && bytes > 0) {
+            f->owned[k] = pc_alloc((size_t)bytes);
+            if (!f->owned[k]) {
+                s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+                goto fail;
+            }
+            memcpy(f->owned[k], p, (size_t)bytes);
+            p = f->owned[k];
+        }
+        t->data = p;
+        spans[k].begin = b;
+        spans[k].end = en;
+        spans[k].idx = k;
+        f->by_name[k] = k;
+        k++;
+    }
+    if (n > 1) {
+        qsort(spans, (size_t)n, sizeof *spans, cmp_span);
+        for (int i = 1; i < n; i++)
+            if (spans[i].begin < spans[i - 1].end)
+                BAD("%s: tensors '%s' and '%s' overlap in the data area", path,
+                    f->t[spans[i - 1].idx].name, f->t[spans[i].idx].name);
+        named *byn = malloc((size_t)n * sizeof *byn);
+        if (!byn) {
+            s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+            goto fail;
+        }
+        for (int i = 0; i < n; i++) byn[i] = (named){f->t[i].name, i};
+        qsort(byn, (size_t)n, sizeof *byn, cmp_name);
+        int dup = -1;
+        for (int i = 0; i < n; i++) {
+            f->by_name[i] = byn[i].idx;
+            if (i > 0 && strcmp(byn[i].name, byn[i - 1].name) == 0) dup = byn[i].idx;
+        }
+        free(byn);
+        if (dup >= 0) BAD("%s: tensor '%s' appears twice", path, f->t[dup].name);
+    }
+#undef BAD
+    free(spans);
+    *out = f;
+    return PC_OK;
+fail:
+    free(spans);
+    pc_st_close(f);
+    return s;
+}
+
+int pc_st_count(const pc_st_file *f) { return f ? f->n : 0; }
+
+const pc_st_tensor *pc_st_get_index(const pc_st_file *f, int i) {
+    if (!f || i < 0 || i >= f->n) return NULL;
+    return &f->t[i];
+}
+
+const pc_st_tensor *pc_st_get(const pc_st_file *f, const char *name) {
+    if (!f || !name) return NULL;
+    int lo = 0, hi = f->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->t[f->by_name[mid]].name, name);
+        if (c == 0) return &f->t[f->by_name[mid]];
+        if (c < 0) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return NULL;
+}
+
+const char *pc_st_meta_get(const pc_st_file *f, const char *key) {
+    if (!f || !f->meta || !key) return NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(f->meta, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}

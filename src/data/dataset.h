@@ -1,0 +1,46 @@
+/* In-memory labelled image datasets stored as uint8 pixels, converted to
+ * normalized float only when a batch is assembled. */
+#ifndef PC_DATASET_H
+#define PC_DATASET_H
+
+#include <stdint.h>
+
+#include "core/common.h"
+
+typedef struct {
+    int64_t n;            /* number of samples */
+    int c, h, w;          /* per-sample shape (channels, height, width) */
+    uint8_t *pixels;      /* n * c * h * w bytes, sample-major, CHW inside a sample */
+    int32_t *labels;      /* n labels in [0, classes) */
+    int classes;
+    char **class_names;   /* classes strings, owned */
+} pc_dataset;
+
+/* Load a dataset from a spec string:
+ *   "fashion-mnist"   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
+ *   "mnist"           likewise from /usr/share/datasets/mnist if present
+ *   "idx:DIR"         DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+ *   "cifar10:DIR"     DIR/data_batch_{1..5}.bin and DIR/test_batch.bin
+ *   "cifar100:DIR"    DIR/train.bin and DIR/test.bin (fine labels)
+ * `train` selects the training (1) or test (0) part. Errors name the file and what is wrong. */
+pc_status pc_dataset_load(const char *spec, int train, pc_dataset *out);
+
+/* Single-file loaders behind pc_dataset_load (exposed for tests). */
+pc_status pc_dataset_load_idx(const char *images_path, const char *labels_path, pc_dataset *out);
+pc_status pc_dataset_load_cifar(const char *const *paths, int n_paths, int cifar100,
+                                pc_dataset *out);
+
+/* Keep only the first n samples (no-op when n <= 0 or n >= d->n). */
+void pc_dataset_truncate(pc_dataset *d, int64_t n);
+
+/* Per-channel mean and standard deviation of the pixels scaled to [0, 1]. */
+void pc_dataset_channel_stats(const pc_dataset *d, float *mean, float *std);
+
+/* Assemble a batch: out[i] = (pixels[idx[i]] / 255 - mean[c]) / std[c], NCHW float;
+ * labels_out[i] = labels[idx[i]] (labels_out may be NULL). */
+void pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
+                       const float *std, float *out, int32_t *labels_out);
+
+void pc_dataset_free(pc_dataset *d);
+
+#endif

@@ -1,0 +1,62 @@
+/* Plain C reference kernels: the tests' oracle and the fallback backend.
+ * Conventions (all kernels):
+ *  - NCHW float32 activations, PyTorch weight layouts (see shapes.h).
+ *  - Every output is overwritten, never accumulated into.
+ *  - A NULL output pointer means "not needed" (e.g. dx of the first layer, db without bias).
+ *  - Loops run in a fixed order: results are deterministic. */
+#ifndef PC_REF_H
+#define PC_REF_H
+
+#include <stdint.h>
+
+#include "../shapes.h"
+
+/* y = conv(x, w) + b (b may be NULL) */
+void ref_conv2d_forward(const pc_conv_shape *s, const float *x, const float *w, const float *b,
+                        float *y);
+/* From dy (N,K,OH,OW): dx (N,C,H,W), dw (K,C/g,KH,KW), db (K). Any of dx, dw, db may be NULL. */
+void ref_conv2d_backward(const pc_conv_shape *s, const float *x, const float *w, const float *dy,
+                         float *dx, float *dw, float *db);
+
+/* y = x w^T + b (b may be NULL) */
+void ref_dense_forward(const pc_dense_shape *s, const float *x, const float *w, const float *b,
+                       float *y);
+void ref_dense_backward(const pc_dense_shape *s, const float *x, const float *w, const float *dy,
+                        float *dx, float *dw, float *db);
+
+/* Max pool; argmax (N,C,OH,OW) records the flat input index h*W+w within the plane (may be
+ * NULL in inference). Ties go to the first cell in row-major window order. */
+void ref_maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+void ref_maxpool_backward(const pc_pool_shape *s, const int32_t *argmax, const float *dy,
+                          float *dx);
+/* Average pool; padded cells are excluded from the divisor (count_include_pad=False). */
+void ref_avgpool_forward(const pc_pool_shape *s, const float *x, float *y);
+void ref_avgpool_backward(const pc_pool_shape *s, const float *dy, float *dx);
+
+/* Batch norm, training mode: statistics of this batch. Writes y and, for backward,
+ * mean (C) and invstd (C) = 1/sqrt(biased_var + eps); batch_var (C) receives the biased
+ * variance (the caller turns it into running statistics). */
+void ref_bn_forward_train(const pc_bn_shape *s, const float *x, const float *gamma,
+                          const float *beta, float *y, float *mean, float *batch_var,
+                          float *invstd);
+/* Inference mode: y = gamma * (x - rmean) / sqrt(rvar + eps) + beta */
+void ref_bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma,
+                         const float *beta, const float *rmean, const float *rvar, float *y);
+/* Training-mode backward: dx, dgamma, dbeta from dy and the saved mean/invstd. */
+void ref_bn_backward(const pc_bn_shape *s, const float *x, const float *gamma, const float *mean,
+                     const float *invstd, const float *dy, float *dx, float *dgamma,
+                     float *dbeta);
+
+/* Elementwise over n floats. */
+void ref_relu_forward(int64_t n, const float *x, float *y);
+/* dx = dy where y > 0 else 0 (y is the forward output; dx may alias dy) */
+void ref_relu_backward(int64_t n, const float *y, const float *dy, float *dx);
+
+/* Softmax cross-entropy with integer labels and label smoothing eps:
+ * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
+ * over the n samples (caller divides). dlogits = (softmax - target) * grad_scale
+ * (may be NULL). probs (n, classes) may be NULL. */
+double ref_softmax_xent(int n, int classes, const float *logits, const int32_t *labels,
+                        float smoothing, float grad_scale, float *dlogits, float *probs);
+
+#endif

@@ -1,0 +1,42 @@
+/* Double-precision twins of the reference kernels in ref.h (same template, same
+ * semantics and conventions), for finite-difference gradient checks. */
+#ifndef PC_REF_DOUBLE_H
+#define PC_REF_DOUBLE_H
+
+#include <stdint.h>
+
+#include "../shapes.h"
+
+void refd_conv2d_forward(const pc_conv_shape *s, const double *x, const double *w,
+                         const double *b, double *y);
+void refd_conv2d_backward(const pc_conv_shape *s, const double *x, const double *w,
+                          const double *dy, double *dx, double *dw, double *db);
+
+void refd_dense_forward(const pc_dense_shape *s, const double *x, const double *w,
+                        const double *b, double *y);
+void refd_dense_backward(const pc_dense_shape *s, const double *x, const double *w,
+                         const double *dy, double *dx, double *dw, double *db);
+
+void refd_maxpool_forward(const pc_pool_shape *s, const double *x, double *y, int32_t *argmax);
+void refd_maxpool_backward(const pc_pool_shape *s, const int32_t *argmax, const double *dy,
+                           double *dx);
+void refd_avgpool_forward(const pc_pool_shape *s, const double *x, double *y);
+void refd_avgpool_backward(const pc_pool_shape *s, const double *dy, double *dx);
+
+void refd_bn_forward_train(const pc_bn_shape *s, const double *x, const double *gamma,
+                           const double *beta, double *y, double *mean, double *batch_var,
+                           double *invstd);
+void refd_bn_forward_eval(const pc_bn_shape *s, const double *x, const double *gamma,
+                          const double *beta, const double *rmean, const double *rvar,
+                          double *y);
+void refd_bn_backward(const pc_bn_shape *s, const double *x, const double *gamma,
+                      const double *mean, const double *invstd, const double *dy, double *dx,
+                      double *dgamma, double *dbeta);
+
+void refd_relu_forward(int64_t n, const double *x, double *y);
+void refd_relu_backward(int64_t n, const double *y, const double *dy, double *dx);
+
+double refd_softmax_xent(int n, int classes, const double *logits, const int32_t *labels,
+                         double smoothing, double grad_scale, double *dlogits, double *probs);
+
+#endif

@@ -1,0 +1,472 @@
+/* Forward and backward passes of one replica over a fixed batch size. */
+#include "nn/exec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/ref/ref.h"
+#ifdef PARCNN_HAVE_DNNL
+#include "kernels/dnnl/dnnl_kernels.h"
+#endif
+
+/* Per-layer working state. Plans are only set for the oneDNN kernel set. */
+typedef struct {
+    float *out;      /* (batch, c, h, w) output, after the activation */
+    float *dout;     /* gradient of the loss w.r.t. out */
+    int32_t *argmax; /* max pool (reference kernels) */
+    float *mean, *var, *invstd; /* batch norm statistics of the last training forward */
+    pc_conv_shape conv;
+    pc_dense_shape dense;
+    pc_pool_shape pool;
+    pc_bn_shape bn;
+#ifdef PARCNN_HAVE_DNNL
+    pc_dnnl_conv *dconv;
+    pc_dnnl_dense *ddense;
+    pc_dnnl_pool *dpool;
+    pc_dnnl_bn *dbn;
+#endif
+} layer_state;
+
+struct pc_exec {
+    const pc_model *m;
+    int batch;
+    int use_dnnl;
+    layer_state *ls;
+    float *scratch;      /* for gradients of outputs read by several layers */
+    char *grad_ready;    /* per layer: dout already holds a contribution */
+    float *dlogits;      /* alias of the last layer's dout */
+    int train_forward;   /* last forward was in training mode */
+    uint64_t seed, step;
+    int64_t first_sample;
+};
+
+int64_t pc_exec_bn_stats_size(const pc_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == PC_L_BN) n += 2LL * m->layers[i].c;
+    return n;
+}
+
+const char *pc_exec_kernel_name(const pc_exec *ex) { return ex->use_dnnl ? "onednn" : "reference"; }
+
+float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
+
+static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
+    const pc_layer *l = &m->layers[i];
+    const pc_layer *in = &m->layers[l->inputs[0]];
+    switch (l->kind) {
+    case PC_L_CONV:
+        s->conv = (pc_conv_shape){.n = batch, .c = in->c, .h = in->h, .w = in->w,
+                                  .k = l->filters, .kh = l->kh, .kw = l->kw, .sh = l->sh,
+                                  .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups};
+        pc_conv_shape_finish(&s->conv);
+        break;
+    case PC_L_DENSE:
+        s->dense = (pc_dense_shape){.n = batch, .in = (int)pc_layer_out_size(in), .out = l->filters};
+        break;
+    case PC_L_MAXPOOL:
+    case PC_L_AVGPOOL:
+        s->pool = (pc_pool_shape){.n = batch, .c = in->c, .h = in->h, .w = in->w, .kh = l->kh,
+                                  .kw = l->kw, .sh = l->sh, .sw = l->sw, .ph = l->ph, .pw = l->pw};
+        pc_pool_shape_finish(&s->pool);
+        break;
+    case PC_L_BN:
+        s->bn = (pc_bn_shape){.n = batch, .c = l->c, .hw = l->h * l->w, .eps = l->eps};
+        break;
+    default:
+        break;
+    }
+}
+
+#ifdef PARCNN_HAVE_DNNL
+static pc_status create_plans(const pc_layer *l, layer_state *s) {
+    switch (l->kind) {
+    case PC_L_CONV: s->dconv = pc_dnnl_conv_create(&s->conv, l->bias); return s->dconv ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_DENSE: s->ddense = pc_dnnl_dense_create(&s->dense, l->bias); return s->ddense ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_MAXPOOL:
+    case PC_L_AVGPOOL:
+        s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
+        return s->dpool ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_BN: s->dbn = pc_dnnl_bn_create(&s->bn); return s->dbn ? PC_OK : PC_ERR_INTERNAL;
+    default: return PC_OK;
+    }
+}
+#endif
+
+pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out) {
+    *out = NULL;
+    pc_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    ex->m = m;
+    ex->batch = batch;
+#ifdef PARCNN_HAVE_DNNL
+    ex->use_dnnl = kernels != PC_KERNELS_REF;
+#else
+    if (kernels == PC_KERNELS_DNNL) {
+        free(ex);
+        return pc_fail(PC_ERR_USAGE, "--kernels onednn: this build has no oneDNN");
+    }
+#endif
+    ex->ls = calloc(m->n_layers, sizeof(layer_state));
+    ex->grad_ready = calloc(m->n_layers, 1);
+    if (!ex->ls || !ex->grad_ready) goto nomem;
+    int64_t max_size = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        layer_state *s = &ex->ls[i];
+        int64_t size = (int64_t)batch * pc_layer_out_size(l);
+        max_size = PC_MAX(max_size, size);
+        s->out = pc_alloc(sizeof(float) * size);
+        if (!s->out) goto nomem;
+        if (i > 0) {
+            s->dout = pc_alloc(sizeof(float) * size);
+            if (!s->dout) goto nomem;
+        }
+        fill_shapes(m, batch, i, s);
+        if (l->kind == PC_L_MAXPOOL && !ex->use_dnnl) {
+            s->argmax = pc_alloc(sizeof(int32_t) * size);
+            if (!s->argmax) goto nomem;
+        }
+        if (l->kind == PC_L_BN) {
+            s->mean = pc_alloc(sizeof(float) * 3 * l->c);
+            if (!s->mean) goto nomem;
+            s->var = s->mean + l->c;
+            s->invstd = s->var + l->c;
+        }
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl && create_plans(l, s) != PC_OK) {
+            pc_exec_destroy(ex);
+            return PC_ERR_INTERNAL; /* message set by the plan */
+        }
+#endif
+    }
+    ex->scratch = pc_alloc(sizeof(float) * max_size);
+    if (!ex->scratch) goto nomem;
+    ex->dlogits = ex->ls[m->n_layers - 1].dout;
+    *out = ex;
+    return PC_OK;
+nomem:
+    pc_exec_destroy(ex);
+    return pc_fail(PC_ERR_NOMEM, "out of memory for activations (batch %d)", batch);
+}
+
+void pc_exec_destroy(pc_exec *ex) {
+    if (!ex) return;
+    for (int i = 0; ex->ls && i < ex->m->n_layers; i++) {
+        layer_state *s = &ex->ls[i];
+        pc_free(s->out);
+        pc_free(s->dout);
+        pc_free(s->argmax);
+        pc_free(s->mean);
+#ifdef PARCNN_HAVE_DNNL
+        if (s->dconv) pc_dnnl_conv_destroy(s->dconv);
+        if (s->ddense) pc_dnnl_dense_destroy(s->ddense);
+        if (s->dpool) pc_dnnl_pool_destroy(s->dpool);
+        if (s->dbn) pc_dnnl_bn_destroy(s->dbn);
+#endif
+    }
+    free(ex->ls);
+    free(ex->grad_ready);
+    pc_free(ex->scratch);
+    free(ex);
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void gap_forward(int n, int c, int hw, const float *x, float *y) {
+    for (int64_t p = 0; p < (int64_t)n * c; p++) {
+        float s = 0;
+        for (int i = 0; i < hw; i++) s += x[p * hw + i];
+        y[p] = s / (float)hw;
+    }
+}
+
+/* y = a + P(b): b subsampled by `stride` in space, its channels placed first. */
+static void add_forward(int n, const pc_layer *l, const pc_layer *lb, const float *a,
+                        const float *b, float *y) {
+    int64_t size = pc_layer_out_size(l);
+    memcpy(y, a, sizeof(float) * n * size);
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < lb->c; c++)
+            for (int h = 0; h < l->h; h++) {
+                float *yr = y + s * size + ((int64_t)c * l->h + h) * l->w;
+                const float *br = b + (((int64_t)s * lb->c + c) * lb->h + h * l->sh) * lb->w;
+                for (int w = 0; w < l->w; w++) yr[w] += br[w * l->sw];
+            }
+}
+
+/* Keep each element with probability 1-rate, scaled by 1/(1-rate). The mask is a
+ * function of (seed, step, layer, global sample index, element). */
+static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const float *x,
+                          float *y) {
+    int64_t size = pc_layer_out_size(l);
+    float keep = 1.0f - l->rate, scale = 1.0f / keep;
+    for (int s = 0; s < ex->batch; s++) {
+        uint64_t sample = (uint64_t)(ex->first_sample + s);
+        for (int64_t j = 0; j < size; j++) {
+            uint64_t bits = pc_rand64(ex->seed, PC_RNG_DROPOUT, ex->step, (uint64_t)layer,
+                                      sample * (uint64_t)size + (uint64_t)j);
+            int64_t k = s * size + j;
+            y[k] = pc_uniform01(bits) < keep ? x[k] * scale : 0.0f;
+        }
+    }
+}
+
+static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train) {
+    const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
+    const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->use_dnnl) {
+        if (train) {
+            pc_dnnl_bn_forward_train(s->dbn, x, gamma, beta, s->out, s->mean, s->var);
+        } else {
+            pc_dnnl_bn_forward_eval(s->dbn, x, gamma, beta, rmean, rvar, s->out);
+        }
+        return;
+    }
+#endif
+    if (train)
+        ref_bn_forward_train(&s->bn, x, gamma, beta, s->out, s->mean, s->var, s->invstd);
+    else
+        ref_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, s->out);
+}
+
+static void layer_forward(pc_exec *ex, int i, int train) {
+    const pc_model *m = ex->m;
+    const pc_layer *l = &m->layers[i];
+    layer_state *s = &ex->ls[i];
+    const float *x = ex->ls[l->inputs[0]].out;
+    const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
+    const float *b = l->bias_off >= 0 ? m->params + l->bias_off : NULL;
+    int64_t n_out = (int64_t)ex->batch * pc_layer_out_size(l);
+    switch (l->kind) {
+    case PC_L_INPUT:
+        break;
+    case PC_L_CONV:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_conv_forward(s->dconv, x, w, b, s->out); break; }
+#endif
+        ref_conv2d_forward(&s->conv, x, w, b, s->out);
+        break;
+    case PC_L_DENSE:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_dense_forward(s->ddense, x, w, b, s->out); break; }
+#endif
+        ref_dense_forward(&s->dense, x, w, b, s->out);
+        break;
+    case PC_L_BN:
+        bn_forward(ex, l, s, x, train);
+        break;
+    case PC_L_MAXPOOL:
+    case PC_L_AVGPOOL:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_pool_forward(s->dpool, x, s->out); break; }
+#endif
+        if (l->kind == PC_L_MAXPOOL)
+            ref_maxpool_forward(&s->pool, x, s->out, s->argmax);
+        else
+            ref_avgpool_forward(&s->pool, x, s->out);
+        break;
+    case PC_L_GAP:
+        gap_forward(ex->batch, l->c, m->layers[l->inputs[0]].h * m->layers[l->inputs[0]].w, x,
+                    s->out);
+        break;
+    case PC_L_DROPOUT:
+        if (train && l->rate > 0) {
+            dropout_apply(ex, i, l, x, s->out);
+            break;
+        }
+        /* identity in inference */
+        /* fall through */
+    case PC_L_FLATTEN:
+    case PC_L_RELU:
+        memcpy(s->out, x, sizeof(float) * n_out);
+        break;
+    case PC_L_ADD:
+        add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, ex->ls[l->inputs[1]].out, s->out);
+        break;
+    case PC_L_KIND_COUNT:
+        break;
+    }
+    if (l->act == PC_ACT_RELU) ref_relu_forward(n_out, s->out, s->out);
+}
+
+const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t step,
+                             int64_t first_sample, float *bn_stats) {
+    ex->train_forward = train;
+    ex->seed = seed;
+    ex->step = step;
+    ex->first_sample = first_sample;
+    for (int i = 1; i < ex->m->n_layers; i++) {
+        layer_forward(ex, i, train);
+        const pc_layer *l = &ex->m->layers[i];
+        if (train && bn_stats && l->kind == PC_L_BN) {
+            memcpy(bn_stats, ex->ls[i].mean, sizeof(float) * l->c);
+            memcpy(bn_stats + l->c, ex->ls[i].var, sizeof(float) * l->c);
+            bn_stats += 2 * l->c;
+        }
+    }
+    return ex->ls[ex->m->n_layers - 1].out;
+}
+
+double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float grad_scale,
+                    int *correct) {
+    int classes = ex->m->classes;
+    const float *logits = ex->ls[ex->m->n_layers - 1].out;
+    double loss = ref_softmax_xent(ex->batch, classes, logits, labels, smoothing, grad_scale,
+                                   ex->dlogits, NULL);
+    int ok = 0;
+    for (int s = 0; s < ex->batch; s++) {
+        const float *z = logits + (int64_t)s * classes;
+        int best = 0;
+        for (int k = 1; k < classes; k++)
+            if (z[k] > z[best]) best = k;
+        ok += best == labels[s];
+    }
+    if (correct) *correct = ok;
+    return loss;
+}
+
+void pc_exec_probs(pc_exec *ex, float *probs) {
+    int classes = ex->m->classes;
+    const float *logits = ex->ls[ex->m->n_layers - 1].out;
+    for (int s = 0; s < ex->batch; s++) {
+        const float *z = logits + (int64_t)s * classes;
+        float *p = probs + (int64_t)s * classes;
+        float mx = z[0];
+        for (int k = 1; k < classes; k++) mx = z[k] > mx ? z[k] : mx;
+        double sum = 0;
+        for (int k = 0; k < classes; k++) sum += (p[k] = expf(z[k] - mx));
+        for (int k = 0; k < classes; k++) p[k] = (float)(p[k] / sum);
+    }
+}
+
+/* ----------------------------------------------------------- backward */
+
+/* Where the gradient for input `j` should be written: straight into its dout the
+ * first time, into scratch (then added) when another consumer already wrote. */
+static float *grad_target(pc_exec *ex, int j) {
+    if (j == 0) return NULL; /* nobody needs the gradient of the input images */
+    return ex->grad_ready[j] ? ex->scratch : ex->ls[j].dout;
+}
+
+static void grad_commit(pc_exec *ex, int j, const float *target) {
+    if (j == 0) return;
+    if (target == ex->scratch) {
+        int64_t n = (int64_t)ex->batch * pc_layer_out_size(&ex->m->layers[j]);
+        float *d = ex->ls[j].dout;
+        for (int64_t k = 0; k < n; k++) d[k] += ex->scratch[k];
+    }
+    ex->grad_ready[j] = 1;
+}
+
+static void gap_backward(int n, int c, int hw, const float *dy, float *dx) {
+    for (int64_t p = 0; p < (int64_t)n * c; p++) {
+        float g = dy[p] / (float)hw;
+        for (int i = 0; i < hw; i++) dx[p * hw + i] = g;
+    }
+}
+
+/* Gradient of the subsampled, zero-padded second input of add. */
+static void add_backward_b(int n, const pc_layer *l, const pc_layer *lb, const float *dy,
+                           float *db) {
+    if (l->sh > 1) memset(db, 0, sizeof(float) * n * pc_layer_out_size(lb));
+    int64_t size = pc_layer_out_size(l);
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < lb->c; c++)
+            for (int h = 0; h < l->h; h++) {
+                const float *yr = dy + s * size + ((int64_t)c * l->h + h) * l->w;
+                float *br = db + (((int64_t)s * lb->c + c) * lb->h + h * l->sh) * lb->w;
+                for (int w = 0; w < l->w; w++) br[w * l->sw] = yr[w];
+            }
+}
+
+static void layer_backward(pc_exec *ex, int i, float *grads) {
+    const pc_model *m = ex->m;
+    const pc_layer *l = &m->layers[i];
+    layer_state *s = &ex->ls[i];
+    int j = l->inputs[0];
+    const float *x = ex->ls[j].out;
+    const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
+    float *dw = l->weight_off >= 0 ? grads + l->weight_off : NULL;
+    float *db = l->bias_off >= 0 ? grads + l->bias_off : NULL;
+    int64_t n_in = (int64_t)ex->batch * pc_layer_out_size(&m->layers[j]);
+    float *dy = s->dout;
+    float *dx = grad_target(ex, j);
+
+    if (l->act == PC_ACT_RELU) ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
+    switch (l->kind) {
+    case PC_L_CONV:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_conv_backward(s->dconv, x, w, dy, dx, dw, db); break; }
+#endif
+        ref_conv2d_backward(&s->conv, x, w, dy, dx, dw, db);
+        break;
+    case PC_L_DENSE:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_dense_backward(s->ddense, x, w, dy, dx, dw, db); break; }
+#endif
+        ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
+        break;
+    case PC_L_BN:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) {
+            pc_dnnl_bn_backward(s->dbn, x, w, s->mean, s->var, dy, dx, dw, db);
+            break;
+        }
+#endif
+        ref_bn_backward(&s->bn, x, w, s->mean, s->invstd, dy, dx, dw, db);
+        break;
+    case PC_L_MAXPOOL:
+    case PC_L_AVGPOOL:
+        if (!dx) break;
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) { pc_dnnl_pool_backward(s->dpool, dy, dx); break; }
+#endif
+        if (l->kind == PC_L_MAXPOOL)
+            ref_maxpool_backward(&s->pool, s->argmax, dy, dx);
+        else
+            ref_avgpool_backward(&s->pool, dy, dx);
+        break;
+    case PC_L_GAP:
+        if (dx) gap_backward(ex->batch, l->c, m->layers[j].h * m->layers[j].w, dy, dx);
+        break;
+    case PC_L_DROPOUT:
+        if (dx && l->rate > 0) {
+            dropout_apply(ex, i, l, dy, dx); /* same mask, same scale */
+            break;
+        }
+        /* fall through */
+    case PC_L_FLATTEN:
+    case PC_L_RELU:
+    case PC_L_ADD:
+        if (dx) memcpy(dx, dy, sizeof(float) * n_in);
+        break;
+    case PC_L_INPUT:
+    case PC_L_KIND_COUNT:
+        break;
+    }
+    if (dx) grad_commit(ex, j, dx);
+    if (l->kind == PC_L_ADD) {
+        int k = l->inputs[1];
+        float *dxb = grad_target(ex, k);
+        if (dxb) {
+            add_backward_b(ex->batch, l, &m->layers[k], dy, dxb);
+            grad_commit(ex, k, dxb);
+        }
+    }
+}
+
+void pc_exec_backward(pc_exec *ex, float *grads) {
+    const pc_model *m = ex->m;
+    memset(ex->grad_ready, 0, m->n_layers);
+    ex->grad_ready[m->n_layers - 1] = 1; /* seeded by pc_exec_loss */
+    for (int i = m->n_layers - 1; i >= 1; i--) {
+        const pc_layer *l = &m->layers[i];
+        if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
+            memset(ex->ls[i].dout, 0, sizeof(float) * ex->batch * pc_layer_out_size(l));
+        layer_backward(ex, i, grads);
+    }
+}

@@ -1,0 +1,45 @@
+/* A replica's working memory and kernels: activations, their gradients and
+ * per-layer kernel plans for one fixed batch size (the shard size). A trainer
+ * worker owns one; the model's parameters are shared read-only during a step. */
+#ifndef PC_EXEC_H
+#define PC_EXEC_H
+
+#include <stdint.h>
+
+#include "nn/model.h"
+
+typedef enum { PC_KERNELS_AUTO = 0, PC_KERNELS_REF, PC_KERNELS_DNNL } pc_kernel_set;
+
+typedef struct pc_exec pc_exec;
+
+/* Batch-norm statistics of one forward pass in training mode: for every BN layer,
+ * batch mean then biased variance (2*c floats), in layer order. */
+int64_t pc_exec_bn_stats_size(const pc_model *m);
+
+pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out);
+void pc_exec_destroy(pc_exec *ex);
+const char *pc_exec_kernel_name(const pc_exec *ex);
+
+/* The input buffer (batch, c, h, w) to fill before forward. */
+float *pc_exec_input(pc_exec *ex);
+
+/* Forward pass. train=1 uses batch statistics (written to bn_stats when non-NULL)
+ * and dropout keyed by (seed, step, first_sample + i); train=0 uses running statistics.
+ * Returns the logits (batch, classes). */
+const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t step,
+                             int64_t first_sample, float *bn_stats);
+
+/* Loss of the last forward against labels: returns the SUM of per-sample losses,
+ * counts correct top-1 predictions in *correct, and seeds the backward pass with
+ * dlogits = (softmax - target) * grad_scale. */
+double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float grad_scale,
+                    int *correct);
+
+/* Backward pass after forward(train=1) + loss: writes every parameter gradient into
+ * grads (n_params floats, overwritten). */
+void pc_exec_backward(pc_exec *ex, float *grads);
+
+/* Softmax probabilities of the last forward (batch, classes). */
+void pc_exec_probs(pc_exec *ex, float *probs);
+
+#endif

@@ -1,0 +1,643 @@
+/* Model files: parsing, shape inference, parameter layout and initialization. */
+#include "nn/model.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+
+extern const int pc_zoo_n;
+extern const char *const pc_zoo_names[];
+extern const char *const pc_zoo_texts[];
+
+static const char *const kind_names[PC_L_KIND_COUNT] = {
+    "input", "conv", "dense", "batchnorm", "maxpool", "avgpool",
+    "gap",   "flatten", "relu", "dropout", "add"};
+
+const char *pc_layer_kind_name(pc_layer_kind k) { return kind_names[k]; }
+
+int pc_zoo_count(void) { return pc_zoo_n; }
+const char *pc_zoo_name(int i) { return (i >= 0 && i < pc_zoo_n) ? pc_zoo_names[i] : NULL; }
+
+const char *pc_zoo_text(const char *name) {
+    for (int i = 0; i < pc_zoo_n; i++)
+        if (strcmp(pc_zoo_names[i], name) == 0) return pc_zoo_texts[i];
+    return NULL;
+}
+
+/* The first comment line of a zoo model file, without "# name: ". */
+const char *pc_zoo_summary(const char *name) {
+    static _Thread_local char line[160];
+    const char *t = pc_zoo_text(name);
+    if (!t) return NULL;
+    const char *colon = strchr(t, ':');
+    const char *end = strchr(t, '\n');
+    const char *start = (colon && colon < end) ? colon + 2 : t + 2;
+    snprintf(line, sizeof line, "%.*s", (int)(end - start), start);
+    return line;
+}
+
+int64_t pc_layer_out_size(const pc_layer *l) { return (int64_t)l->c * l->h * l->w; }
+
+int64_t pc_model_flops(const pc_model *m) {
+    int64_t f = 0;
+    for (int i = 0; i < m->n_layers; i++) f += m->layers[i].flops;
+    return f;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* One section of the file as written: its kind and its key=value pairs. */
+#define MAX_KEYS 16
+typedef struct {
+    char kind[24];
+    int line;
+    int n_keys;
+    char key[MAX_KEYS][24];
+    char value[MAX_KEYS][64];
+    int used[MAX_KEYS];
+} section;
+
+typedef struct {
+    const char *origin;
+    int classes;
+    int n_sections;
+    section *sections;
+} parse_ctx;
+
+static pc_status parse_sections(const char *text, parse_ctx *ctx) {
+    int cap = 16;
+    ctx->sections = calloc(cap, sizeof(section));
+    if (!ctx->sections) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int line_no = 0;
+    const char *p = text;
+    while (*p) {
+        line_no++;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        char buf[512];
+        if (len >= sizeof buf)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: line too long", ctx->origin, line_no);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        p = eol ? eol + 1 : p + len;
+        char *hash = strchr(buf, '#');
+        if (hash) *hash = 0;
+        char *s = buf;
+        while (*s) {
+            while (isspace((unsigned char)*s)) s++;
+            if (!*s) break;
+            char *tok = s;
+            while (*s && !isspace((unsigned char)*s)) s++;
+            if (*s) *s++ = 0;
+            if (tok[0] == '[') {
+                char *close = strchr(tok, ']');
+                if (!close || close[1] || close == tok + 1)
+                    return pc_fail(PC_ERR_USAGE, "%s:%d: malformed section header '%s'",
+                                   ctx->origin, line_no, tok);
+                *close = 0;
+                if (strlen(tok + 1) >= sizeof ctx->sections[0].kind)
+                    return pc_fail(PC_ERR_USAGE, "%s:%d: unknown layer type '%s'", ctx->origin,
+                                   line_no, tok + 1);
+                if (ctx->n_sections == cap) {
+                    cap *= 2;
+                    section *grown = realloc(ctx->sections, cap * sizeof(section));
+                    if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+                    ctx->sections = grown;
+                }
+                section *sec = &ctx->sections[ctx->n_sections++];
+                memset(sec, 0, sizeof *sec);
+                strcpy(sec->kind, tok + 1);
+                sec->line = line_no;
+                continue;
+            }
+            char *eq = strchr(tok, '=');
+            if (!eq || eq == tok || !eq[1])
+                return pc_fail(PC_ERR_USAGE, "%s:%d: expected key=value, got '%s'", ctx->origin,
+                               line_no, tok);
+            if (ctx->n_sections == 0)
+                return pc_fail(PC_ERR_USAGE, "%s:%d: '%s' before the first [section]",
+                               ctx->origin, line_no, tok);
+            section *sec = &ctx->sections[ctx->n_sections - 1];
+            *eq = 0;
+            if (sec->n_keys == MAX_KEYS || strlen(tok) >= 24 || strlen(eq + 1) >= 64)
+                return pc_fail(PC_ERR_USAGE, "%s:%d: too many or too long keys", ctx->origin,
+                               line_no);
+            for (int k = 0; k < sec->n_keys; k++)
+                if (strcmp(sec->key[k], tok) == 0)
+                    return pc_fail(PC_ERR_USAGE, "%s:%d: key '%s' given twice", ctx->origin,
+                                   line_no, tok);
+            strcpy(sec->key[sec->n_keys], tok);
+            strcpy(sec->value[sec->n_keys], eq + 1);
+            sec->n_keys++;
+        }
+    }
+    return PC_OK;
+}
+
+static const char *get_value(section *sec, const char *key) {
+    for (int k = 0; k < sec->n_keys; k++)
+        if (strcmp(sec->key[k], key) == 0) {
+            sec->used[k] = 1;
+            return sec->value[k];
+        }
+    return NULL;
+}
+
+/* An integer key; "classes" stands for the class count. */
+static pc_status get_int(parse_ctx *ctx, section *sec, const char *key, int def, int min,
+                         int *out) {
+    const char *v = get_value(sec, key);
+    if (!v) {
+        *out = def;
+        return PC_OK;
+    }
+    if (strcmp(v, "classes") == 0) {
+        *out = ctx->classes;
+        return PC_OK;
+    }
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || x < min || x > 1 << 20)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] %s=%s: expected an integer >= %d",
+                       ctx->origin, sec->line, sec->kind, key, v, min);
+    *out = (int)x;
+    return PC_OK;
+}
+
+static pc_status get_float(parse_ctx *ctx, section *sec, const char *key, float def, float min,
+                           float max, float *out) {
+    const char *v = get_value(sec, key);
+    if (!v) {
+        *out = def;
+        return PC_OK;
+    }
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || !(x >= min && x <= max))
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] %s=%s: expected a number in [%g, %g]",
+                       ctx->origin, sec->line, sec->kind, key, v, min, max);
+    *out = (float)x;
+    return PC_OK;
+}
+
+/* Growable layer list while building. */
+typedef struct {
+    pc_layer *v;
+    int n, cap;
+} layer_list;
+
+static pc_layer *push_layer(layer_list *ll) {
+    if (ll->n == ll->cap) {
+        ll->cap = ll->cap ? ll->cap * 2 : 32;
+        pc_layer *grown = realloc(ll->v, ll->cap * sizeof(pc_layer));
+        if (!grown) return NULL;
+        ll->v = grown;
+    }
+    pc_layer *l = &ll->v[ll->n++];
+    memset(l, 0, sizeof *l);
+    l->weight_off = l->bias_off = l->buffer_off = -1;
+    return l;
+}
+
+static int find_layer(const layer_list *ll, const char *name) {
+    for (int i = ll->n - 1; i >= 0; i--)
+        if (strcmp(ll->v[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* from=-1,name: resolve each reference to an earlier layer index. Relative
+ * references count sections as written (a sepconv is one section). */
+static pc_status resolve_inputs(parse_ctx *ctx, section *sec, const int *section_last_layer,
+                                int section_index, const layer_list *ll, int expected,
+                                int *inputs) {
+    const char *v = get_value(sec, "from");
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", v ? v : "-1");
+    int n = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (n == expected)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d input(s) in from=", ctx->origin,
+                           sec->line, sec->kind, expected);
+        char *end;
+        long rel = strtol(tok, &end, 10);
+        int idx;
+        if (!*end) {
+            if (rel >= 0 || section_index + rel < -1)
+                return pc_fail(PC_ERR_USAGE, "%s:%d: from=%s: relative references are negative "
+                               "and stay inside the model", ctx->origin, sec->line, tok);
+            idx = section_index + rel < 0 ? 0 : section_last_layer[section_index + rel];
+        } else {
+            idx = find_layer(ll, tok);
+            if (idx < 0)
+                return pc_fail(PC_ERR_USAGE, "%s:%d: from=%s: no earlier layer has that name",
+                               ctx->origin, sec->line, tok);
+        }
+        inputs[n++] = idx;
+    }
+    if (n != expected)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d input(s) in from=", ctx->origin,
+                       sec->line, sec->kind, expected);
+    return PC_OK;
+}
+
+static pc_status finish_conv(parse_ctx *ctx, section *sec, pc_layer *l, const pc_layer *in) {
+    if (in->c % l->groups || l->filters % l->groups)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [conv] groups=%d must divide the %d input channels "
+                       "and the %d filters", ctx->origin, sec->line, l->groups, in->c, l->filters);
+    int eh = in->h + 2 * l->ph - l->kh, ew = in->w + 2 * l->pw - l->kw;
+    if (eh < 0 || ew < 0)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] kernel %dx%d does not fit the %dx%d input",
+                       ctx->origin, sec->line, sec->kind, l->kh, l->kw, in->h, in->w);
+    l->c = l->filters;
+    l->h = eh / l->sh + 1;
+    l->w = ew / l->sw + 1;
+    l->weight_n = (int64_t)l->filters * (in->c / l->groups) * l->kh * l->kw;
+    l->bias_n = l->bias ? l->filters : 0;
+    l->flops = 2 * l->weight_n * l->h * l->w;
+    return PC_OK;
+}
+
+/* Read conv hyper-parameters shared by [conv] and [sepconv]. */
+static pc_status read_conv_keys(parse_ctx *ctx, section *sec, pc_layer *l) {
+    int size, stride, pad;
+    PC_TRY(get_int(ctx, sec, "filters", 0, 1, &l->filters));
+    if (l->filters == 0 || !get_value(sec, "filters"))
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] needs filters=", ctx->origin, sec->line,
+                       sec->kind);
+    PC_TRY(get_int(ctx, sec, "size", 3, 1, &size));
+    PC_TRY(get_int(ctx, sec, "stride", 1, 1, &stride));
+    PC_TRY(get_int(ctx, sec, "pad", 0, 0, &pad));
+    PC_TRY(get_int(ctx, sec, "bias", 1, 0, &l->bias));
+    l->kh = l->kw = size;
+    l->sh = l->sw = stride;
+    l->ph = l->pw = pad;
+    l->groups = 1;
+    return PC_OK;
+}
+
+static pc_status read_activation(parse_ctx *ctx, section *sec, pc_layer *l) {
+    const char *a = get_value(sec, "activation");
+    if (!a || strcmp(a, "linear") == 0 || strcmp(a, "none") == 0)
+        l->act = PC_ACT_NONE;
+    else if (strcmp(a, "relu") == 0)
+        l->act = PC_ACT_RELU;
+    else
+        return pc_fail(PC_ERR_USAGE, "%s:%d: activation=%s: expected relu or linear",
+                       ctx->origin, sec->line, a);
+    return PC_OK;
+}
+
+static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer *l,
+                          int index, const char *suffix) {
+    const char *name = get_value(sec, "name");
+    char buf[PC_NAME_LEN + 8];
+    if (name)
+        snprintf(buf, sizeof buf, "%s%s", name, suffix);
+    else
+        snprintf(buf, sizeof buf, "layers.%d%s", index, suffix);
+    if (strlen(buf) >= PC_NAME_LEN || (name && strchr(name, '.')))
+        return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s: too long or contains '.'", ctx->origin,
+                       sec->line, name);
+    if (name && find_layer(ll, buf) >= 0 && &ll->v[find_layer(ll, buf)] != l)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s is used twice", ctx->origin, sec->line,
+                       name);
+    strcpy(l->name, buf);
+    return PC_OK;
+}
+
+/* Build one section into one layer (two for sepconv). */
+static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *section_last_layer) {
+    section *sec = &ctx->sections[si];
+    const char *k = sec->kind;
+    int expected_inputs = strcmp(k, "add") == 0 ? 2 : 1;
+    int inputs[PC_MAX_INPUTS];
+    PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, expected_inputs, inputs));
+    pc_layer *l = push_layer(ll);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int li = ll->n - 1;
+    l->n_inputs = expected_inputs;
+    memcpy(l->inputs, inputs, sizeof inputs);
+    const pc_layer *in = &ll->v[inputs[0]];
+    PC_TRY(set_name(ctx, sec, ll, l, si, ""));
+    PC_TRY(read_activation(ctx, sec, l));
+    l->c = in->c;
+    l->h = in->h;
+    l->w = in->w;
+
+    if (strcmp(k, "conv") == 0) {
+        l->kind = PC_L_CONV;
+        PC_TRY(read_conv_keys(ctx, sec, l));
+        PC_TRY(get_int(ctx, sec, "groups", 1, 1, &l->groups));
+        PC_TRY(finish_conv(ctx, sec, l, in));
+    } else if (strcmp(k, "sepconv") == 0) {
+        /* depthwise size x size over the input channels, then pointwise 1x1 */
+        pc_layer point;
+        memset(&point, 0, sizeof point);
+        PC_TRY(read_conv_keys(ctx, sec, &point));
+        l->kind = PC_L_CONV;
+        l->act = PC_ACT_NONE;
+        l->filters = l->groups = in->c;
+        l->kh = point.kh; l->kw = point.kw;
+        l->sh = point.sh; l->sw = point.sw;
+        l->ph = point.ph; l->pw = point.pw;
+        l->bias = 0;
+        PC_TRY(set_name(ctx, sec, ll, l, si, ".depthwise"));
+        PC_TRY(finish_conv(ctx, sec, l, in));
+        pc_layer *p = push_layer(ll);
+        if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        l = &ll->v[li]; /* push may have moved the array */
+        p->kind = PC_L_CONV;
+        p->n_inputs = 1;
+        p->inputs[0] = li;
+        p->filters = point.filters;
+        p->kh = p->kw = p->sh = p->sw = p->groups = 1;
+        p->bias = point.bias;
+        PC_TRY(read_activation(ctx, sec, p));
+        PC_TRY(set_name(ctx, sec, ll, p, si, ".pointwise"));
+        PC_TRY(finish_conv(ctx, sec, p, l));
+    } else if (strcmp(k, "dense") == 0) {
+        l->kind = PC_L_DENSE;
+        PC_TRY(get_int(ctx, sec, "units", 0, 1, &l->filters));
+        if (!l->filters)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [dense] needs units=", ctx->origin, sec->line);
+        PC_TRY(get_int(ctx, sec, "bias", 1, 0, &l->bias));
+        l->c = l->filters;
+        l->h = l->w = 1;
+        l->weight_n = (int64_t)l->filters * pc_layer_out_size(in);
+        l->bias_n = l->bias ? l->filters : 0;
+        l->flops = 2 * l->weight_n;
+    } else if (strcmp(k, "batchnorm") == 0) {
+        l->kind = PC_L_BN;
+        PC_TRY(get_float(ctx, sec, "eps", 1e-5f, 1e-12f, 1.0f, &l->eps));
+        PC_TRY(get_float(ctx, sec, "momentum", 0.1f, 0.0f, 1.0f, &l->momentum));
+        l->weight_n = l->bias_n = l->c;
+        l->flops = 4LL * l->c * l->h * l->w;
+    } else if (strcmp(k, "maxpool") == 0 || strcmp(k, "avgpool") == 0) {
+        l->kind = k[0] == 'm' ? PC_L_MAXPOOL : PC_L_AVGPOOL;
+        int size, stride, pad;
+        PC_TRY(get_int(ctx, sec, "size", 2, 1, &size));
+        PC_TRY(get_int(ctx, sec, "stride", size, 1, &stride));
+        PC_TRY(get_int(ctx, sec, "pad", 0, 0, &pad));
+        if (2 * pad > size)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] pad=%d is more than half of size=%d",
+                           ctx->origin, sec->line, k, pad, size);
+        l->kh = l->kw = size;
+        l->sh = l->sw = stride;
+        l->ph = l->pw = pad;
+        int eh = in->h + 2 * pad - size, ew = in->w + 2 * pad - size;
+        if (eh < 0 || ew < 0)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] window %d does not fit the %dx%d input",
+                           ctx->origin, sec->line, k, size, in->h, in->w);
+        l->h = eh / stride + 1;
+        l->w = ew / stride + 1;
+        l->flops = (int64_t)l->c * l->h * l->w * size * size;
+    } else if (strcmp(k, "gap") == 0) {
+        l->kind = PC_L_GAP;
+        l->h = l->w = 1;
+        l->flops = pc_layer_out_size(in);
+    } else if (strcmp(k, "flatten") == 0) {
+        l->kind = PC_L_FLATTEN;
+        l->c = (int)pc_layer_out_size(in);
+        l->h = l->w = 1;
+    } else if (strcmp(k, "relu") == 0) {
+        l->kind = PC_L_RELU;
+        l->act = PC_ACT_RELU;
+    } else if (strcmp(k, "dropout") == 0) {
+        l->kind = PC_L_DROPOUT;
+        PC_TRY(get_float(ctx, sec, "rate", 0.5f, 0.0f, 0.99f, &l->rate));
+    } else if (strcmp(k, "add") == 0) {
+        l->kind = PC_L_ADD;
+        const pc_layer *b = &ll->v[inputs[1]];
+        /* The second input may be larger in space (by an integer stride) and have fewer
+         * channels: it is then subsampled and zero-padded (ResNet option A shortcut). */
+        int ok = b->c <= in->c && b->h % in->h == 0 && b->w % in->w == 0 &&
+                 b->h / in->h == b->w / in->w;
+        if (!ok)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [add] inputs %dx%dx%d and %dx%dx%d do not match",
+                           ctx->origin, sec->line, in->c, in->h, in->w, b->c, b->h, b->w);
+        l->sh = l->sw = b->h / in->h;
+        l->flops = pc_layer_out_size(l);
+    } else {
+        return pc_fail(PC_ERR_USAGE, "%s:%d: unknown layer type [%s]", ctx->origin, sec->line,
+                       k);
+    }
+    if (l->c <= 0 || l->h <= 0 || l->w <= 0)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] produces an empty output", ctx->origin,
+                       sec->line, k);
+    for (int key = 0; key < sec->n_keys; key++)
+        if (!sec->used[key])
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] has no key '%s'", ctx->origin, sec->line,
+                           k, sec->key[key]);
+    section_last_layer[si] = ll->n - 1;
+    return PC_OK;
+}
+
+/* Lay parameters out in layer order: weight then bias per layer. */
+static pc_status layout_params(pc_model *m) {
+    int64_t off = 0, boff = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        pc_layer *l = &m->layers[i];
+        if (l->weight_n) { l->weight_off = off; off += l->weight_n; }
+        if (l->bias_n) { l->bias_off = off; off += l->bias_n; }
+        if (l->kind == PC_L_BN) { l->buffer_off = boff; boff += 2LL * l->c; }
+    }
+    m->n_params = off;
+    m->n_buffers = boff;
+    m->params = pc_alloc(sizeof(float) * (off ? off : 1));
+    m->buffers = pc_alloc(sizeof(float) * (boff ? boff : 1));
+    if (!m->params || !m->buffers) return PC_ERR_NOMEM;
+    return PC_OK;
+}
+
+/* He-uniform weights (bound sqrt(6 / fan_in)), zero biases, BN gamma 1 and beta 0,
+ * running mean 0 and var 1. Each value is keyed by its flat index. */
+static void init_params(pc_model *m, uint64_t seed) {
+    for (int i = 0; i < m->n_layers; i++) {
+        pc_layer *l = &m->layers[i];
+        if (l->kind == PC_L_BN) {
+            for (int c = 0; c < l->c; c++) {
+                m->params[l->weight_off + c] = 1.0f;
+                m->buffers[l->buffer_off + l->c + c] = 1.0f;
+            }
+            continue;
+        }
+        if (!l->weight_n) continue;
+        int64_t fan_in = l->weight_n / l->filters;
+        float bound = sqrtf(6.0f / (float)fan_in);
+        for (int64_t j = 0; j < l->weight_n; j++) {
+            uint64_t bits = pc_rand64(seed, PC_RNG_INIT, (uint64_t)(l->weight_off + j), 0, 0);
+            m->params[l->weight_off + j] = (2.0f * pc_uniform01(bits) - 1.0f) * bound;
+        }
+    }
+}
+
+pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int w, int classes,
+                         uint64_t seed, pc_model **out) {
+    *out = NULL;
+    if (c <= 0 || h <= 0 || w <= 0 || classes < 2)
+        return pc_fail(PC_ERR_USAGE, "%s: bad input shape %dx%dx%d or class count %d", origin, c,
+                       h, w, classes);
+    parse_ctx ctx = {.origin = origin, .classes = classes};
+    layer_list ll = {0};
+    int *section_last = NULL;
+    pc_model *m = NULL;
+    pc_status st = parse_sections(text, &ctx);
+    if (st == PC_OK && ctx.n_sections == 0)
+        st = pc_fail(PC_ERR_USAGE, "%s: no layers", origin);
+    int first = 0;
+    if (st == PC_OK && strcmp(ctx.sections[0].kind, "net") == 0) {
+        /* [net] only documents the shape the model was designed for; data decides. */
+        section *net = &ctx.sections[0];
+        int ignored;
+        const char *keys[] = {"channels", "height", "width"};
+        for (int k = 0; k < 3 && st == PC_OK; k++) st = get_int(&ctx, net, keys[k], 1, 1, &ignored);
+        for (int k = 0; k < net->n_keys && st == PC_OK; k++)
+            if (!net->used[k])
+                st = pc_fail(PC_ERR_USAGE, "%s:%d: [net] has no key '%s'", origin, net->line,
+                             net->key[k]);
+        first = 1;
+    }
+    if (st == PC_OK) {
+        section_last = calloc(ctx.n_sections + 1, sizeof(int));
+        pc_layer *input = push_layer(&ll);
+        if (!section_last || !input) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        else {
+            input->kind = PC_L_INPUT;
+            strcpy(input->name, "input");
+            input->c = c;
+            input->h = h;
+            input->w = w;
+        }
+    }
+    for (int si = first; si < ctx.n_sections && st == PC_OK; si++) {
+        if (si == first && first) section_last[si - 1] = 0;
+        st = build_section(&ctx, si, &ll, section_last);
+    }
+    if (st == PC_OK) {
+        const pc_layer *last = &ll.v[ll.n - 1];
+        if (ll.n < 2 || pc_layer_out_size(last) != classes || last->act != PC_ACT_NONE)
+            st = pc_fail(PC_ERR_USAGE, "%s: the last layer must output the %d class scores "
+                         "(units=classes or filters=classes + gap), without activation; "
+                         "it outputs %dx%dx%d", origin, classes, last->c, last->h, last->w);
+    }
+    if (st == PC_OK) {
+        m = calloc(1, sizeof *m);
+        if (!m) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    if (st == PC_OK) {
+        m->layers = ll.v;
+        ll.v = NULL;
+        m->n_layers = ll.n;
+        m->classes = classes;
+        m->source = strdup(text);
+        m->name = strdup(origin);
+        st = layout_params(m);
+    }
+    if (st == PC_OK) init_params(m, seed);
+    free(ll.v);
+    free(section_last);
+    free(ctx.sections);
+    if (st != PC_OK) {
+        pc_model_free(m);
+        return st;
+    }
+    *out = m;
+    return PC_OK;
+}
+
+static char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = (n >= 0 && n < (1 << 24)) ? malloc(n + 1) : NULL;
+    if (buf && fread(buf, 1, n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+pc_status pc_model_create(const char *name_or_path, int c, int h, int w, int classes,
+                          uint64_t seed, pc_model **out) {
+    const char *zoo = pc_zoo_text(name_or_path);
+    if (zoo) return pc_model_parse(zoo, name_or_path, c, h, w, classes, seed, out);
+    if (!strchr(name_or_path, '/') && !strstr(name_or_path, ".cfg")) {
+        char names[256] = "";
+        for (int i = 0; i < pc_zoo_n; i++) {
+            strcat(names, i ? ", " : "");
+            strncat(names, pc_zoo_names[i], sizeof names - strlen(names) - 3);
+        }
+        return pc_fail(PC_ERR_USAGE, "unknown model '%s' (the zoo has %s; or give a model file)",
+                       name_or_path, names);
+    }
+    char *text = read_text_file(name_or_path);
+    if (!text) return pc_fail(PC_ERR_DATA, "%s: cannot read model file", name_or_path);
+    if (strlen(text) == 0) {
+        free(text);
+        return pc_fail(PC_ERR_USAGE, "%s: empty model file", name_or_path);
+    }
+    pc_status st = pc_model_parse(text, name_or_path, c, h, w, classes, seed, out);
+    free(text);
+    return st;
+}
+
+void pc_model_free(pc_model *m) {
+    if (!m) return;
+    free(m->layers);
+    pc_free(m->params);
+    pc_free(m->buffers);
+    free(m->source);
+    free(m->name);
+    free(m);
+}
+
+int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max) {
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        const pc_layer *in = &m->layers[l->inputs[0]];
+        pc_param_info item[4];
+        int k = 0;
+        memset(item, 0, sizeof item);
+        if (l->kind == PC_L_CONV) {
+            item[k] = (pc_param_info){.ndim = 4, .shape = {l->filters, in->c / l->groups, l->kh, l->kw}};
+            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
+            item[k].offset = l->weight_off; item[k].numel = l->weight_n; k++;
+        } else if (l->kind == PC_L_DENSE) {
+            item[k] = (pc_param_info){.ndim = 2, .shape = {l->filters, pc_layer_out_size(in)}};
+            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
+            item[k].offset = l->weight_off; item[k].numel = l->weight_n; k++;
+        } else if (l->kind == PC_L_BN) {
+            item[k] = (pc_param_info){.ndim = 1, .shape = {l->c}};
+            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
+            item[k].offset = l->weight_off; item[k].numel = l->c; k++;
+        }
+        if (l->bias_n) {
+            item[k] = (pc_param_info){.ndim = 1, .shape = {l->bias_n}};
+            snprintf(item[k].name, sizeof item[k].name, "%s.bias", l->name);
+            item[k].offset = l->bias_off; item[k].numel = l->bias_n; k++;
+        }
+        if (l->kind == PC_L_BN) {
+            const char *bn_names[2] = {"running_mean", "running_var"};
+            for (int b = 0; b < 2; b++) {
+                item[k] = (pc_param_info){.ndim = 1, .shape = {l->c}, .is_buffer = 1};
+                snprintf(item[k].name, sizeof item[k].name, "%s.%s", l->name, bn_names[b]);
+                item[k].offset = l->buffer_off + b * l->c; item[k].numel = l->c; k++;
+            }
+        }
+        for (int j = 0; j < k; j++) {
+            item[j].layer = i;
+            if (infos && n < max) infos[n] = item[j];
+            n++;
+        }
+    }
+    return n;
+}

@@ -1,0 +1,110 @@
+/* The model graph: an ordered list of layers, each reading the outputs of
+ * earlier layers, with all parameters in one flat array (and batch-norm running
+ * statistics in a second flat "buffers" array), so the optimizer and the
+ * gradient reduction are single loops over contiguous memory.
+ *
+ * Models come from a plain-text model file (see docs/model-format.md):
+ *
+ *   [net]            optional: channels/height/width defaults
+ *   [conv]           filters= size= stride= pad= groups= bias= activation=
+ *   [sepconv]        depthwise size x size + pointwise 1x1 (two layers)
+ *   [dense]          units= bias= activation=
+ *   [batchnorm]      eps= momentum= activation=
+ *   [maxpool] [avgpool]  size= stride= pad=
+ *   [gap] [flatten] [relu] [dropout] rate=   [add] from=a,b activation=
+ * "filters=classes" / "units=classes" take the dataset's class count.
+ */
+#ifndef PC_MODEL_H
+#define PC_MODEL_H
+
+#include <stdint.h>
+
+#include "core/common.h"
+
+typedef enum {
+    PC_L_INPUT,
+    PC_L_CONV,
+    PC_L_DENSE,
+    PC_L_BN,
+    PC_L_MAXPOOL,
+    PC_L_AVGPOOL,
+    PC_L_GAP,
+    PC_L_FLATTEN,
+    PC_L_RELU,
+    PC_L_DROPOUT,
+    PC_L_ADD,
+    PC_L_KIND_COUNT
+} pc_layer_kind;
+
+typedef enum { PC_ACT_NONE = 0, PC_ACT_RELU = 1 } pc_activation;
+
+#define PC_MAX_INPUTS 2
+#define PC_NAME_LEN 48
+
+typedef struct {
+    pc_layer_kind kind;
+    char name[PC_NAME_LEN];     /* parameter names are "<name>.weight" etc. */
+    int n_inputs;
+    int inputs[PC_MAX_INPUTS];  /* indices of earlier layers */
+    pc_activation act;          /* applied to the layer's output */
+
+    /* hyper-parameters (those that apply to the kind) */
+    int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */
+    float rate;                 /* dropout */
+    float eps, momentum;        /* batch norm (PyTorch convention: new = (1-m) old + m batch) */
+
+    /* output shape per sample */
+    int c, h, w;
+
+    /* parameters: offsets into model->params (-1 when absent) */
+    int64_t weight_off, weight_n;
+    int64_t bias_off, bias_n;   /* batch norm: gamma in weight, beta in bias */
+    int64_t buffer_off;         /* batch norm: running mean (c) then running var (c) */
+    int64_t flops;              /* forward multiply-adds x2 per sample */
+} pc_layer;
+
+typedef struct {
+    int n_layers;
+    pc_layer *layers;           /* layers[0] is the input */
+    int classes;
+    int64_t n_params;
+    float *params;
+    int64_t n_buffers;
+    float *buffers;
+    char *source;               /* the model file text it was built from */
+    char *name;                 /* zoo name or file name */
+} pc_model;
+
+/* Build a model from model-file text for inputs of (c, h, w) and `classes` outputs.
+ * `origin` names the text in error messages (file name or zoo name). Parameters are
+ * initialized from `seed` (He-uniform weights, zero biases, BN gamma 1 / beta 0). */
+pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int w, int classes,
+                         uint64_t seed, pc_model **out);
+/* "simple-cnn", "minixception", "resnet20", or a path to a model file. */
+pc_status pc_model_create(const char *name_or_path, int c, int h, int w, int classes,
+                          uint64_t seed, pc_model **out);
+void pc_model_free(pc_model *m);
+
+/* The zoo: built-in model files. */
+int pc_zoo_count(void);
+const char *pc_zoo_name(int i);
+const char *pc_zoo_text(const char *name); /* NULL when unknown */
+const char *pc_zoo_summary(const char *name);
+
+const char *pc_layer_kind_name(pc_layer_kind k);
+int64_t pc_model_flops(const pc_model *m); /* forward FLOPs per sample */
+int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
+
+/* Parameter tensors in a fixed order, with PyTorch-style names and shapes. Used for
+ * safetensors files and golden tests. Returns how many there are when `names` is NULL. */
+typedef struct {
+    char name[PC_NAME_LEN + 16];
+    int ndim;
+    int64_t shape[4];
+    int64_t offset, numel;
+    int is_buffer;              /* lives in model->buffers, not params */
+    int layer;
+} pc_param_info;
+int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max);
+
+#endif

@@ -1,0 +1,30 @@
+/* An engine: a model, a team of workers and one replica (pc_exec) per worker, all
+ * with the same fixed batch size. Training, evaluation and prediction run on it. */
+#ifndef PC_ENGINE_H
+#define PC_ENGINE_H
+
+#include "data/dataset.h"
+#include "nn/exec.h"
+#include "nn/model.h"
+#include "train/metrics.h"
+#include "train/pool.h"
+
+typedef struct {
+    pc_model *model;       /* not owned */
+    pc_pool *pool;
+    pc_exec **execs;       /* one per worker */
+    int workers, threads, batch;
+    float mean[4], std[4]; /* input normalization per channel */
+} pc_engine;
+
+pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
+                           pc_kernel_set kernels, pc_engine **out);
+void pc_engine_destroy(pc_engine *e);
+
+/* Evaluate on all of d in chunks of `batch` (the last one padded): fills metrics
+ * (confusion, loss) and, when non-NULL, the predicted class per sample and the
+ * probabilities (n x classes). Results do not depend on the worker count. */
+pc_status pc_engine_evaluate(pc_engine *e, const pc_dataset *d, pc_metrics *metrics,
+                             int32_t *predictions, float *probs);
+
+#endif

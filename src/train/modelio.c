@@ -1,0 +1,202 @@
+#include "train/modelio.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/safetensors.h"
+
+void pc_model_meta_free(pc_model_meta *meta) {
+    for (int k = 0; meta->class_names && k < meta->classes; k++) free(meta->class_names[k]);
+    free(meta->class_names);
+    meta->class_names = NULL;
+}
+
+static char *json_floats(const float *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.9g", (double)v[i]);
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(buf));
+    }
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+static char *json_names(char *const *names, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(names[i]));
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return s;
+}
+
+/* Tensors of the model in pc_model_param_info order, plus `extra`. */
+static pc_status save(const char *path, const pc_model *m, const pc_model_meta *meta,
+                      const pc_st_tensor *extra, int n_extra, const pc_st_meta *extra_meta,
+                      int n_extra_meta) {
+    int n = pc_model_param_info(m, NULL, 0);
+    pc_param_info *info = calloc(n + 1, sizeof *info);
+    pc_st_tensor *t = calloc(n + n_extra + 1, sizeof *t);
+    if (!info || !t) {
+        free(info);
+        free(t);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    pc_model_param_info(m, info, n);
+    for (int i = 0; i < n; i++) {
+        t[i].name = info[i].name;
+        t[i].dtype = PC_F32;
+        t[i].ndim = info[i].ndim;
+        memcpy(t[i].shape, info[i].shape, sizeof info[i].shape);
+        t[i].data = (info[i].is_buffer ? m->buffers : m->params) + info[i].offset;
+    }
+    memcpy(t + n, extra, sizeof(pc_st_tensor) * n_extra);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%d,%d,%d", meta->c, meta->h, meta->w);
+    char *classes = json_names(meta->class_names, meta->classes);
+    char *mean = json_floats(meta->mean, meta->c);
+    char *std = json_floats(meta->std, meta->c);
+    pc_st_meta md[16] = {
+        {"format", "parcnn-model-1"}, {"model_name", m->name}, {"model", m->source},
+        {"input_shape", shape},       {"classes", classes},    {"mean", mean},
+        {"std", std}};
+    int n_md = 7;
+    for (int i = 0; i < n_extra_meta && n_md < 16; i++) md[n_md++] = extra_meta[i];
+    pc_status st = pc_safetensors_write(path, t, n + n_extra, md, n_md);
+    free(classes);
+    free(mean);
+    free(std);
+    free(info);
+    free(t);
+    return st;
+}
+
+pc_status pc_model_save(const char *path, const pc_model *m, const pc_model_meta *meta) {
+    return save(path, m, meta, NULL, 0, NULL, 0);
+}
+
+/* Copy every model tensor out of the file, checking names and shapes. */
+static pc_status load_tensors(const char *path, const pc_st_file *f, pc_model *m) {
+    int n = pc_model_param_info(m, NULL, 0);
+    pc_param_info *info = calloc(n + 1, sizeof *info);
+    if (!info) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_model_param_info(m, info, n);
+    pc_status st = PC_OK;
+    for (int i = 0; i < n && st == PC_OK; i++) {
+        const pc_st_tensor *t = pc_st_get(f, info[i].name);
+        int ok = t && t->dtype == PC_F32 && t->ndim == info[i].ndim;
+        for (int d = 0; ok && d < t->ndim; d++) ok = t->shape[d] == info[i].shape[d];
+        if (!ok) {
+            st = pc_fail(PC_ERR_DATA, "%s: tensor %s is missing or has the wrong shape or dtype",
+                         path, info[i].name);
+            break;
+        }
+        float *dst = (info[i].is_buffer ? m->buffers : m->params) + info[i].offset;
+        memcpy(dst, t->data, sizeof(float) * info[i].numel);
+    }
+    free(info);
+    return st;
+}
+
+static pc_status parse_meta(const char *path, const pc_st_file *f, pc_model_meta *meta) {
+    memset(meta, 0, sizeof *meta);
+    const char *shape = pc_st_meta_get(f, "input_shape");
+    const char *classes = pc_st_meta_get(f, "classes");
+    const char *mean = pc_st_meta_get(f, "mean");
+    const char *std = pc_st_meta_get(f, "std");
+    if (!shape || !classes || !mean || !std || !pc_st_meta_get(f, "model"))
+        return pc_fail(PC_ERR_DATA, "%s: not a parcnn model (metadata missing)", path);
+    if (sscanf(shape, "%d,%d,%d", &meta->c, &meta->h, &meta->w) != 3 || meta->c < 1 ||
+        meta->c > 4 || meta->h < 1 || meta->w < 1 || meta->h > 65536 || meta->w > 65536)
+        return pc_fail(PC_ERR_DATA, "%s: bad input_shape '%s'", path, shape);
+    cJSON *names = cJSON_Parse(classes);
+    cJSON *jm = cJSON_Parse(mean), *js = cJSON_Parse(std);
+    pc_status st = PC_OK;
+    int n = cJSON_IsArray(names) ? cJSON_GetArraySize(names) : 0;
+    if (n < 2 || !cJSON_IsArray(jm) || !cJSON_IsArray(js) || cJSON_GetArraySize(jm) != meta->c ||
+        cJSON_GetArraySize(js) != meta->c)
+        st = pc_fail(PC_ERR_DATA, "%s: bad classes, mean or std metadata", path);
+    if (st == PC_OK) {
+        meta->classes = n;
+        meta->class_names = calloc(n, sizeof(char *));
+        for (int k = 0; k < n; k++) {
+            cJSON *it = cJSON_GetArrayItem(names, k);
+            meta->class_names[k] = strdup(cJSON_IsString(it) ? it->valuestring : "?");
+        }
+        for (int c = 0; c < meta->c; c++) {
+            meta->mean[c] = (float)cJSON_GetArrayItem(jm, c)->valuedouble;
+            meta->std[c] = (float)cJSON_GetArrayItem(js, c)->valuedouble;
+            if (!(meta->std[c] > 0)) st = pc_fail(PC_ERR_DATA, "%s: std must be positive", path);
+        }
+    }
+    cJSON_Delete(names);
+    cJSON_Delete(jm);
+    cJSON_Delete(js);
+    if (st != PC_OK) pc_model_meta_free(meta);
+    return st;
+}
+
+pc_status pc_model_load(const char *path, pc_model **out, pc_model_meta *meta) {
+    *out = NULL;
+    pc_st_file *f;
+    PC_TRY(pc_safetensors_read(path, &f));
+    pc_status st = parse_meta(path, f, meta);
+    pc_model *m = NULL;
+    if (st == PC_OK) {
+        const char *name = pc_st_meta_get(f, "model_name");
+        st = pc_model_parse(pc_st_meta_get(f, "model"), name ? name : path, meta->c, meta->h,
+                            meta->w, meta->classes, 0, &m);
+        if (st != PC_OK) st = pc_fail(st, "%s: its model description: %s", path, pc_last_error());
+    }
+    if (st == PC_OK) st = load_tensors(path, f, m);
+    pc_st_close(f);
+    if (st != PC_OK) {
+        pc_model_free(m);
+        pc_model_meta_free(meta);
+        return st;
+    }
+    *out = m;
+    return PC_OK;
+}
+
+pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,
+                             const pc_checkpoint_info *info) {
+    pc_st_tensor extra = {.name = "optimizer.state", .dtype = PC_F32, .ndim = 1,
+                          .shape = {info->opt_state_n}, .data = info->opt_state};
+    char step[32], seed[32];
+    snprintf(step, sizeof step, "%lld", (long long)info->step);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
+    pc_st_meta md[3] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint}};
+    return save(path, m, meta, &extra, info->opt_state_n ? 1 : 0, md, 3);
+}
+
+pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerprint,
+                             float *opt_state, int64_t opt_state_n, int64_t *step) {
+    pc_st_file *f;
+    PC_TRY(pc_safetensors_read(path, &f));
+    pc_status st = PC_OK;
+    const char *fp = pc_st_meta_get(f, "fingerprint");
+    const char *step_s = pc_st_meta_get(f, "step");
+    char *end = NULL;
+    long long s = step_s ? strtoll(step_s, &end, 10) : -1;
+    if (!fp || !step_s || *end || s < 0)
+        st = pc_fail(PC_ERR_DATA, "%s: not a parcnn training checkpoint", path);
+    else if (strcmp(fp, fingerprint) != 0)
+        st = pc_fail(PC_ERR_USAGE, "%s: was written with other settings (%s); now: %s", path, fp,
+                     fingerprint);
+    if (st == PC_OK) st = load_tensors(path, f, m);
+    if (st == PC_OK && opt_state_n) {
+        const pc_st_tensor *t = pc_st_get(f, "optimizer.state");
+        if (!t || t->dtype != PC_F32 || t->ndim != 1 || t->shape[0] != opt_state_n)
+            st = pc_fail(PC_ERR_DATA, "%s: optimizer.state missing or of the wrong size", path);
+        else
+            memcpy(opt_state, t->data, sizeof(float) * opt_state_n);
+    }
+    if (st == PC_OK) *step = s;
+    pc_st_close(f);
+    return st;
+}

@@ -1,0 +1,98 @@
+#include "train/pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+struct pc_pool {
+    int workers, threads;
+    pthread_t *tids;
+    pthread_barrier_t start, done;
+    pc_job_fn fn;
+    void *arg;
+    int quit;
+};
+
+typedef struct {
+    pc_pool *pool;
+    int worker;
+} worker_arg;
+
+static void set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+static void *worker_main(void *p) {
+    worker_arg *wa = p;
+    pc_pool *pool = wa->pool;
+    int w = wa->worker;
+    free(wa);
+    set_threads(pool->threads);
+    for (;;) {
+        pthread_barrier_wait(&pool->start);
+        if (pool->quit) break;
+        pool->fn(w, pool->arg);
+        pthread_barrier_wait(&pool->done);
+    }
+    return NULL;
+}
+
+pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out) {
+    pc_pool *p = calloc(1, sizeof *p);
+    if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    p->workers = workers;
+    p->threads = threads_per_worker;
+    p->tids = calloc(workers, sizeof(pthread_t));
+    if (!p->tids) {
+        free(p);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    pthread_barrier_init(&p->start, NULL, workers);
+    pthread_barrier_init(&p->done, NULL, workers);
+    set_threads(threads_per_worker);
+    for (int w = 1; w < workers; w++) {
+        worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) return pc_fail(PC_ERR_NOMEM, "out of memory"); /* leaks a partial pool: fatal anyway */
+        wa->pool = p;
+        wa->worker = w;
+        if (pthread_create(&p->tids[w], NULL, worker_main, wa) != 0)
+            return pc_fail(PC_ERR_INTERNAL, "cannot start worker thread %d", w);
+    }
+    *out = p;
+    return PC_OK;
+}
+
+void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg) {
+    p->fn = fn;
+    p->arg = arg;
+    pthread_barrier_wait(&p->start);
+    fn(0, arg);
+    pthread_barrier_wait(&p->done);
+}
+
+int pc_pool_size(const pc_pool *p) { return p->workers; }
+
+void pc_pool_destroy(pc_pool *p) {
+    if (!p) return;
+    p->quit = 1;
+    pthread_barrier_wait(&p->start);
+    for (int w = 1; w < p->workers; w++) pthread_join(p->tids[w], NULL);
+    pthread_barrier_destroy(&p->start);
+    pthread_barrier_destroy(&p->done);
+    free(p->tids);
+    free(p);
+}
+
+void pc_split_range(int64_t n, int workers, int w, int64_t align, int64_t *begin, int64_t *end) {
+    int64_t blocks = (n + align - 1) / align;
+    int64_t b0 = blocks * w / workers, b1 = blocks * (w + 1) / workers;
+    *begin = PC_MIN(b0 * align, n);
+    *end = PC_MIN(b1 * align, n);
+}

@@ -1,0 +1,23 @@
+/* A fixed team of worker threads that run one job at a time. The calling thread is
+ * worker 0, so a team of one runs everything inline. Every worker sets its OpenMP
+ * thread count once, which oneDNN uses for its kernels: per-worker kernels run with a
+ * fixed thread count, as the determinism contract requires. */
+#ifndef PC_POOL_H
+#define PC_POOL_H
+
+#include "core/common.h"
+
+typedef struct pc_pool pc_pool;
+typedef void (*pc_job_fn)(int worker, void *arg);
+
+pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out);
+/* Run fn(w, arg) on every worker w in [0, workers) and wait for all of them. */
+void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg);
+int pc_pool_size(const pc_pool *p);
+void pc_pool_destroy(pc_pool *p);
+
+/* [begin, end) of worker w's share of n items, split as evenly as possible in
+ * multiples of `align`. */
+void pc_split_range(int64_t n, int workers, int w, int64_t align, int64_t *begin, int64_t *end);
+
+#endif

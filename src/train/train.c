@@ -1,0 +1,452 @@
+#include "train/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "train/engine.h"
+#include "train/metrics.h"
+#include "train/modelio.h"
+#include "train/tree.h"
+
+#define MAX_OWNED 64
+
+void pc_train_config_defaults(pc_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->data = "fashion-mnist";
+    c->model = "simple-cnn";
+    c->epochs = 12;
+    c->batch = 128;
+    c->shard_size = 32;
+    c->workers = 1;
+    c->threads = 1;
+    c->opt = (pc_opt_config){.kind = PC_OPT_ADAM, .momentum = 0.9f, .beta1 = 0.9f,
+                             .beta2 = 0.999f, .eps = 1e-8f};
+    c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
+                                 .decay_epochs = 1.0f};
+    c->seed = 1;
+}
+
+/* A worker's share of the reduction tree: the maximal nodes inside its shard
+ * range, one gradient buffer each, plus a stack of temporaries for summing. */
+typedef struct {
+    int n_owned;
+    pc_tree_node owned[MAX_OWNED];
+    float *owned_buf[MAX_OWNED];
+    int depth;
+    float **tmp;          /* depth buffers */
+} worker_tree;
+
+typedef struct {
+    const pc_train_config *cfg;
+    pc_engine *e;
+    pc_model *m;
+    pc_dataset train, test;
+    pc_model_meta meta;
+    int shards;
+    worker_tree *wt;
+    /* every owned node of every worker, for the cross-worker combine */
+    int n_nodes;
+    pc_tree_node nodes[MAX_OWNED * 16];
+    float *node_buf[MAX_OWNED * 16];
+    float *opt_state;
+    int64_t opt_state_n;
+    int64_t *perm;
+    int perm_epoch;
+    /* per step */
+    int64_t step;         /* optimizer steps done so far */
+    float lr;
+    int64_t batch_first;  /* offset of this step's batch in perm */
+    double *shard_loss;
+    int *shard_correct;
+    float *shard_bn;
+    int64_t bn_size;
+    char fingerprint[1024];
+} trainer;
+
+/* ------------------------------------------------------------- the step */
+
+static void compute_shard(trainer *t, int w, int shard, float *grads) {
+    pc_exec *ex = t->e->execs[w];
+    int ss = t->cfg->shard_size;
+    int64_t idx[ss];
+    int32_t labels[ss];
+    for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
+    pc_dataset_gather(&t->train, idx, ss, t->e->mean, t->e->std, pc_exec_input(ex), labels);
+    int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
+    pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample,
+                    t->shard_bn + (int64_t)shard * t->bn_size);
+    t->shard_loss[shard] = pc_exec_loss(ex, labels, t->cfg->label_smoothing,
+                                        1.0f / (float)t->cfg->batch, &t->shard_correct[shard]);
+    pc_exec_backward(ex, grads);
+}
+
+/* Sum of the shard gradients under `node`, in tree order, into out. */
+static void reduce_subtree(trainer *t, int w, pc_tree_node node, float *out, int level) {
+    if (node.hi - node.lo == 1) {
+        compute_shard(t, w, node.lo, out);
+        return;
+    }
+    int mid = pc_tree_mid(node);
+    float *right = t->wt[w].tmp[level];
+    reduce_subtree(t, w, (pc_tree_node){node.lo, mid}, out, level + 1);
+    reduce_subtree(t, w, (pc_tree_node){mid, node.hi}, right, level + 1);
+    int64_t n = t->m->n_params;
+    for (int64_t i = 0; i < n; i++) out[i] += right[i];
+}
+
+static void compute_job(int w, void *arg) {
+    trainer *t = arg;
+    worker_tree *wt = &t->wt[w];
+    for (int k = 0; k < wt->n_owned; k++) reduce_subtree(t, w, wt->owned[k], wt->owned_buf[k], 0);
+}
+
+/* The top of the tree, above the owned nodes, evaluated on [begin, end) in place:
+ * returns the buffer holding node's sum. */
+static float *combine(trainer *t, pc_tree_node node, int64_t begin, int64_t end) {
+    for (int k = 0; k < t->n_nodes; k++)
+        if (t->nodes[k].lo == node.lo && t->nodes[k].hi == node.hi) return t->node_buf[k];
+    int mid = pc_tree_mid(node);
+    float *left = combine(t, (pc_tree_node){node.lo, mid}, begin, end);
+    float *right = combine(t, (pc_tree_node){mid, node.hi}, begin, end);
+    for (int64_t i = begin; i < end; i++) left[i] += right[i];
+    return left;
+}
+
+static void update_job(int w, void *arg) {
+    trainer *t = arg;
+    int64_t begin, end, n = t->m->n_params;
+    pc_split_range(n, t->e->workers, w, 16, &begin, &end);
+    float *g = combine(t, (pc_tree_node){0, t->shards}, begin, end);
+    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, g, t->opt_state, n, begin, end);
+}
+
+/* Running statistics, folded in shard order: new = (1-m) old + m batch, with the
+ * unbiased batch variance as in PyTorch. */
+static void update_running_stats(trainer *t) {
+    for (int s = 0; s < t->shards; s++) {
+        const float *st = t->shard_bn + (int64_t)s * t->bn_size;
+        for (int i = 0; i < t->m->n_layers; i++) {
+            const pc_layer *l = &t->m->layers[i];
+            if (l->kind != PC_L_BN) continue;
+            float *rmean = t->m->buffers + l->buffer_off, *rvar = rmean + l->c;
+            double count = (double)t->cfg->shard_size * l->h * l->w;
+            float unbias = (float)(count / (count > 1 ? count - 1 : 1));
+            for (int c = 0; c < l->c; c++) {
+                rmean[c] = (1 - l->momentum) * rmean[c] + l->momentum * st[c];
+                rvar[c] = (1 - l->momentum) * rvar[c] + l->momentum * st[l->c + c] * unbias;
+            }
+            st += 2 * l->c;
+        }
+    }
+}
+
+/* The epoch's permutation: Fisher-Yates keyed by (seed, epoch). */
+static void make_perm(trainer *t, int epoch) {
+    int64_t n = t->train.n;
+    for (int64_t i = 0; i < n; i++) t->perm[i] = i;
+    pc_stream s = {.key = pc_rand64(t->cfg->seed, PC_RNG_SHUFFLE, (uint64_t)epoch, 0, 0)};
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)pc_stream_below(&s, (uint64_t)(i + 1));
+        int64_t tmp = t->perm[i];
+        t->perm[i] = t->perm[j];
+        t->perm[j] = tmp;
+    }
+    t->perm_epoch = epoch;
+}
+
+/* ------------------------------------------------------------- setup */
+
+static pc_status check_config(const pc_train_config *c) {
+    if (c->epochs < 1) return pc_fail(PC_ERR_USAGE, "--epochs %d: must be at least 1", c->epochs);
+    if (c->batch < 1) return pc_fail(PC_ERR_USAGE, "--batch %d: must be at least 1", c->batch);
+    if (c->shard_size < 1 || c->batch % c->shard_size)
+        return pc_fail(PC_ERR_USAGE, "--batch %d is not a multiple of --shard-size %d", c->batch,
+                       c->shard_size);
+    int shards = c->batch / c->shard_size;
+    if (c->workers < 1 || shards % c->workers)
+        return pc_fail(PC_ERR_USAGE, "--workers %d must divide the %d shards (--batch %d / "
+                       "--shard-size %d)", c->workers, shards, c->batch, c->shard_size);
+    if (c->threads < 1 || c->threads > 256)
+        return pc_fail(PC_ERR_USAGE, "--threads %d: must be in [1, 256]", c->threads);
+    if (!(c->sched.base_lr > 0) || !isfinite(c->sched.base_lr))
+        return pc_fail(PC_ERR_USAGE, "--lr %g: must be positive", c->sched.base_lr);
+    if (c->label_smoothing < 0 || c->label_smoothing >= 1)
+        return pc_fail(PC_ERR_USAGE, "--label-smoothing %g: must be in [0, 1)", c->label_smoothing);
+    return PC_OK;
+}
+
+static pc_status setup_tree(trainer *t) {
+    int W = t->e->workers, per = t->shards / W;
+    t->wt = calloc(W, sizeof(worker_tree));
+    if (!t->wt) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int64_t n = t->m->n_params;
+    for (int w = 0; w < W; w++) {
+        worker_tree *wt = &t->wt[w];
+        wt->n_owned = pc_tree_cover(t->shards, w * per, (w + 1) * per, wt->owned, MAX_OWNED);
+        for (int k = 0; k < wt->n_owned; k++) {
+            wt->depth = PC_MAX(wt->depth, pc_tree_depth(wt->owned[k]));
+            if (!(wt->owned_buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
+            t->nodes[t->n_nodes] = wt->owned[k];
+            t->node_buf[t->n_nodes++] = wt->owned_buf[k];
+        }
+        wt->tmp = calloc(wt->depth + 1, sizeof(float *));
+        if (!wt->tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        for (int d = 0; d < wt->depth; d++)
+            if (!(wt->tmp[d] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
+    }
+    return PC_OK;
+}
+
+static void free_tree(trainer *t) {
+    for (int w = 0; t->wt && w < t->e->workers; w++) {
+        for (int k = 0; k < t->wt[w].n_owned; k++) pc_free(t->wt[w].owned_buf[k]);
+        for (int d = 0; t->wt[w].tmp && d < t->wt[w].depth; d++) pc_free(t->wt[w].tmp[d]);
+        free(t->wt[w].tmp);
+    }
+    free(t->wt);
+}
+
+static pc_status load_data(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    PC_TRY(pc_dataset_load(c->data, 1, &t->train));
+    PC_TRY(pc_dataset_load(c->data, 0, &t->test));
+    if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
+    if (t->train.n < c->batch)
+        return pc_fail(PC_ERR_USAGE, "--batch %d is larger than the %lld training samples",
+                       c->batch, (long long)t->train.n);
+    if (t->train.c > 4) return pc_fail(PC_ERR_DATA, "%s: more than 4 channels", c->data);
+    t->meta.c = t->train.c;
+    t->meta.h = t->train.h;
+    t->meta.w = t->train.w;
+    t->meta.classes = t->train.classes;
+    t->meta.class_names = t->train.class_names; /* borrowed from the dataset */
+    pc_dataset_channel_stats(&t->train, t->meta.mean, t->meta.std);
+    for (int ch = 0; ch < t->train.c; ch++)
+        if (t->meta.std[ch] < 1e-6f) t->meta.std[ch] = 1.0f;
+    return PC_OK;
+}
+
+/* Settings that must agree between a checkpoint and the run resuming it. The
+ * worker and thread counts are deliberately absent: they do not change results. */
+static void make_fingerprint(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    unsigned long long h = 1469598103934665603ull;
+    for (const char *p = t->m->source; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(t->fingerprint, sizeof t->fingerprint,
+             "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
+             "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu",
+             t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
+             pc_opt_name(c->opt.kind), c->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
+             c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
+             c->sched.decay_epochs, c->sched.warmup_epochs, c->epochs, c->label_smoothing,
+             (unsigned long long)c->seed);
+}
+
+static pc_status make_out_dir(const char *dir) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return pc_fail(PC_ERR_IO, "--out %s: cannot create directory: %s", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pc_fail(PC_ERR_IO, "--out %s: not a directory", dir);
+    return PC_OK;
+}
+
+static void path_in(char *buf, size_t n, const char *dir, const char *file) {
+    snprintf(buf, n, "%s/%s", dir, file);
+}
+
+/* ------------------------------------------------------------- reporting */
+
+static void print_progress(const trainer *t, int epoch, int64_t done, int64_t total,
+                           double seconds, double loss, int64_t seen) {
+    double ips = seconds > 0 ? (double)seen / seconds : 0;
+    double eta = done > 0 ? seconds * (double)(total - done) / (double)done : 0;
+    int width = 30, filled = total ? (int)(width * done / total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : (i == filled ? '>' : ' ');
+    bar[width] = 0;
+    fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld  %.0f img/s  loss %.4f  ETA %.0fs   ", epoch,
+            t->cfg->epochs, bar, (long long)done, (long long)total, ips,
+            seen ? loss / (double)seen : 0.0, eta);
+    fflush(stderr);
+}
+
+static void print_startup(const trainer *t) {
+    const pc_train_config *c = t->cfg;
+    printf("parcnn: model %s: %lld parameters, %.1f MFLOP forward per image, kernels %s\n",
+           t->m->name, (long long)t->m->n_params, pc_model_flops(t->m) / 1e6,
+           pc_exec_kernel_name(t->e->execs[0]));
+    printf("parcnn: data %s: %lld training and %lld test images of %dx%dx%d, %d classes\n",
+           c->data, (long long)t->train.n, (long long)t->test.n, t->train.c, t->train.h,
+           t->train.w, t->train.classes);
+    printf("parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
+           "(the batch is global; results do not depend on the worker count)\n",
+           c->workers, c->threads, c->batch, t->shards, c->shard_size);
+    printf("parcnn: %s lr %g, schedule %s, %d epoch(s) of %lld steps, seed %llu\n",
+           pc_opt_name(c->opt.kind), c->sched.base_lr, pc_sched_name(c->sched.kind), c->epochs,
+           (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((long)c->workers * c->threads > cores)
+        fprintf(stderr, "parcnn: warning: %d workers x %d threads exceed the %ld cores\n",
+                c->workers, c->threads, cores);
+}
+
+/* Write model and checkpoint (atomically) and append the epoch's metrics line. */
+static pc_status save_outputs(trainer *t, const char *metrics_line) {
+    const char *dir = t->cfg->out_dir;
+    if (!dir) return PC_OK;
+    char path[4096];
+    pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
+                               .fingerprint = t->fingerprint, .opt_state = t->opt_state,
+                               .opt_state_n = t->opt_state_n};
+    path_in(path, sizeof path, dir, "checkpoint.safetensors");
+    PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
+    path_in(path, sizeof path, dir, "model.safetensors");
+    PC_TRY(pc_model_save(path, t->m, &t->meta));
+    path_in(path, sizeof path, dir, "metrics.jsonl");
+    FILE *f = fopen(path, "a");
+    if (!f || fprintf(f, "%s\n", metrics_line) < 0 || fclose(f) != 0)
+        return pc_fail(PC_ERR_IO, "%s: cannot append: %s", path, strerror(errno));
+    return PC_OK;
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static pc_status run(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    int64_t spe = t->train.n / c->batch;
+    int64_t total = (int64_t)c->epochs * spe;
+    int64_t stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total;
+    pc_sched_config sched = c->sched;
+    sched.steps_per_epoch = spe;
+    sched.total_steps = total;
+    pc_metrics vm;
+    if (pc_metrics_init(&vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    printf("%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc", "test_loss",
+           "test_acc", "lr", "seconds", "images/s");
+    fflush(stdout);
+    pc_status st = PC_OK;
+    while (t->step < stop && st == PC_OK) {
+        int epoch = (int)(t->step / spe);
+        int64_t epoch_end = PC_MIN((int64_t)(epoch + 1) * spe, stop);
+        make_perm(t, epoch);
+        double loss_sum = 0, t0 = pc_now();
+        int64_t correct = 0, seen = 0, first_step = t->step;
+        while (t->step < epoch_end) {
+            t->lr = pc_sched_lr(&sched, t->step);
+            t->batch_first = (t->step % spe) * c->batch;
+            pc_pool_run(t->e->pool, compute_job, t);
+            pc_pool_run(t->e->pool, update_job, t);
+            update_running_stats(t);
+            for (int s = 0; s < t->shards; s++) {
+                loss_sum += t->shard_loss[s];
+                correct += t->shard_correct[s];
+            }
+            seen += c->batch;
+            t->step++;
+            if (!isfinite(loss_sum)) {
+                st = pc_fail(PC_ERR_DATA, "training diverged at step %lld (loss is not finite); "
+                             "try a lower --lr", (long long)t->step);
+                break;
+            }
+            if (c->progress)
+                print_progress(t, epoch + 1, t->step - first_step, epoch_end - first_step,
+                               pc_now() - t0, loss_sum, seen);
+        }
+        if (st != PC_OK) break;
+        double train_seconds = pc_now() - t0;
+        if (c->progress) fprintf(stderr, "\r%120s\r", "");
+        st = pc_engine_evaluate(t->e, &t->test, &vm, NULL, NULL);
+        if (st != PC_OK) break;
+        double epoch_seconds = pc_now() - t0;
+        double ips = (double)seen / train_seconds;
+        const char *partial = t->step < (int64_t)(epoch + 1) * spe ? " (partial epoch)" : "";
+        printf("%5d %10.4f %9.4f %9.4f %8.4f %9.2e %7.1f %8.0f%s\n", epoch + 1,
+               loss_sum / (double)seen, (double)correct / (double)seen, pc_metrics_loss(&vm),
+               pc_metrics_accuracy(&vm), t->lr, epoch_seconds, ips, partial);
+        fflush(stdout);
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                 "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g, \"epoch_seconds\": %.3f, "
+                 "\"images_per_second\": %.1f}",
+                 epoch + 1, (long long)t->step, loss_sum / (double)seen,
+                 (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
+                 t->lr, epoch_seconds, ips);
+        st = save_outputs(t, line);
+    }
+    if (st == PC_OK) {
+        printf("final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
+               pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm));
+        if (c->out_dir) printf("saved: %s/model.safetensors\n", c->out_dir);
+    }
+    pc_metrics_free(&vm);
+    return st;
+}
+
+static pc_status setup(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    PC_TRY(check_config(c));
+    PC_TRY(load_data(t));
+    PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
+                           c->seed, &t->m));
+    PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
+    memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
+    memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
+    t->shards = c->batch / c->shard_size;
+    PC_TRY(setup_tree(t));
+    t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
+    t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
+    t->perm = malloc(sizeof(int64_t) * t->train.n);
+    t->bn_size = pc_exec_bn_stats_size(t->m);
+    t->shard_loss = calloc(t->shards, sizeof(double));
+    t->shard_correct = calloc(t->shards, sizeof(int));
+    t->shard_bn = pc_alloc(sizeof(float) * (t->shards * t->bn_size + 1));
+    if (!t->opt_state || !t->perm || !t->shard_loss || !t->shard_correct || !t->shard_bn)
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    make_fingerprint(t);
+    if (c->out_dir) PC_TRY(make_out_dir(c->out_dir));
+    char path[4096];
+    if (c->resume) {
+        if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
+        path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
+        PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
+                                  &t->step));
+        printf("parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
+    } else if (c->out_dir) {
+        path_in(path, sizeof path, c->out_dir, "metrics.jsonl");
+        FILE *f = fopen(path, "w");
+        if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        fclose(f);
+    }
+    return PC_OK;
+}
+
+pc_status pc_train(const pc_train_config *c) {
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = c;
+    pc_status st = setup(&t);
+    if (st == PC_OK) {
+        print_startup(&t);
+        st = run(&t);
+    }
+    if (t.e) free_tree(&t);
+    pc_engine_destroy(t.e);
+    pc_model_free(t.m);
+    pc_free(t.opt_state);
+    pc_free(t.shard_bn);
+    free(t.perm);
+    free(t.shard_loss);
+    free(t.shard_correct);
+    pc_dataset_free(&t.train);
+    pc_dataset_free(&t.test);
+    return st;
+}

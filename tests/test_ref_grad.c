@@ -1,0 +1,690 @@
+/* Reference kernels: analytic gradients of the double kernels against central finite
+ * differences, float kernels against double kernels, and a few hand-computed cases. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "kernels/ref/ref.h"
+#include "kernels/ref/ref_double.h"
+
+#define FD_H 1e-6
+#define GRAD_TOL 1e-6
+#define FLOAT_TOL 1e-5
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static uint64_t rng_next(void) { /* xorshift64* */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+static double rng_unif(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_sym(void) { return 2.0 * rng_unif() - 1.0; }
+static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+
+static double *dnew(int64_t n) {
+    double *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) abort();
+    for (int64_t i = 0; i < n; i++) p[i] = NAN; /* outputs must be overwritten */
+    return p;
+}
+static float *fnew(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) abort();
+    for (int64_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+static double *drand_new(int64_t n, double lo, double hi) {
+    double *p = dnew(n);
+    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_unif();
+    return p;
+}
+static float *to_float(const double *p, int64_t n) {
+    float *f = fnew(n);
+    for (int64_t i = 0; i < n; i++) f[i] = (float)p[i];
+    return f;
+}
+static double ddot(const double *a, const double *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+/* max_i |a-b| / max(1, |a|+|b|) (NaN counts as infinite error) */
+static double grad_err(const double *a, const double *b, int64_t n) {
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]), s = fabs(a[i]) + fabs(b[i]);
+        double r = d / (s > 1 ? s : 1);
+        if (!(r <= e)) e = r != r ? INFINITY : r;
+    }
+    return e;
+}
+/* ||f - d|| / max(||d||, tiny) */
+static double nerr_fd(const float *f, const double *d, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)f[i] - d[i];
+        num += e * e;
+        den += d[i] * d[i];
+    }
+    double r = sqrt(num) / (den > 1e-30 ? sqrt(den) : 1.0);
+    return r != r ? INFINITY : r;
+}
+static double max_abs_diff(const double *a, const double *b, int64_t n) {
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (!(d <= e)) e = d != d ? INFINITY : d;
+    }
+    return e;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Central differences of f with respect to param[0..n). */
+static void fd_grad(loss_fn f, void *ctx, double *param, int64_t n, double *out) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = param[i];
+        param[i] = v + FD_H;
+        double lp = f(ctx);
+        param[i] = v - FD_H;
+        double lm = f(ctx);
+        param[i] = v;
+        out[i] = (lp - lm) / (2 * FD_H);
+    }
+}
+
+/* Compare the analytic gradient with finite differences; reports the error. */
+static void check_fd(const char *layer, int idx, const char *what, loss_fn f, void *ctx,
+                     double *param, int64_t n, const double *analytic) {
+    double *fd = dnew(n);
+    fd_grad(f, ctx, param, n, fd);
+    double e = grad_err(analytic, fd, n);
+    CHECK(e < GRAD_TOL, "%s case %d: %s rel err %.3g", layer, idx, what, e);
+    free(fd);
+}
+
+/* -------------------------------------------------------------------- conv2d */
+
+typedef struct {
+    pc_conv_shape s;
+    double *x, *w, *b, *r, *y;
+} conv_ctx;
+
+static double conv_loss(void *p) {
+    conv_ctx *c = p;
+    refd_conv2d_forward(&c->s, c->x, c->w, c->b, c->y);
+    return ddot(c->r, c->y, (int64_t)c->s.n * c->s.k * c->s.oh * c->s.ow);
+}
+
+static void test_conv_case(int idx, pc_conv_shape s) {
+    CHECK(pc_conv_shape_finish(&s) == 0, "conv case %d: bad shape", idx);
+    const int64_t nx = (int64_t)s.n * s.c * s.h * s.w;
+    const int64_t nw = (int64_t)s.k * (s.c / s.groups) * s.kh * s.kw;
+    const int64_t ny = (int64_t)s.n * s.k * s.oh * s.ow;
+    conv_ctx c = {s, drand_new(nx, -1, 1), drand_new(nw, -1, 1), drand_new(s.k, -1, 1),
+                  drand_new(ny, -1, 1), dnew(ny)};
+    double *dx = dnew(nx), *dw = dnew(nw), *db = dnew(s.k);
+    refd_conv2d_backward(&s, c.x, c.w, c.r, dx, dw, db);
+    check_fd("conv", idx, "dx", conv_loss, &c, c.x, nx, dx);
+    check_fd("conv", idx, "dw", conv_loss, &c, c.w, nw, dw);
+    check_fd("conv", idx, "db", conv_loss, &c, c.b, s.k, db);
+
+    /* NULL outputs are skipped and do not change the others */
+    double *dw2 = dnew(nw), *dx2 = dnew(nx);
+    refd_conv2d_backward(&s, c.x, c.w, c.r, NULL, dw2, NULL);
+    refd_conv2d_backward(&s, c.x, c.w, c.r, dx2, NULL, NULL);
+    CHECK(max_abs_diff(dw, dw2, nw) == 0, "conv case %d: dw alone differs", idx);
+    CHECK(max_abs_diff(dx, dx2, nx) == 0, "conv case %d: dx alone differs", idx);
+    /* no bias == zero bias */
+    double *y0 = dnew(ny), *y1 = dnew(ny), *zb = dnew(s.k);
+    for (int i = 0; i < s.k; i++) zb[i] = 0;
+    refd_conv2d_forward(&s, c.x, c.w, NULL, y0);
+    refd_conv2d_forward(&s, c.x, c.w, zb, y1);
+    CHECK(max_abs_diff(y0, y1, ny) == 0, "conv case %d: NULL bias differs", idx);
+
+    /* float kernels agree with double kernels */
+    refd_conv2d_forward(&s, c.x, c.w, c.b, c.y);
+    float *fx = to_float(c.x, nx), *fw = to_float(c.w, nw), *fb = to_float(c.b, s.k);
+    float *fr = to_float(c.r, ny), *fy = fnew(ny);
+    float *fdx = fnew(nx), *fdw = fnew(nw), *fdb = fnew(s.k);
+    ref_conv2d_forward(&s, fx, fw, fb, fy);
+    ref_conv2d_backward(&s, fx, fw, fr, fdx, fdw, fdb);
+    CHECK(nerr_fd(fy, c.y, ny) < FLOAT_TOL, "conv case %d: float y err %.3g", idx,
+          nerr_fd(fy, c.y, ny));
+    CHECK(nerr_fd(fdx, dx, nx) < FLOAT_TOL, "conv case %d: float dx err %.3g", idx,
+          nerr_fd(fdx, dx, nx));
+    CHECK(nerr_fd(fdw, dw, nw) < FLOAT_TOL, "conv case %d: float dw err %.3g", idx,
+          nerr_fd(fdw, dw, nw));
+    CHECK(nerr_fd(fdb, db, s.k) < FLOAT_TOL, "conv case %d: float db err %.3g", idx,
+          nerr_fd(fdb, db, s.k));
+
+    free(c.x), free(c.w), free(c.b), free(c.r), free(c.y);
+    free(dx), free(dw), free(db), free(dw2), free(dx2), free(y0), free(y1), free(zb);
+    free(fx), free(fw), free(fb), free(fr), free(fy), free(fdx), free(fdw), free(fdb);
+}
+
+static void test_conv(void) {
+    /* n, c, h, w, k, kh, kw, sh, sw, ph, pw, groups */
+    static const int cases[][12] = {
+        {2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1},  /* plain 3x3 same */
+        {2, 4, 7, 6, 6, 3, 3, 2, 2, 1, 1, 2},  /* stride 2, groups 2 */
+        {2, 4, 6, 5, 4, 3, 3, 1, 1, 1, 1, 4},  /* depthwise */
+        {1, 4, 7, 7, 8, 3, 2, 2, 1, 0, 1, 4},  /* depthwise x2, non-square kernel/stride */
+        {2, 2, 4, 9, 3, 3, 5, 1, 3, 1, 2, 1},  /* non-square everything */
+        {1, 3, 3, 4, 2, 5, 3, 1, 1, 2, 1, 1},  /* kernel taller than the input */
+        {2, 3, 8, 7, 4, 2, 2, 3, 3, 0, 0, 1},  /* stride > kernel: skipped inputs */
+        {1, 6, 5, 5, 6, 1, 1, 2, 2, 0, 0, 3},  /* 1x1, stride 2, groups 3 */
+        {3, 1, 4, 4, 2, 4, 4, 1, 1, 3, 3, 1},  /* "full" padding */
+        {2, 2, 9, 8, 4, 5, 5, 2, 2, 2, 2, 2},  /* 5x5 stride 2 pad 2 */
+    };
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+        const int *a = cases[i];
+        pc_conv_shape s = {.n = a[0], .c = a[1], .h = a[2], .w = a[3], .k = a[4], .kh = a[5],
+                           .kw = a[6], .sh = a[7], .sw = a[8], .ph = a[9], .pw = a[10],
+                           .groups = a[11]};
+        test_conv_case(i, s);
+    }
+}
+
+static void test_conv_hand(void) {
+    /* 1x1x3x3 input 1..9 */
+    float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    /* Laplacian, padding 1, bias 0.5 */
+    pc_conv_shape s = {.n = 1, .c = 1, .h = 3, .w = 3, .k = 1, .kh = 3, .kw = 3, .sh = 1,
+                       .sw = 1, .ph = 1, .pw = 1, .groups = 1};
+    CHECK(pc_conv_shape_finish(&s) == 0 && s.oh == 3 && s.ow == 3, "hand conv shape");
+    float lap[9] = {0, 1, 0, 1, -4, 1, 0, 1, 0}, b = 0.5f, y[9];
+    const float want[9] = {2, 1, -4, -3, 0, -7, -16, -11, -22};
+    ref_conv2d_forward(&s, x, lap, &b, y);
+    int ok = 1;
+    for (int i = 0; i < 9; i++) ok &= y[i] == want[i] + 0.5f;
+    CHECK(ok, "hand conv laplacian: y[0]=%g y[8]=%g", y[0], y[8]);
+
+    /* asymmetric kernel, no padding: cross-correlation, not convolution */
+    pc_conv_shape s2 = s;
+    s2.ph = s2.pw = 0;
+    pc_conv_shape_finish(&s2);
+    float ker[9] = {1, 2, 0, 0, 0, 0, 0, 0, -1}, y2 = NAN;
+    ref_conv2d_forward(&s2, x, ker, NULL, &y2);
+    CHECK(s2.oh == 1 && s2.ow == 1 && y2 == 1 + 4 - 9, "hand conv correlation: %g", y2);
+    /* its gradients: dx = dy * kernel, dw = dy * x, db = dy */
+    float dy = 2, dx[9], dw[9], db = NAN;
+    ref_conv2d_backward(&s2, x, ker, &dy, dx, dw, &db);
+    ok = db == 2;
+    for (int i = 0; i < 9; i++) ok &= dx[i] == 2 * ker[i] && dw[i] == 2 * x[i];
+    CHECK(ok, "hand conv backward");
+
+    /* depthwise 2 channels, 2x2 kernels, stride 2, on 1x2x2x2: one tap per channel */
+    pc_conv_shape s3 = {.n = 1, .c = 2, .h = 2, .w = 2, .k = 2, .kh = 2, .kw = 2, .sh = 2,
+                        .sw = 2, .ph = 0, .pw = 0, .groups = 2};
+    pc_conv_shape_finish(&s3);
+    float x3[8] = {1, 2, 3, 4, 10, 20, 30, 40}, w3[8] = {1, 0, 0, 1, 0, 1, 1, 0}, y3[2];
+    ref_conv2d_forward(&s3, x3, w3, NULL, y3);
+    CHECK(y3[0] == 5 && y3[1] == 50, "hand depthwise: %g %g", y3[0], y3[1]);
+}
+
+/* --------------------------------------------------------------------- dense */
+
+typedef struct {
+    pc_dense_shape s;
+    double *x, *w, *b, *r, *y;
+} dense_ctx;
+
+static double dense_loss(void *p) {
+    dense_ctx *c = p;
+    refd_dense_forward(&c->s, c->x, c->w, c->b, c->y);
+    return ddot(c->r, c->y, (int64_t)c->s.n * c->s.out);
+}
+
+static void test_dense(void) {
+    static const int cases[][3] = {{3, 5, 4}, {1, 7, 2}, {4, 1, 3}, {2, 16, 10}};
+    for (int idx = 0; idx < (int)(sizeof cases / sizeof cases[0]); idx++) {
+        pc_dense_shape s = {cases[idx][0], cases[idx][1], cases[idx][2]};
+        const int64_t nx = (int64_t)s.n * s.in, nw = (int64_t)s.out * s.in,
+                      ny = (int64_t)s.n * s.out;
+        dense_ctx c = {s, drand_new(nx, -1, 1), drand_new(nw, -1, 1), drand_new(s.out, -1, 1),
+                       drand_new(ny, -1, 1), dnew(ny)};
+        double *dx = dnew(nx), *dw = dnew(nw), *db = dnew(s.out);
+        refd_dense_backward(&s, c.x, c.w, c.r, dx, dw, db);
+        check_fd("dense", idx, "dx", dense_loss, &c, c.x, nx, dx);
+        check_fd("dense", idx, "dw", dense_loss, &c, c.w, nw, dw);
+        check_fd("dense", idx, "db", dense_loss, &c, c.b, s.out, db);
+
+        refd_dense_forward(&s, c.x, c.w, c.b, c.y);
+        float *fx = to_float(c.x, nx), *fw = to_float(c.w, nw), *fb = to_float(c.b, s.out);
+        float *fr = to_float(c.r, ny), *fy = fnew(ny);
+        float *fdx = fnew(nx), *fdw = fnew(nw), *fdb = fnew(s.out);
+        ref_dense_forward(&s, fx, fw, fb, fy);
+        ref_dense_backward(&s, fx, fw, fr, fdx, fdw, fdb);
+        CHECK(nerr_fd(fy, c.y, ny) < FLOAT_TOL, "dense case %d: float y", idx);
+        CHECK(nerr_fd(fdx, dx, nx) < FLOAT_TOL, "dense case %d: float dx", idx);
+        CHECK(nerr_fd(fdw, dw, nw) < FLOAT_TOL, "dense case %d: float dw", idx);
+        CHECK(nerr_fd(fdb, db, s.out) < FLOAT_TOL, "dense case %d: float db", idx);
+        /* NULL bias == zero bias */
+        double *y0 = dnew(ny);
+        refd_dense_forward(&s, c.x, c.w, NULL, y0);
+        int ok = 1;
+        for (int n = 0; n < s.n; n++)
+            for (int o = 0; o < s.out; o++)
+                ok &= fabs(y0[n * s.out + o] + c.b[o] - c.y[n * s.out + o]) < 1e-12;
+        CHECK(ok, "dense case %d: NULL bias", idx);
+
+        free(c.x), free(c.w), free(c.b), free(c.r), free(c.y), free(dx), free(dw), free(db);
+        free(fx), free(fw), free(fb), free(fr), free(fy), free(fdx), free(fdw), free(fdb);
+        free(y0);
+    }
+    /* hand: x (1,2) = [1,2], W (2,2) = [[1,2],[3,4]], b = [0.5,-1] -> y = [5.5, 10] */
+    pc_dense_shape s = {1, 2, 2};
+    float x[2] = {1, 2}, w[4] = {1, 2, 3, 4}, b[2] = {0.5f, -1}, y[2];
+    ref_dense_forward(&s, x, w, b, y);
+    CHECK(y[0] == 5.5f && y[1] == 10, "hand dense: %g %g", y[0], y[1]);
+}
+
+/* ------------------------------------------------------------------- pooling */
+
+typedef struct {
+    pc_pool_shape s;
+    double *x, *r, *y;
+    int32_t *am;
+    int avg;
+} pool_ctx;
+
+static double pool_loss(void *p) {
+    pool_ctx *c = p;
+    if (c->avg)
+        refd_avgpool_forward(&c->s, c->x, c->y);
+    else
+        refd_maxpool_forward(&c->s, c->x, c->y, c->am);
+    return ddot(c->r, c->y, (int64_t)c->s.n * c->s.c * c->s.oh * c->s.ow);
+}
+
+static void test_pool(void) {
+    /* n, c, h, w, kh, kw, sh, sw, ph, pw */
+    static const int cases[][10] = {
+        {2, 2, 4, 4, 2, 2, 2, 2, 0, 0}, {1, 3, 5, 5, 3, 3, 2, 2, 1, 1},
+        {2, 1, 5, 6, 3, 2, 1, 2, 1, 1}, {1, 2, 7, 5, 3, 3, 1, 1, 1, 1},
+        {1, 1, 6, 7, 2, 3, 3, 2, 1, 1}, {2, 2, 5, 5, 5, 5, 1, 1, 2, 2},
+        {1, 2, 7, 7, 3, 3, 2, 2, 0, 0},
+    };
+    for (int idx = 0; idx < (int)(sizeof cases / sizeof cases[0]); idx++) {
+        const int *a = cases[idx];
+        pc_pool_shape s = {.n = a[0], .c = a[1], .h = a[2], .w = a[3], .kh = a[4], .kw = a[5],
+                           .sh = a[6], .sw = a[7], .ph = a[8], .pw = a[9]};
+        CHECK(pc_pool_shape_finish(&s) == 0, "pool case %d: bad shape", idx);
+        const int64_t nx = (int64_t)s.n * s.c * s.h * s.w, ny = (int64_t)s.n * s.c * s.oh * s.ow;
+        /* distinct values at least 0.05 apart (in random order), so no max ever ties or
+         * switches under a 1e-6 perturbation; negative ones test that padding never wins */
+        double *x = dnew(nx);
+        int64_t *perm = malloc((size_t)nx * sizeof *perm);
+        for (int64_t i = 0; i < nx; i++) perm[i] = i;
+        for (int64_t i = nx - 1; i > 0; i--) {
+            int64_t j = rng_int((int)(i + 1)), t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        for (int64_t i = 0; i < nx; i++)
+            x[i] = 0.1 * (double)perm[i] - 0.07 * (double)nx + 0.04 * rng_unif();
+        free(perm);
+
+        for (int avg = 0; avg <= 1; avg++) {
+            const char *name = avg ? "avgpool" : "maxpool";
+            pool_ctx c = {s, x, drand_new(ny, -1, 1), dnew(ny), malloc((size_t)ny * 4), avg};
+            double *dx = dnew(nx);
+            pool_loss(&c);
+            if (avg)
+                refd_avgpool_backward(&s, c.r, dx);
+            else
+                refd_maxpool_backward(&s, c.am, c.r, dx);
+            check_fd(name, idx, "dx", pool_loss, &c, x, nx, dx);
+            pool_loss(&c); /* restore y and argmax */
+
+            float *fx = to_float(x, nx), *fr = to_float(c.r, ny), *fy = fnew(ny),
+                  *fdx = fnew(nx);
+            if (avg) {
+                ref_avgpool_forward(&s, fx, fy);
+                ref_avgpool_backward(&s, fr, fdx);
+            } else {
+                int32_t *fam = malloc((size_t)ny * 4);
+                ref_maxpool_forward(&s, fx, fy, fam);
+                CHECK(memcmp(fam, c.am, (size_t)ny * 4) == 0, "maxpool case %d: argmax", idx);
+                ref_maxpool_backward(&s, fam, fr, fdx);
+                /* argmax may be NULL in inference */
+                float *fy2 = fnew(ny);
+                ref_maxpool_forward(&s, fx, fy2, NULL);
+                CHECK(memcmp(fy, fy2, (size_t)ny * 4) == 0, "maxpool case %d: NULL argmax", idx);
+                free(fam), free(fy2);
+            }
+            CHECK(nerr_fd(fy, c.y, ny) < FLOAT_TOL, "%s case %d: float y", name, idx);
+            CHECK(nerr_fd(fdx, dx, nx) < FLOAT_TOL, "%s case %d: float dx", name, idx);
+            free(c.r), free(c.y), free(c.am), free(dx), free(fx), free(fr), free(fy), free(fdx);
+        }
+        free(x);
+    }
+}
+
+static void test_pool_hand(void) {
+    /* 2x2 stride 2 maxpool on 4x4, including a three-way tie (first wins) */
+    pc_pool_shape s = {.n = 1, .c = 1, .h = 4, .w = 4, .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+    pc_pool_shape_finish(&s);
+    float x[16] = {1, 3, 2, 0, 4, 2, 1, 5, 0, 0, 7, 7, 6, 1, 7, 2}, y[4];
+    int32_t am[4];
+    ref_maxpool_forward(&s, x, y, am);
+    CHECK(y[0] == 4 && y[1] == 5 && y[2] == 6 && y[3] == 7, "hand maxpool y");
+    CHECK(am[0] == 4 && am[1] == 7 && am[2] == 12 && am[3] == 10,
+          "hand maxpool argmax %d %d %d %d", am[0], am[1], am[2], am[3]);
+    float dy[4] = {1, 2, 3, 4}, dx[16];
+    ref_maxpool_backward(&s, am, dy, dx);
+    float want[16] = {0};
+    want[4] = 1, want[7] = 2, want[12] = 3, want[10] = 4;
+    CHECK(memcmp(dx, want, sizeof dx) == 0, "hand maxpool dx");
+
+    /* all-negative input with padding: the zero padding never wins */
+    pc_pool_shape s2 = {.n = 1, .c = 1, .h = 2, .w = 2, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                        .ph = 1, .pw = 1};
+    pc_pool_shape_finish(&s2);
+    float x2[4] = {-1, -2, -3, -4}, y2[4];
+    int32_t am2[4];
+    ref_maxpool_forward(&s2, x2, y2, am2);
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= y2[i] == -1 && am2[i] == 0;
+    CHECK(ok, "hand maxpool negative padding: %g %d", y2[3], am2[3]);
+
+    /* 3x3 stride 1 pad 1 avgpool on 1..9, count_include_pad=False */
+    pc_pool_shape s3 = {.n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                        .ph = 1, .pw = 1};
+    pc_pool_shape_finish(&s3);
+    float x3[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, y3[9];
+    const float want3[9] = {3, 3.5f, 4, 4.5f, 5, 5.5f, 6, 6.5f, 7};
+    ref_avgpool_forward(&s3, x3, y3);
+    ok = 1;
+    for (int i = 0; i < 9; i++) ok &= fabsf(y3[i] - want3[i]) < 1e-6f;
+    CHECK(ok, "hand avgpool: %g %g %g", y3[0], y3[1], y3[4]);
+    float dy3[9], dx3[9];
+    for (int i = 0; i < 9; i++) dy3[i] = 1;
+    ref_avgpool_backward(&s3, dy3, dx3);
+    const double corner = 1 / 4. + 1 / 6. + 1 / 6. + 1 / 9.;
+    const double edge = 2 / 4. + 3 / 6. + 1 / 9.; /* (0,1): in 6 windows */
+    const double centre = 4 / 4. + 4 / 6. + 1 / 9.;
+    CHECK(fabs(dx3[0] - corner) < 1e-6 && fabs(dx3[8] - corner) < 1e-6 &&
+              fabs(dx3[1] - edge) < 1e-6 && fabs(dx3[3] - edge) < 1e-6 &&
+              fabs(dx3[4] - centre) < 1e-6,
+          "hand avgpool dx: %g %g %g", dx3[0], dx3[1], dx3[4]);
+}
+
+/* ---------------------------------------------------------------- batch norm */
+
+typedef struct {
+    pc_bn_shape s;
+    double *x, *gamma, *beta, *r, *y;
+} bn_ctx;
+
+static double bn_loss(void *p) {
+    bn_ctx *c = p;
+    double mean[64], var[64], is[64];
+    refd_bn_forward_train(&c->s, c->x, c->gamma, c->beta, c->y, mean, var, is);
+    return ddot(c->r, c->y, (int64_t)c->s.n * c->s.c * c->s.hw);
+}
+
+static void test_bn(void) {
+    /* (M = N*HW = 2 is degenerate: xhat = +-1, dx cancels to ~0; FD still fine, float
+     * comparison not meaningful, so the smallest M here is 5) */
+    static const int cases[][3] = {{3, 2, 5}, {5, 3, 1}, {4, 1, 6}, {1, 2, 9}, {2, 4, 7}};
+    for (int idx = 0; idx < (int)(sizeof cases / sizeof cases[0]); idx++) {
+        pc_bn_shape s = {cases[idx][0], cases[idx][1], cases[idx][2], 1e-5f};
+        const int C = s.c;
+        const int64_t nx = (int64_t)s.n * C * s.hw;
+        bn_ctx c = {s, drand_new(nx, -1, 1), drand_new(C, 0.5, 1.5), drand_new(C, -1, 1),
+                    drand_new(nx, -1, 1), dnew(nx)};
+        double *mean = dnew(C), *var = dnew(C), *is = dnew(C);
+        refd_bn_forward_train(&s, c.x, c.gamma, c.beta, c.y, mean, var, is);
+        /* statistics against a direct computation */
+        int ok = 1;
+        for (int ch = 0; ch < C; ch++) {
+            double sum = 0, sq = 0;
+            for (int n = 0; n < s.n; n++)
+                for (int i = 0; i < s.hw; i++) sum += c.x[((int64_t)n * C + ch) * s.hw + i];
+            double mu = sum / ((double)s.n * s.hw);
+            for (int n = 0; n < s.n; n++)
+                for (int i = 0; i < s.hw; i++) {
+                    double d = c.x[((int64_t)n * C + ch) * s.hw + i] - mu;
+                    sq += d * d;
+                }
+            double v = sq / ((double)s.n * s.hw);
+            ok &= fabs(mean[ch] - mu) < 1e-12 && fabs(var[ch] - v) < 1e-12 &&
+                  fabs(is[ch] - 1 / sqrt(v + (double)s.eps)) < 1e-9;
+        }
+        CHECK(ok, "bn case %d: statistics", idx);
+
+        double *dx = dnew(nx), *dg = dnew(C), *dbt = dnew(C);
+        refd_bn_backward(&s, c.x, c.gamma, mean, is, c.r, dx, dg, dbt);
+        check_fd("bn", idx, "dx", bn_loss, &c, c.x, nx, dx);
+        check_fd("bn", idx, "dgamma", bn_loss, &c, c.gamma, C, dg);
+        check_fd("bn", idx, "dbeta", bn_loss, &c, c.beta, C, dbt);
+        /* dx alone (NULL dgamma/dbeta) */
+        double *dx2 = dnew(nx);
+        refd_bn_backward(&s, c.x, c.gamma, mean, is, c.r, dx2, NULL, NULL);
+        CHECK(max_abs_diff(dx, dx2, nx) == 0, "bn case %d: dx alone", idx);
+
+        /* eval mode with the batch statistics as running statistics reproduces train y */
+        double *ye = dnew(nx);
+        refd_bn_forward_train(&s, c.x, c.gamma, c.beta, c.y, mean, var, is);
+        refd_bn_forward_eval(&s, c.x, c.gamma, c.beta, mean, var, ye);
+        CHECK(max_abs_diff(ye, c.y, nx) < 1e-12, "bn case %d: eval vs train", idx);
+
+        /* float vs double */
+        float *fx = to_float(c.x, nx), *fg = to_float(c.gamma, C), *fb = to_float(c.beta, C);
+        float *fr = to_float(c.r, nx), *fy = fnew(nx), *fm = fnew(C), *fv = fnew(C),
+              *fis = fnew(C), *fdx = fnew(nx), *fdg = fnew(C), *fdb = fnew(C), *fye = fnew(nx);
+        ref_bn_forward_train(&s, fx, fg, fb, fy, fm, fv, fis);
+        ref_bn_backward(&s, fx, fg, fm, fis, fr, fdx, fdg, fdb);
+        ref_bn_forward_eval(&s, fx, fg, fb, fm, fv, fye);
+        CHECK(nerr_fd(fy, c.y, nx) < FLOAT_TOL, "bn case %d: float y", idx);
+        CHECK(nerr_fd(fm, mean, C) < FLOAT_TOL && nerr_fd(fv, var, C) < FLOAT_TOL &&
+                  nerr_fd(fis, is, C) < FLOAT_TOL,
+              "bn case %d: float stats", idx);
+        CHECK(nerr_fd(fdx, dx, nx) < FLOAT_TOL, "bn case %d: float dx %.3g", idx,
+              nerr_fd(fdx, dx, nx));
+        CHECK(nerr_fd(fdg, dg, C) < FLOAT_TOL, "bn case %d: float dgamma", idx);
+        CHECK(nerr_fd(fdb, dbt, C) < FLOAT_TOL, "bn case %d: float dbeta", idx);
+        CHECK(nerr_fd(fye, ye, nx) < FLOAT_TOL, "bn case %d: float eval", idx);
+
+        free(c.x), free(c.gamma), free(c.beta), free(c.r), free(c.y), free(mean), free(var);
+        free(is), free(dx), free(dg), free(dbt), free(dx2), free(ye);
+        free(fx), free(fg), free(fb), free(fr), free(fy), free(fm), free(fv), free(fis);
+        free(fdx), free(fdg), free(fdb), free(fye);
+    }
+
+    /* hand: x = [1,2,3,4], eps 0: mean 2.5, var 1.25 */
+    pc_bn_shape s = {1, 1, 4, 0.0f};
+    float x[4] = {1, 2, 3, 4}, g = 2, b = 1, y[4], m, v, is;
+    ref_bn_forward_train(&s, x, &g, &b, y, &m, &v, &is);
+    int ok = m == 2.5f && v == 1.25f && fabsf(is - (float)(1 / sqrt(1.25))) < 1e-7f;
+    for (int i = 0; i < 4; i++) ok &= fabsf(y[i] - (float)(2 * (x[i] - 2.5) / sqrt(1.25) + 1)) < 1e-6f;
+    CHECK(ok, "hand bn train: m=%g v=%g y0=%g", m, v, y[0]);
+    /* eval: running mean 1, var 3, eps 1: y = 2 * (x-1)/2 + 1 = x */
+    pc_bn_shape se = {1, 1, 4, 1.0f};
+    float rm = 1, rv = 3, ye[4];
+    ref_bn_forward_eval(&se, x, &g, &b, &rm, &rv, ye);
+    CHECK(ye[0] == 1 && ye[1] == 2 && ye[2] == 3 && ye[3] == 4, "hand bn eval: %g %g", ye[0],
+          ye[3]);
+}
+
+/* ---------------------------------------------------------------------- relu */
+
+typedef struct {
+    int64_t n;
+    double *x, *r, *y;
+} relu_ctx;
+
+static double relu_loss(void *p) {
+    relu_ctx *c = p;
+    refd_relu_forward(c->n, c->x, c->y);
+    return ddot(c->r, c->y, c->n);
+}
+
+static void test_relu(void) {
+    const int64_t n = 37;
+    relu_ctx c = {n, dnew(n), drand_new(n, -1, 1), dnew(n)};
+    for (int64_t i = 0; i < n; i++) /* away from the kink */
+        c.x[i] = (rng_unif() < 0.5 ? -1 : 1) * (0.1 + 0.9 * rng_unif());
+    refd_relu_forward(n, c.x, c.y);
+    double *dx = dnew(n);
+    refd_relu_backward(n, c.y, c.r, dx);
+    check_fd("relu", 0, "dx", relu_loss, &c, c.x, n, dx);
+    /* in place: dx aliases dy */
+    double *buf = dnew(n);
+    memcpy(buf, c.r, (size_t)n * sizeof *buf);
+    refd_relu_backward(n, c.y, buf, buf);
+    CHECK(max_abs_diff(buf, dx, n) == 0, "relu: aliased backward");
+
+    float *fx = to_float(c.x, n), *fy = fnew(n), *fr = to_float(c.r, n), *fdx = fnew(n);
+    ref_relu_forward(n, fx, fy);
+    ref_relu_backward(n, fy, fr, fdx);
+    CHECK(nerr_fd(fy, c.y, n) < FLOAT_TOL && nerr_fd(fdx, dx, n) < FLOAT_TOL, "relu: float");
+    ref_relu_backward(n, fy, fr, fr);
+    CHECK(memcmp(fr, fdx, (size_t)n * sizeof *fr) == 0, "relu: float aliased backward");
+
+    float hx[4] = {-2, 0, 3, -0.5f}, hy[4], hdy[4] = {1, 2, 3, 4};
+    ref_relu_forward(4, hx, hy);
+    CHECK(hy[0] == 0 && hy[1] == 0 && hy[2] == 3 && hy[3] == 0, "hand relu");
+    ref_relu_backward(4, hy, hdy, hdy);
+    CHECK(hdy[0] == 0 && hdy[1] == 0 && hdy[2] == 3 && hdy[3] == 0, "hand relu backward");
+    free(c.x), free(c.r), free(c.y), free(dx), free(buf), free(fx), free(fy), free(fr), free(fdx);
+}
+
+/* ------------------------------------------------------------ softmax + xent */
+
+typedef struct {
+    int n, classes;
+    double *logits;
+    int32_t *labels;
+    double smoothing, scale;
+} sx_ctx;
+
+static double sx_loss(void *p) {
+    sx_ctx *c = p;
+    return refd_softmax_xent(c->n, c->classes, c->logits, c->labels, c->smoothing, c->scale,
+                             NULL, NULL) *
+           c->scale;
+}
+
+static void test_softmax_xent(void) {
+    static const int shapes[][2] = {{4, 5}, {1, 2}, {3, 10}, {6, 3}};
+    static const double smooth[] = {0.0, 0.1, 0.3};
+    int idx = 0;
+    for (int si = 0; si < 4; si++) {
+        for (int mi = 0; mi < 3; mi++, idx++) {
+            const int n = shapes[si][0], k = shapes[si][1];
+            const int64_t m = (int64_t)n * k;
+            sx_ctx c = {n, k, drand_new(m, -3, 3), malloc((size_t)n * 4), smooth[mi],
+                        mi == 1 ? 0.7 : 1.0 / n};
+            for (int i = 0; i < n; i++) c.labels[i] = rng_int(k);
+            double *dl = dnew(m), *pr = dnew(m);
+            double loss = refd_softmax_xent(n, k, c.logits, c.labels, c.smoothing, c.scale, dl,
+                                            pr);
+            check_fd("softmax_xent", idx, "dlogits", sx_loss, &c, c.logits, m, dl);
+            /* probabilities and loss against the definition */
+            double want = 0;
+            int ok = 1;
+            for (int i = 0; i < n; i++) {
+                double z = 0, ps = 0;
+                for (int j = 0; j < k; j++) z += exp(c.logits[i * k + j]);
+                for (int j = 0; j < k; j++) {
+                    double p = exp(c.logits[i * k + j]) / z;
+                    double t = (1 - c.smoothing) * (j == c.labels[i]) + c.smoothing / k;
+                    ok &= fabs(pr[i * k + j] - p) < 1e-14;
+                    ps += pr[i * k + j];
+                    want -= t * log(p);
+                }
+                ok &= fabs(ps - 1) < 1e-12;
+            }
+            CHECK(ok, "softmax_xent case %d: probs", idx);
+            CHECK(fabs(loss - want) < 1e-12 * (1 + fabs(want)), "softmax_xent case %d: loss %g vs %g",
+                  idx, loss, want);
+            /* NULL outputs give the same loss */
+            double loss2 = refd_softmax_xent(n, k, c.logits, c.labels, c.smoothing, c.scale,
+                                             NULL, NULL);
+            CHECK(loss2 == loss, "softmax_xent case %d: loss without outputs", idx);
+
+            float *fl = to_float(c.logits, m), *fdl = fnew(m), *fpr = fnew(m);
+            double floss = ref_softmax_xent(n, k, fl, c.labels, (float)c.smoothing,
+                                            (float)c.scale, fdl, fpr);
+            CHECK(fabs(floss - loss) < FLOAT_TOL * (1 + fabs(loss)), "softmax_xent case %d: float loss",
+                  idx);
+            CHECK(nerr_fd(fdl, dl, m) < FLOAT_TOL, "softmax_xent case %d: float dlogits", idx);
+            CHECK(nerr_fd(fpr, pr, m) < FLOAT_TOL, "softmax_xent case %d: float probs", idx);
+            free(c.logits), free(c.labels), free(dl), free(pr), free(fl), free(fdl), free(fpr);
+        }
+    }
+
+    /* hand: uniform logits -> log 2 with or without smoothing; [1,2,3] label 2 */
+    float l2[2] = {0, 0}, l3[3] = {1, 2, 3}, d3[3];
+    int32_t y0 = 0, y2 = 2;
+    CHECK(fabs(ref_softmax_xent(1, 2, l2, &y0, 0, 1, NULL, NULL) - log(2.0)) < 1e-12,
+          "hand xent uniform");
+    CHECK(fabs(ref_softmax_xent(1, 2, l2, &y0, 0.2f, 1, NULL, NULL) - log(2.0)) < 1e-7,
+          "hand xent uniform smoothed");
+    double lse = log(exp(1.0) + exp(2.0) + exp(3.0));
+    CHECK(fabs(ref_softmax_xent(1, 3, l3, &y2, 0, 1, d3, NULL) - (lse - 3)) < 1e-7,
+          "hand xent [1,2,3]");
+    CHECK(fabsf(d3[0] - (float)exp(1 - lse)) < 1e-7f && fabsf(d3[2] - (float)(exp(3 - lse) - 1)) < 1e-7f,
+          "hand xent dlogits");
+    /* stability: huge logits */
+    float big[4] = {1000, 0, -1000, 500};
+    float dbig[4];
+    int32_t yb[2] = {1, 0};
+    double lb = ref_softmax_xent(2, 2, big, yb, 0, 0.5f, dbig, NULL);
+    CHECK(isfinite(lb) && fabs(lb - 2500) < 1e-3, "xent large logits: %g", lb);
+    CHECK(isfinite(dbig[0]) && isfinite(dbig[3]) && fabsf(dbig[0] - 0.5f) < 1e-7f &&
+              fabsf(dbig[1] + 0.5f) < 1e-7f && fabsf(dbig[2] + 0.5f) < 1e-7f &&
+              fabsf(dbig[3] - 0.5f) < 1e-7f,
+          "xent large logits grad");
+}
+
+/* ---------------------------------------------------------------- timing */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void time_conv(void) {
+    pc_conv_shape s = {.n = 16, .c = 32, .h = 14, .w = 14, .k = 64, .kh = 5, .kw = 5, .sh = 1,
+                       .sw = 1, .ph = 2, .pw = 2, .groups = 1};
+    pc_conv_shape_finish(&s);
+    const int64_t nx = (int64_t)s.n * s.c * s.h * s.w, nw = (int64_t)s.k * s.c * s.kh * s.kw,
+                  ny = (int64_t)s.n * s.k * s.oh * s.ow;
+    float *x = fnew(nx), *w = fnew(nw), *b = fnew(s.k), *y = fnew(ny), *dx = fnew(nx),
+          *dw = fnew(nw), *db = fnew(s.k);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)rng_sym();
+    for (int64_t i = 0; i < nw; i++) w[i] = (float)rng_sym();
+    for (int i = 0; i < s.k; i++) b[i] = (float)rng_sym();
+    double t0 = now();
+    ref_conv2d_forward(&s, x, w, b, y);
+    double t1 = now();
+    ref_conv2d_backward(&s, x, w, y, dx, dw, db);
+    double t2 = now();
+    printf("conv (16,32,14,14)->64 5x5 pad 2: forward %.3f s, backward %.3f s\n", t1 - t0,
+           t2 - t1);
+    free(x), free(w), free(b), free(y), free(dx), free(dw), free(db);
+}
+
+int main(void) {
+    test_conv_hand();
+    test_conv();
+    test_dense();
+    test_pool_hand();
+    test_pool();
+    test_bn();
+    test_relu();
+    test_softmax_xent();
+    time_conv();
+    return check_summary();
+}

@@ -1,0 +1,397 @@
+/* parcnn: the command line. Subcommands train, eval, predict, models.
+ * Exit status: 0 success, 1 data or I/O error, 2 usage error. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "data/dataset.h"
+#include "nn/model.h"
+#include "train/engine.h"
+#include "train/metrics.h"
+#include "train/modelio.h"
+#include "train/train.h"
+
+static int fail(pc_status st) {
+    fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+    return st == PC_ERR_USAGE ? 2 : 1;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "parcnn %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see 'parcnn %s --help')\n", cmd);
+    return 2;
+}
+
+/* Strict number parsing: the whole argument must be a number within [lo, hi]. */
+static int parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi,
+                      long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "parcnn %s: %s %s: expected an integer in [%ld, %ld]\n", cmd, flag, s,
+                lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_float(const char *cmd, const char *flag, const char *s, double lo, double hi,
+                       float *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "parcnn %s: %s %s: expected a number in [%g, %g]\n", cmd, flag, s, lo,
+                hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_kernels(const char *s, pc_kernel_set *k) {
+    if (strcmp(s, "auto") == 0) *k = PC_KERNELS_AUTO;
+    else if (strcmp(s, "ref") == 0 || strcmp(s, "reference") == 0) *k = PC_KERNELS_REF;
+    else if (strcmp(s, "onednn") == 0 || strcmp(s, "dnnl") == 0) *k = PC_KERNELS_DNNL;
+    else return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- train */
+
+static const char train_help[] =
+    "usage: parcnn train [options]\n"
+    "Train a model; prints one line per epoch and the final test metrics.\n"
+    "\n"
+    "  --data SPEC          fashion-mnist (default), mnist, idx:DIR, cifar10:DIR, cifar100:DIR\n"
+    "  --model NAME|FILE    zoo model (simple-cnn, minixception, resnet20) or a model file\n"
+    "                       (default simple-cnn)\n"
+    "  --epochs N           default 12\n"
+    "  --batch N            GLOBAL batch size, whatever the worker count (default 128)\n"
+    "  --shard-size N       samples per shard (default 32); the batch is cut into shards,\n"
+    "                       each worker processes whole shards; results depend on the batch\n"
+    "                       and shard size but never on --workers\n"
+    "  --workers N          data-parallel replicas in this process (default 1); must divide\n"
+    "                       the shard count\n"
+    "  --threads N          intra-op threads per worker (default 1)\n"
+    "  --optimizer NAME     sgd, adam (default) or adamw\n"
+    "  --lr X               base learning rate (default 0.001)\n"
+    "  --momentum X         SGD momentum (default 0.9)\n"
+    "  --nesterov           Nesterov momentum for SGD\n"
+    "  --weight-decay X     L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)\n"
+    "  --schedule NAME      constant, exp (default), step or cosine\n"
+    "  --decay-rate X       exp/step: factor per --decay-epochs (default 0.8)\n"
+    "  --decay-epochs X     exp/step: period in epochs (default 1)\n"
+    "  --warmup-epochs X    linear warm-up (default 0)\n"
+    "  --label-smoothing X  default 0\n"
+    "  --seed N             default 1\n"
+    "  --limit N            use only the first N training images\n"
+    "  --max-steps N        stop after N optimizer steps in total (checkpoint kept)\n"
+    "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
+    "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
+    "                       worker count): bit-identical to an uninterrupted run\n"
+    "  --kernels K          onednn (default when built with it) or ref\n"
+    "  --no-progress        no live progress bar even on a terminal\n";
+
+static int cmd_train(int argc, char **argv) {
+    pc_train_config c;
+    pc_train_config_defaults(&c);
+    c.progress = isatty(2);
+    enum {
+        O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
+        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_SEED, O_LIMIT,
+        O_MAXSTEPS, O_OUT, O_RESUME, O_KERNELS, O_NOPROG, O_HELP
+    };
+    static const struct option opts[] = {
+        {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
+        {"batch", 1, 0, O_BATCH}, {"shard-size", 1, 0, O_SHARD}, {"workers", 1, 0, O_WORKERS},
+        {"threads", 1, 0, O_THREADS}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
+        {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
+        {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
+        {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
+        {"label-smoothing", 1, 0, O_SMOOTH}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
+        {"max-steps", 1, 0, O_MAXSTEPS}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
+        {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
+    long v;
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (o) {
+        case O_DATA: c.data = optarg; break;
+        case O_MODEL: c.model = optarg; break;
+        case O_EPOCHS: bad = parse_long("train", "--epochs", optarg, 1, 100000, &v); c.epochs = (int)v; break;
+        case O_BATCH: bad = parse_long("train", "--batch", optarg, 1, 1 << 20, &v); c.batch = (int)v; break;
+        case O_SHARD: bad = parse_long("train", "--shard-size", optarg, 1, 1 << 20, &v); c.shard_size = (int)v; break;
+        case O_WORKERS: bad = parse_long("train", "--workers", optarg, 1, 1024, &v); c.workers = (int)v; break;
+        case O_THREADS: bad = parse_long("train", "--threads", optarg, 1, 256, &v); c.threads = (int)v; break;
+        case O_OPT:
+            if (pc_opt_parse(optarg, &c.opt.kind) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_LR: bad = parse_float("train", "--lr", optarg, 1e-12, 100, &c.sched.base_lr); break;
+        case O_MOM: bad = parse_float("train", "--momentum", optarg, 0, 0.9999, &c.opt.momentum); break;
+        case O_NEST: c.opt.nesterov = 1; break;
+        case O_WD: bad = parse_float("train", "--weight-decay", optarg, 0, 1, &c.opt.weight_decay); break;
+        case O_SCHED:
+            if (pc_sched_parse(optarg, &c.sched.kind) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_DRATE: bad = parse_float("train", "--decay-rate", optarg, 1e-6, 1, &c.sched.decay_rate); break;
+        case O_DEPOCHS: bad = parse_float("train", "--decay-epochs", optarg, 1e-3, 1e6, &c.sched.decay_epochs); break;
+        case O_WARM: bad = parse_float("train", "--warmup-epochs", optarg, 0, 1e6, &c.sched.warmup_epochs); break;
+        case O_SMOOTH: bad = parse_float("train", "--label-smoothing", optarg, 0, 0.999, &c.label_smoothing); break;
+        case O_SEED: bad = parse_long("train", "--seed", optarg, 0, 0x7fffffffL, &v); c.seed = (uint64_t)v; break;
+        case O_LIMIT: bad = parse_long("train", "--limit", optarg, 1, 0x7fffffffL, &v); c.limit = v; break;
+        case O_MAXSTEPS: bad = parse_long("train", "--max-steps", optarg, 1, 0x7fffffffL, &v); c.max_steps = v; break;
+        case O_OUT: c.out_dir = optarg; break;
+        case O_RESUME: c.resume = 1; break;
+        case O_KERNELS:
+            if (parse_kernels(optarg, &c.kernels))
+                return usage_error("train", "--kernels %s: expected onednn or ref", optarg);
+            break;
+        case O_NOPROG: c.progress = 0; break;
+        case O_HELP: fputs(train_help, stdout); return 0;
+        default:
+            return usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+        if (bad) return 2;
+    }
+    if (optind < argc) return usage_error("train", "unexpected argument '%s'", argv[optind]);
+    pc_status st = pc_train(&c);
+    return st == PC_OK ? 0 : fail(st);
+}
+
+/* ----------------------------------------------------------- eval/predict */
+
+static const char eval_help[] =
+    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--workers N] [--batch N]\n"
+    "Evaluate a trained model on the test part of a dataset: accuracy, loss, per-class\n"
+    "precision, recall and F1, macro averages and the confusion matrix.\n"
+    "\n"
+    "  --weights FILE   model.safetensors written by parcnn train\n"
+    "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
+    "  --train-split    evaluate on the training part instead\n"
+    "  --json           print one JSON object (accuracy, loss, macro_f1, per_class, confusion)\n"
+    "  --workers N      parallel replicas (default 1)\n"
+    "  --batch N        samples per forward pass (default 100)\n"
+    "  --kernels K      onednn or ref\n";
+
+static const char predict_help[] =
+    "usage: parcnn predict --weights FILE [--data SPEC] [--top K] INDEX...\n"
+    "Classify test samples of a dataset given by their indices; prints the top-K classes\n"
+    "with probabilities and the true label.\n"
+    "\n"
+    "  --weights FILE   model.safetensors written by parcnn train\n"
+    "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
+    "  --top K          classes to print per sample (default 3)\n"
+    "  --kernels K      onednn or ref\n";
+
+typedef struct {
+    const char *weights, *data;
+    int json, workers, batch, top, train_split;
+    pc_kernel_set kernels;
+} infer_opts;
+
+static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_TS, O_H };
+    static const struct option opts[] = {
+        {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
+        {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
+        {"kernels", 1, 0, O_K}, {"train-split", 0, 0, O_TS}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
+    int c;
+    long v;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_W: o->weights = optarg; break;
+        case O_D: o->data = optarg; break;
+        case O_J: o->json = 1; break;
+        case O_TS: o->train_split = 1; break;
+        case O_WK: if (parse_long(cmd, "--workers", optarg, 1, 1024, &v)) return 2; o->workers = (int)v; break;
+        case O_B: if (parse_long(cmd, "--batch", optarg, 1, 1 << 16, &v)) return 2; o->batch = (int)v; break;
+        case O_T: if (parse_long(cmd, "--top", optarg, 1, 1000, &v)) return 2; o->top = (int)v; break;
+        case O_K:
+            if (parse_kernels(optarg, &o->kernels))
+                return usage_error(cmd, "--kernels %s: expected onednn or ref", optarg);
+            break;
+        case O_H:
+            fputs(strcmp(cmd, "eval") == 0 ? eval_help : predict_help, stdout);
+            return -1;
+        default: return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!o->weights) return usage_error(cmd, "%s", "--weights FILE is required");
+    return 0;
+}
+
+/* Load the model and the dataset part, and check they fit together. */
+static pc_status load_for_inference(const infer_opts *o, pc_model **m, pc_model_meta *meta,
+                                    pc_dataset *d) {
+    PC_TRY(pc_model_load(o->weights, m, meta));
+    PC_TRY(pc_dataset_load(o->data, o->train_split, d));
+    if (d->c != meta->c || d->h != meta->h || d->w != meta->w)
+        return pc_fail(PC_ERR_USAGE, "%s: model expects %dx%dx%d images, %s has %dx%dx%d",
+                       o->weights, meta->c, meta->h, meta->w, o->data, d->c, d->h, d->w);
+    if (d->classes > meta->classes)
+        return pc_fail(PC_ERR_USAGE, "%s: model has %d classes, %s has %d", o->weights,
+                       meta->classes, o->data, d->classes);
+    return PC_OK;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    infer_opts o = {.data = "fashion-mnist", .workers = 1, .batch = 100, .top = 3};
+    int r = parse_infer("eval", argc, argv, &o);
+    if (r) return r < 0 ? 0 : r;
+    if (optind < argc) return usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    pc_model *m = NULL;
+    pc_model_meta meta = {0};
+    pc_dataset d = {0};
+    pc_engine *e = NULL;
+    pc_metrics mt = {0};
+    pc_status st = load_for_inference(&o, &m, &meta, &d);
+    if (st == PC_OK) st = pc_engine_create(m, o.workers, 1, o.batch, o.kernels, &e);
+    if (st == PC_OK) {
+        memcpy(e->mean, meta.mean, sizeof meta.mean);
+        memcpy(e->std, meta.std, sizeof meta.std);
+        if (pc_metrics_init(&mt, m->classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    if (st == PC_OK) st = pc_engine_evaluate(e, &d, &mt, NULL, NULL);
+    if (st == PC_OK) {
+        if (o.json)
+            pc_metrics_print_json(&mt, meta.class_names, stdout);
+        else
+            pc_metrics_print(&mt, meta.class_names, stdout);
+    }
+    pc_metrics_free(&mt);
+    pc_engine_destroy(e);
+    pc_dataset_free(&d);
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    return st == PC_OK ? 0 : fail(st);
+}
+
+static int cmd_predict(int argc, char **argv) {
+    infer_opts o = {.data = "fashion-mnist", .workers = 1, .batch = 1, .top = 3};
+    int r = parse_infer("predict", argc, argv, &o);
+    if (r) return r < 0 ? 0 : r;
+    if (optind >= argc) return usage_error("predict", "%s", "give at least one sample INDEX");
+    pc_model *m = NULL;
+    pc_model_meta meta = {0};
+    pc_dataset d = {0};
+    pc_engine *e = NULL;
+    pc_status st = load_for_inference(&o, &m, &meta, &d);
+    if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
+    float *probs = st == PC_OK ? malloc(sizeof(float) * m->classes) : NULL;
+    int top = o.top;
+    for (int a = optind; st == PC_OK && a < argc; a++) {
+        long idx;
+        if (parse_long("predict", "INDEX", argv[a], 0, d.n - 1, &idx)) {
+            st = PC_ERR_USAGE;
+            pc_fail(st, "sample index %s out of range [0, %lld)", argv[a], (long long)d.n);
+            break;
+        }
+        int64_t i64 = idx;
+        pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, pc_exec_input(e->execs[0]), NULL);
+        pc_exec_forward(e->execs[0], 0, 0, 0, 0, NULL);
+        pc_exec_probs(e->execs[0], probs);
+        printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
+        char used[1024] = {0};
+        for (int k = 0; k < top && k < m->classes; k++) {
+            int best = -1;
+            for (int j = 0; j < m->classes; j++)
+                if (!used[j] && (best < 0 || probs[j] > probs[best])) best = j;
+            used[best] = 1;
+            printf("  %s %.4f", meta.class_names[best], probs[best]);
+        }
+        printf("\n");
+    }
+    free(probs);
+    pc_engine_destroy(e);
+    pc_dataset_free(&d);
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    return st == PC_OK ? 0 : fail(st);
+}
+
+/* ---------------------------------------------------------------- models */
+
+static const char models_help[] =
+    "usage: parcnn models [--input CxHxW] [--classes N] [--print NAME]\n"
+    "List the zoo models with parameter count and forward FLOPs per image for an input\n"
+    "shape (default 1x28x28, 10 classes), or print one model file.\n";
+
+static int cmd_models(int argc, char **argv) {
+    int c = 1, h = 28, w = 28, classes = 10;
+    const char *print = NULL;
+    static const struct option opts[] = {{"input", 1, 0, 'i'}, {"classes", 1, 0, 'c'},
+                                         {"print", 1, 0, 'p'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    long v;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'i':
+            if (sscanf(optarg, "%dx%dx%d", &c, &h, &w) != 3 || c < 1 || h < 1 || w < 1 || c > 4)
+                return usage_error("models", "--input %s: expected CxHxW, e.g. 3x32x32", optarg);
+            break;
+        case 'c': if (parse_long("models", "--classes", optarg, 2, 100000, &v)) return 2; classes = (int)v; break;
+        case 'p': print = optarg; break;
+        case 'h': fputs(models_help, stdout); return 0;
+        default: return usage_error("models", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (print) {
+        const char *t = pc_zoo_text(print);
+        if (!t) return usage_error("models", "--print %s: no such zoo model", print);
+        fputs(t, stdout);
+        return 0;
+    }
+    printf("%-14s %12s %14s  %s\n", "model", "parameters", "MFLOP/image", "description");
+    for (int i = 0; i < pc_zoo_count(); i++) {
+        pc_model *m;
+        const char *name = pc_zoo_name(i);
+        if (pc_model_create(name, c, h, w, classes, 1, &m) != PC_OK) {
+            printf("%-14s %12s %14s  (%s)\n", name, "-", "-", pc_last_error());
+            continue;
+        }
+        printf("%-14s %12lld %14.2f  %s\n", name, (long long)m->n_params,
+               pc_model_flops(m) / 1e6, pc_zoo_summary(name));
+        pc_model_free(m);
+    }
+    printf("(input %dx%dx%d, %d classes; FLOPs count a multiply-add as 2, forward only;\n"
+           " training costs about 3x)\n", c, h, w, classes);
+    return 0;
+}
+
+static const char main_help[] =
+    "usage: parcnn COMMAND [options]\n"
+    "Train convolutional image classifiers, sequentially or data-parallel, with results\n"
+    "that do not depend on the number of workers.\n"
+    "\n"
+    "commands:\n"
+    "  train     train a model (parcnn train --help)\n"
+    "  eval      evaluate a trained model on a dataset\n"
+    "  predict   classify samples with a trained model\n"
+    "  models    list the model zoo\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(main_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    argv[1] = argv[0];
+    argc--;
+    argv++;
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
+    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
+    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc, argv);
+    if (strcmp(cmd, "models") == 0) return cmd_models(argc, argv);
+    fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
+    return 2;
+}
