@@ -1,0 +1,97 @@
+/* Internal helpers shared by the oneDNN plans (not part of the public API).
+ *
+ * pcd_base: the resources of one plan (stream, primitives, memories, buffers, scratchpad),
+ * registered as they are created so that a single pcd_base_free releases everything, also on
+ * a failure halfway through creation.
+ *
+ * pcd_port: one tensor argument of one primitive. `user` describes the caller's plain layout
+ * and gets the caller's pointer at each call; `inner` is what the primitive reads or writes.
+ * When the primitive chose the plain layout, inner == user and nothing is copied; otherwise
+ * inner lives in a plan-owned buffer and a reorder primitive (created at plan time) converts
+ * user -> inner before the primitive (inputs) or inner -> user after it (outputs). */
+#ifndef PC_DNNL_INTERNAL_H
+#define PC_DNNL_INTERNAL_H
+
+#include <dnnl.h>
+
+#include "../../core/common.h"
+
+#define PCD_MAX_PRIMS 24
+#define PCD_MAX_MEMS 64
+#define PCD_MAX_BUFS 32
+
+typedef struct {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratch; /* NULL when the primitive needs no scratchpad */
+} pcd_prim;
+
+typedef struct {
+    dnnl_stream_t stream;
+    dnnl_primitive_attr_t attr; /* scratchpad_mode_user: the plan provides the scratchpad */
+    pcd_prim prims[PCD_MAX_PRIMS];
+    int nprims;
+    dnnl_memory_t mems[PCD_MAX_MEMS];
+    int nmems;
+    void *bufs[PCD_MAX_BUFS];
+    int nbufs;
+    /* Reorder targets live only during one call: forward-phase (0) and backward-phase (1)
+     * buffers share one arena, bound at pcd_base_finish. */
+    size_t phase_size[2];
+    struct {
+        dnnl_memory_t mem;
+        size_t off;
+    } arena_mems[PCD_MAX_MEMS];
+    int narena;
+} pcd_base;
+
+typedef struct {
+    dnnl_memory_t user;  /* plain layout; data handle set to the caller's pointer per call */
+    dnnl_memory_t inner; /* the primitive's layout; == user when no reorder is needed */
+    pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
+} pcd_port;
+
+dnnl_engine_t pcd_engine(void); /* NULL (with pc_fail set) if the engine cannot be created */
+
+/* Creation helpers: return 0 / non-NULL on success; on failure set pc_fail and return -1 /
+ * NULL. Everything created is owned by the base. */
+int pcd_base_init(pcd_base *b);
+pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
+                       const_dnnl_primitive_desc_t hint, const char *what);
+dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handle);
+void *pcd_buf_new(pcd_base *b, size_t bytes);
+/* is_output: 0 = input (reorder user -> inner), 1 = output (reorder inner -> user).
+ * phase: 0 for ports used by forward calls, 1 for backward calls (see pcd_base). */
+int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                  const dnnl_memory_desc_t *prim_md, int is_output, int phase);
+/* Allocate the arena and the shared scratchpad once all primitives and ports exist. */
+int pcd_base_finish(pcd_base *b);
+void pcd_base_free(pcd_base *b);
+
+/* Memory descriptor of a primitive's execution argument (e.g. DNNL_ARG_SRC). */
+const dnnl_memory_desc_t *pcd_arg_md(const pcd_prim *p, int arg);
+int pcd_md_init(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
+                dnnl_format_tag_t tag, const char *what);
+int pcd_md_is_zero(const dnnl_memory_desc_t *md);
+
+/* Run-time helpers: a oneDNN failure here is a programming error (message + abort). */
+void pcd_check(dnnl_status_t st, const char *what);
+void pcd_exec(pcd_base *b, const pcd_prim *p, int nargs, const dnnl_exec_arg_t *args);
+void pcd_set(dnnl_memory_t m, const void *ptr);
+void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr); /* bind + reorder in */
+void pcd_port_bind(pcd_port *pt, void *ptr);                  /* bind an output */
+void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if needed */
+void pcd_wait(pcd_base *b);
+
+/* Creation-time status check: on failure, record the message and jump to `fail`. */
+#define PCD_TRY(call, what)                                                         \
+    do {                                                                            \
+        dnnl_status_t pcd_st_ = (call);                                             \
+        if (pcd_st_ != dnnl_success) {                                              \
+            pc_fail(PC_ERR_INTERNAL, "oneDNN: %s failed (status %d)", (what),       \
+                    (int)pcd_st_);                                                  \
+            goto fail;                                                              \
+        }                                                                           \
+    } while (0)
+
+#endif

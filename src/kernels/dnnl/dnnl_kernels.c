@@ -1,0 +1,256 @@
+/* Shared machinery of the oneDNN plans: the global engine, resource bookkeeping, the user
+ * scratchpad, and "ports" (plain-layout user tensors with an optional reorder into the layout
+ * a primitive prefers). The plans themselves are in dnnl_conv.c, dnnl_dense.c, dnnl_pool.c
+ * and dnnl_bn.c. */
+#include "dnnl_kernels.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnnl_internal.h"
+
+/* ---- global engine ---- */
+
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;
+static dnnl_status_t engine_status = dnnl_runtime_error;
+
+static void engine_init(void) {
+    engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
+    if (engine_status != dnnl_success) engine = NULL;
+}
+
+dnnl_engine_t pcd_engine(void) {
+    pthread_once(&engine_once, engine_init);
+    if (!engine)
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: cannot create the CPU engine (status %d)",
+                (int)engine_status);
+    return engine;
+}
+
+int pc_dnnl_available(void) { return pcd_engine() != NULL; }
+
+/* ---- creation helpers ---- */
+
+int pcd_base_init(pcd_base *b) {
+    memset(b, 0, sizeof *b);
+    dnnl_engine_t eng = pcd_engine();
+    if (!eng) return -1;
+    PCD_TRY(dnnl_stream_create(&b->stream, eng, dnnl_stream_default_flags), "stream create");
+    PCD_TRY(dnnl_primitive_attr_create(&b->attr), "attr create");
+    PCD_TRY(dnnl_primitive_attr_set_scratchpad_mode(b->attr, dnnl_scratchpad_mode_user),
+            "set scratchpad mode");
+    return 0;
+fail:
+    return -1;
+}
+
+static pcd_prim *prim_slot(pcd_base *b) {
+    if (b->nprims >= PCD_MAX_PRIMS) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN plan: too many primitives");
+        return NULL;
+    }
+    pcd_prim *p = &b->prims[b->nprims];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+/* pd is registered in the base right away (so it is freed on failure), then the primitive. */
+static pcd_prim *prim_finish(pcd_base *b, pcd_prim *p, const char *what) {
+    b->nprims++;
+    dnnl_status_t st = dnnl_primitive_create(&p->prim, p->pd);
+    if (st != dnnl_success) {
+        p->prim = NULL;
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive create failed (status %d)", what,
+                (int)st);
+        return NULL;
+    }
+    return p;
+}
+
+pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
+                       const_dnnl_primitive_desc_t hint, const char *what) {
+    pcd_prim *p = prim_slot(b);
+    if (!p) return NULL;
+    dnnl_status_t st = dnnl_primitive_desc_create(&p->pd, desc, b->attr, pcd_engine(), hint);
+    if (st != dnnl_success) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive descriptor create failed (status %d)",
+                what, (int)st);
+        return NULL;
+    }
+    return prim_finish(b, p, what);
+}
+
+static pcd_prim *reorder_new(pcd_base *b, const dnnl_memory_desc_t *src,
+                             const dnnl_memory_desc_t *dst) {
+    pcd_prim *p = prim_slot(b);
+    if (!p) return NULL;
+    dnnl_engine_t eng = pcd_engine();
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&p->pd, src, eng, dst, eng, b->attr);
+    if (st != dnnl_success) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: reorder primitive descriptor create failed (status %d)",
+                (int)st);
+        return NULL;
+    }
+    return prim_finish(b, p, "reorder");
+}
+
+dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handle) {
+    if (b->nmems >= PCD_MAX_MEMS) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN plan: too many memory objects");
+        return NULL;
+    }
+    dnnl_memory_t m = NULL;
+    dnnl_status_t st = dnnl_memory_create(&m, md, pcd_engine(), handle ? handle : DNNL_MEMORY_NONE);
+    if (st != dnnl_success) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: memory create failed (status %d)", (int)st);
+        return NULL;
+    }
+    b->mems[b->nmems++] = m;
+    return m;
+}
+
+void *pcd_buf_new(pcd_base *b, size_t bytes) {
+    if (b->nbufs >= PCD_MAX_BUFS) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN plan: too many buffers");
+        return NULL;
+    }
+    void *p = pc_alloc(bytes);
+    if (!p) return NULL;
+    b->bufs[b->nbufs++] = p;
+    return p;
+}
+
+int pcd_md_init(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
+                dnnl_format_tag_t tag, const char *what) {
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+    if (st != dnnl_success) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: memory descriptor for %s failed (status %d)", what,
+                (int)st);
+        return -1;
+    }
+    return 0;
+}
+
+int pcd_md_is_zero(const dnnl_memory_desc_t *md) { return !md || md->ndims == 0; }
+
+const dnnl_memory_desc_t *pcd_arg_md(const pcd_prim *p, int arg) {
+    return dnnl_primitive_desc_query_md(p->pd, dnnl_query_exec_arg_md, arg);
+}
+
+int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                  const dnnl_memory_desc_t *prim_md, int is_output, int phase) {
+    memset(pt, 0, sizeof *pt);
+    if (!prim_md || pcd_md_is_zero(prim_md)) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: primitive did not report a memory descriptor");
+        return -1;
+    }
+    pt->user = pcd_mem_new(b, user_md, NULL);
+    if (!pt->user) return -1;
+    if (dnnl_memory_desc_equal(user_md, prim_md)) {
+        pt->inner = pt->user;
+        return 0;
+    }
+    /* The primitive prefers another layout: inner memory in the plan's arena (bound at
+     * pcd_base_finish) and a reorder between it and the user's plain tensor. */
+    if (b->narena >= PCD_MAX_MEMS) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN plan: too many reordered tensors");
+        return -1;
+    }
+    pt->inner = pcd_mem_new(b, prim_md, NULL);
+    if (!pt->inner) return -1;
+    size_t bytes = (dnnl_memory_desc_get_size(prim_md) + 63) & ~(size_t)63;
+    b->arena_mems[b->narena].mem = pt->inner;
+    b->arena_mems[b->narena].off = b->phase_size[phase];
+    b->narena++;
+    b->phase_size[phase] += bytes;
+    pt->reorder = is_output ? reorder_new(b, prim_md, user_md) : reorder_new(b, user_md, prim_md);
+    return pt->reorder ? 0 : -1;
+}
+
+int pcd_base_finish(pcd_base *b) {
+    size_t arena = PC_MAX(b->phase_size[0], b->phase_size[1]);
+    if (arena > 0) {
+        char *buf = pcd_buf_new(b, arena);
+        if (!buf) return -1;
+        for (int i = 0; i < b->narena; i++) {
+            dnnl_status_t st = dnnl_memory_set_data_handle(b->arena_mems[i].mem,
+                                                           buf + b->arena_mems[i].off);
+            if (st != dnnl_success) {
+                pc_fail(PC_ERR_INTERNAL, "oneDNN: set data handle failed (status %d)", (int)st);
+                return -1;
+            }
+        }
+    }
+    size_t max = 0;
+    for (int i = 0; i < b->nprims; i++) {
+        const dnnl_memory_desc_t *md =
+            dnnl_primitive_desc_query_md(b->prims[i].pd, dnnl_query_scratchpad_md, 0);
+        size_t sz = pcd_md_is_zero(md) ? 0 : dnnl_memory_desc_get_size(md);
+        if (sz > max) max = sz;
+    }
+    if (max == 0) return 0;
+    void *buf = pcd_buf_new(b, max); /* one scratchpad shared by the plan's primitives */
+    if (!buf) return -1;
+    for (int i = 0; i < b->nprims; i++) {
+        const dnnl_memory_desc_t *md =
+            dnnl_primitive_desc_query_md(b->prims[i].pd, dnnl_query_scratchpad_md, 0);
+        if (pcd_md_is_zero(md) || dnnl_memory_desc_get_size(md) == 0) continue;
+        b->prims[i].scratch = pcd_mem_new(b, md, buf);
+        if (!b->prims[i].scratch) return -1;
+    }
+    return 0;
+}
+
+void pcd_base_free(pcd_base *b) {
+    for (int i = 0; i < b->nprims; i++) {
+        if (b->prims[i].prim) dnnl_primitive_destroy(b->prims[i].prim);
+        if (b->prims[i].pd) dnnl_primitive_desc_destroy(b->prims[i].pd);
+    }
+    for (int i = 0; i < b->nmems; i++) dnnl_memory_destroy(b->mems[i]);
+    for (int i = 0; i < b->nbufs; i++) pc_free(b->bufs[i]);
+    if (b->stream) dnnl_stream_destroy(b->stream);
+    if (b->attr) dnnl_primitive_attr_destroy(b->attr);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- run-time helpers ---- */
+
+void pcd_check(dnnl_status_t st, const char *what) {
+    if (st == dnnl_success) return;
+    fprintf(stderr, "parcnn: oneDNN: %s failed (status %d)\n", what, (int)st);
+    abort();
+}
+
+void pcd_exec(pcd_base *b, const pcd_prim *p, int nargs, const dnnl_exec_arg_t *args) {
+    dnnl_exec_arg_t all[16];
+    if (nargs > 15) pcd_check(dnnl_invalid_arguments, "execute (too many arguments)");
+    memcpy(all, args, (size_t)nargs * sizeof *args);
+    if (p->scratch) all[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
+    pcd_check(dnnl_primitive_execute(p->prim, b->stream, nargs, all), "primitive execute");
+}
+
+void pcd_set(dnnl_memory_t m, const void *ptr) {
+    pcd_check(dnnl_memory_set_data_handle(m, (void *)ptr), "set data handle");
+}
+
+void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr) {
+    pcd_set(pt->user, ptr);
+    if (pt->reorder) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, pt->user}, {DNNL_ARG_TO, pt->inner}};
+        pcd_exec(b, pt->reorder, 2, a);
+    }
+}
+
+void pcd_port_bind(pcd_port *pt, void *ptr) { pcd_set(pt->user, ptr); }
+
+void pcd_port_out(pcd_base *b, pcd_port *pt) {
+    if (pt->reorder) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, pt->inner}, {DNNL_ARG_TO, pt->user}};
+        pcd_exec(b, pt->reorder, 2, a);
+    }
+}
+
+void pcd_wait(pcd_base *b) { pcd_check(dnnl_stream_wait(b->stream), "stream wait"); }

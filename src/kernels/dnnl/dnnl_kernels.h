@@ -1,0 +1,74 @@
+/* oneDNN (v2.x C API) kernels as "plans": one object per layer and shape, created once and
+ * reused every step. A plan holds its primitive descriptors, primitives, memory objects, a
+ * stream, the scratchpad and any workspace; forward/backward calls allocate nothing.
+ *
+ * Semantics match the reference kernels in ../ref/ref.h exactly (same layouts, outputs
+ * overwritten, NULL outputs skipped). Tensors passed in and out are plain NCHW / PyTorch
+ * weight layouts; when a primitive prefers a blocked layout the plan reorders internally.
+ *
+ * Threading: the engine is global (created once, thread-safe); each plan owns its stream and
+ * buffers (including a user-mode scratchpad, so primitives that oneDNN's primitive cache shares
+ * between plans can run concurrently), so a plan must be used by one thread at a time.
+ * oneDNN parallelizes each call with OpenMP using omp_get_max_threads() of the calling
+ * thread: worker threads that run plans concurrently should lower their own OpenMP thread
+ * count (e.g. to 1) to avoid oversubscription. Results are bitwise reproducible for the same
+ * shape, inputs and OpenMP thread count.
+ *
+ * Errors: create returns NULL and sets pc_last_error() (PC_ERR_INTERNAL for oneDNN failures,
+ * PC_ERR_NOMEM, PC_ERR_USAGE for an invalid shape). A oneDNN failure inside forward/backward
+ * is a programming error: it prints a message to stderr and aborts. */
+#ifndef PC_DNNL_KERNELS_H
+#define PC_DNNL_KERNELS_H
+
+#include "../shapes.h"
+
+/* 1 when the oneDNN CPU engine can be created, 0 otherwise. */
+int pc_dnnl_available(void);
+
+/* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
+typedef struct pc_dnnl_conv pc_dnnl_conv;
+pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias);
+/* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
+void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
+                          float *y);
+/* dx, dw, db may be NULL (skipped); db is ignored when the plan has no bias. */
+void pc_dnnl_conv_backward(pc_dnnl_conv *p, const float *x, const float *w, const float *dy,
+                           float *dx, float *dw, float *db);
+void pc_dnnl_conv_destroy(pc_dnnl_conv *p);
+
+/* ---- dense (inner product): x (N, IN), weight (OUT, IN), bias (OUT), y (N, OUT) ---- */
+typedef struct pc_dnnl_dense pc_dnnl_dense;
+pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias);
+void pc_dnnl_dense_forward(pc_dnnl_dense *p, const float *x, const float *w, const float *b,
+                           float *y);
+void pc_dnnl_dense_backward(pc_dnnl_dense *p, const float *x, const float *w, const float *dy,
+                            float *dx, float *dw, float *db);
+void pc_dnnl_dense_destroy(pc_dnnl_dense *p);
+
+/* ---- pooling: max (ties go to the first cell of the window) or average excluding padding.
+ * forward keeps the max-pool workspace inside the plan for the following backward. ---- */
+typedef struct pc_dnnl_pool pc_dnnl_pool;
+pc_dnnl_pool *pc_dnnl_pool_create(const pc_pool_shape *s, int is_max);
+void pc_dnnl_pool_forward(pc_dnnl_pool *p, const float *x, float *y);
+/* dx (N,C,H,W) from dy (N,C,OH,OW); max pooling uses the last forward's workspace. */
+void pc_dnnl_pool_backward(pc_dnnl_pool *p, const float *dy, float *dx);
+void pc_dnnl_pool_destroy(pc_dnnl_pool *p);
+
+/* ---- batch norm over x (N, C, HW): statistics per channel over N and HW ---- */
+typedef struct pc_dnnl_bn pc_dnnl_bn;
+pc_dnnl_bn *pc_dnnl_bn_create(const pc_bn_shape *s);
+/* Training mode: y, and the batch mean (C) and BIASED variance (C) (each may be NULL).
+ * gamma NULL means ones, beta NULL means zeros. */
+void pc_dnnl_bn_forward_train(pc_dnnl_bn *p, const float *x, const float *gamma,
+                              const float *beta, float *y, float *mean, float *var);
+/* Inference mode: y = gamma * (x - rmean) / sqrt(rvar + eps) + beta */
+void pc_dnnl_bn_forward_eval(pc_dnnl_bn *p, const float *x, const float *gamma,
+                             const float *beta, const float *rmean, const float *rvar, float *y);
+/* Training-mode backward from the batch mean and biased variance of the forward pass.
+ * dx, dgamma, dbeta may be NULL (skipped). */
+void pc_dnnl_bn_backward(pc_dnnl_bn *p, const float *x, const float *gamma, const float *mean,
+                         const float *var, const float *dy, float *dx, float *dgamma,
+                         float *dbeta);
+void pc_dnnl_bn_destroy(pc_dnnl_bn *p);
+
+#endif

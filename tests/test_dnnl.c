@@ -1,0 +1,546 @@
+/* oneDNN plans vs the reference kernels: every output and every gradient on many random
+ * shapes, run-to-run and plan-to-plan bitwise reproducibility, NULL-output handling, and a
+ * single-thread micro-benchmark (printed, not asserted). */
+#define _GNU_SOURCE
+#include <stdio.h>
+
+#include "check.h"
+
+#ifndef PARCNN_HAVE_DNNL
+
+int main(void) {
+    printf("oneDNN not available: skipped\n");
+    return check_summary();
+}
+
+#else
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "kernels/dnnl/dnnl_kernels.h"
+#include "kernels/ref/ref.h"
+
+/* All comparisons: normalized error ||got - ref|| / ||ref|| below TOL. The reference
+ * accumulates products in float (conv/dense) or double (bias, BN, pooling); oneDNN uses
+ * float with a different (blocked) summation order. With at most a few thousand terms per
+ * reduction in these shapes, the observed error is ~1e-7..1e-6, so 1e-5 has ample margin. */
+#define TOL 1e-5
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd_u32(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+static int rnd_int(int lo, int hi) { return lo + (int)(rnd_u32() % (uint32_t)(hi - lo + 1)); }
+/* uniform in [-1, 1): 24 random bits (rnd_u32 yields 31) */
+static float rnd_uniform(void) { return (float)(rnd_u32() >> 7) / 16777216.0f * 2.0f - 1.0f; }
+
+static float *vec(long n) {
+    float *p = pc_alloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+static float *rvec(long n) {
+    float *p = vec(n);
+    for (long i = 0; i < n; i++) p[i] = rnd_uniform();
+    return p;
+}
+/* Outputs are poisoned with NaN before each call: a kernel that skips an element fails. */
+static void poison(float *p, long n) {
+    for (long i = 0; i < n; i++) p[i] = NAN;
+}
+static int same_bits(const float *a, const float *b, long n) {
+    return memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+}
+static double max_nerr; /* largest error seen in the current group of tests */
+static void cmp(const char *what, const char *desc, const float *got, const float *ref, long n,
+                double tol) {
+    double e = check_nerr(got, ref, n);
+    if (e > max_nerr) max_nerr = e;
+    CHECK(e < tol, "%s %s: nerr %.3g", what, desc, e); /* NaN fails too */
+}
+
+/* ------------------------------------------------------------------ conv */
+
+static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
+    if (pc_conv_shape_finish(&s) != 0) {
+        CHECK(0, "bad test shape");
+        return;
+    }
+    char d[160];
+    snprintf(d, sizeof d, "n%d c%d %dx%d k%d %dx%d s%d p%d g%d bias%d", s.n, s.c, s.h, s.w,
+             s.k, s.kh, s.kw, s.sh, s.ph, s.groups, has_bias);
+    long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow;
+    long nw = (long)s.k * (s.c / s.groups) * s.kh * s.kw;
+    float *x = rvec(nx), *w = rvec(nw), *b = has_bias ? rvec(s.k) : NULL, *dy = rvec(ny);
+    float *yr = vec(ny), *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.k);
+    float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
+          *dw2 = vec(nw), *db = vec(s.k), *db2 = vec(s.k);
+
+    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias);
+    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias);
+    CHECK(p && q, "conv create %s: %s", d, pc_last_error());
+    if (!p || !q) goto done;
+
+    ref_conv2d_forward(&s, x, w, b, yr);
+    ref_conv2d_backward(&s, x, w, dy, dxr, dwr, has_bias ? dbr : NULL);
+
+    poison(y, ny);
+    pc_dnnl_conv_forward(p, x, w, b, y);
+    cmp("conv y", d, y, yr, ny, TOL);
+    poison(y2, ny);
+    pc_dnnl_conv_forward(p, x, w, b, y2);
+    CHECK(same_bits(y, y2, ny), "conv forward repeat not bitwise identical: %s", d);
+    poison(y2, ny);
+    pc_dnnl_conv_forward(q, x, w, b, y2);
+    CHECK(same_bits(y, y2, ny), "conv forward second plan not bitwise identical: %s", d);
+
+    poison(dx, nx), poison(dw, nw), poison(db, s.k);
+    if (null_mode == 0) {
+        pc_dnnl_conv_backward(p, x, w, dy, dx, dw, db);
+        cmp("conv dx", d, dx, dxr, nx, TOL);
+        cmp("conv dw", d, dw, dwr, nw, TOL);
+        if (has_bias) cmp("conv db", d, db, dbr, s.k, TOL);
+        poison(dx2, nx), poison(dw2, nw), poison(db2, s.k);
+        pc_dnnl_conv_backward(p, x, w, dy, dx2, dw2, db2);
+        CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
+                  (!has_bias || same_bits(db, db2, s.k)),
+              "conv backward repeat not bitwise identical: %s", d);
+        poison(dx2, nx), poison(dw2, nw), poison(db2, s.k);
+        pc_dnnl_conv_backward(q, x, w, dy, dx2, dw2, db2);
+        CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
+                  (!has_bias || same_bits(db, db2, s.k)),
+              "conv backward second plan not bitwise identical: %s", d);
+    } else if (null_mode == 1) { /* first layer: no dx */
+        pc_dnnl_conv_backward(p, x, w, dy, NULL, dw, db);
+        cmp("conv dw (no dx)", d, dw, dwr, nw, TOL);
+        if (has_bias) cmp("conv db (no dx)", d, db, dbr, s.k, TOL);
+    } else if (null_mode == 2) { /* dx and db only */
+        pc_dnnl_conv_backward(p, x, w, dy, dx, NULL, db);
+        cmp("conv dx (no dw)", d, dx, dxr, nx, TOL);
+        if (has_bias) cmp("conv db (no dw)", d, db, dbr, s.k, TOL);
+    } else { /* dx and dw, no db */
+        pc_dnnl_conv_backward(p, x, w, dy, dx, dw, NULL);
+        cmp("conv dx (no db)", d, dx, dxr, nx, TOL);
+        cmp("conv dw (no db)", d, dw, dwr, nw, TOL);
+    }
+done:
+    pc_dnnl_conv_destroy(p);
+    pc_dnnl_conv_destroy(q);
+    pc_free(x), pc_free(w), pc_free(b), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(dwr);
+    pc_free(dbr), pc_free(y), pc_free(y2), pc_free(dx), pc_free(dx2), pc_free(dw), pc_free(dw2);
+    pc_free(db), pc_free(db2);
+}
+
+static void conv_tests(void) {
+    int before = check_failed, count = 0;
+    max_nerr = 0;
+    /* fixed shapes typical of small CNNs */
+    static const int fixed[][10] = {
+        /* n, c, h, w, k, ks, stride, pad, groups, bias */
+        {8, 3, 32, 32, 16, 3, 1, 1, 1, 1},  {4, 16, 16, 16, 32, 3, 2, 1, 1, 0},
+        {2, 32, 14, 14, 64, 5, 1, 2, 1, 1}, {3, 32, 8, 8, 32, 3, 1, 1, 32, 0},
+        {5, 16, 9, 9, 16, 3, 2, 1, 16, 1},  {2, 8, 7, 7, 16, 1, 1, 0, 1, 1},
+        {1, 1, 5, 5, 1, 5, 1, 0, 1, 1},     {16, 12, 6, 6, 12, 3, 1, 1, 4, 1},
+        {2, 4, 11, 11, 8, 3, 1, 1, 4, 1},   {3, 24, 10, 10, 48, 3, 1, 1, 2, 0},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        const int *f = fixed[i];
+        pc_conv_shape s = {.n = f[0], .c = f[1], .h = f[2], .w = f[3], .k = f[4],
+                           .kh = f[5], .kw = f[5], .sh = f[6], .sw = f[6], .ph = f[7],
+                           .pw = f[7], .groups = f[8]};
+        test_conv(s, f[9], 0);
+        count++;
+    }
+    /* random shapes: kernel 1/3/5, stride 1/2, padding 0/1/2, groups 1 / 2 / depthwise
+     * (with channel multiplier 1 or 2), batch 1..16, also non-square inputs */
+    for (int t = 0; t < 60; t++) {
+        static const int ks[] = {1, 3, 5};
+        pc_conv_shape s = {0};
+        s.n = rnd_int(1, 16);
+        s.kh = ks[rnd_int(0, 2)];
+        s.kw = rnd_int(0, 4) ? s.kh : ks[rnd_int(0, 2)];
+        s.sh = rnd_int(1, 2);
+        s.sw = rnd_int(0, 4) ? s.sh : rnd_int(1, 2);
+        s.ph = rnd_int(0, 2);
+        s.pw = rnd_int(0, 4) ? s.ph : rnd_int(0, 2);
+        int gkind = rnd_int(0, 2);
+        if (gkind == 0) {
+            s.groups = 1, s.c = rnd_int(1, 20), s.k = rnd_int(1, 24);
+        } else if (gkind == 1) {
+            s.groups = 2, s.c = 2 * rnd_int(1, 10), s.k = 2 * rnd_int(1, 12);
+        } else {
+            s.c = rnd_int(1, 24), s.groups = s.c, s.k = s.c * rnd_int(1, 2);
+        }
+        int minh = PC_MAX(1, s.kh - 2 * s.ph), minw = PC_MAX(1, s.kw - 2 * s.pw);
+        s.h = rnd_int(minh, minh + 14);
+        s.w = rnd_int(minw, minw + 14);
+        test_conv(s, rnd_int(0, 1), t % 8 == 5 ? 1 + (t / 8) % 3 : 0);
+        count++;
+    }
+    printf("conv: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+           check_failed == before ? "ok" : "FAILED");
+}
+
+/* ----------------------------------------------------------------- dense */
+
+static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
+    char d[96];
+    snprintf(d, sizeof d, "n%d in%d out%d bias%d", s.n, s.in, s.out, has_bias);
+    long nx = (long)s.n * s.in, ny = (long)s.n * s.out, nw = (long)s.out * s.in;
+    float *x = rvec(nx), *w = rvec(nw), *b = has_bias ? rvec(s.out) : NULL, *dy = rvec(ny);
+    float *yr = vec(ny), *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.out);
+    float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
+          *dw2 = vec(nw), *db = vec(s.out), *db2 = vec(s.out);
+    pc_dnnl_dense *p = pc_dnnl_dense_create(&s, has_bias);
+    pc_dnnl_dense *q = pc_dnnl_dense_create(&s, has_bias);
+    CHECK(p && q, "dense create %s: %s", d, pc_last_error());
+    if (!p || !q) goto done;
+
+    ref_dense_forward(&s, x, w, b, yr);
+    ref_dense_backward(&s, x, w, dy, dxr, dwr, has_bias ? dbr : NULL);
+    poison(y, ny);
+    pc_dnnl_dense_forward(p, x, w, b, y);
+    cmp("dense y", d, y, yr, ny, TOL);
+    poison(y2, ny);
+    pc_dnnl_dense_forward(p, x, w, b, y2);
+    CHECK(same_bits(y, y2, ny), "dense forward repeat not bitwise identical: %s", d);
+    poison(y2, ny);
+    pc_dnnl_dense_forward(q, x, w, b, y2);
+    CHECK(same_bits(y, y2, ny), "dense forward second plan not bitwise identical: %s", d);
+
+    poison(dx, nx), poison(dw, nw), poison(db, s.out);
+    if (null_mode == 0) {
+        pc_dnnl_dense_backward(p, x, w, dy, dx, dw, db);
+        cmp("dense dx", d, dx, dxr, nx, TOL);
+        cmp("dense dw", d, dw, dwr, nw, TOL);
+        if (has_bias) cmp("dense db", d, db, dbr, s.out, TOL);
+        poison(dx2, nx), poison(dw2, nw), poison(db2, s.out);
+        pc_dnnl_dense_backward(p, x, w, dy, dx2, dw2, db2);
+        CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
+                  (!has_bias || same_bits(db, db2, s.out)),
+              "dense backward repeat not bitwise identical: %s", d);
+        poison(dx2, nx), poison(dw2, nw), poison(db2, s.out);
+        pc_dnnl_dense_backward(q, x, w, dy, dx2, dw2, db2);
+        CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
+                  (!has_bias || same_bits(db, db2, s.out)),
+              "dense backward second plan not bitwise identical: %s", d);
+    } else if (null_mode == 1) {
+        pc_dnnl_dense_backward(p, x, w, dy, NULL, dw, db);
+        cmp("dense dw (no dx)", d, dw, dwr, nw, TOL);
+        if (has_bias) cmp("dense db (no dx)", d, db, dbr, s.out, TOL);
+    } else if (null_mode == 2) {
+        pc_dnnl_dense_backward(p, x, w, dy, dx, NULL, db);
+        cmp("dense dx (no dw)", d, dx, dxr, nx, TOL);
+        if (has_bias) cmp("dense db (no dw)", d, db, dbr, s.out, TOL);
+    } else {
+        pc_dnnl_dense_backward(p, x, w, dy, dx, dw, NULL);
+        cmp("dense dx (no db)", d, dx, dxr, nx, TOL);
+        cmp("dense dw (no db)", d, dw, dwr, nw, TOL);
+    }
+done:
+    pc_dnnl_dense_destroy(p);
+    pc_dnnl_dense_destroy(q);
+    pc_free(x), pc_free(w), pc_free(b), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(dwr);
+    pc_free(dbr), pc_free(y), pc_free(y2), pc_free(dx), pc_free(dx2), pc_free(dw), pc_free(dw2);
+    pc_free(db), pc_free(db2);
+}
+
+static void dense_tests(void) {
+    int before = check_failed, count = 0;
+    max_nerr = 0;
+    /* n <= 64 runs on plain weights, larger n on oneDNN's blocked weights layout */
+    static const int fixed[][4] = {{32, 3136, 1024, 1}, {16, 1024, 10, 1}, {1, 1, 1, 0},
+                                   {7, 100, 33, 1},     {16, 64, 64, 0},   {100, 300, 50, 1},
+                                   {128, 512, 64, 0},   {65, 17, 130, 1}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        pc_dense_shape s = {fixed[i][0], fixed[i][1], fixed[i][2]};
+        test_dense(s, fixed[i][3], 0);
+        count++;
+    }
+    for (int t = 0; t < 30; t++) {
+        pc_dense_shape s = {t % 5 == 4 ? rnd_int(65, 130) : rnd_int(1, 16), rnd_int(1, 400),
+                            rnd_int(1, 120)};
+        test_dense(s, rnd_int(0, 1), t % 6 == 3 ? 1 + (t / 6) % 3 : 0);
+        count++;
+    }
+    printf("dense: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+           check_failed == before ? "ok" : "FAILED");
+}
+
+/* --------------------------------------------------------------- pooling */
+
+/* quantized: values from a small set, so that max windows have ties */
+static void test_pool(pc_pool_shape s, int is_max, int quantized) {
+    if (pc_pool_shape_finish(&s) != 0) {
+        CHECK(0, "bad pool test shape");
+        return;
+    }
+    char d[128];
+    snprintf(d, sizeof d, "%s n%d c%d %dx%d k%dx%d s%d p%d%s", is_max ? "max" : "avg", s.n, s.c,
+             s.h, s.w, s.kh, s.kw, s.sh, s.ph, quantized ? " ties" : "");
+    long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.c * s.oh * s.ow;
+    float *x = rvec(nx), *dy = rvec(ny), *yr = vec(ny), *dxr = vec(nx), *y = vec(ny),
+          *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx);
+    if (quantized)
+        for (long i = 0; i < nx; i++) x[i] = (float)rnd_int(0, 2);
+    int32_t *am = pc_alloc((size_t)ny * sizeof(int32_t));
+    pc_dnnl_pool *p = pc_dnnl_pool_create(&s, is_max);
+    pc_dnnl_pool *q = pc_dnnl_pool_create(&s, is_max);
+    CHECK(p && q, "pool create %s: %s", d, pc_last_error());
+    if (!p || !q || !am) goto done;
+
+    if (is_max) {
+        ref_maxpool_forward(&s, x, yr, am);
+        ref_maxpool_backward(&s, am, dy, dxr);
+    } else {
+        ref_avgpool_forward(&s, x, yr);
+        ref_avgpool_backward(&s, dy, dxr);
+    }
+    poison(y, ny);
+    pc_dnnl_pool_forward(p, x, y);
+    cmp("pool y", d, y, yr, ny, TOL);
+    poison(dx, nx);
+    pc_dnnl_pool_backward(p, dy, dx);
+    cmp("pool dx", d, dx, dxr, nx, TOL);
+    /* second plan, and the first plan again: bitwise identical */
+    poison(y2, ny), poison(dx2, nx);
+    pc_dnnl_pool_forward(q, x, y2);
+    pc_dnnl_pool_backward(q, dy, dx2);
+    CHECK(same_bits(y, y2, ny) && same_bits(dx, dx2, nx),
+          "pool second plan not bitwise identical: %s", d);
+    poison(y2, ny), poison(dx2, nx);
+    pc_dnnl_pool_forward(p, x, y2);
+    pc_dnnl_pool_backward(p, dy, dx2);
+    CHECK(same_bits(y, y2, ny) && same_bits(dx, dx2, nx),
+          "pool repeat not bitwise identical: %s", d);
+done:
+    pc_dnnl_pool_destroy(p);
+    pc_dnnl_pool_destroy(q);
+    pc_free(x), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(y), pc_free(y2), pc_free(dx);
+    pc_free(dx2), pc_free(am);
+}
+
+static void pool_tests(void) {
+    int before = check_failed, count = 0;
+    max_nerr = 0;
+    static const int cfg[][3] = {{2, 2, 0}, {3, 2, 1}, {3, 1, 1}}; /* kernel, stride, pad */
+    for (int t = 0; t < 48; t++) {
+        const int *c = cfg[t % 3];
+        pc_pool_shape s = {0};
+        s.n = rnd_int(1, 16);
+        s.c = rnd_int(1, 40);
+        s.h = rnd_int(c[0], 17);
+        s.w = rnd_int(0, 3) ? s.h : rnd_int(c[0], 17);
+        s.kh = s.kw = c[0];
+        s.sh = s.sw = c[1];
+        s.ph = s.pw = c[2];
+        int is_max = (t / 3) % 2 == 0;
+        test_pool(s, is_max, is_max && (t / 6) % 2 == 1);
+        count++;
+    }
+    printf("pool: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+           check_failed == before ? "ok" : "FAILED");
+}
+
+/* ------------------------------------------------------------ batch norm */
+
+static void test_bn(pc_bn_shape s) {
+    char d[96];
+    snprintf(d, sizeof d, "n%d c%d hw%d", s.n, s.c, s.hw);
+    long nx = (long)s.n * s.c * s.hw;
+    float *x = rvec(nx), *dy = rvec(nx), *g = rvec(s.c), *bt = rvec(s.c);
+    float *rm = rvec(s.c), *rv = rvec(s.c);
+    for (int i = 0; i < s.c; i++) rv[i] = 0.5f + fabsf(rv[i]);
+    for (long i = 0; i < nx; i++) x[i] = 3.0f * x[i] + 0.5f; /* non-zero mean, var != 1 */
+    float *yr = vec(nx), *mr = vec(s.c), *vr = vec(s.c), *isr = vec(s.c), *dxr = vec(nx),
+          *dgr = vec(s.c), *dbr = vec(s.c), *er = vec(nx);
+    float *y = vec(nx), *y2 = vec(nx), *m = vec(s.c), *v = vec(s.c), *dx = vec(nx),
+          *dx2 = vec(nx), *dg = vec(s.c), *db = vec(s.c), *e = vec(nx);
+    pc_dnnl_bn *p = pc_dnnl_bn_create(&s), *q = pc_dnnl_bn_create(&s);
+    CHECK(p && q, "bn create %s: %s", d, pc_last_error());
+    if (!p || !q) goto done;
+
+    ref_bn_forward_train(&s, x, g, bt, yr, mr, vr, isr);
+    ref_bn_backward(&s, x, g, mr, isr, dy, dxr, dgr, dbr);
+    ref_bn_forward_eval(&s, x, g, bt, rm, rv, er);
+
+    poison(y, nx), poison(m, s.c), poison(v, s.c);
+    pc_dnnl_bn_forward_train(p, x, g, bt, y, m, v);
+    cmp("bn y", d, y, yr, nx, TOL);
+    cmp("bn mean", d, m, mr, s.c, TOL);
+    cmp("bn var", d, v, vr, s.c, TOL);
+    poison(dx, nx), poison(dg, s.c), poison(db, s.c);
+    pc_dnnl_bn_backward(p, x, g, m, v, dy, dx, dg, db);
+    cmp("bn dx", d, dx, dxr, nx, TOL);
+    cmp("bn dgamma", d, dg, dgr, s.c, TOL);
+    cmp("bn dbeta", d, db, dbr, s.c, TOL);
+    poison(e, nx);
+    pc_dnnl_bn_forward_eval(p, x, g, bt, rm, rv, e);
+    cmp("bn eval y", d, e, er, nx, TOL);
+
+    /* repeat on the same plan and on a second plan: bitwise identical */
+    for (int r = 0; r < 2; r++) {
+        pc_dnnl_bn *pp = r ? q : p;
+        float m2[64], v2[64], dg2[64], db2[64];
+        poison(y2, nx), poison(dx2, nx);
+        pc_dnnl_bn_forward_train(pp, x, g, bt, y2, m2, v2);
+        pc_dnnl_bn_backward(pp, x, g, m2, v2, dy, dx2, dg2, db2);
+        CHECK(same_bits(y, y2, nx) && same_bits(m, m2, s.c) && same_bits(v, v2, s.c) &&
+                  same_bits(dx, dx2, nx) && same_bits(dg, dg2, s.c) && same_bits(db, db2, s.c),
+              "bn %s not bitwise identical: %s", r ? "second plan" : "repeat", d);
+    }
+    /* NULL outputs: statistics not wanted; parameter gradients only (no dx); dx only */
+    poison(y2, nx);
+    pc_dnnl_bn_forward_train(q, x, g, bt, y2, NULL, NULL);
+    CHECK(same_bits(y, y2, nx), "bn forward without stats differs: %s", d);
+    poison(dg, s.c), poison(db, s.c);
+    pc_dnnl_bn_backward(q, x, g, m, v, dy, NULL, dg, db);
+    cmp("bn dgamma (no dx)", d, dg, dgr, s.c, TOL);
+    cmp("bn dbeta (no dx)", d, db, dbr, s.c, TOL);
+    poison(dx2, nx);
+    pc_dnnl_bn_backward(q, x, g, m, v, dy, dx2, NULL, NULL);
+    CHECK(same_bits(dx, dx2, nx), "bn dx without parameter gradients differs: %s", d);
+done:
+    pc_dnnl_bn_destroy(p);
+    pc_dnnl_bn_destroy(q);
+    pc_free(x), pc_free(dy), pc_free(g), pc_free(bt), pc_free(rm), pc_free(rv), pc_free(yr);
+    pc_free(mr), pc_free(vr), pc_free(isr), pc_free(dxr), pc_free(dgr), pc_free(dbr);
+    pc_free(er), pc_free(y), pc_free(y2), pc_free(m), pc_free(v), pc_free(dx), pc_free(dx2);
+    pc_free(dg), pc_free(db), pc_free(e);
+}
+
+static void bn_tests(void) {
+    int before = check_failed, count = 0;
+    max_nerr = 0;
+    static const int hws[] = {1, 4, 49, 196, 1024};
+    for (int t = 0; t < 30; t++) {
+        pc_bn_shape s = {.n = rnd_int(1, 16), .c = rnd_int(1, 64), .hw = hws[t % 5],
+                         .eps = 1e-5f};
+        if (s.n * s.hw < 2) s.n = 2; /* training BN needs more than one value per channel */
+        test_bn(s);
+        count++;
+    }
+    printf("bn: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+           check_failed == before ? "ok" : "FAILED");
+}
+
+/* -------------------------------------------------------- error handling */
+
+static void error_tests(void) {
+    pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
+                         .sw = 1, .groups = 2};
+    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1);
+    CHECK(c == NULL, "conv create accepted an invalid shape");
+    pc_dnnl_conv_destroy(c);
+    pc_dense_shape bd = {0, 4, 4};
+    pc_dnnl_dense *d = pc_dnnl_dense_create(&bd, 0);
+    CHECK(d == NULL, "dense create accepted an invalid shape");
+    pc_dnnl_dense_destroy(d);
+}
+
+/* --------------------------------------------------------- benchmark */
+
+static void set_threads(int n) {
+    /* libgomp is loaded by libdnnl; the test itself is not built with -fopenmp */
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "omp_set_num_threads");
+    if (set) set(n);
+}
+static int get_threads(void) {
+    int (*get)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    return get ? get() : -1;
+}
+
+static void bench(int threads) {
+    set_threads(threads);
+    int nthr = get_threads();
+    {
+        pc_conv_shape s = {.n = 32, .c = 32, .h = 14, .w = 14, .k = 64, .kh = 5, .kw = 5,
+                           .sh = 1, .sw = 1, .ph = 2, .pw = 2, .groups = 1};
+        pc_conv_shape_finish(&s);
+        long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow,
+             nw = (long)s.k * s.c * s.kh * s.kw;
+        float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *y = vec(ny), *dy = rvec(ny),
+              *dx = vec(nx), *dw = vec(nw), *db = vec(s.k);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1);
+        if (p) {
+            double flop = 2.0 * s.n * s.k * s.oh * s.ow * (double)(s.c * s.kh * s.kw);
+            for (int i = 0; i < 2; i++) { /* warm-up */
+                pc_dnnl_conv_forward(p, x, w, b, y);
+                pc_dnnl_conv_backward(p, x, w, dy, dx, dw, db);
+            }
+            int iters = 10;
+            double tf = 0, tb = 0;
+            for (int i = 0; i < iters; i++) {
+                double t0 = pc_now();
+                pc_dnnl_conv_forward(p, x, w, b, y);
+                double t1 = pc_now();
+                pc_dnnl_conv_backward(p, x, w, dy, dx, dw, db);
+                tb += pc_now() - t1;
+                tf += t1 - t0;
+            }
+            printf("bench conv n32 c32 14x14 k64 5x5 p2, %d thread(s): fwd %.1f GFLOP/s, "
+                   "bwd %.1f GFLOP/s, fwd+bwd %.1f GFLOP/s (%.2f ms/step)\n",
+                   nthr, flop * iters / tf * 1e-9, 2 * flop * iters / tb * 1e-9,
+                   3 * flop * iters / (tf + tb) * 1e-9, (tf + tb) / iters * 1e3);
+        }
+        pc_dnnl_conv_destroy(p);
+        pc_free(x), pc_free(w), pc_free(b), pc_free(y), pc_free(dy), pc_free(dx), pc_free(dw);
+        pc_free(db);
+    }
+    {
+        pc_dense_shape s = {32, 3136, 1024};
+        long nx = (long)s.n * s.in, ny = (long)s.n * s.out, nw = (long)s.out * s.in;
+        float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.out), *y = vec(ny), *dy = rvec(ny),
+              *dx = vec(nx), *dw = vec(nw), *db = vec(s.out);
+        pc_dnnl_dense *p = pc_dnnl_dense_create(&s, 1);
+        if (p) {
+            double flop = 2.0 * s.n * (double)s.in * s.out;
+            for (int i = 0; i < 2; i++) {
+                pc_dnnl_dense_forward(p, x, w, b, y);
+                pc_dnnl_dense_backward(p, x, w, dy, dx, dw, db);
+            }
+            int iters = 10;
+            double tf = 0, tb = 0;
+            for (int i = 0; i < iters; i++) {
+                double t0 = pc_now();
+                pc_dnnl_dense_forward(p, x, w, b, y);
+                double t1 = pc_now();
+                pc_dnnl_dense_backward(p, x, w, dy, dx, dw, db);
+                tb += pc_now() - t1;
+                tf += t1 - t0;
+            }
+            printf("bench dense n32 in3136 out1024, %d thread(s): fwd %.1f GFLOP/s, "
+                   "bwd %.1f GFLOP/s, fwd+bwd %.1f GFLOP/s (%.2f ms/step)\n",
+                   nthr, flop * iters / tf * 1e-9, 2 * flop * iters / tb * 1e-9,
+                   3 * flop * iters / (tf + tb) * 1e-9, (tf + tb) / iters * 1e3);
+        }
+        pc_dnnl_dense_destroy(p);
+        pc_free(x), pc_free(w), pc_free(b), pc_free(y), pc_free(dy), pc_free(dx), pc_free(dw);
+        pc_free(db);
+    }
+}
+
+int main(void) {
+    CHECK(pc_dnnl_available(), "oneDNN engine: %s", pc_last_error());
+    if (!pc_dnnl_available()) return check_summary();
+    conv_tests();
+    dense_tests();
+    pool_tests();
+    bn_tests();
+    error_tests();
+    int default_threads = get_threads();
+    bench(1);
+    set_threads(default_threads);
+    return check_summary();
+}
+
+#endif
