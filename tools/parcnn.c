@@ -75,8 +75,8 @@ static const char train_help[] =
     "  --shard-size N       samples per shard (default 32); the batch is cut into shards,\n"
     "                       each worker processes whole shards; results depend on the batch\n"
     "                       and shard size but never on --workers\n"
-    "  --workers N          data-parallel replicas in this process (default 1); must divide\n"
-    "                       the shard count\n"
+    "  --workers N          data-parallel replicas in this process; must divide the shard\n"
+    "                       count (default: the most workers up to the core count that do)\n"
     "  --threads N          intra-op threads per worker (default 1)\n"
     "  --optimizer NAME     sgd, adam (default) or adamw\n"
     "  --lr X               base learning rate (default 0.001)\n"
@@ -90,6 +90,7 @@ static const char train_help[] =
     "  --label-smoothing X  default 0\n"
     "  --seed N             default 1\n"
     "  --limit N            use only the first N training images\n"
+    "  --eval-limit N       evaluate on only the first N test images\n"
     "  --max-steps N        stop after N optimizer steps in total (checkpoint kept)\n"
     "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
     "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
@@ -100,11 +101,12 @@ static const char train_help[] =
 static int cmd_train(int argc, char **argv) {
     pc_train_config c;
     pc_train_config_defaults(&c);
+    c.workers = 0; /* chosen after the flags are known */
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_OUT, O_RESUME, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -114,7 +116,7 @@ static int cmd_train(int argc, char **argv) {
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
-        {"max-steps", 1, 0, O_MAXSTEPS}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
+        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
@@ -147,6 +149,7 @@ static int cmd_train(int argc, char **argv) {
         case O_SEED: bad = parse_long("train", "--seed", optarg, 0, 0x7fffffffL, &v); c.seed = (uint64_t)v; break;
         case O_LIMIT: bad = parse_long("train", "--limit", optarg, 1, 0x7fffffffL, &v); c.limit = v; break;
         case O_MAXSTEPS: bad = parse_long("train", "--max-steps", optarg, 1, 0x7fffffffL, &v); c.max_steps = v; break;
+        case O_EVALLIMIT: bad = parse_long("train", "--eval-limit", optarg, 1, 0x7fffffffL, &v); c.eval_limit = v; break;
         case O_OUT: c.out_dir = optarg; break;
         case O_RESUME: c.resume = 1; break;
         case O_KERNELS:
@@ -161,6 +164,13 @@ static int cmd_train(int argc, char **argv) {
         if (bad) return 2;
     }
     if (optind < argc) return usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (c.workers == 0) { /* default: as many workers as cores, dividing the shard count */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int shards = c.shard_size > 0 && c.batch % c.shard_size == 0 ? c.batch / c.shard_size : 1;
+        c.workers = 1;
+        for (int w = 1; w <= shards && w <= cores; w++)
+            if (shards % w == 0) c.workers = w;
+    }
     pc_status st = pc_train(&c);
     return st == PC_OK ? 0 : fail(st);
 }

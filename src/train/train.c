@@ -218,6 +218,7 @@ static pc_status load_data(trainer *t) {
     PC_TRY(pc_dataset_load(c->data, 1, &t->train));
     PC_TRY(pc_dataset_load(c->data, 0, &t->test));
     if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
+    if (c->eval_limit > 0) pc_dataset_truncate(&t->test, c->eval_limit);
     if (t->train.n < c->batch)
         return pc_fail(PC_ERR_USAGE, "--batch %d is larger than the %lld training samples",
                        c->batch, (long long)t->train.n);
@@ -249,9 +250,20 @@ static void make_fingerprint(trainer *t) {
              (unsigned long long)c->seed);
 }
 
+/* mkdir -p */
 static pc_status make_out_dir(const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return pc_fail(PC_ERR_IO, "--out %s: cannot create directory: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char saved = *p;
+        *p = 0;
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return pc_fail(PC_ERR_IO, "--out %s: cannot create directory %s: %s", dir, path,
+                           strerror(errno));
+        *p = saved;
+        if (!saved) break;
+    }
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return pc_fail(PC_ERR_IO, "--out %s: not a directory", dir);

@@ -26,6 +26,7 @@ typedef struct {
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
     int64_t limit;             /* use only the first `limit` training samples (0: all) */
+    int64_t eval_limit;        /* evaluate on the first `eval_limit` test samples (0: all) */
     int64_t max_steps;         /* stop after this many optimizer steps in total (0: none) */
     float label_smoothing;
     pc_kernel_set kernels;
