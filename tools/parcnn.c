@@ -95,6 +95,7 @@ static const char train_help[] =
     "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
     "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
     "                       worker count): bit-identical to an uninterrupted run\n"
+    "  --overwrite          start a fresh run in an --out DIR that already holds one\n"
     "  --kernels K          onednn (default when built with it) or ref\n"
     "  --no-progress        no live progress bar even on a terminal\n";
 
@@ -106,7 +107,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -116,7 +117,7 @@ static int cmd_train(int argc, char **argv) {
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
-        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME},
+        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
@@ -152,6 +153,7 @@ static int cmd_train(int argc, char **argv) {
         case O_EVALLIMIT: bad = parse_long("train", "--eval-limit", optarg, 1, 0x7fffffffL, &v); c.eval_limit = v; break;
         case O_OUT: c.out_dir = optarg; break;
         case O_RESUME: c.resume = 1; break;
+        case O_OVERWRITE: c.overwrite = 1; break;
         case O_KERNELS:
             if (parse_kernels(optarg, &c.kernels))
                 return usage_error("train", "--kernels %s: expected onednn or ref", optarg);

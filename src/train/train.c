@@ -235,7 +235,8 @@ static pc_status load_data(trainer *t) {
 }
 
 /* Settings that must agree between a checkpoint and the run resuming it. The
- * worker and thread counts are deliberately absent: they do not change results. */
+ * worker and thread counts are deliberately absent: they do not change results;
+ * so is the epoch count, except for the cosine schedule, so a run can be extended. */
 static void make_fingerprint(trainer *t) {
     const pc_train_config *c = t->cfg;
     unsigned long long h = 1469598103934665603ull;
@@ -246,7 +247,9 @@ static void make_fingerprint(trainer *t) {
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
              pc_opt_name(c->opt.kind), c->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
-             c->sched.decay_epochs, c->sched.warmup_epochs, c->epochs, c->label_smoothing,
+             c->sched.decay_epochs, c->sched.warmup_epochs,
+             /* only the cosine schedule depends on the length of the run */
+             c->sched.kind == PC_SCHED_COSINE ? c->epochs : 0, c->label_smoothing,
              (unsigned long long)c->seed);
 }
 
@@ -433,6 +436,10 @@ static pc_status setup(trainer *t) {
                                   &t->step));
         printf("parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
     } else if (c->out_dir) {
+        path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
+        if (!c->overwrite && access(path, F_OK) == 0)
+            return pc_fail(PC_ERR_USAGE, "--out %s already holds a training run; use --resume to "
+                           "continue it or --overwrite to start over", c->out_dir);
         path_in(path, sizeof path, c->out_dir, "metrics.jsonl");
         FILE *f = fopen(path, "w");
         if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));

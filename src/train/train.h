@@ -25,6 +25,7 @@ typedef struct {
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
+    int overwrite;             /* allow a fresh run in an out_dir that holds one */
     int64_t limit;             /* use only the first `limit` training samples (0: all) */
     int64_t eval_limit;        /* evaluate on the first `eval_limit` test samples (0: all) */
     int64_t max_steps;         /* stop after this many optimizer steps in total (0: none) */

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what parcnn needs from Debian (only what is missing), then configure and
+# build into build/ (and build-asan/ with --asan). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev
+          libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+fi
+
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+cmake --build build -j "$jobs" >> build.log 2>&1 || { cat build.log; exit 1; }
+if [ "${1:-}" = "--asan" ]; then
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCNN_SANITIZE=ON >> build.log 2>&1 || { cat build.log; exit 1; }
+    cmake --build build-asan -j "$jobs" >> build.log 2>&1 || { cat build.log; exit 1; }
+fi
+rm -f build.log

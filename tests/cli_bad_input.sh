@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Bad input: one clear line on stderr naming the file or flag, exit 2 for usage
+# errors and 1 for data errors, no crash, and a good checkpoint is never lost.
+# usage: cli_bad_input.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+# expect NAME STATUS PATTERN -- COMMAND...: exit status and a stderr line matching PATTERN
+expect() {
+    local name=$1 want=$2 pattern=$3; shift 4
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    local rc=$?
+    if [ $rc = "$want" ] && grep -qE -- "$pattern" "$tmp/err" && [ "$(wc -l < "$tmp/err")" -le 2 ]; then
+        passed=$((passed + 1)); echo "ok   $name"
+    else
+        failed=$((failed + 1)); echo "FAIL $name: exit $rc (want $want), stderr:"; cat "$tmp/err"
+    fi
+}
+small=(--limit 256 --eval-limit 64 --epochs 1 --batch 64 --no-progress)
+
+expect "unknown command" 2 "unknown command 'trian'" -- "$parcnn" trian
+expect "unknown option" 2 "unknown or incomplete option '--bogus'" -- "$parcnn" train --bogus
+expect "missing option value" 2 "incomplete option '--epochs'" -- "$parcnn" train --epochs
+expect "non-numeric epochs" 2 "--epochs abc: expected an integer" -- "$parcnn" train --epochs abc
+expect "zero epochs" 2 "--epochs 0: expected an integer" -- "$parcnn" train --epochs 0
+expect "negative lr" 2 "--lr -1: expected a number" -- "$parcnn" train --lr -1
+expect "bad optimizer" 2 "--optimizer rmsprop: expected sgd, adam or adamw" -- "$parcnn" train --optimizer rmsprop
+expect "bad schedule" 2 "--schedule linear: expected" -- "$parcnn" train --schedule linear
+expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
+expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
+expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000
+expect "unknown dataset" 2 "unknown dataset 'imagenet'" -- "$parcnn" train "${small[@]}" --data imagenet
+expect "missing dataset folder" 1 "/nonexistent" -- "$parcnn" train "${small[@]}" --data idx:/nonexistent
+
+printf '[conv] filters=8 size=3 colour=blue\n[gap]\n[dense] units=classes\n' > "$tmp/badkey.cfg"
+expect "model file with an unknown key" 2 "badkey.cfg:1: \[conv\] has no key 'colour'" -- "$parcnn" train "${small[@]}" --model "$tmp/badkey.cfg"
+printf '[conv] filters=8 size=3\n[pool]\n' > "$tmp/badlayer.cfg"
+expect "model file with an unknown layer" 2 "badlayer.cfg:2: unknown layer type \[pool\]" -- "$parcnn" train "${small[@]}" --model "$tmp/badlayer.cfg"
+printf '[conv] filters=8 size=3\n[gap]\n' > "$tmp/noclasses.cfg"
+expect "model file not ending in the classes" 2 "noclasses.cfg: the last layer must output the 10 class scores" -- "$parcnn" train "${small[@]}" --model "$tmp/noclasses.cfg"
+expect "missing model file" 1 "nothere.cfg: cannot read model file" -- "$parcnn" train "${small[@]}" --model "$tmp/nothere.cfg"
+
+# corrupt IDX: a truncated image file in an idx:DIR dataset
+mkdir -p "$tmp/idx"
+src=/usr/share/datasets/fashion-mnist
+for f in train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    gzip -dc "$src/$f.gz" > "$tmp/idx/$f"
+done
+gzip -dc "$src/train-images-idx3-ubyte.gz" | head -c 100000 > "$tmp/idx/train-images-idx3-ubyte"
+expect "truncated IDX file" 1 "train-images-idx3-ubyte.*truncated" -- "$parcnn" train "${small[@]}" --data "idx:$tmp/idx"
+printf 'garbage!' > "$tmp/idx/train-images-idx3-ubyte"
+expect "IDX file with a wrong magic number" 1 "train-images-idx3-ubyte.*magic" -- "$parcnn" train "${small[@]}" --data "idx:$tmp/idx"
+
+# a good run, then things that must not damage it
+"$parcnn" train "${small[@]}" --out "$tmp/good" > /dev/null 2>&1 || { echo "FAIL could not make a good run"; failed=$((failed + 1)); }
+good_sum=$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")
+expect "fresh run into a used --out" 2 "already holds a training run" -- "$parcnn" train "${small[@]}" --out "$tmp/good"
+expect "resume with other settings" 2 "checkpoint.safetensors: was written with other settings" -- "$parcnn" train "${small[@]}" --lr 0.01 --resume --out "$tmp/good"
+# a full disk: the file-size limit makes every write of the next run fail
+expect "full disk during checkpoint write" 1 "checkpoint.safetensors" -- bash -c "trap '' XFSZ; ulimit -f 64; exec \"\$0\" \"\$@\"" "$parcnn" train "${small[@]}" --epochs 2 --resume --out "$tmp/good"
+[ "$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")" = "$good_sum" ] \
+    && { passed=$((passed + 1)); echo "ok   the good checkpoint and model are intact"; } \
+    || { failed=$((failed + 1)); echo "FAIL the good checkpoint or model changed"; }
+ls "$tmp/good" | grep -q '\.tmp\.' && { failed=$((failed + 1)); echo "FAIL temporary left behind"; } || { passed=$((passed + 1)); echo "ok   no temporary left behind"; }
+
+# corrupt weights files for eval
+head -c 1000 "$tmp/good/model.safetensors" > "$tmp/trunc.safetensors"
+expect "truncated safetensors" 1 "trunc.safetensors" -- "$parcnn" eval --weights "$tmp/trunc.safetensors"
+printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": nonsense }' > "$tmp/json.safetensors"
+expect "safetensors with a bad header" 1 "json.safetensors" -- "$parcnn" eval --weights "$tmp/json.safetensors"
+expect "missing weights" 1 "missing.safetensors" -- "$parcnn" eval --weights "$tmp/missing.safetensors"
+expect "eval without --weights" 2 "--weights FILE is required" -- "$parcnn" eval
+expect "predict index out of range" 2 "sample index 99999 out of range" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" 99999
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
