@@ -14,6 +14,8 @@
 #include "train/modelio.h"
 #include "train/train.h"
 
+int cmd_bench(int argc, char **argv); /* tools/bench.c */
+
 static int fail(pc_status st) {
     fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
     return st == PC_ERR_USAGE ? 2 : 1;
@@ -87,6 +89,9 @@ static const char train_help[] =
     "  --decay-rate X       exp/step: factor per --decay-epochs (default 0.8)\n"
     "  --decay-epochs X     exp/step: period in epochs (default 1)\n"
     "  --warmup-epochs X    linear warm-up (default 0)\n"
+    "  --lr-scale MODE      none (default), linear or sqrt: multiply --lr by B/R or sqrt(B/R)\n"
+    "                       for global batch B and reference batch R (Goyal et al.)\n"
+    "  --lr-ref-batch R     the reference batch of --lr-scale (default 128)\n"
     "  --label-smoothing X  default 0\n"
     "  --seed N             default 1\n"
     "  --limit N            use only the first N training images\n"
@@ -106,7 +111,7 @@ static int cmd_train(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_SEED, O_LIMIT,
+        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
         O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
@@ -116,7 +121,7 @@ static int cmd_train(int argc, char **argv) {
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
-        {"label-smoothing", 1, 0, O_SMOOTH}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
+        {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
@@ -147,6 +152,10 @@ static int cmd_train(int argc, char **argv) {
         case O_DEPOCHS: bad = parse_float("train", "--decay-epochs", optarg, 1e-3, 1e6, &c.sched.decay_epochs); break;
         case O_WARM: bad = parse_float("train", "--warmup-epochs", optarg, 0, 1e6, &c.sched.warmup_epochs); break;
         case O_SMOOTH: bad = parse_float("train", "--label-smoothing", optarg, 0, 0.999, &c.label_smoothing); break;
+        case O_LRSCALE:
+            if (pc_lr_scale_parse(optarg, &c.lr_scale) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_LRREF: bad = parse_long("train", "--lr-ref-batch", optarg, 1, 1 << 20, &v); c.lr_ref_batch = (int)v; break;
         case O_SEED: bad = parse_long("train", "--seed", optarg, 0, 0x7fffffffL, &v); c.seed = (uint64_t)v; break;
         case O_LIMIT: bad = parse_long("train", "--limit", optarg, 1, 0x7fffffffL, &v); c.limit = v; break;
         case O_MAXSTEPS: bad = parse_long("train", "--max-steps", optarg, 1, 0x7fffffffL, &v); c.max_steps = v; break;
@@ -173,7 +182,7 @@ static int cmd_train(int argc, char **argv) {
         for (int w = 1; w <= shards && w <= cores; w++)
             if (shards % w == 0) c.workers = w;
     }
-    pc_status st = pc_train(&c);
+    pc_status st = pc_train(&c, NULL);
     return st == PC_OK ? 0 : fail(st);
 }
 
@@ -388,7 +397,8 @@ static const char main_help[] =
     "  train     train a model (parcnn train --help)\n"
     "  eval      evaluate a trained model on a dataset\n"
     "  predict   classify samples with a trained model\n"
-    "  models    list the model zoo\n";
+    "  models    list the model zoo\n"
+    "  bench     benchmarks: parcnn bench scaling --help\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -404,6 +414,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc, argv);
     if (strcmp(cmd, "models") == 0) return cmd_models(argc, argv);
+    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
     fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
     return 2;
 }

@@ -39,4 +39,7 @@ void pc_free(void *p);
 
 double pc_now(void); /* monotonic seconds */
 
+/* mkdir -p; errors name `what` (e.g. the flag that gave the path) and the path. */
+pc_status pc_mkdirs(const char *dir, const char *what);
+
 #endif

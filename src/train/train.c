@@ -1,6 +1,7 @@
 #include "train/train.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
                                  .decay_epochs = 1.0f};
     c->seed = 1;
+    c->lr_ref_batch = 128;
+    c->log = stdout;
 }
 
 /* A worker's share of the reduction tree: the maximal nodes inside its shard
@@ -67,6 +70,8 @@ typedef struct {
     int *shard_correct;
     float *shard_bn;
     int64_t bn_size;
+    pc_sched_config sched; /* with the scaled learning rate and the run's length */
+    float lr_factor;       /* --lr-scale factor applied to --lr */
     char fingerprint[1024];
 } trainer;
 
@@ -245,7 +250,7 @@ static void make_fingerprint(trainer *t) {
              "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
              "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu",
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
-             pc_opt_name(c->opt.kind), c->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
+             pc_opt_name(c->opt.kind), t->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
              c->sched.decay_epochs, c->sched.warmup_epochs,
              /* only the cosine schedule depends on the length of the run */
@@ -253,31 +258,22 @@ static void make_fingerprint(trainer *t) {
              (unsigned long long)c->seed);
 }
 
-/* mkdir -p */
-static pc_status make_out_dir(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p) continue;
-        char saved = *p;
-        *p = 0;
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return pc_fail(PC_ERR_IO, "--out %s: cannot create directory %s: %s", dir, path,
-                           strerror(errno));
-        *p = saved;
-        if (!saved) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return pc_fail(PC_ERR_IO, "--out %s: not a directory", dir);
-    return PC_OK;
-}
-
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
 }
 
 /* ------------------------------------------------------------- reporting */
+
+/* Human-readable output goes to cfg->log (nothing when NULL). */
+static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const trainer *t, const char *fmt, ...) {
+    if (!t->cfg->log) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(t->cfg->log, fmt, ap);
+    va_end(ap);
+    fflush(t->cfg->log);
+}
 
 static void print_progress(const trainer *t, int epoch, int64_t done, int64_t total,
                            double seconds, double loss, int64_t seen) {
@@ -295,18 +291,23 @@ static void print_progress(const trainer *t, int epoch, int64_t done, int64_t to
 
 static void print_startup(const trainer *t) {
     const pc_train_config *c = t->cfg;
-    printf("parcnn: model %s: %lld parameters, %.1f MFLOP forward per image, kernels %s\n",
+    say(t, "parcnn: model %s: %lld parameters, %.1f MFLOP forward per image, kernels %s\n",
            t->m->name, (long long)t->m->n_params, pc_model_flops(t->m) / 1e6,
            pc_exec_kernel_name(t->e->execs[0]));
-    printf("parcnn: data %s: %lld training and %lld test images of %dx%dx%d, %d classes\n",
+    say(t, "parcnn: data %s: %lld training and %lld test images of %dx%dx%d, %d classes\n",
            c->data, (long long)t->train.n, (long long)t->test.n, t->train.c, t->train.h,
            t->train.w, t->train.classes);
-    printf("parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
+    say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
            "(the batch is global; results do not depend on the worker count)\n",
            c->workers, c->threads, c->batch, t->shards, c->shard_size);
-    printf("parcnn: %s lr %g, schedule %s, %d epoch(s) of %lld steps, seed %llu\n",
-           pc_opt_name(c->opt.kind), c->sched.base_lr, pc_sched_name(c->sched.kind), c->epochs,
-           (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
+    say(t, "parcnn: %s lr %g", pc_opt_name(c->opt.kind), t->sched.base_lr);
+    if (c->lr_scale != PC_LR_SCALE_NONE)
+        say(t, " (= %g x %s scaling for batch %d against reference batch %d)", c->sched.base_lr,
+            pc_lr_scale_name(c->lr_scale), c->batch, c->lr_ref_batch);
+    say(t, ", schedule %s", pc_sched_name(c->sched.kind));
+    if (c->sched.warmup_epochs > 0) say(t, " after %g warm-up epoch(s)", c->sched.warmup_epochs);
+    say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
+        (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if ((long)c->workers * c->threads > cores)
         fprintf(stderr, "parcnn: warning: %d workers x %d threads exceed the %ld cores\n",
@@ -334,19 +335,16 @@ static pc_status save_outputs(trainer *t, const char *metrics_line) {
 
 /* ------------------------------------------------------------- the loop */
 
-static pc_status run(trainer *t) {
+static pc_status run(trainer *t, pc_train_result *result) {
     const pc_train_config *c = t->cfg;
     int64_t spe = t->train.n / c->batch;
     int64_t total = (int64_t)c->epochs * spe;
     int64_t stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total;
-    pc_sched_config sched = c->sched;
-    sched.steps_per_epoch = spe;
-    sched.total_steps = total;
+    pc_sched_config sched = t->sched;
     pc_metrics vm;
     if (pc_metrics_init(&vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    printf("%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc", "test_loss",
+    say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc", "test_loss",
            "test_acc", "lr", "seconds", "images/s");
-    fflush(stdout);
     pc_status st = PC_OK;
     while (t->step < stop && st == PC_OK) {
         int epoch = (int)(t->step / spe);
@@ -383,10 +381,9 @@ static pc_status run(trainer *t) {
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
         const char *partial = t->step < (int64_t)(epoch + 1) * spe ? " (partial epoch)" : "";
-        printf("%5d %10.4f %9.4f %9.4f %8.4f %9.2e %7.1f %8.0f%s\n", epoch + 1,
+        say(t, "%5d %10.4f %9.4f %9.4f %8.4f %9.2e %7.1f %8.0f%s\n", epoch + 1,
                loss_sum / (double)seen, (double)correct / (double)seen, pc_metrics_loss(&vm),
                pc_metrics_accuracy(&vm), t->lr, epoch_seconds, ips, partial);
-        fflush(stdout);
         char line[512];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -396,11 +393,17 @@ static pc_status run(trainer *t) {
                  (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
                  t->lr, epoch_seconds, ips);
         st = save_outputs(t, line);
+        result->epochs_run++;
+        result->train_seconds += train_seconds;
+        result->images_seen += seen;
     }
+    result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
+    result->test_accuracy = pc_metrics_accuracy(&vm);
+    result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK) {
-        printf("final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
+        say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
                pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm));
-        if (c->out_dir) printf("saved: %s/model.safetensors\n", c->out_dir);
+        if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     pc_metrics_free(&vm);
     return st;
@@ -417,6 +420,11 @@ static pc_status setup(trainer *t) {
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
     t->shards = c->batch / c->shard_size;
     PC_TRY(setup_tree(t));
+    t->sched = c->sched;
+    t->lr_factor = pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
+    t->sched.base_lr *= t->lr_factor;
+    t->sched.steps_per_epoch = t->train.n / c->batch;
+    t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
@@ -427,14 +435,14 @@ static pc_status setup(trainer *t) {
     if (!t->opt_state || !t->perm || !t->shard_loss || !t->shard_correct || !t->shard_bn)
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     make_fingerprint(t);
-    if (c->out_dir) PC_TRY(make_out_dir(c->out_dir));
+    if (c->out_dir) PC_TRY(pc_mkdirs(c->out_dir, "--out"));
     char path[4096];
     if (c->resume) {
         if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
         path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
         PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
                                   &t->step));
-        printf("parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
+        say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
     } else if (c->out_dir) {
         path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
         if (!c->overwrite && access(path, F_OK) == 0)
@@ -448,14 +456,17 @@ static pc_status setup(trainer *t) {
     return PC_OK;
 }
 
-pc_status pc_train(const pc_train_config *c) {
+pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.cfg = c;
+    pc_train_result local;
+    if (!result) result = &local;
+    memset(result, 0, sizeof *result);
     pc_status st = setup(&t);
     if (st == PC_OK) {
         print_startup(&t);
-        st = run(&t);
+        st = run(&t, result);
     }
     if (t.e) free_tree(&t);
     pc_engine_destroy(t.e);
@@ -468,4 +479,21 @@ pc_status pc_train(const pc_train_config *c) {
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
     return st;
+}
+
+static const char *const lr_scale_names[] = {"none", "linear", "sqrt"};
+const char *pc_lr_scale_name(pc_lr_scale s) { return lr_scale_names[s]; }
+
+pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out) {
+    for (int k = 0; k < 3; k++)
+        if (strcmp(name, lr_scale_names[k]) == 0) {
+            *out = (pc_lr_scale)k;
+            return PC_OK;
+        }
+    return pc_fail(PC_ERR_USAGE, "--lr-scale %s: expected none, linear or sqrt", name);
+}
+
+float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch) {
+    double r = (double)batch / (double)ref_batch;
+    return (float)(s == PC_LR_SCALE_LINEAR ? r : s == PC_LR_SCALE_SQRT ? sqrt(r) : 1.0);
 }

@@ -9,9 +9,16 @@
 #define PC_TRAIN_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "nn/exec.h"
 #include "optim/optim.h"
+
+/* Learning-rate scaling for large batches (Goyal et al. 2017): lr x B/ref or x sqrt(B/ref). */
+typedef enum { PC_LR_SCALE_NONE = 0, PC_LR_SCALE_LINEAR, PC_LR_SCALE_SQRT } pc_lr_scale;
+float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch);
+const char *pc_lr_scale_name(pc_lr_scale s);
+pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out);
 
 typedef struct {
     const char *data;          /* dataset spec, see data/dataset.h */
@@ -30,14 +37,26 @@ typedef struct {
     int64_t eval_limit;        /* evaluate on the first `eval_limit` test samples (0: all) */
     int64_t max_steps;         /* stop after this many optimizer steps in total (0: none) */
     float label_smoothing;
+    pc_lr_scale lr_scale;      /* scale --lr for the global batch against lr_ref_batch */
+    int lr_ref_batch;
     pc_kernel_set kernels;
     int progress;              /* 1: live progress bar on stderr */
+    FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
+
+typedef struct {
+    int epochs_run;
+    double train_seconds;      /* time in training steps, all epochs */
+    double images_seen;
+    double images_per_second;  /* training images / train_seconds */
+    double test_accuracy, test_loss;
+} pc_train_result;
 
 void pc_train_config_defaults(pc_train_config *c);
 
 /* Run training as configured, printing the start-up summary and one line per epoch
- * on stdout. Returns PC_OK or an error with pc_last_error() set. */
-pc_status pc_train(const pc_train_config *c);
+ * to c->log. Fills result when non-NULL. Returns PC_OK or an error with
+ * pc_last_error() set. */
+pc_status pc_train(const pc_train_config *c, pc_train_result *result);
 
 #endif

@@ -1,0 +1,233 @@
+/* parcnn bench scaling: the sequential-versus-parallel experiment. Trains the same
+ * model on the same data with each worker count (and once with one worker using
+ * all cores through intra-op threads) and reports time, speedup, efficiency and
+ * the final test metrics, as a table, a CSV file and an SVG chart. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "train/train.h"
+
+#define MAX_RUNS 32
+
+typedef struct {
+    int workers, threads;
+    pc_train_result r;
+} bench_run;
+
+static const char bench_help[] =
+    "usage: parcnn bench scaling [options]\n"
+    "Train the same model with each worker count and compare against one worker:\n"
+    "seconds per epoch, images/s, speedup, efficiency, final test accuracy and loss.\n"
+    "Also runs one worker with all cores as intra-op threads. Results are identical\n"
+    "across worker counts by construction; the table shows it.\n"
+    "\n"
+    "  --model NAME|FILE   (default simple-cnn)\n"
+    "  --data SPEC         (default fashion-mnist)\n"
+    "  --epochs N          (default 1)\n"
+    "  --workers LIST      comma-separated worker counts (default 1,2)\n"
+    "  --batch N           global batch (default 128)\n"
+    "  --shard-size N      (default 32)\n"
+    "  --limit N           training images (default all)\n"
+    "  --eval-limit N      test images (default all)\n"
+    "  --no-threads-run    skip the one-worker-many-threads run\n"
+    "  --out DIR           write DIR/scaling.csv and DIR/scaling.svg (default bench-out)\n";
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *end;
+        long v = strtol(tok, &end, 10);
+        if (*end || v < 1 || v > 1024 || n == max) return -1;
+        out[n++] = (int)v;
+    }
+    return n;
+}
+
+static void write_csv(FILE *f, const bench_run *runs, int n, const char *model) {
+    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
+    fprintf(f, "model,workers,threads,seconds_per_epoch,images_per_second,speedup,efficiency,"
+               "test_accuracy,test_loss\n");
+    for (int i = 0; i < n; i++) {
+        double spe = runs[i].r.train_seconds / runs[i].r.epochs_run, speedup = base / spe;
+        int cores = runs[i].workers * runs[i].threads;
+        fprintf(f, "%s,%d,%d,%.3f,%.1f,%.3f,%.3f,%.4f,%.4f\n", model, runs[i].workers,
+                runs[i].threads, spe, runs[i].r.images_per_second, speedup, speedup / cores,
+                runs[i].r.test_accuracy, runs[i].r.test_loss);
+    }
+}
+
+/* Speedup against cores used: worker runs as circles joined by a line, thread runs
+ * as squares, and the ideal y = x. */
+static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) {
+    const int W = 480, H = 360, L = 60, R = 20, T = 40, B = 50;
+    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
+    int xmax = 1;
+    double ymax = 1;
+    for (int i = 0; i < n; i++) {
+        int cores = runs[i].workers * runs[i].threads;
+        double sp = base / (runs[i].r.train_seconds / runs[i].r.epochs_run);
+        xmax = cores > xmax ? cores : xmax;
+        ymax = sp > ymax ? sp : ymax;
+    }
+    ymax = ymax > xmax ? ymax : xmax;
+#define PX(x) (L + ((x) - 1.0) / (xmax > 1 ? xmax - 1.0 : 1.0) * (W - L - R))
+#define PY(y) (H - B - ((y) / ymax) * (H - T - B))
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">parcnn speedup: %s</text>\n", L, model);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, H - B,
+            W - R, H - B);
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, T, L,
+            H - B);
+    for (int x = 1; x <= xmax; x++)
+        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", PX(x),
+                H - B + 16, x);
+    for (int y = 0; y <= (int)ymax; y++)
+        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", L - 6, PY(y) + 4,
+                y);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">cores used (workers x threads)"
+               "</text>\n", (L + W - R) / 2, H - 12);
+    fprintf(f, "<text x=\"16\" y=\"%d\" transform=\"rotate(-90 16 %d)\" text-anchor=\"middle\">"
+               "speedup vs 1 worker</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"gray\" "
+               "stroke-dasharray=\"6,4\"/>\n", PX(1), PY(1), PX(xmax), PY(xmax));
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"gray\">ideal</text>\n", PX(xmax) - 40,
+            PY(xmax) - 6);
+    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
+    for (int i = 0; i < n; i++)
+        if (runs[i].threads == 1)
+            fprintf(f, "%.1f,%.1f ", PX(runs[i].workers),
+                    PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run)));
+    fprintf(f, "\"/>\n");
+    for (int i = 0; i < n; i++) {
+        double x = PX(runs[i].workers * runs[i].threads);
+        double y = PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run));
+        if (runs[i].threads == 1)
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#1f77b4\"/>\n", x, y);
+        else
+            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"
+                       "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">1 worker x %d threads</text>\n",
+                    x - 5, y - 5, x - 150, y + 4, runs[i].threads);
+    }
+    fprintf(f, "</svg>\n");
+#undef PX
+#undef PY
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(bench_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "scaling") != 0) {
+        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling)\n", argv[1]);
+        return 2;
+    }
+    argv++;
+    argc--;
+    pc_train_config c;
+    pc_train_config_defaults(&c);
+    c.epochs = 1;
+    c.log = NULL;
+    const char *out_dir = "bench-out";
+    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, threads_run = 1;
+    static const struct option opts[] = {
+        {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"epochs", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
+        {"batch", 1, 0, 'b'}, {"shard-size", 1, 0, 's'}, {"limit", 1, 0, 'l'},
+        {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'}, {"out", 1, 0, 'o'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        long v = optarg ? strtol(optarg, &end, 10) : 0;
+        int numeric_bad = optarg && (*end || v < 1);
+        switch (o) {
+        case 'm': c.model = optarg; break;
+        case 'd': c.data = optarg; break;
+        case 'o': out_dir = optarg; break;
+        case 'n': threads_run = 0; break;
+        case 'h': fputs(bench_help, stdout); return 0;
+        case 'w':
+            n_workers = parse_list(optarg, workers, MAX_RUNS - 1);
+            if (n_workers < 1) {
+                fprintf(stderr, "parcnn bench: --workers %s: expected a list like 1,2,4\n", optarg);
+                return 2;
+            }
+            break;
+        case 'e': case 'b': case 's': case 'l': case 'v':
+            if (numeric_bad) {
+                fprintf(stderr, "parcnn bench: %s %s: expected a positive integer\n",
+                        argv[optind - 1], optarg);
+                return 2;
+            }
+            if (o == 'e') c.epochs = (int)v;
+            if (o == 'b') c.batch = (int)v;
+            if (o == 's') c.shard_size = (int)v;
+            if (o == 'l') c.limit = v;
+            if (o == 'v') c.eval_limit = v;
+            break;
+        default:
+            fprintf(stderr, "parcnn bench: unknown or incomplete option '%s'\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bench_run runs[MAX_RUNS];
+    int n = 0;
+    if (workers[0] != 1) { /* the baseline always comes first */
+        memmove(workers + 1, workers, sizeof(int) * n_workers);
+        workers[0] = 1;
+        n_workers++;
+    }
+    for (int i = 0; i < n_workers; i++) runs[n++] = (bench_run){.workers = workers[i], .threads = 1};
+    if (threads_run && cores > 1) runs[n++] = (bench_run){.workers = 1, .threads = (int)cores};
+    printf("parcnn bench scaling: model %s, data %s, %d epoch(s), global batch %d, shard size %d,"
+           " %ld cores\n", c.model, c.data, c.epochs, c.batch, c.shard_size, cores);
+    for (int i = 0; i < n; i++) {
+        c.workers = runs[i].workers;
+        c.threads = runs[i].threads;
+        fprintf(stderr, "running %d worker(s) x %d thread(s)...\n", c.workers, c.threads);
+        if (pc_train(&c, &runs[i].r) != PC_OK) {
+            fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+            return 1;
+        }
+    }
+    printf("%7s %7s %12s %10s %8s %10s %9s %9s\n", "workers", "threads", "s/epoch", "images/s",
+           "speedup", "efficiency", "test_acc", "test_loss");
+    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
+    for (int i = 0; i < n; i++) {
+        double spe = runs[i].r.train_seconds / runs[i].r.epochs_run;
+        printf("%7d %7d %12.2f %10.0f %8.2f %10.2f %9.4f %9.4f\n", runs[i].workers,
+               runs[i].threads, spe, runs[i].r.images_per_second, base / spe,
+               base / spe / (runs[i].workers * runs[i].threads), runs[i].r.test_accuracy,
+               runs[i].r.test_loss);
+    }
+    printf("(s/epoch counts training steps only; test metrics after the last epoch)\n");
+    char path[4096];
+    if (pc_mkdirs(out_dir, "--out") != PC_OK) {
+        fprintf(stderr, "parcnn bench: %s\n", pc_last_error());
+        return 1;
+    }
+    const char *files[2] = {"scaling.csv", "scaling.svg"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, files[k]);
+        FILE *f = fopen(path, "w");
+        if (!f) {
+            fprintf(stderr, "parcnn bench: %s: cannot write\n", path);
+            return 1;
+        }
+        if (k == 0) write_csv(f, runs, n, c.model);
+        else write_svg(f, runs, n, c.model);
+        fclose(f);
+        printf("wrote %s\n", path);
+    }
+    return 0;
+}
