@@ -1,0 +1,168 @@
+/* Model files, the zoo, parameter layout, and the reduction tree. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/common.h"
+#include "nn/model.h"
+#include "train/pool.h"
+#include "train/tree.h"
+
+static void test_zoo(void) {
+    CHECK(pc_zoo_count() == 3, "zoo has %d models", pc_zoo_count());
+    struct { const char *name; int c, h, w; int64_t params; } cases[] = {
+        /* simple-cnn 28x28: 32*25+32 + 64*32*25+64 + 3136*1024+1024 + 1024*10+10 */
+        {"simple-cnn", 1, 28, 28, 832 + 51264 + 3212288 + 10250},
+        /* resnet20 on CIFAR: 0.27M, as in the paper and common PyTorch ports */
+        {"resnet20", 3, 32, 32, 269722},
+    };
+    for (int i = 0; i < 2; i++) {
+        pc_model *m = NULL;
+        pc_status st = pc_model_create(cases[i].name, cases[i].c, cases[i].h, cases[i].w, 10, 1, &m);
+        CHECK(st == PC_OK, "%s: %s", cases[i].name, pc_last_error());
+        if (!m) continue;
+        CHECK(m->n_params == cases[i].params, "%s has %lld parameters, expected %lld",
+              cases[i].name, (long long)m->n_params, (long long)cases[i].params);
+        pc_model_free(m);
+    }
+    pc_model *m = NULL;
+    CHECK(pc_model_create("minixception", 1, 48, 48, 7, 1, &m) == PC_OK, "%s", pc_last_error());
+    if (m) {
+        /* Keras mini_XCEPTION (48x48x1, 7 classes, no l2 params) has 58,423 parameters of
+         * which 1,472 are BN running statistics; trainable = 56,951. */
+        CHECK(m->n_params == 56951, "minixception has %lld trainable parameters", (long long)m->n_params);
+        CHECK(m->n_buffers == 1472, "minixception has %lld BN buffers", (long long)m->n_buffers);
+        const pc_layer *last = &m->layers[m->n_layers - 1];
+        CHECK(last->kind == PC_L_GAP && last->c == 7, "minixception ends in gap over 7 classes");
+        pc_model_free(m);
+    }
+}
+
+static pc_status parse(const char *text, pc_model **m) {
+    return pc_model_parse(text, "t.cfg", 3, 16, 16, 10, 1, m);
+}
+
+static void test_parse_errors(void) {
+    struct { const char *text, *msg; } bad[] = {
+        {"[conv] filters=8 colour=red\n[gap]\n[dense] units=classes\n", "t.cfg:1: [conv] has no key 'colour'"},
+        {"[conv] filters=8\n[bogus]\n", "t.cfg:2: unknown layer type [bogus]"},
+        {"[conv] filters=8 size=x\n", "size=x"},
+        {"filters=8\n", "before the first [section]"},
+        {"[conv] filters=8 filters=9\n", "given twice"},
+        {"[conv] size=3\n", "needs filters="},
+        {"[conv] filters=8 size=33\n", "does not fit"},
+        {"[conv] filters=8 groups=2\n", "groups=2 must divide"},
+        {"[add] from=-1,nowhere\n", "no earlier layer has that name"},
+        {"[conv] filters=8 stride=2 name=a\n[conv] filters=4 from=-2\n[add] from=-1,a\n[gap]\n[dense] units=classes\n", "do not match"},
+        {"[conv] filters=8\n[gap]\n", "must output the 10 class scores"},
+        {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid"},
+        {"[maxpool] size=2 pad=2\n", "more than half"},
+        {"", "no layers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pc_model *m = NULL;
+        pc_status st = parse(bad[i].text, &m);
+        CHECK(st == PC_ERR_USAGE && m == NULL, "case %zu accepted", i);
+        CHECK(strstr(pc_last_error(), bad[i].msg) != NULL, "case %zu: '%s' lacks '%s'", i,
+              pc_last_error(), bad[i].msg);
+    }
+}
+
+static void test_graph(void) {
+    pc_model *m = NULL;
+    const char *text =
+        "[net] channels=3 height=16 width=16\n"
+        "[conv] filters=8 size=3 pad=1 name=stem activation=relu\n"
+        "[sepconv] filters=16 size=3 pad=1 stride=2 bias=0\n"
+        "[add] from=-1,stem\n"     /* option A: stem is 8x16x16, -1 is 16x8x8 */
+        "[gap]\n[dense] units=classes\n";
+    CHECK(parse(text, &m) == PC_OK, "%s", pc_last_error());
+    if (!m) return;
+    /* input, stem, depthwise, pointwise, add, gap, dense */
+    CHECK(m->n_layers == 7, "%d layers", m->n_layers);
+    CHECK(strcmp(m->layers[2].name, "layers.2.depthwise") == 0, "%s", m->layers[2].name);
+    CHECK(m->layers[2].groups == 8 && m->layers[2].h == 8, "depthwise groups %d h %d", m->layers[2].groups, m->layers[2].h);
+    CHECK(m->layers[4].kind == PC_L_ADD && m->layers[4].inputs[0] == 3 && m->layers[4].inputs[1] == 1, "add inputs");
+    CHECK(m->layers[4].sh == 2, "add subsamples by 2");
+    pc_param_info info[16];
+    int n = pc_model_param_info(m, info, 16);
+    CHECK(n == 6, "%d parameter tensors", n);
+    CHECK(strcmp(info[0].name, "stem.weight") == 0 && info[0].shape[1] == 3, "stem.weight");
+    CHECK(strcmp(info[2].name, "layers.2.depthwise.weight") == 0 && info[2].shape[1] == 1, "depthwise weight (8,1,3,3)");
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += info[i].numel;
+    CHECK(sum == m->n_params, "param info covers all parameters");
+    pc_model_free(m);
+}
+
+/* Every worker count that divides the shard count covers the shards exactly once with
+ * tree nodes, and the worker-split evaluation gives the same floats as one worker. */
+static float tree_sum(const float *leaf, pc_tree_node n) {
+    if (n.hi - n.lo == 1) return leaf[n.lo];
+    int mid = pc_tree_mid(n);
+    return tree_sum(leaf, (pc_tree_node){n.lo, mid}) + tree_sum(leaf, (pc_tree_node){mid, n.hi});
+}
+
+static int is_tree_node(int shards, pc_tree_node want) {
+    pc_tree_node n = {0, shards};
+    while (1) {
+        if (n.lo == want.lo && n.hi == want.hi) return 1;
+        if (n.hi - n.lo == 1) return 0;
+        int mid = pc_tree_mid(n);
+        if (want.hi <= mid) n.hi = mid;
+        else if (want.lo >= mid) n.lo = mid;
+        else return 0;
+    }
+}
+
+static void test_tree(void) {
+    float leaf[64];
+    for (int i = 0; i < 64; i++) leaf[i] = 1.0f / (float)(i + 3) + (float)i * 1e3f;
+    for (int shards = 1; shards <= 64; shards++) {
+        float whole = tree_sum(leaf, (pc_tree_node){0, shards});
+        for (int w = 1; w <= shards; w++) {
+            if (shards % w) continue;
+            int per = shards / w, covered = 0;
+            for (int k = 0; k < w; k++) {
+                pc_tree_node nodes[64];
+                int n = pc_tree_cover(shards, k * per, (k + 1) * per, nodes, 64);
+                int next = k * per; /* the nodes tile the worker's range left to right */
+                for (int j = 0; j < n; j++) {
+                    CHECK(is_tree_node(shards, nodes[j]), "S=%d W=%d: [%d,%d) not a tree node",
+                          shards, w, nodes[j].lo, nodes[j].hi);
+                    CHECK(nodes[j].lo == next, "S=%d W=%d: gap before [%d,%d)", shards, w,
+                          nodes[j].lo, nodes[j].hi);
+                    next = nodes[j].hi;
+                    covered += nodes[j].hi - nodes[j].lo;
+                }
+                CHECK(next == (k + 1) * per, "S=%d W=%d: worker %d range not covered", shards, w, k);
+            }
+            CHECK(covered == shards, "S=%d W=%d covered %d", shards, w, covered);
+        }
+        CHECK(tree_sum(leaf, (pc_tree_node){0, shards}) == whole, "tree sum reproducible");
+    }
+    CHECK(pc_tree_depth((pc_tree_node){0, 1}) == 0 && pc_tree_depth((pc_tree_node){0, 12}) == 4, "depth");
+}
+
+static void test_split(void) {
+    for (int64_t n = 0; n < 200; n += 7)
+        for (int w = 1; w <= 5; w++) {
+            int64_t prev = 0;
+            for (int k = 0; k < w; k++) {
+                int64_t b, e;
+                pc_split_range(n, w, k, 16, &b, &e);
+                CHECK(b == prev && e >= b && (e == n || e % 16 == 0), "split n=%lld w=%d k=%d", (long long)n, w, k);
+                prev = e;
+            }
+            CHECK(prev == n, "split covers n=%lld", (long long)n);
+        }
+}
+
+int main(void) {
+    test_zoo();
+    test_parse_errors();
+    test_graph();
+    test_tree();
+    test_split();
+    return check_summary();
+}
