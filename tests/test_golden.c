@@ -158,8 +158,7 @@ static void run_kernels(const char *model_name, pc_model *m, const pc_st_file *f
     if (!grads || !bn_stats) abort();
 
     /* ---- forward, loss, backward from the initial state */
-    int loaded = load_initial(m, f, path, infos, n_infos);
-    CHECK(loaded, "%s: the fixture does not hold every initial parameter", model_name);
+    load_initial(m, f, path, infos, n_infos);
     memcpy(pc_exec_input(ex), input, sizeof(float) * (size_t)in_size);
     const float *logits = pc_exec_forward(ex, 1, 0, 0, 0, bn_stats);
     int64_t lshape[2] = {batch, CLASSES}, one[1] = {1};
@@ -293,12 +292,19 @@ static void run_case(const golden_case *gc) {
           "%s: the fixture has %d parameters+buffers and %d gradients, the model %d and %d",
           path, n_state, n_grad, n_infos, n_params);
 
+    /* Every parameter and buffer must be in the fixture, with the model's shape. */
+    int loaded = load_initial(m, f, path, infos, n_infos);
+    CHECK(loaded, "%s: the fixture does not hold every parameter and buffer of %s with the "
+          "right shape; skipping the comparisons", path, gc->model);
     const float *input = (const float *)tin->data;
     const int32_t *labels = (const int32_t *)tlab->data;
-    run_kernels(gc->model, m, f, path, PC_KERNELS_REF, infos, n_infos, batch, input, labels);
+    if (loaded) {
+        run_kernels(gc->model, m, f, path, PC_KERNELS_REF, infos, n_infos, batch, input, labels);
 #ifdef PARCNN_HAVE_DNNL
-    run_kernels(gc->model, m, f, path, PC_KERNELS_DNNL, infos, n_infos, batch, input, labels);
+        run_kernels(gc->model, m, f, path, PC_KERNELS_DNNL, infos, n_infos, batch, input,
+                    labels);
 #endif
+    }
     free(infos);
     pc_model_free(m);
     pc_st_close(f);
