@@ -8,6 +8,7 @@
 
 #include "core/common.h"
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "nn/model.h"
 #include "train/engine.h"
 #include "train/metrics.h"
@@ -16,9 +17,23 @@
 
 int cmd_bench(int argc, char **argv); /* tools/bench.c */
 
+/* Report an error and choose the exit status. Under MPI, the other ranks may be
+ * waiting in a collective, so the whole job stops; an error that every rank hit at
+ * once is reported by rank 0 alone (the others give it a moment to do so). */
 static int fail(pc_status st) {
-    fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
-    return st == PC_ERR_USAGE ? 2 : 1;
+    int code = st == PC_ERR_USAGE ? 2 : 1;
+    pc_comm *comm = pc_comm_world();
+    int rank = pc_comm_rank(comm);
+    int shared = strcmp(pc_last_error(), PC_SHARED_ERROR) == 0;
+    if (rank == 0)
+        fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+    else if (!shared)
+        fprintf(stderr, "[rank %d] parcnn: error: %s\n", rank, pc_last_error());
+    if (pc_comm_size(comm) > 1) {
+        if (rank != 0 && shared) sleep(2);
+        pc_comm_abort(comm, code);
+    }
+    return code;
 }
 
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
@@ -100,6 +115,8 @@ static const char train_help[] =
     "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
     "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
     "                       worker count): bit-identical to an uninterrupted run\n"
+    "  --timeout SECONDS    under MPI: stop all ranks when a collective waits longer\n"
+    "                       (default 300; 0 waits forever)\n"
     "  --overwrite          start a fresh run in an --out DIR that already holds one\n"
     "  --kernels K          onednn (default when built with it) or ref\n"
     "  --no-progress        no live progress bar even on a terminal\n";
@@ -112,7 +129,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -122,7 +139,7 @@ static int cmd_train(int argc, char **argv) {
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
-        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE},
+        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
@@ -163,6 +180,12 @@ static int cmd_train(int argc, char **argv) {
         case O_OUT: c.out_dir = optarg; break;
         case O_RESUME: c.resume = 1; break;
         case O_OVERWRITE: c.overwrite = 1; break;
+        case O_TIMEOUT: {
+            float secs;
+            bad = parse_float("train", "--timeout", optarg, 0, 1e7, &secs);
+            c.timeout = secs;
+            break;
+        }
         case O_KERNELS:
             if (parse_kernels(optarg, &c.kernels))
                 return usage_error("train", "--kernels %s: expected onednn or ref", optarg);
@@ -182,6 +205,7 @@ static int cmd_train(int argc, char **argv) {
         for (int w = 1; w <= shards && w <= cores; w++)
             if (shards % w == 0) c.workers = w;
     }
+    if (pc_comm_rank(pc_comm_world()) != 0) c.progress = 0;
     pc_status st = pc_train(&c, NULL);
     return st == PC_OK ? 0 : fail(st);
 }
@@ -280,7 +304,7 @@ static int cmd_eval(int argc, char **argv) {
         memcpy(e->std, meta.std, sizeof meta.std);
         if (pc_metrics_init(&mt, m->classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
     }
-    if (st == PC_OK) st = pc_engine_evaluate(e, &d, &mt, NULL, NULL);
+    if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &mt, NULL, NULL);
     if (st == PC_OK) {
         if (o.json)
             pc_metrics_print_json(&mt, meta.class_names, stdout);
@@ -406,15 +430,22 @@ int main(int argc, char **argv) {
         fputs(main_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    pc_comm *comm;
+    if (pc_comm_init(&argc, &argv, &comm) != PC_OK) return fail(PC_ERR_USAGE);
     const char *cmd = argv[1];
     argv[1] = argv[0];
     argc--;
     argv++;
-    if (strcmp(cmd, "train") == 0) return cmd_train(argc, argv);
-    if (strcmp(cmd, "eval") == 0) return cmd_eval(argc, argv);
-    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc, argv);
-    if (strcmp(cmd, "models") == 0) return cmd_models(argc, argv);
-    if (strcmp(cmd, "bench") == 0) return cmd_bench(argc, argv);
-    fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
-    return 2;
+    int rc;
+    if (strcmp(cmd, "train") == 0) rc = cmd_train(argc, argv);
+    else if (strcmp(cmd, "eval") == 0) rc = cmd_eval(argc, argv);
+    else if (strcmp(cmd, "predict") == 0) rc = cmd_predict(argc, argv);
+    else if (strcmp(cmd, "models") == 0) rc = cmd_models(argc, argv);
+    else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(argc, argv);
+    else {
+        fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
+        rc = 2;
+    }
+    pc_comm_finalize(comm);
+    return rc;
 }

@@ -16,6 +16,10 @@ typedef enum {
     PC_ERR_INTERNAL = 5
 } pc_status;
 
+/* The message of an error that every rank hits at once and rank 0 reports: other
+ * ranks stay quiet about it. */
+#define PC_SHARED_ERROR "(reported by rank 0)"
+
 /* Record an error message (printf-style) for the calling thread; returns `code`
  * so that callers can write `return pc_fail(PC_ERR_DATA, "...")`. */
 pc_status pc_fail(pc_status code, const char *fmt, ...)

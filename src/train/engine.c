@@ -43,11 +43,11 @@ void pc_engine_destroy(pc_engine *e) {
 typedef struct {
     pc_engine *e;
     const pc_dataset *d;
-    int64_t chunks;
-    double *chunk_loss;
-    int32_t *pred;
-    float *probs;      /* optional output */
-    float **scratch;   /* per worker: batch x classes probabilities */
+    int64_t first_chunk, chunks;  /* this rank's chunks */
+    double *chunk_loss;           /* per chunk of this rank */
+    int32_t *pred;                /* per sample of d */
+    float *probs;                 /* optional output */
+    float **scratch;              /* per worker: batch x classes probabilities */
 } eval_job;
 
 static void eval_worker(int w, void *arg) {
@@ -57,8 +57,8 @@ static void eval_worker(int w, void *arg) {
     int classes = e->model->classes, batch = e->batch;
     int64_t idx[batch];
     int32_t labels[batch];
-    for (int64_t ch = w; ch < j->chunks; ch += e->workers) {
-        int64_t first = ch * batch;
+    for (int64_t k = w; k < j->chunks; k += e->workers) {
+        int64_t first = (j->first_chunk + k) * batch;
         int valid = (int)PC_MIN((int64_t)batch, j->d->n - first);
         for (int i = 0; i < batch; i++) idx[i] = i < valid ? first + i : first;
         pc_dataset_gather(j->d, idx, batch, e->mean, e->std, pc_exec_input(ex), labels);
@@ -69,39 +69,77 @@ static void eval_worker(int w, void *arg) {
         for (int i = 0; i < valid; i++) {
             const float *pi = p + (int64_t)i * classes;
             int best = 0;
-            for (int k = 1; k < classes; k++)
-                if (pi[k] > pi[best]) best = k;
+            for (int c = 1; c < classes; c++)
+                if (pi[c] > pi[best]) best = c;
             j->pred[first + i] = best;
             float pt = pi[labels[i]];
             loss += -log((double)(pt > 1e-30f ? pt : 1e-30f));
             if (j->probs) memcpy(j->probs + (first + i) * classes, pi, sizeof(float) * classes);
         }
-        j->chunk_loss[ch] = loss;
+        j->chunk_loss[k] = loss;
     }
 }
 
-pc_status pc_engine_evaluate(pc_engine *e, const pc_dataset *d, pc_metrics *metrics,
-                             int32_t *predictions, float *probs) {
+/* Sum the ranks' confusion matrices (integers: exact in any order) and their chunk
+ * losses in chunk order (so the loss does not depend on the rank count). */
+static pc_status merge_ranks(pc_comm *comm, int64_t total_chunks, const eval_job *j,
+                             pc_metrics *m) {
+    int R = pc_comm_size(comm);
+    int64_t cells = (int64_t)m->classes * m->classes, most = (total_chunks + R - 1) / R;
+    size_t bytes = sizeof(int64_t) * cells + sizeof(double) * most;
+    char *mine = calloc(1, bytes), *all = calloc(R, bytes);
+    if (!mine || !all || bytes > (1u << 30)) {
+        free(mine);
+        free(all);
+        return pc_fail(PC_ERR_NOMEM, "out of memory merging evaluation results");
+    }
+    memcpy(mine, m->confusion, sizeof(int64_t) * cells);
+    memcpy(mine + sizeof(int64_t) * cells, j->chunk_loss, sizeof(double) * j->chunks);
+    pc_status st = pc_comm_allgather_bytes(comm, mine, (int)bytes, all);
+    if (st == PC_OK) {
+        memset(m->confusion, 0, sizeof(int64_t) * cells);
+        m->loss_sum = 0;
+        for (int r = 0; r < R; r++) {
+            const int64_t *conf = (const int64_t *)(all + r * bytes);
+            const double *loss = (const double *)(all + r * bytes + sizeof(int64_t) * cells);
+            for (int64_t c = 0; c < cells; c++) m->confusion[c] += conf[c];
+            int64_t first = total_chunks * r / R, last = total_chunks * (r + 1) / R;
+            for (int64_t k = 0; k < last - first; k++) m->loss_sum += loss[k];
+        }
+    }
+    free(mine);
+    free(all);
+    return st;
+}
+
+pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
+                             pc_metrics *metrics, int32_t *predictions, float *probs) {
+    int R = pc_comm_size(comm), rank = pc_comm_rank(comm);
+    int64_t total = (d->n + e->batch - 1) / e->batch;
     eval_job j = {.e = e, .d = d, .probs = probs};
-    j.chunks = (d->n + e->batch - 1) / e->batch;
+    j.first_chunk = total * rank / R;
+    j.chunks = total * (rank + 1) / R - j.first_chunk;
     j.chunk_loss = calloc(j.chunks ? j.chunks : 1, sizeof(double));
     j.pred = predictions ? predictions : malloc(sizeof(int32_t) * (d->n ? d->n : 1));
     j.scratch = calloc(e->workers, sizeof(float *));
     int ok = j.chunk_loss && j.pred && j.scratch;
     for (int w = 0; ok && w < e->workers; w++)
         ok = (j.scratch[w] = malloc(sizeof(float) * e->batch * e->model->classes)) != NULL;
-    if (ok && d->n > 0) pc_pool_run(e->pool, eval_worker, &j);
-    if (ok) {
+    pc_status st = ok ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory during evaluation");
+    if (st == PC_OK && j.chunks > 0) pc_pool_run(e->pool, eval_worker, &j);
+    if (st == PC_OK) {
+        int64_t begin = j.first_chunk * e->batch, end = PC_MIN(d->n, (j.first_chunk + j.chunks) * e->batch);
         memset(metrics->confusion, 0, sizeof(int64_t) * metrics->classes * metrics->classes);
         metrics->n = d->n;
         metrics->loss_sum = 0;
-        for (int64_t ch = 0; ch < j.chunks; ch++) metrics->loss_sum += j.chunk_loss[ch];
-        for (int64_t i = 0; i < d->n; i++)
+        for (int64_t k = 0; k < j.chunks; k++) metrics->loss_sum += j.chunk_loss[k];
+        for (int64_t i = begin; i < end; i++)
             metrics->confusion[(int64_t)d->labels[i] * metrics->classes + j.pred[i]]++;
+        if (R > 1) st = merge_ranks(comm, total, &j, metrics);
     }
     for (int w = 0; j.scratch && w < e->workers; w++) free(j.scratch[w]);
     free(j.scratch);
     free(j.chunk_loss);
     if (!predictions) free(j.pred);
-    return ok ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory during evaluation");
+    return st;
 }

@@ -4,6 +4,7 @@
 #define PC_ENGINE_H
 
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "nn/exec.h"
 #include "nn/model.h"
 #include "train/metrics.h"
@@ -21,10 +22,11 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
                            pc_kernel_set kernels, pc_engine **out);
 void pc_engine_destroy(pc_engine *e);
 
-/* Evaluate on all of d in chunks of `batch` (the last one padded): fills metrics
- * (confusion, loss) and, when non-NULL, the predicted class per sample and the
- * probabilities (n x classes). Results do not depend on the worker count. */
-pc_status pc_engine_evaluate(pc_engine *e, const pc_dataset *d, pc_metrics *metrics,
-                             int32_t *predictions, float *probs);
+/* Evaluate on all of d in chunks of `batch` (the last one padded), each chunk on
+ * exactly one rank and worker: fills metrics (confusion, loss; the same on every rank)
+ * and, when non-NULL, this rank's predicted classes and probabilities (n x classes).
+ * Results do not depend on the rank or worker count. */
+pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
+                             pc_metrics *metrics, int32_t *predictions, float *probs);
 
 #endif

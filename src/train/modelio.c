@@ -174,20 +174,19 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
     return save(path, m, meta, &extra, info->opt_state_n ? 1 : 0, md, 3);
 }
 
-/* Name the settings that differ: fingerprints are space-separated key=value words. */
-static pc_status fingerprint_mismatch(const char *path, const char *was, const char *now) {
-    char a[1024], b[1024], diff[1024] = "";
+void pc_settings_diff(const char *was, const char *now, char *diff, size_t size) {
+    char a[1024], b[1024];
     snprintf(a, sizeof a, "%s", was);
     snprintf(b, sizeof b, "%s", now);
+    diff[0] = 0;
     char *sa, *sb;
     char *wa = strtok_r(a, " ", &sa), *wb = strtok_r(b, " ", &sb);
     for (; wa || wb; wa = strtok_r(NULL, " ", &sa), wb = strtok_r(NULL, " ", &sb)) {
         if (wa && wb && strcmp(wa, wb) == 0) continue;
         size_t len = strlen(diff);
-        snprintf(diff + len, sizeof diff - len, "%s%s (now %s)", len ? ", " : "",
-                 wa ? wa : "-", wb ? wb : "-");
+        snprintf(diff + len, size - len, "%s%s (now %s)", len ? ", " : "", wa ? wa : "-",
+                 wb ? wb : "-");
     }
-    return pc_fail(PC_ERR_USAGE, "%s: was written with other settings: %s", path, diff);
 }
 
 pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerprint,
@@ -202,7 +201,11 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerpr
     if (!fp || !step_s || *end || s < 0)
         st = pc_fail(PC_ERR_DATA, "%s: not a parcnn training checkpoint", path);
     else if (strcmp(fp, fingerprint) != 0)
-        st = fingerprint_mismatch(path, fp, fingerprint);
+    {
+        char diff[1024];
+        pc_settings_diff(fp, fingerprint, diff, sizeof diff);
+        st = pc_fail(PC_ERR_USAGE, "%s: was written with other settings: %s", path, diff);
+    }
     if (st == PC_OK) st = load_tensors(path, f, m);
     if (st == PC_OK && opt_state_n) {
         const pc_st_tensor *t = pc_st_get(f, "optimizer.state");

@@ -39,4 +39,8 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
 pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerprint,
                              float *opt_state, int64_t opt_state_n, int64_t *step);
 
+/* Compare two settings strings of space-separated key=value words and describe the
+ * words that differ as "key=old (now key=new), ...". */
+void pc_settings_diff(const char *was, const char *now, char *diff, size_t size);
+
 #endif

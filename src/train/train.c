@@ -14,9 +14,8 @@
 #include "train/engine.h"
 #include "train/metrics.h"
 #include "train/modelio.h"
-#include "train/tree.h"
-
-#define MAX_OWNED 64
+#include "dist/comm.h"
+#include "train/reduce.h"
 
 void pc_train_config_defaults(pc_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -33,18 +32,9 @@ void pc_train_config_defaults(pc_train_config *c) {
                                  .decay_epochs = 1.0f};
     c->seed = 1;
     c->lr_ref_batch = 128;
+    c->timeout = 300;
     c->log = stdout;
 }
-
-/* A worker's share of the reduction tree: the maximal nodes inside its shard
- * range, one gradient buffer each, plus a stack of temporaries for summing. */
-typedef struct {
-    int n_owned;
-    pc_tree_node owned[MAX_OWNED];
-    float *owned_buf[MAX_OWNED];
-    int depth;
-    float **tmp;          /* depth buffers */
-} worker_tree;
 
 typedef struct {
     const pc_train_config *cfg;
@@ -53,11 +43,9 @@ typedef struct {
     pc_dataset train, test;
     pc_model_meta meta;
     int shards;
-    worker_tree *wt;
-    /* every owned node of every worker, for the cross-worker combine */
-    int n_nodes;
-    pc_tree_node nodes[MAX_OWNED * 16];
-    float *node_buf[MAX_OWNED * 16];
+    pc_comm *comm;
+    int rank, ranks;
+    pc_reducer *red;
     float *opt_state;
     int64_t opt_state_n;
     int64_t *perm;
@@ -66,9 +54,10 @@ typedef struct {
     int64_t step;         /* optimizer steps done so far */
     float lr;
     int64_t batch_first;  /* offset of this step's batch in perm */
-    double *shard_loss;
-    int *shard_correct;
-    float *shard_bn;
+    /* per shard: loss (double), correct (int64), then batch-norm statistics; each rank
+     * fills its own shards and an allgather completes the table */
+    char *shard_rec;
+    size_t rec_size;
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     float lr_factor;       /* --lr-scale factor applied to --lr */
@@ -77,66 +66,82 @@ typedef struct {
 
 /* ------------------------------------------------------------- the step */
 
-static void compute_shard(trainer *t, int w, int shard, float *grads) {
+static double *rec_loss(const trainer *t, int s) { return (double *)(t->shard_rec + s * t->rec_size); }
+static int64_t *rec_correct(const trainer *t, int s) { return (int64_t *)(t->shard_rec + s * t->rec_size + 8); }
+static float *rec_bn(const trainer *t, int s) { return (float *)(t->shard_rec + s * t->rec_size + 16); }
+
+/* The reducer's leaf: one shard's forward and backward into grads. */
+static void compute_shard(void *ctx, int w, int shard, float *grads) {
+    trainer *t = ctx;
     pc_exec *ex = t->e->execs[w];
-    int ss = t->cfg->shard_size;
+    int ss = t->cfg->shard_size, correct;
     int64_t idx[ss];
     int32_t labels[ss];
     for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
     pc_dataset_gather(&t->train, idx, ss, t->e->mean, t->e->std, pc_exec_input(ex), labels);
     int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
-    pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample,
-                    t->shard_bn + (int64_t)shard * t->bn_size);
-    t->shard_loss[shard] = pc_exec_loss(ex, labels, t->cfg->label_smoothing,
-                                        1.0f / (float)t->cfg->batch, &t->shard_correct[shard]);
+    pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample, rec_bn(t, shard));
+    *rec_loss(t, shard) = pc_exec_loss(ex, labels, t->cfg->label_smoothing,
+                                       1.0f / (float)t->cfg->batch, &correct);
+    *rec_correct(t, shard) = correct;
     pc_exec_backward(ex, grads);
-}
-
-/* Sum of the shard gradients under `node`, in tree order, into out. */
-static void reduce_subtree(trainer *t, int w, pc_tree_node node, float *out, int level) {
-    if (node.hi - node.lo == 1) {
-        compute_shard(t, w, node.lo, out);
-        return;
-    }
-    int mid = pc_tree_mid(node);
-    float *right = t->wt[w].tmp[level];
-    reduce_subtree(t, w, (pc_tree_node){node.lo, mid}, out, level + 1);
-    reduce_subtree(t, w, (pc_tree_node){mid, node.hi}, right, level + 1);
-    int64_t n = t->m->n_params;
-    for (int64_t i = 0; i < n; i++) out[i] += right[i];
 }
 
 static void compute_job(int w, void *arg) {
     trainer *t = arg;
-    worker_tree *wt = &t->wt[w];
-    for (int k = 0; k < wt->n_owned; k++) reduce_subtree(t, w, wt->owned[k], wt->owned_buf[k], 0);
+    pc_reducer_compute(t->red, w, compute_shard, t);
 }
 
-/* The top of the tree, above the owned nodes, evaluated on [begin, end) in place:
- * returns the buffer holding node's sum. */
-static float *combine(trainer *t, pc_tree_node node, int64_t begin, int64_t end) {
-    for (int k = 0; k < t->n_nodes; k++)
-        if (t->nodes[k].lo == node.lo && t->nodes[k].hi == node.hi) return t->node_buf[k];
-    int mid = pc_tree_mid(node);
-    float *left = combine(t, (pc_tree_node){node.lo, mid}, begin, end);
-    float *right = combine(t, (pc_tree_node){mid, node.hi}, begin, end);
-    for (int64_t i = begin; i < end; i++) left[i] += right[i];
-    return left;
-}
-
-static void update_job(int w, void *arg) {
+static void optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
-    float *g = combine(t, (pc_tree_node){0, t->shards}, begin, end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, g, t->opt_state, n, begin, end);
+    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, pc_reducer_gradient(t->red),
+                t->opt_state, n, begin, end);
+}
+
+/* One process: combine the tree and update each chunk in one pass (the split of
+ * combine_local and optimizer_job is the same, so no barrier is needed between). */
+static void combine_update_job(int w, void *arg) {
+    trainer *t = arg;
+    pc_reducer_combine_local(t->red, w);
+    optimizer_job(w, arg);
+}
+
+static void combine_local_job(int w, void *arg) { pc_reducer_combine_local(((trainer *)arg)->red, w); }
+static void combine_global_job(int w, void *arg) { pc_reducer_combine_global(((trainer *)arg)->red, w); }
+
+/* One optimizer step on the global batch at t->batch_first. */
+static pc_status train_step(trainer *t) {
+    pc_pool *pool = t->e->pool;
+    pc_comm_set_step(t->comm, t->step);
+    pc_pool_run(pool, compute_job, t);
+    if (!pc_reducer_needs_exchange(t->red)) {
+        pc_pool_run(pool, combine_update_job, t);
+        return PC_OK;
+    }
+    pc_pool_run(pool, combine_local_job, t);
+    PC_TRY(pc_reducer_exchange(t->red));
+    pc_pool_run(pool, combine_global_job, t);
+    PC_TRY(pc_reducer_allgather(t->red));
+    pc_pool_run(pool, optimizer_job, t);
+    /* complete the per-shard table: each rank filled its own shards */
+    int first, last;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    size_t bytes = (size_t)(last - first) * t->rec_size;
+    char *mine = malloc(bytes);
+    if (!mine) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(mine, t->shard_rec + first * t->rec_size, bytes);
+    pc_status st = pc_comm_allgather_bytes(t->comm, mine, (int)bytes, t->shard_rec);
+    free(mine);
+    return st;
 }
 
 /* Running statistics, folded in shard order: new = (1-m) old + m batch, with the
  * unbiased batch variance as in PyTorch. */
 static void update_running_stats(trainer *t) {
     for (int s = 0; s < t->shards; s++) {
-        const float *st = t->shard_bn + (int64_t)s * t->bn_size;
+        const float *st = rec_bn(t, s);
         for (int i = 0; i < t->m->n_layers; i++) {
             const pc_layer *l = &t->m->layers[i];
             if (l->kind != PC_L_BN) continue;
@@ -174,10 +179,15 @@ static pc_status check_config(const pc_train_config *c) {
     if (c->shard_size < 1 || c->batch % c->shard_size)
         return pc_fail(PC_ERR_USAGE, "--batch %d is not a multiple of --shard-size %d", c->batch,
                        c->shard_size);
-    int shards = c->batch / c->shard_size;
-    if (c->workers < 1 || shards % c->workers)
-        return pc_fail(PC_ERR_USAGE, "--workers %d must divide the %d shards (--batch %d / "
-                       "--shard-size %d)", c->workers, shards, c->batch, c->shard_size);
+    int shards = c->batch / c->shard_size, ranks = pc_comm_size(pc_comm_world());
+    if (c->workers < 1 || shards % (c->workers * ranks)) {
+        if (ranks == 1)
+            return pc_fail(PC_ERR_USAGE, "--workers %d must divide the %d shards (--batch %d / "
+                           "--shard-size %d)", c->workers, shards, c->batch, c->shard_size);
+        return pc_fail(PC_ERR_USAGE, "%d ranks x --workers %d must divide the %d shards "
+                       "(--batch %d / --shard-size %d)", ranks, c->workers, shards, c->batch,
+                       c->shard_size);
+    }
     if (c->threads < 1 || c->threads > 256)
         return pc_fail(PC_ERR_USAGE, "--threads %d: must be in [1, 256]", c->threads);
     if (!(c->sched.base_lr > 0) || !isfinite(c->sched.base_lr))
@@ -185,37 +195,6 @@ static pc_status check_config(const pc_train_config *c) {
     if (c->label_smoothing < 0 || c->label_smoothing >= 1)
         return pc_fail(PC_ERR_USAGE, "--label-smoothing %g: must be in [0, 1)", c->label_smoothing);
     return PC_OK;
-}
-
-static pc_status setup_tree(trainer *t) {
-    int W = t->e->workers, per = t->shards / W;
-    t->wt = calloc(W, sizeof(worker_tree));
-    if (!t->wt) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    int64_t n = t->m->n_params;
-    for (int w = 0; w < W; w++) {
-        worker_tree *wt = &t->wt[w];
-        wt->n_owned = pc_tree_cover(t->shards, w * per, (w + 1) * per, wt->owned, MAX_OWNED);
-        for (int k = 0; k < wt->n_owned; k++) {
-            wt->depth = PC_MAX(wt->depth, pc_tree_depth(wt->owned[k]));
-            if (!(wt->owned_buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
-            t->nodes[t->n_nodes] = wt->owned[k];
-            t->node_buf[t->n_nodes++] = wt->owned_buf[k];
-        }
-        wt->tmp = calloc(wt->depth + 1, sizeof(float *));
-        if (!wt->tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
-        for (int d = 0; d < wt->depth; d++)
-            if (!(wt->tmp[d] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
-    }
-    return PC_OK;
-}
-
-static void free_tree(trainer *t) {
-    for (int w = 0; t->wt && w < t->e->workers; w++) {
-        for (int k = 0; k < t->wt[w].n_owned; k++) pc_free(t->wt[w].owned_buf[k]);
-        for (int d = 0; t->wt[w].tmp && d < t->wt[w].depth; d++) pc_free(t->wt[w].tmp[d]);
-        free(t->wt[w].tmp);
-    }
-    free(t->wt);
 }
 
 static pc_status load_data(trainer *t) {
@@ -267,7 +246,7 @@ static void path_in(char *buf, size_t n, const char *dir, const char *file) {
 /* Human-readable output goes to cfg->log (nothing when NULL). */
 static void say(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const trainer *t, const char *fmt, ...) {
-    if (!t->cfg->log) return;
+    if (!t->cfg->log || t->rank != 0) return;
     va_list ap;
     va_start(ap, fmt);
     vfprintf(t->cfg->log, fmt, ap);
@@ -297,9 +276,15 @@ static void print_startup(const trainer *t) {
     say(t, "parcnn: data %s: %lld training and %lld test images of %dx%dx%d, %d classes\n",
            c->data, (long long)t->train.n, (long long)t->test.n, t->train.c, t->train.h,
            t->train.w, t->train.classes);
-    say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
-           "(the batch is global; results do not depend on the worker count)\n",
-           c->workers, c->threads, c->batch, t->shards, c->shard_size);
+    if (t->ranks > 1)
+        say(t, "parcnn: %d MPI ranks x %d worker(s) x %d thread(s); global batch %d = %d "
+            "shard(s) of %d, %d per rank (results do not depend on ranks or workers)\n",
+            t->ranks, c->workers, c->threads, c->batch, t->shards, c->shard_size,
+            t->shards / t->ranks);
+    else
+        say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
+            "(the batch is global; results do not depend on the worker count)\n",
+            c->workers, c->threads, c->batch, t->shards, c->shard_size);
     say(t, "parcnn: %s lr %g", pc_opt_name(c->opt.kind), t->sched.base_lr);
     if (c->lr_scale != PC_LR_SCALE_NONE)
         say(t, " (= %g x %s scaling for batch %d against reference batch %d)", c->sched.base_lr,
@@ -309,15 +294,14 @@ static void print_startup(const trainer *t) {
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if ((long)c->workers * c->threads > cores)
+    if ((long)c->workers * c->threads > cores && t->rank == 0)
         fprintf(stderr, "parcnn: warning: %d workers x %d threads exceed the %ld cores\n",
                 c->workers, c->threads, cores);
 }
 
 /* Write model and checkpoint (atomically) and append the epoch's metrics line. */
-static pc_status save_outputs(trainer *t, const char *metrics_line) {
+static pc_status write_outputs(trainer *t, const char *metrics_line) {
     const char *dir = t->cfg->out_dir;
-    if (!dir) return PC_OK;
     char path[4096];
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
@@ -331,6 +315,24 @@ static pc_status save_outputs(trainer *t, const char *metrics_line) {
     if (!f || fprintf(f, "%s\n", metrics_line) < 0 || fclose(f) != 0)
         return pc_fail(PC_ERR_IO, "%s: cannot append: %s", path, strerror(errno));
     return PC_OK;
+}
+
+/* Rank 0 writes; every rank learns whether it worked (the broadcast doubles as the
+ * barrier after the checkpoint), so all stop together on a failed write. */
+static pc_status save_outputs(trainer *t, const char *metrics_line) {
+    if (!t->cfg->out_dir) return PC_OK;
+    int32_t status = PC_OK;
+    char message[1024] = "";
+    if (t->rank == 0) {
+        status = write_outputs(t, metrics_line);
+        if (status != PC_OK) snprintf(message, sizeof message, "%s", pc_last_error());
+    }
+    if (t->ranks > 1) {
+        PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
+        if (status != PC_OK && t->rank != 0)
+            return pc_fail((pc_status)status, "rank 0 could not write the checkpoint");
+    }
+    return status == PC_OK ? PC_OK : pc_fail((pc_status)status, "%s", message);
 }
 
 /* ------------------------------------------------------------- the loop */
@@ -355,12 +357,12 @@ static pc_status run(trainer *t, pc_train_result *result) {
         while (t->step < epoch_end) {
             t->lr = pc_sched_lr(&sched, t->step);
             t->batch_first = (t->step % spe) * c->batch;
-            pc_pool_run(t->e->pool, compute_job, t);
-            pc_pool_run(t->e->pool, update_job, t);
+            st = train_step(t);
+            if (st != PC_OK) break;
             update_running_stats(t);
             for (int s = 0; s < t->shards; s++) {
-                loss_sum += t->shard_loss[s];
-                correct += t->shard_correct[s];
+                loss_sum += *rec_loss(t, s);
+                correct += *rec_correct(t, s);
             }
             seen += c->batch;
             t->step++;
@@ -369,14 +371,14 @@ static pc_status run(trainer *t, pc_train_result *result) {
                              "try a lower --lr", (long long)t->step);
                 break;
             }
-            if (c->progress)
+            if (c->progress && t->rank == 0)
                 print_progress(t, epoch + 1, t->step - first_step, epoch_end - first_step,
                                pc_now() - t0, loss_sum, seen);
         }
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
-        if (c->progress) fprintf(stderr, "\r%120s\r", "");
-        st = pc_engine_evaluate(t->e, &t->test, &vm, NULL, NULL);
+        if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
+        st = pc_engine_evaluate(t->e, t->comm, &t->test, &vm, NULL, NULL);
         if (st != PC_OK) break;
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
@@ -409,8 +411,79 @@ static pc_status run(trainer *t, pc_train_result *result) {
     return st;
 }
 
+/* Rank 0 did something that can fail; every rank returns its outcome. */
+static pc_status share_status(trainer *t, pc_status st) {
+    if (t->ranks == 1) return st;
+    int32_t status = st;
+    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
+    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
+    return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
+}
+
+/* Every rank must train the same thing: compare the settings of all ranks. */
+static pc_status check_ranks_agree(trainer *t) {
+    if (t->ranks == 1) return PC_OK;
+    enum { LEN = 1024 };
+    char mine[LEN + 64];
+    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d", t->fingerprint, t->cfg->workers,
+             t->cfg->threads, (int)t->cfg->kernels);
+    char *all = calloc(t->ranks, LEN);
+    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = pc_comm_allgather_bytes(t->comm, mine, LEN, all);
+    for (int r = 1; r < t->ranks && st == PC_OK; r++) {
+        if (strcmp(all, all + (size_t)r * LEN) == 0) continue;
+        st = pc_fail(PC_ERR_USAGE, "%s", t->rank == 0 ? "" : PC_SHARED_ERROR);
+        if (t->rank == 0) {
+            char diff[LEN];
+            pc_settings_diff(all, all + (size_t)r * LEN, diff, sizeof diff);
+            pc_fail(PC_ERR_USAGE, "rank %d was started with other settings than rank 0: %s", r,
+                    diff);
+        }
+    }
+    free(all);
+    return st;
+}
+
+/* Rank 0's parameters, buffers, optimizer state and step go to every rank. */
+static pc_status broadcast_state(trainer *t) {
+    if (t->ranks == 1) return PC_OK;
+    PC_TRY(pc_comm_bcast(t->comm, t->m->params, sizeof(float) * t->m->n_params, 0));
+    PC_TRY(pc_comm_bcast(t->comm, t->m->buffers, sizeof(float) * t->m->n_buffers, 0));
+    PC_TRY(pc_comm_bcast(t->comm, t->opt_state, sizeof(float) * t->opt_state_n, 0));
+    return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
+}
+
+/* --resume, or a fresh run: rank 0 reads or prepares the output folder. */
+static pc_status prepare_out_dir(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    char path[4096];
+    if (c->resume) {
+        if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
+        path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
+        PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
+                                  &t->step));
+        say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
+        return PC_OK;
+    }
+    if (!c->out_dir) return PC_OK;
+    PC_TRY(pc_mkdirs(c->out_dir, "--out"));
+    path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
+    if (!c->overwrite && access(path, F_OK) == 0)
+        return pc_fail(PC_ERR_USAGE, "--out %s already holds a training run; use --resume to "
+                       "continue it or --overwrite to start over", c->out_dir);
+    path_in(path, sizeof path, c->out_dir, "metrics.jsonl");
+    FILE *f = fopen(path, "w");
+    if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    fclose(f);
+    return PC_OK;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
+    t->comm = pc_comm_world();
+    t->rank = pc_comm_rank(t->comm);
+    t->ranks = pc_comm_size(t->comm);
+    pc_comm_set_timeout(t->comm, c->timeout);
     PC_TRY(check_config(c));
     PC_TRY(load_data(t));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
@@ -419,7 +492,7 @@ static pc_status setup(trainer *t) {
     memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
     t->shards = c->batch / c->shard_size;
-    PC_TRY(setup_tree(t));
+    PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
     t->sched = c->sched;
     t->lr_factor = pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
     t->sched.base_lr *= t->lr_factor;
@@ -429,31 +502,14 @@ static pc_status setup(trainer *t) {
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
     t->bn_size = pc_exec_bn_stats_size(t->m);
-    t->shard_loss = calloc(t->shards, sizeof(double));
-    t->shard_correct = calloc(t->shards, sizeof(int));
-    t->shard_bn = pc_alloc(sizeof(float) * (t->shards * t->bn_size + 1));
-    if (!t->opt_state || !t->perm || !t->shard_loss || !t->shard_correct || !t->shard_bn)
+    t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
+    t->shard_rec = pc_alloc(t->rec_size * t->shards);
+    if (!t->opt_state || !t->perm || !t->shard_rec)
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     make_fingerprint(t);
-    if (c->out_dir) PC_TRY(pc_mkdirs(c->out_dir, "--out"));
-    char path[4096];
-    if (c->resume) {
-        if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
-        path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
-        PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
-                                  &t->step));
-        say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
-    } else if (c->out_dir) {
-        path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
-        if (!c->overwrite && access(path, F_OK) == 0)
-            return pc_fail(PC_ERR_USAGE, "--out %s already holds a training run; use --resume to "
-                           "continue it or --overwrite to start over", c->out_dir);
-        path_in(path, sizeof path, c->out_dir, "metrics.jsonl");
-        FILE *f = fopen(path, "w");
-        if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        fclose(f);
-    }
-    return PC_OK;
+    PC_TRY(check_ranks_agree(t));
+    PC_TRY(share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));
+    return broadcast_state(t);
 }
 
 pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
@@ -468,14 +524,12 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
         print_startup(&t);
         st = run(&t, result);
     }
-    if (t.e) free_tree(&t);
+    pc_reducer_destroy(t.red);
     pc_engine_destroy(t.e);
     pc_model_free(t.m);
     pc_free(t.opt_state);
-    pc_free(t.shard_bn);
+    pc_free(t.shard_rec);
     free(t.perm);
-    free(t.shard_loss);
-    free(t.shard_correct);
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
     return st;

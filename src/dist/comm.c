@@ -1,0 +1,242 @@
+#include "dist/comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef PARCNN_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#define TAG_ARRIVE 7001
+#define ARRIVE_RING 64
+
+struct pc_comm {
+    int rank, size, mpi;
+    double timeout;
+    int64_t step;
+    int64_t op;                       /* collectives entered so far */
+#ifdef PARCNN_HAVE_MPI
+    int64_t sent[ARRIVE_RING];        /* ranks > 0: buffers of arrival messages */
+    int64_t *arrived;                 /* rank 0: last collective each rank entered */
+    int64_t arrive_buf;
+    MPI_Request arrive_req;
+#endif
+};
+
+static pc_comm single = {.rank = 0, .size = 1};
+static pc_comm *world = &single;
+
+pc_comm *pc_comm_world(void) { return world; }
+int pc_comm_rank(const pc_comm *c) { return c->rank; }
+int pc_comm_size(const pc_comm *c) { return c->size; }
+void pc_comm_set_timeout(pc_comm *c, double seconds) { c->timeout = seconds; }
+void pc_comm_set_step(pc_comm *c, int64_t step) { c->step = step; }
+
+static int launched_by_mpi(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
+    for (int i = 0; i < 4; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
+pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out) {
+    *out = world;
+#ifdef PARCNN_HAVE_MPI
+    if (!launched_by_mpi()) return PC_OK;
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return pc_fail(PC_ERR_INTERNAL, "MPI_Init failed");
+    pc_comm *c = calloc(1, sizeof *c);
+    if (!c) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    c->mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    if (c->rank == 0) {
+        c->arrived = calloc(c->size, sizeof(int64_t));
+        if (!c->arrived) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        MPI_Irecv(&c->arrive_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_ARRIVE, MPI_COMM_WORLD,
+                  &c->arrive_req);
+    }
+    world = c;
+    *out = c;
+#else
+    (void)argc;
+    (void)argv;
+    if (launched_by_mpi())
+        return pc_fail(PC_ERR_USAGE, "launched by an MPI launcher, but this parcnn was built "
+                       "without MPI (install libopenmpi-dev and rebuild)");
+#endif
+    return PC_OK;
+}
+
+#ifdef PARCNN_HAVE_MPI
+/* Rank 0 records every arrival message that came in. */
+static void poll_arrivals(pc_comm *c) {
+    if (c->rank != 0) return;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Test(&c->arrive_req, &flag, &st);
+        if (!flag) return;
+        c->arrived[st.MPI_SOURCE] = c->arrive_buf;
+        MPI_Irecv(&c->arrive_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_ARRIVE, MPI_COMM_WORLD,
+                  &c->arrive_req);
+    }
+}
+
+/* Entering a collective: tell rank 0, so it can name whoever never comes. */
+static void announce(pc_comm *c) {
+    c->op++;
+    if (c->rank == 0) {
+        c->arrived[0] = c->op;
+        return;
+    }
+    int64_t *slot = &c->sent[c->op % ARRIVE_RING];
+    *slot = c->op;
+    MPI_Request r;
+    MPI_Isend(slot, 1, MPI_INT64_T, 0, TAG_ARRIVE, MPI_COMM_WORLD, &r);
+    MPI_Request_free(&r);
+}
+
+static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
+    /* Other ranks give rank 0 a head start, so the report names the missing ranks. */
+    double limit = c->timeout > 0 ? c->timeout + (c->rank ? 5.0 : 0.0) : 0;
+    double deadline = pc_now() + limit;
+    for (;;) {
+        int flag = 0;
+        if (MPI_Test(req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s failed", c->rank,
+                           (long long)c->step, what);
+        if (flag) return PC_OK;
+        poll_arrivals(c);
+        if (limit > 0 && pc_now() > deadline) break;
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    if (c->rank != 0)
+        return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s for the "
+                       "other ranks", c->rank, (long long)c->step, what, c->timeout);
+    char missing[512] = "";
+    for (int r = 0; r < c->size; r++)
+        if (c->arrived[r] < c->op) {
+            size_t len = strlen(missing);
+            snprintf(missing + len, sizeof missing - len, "%s%d", len ? ", " : "", r);
+        }
+    return pc_fail(PC_ERR_INTERNAL, "step %lld: %s waited more than %g s; rank(s) %s did not "
+                   "arrive", (long long)c->step, what, c->timeout, missing);
+}
+#endif
+
+pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_counts,
+                            const int *send_displs, float *recv, const int *recv_counts,
+                            const int *recv_displs) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        announce(c);
+        MPI_Request req;
+        MPI_Ialltoallv(send, send_counts, send_displs, MPI_FLOAT, recv, recv_counts, recv_displs,
+                       MPI_FLOAT, MPI_COMM_WORLD, &req);
+        return wait_for(c, &req, "gradient reduce-scatter (alltoallv)");
+    }
+#endif
+    memcpy(recv + recv_displs[0], send + send_displs[0], sizeof(float) * send_counts[0]);
+    return PC_OK;
+}
+
+pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const int *displs) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        announce(c);
+        MPI_Request req;
+        MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, recv, counts, displs, MPI_FLOAT,
+                        MPI_COMM_WORLD, &req);
+        return wait_for(c, &req, "allgather");
+    }
+#endif
+    (void)recv;
+    (void)counts;
+    (void)displs;
+    return PC_OK;
+}
+
+pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        announce(c);
+        MPI_Request req;
+        MPI_Iallgather(send, bytes, MPI_BYTE, recv, bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
+        return wait_for(c, &req, "allgather");
+    }
+#endif
+    memmove(recv, send, bytes);
+    return PC_OK;
+}
+
+pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        char *p = buf;
+        while (bytes > 0) { /* MPI counts are int */
+            int chunk = bytes > (1 << 30) ? (1 << 30) : (int)bytes;
+            announce(c);
+            MPI_Request req;
+            MPI_Ibcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+            PC_TRY(wait_for(c, &req, "broadcast"));
+            p += chunk;
+            bytes -= chunk;
+        }
+        return PC_OK;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    (void)root;
+    return PC_OK;
+}
+
+pc_status pc_comm_barrier(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        announce(c);
+        MPI_Request req;
+        MPI_Ibarrier(MPI_COMM_WORLD, &req);
+        return wait_for(c, &req, "barrier");
+    }
+#endif
+    (void)c;
+    return PC_OK;
+}
+
+void pc_comm_abort(pc_comm *c, int code) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
+#endif
+    (void)c;
+    (void)code;
+}
+
+void pc_comm_finalize(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    if (!c->mpi) return;
+    if (c->rank == 0) { /* every rank announced every collective: collect the last ones */
+        double deadline = pc_now() + 10;
+        for (int r = 1; r < c->size; r++)
+            while (c->arrived[r] < c->op && pc_now() < deadline) poll_arrivals(c);
+        MPI_Cancel(&c->arrive_req);
+        MPI_Wait(&c->arrive_req, MPI_STATUS_IGNORE);
+        free(c->arrived);
+    }
+    MPI_Finalize();
+    world = &single;
+    free(c);
+#else
+    (void)c;
+#endif
+}

@@ -1,0 +1,41 @@
+/* The communicator between processes: a thin layer over MPI (Open MPI), or a
+ * single process when parcnn was not launched by mpirun/srun or was built
+ * without MPI. Every collective waits at most `timeout` seconds; on a time-out
+ * the error names the step, the operation and (on rank 0) the ranks that did
+ * not arrive, and the caller aborts all ranks. */
+#ifndef PC_COMM_H
+#define PC_COMM_H
+
+#include <stdint.h>
+
+#include "core/common.h"
+
+typedef struct pc_comm pc_comm;
+
+/* Start MPI when launched by an MPI launcher; otherwise a single-rank communicator. */
+pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out);
+void pc_comm_finalize(pc_comm *c);
+int pc_comm_rank(const pc_comm *c);
+int pc_comm_size(const pc_comm *c);
+/* The process-wide communicator (set by pc_comm_init; a single rank before). */
+pc_comm *pc_comm_world(void);
+
+void pc_comm_set_timeout(pc_comm *c, double seconds);
+/* Label collectives in time-out messages with the training step. */
+void pc_comm_set_step(pc_comm *c, int64_t step);
+
+/* Each rank sends send_counts[d] floats from send + send_displs[d] to rank d. */
+pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_counts,
+                            const int *send_displs, float *recv, const int *recv_counts,
+                            const int *recv_displs);
+/* Rank r contributes counts[r] floats at recv + displs[r]; everyone gets all. In place:
+ * each rank's own part is already at its place in recv. */
+pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const int *displs);
+/* Every rank contributes `bytes` bytes; recv holds size*bytes, in rank order. */
+pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv);
+pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root);
+pc_status pc_comm_barrier(pc_comm *c);
+/* Stop every rank with `code` (MPI_Abort); returns only for a single rank. */
+void pc_comm_abort(pc_comm *c, int code);
+
+#endif

@@ -1,0 +1,231 @@
+#include "train/reduce.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/pool.h"
+#include "train/tree.h"
+
+#define MAX_COVER 64 /* maximal nodes of a contiguous range: at most 2 log2(S) + 2 */
+
+typedef struct {
+    int n;
+    pc_tree_node node[MAX_COVER];
+    float *buf[MAX_COVER];
+} node_set;
+
+typedef struct {
+    node_set owned;       /* this worker's maximal nodes, one full-size buffer each */
+    int depth;
+    float **tmp;          /* per tree level below an owned node */
+} worker_part;
+
+struct pc_reducer {
+    int shards, workers, ranks, rank;
+    int64_t n;
+    pc_comm *comm;
+    worker_part *wp;
+    node_set local;       /* every worker node of this rank */
+    node_set rank_cover;  /* nodes covering this rank's shards; buf = their sums */
+    /* R > 1 */
+    int *cover_count;     /* per rank: how many cover nodes */
+    int *send_counts, *send_displs, *recv_counts, *recv_displs;
+    int *chunk_counts, *chunk_displs; /* rank chunks of [0, n) */
+    float *send, *recv;
+    node_set global;      /* every rank's cover nodes, buffers inside recv (chunk-local) */
+    float *gradient;      /* the full reduced gradient (R > 1) */
+};
+
+static float *find(const node_set *s, pc_tree_node n) {
+    for (int k = 0; k < s->n; k++)
+        if (s->node[k].lo == n.lo && s->node[k].hi == n.hi) return s->buf[k];
+    return NULL;
+}
+
+/* Evaluate `node` on [begin, end) from the sums in `have`, in place: the result lands
+ * in the buffer of the leftmost node of `have` under `node`, which is returned. */
+static float *combine(const node_set *have, pc_tree_node node, int64_t begin, int64_t end) {
+    float *b = find(have, node);
+    if (b) return b;
+    int mid = pc_tree_mid(node);
+    float *left = combine(have, (pc_tree_node){node.lo, mid}, begin, end);
+    float *right = combine(have, (pc_tree_node){mid, node.hi}, begin, end);
+    for (int64_t i = begin; i < end; i++) left[i] += right[i];
+    return left;
+}
+
+/* The leftmost buffer `combine` would return, without summing anything. */
+static float *result_buffer(const node_set *have, pc_tree_node node) {
+    float *b = find(have, node);
+    if (b) return b;
+    return result_buffer(have, (pc_tree_node){node.lo, pc_tree_mid(node)});
+}
+
+pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
+                            pc_reducer **out) {
+    *out = NULL;
+    pc_reducer *r = calloc(1, sizeof *r);
+    if (!r) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    r->shards = shards;
+    r->workers = workers;
+    r->ranks = pc_comm_size(comm);
+    r->rank = pc_comm_rank(comm);
+    r->n = n;
+    r->comm = comm;
+    *out = r;
+    int slots = r->ranks * workers, per = shards / slots;
+    r->wp = calloc(workers, sizeof(worker_part));
+    if (!r->wp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int w = 0; w < workers; w++) {
+        worker_part *p = &r->wp[w];
+        int slot = r->rank * workers + w;
+        p->owned.n = pc_tree_cover(shards, slot * per, (slot + 1) * per, p->owned.node, MAX_COVER);
+        for (int k = 0; k < p->owned.n; k++) {
+            p->depth = PC_MAX(p->depth, pc_tree_depth(p->owned.node[k]));
+            if (!(p->owned.buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
+            if (r->local.n == MAX_COVER)
+                return pc_fail(PC_ERR_USAGE, "too many workers per process for %d shards", shards);
+            r->local.node[r->local.n] = p->owned.node[k];
+            r->local.buf[r->local.n++] = p->owned.buf[k];
+        }
+        p->tmp = calloc(p->depth + 1, sizeof(float *));
+        if (!p->tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        for (int d = 0; d < p->depth; d++)
+            if (!(p->tmp[d] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
+    }
+    int first, last;
+    pc_reducer_rank_shards(r, &first, &last);
+    r->rank_cover.n = pc_tree_cover(shards, first, last, r->rank_cover.node, MAX_COVER);
+    for (int k = 0; k < r->rank_cover.n; k++)
+        r->rank_cover.buf[k] = result_buffer(&r->local, r->rank_cover.node[k]);
+    if (r->ranks == 1) return PC_OK;
+
+    /* Reduce-scatter layout: rank d receives chunk d of every rank's cover nodes. */
+    int R = r->ranks;
+    r->cover_count = calloc(R, sizeof(int));
+    r->send_counts = calloc(R, sizeof(int));
+    r->send_displs = calloc(R, sizeof(int));
+    r->recv_counts = calloc(R, sizeof(int));
+    r->recv_displs = calloc(R, sizeof(int));
+    r->chunk_counts = calloc(R, sizeof(int));
+    r->chunk_displs = calloc(R, sizeof(int));
+    r->gradient = pc_alloc(sizeof(float) * n);
+    if (!r->cover_count || !r->send_counts || !r->send_displs || !r->recv_counts ||
+        !r->recv_displs || !r->chunk_counts || !r->chunk_displs || !r->gradient)
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int per_rank = shards / R, total_nodes = 0;
+    pc_tree_node nodes[MAX_COVER];
+    for (int d = 0; d < R; d++) {
+        int64_t b, e;
+        pc_split_range(n, R, d, 16, &b, &e);
+        r->chunk_displs[d] = (int)b;
+        r->chunk_counts[d] = (int)(e - b);
+        r->cover_count[d] = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
+        total_nodes += r->cover_count[d];
+    }
+    int my_nodes = r->rank_cover.n, my_chunk = r->chunk_counts[r->rank];
+    for (int d = 0, so = 0, ro = 0; d < R; d++) {
+        r->send_counts[d] = my_nodes * r->chunk_counts[d];
+        r->send_displs[d] = so;
+        so += r->send_counts[d];
+        r->recv_counts[d] = r->cover_count[d] * my_chunk;
+        r->recv_displs[d] = ro;
+        ro += r->recv_counts[d];
+    }
+    if ((int64_t)total_nodes * my_chunk > (1LL << 31) - 1 || (int64_t)my_nodes * n > (1LL << 31) - 1)
+        return pc_fail(PC_ERR_USAGE, "model too large for one reduce-scatter message");
+    r->send = pc_alloc(sizeof(float) * my_nodes * n);
+    r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
+    if (!r->send || !r->recv) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (total_nodes > MAX_COVER) return pc_fail(PC_ERR_USAGE, "too many ranks for %d shards", shards);
+    for (int d = 0, k = 0; d < R; d++) {
+        int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
+        for (int j = 0; j < c; j++, k++) {
+            r->global.node[k] = nodes[j];
+            r->global.buf[k] = r->recv + r->recv_displs[d] + (int64_t)j * my_chunk;
+        }
+    }
+    r->global.n = total_nodes;
+    return PC_OK;
+}
+
+void pc_reducer_destroy(pc_reducer *r) {
+    if (!r) return;
+    for (int w = 0; r->wp && w < r->workers; w++) {
+        worker_part *p = &r->wp[w];
+        for (int k = 0; k < p->owned.n; k++) pc_free(p->owned.buf[k]);
+        for (int d = 0; p->tmp && d < p->depth; d++) pc_free(p->tmp[d]);
+        free(p->tmp);
+    }
+    free(r->wp);
+    free(r->cover_count);
+    free(r->send_counts);
+    free(r->send_displs);
+    free(r->recv_counts);
+    free(r->recv_displs);
+    free(r->chunk_counts);
+    free(r->chunk_displs);
+    pc_free(r->send);
+    pc_free(r->recv);
+    pc_free(r->gradient);
+    free(r);
+}
+
+void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last) {
+    int per = r->shards / r->ranks;
+    *first = r->rank * per;
+    *last = (r->rank + 1) * per;
+}
+
+static void reduce_subtree(pc_reducer *r, int w, pc_tree_node node, float *out, int level,
+                           pc_leaf_fn leaf, void *ctx) {
+    if (node.hi - node.lo == 1) {
+        leaf(ctx, w, node.lo, out);
+        return;
+    }
+    int mid = pc_tree_mid(node);
+    float *right = r->wp[w].tmp[level];
+    reduce_subtree(r, w, (pc_tree_node){node.lo, mid}, out, level + 1, leaf, ctx);
+    reduce_subtree(r, w, (pc_tree_node){mid, node.hi}, right, level + 1, leaf, ctx);
+    for (int64_t i = 0; i < r->n; i++) out[i] += right[i];
+}
+
+void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx) {
+    worker_part *p = &r->wp[worker];
+    for (int k = 0; k < p->owned.n; k++)
+        reduce_subtree(r, worker, p->owned.node[k], p->owned.buf[k], 0, leaf, ctx);
+}
+
+void pc_reducer_combine_local(pc_reducer *r, int worker) {
+    int64_t begin, end;
+    pc_split_range(r->n, r->workers, worker, 16, &begin, &end);
+    for (int k = 0; k < r->rank_cover.n; k++) combine(&r->local, r->rank_cover.node[k], begin, end);
+}
+
+int pc_reducer_needs_exchange(const pc_reducer *r) { return r->ranks > 1; }
+
+pc_status pc_reducer_exchange(pc_reducer *r) {
+    int my_nodes = r->rank_cover.n;
+    for (int d = 0; d < r->ranks; d++)
+        for (int k = 0; k < my_nodes; k++)
+            memcpy(r->send + r->send_displs[d] + (int64_t)k * r->chunk_counts[d],
+                   r->rank_cover.buf[k] + r->chunk_displs[d], sizeof(float) * r->chunk_counts[d]);
+    return pc_comm_alltoallv(r->comm, r->send, r->send_counts, r->send_displs, r->recv,
+                             r->recv_counts, r->recv_displs);
+}
+
+void pc_reducer_combine_global(pc_reducer *r, int worker) {
+    int64_t begin, end, chunk = r->chunk_counts[r->rank];
+    pc_split_range(chunk, r->workers, worker, 16, &begin, &end);
+    float *sum = combine(&r->global, (pc_tree_node){0, r->shards}, begin, end);
+    memcpy(r->gradient + r->chunk_displs[r->rank] + begin, sum + begin,
+           sizeof(float) * (end - begin));
+}
+
+pc_status pc_reducer_allgather(pc_reducer *r) {
+    return pc_comm_allgatherv(r->comm, r->gradient, r->chunk_counts, r->chunk_displs);
+}
+
+float *pc_reducer_gradient(pc_reducer *r) {
+    return r->ranks > 1 ? r->gradient : r->rank_cover.buf[0];
+}
