@@ -484,7 +484,9 @@ static pc_status setup(trainer *t) {
     t->rank = pc_comm_rank(t->comm);
     t->ranks = pc_comm_size(t->comm);
     pc_comm_set_timeout(t->comm, c->timeout);
-    PC_TRY(check_config(c));
+    pc_status st = check_config(c);
+    if (st != PC_OK) /* every rank sees the same flags */
+        return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
     PC_TRY(load_data(t));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Multi-process training under Open MPI: byte-identical results for every
+# (ranks, workers), uneven dataset sizes, a flag mismatch between ranks, a stalled
+# rank (time-out), a killed rank, and resuming on another rank count.
+# usage: cli_mpi.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+if ! command -v mpirun > /dev/null; then echo "skipped: mpirun not found"; echo "0 passed, 0 failed"; exit 0; fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# no shared-memory segment warnings in containers; loopback only
+export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+mpi() { local np=$1; shift; mpirun --oversubscribe --bind-to none -np "$np" "$@"; }
+tmp=$(mktemp -d)
+trap 'pkill -9 -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+same() { cmp -s "$1" "$2"; }
+
+# 1,250 images: not a multiple of the batch (13 steps per epoch, 2 images dropped)
+common=(--model minixception --limit 1250 --eval-limit 300 --epochs 2 --batch 96 --shard-size 8 --no-progress)
+"$parcnn" train "${common[@]}" --workers 1 --out "$tmp/r1w1" > "$tmp/r1w1.log" 2>&1 || bad "1 rank x 1 worker failed"
+for rw in "1 2" "2 1" "2 2" "4 1" "3 2"; do
+    set -- $rw
+    mpi "$1" "$parcnn" train "${common[@]}" --workers "$2" --out "$tmp/r$1w$2" > "$tmp/r$1w$2.log" 2>&1 \
+        || { bad "$1 ranks x $2 workers failed:"; cat "$tmp/r$1w$2.log"; continue; }
+    same "$tmp/r1w1/model.safetensors" "$tmp/r$1w$2/model.safetensors" \
+        && ok "$1 ranks x $2 workers: model.safetensors identical to 1 x 1" \
+        || bad "$1 ranks x $2 workers: model differs"
+done
+grep -q "2 MPI ranks x 1 worker(s)" "$tmp/r2w1.log" && ok "start-up names ranks and workers" || bad "start-up line"
+[ "$(grep -c '^final:' "$tmp/r2w2.log")" = 1 ] && ok "only rank 0 prints" || bad "several ranks printed"
+# test accuracy and loss identical (each test sample counted once across ranks)
+for f in r2w1 r4w1; do
+    [ "$(grep '^final' "$tmp/$f.log")" = "$(grep '^final' "$tmp/r1w1.log")" ] && ok "$f: final test metrics identical" || bad "$f: final metrics differ"
+done
+
+# flag mismatch between ranks: stops all ranks, naming the rank and the difference
+mpirun --oversubscribe -np 1 "$parcnn" train "${common[@]}" --lr 0.001 : -np 1 "$parcnn" train "${common[@]}" --lr 0.002 \
+    > "$tmp/mismatch.log" 2>&1
+rc=$?
+[ $rc != 0 ] && grep -q "rank 1 was started with other settings than rank 0: lr=0.001 (now lr=0.002)" "$tmp/mismatch.log" \
+    && ok "flag mismatch stops all ranks and names rank 1 and lr" || { bad "flag mismatch (exit $rc):"; cat "$tmp/mismatch.log"; }
+
+# a stalled rank: the collective times out and names it
+long=(--model simple-cnn --limit 3200 --eval-limit 100 --epochs 3 --batch 64 --shard-size 16 --no-progress)
+mpi 2 "$parcnn" train "${long[@]}" --workers 1 --timeout 4 --out "$tmp/stall" > "$tmp/stall.log" 2>&1 &
+launcher=$!
+for i in $(seq 100); do [ -s "$tmp/stall/checkpoint.safetensors" ] && break; sleep 0.2; done
+rank1=$(for p in $(pgrep -f "$tmp/stall"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
+start=$(date +%s)
+[ -n "$rank1" ] && kill -STOP "$rank1"
+wait $launcher; rc=$?
+elapsed=$(( $(date +%s) - start ))
+[ $rc != 0 ] && [ $elapsed -le 30 ] && grep -qE "step [0-9]+: .* waited more than 4 s; rank\(s\) 1 did not arrive" "$tmp/stall.log" \
+    && ok "stalled rank: all stop in ${elapsed}s naming the step, operation and rank 1" || { bad "stalled rank (exit $rc, ${elapsed}s):"; tail -5 "$tmp/stall.log"; }
+[ -n "$rank1" ] && kill -9 "$rank1" 2>/dev/null
+
+# a killed rank mid-epoch: every rank exits non-zero within 30 s, the checkpoint is
+# intact, and resuming on another (ranks, workers) gives the uninterrupted bytes
+"$parcnn" train "${long[@]}" --workers 1 --out "$tmp/whole" > /dev/null 2>&1 || bad "uninterrupted run failed"
+mpi 2 "$parcnn" train "${long[@]}" --workers 1 --out "$tmp/killed" > "$tmp/killed.log" 2>&1 &
+launcher=$!
+for i in $(seq 150); do grep -q '^ *1 ' "$tmp/killed.log" 2>/dev/null && break; sleep 0.2; done
+sleep 1
+rank1=$(for p in $(pgrep -f "$tmp/killed"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
+start=$(date +%s)
+[ -n "$rank1" ] && kill -9 "$rank1"
+wait $launcher; rc=$?
+elapsed=$(( $(date +%s) - start ))
+[ -n "$rank1" ] && [ $rc != 0 ] && [ $elapsed -le 30 ] && ok "killed rank: job exits non-zero in ${elapsed}s" || bad "killed rank (exit $rc, ${elapsed}s)"
+pgrep -f "$tmp/killed" > /dev/null && bad "processes left behind" || ok "no rank left running"
+mpi 2 "$parcnn" train "${long[@]}" --workers 2 --resume --out "$tmp/killed" > "$tmp/resumed.log" 2>&1 || { bad "resume after kill failed:"; cat "$tmp/resumed.log"; }
+grep -q "resuming from" "$tmp/resumed.log" && ok "the checkpoint left by the killed run loads" || bad "no resume"
+same "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" \
+    && ok "resume on 2 ranks x 2 workers after the kill = uninterrupted 1 x 1 run, byte for byte" \
+    || bad "resumed model differs from the uninterrupted run"
+
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
