@@ -3,6 +3,7 @@
  * input yields PC_ERR_DATA with a message naming the file, never a crash. */
 #define _GNU_SOURCE /* (POSIX stat) */
 #include "data/dataset.h"
+#include "data/folder.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -188,7 +189,7 @@ static pc_status idx_read_labels(const char *path, int32_t **labels_out, int64_t
     idx_file f;
     pc_status s = idx_open(&f, path);
     if (s != PC_OK) return s;
-    uint32_t dims[1];
+    uint32_t dims[1] = {0};
     uint8_t *raw = NULL;
     int32_t *labels = NULL;
     s = idx_header(&f, IDX_MAGIC_LABELS, 1, dims);
@@ -259,7 +260,7 @@ static pc_status idx_load(const char *images_path, const char *labels_path, int 
         return s;
     }
     uint8_t *pixels = NULL;
-    uint32_t dims[3];
+    uint32_t dims[3] = {0};
     s = idx_header(&f, IDX_MAGIC_IMAGES, 3, dims);
     if (s != PC_OK) goto fail;
     int64_t n = dims[0], h = dims[1], w = dims[2];
@@ -577,6 +578,11 @@ static pc_status load_cifar_dir(const char *dir, int train, int cifar100, pc_dat
 }
 
 pc_status pc_dataset_load(const char *spec, int train, pc_dataset *out) {
+    return pc_dataset_load_ex(spec, train, NULL, out);
+}
+
+pc_status pc_dataset_load_ex(const char *spec, int train, const pc_folder_options *opt,
+                             pc_dataset *out) {
     memset(out, 0, sizeof *out);
     if (!spec) spec = "";
     const char *env = getenv("PARCNN_DATASETS_DIR");
@@ -605,18 +611,20 @@ pc_status pc_dataset_load(const char *spec, int train, pc_dataset *out) {
         if (plen == 3 && strncmp(spec, "idx", 3) == 0) kind = 1;
         else if (plen == 7 && strncmp(spec, "cifar10", 7) == 0) kind = 2;
         else if (plen == 8 && strncmp(spec, "cifar100", 8) == 0) kind = 3;
+        else if (plen == 6 && strncmp(spec, "folder", 6) == 0) kind = 4;
         if (kind) {
             if (!dir[0]) return pc_fail(PC_ERR_USAGE, "dataset '%s': missing directory", spec);
             struct stat st;
             if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
                 return pc_fail(PC_ERR_DATA, "dataset '%s': %s is not a directory", spec, dir);
+            if (kind == 4) return pc_dataset_load_folder(dir, train, opt, out, NULL);
             if (kind == 1) return load_idx_dir(dir, train, out);
             return load_cifar_dir(dir, train, kind == 3, out);
         }
     }
     return pc_fail(PC_ERR_USAGE,
                    "unknown dataset '%s' (expected fashion-mnist, mnist, idx:DIR, cifar10:DIR, "
-                   "cifar100:DIR)",
+                   "cifar100:DIR, folder:DIR)",
                    spec);
 }
 

@@ -22,8 +22,18 @@ typedef struct {
  *   "idx:DIR"         DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
  *   "cifar10:DIR"     DIR/data_batch_{1..5}.bin and DIR/test_batch.bin
  *   "cifar100:DIR"    DIR/train.bin and DIR/test.bin (fine labels)
+ *   "folder:DIR"      an image folder (DIR/CLASS/IMAGE.png|jpg, or DIR/train + DIR/test), with
+ *                     default options; see pc_dataset_load_ex and data/folder.h
  * `train` selects the training (1) or test (0) part. Errors name the file and what is wrong. */
 pc_status pc_dataset_load(const char *spec, int train, pc_dataset *out);
+
+/* As pc_dataset_load, plus "folder:DIR" (an image folder, see data/folder.h) loaded with
+ * `opt` (NULL: defaults; opt->report, if set, receives the load summary). `opt` is ignored
+ * by the other loaders. pc_dataset_load(spec, train, out) = pc_dataset_load_ex(spec, train,
+ * NULL, out). */
+typedef struct pc_folder_options pc_folder_options;
+pc_status pc_dataset_load_ex(const char *spec, int train, const pc_folder_options *opt,
+                             pc_dataset *out);
 
 /* Single-file loaders behind pc_dataset_load (exposed for tests). */
 pc_status pc_dataset_load_idx(const char *images_path, const char *labels_path, pc_dataset *out);

@@ -1,10 +1,11 @@
 /* Image-folder datasets ("folder:DIR").
  *
  * Layouts (checked in this order):
- *   DIR/train/CLASS/*  +  DIR/test/CLASS/* (or DIR/val/CLASS/*; test/ wins if both exist)
+ *   DIR/train/CLASS/IMAGE + DIR/test/CLASS/IMAGE (or DIR/val/CLASS/IMAGE; test/ wins if
+ *   both exist)
  *       train=1 loads train/, train=0 loads test/ (or val/). Both must hold the same class
  *       folders. val_split is refused here (the test folder is the evaluation set).
- *   DIR/train/CLASS/* alone (DIR holds no other folder), or DIR/CLASS/*
+ *   DIR/train/CLASS/IMAGE alone (DIR holds no other folder), or DIR/CLASS/IMAGE
  *       train=1 loads everything, or the training part when val_split > 0; train=0 loads
  *       the held-out part and needs val_split > 0 (an error naming --val-split otherwise).
  * Images are the files directly inside a class folder whose names end in .jpg, .jpeg or
@@ -95,7 +96,7 @@ struct pc_folder_report {
 
 /* Load one part of an image folder into `out` (uint8 CHW at image_size x image_size).
  * `report` (may be NULL; then opt->report is used if set) receives the summary; free it
- * with pc_folder_report_free. opt NULL = defaults. */
+ * with pc_folder_report_free (on failure it is left empty). opt NULL = defaults. */
 pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_options *opt,
                                  pc_dataset *out, pc_folder_report *report);
 

@@ -91,15 +91,25 @@ static void jpeg_error_exit_cb(j_common_ptr cinfo) {
     longjmp(e->jb, 1);
 }
 
-/* Silence libjpeg: count warnings (level -1), drop trace messages. Running out of data
- * ("Premature end of JPEG file") is recorded as truncation, which the caller rejects;
- * other warnings (e.g. extraneous bytes before a marker) are common in real files that
- * decode fine, so they are only counted. */
+/* Silence libjpeg: count warnings (level -1), drop trace messages. Warnings that mean the
+ * pixels are garbage end the decode like errors: running out of data ("Premature end of
+ * JPEG file" -> truncated) and damaged entropy-coded data ("premature end of data segment",
+ * bad Huffman/arithmetic code, lost restart sync). Other warnings (extraneous bytes before
+ * a marker, odd JFIF versions, ...) are common in real files that decode fine: only counted. */
 static void jpeg_emit_cb(j_common_ptr cinfo, int level) {
     jpeg_err *e = (jpeg_err *)cinfo->err;
     if (level >= 0) return;
     cinfo->err->num_warnings++;
-    if (cinfo->err->msg_code == JWRN_JPEG_EOF) e->truncated = 1;
+    int code = cinfo->err->msg_code;
+    if (code == JWRN_JPEG_EOF) {
+        e->truncated = 1;
+        longjmp(e->jb, 1);
+    }
+    if (code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE || code == JWRN_ARITH_BAD_CODE ||
+        code == JWRN_MUST_RESYNC) {
+        (*cinfo->err->format_message)(cinfo, e->msg);
+        longjmp(e->jb, 1);
+    }
 }
 
 typedef struct {
@@ -126,10 +136,6 @@ static pc_status decode_jpeg(const char *name, const uint8_t *buf, size_t n, int
     jpeg_create_decompress(ci);
     jpeg_mem_src(ci, buf, (unsigned long)n);
     jpeg_read_header(ci, TRUE);
-    if (ctx->err.truncated) {
-        s = pc_fail(PC_ERR_DATA, "%s: truncated JPEG data", name);
-        goto done;
-    }
     s = check_size(name, ci->image_width, ci->image_height, max_pixels);
     if (s != PC_OK) goto done;
     int src_gray = 0, cmyk = 0;
@@ -148,10 +154,6 @@ static pc_status decode_jpeg(const char *name, const uint8_t *buf, size_t n, int
     if (cmyk) ci->out_color_space = JCS_CMYK;
     else ci->out_color_space = (oc == 1 || src_gray) ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(ci);
-    if (ctx->err.truncated) {
-        s = pc_fail(PC_ERR_DATA, "%s: truncated JPEG data", name);
-        goto done;
-    }
     const int w = (int)ci->output_width, h = (int)ci->output_height;
     const int dc = ci->output_components; /* 1, 3 or 4 */
     if ((int64_t)w * h > max_pixels || (dc != 1 && dc != 3 && dc != 4)) {
@@ -171,7 +173,7 @@ static pc_status decode_jpeg(const char *name, const uint8_t *buf, size_t n, int
     while (ci->output_scanline < ci->output_height) {
         int y = (int)ci->output_scanline;
         JSAMPROW rowp = cmyk ? ctx->row : ctx->pix + (size_t)y * stride;
-        if (jpeg_read_scanlines(ci, &rowp, 1) != 1 || ctx->err.truncated) break;
+        if (jpeg_read_scanlines(ci, &rowp, 1) != 1) break;
         if (cmyk) {
             uint8_t *o = ctx->pix + (size_t)y * stride;
             const uint8_t *r = ctx->row;
@@ -185,15 +187,12 @@ static pc_status decode_jpeg(const char *name, const uint8_t *buf, size_t n, int
             }
         }
     }
-    if (ctx->err.truncated || ci->output_scanline < ci->output_height) {
+    if (ci->output_scanline < ci->output_height) {
         s = pc_fail(PC_ERR_DATA, "%s: truncated JPEG data", name);
         goto done;
     }
+    /* finish_decompress reads to EOI: a file cut after the last scanline is caught here */
     jpeg_finish_decompress(ci);
-    if (ctx->err.truncated) {
-        s = pc_fail(PC_ERR_DATA, "%s: truncated JPEG data", name);
-        goto done;
-    }
     int have_c = cmyk ? 3 : dc;
     convert_channels(ctx->pix, have_c, ctx->pix, oc, (size_t)w * h);
     out->h = h;

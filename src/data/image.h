@@ -14,7 +14,11 @@
  * Errors name the path and what is wrong, e.g. "a.jpg: truncated JPEG data",
  * "b.png: not a PNG or JPEG file", "c.jpg: 30000x30000 pixels exceeds the limit of
  * 67108864". Images above the pixel limit are refused from the header, before any
- * pixel memory is allocated. Decoder warnings never reach stderr; they are counted. */
+ * pixel memory is allocated. Decoder warnings never reach stderr: a JPEG that runs out of
+ * data is "truncated JPEG data"; damaged entropy-coded data (libjpeg's "premature end of
+ * data segment", bad Huffman code, lost restart sync) is "corrupt JPEG data: ..."; other
+ * warnings (e.g. extraneous bytes before a marker, common in camera files) are counted in
+ * pc_image.warnings. A PNG cut just before its IEND chunk still decodes (as in PIL). */
 #ifndef PC_IMAGE_H
 #define PC_IMAGE_H
 

@@ -57,7 +57,11 @@ typedef struct {
     /* per shard: loss (double), correct (int64), then batch-norm statistics; each rank
      * fills its own shards and an allgather completes the table */
     char *shard_rec;
+    char *rec_send;       /* this rank's part of shard_rec, for the allgather */
     size_t rec_size;
+    /* the epoch's time split, in seconds of wall time */
+    double *worker_data;  /* per worker: time assembling input batches */
+    double time_compute, time_reduce, time_comm, time_optimizer, time_combine0, time_opt0;
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     float lr_factor;       /* --lr-scale factor applied to --lr */
@@ -77,8 +81,10 @@ static void compute_shard(void *ctx, int w, int shard, float *grads) {
     int ss = t->cfg->shard_size, correct;
     int64_t idx[ss];
     int32_t labels[ss];
+    double t0 = pc_now();
     for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
     pc_dataset_gather(&t->train, idx, ss, t->e->mean, t->e->std, pc_exec_input(ex), labels);
+    t->worker_data[w] += pc_now() - t0;
     int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
     pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample, rec_bn(t, shard));
     *rec_loss(t, shard) = pc_exec_loss(ex, labels, t->cfg->label_smoothing,
@@ -104,8 +110,14 @@ static void optimizer_job(int w, void *arg) {
  * combine_local and optimizer_job is the same, so no barrier is needed between). */
 static void combine_update_job(int w, void *arg) {
     trainer *t = arg;
+    double t0 = pc_now();
     pc_reducer_combine_local(t->red, w);
+    double t1 = pc_now();
     optimizer_job(w, arg);
+    if (w == 0) { /* the workers run alike: worker 0 stands for them */
+        t->time_combine0 += t1 - t0;
+        t->time_opt0 += pc_now() - t1;
+    }
 }
 
 static void combine_local_job(int w, void *arg) { pc_reducer_combine_local(((trainer *)arg)->red, w); }
@@ -115,26 +127,36 @@ static void combine_global_job(int w, void *arg) { pc_reducer_combine_global(((t
 static pc_status train_step(trainer *t) {
     pc_pool *pool = t->e->pool;
     pc_comm_set_step(t->comm, t->step);
+    double t0 = pc_now();
     pc_pool_run(pool, compute_job, t);
+    double t1 = pc_now();
+    t->time_compute += t1 - t0;
     if (!pc_reducer_needs_exchange(t->red)) {
         pc_pool_run(pool, combine_update_job, t);
+        t->time_reduce += t->time_combine0;
+        t->time_optimizer += pc_now() - t1 - t->time_combine0;
+        t->time_combine0 = 0;
         return PC_OK;
     }
     pc_pool_run(pool, combine_local_job, t);
+    double t2 = pc_now();
     PC_TRY(pc_reducer_exchange(t->red));
+    double t3 = pc_now();
     pc_pool_run(pool, combine_global_job, t);
+    double t4 = pc_now();
     PC_TRY(pc_reducer_allgather(t->red));
-    pc_pool_run(pool, optimizer_job, t);
     /* complete the per-shard table: each rank filled its own shards */
     int first, last;
     pc_reducer_rank_shards(t->red, &first, &last);
     size_t bytes = (size_t)(last - first) * t->rec_size;
-    char *mine = malloc(bytes);
-    if (!mine) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    memcpy(mine, t->shard_rec + first * t->rec_size, bytes);
-    pc_status st = pc_comm_allgather_bytes(t->comm, mine, (int)bytes, t->shard_rec);
-    free(mine);
-    return st;
+    memcpy(t->rec_send, t->shard_rec + first * t->rec_size, bytes);
+    PC_TRY(pc_comm_allgather_bytes(t->comm, t->rec_send, (int)bytes, t->shard_rec));
+    double t5 = pc_now();
+    pc_pool_run(pool, optimizer_job, t);
+    t->time_reduce += (t2 - t1) + (t4 - t3);
+    t->time_comm += (t3 - t2) + (t5 - t4);
+    t->time_optimizer += pc_now() - t5;
+    return PC_OK;
 }
 
 /* Running statistics, folded in shard order: new = (1-m) old + m batch, with the
@@ -335,6 +357,39 @@ static pc_status save_outputs(trainer *t, const char *metrics_line) {
     return status == PC_OK ? PC_OK : pc_fail((pc_status)status, "%s", message);
 }
 
+/* Where an epoch's training time went, on this rank: input assembly (mean over
+ * workers), forward/backward, gradient reduction in memory, waiting for other
+ * ranks, optimizer. */
+typedef struct {
+    double v[5];
+} time_split;
+
+static const char *const split_names[5] = {"data", "compute", "reduce", "communication",
+                                           "optimizer"};
+
+/* Print this epoch's split (per rank under MPI) and reset the counters. */
+static pc_status report_time_split(trainer *t, double train_seconds, time_split *mine) {
+    double data = 0;
+    for (int w = 0; w < t->cfg->workers; w++) data += t->worker_data[w] / t->cfg->workers;
+    *mine = (time_split){{data, t->time_compute - data, t->time_reduce, t->time_comm,
+                          t->time_optimizer}};
+    memset(t->worker_data, 0, sizeof(double) * t->cfg->workers);
+    t->time_compute = t->time_reduce = t->time_comm = t->time_optimizer = 0;
+    time_split *all = calloc(t->ranks, sizeof(time_split));
+    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = pc_comm_allgather_bytes(t->comm, mine, sizeof *mine, all);
+    for (int r = 0; r < t->ranks && st == PC_OK; r++) {
+        if (t->ranks > 1) say(t, "      rank %d:", r);
+        else say(t, "      time:");
+        for (int k = 0; k < 5; k++)
+            say(t, " %s %.2fs (%.1f%%)", split_names[k], all[r].v[k],
+                100.0 * all[r].v[k] / train_seconds);
+        say(t, "\n");
+    }
+    free(all);
+    return st;
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static pc_status run(trainer *t, pc_train_result *result) {
@@ -386,14 +441,18 @@ static pc_status run(trainer *t, pc_train_result *result) {
         say(t, "%5d %10.4f %9.4f %9.4f %8.4f %9.2e %7.1f %8.0f%s\n", epoch + 1,
                loss_sum / (double)seen, (double)correct / (double)seen, pc_metrics_loss(&vm),
                pc_metrics_accuracy(&vm), t->lr, epoch_seconds, ips, partial);
-        char line[512];
+        time_split ts;
+        st = report_time_split(t, train_seconds, &ts);
+        if (st != PC_OK) break;
+        char line[768];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                  "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g, \"epoch_seconds\": %.3f, "
-                 "\"images_per_second\": %.1f}",
+                 "\"images_per_second\": %.1f, \"data_seconds\": %.3f, \"compute_seconds\": %.3f, "
+                 "\"reduce_seconds\": %.3f, \"comm_seconds\": %.3f, \"optimizer_seconds\": %.3f}",
                  epoch + 1, (long long)t->step, loss_sum / (double)seen,
                  (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
-                 t->lr, epoch_seconds, ips);
+                 t->lr, epoch_seconds, ips, ts.v[0], ts.v[1], ts.v[2], ts.v[3], ts.v[4]);
         st = save_outputs(t, line);
         result->epochs_run++;
         result->train_seconds += train_seconds;
@@ -506,7 +565,9 @@ static pc_status setup(trainer *t) {
     t->bn_size = pc_exec_bn_stats_size(t->m);
     t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
     t->shard_rec = pc_alloc(t->rec_size * t->shards);
-    if (!t->opt_state || !t->perm || !t->shard_rec)
+    t->rec_send = pc_alloc(t->rec_size * t->shards);
+    t->worker_data = calloc(c->workers, sizeof(double));
+    if (!t->opt_state || !t->perm || !t->shard_rec || !t->rec_send || !t->worker_data)
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     make_fingerprint(t);
     PC_TRY(check_ranks_agree(t));
@@ -531,6 +592,8 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     pc_model_free(t.m);
     pc_free(t.opt_state);
     pc_free(t.shard_rec);
+    pc_free(t.rec_send);
+    free(t.worker_data);
     free(t.perm);
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);

@@ -1,0 +1,980 @@
+/* Image-folder datasets: listing, layout detection, stratified split, parallel decoding
+ * into a pc_dataset, and the on-disk cache of decoded pixels. See folder.h. */
+#define _GNU_SOURCE
+#include "data/folder.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "data/image.h"
+
+#define MAX_IMAGE_SIDE 4096
+#define MAX_FILES ((int64_t)1 << 30)
+#define CACHE_MAGIC "PCFOLDC1"
+#define CACHE_VERSION 1u
+#define CACHE_ENDIAN 0x01020304u
+#define MAX_BAD_MSG 4096
+
+/* ---------------------------------------------------------------- small helpers */
+
+static char *str_dup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* dir + "/" + name; an empty dir gives name. */
+static char *path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    size_t k = 0;
+    if (a) {
+        memcpy(p, dir, a);
+        k = a;
+        if (dir[a - 1] != '/') p[k++] = '/';
+    }
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int has_image_ext(const char *name) {
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name) return 0;
+    return strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0 ||
+           strcasecmp(dot, ".png") == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+} strlist;
+
+static void strlist_free(strlist *l) {
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int strlist_push(strlist *l, const char *s) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 16;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return 0;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = str_dup(s))) return 0;
+    l->n++;
+    return 1;
+}
+
+/* All entry names of a directory except "." and "..", sorted. */
+static pc_status read_dir_sorted(const char *path, strlist *out) {
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(path);
+    if (!d) return pc_fail(PC_ERR_DATA, "%s: cannot open directory: %s", path, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (!strlist_push(out, e->d_name)) {
+            closedir(d);
+            strlist_free(out);
+            return pc_fail(PC_ERR_NOMEM, "out of memory listing %s", path);
+        }
+    }
+    closedir(d);
+    if (out->n > 1) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+    return PC_OK;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+typedef struct {
+    char *rel;        /* path relative to DIR */
+    int label;
+    int64_t size;     /* -1 when stat failed (the decoder will say why) */
+    int64_t mtime_ns;
+} fentry;
+
+typedef struct {
+    fentry *v;
+    int64_t n, cap;
+} flist;
+
+static void flist_free(flist *l) {
+    for (int64_t i = 0; i < l->n; i++) free(l->v[i].rel);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Class folders of root/sub: non-hidden directories (symlinks followed), sorted.
+ * *ignored counts other entries; *stray counts image files lying outside class folders. */
+static pc_status list_classes(const char *root, const char *sub, strlist *classes,
+                              int64_t *ignored, int64_t *stray) {
+    memset(classes, 0, sizeof *classes);
+    char *base = path_join(root, sub);
+    if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    strlist names;
+    pc_status s = read_dir_sorted(base, &names);
+    if (s != PC_OK) {
+        free(base);
+        return s;
+    }
+    for (int i = 0; i < names.n && s == PC_OK; i++) {
+        const char *nm = names.v[i];
+        char *full = path_join(base, nm);
+        if (!full) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (nm[0] != '.' && is_dir(full)) {
+            if (!strlist_push(classes, nm)) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        } else {
+            if (ignored) (*ignored)++;
+            if (stray && nm[0] != '.' && has_image_ext(nm)) (*stray)++;
+        }
+        free(full);
+    }
+    strlist_free(&names);
+    free(base);
+    if (s != PC_OK) strlist_free(classes);
+    return s;
+}
+
+/* Append the images of class folder root/relclass (sorted by name) to `out`. */
+static pc_status list_images(const char *root, const char *relclass, int label, flist *out,
+                             int64_t *count, int64_t *ignored) {
+    *count = 0;
+    char *base = path_join(root, relclass);
+    if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    strlist names;
+    pc_status s = read_dir_sorted(base, &names);
+    free(base);
+    if (s != PC_OK) return s;
+    for (int i = 0; i < names.n; i++) {
+        const char *nm = names.v[i];
+        if (nm[0] == '.' || !has_image_ext(nm)) {
+            (*ignored)++;
+            continue;
+        }
+        char *rel = path_join(relclass, nm), *full = rel ? path_join(root, rel) : NULL;
+        if (!full || (out->n == out->cap && out->cap >= MAX_FILES)) {
+            free(rel);
+            free(full);
+            s = rel && full ? pc_fail(PC_ERR_DATA, "%s: too many files", root)
+                            : pc_fail(PC_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (out->n == out->cap) {
+            int64_t cap = out->cap ? out->cap * 2 : 256;
+            fentry *v = realloc(out->v, (size_t)cap * sizeof *v);
+            if (!v) {
+                free(rel);
+                free(full);
+                s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                break;
+            }
+            out->v = v;
+            out->cap = cap;
+        }
+        struct stat st;
+        fentry *f = &out->v[out->n++];
+        f->rel = rel;
+        f->label = label;
+        if (stat(full, &st) == 0) {
+            f->size = (int64_t)st.st_size;
+            f->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        } else {
+            f->size = -1;
+            f->mtime_ns = 0;
+        }
+        free(full);
+        (*count)++;
+    }
+    strlist_free(&names);
+    return s;
+}
+
+/* "only in A: x, y; only in B: z" for two sorted lists. */
+static void class_diff(const strlist *a, const char *an, const strlist *b, const char *bn,
+                       char *buf, size_t cap) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const strlist *x = pass ? b : a, *y = pass ? a : b;
+        int shown = 0, more = 0;
+        for (int i = 0; i < x->n; i++) {
+            if (bsearch(&x->v[i], y->v, (size_t)y->n, sizeof *y->v, cmp_str)) continue;
+            if (shown == 8) {
+                more++;
+                continue;
+            }
+            if (k < cap)
+                k += (size_t)snprintf(buf + k, cap - k, "%s%s%s", shown ? ", " : (k ? "; only in " : "only in "),
+                                      shown ? "" : (pass ? bn : an), "");
+            if (!shown && k < cap) k += (size_t)snprintf(buf + k, cap - k, ": ");
+            if (k < cap) k += (size_t)snprintf(buf + k, cap - k, "%s", x->v[i]);
+            shown++;
+        }
+        if (more && k < cap) k += (size_t)snprintf(buf + k, cap - k, " and %d more", more);
+    }
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+typedef struct {
+    uint64_t a, b;
+} h128;
+
+static void h_init(h128 *h) {
+    h->a = 0xcbf29ce484222325ull;
+    h->b = 0x84222325cbf29ce4ull;
+}
+
+static void h_bytes(h128 *h, const void *p, size_t n) {
+    const uint8_t *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h->a = (h->a ^ s[i]) * 0x100000001b3ull;
+        h->b = (h->b ^ s[i]) * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    }
+}
+
+static void h_u64(h128 *h, uint64_t v) { h_bytes(h, &v, sizeof v); }
+
+static void h_str(h128 *h, const char *s) {
+    size_t n = strlen(s);
+    h_u64(h, n);
+    h_bytes(h, s, n);
+}
+
+static h128 h_final(h128 h) {
+    h128 r = {pc_mix64(h.a ^ pc_mix64(h.b)), pc_mix64(h.b + 0x1234567ull) ^ h.a};
+    return r;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+typedef struct {
+    const char *root;
+    const fentry *files;
+    int64_t n;
+    int size, c, skip;
+    int64_t max_pixels;
+    uint8_t *pixels;
+    pc_status *status;
+    uint8_t *gray;
+    int32_t *warn;
+    char **msg;
+    atomic_llong next;
+    atomic_llong stop; /* fail mode: the smallest failing index so far */
+} djob;
+
+static void *decode_worker(void *arg) {
+    djob *j = arg;
+    const size_t sample = (size_t)j->c * j->size * j->size;
+    for (;;) {
+        long long i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) break;
+        if (i > atomic_load(&j->stop)) break; /* indices are claimed in increasing order */
+        char *path = path_join(j->root, j->files[i].rel);
+        int g = 0, wn = 0;
+        pc_status s = path ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
+                                               j->pixels + (size_t)i * sample, &g, &wn)
+                           : pc_fail(PC_ERR_NOMEM, "out of memory");
+        free(path);
+        j->status[i] = s;
+        if (s == PC_OK) {
+            j->gray[i] = (uint8_t)g;
+            j->warn[i] = wn;
+            continue;
+        }
+        j->msg[i] = str_dup(pc_last_error());
+        if (!j->skip || s != PC_ERR_DATA) {
+            long long cur = atomic_load(&j->stop);
+            while (i < cur && !atomic_compare_exchange_weak(&j->stop, &cur, i)) {
+            }
+        }
+    }
+    return NULL;
+}
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return (int)PC_MIN(n, 16);
+}
+
+/* ---------------------------------------------------------------- cache file */
+
+typedef struct {
+    char magic[8];
+    uint32_t version, endian;
+    uint64_t key_a, key_b;
+    uint32_t h, w, c, classes;
+    uint64_t listed, kept;
+} cache_header;
+
+/* Fills the dataset pixels, kept flags and bad messages from a matching cache file.
+ * Returns 1 on a hit, 0 on anything else (missing, stale, corrupt: rebuilt by the caller). */
+static int cache_read(const char *path, const cache_header *want, int want_c, int allow_bad,
+                      uint8_t **pixels_out, uint8_t **kept_out, char ***bad_msgs, int *c_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    cache_header h;
+    uint8_t *kept = NULL, *pix = NULL;
+    char **msgs = NULL;
+    int64_t nbad = 0, nmsg = 0;
+    int ok = 0;
+    if (fread(&h, sizeof h, 1, f) != 1) goto done;
+    if (memcmp(h.magic, CACHE_MAGIC, 8) != 0 || h.version != CACHE_VERSION ||
+        h.endian != CACHE_ENDIAN || h.key_a != want->key_a || h.key_b != want->key_b ||
+        h.h != want->h || h.w != want->w || h.classes != want->classes ||
+        h.listed != want->listed || h.kept > h.listed)
+        goto done;
+    if (!(h.c == 1 || h.c == 3) || (want_c && (int)h.c != want_c)) goto done;
+    nbad = (int64_t)(h.listed - h.kept);
+    if (nbad > 0 && !allow_bad) goto done; /* fail mode: decode again to report the file */
+    kept = malloc(h.listed ? (size_t)h.listed : 1);
+    msgs = calloc((size_t)nbad + 1, sizeof *msgs);
+    if (!kept || !msgs) goto done;
+    if (h.listed && fread(kept, 1, (size_t)h.listed, f) != h.listed) goto done;
+    uint64_t nk = 0;
+    for (uint64_t i = 0; i < h.listed; i++) {
+        if (kept[i] > 1) goto done;
+        nk += kept[i];
+    }
+    if (nk != h.kept) goto done;
+    for (nmsg = 0; nmsg < nbad; nmsg++) {
+        uint32_t len;
+        if (fread(&len, sizeof len, 1, f) != 1 || len > MAX_BAD_MSG) goto done;
+        if (!(msgs[nmsg] = malloc(len + 1))) goto done;
+        if (len && fread(msgs[nmsg], 1, len, f) != len) {
+            nmsg++;
+            goto done;
+        }
+        msgs[nmsg][len] = 0;
+    }
+    size_t bytes = (size_t)h.kept * h.c * h.h * h.w;
+    pix = pc_alloc(bytes ? bytes : 1);
+    if (!pix) goto done;
+    if (bytes && fread(pix, 1, bytes, f) != bytes) goto done;
+    if (fgetc(f) != EOF) goto done; /* trailing garbage */
+    ok = 1;
+done:
+    fclose(f);
+    if (!ok) {
+        free(kept);
+        pc_free(pix);
+        if (msgs)
+            for (int64_t i = 0; i < nmsg; i++) free(msgs[i]);
+        free(msgs);
+        return 0;
+    }
+    *pixels_out = pix;
+    *kept_out = kept;
+    *bad_msgs = msgs;
+    *c_out = (int)h.c;
+    return 1;
+}
+
+static pc_status cache_write(const char *path, const cache_header *h, const uint8_t *kept,
+                             char *const *msgs, int64_t nbad, const uint8_t *pixels) {
+    static atomic_uint counter;
+    size_t plen = strlen(path) + 64;
+    char *tmp = malloc(plen);
+    if (!tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    snprintf(tmp, plen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        pc_status s = pc_fail(PC_ERR_IO, "--cache: cannot write %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    int ok = fwrite(h, sizeof *h, 1, f) == 1;
+    if (ok && h->listed) ok = fwrite(kept, 1, (size_t)h->listed, f) == h->listed;
+    for (int64_t i = 0; ok && i < nbad; i++) {
+        const char *m = msgs[i] ? msgs[i] : "";
+        uint32_t len = (uint32_t)PC_MIN(strlen(m), (size_t)MAX_BAD_MSG);
+        ok = fwrite(&len, sizeof len, 1, f) == 1 && (len == 0 || fwrite(m, 1, len, f) == len);
+    }
+    size_t bytes = (size_t)h->kept * h->c * h->h * h->w;
+    if (ok && bytes) ok = fwrite(pixels, 1, bytes, f) == bytes;
+    int e = errno;
+    if (fclose(f) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    pc_status s = PC_OK;
+    if (!ok) {
+        unlink(tmp);
+        s = pc_fail(PC_ERR_IO, "--cache: cannot write %s: %s", path, strerror(e));
+    }
+    free(tmp);
+    return s;
+}
+
+/* ---------------------------------------------------------------- file lists */
+
+static pc_status write_list(const char *dir, const char *name, const flist *files,
+                            const uint8_t *in_val, int want_val) {
+    char *path = path_join(dir, name);
+    if (!path) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    size_t tlen = strlen(path) + 32;
+    char *tmp = malloc(tlen);
+    if (!tmp) {
+        free(path);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    pc_status s = PC_OK;
+    if (!f) {
+        s = pc_fail(PC_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+    } else {
+        int ok = 1;
+        for (int64_t i = 0; i < files->n && ok; i++)
+            if (in_val[i] == want_val) ok = fprintf(f, "%s\n", files->v[i].rel) >= 0;
+        if (fclose(f) != 0) ok = 0;
+        if (!ok || rename(tmp, path) != 0) {
+            s = pc_fail(PC_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    free(path);
+    return s;
+}
+
+/* ---------------------------------------------------------------- report */
+
+void pc_folder_options_default(pc_folder_options *o) {
+    memset(o, 0, sizeof *o);
+    o->image_size = 32;
+    o->cache = "memory";
+}
+
+void pc_folder_report_free(pc_folder_report *r) {
+    if (!r) return;
+    free(r->dir);
+    free(r->class_counts);
+    for (int i = 0; i < r->n_bad; i++) free(r->bad[i]);
+    free(r->cache_file);
+    memset(r, 0, sizeof *r);
+}
+
+void pc_folder_report_print(const pc_folder_report *r, const pc_dataset *d, FILE *f) {
+    fprintf(f, "%s images from %s: %lld in %d classes, %dx%dx%d\n", r->part ? r->part : "?",
+            r->dir ? r->dir : "?", (long long)r->kept, r->classes, r->image_size, r->image_size,
+            r->channels);
+    int width = 5;
+    for (int i = 0; d && i < r->classes && i < d->classes; i++)
+        if ((int)strlen(d->class_names[i]) > width) width = (int)PC_MIN(strlen(d->class_names[i]), 40);
+    for (int i = 0; i < r->classes; i++)
+        fprintf(f, "  %-*s %8lld\n", width, d && i < d->classes ? d->class_names[i] : "?",
+                (long long)(r->class_counts ? r->class_counts[i] : 0));
+    if (r->skipped) {
+        fprintf(f, "  skipped %lld bad image%s:\n", (long long)r->skipped, r->skipped == 1 ? "" : "s");
+        for (int i = 0; i < r->n_bad; i++) fprintf(f, "    %s\n", r->bad[i]);
+        if (r->skipped > r->n_bad) fprintf(f, "    ... and %lld more\n", (long long)(r->skipped - r->n_bad));
+    }
+    if (r->ignored) fprintf(f, "  ignored %lld other entries (hidden, not .jpg/.jpeg/.png, or folders)\n", (long long)r->ignored);
+    if (r->warnings) fprintf(f, "  %lld non-fatal decoder warnings\n", (long long)r->warnings);
+    if (r->from_cache)
+        fprintf(f, "  loaded from cache %s in %.2f s\n", r->cache_file ? r->cache_file : "?", r->load_seconds);
+    else
+        fprintf(f, "  decoded in %.2f s (%.0f images/s, %d thread%s)%s%s\n", r->decode_seconds,
+                r->images_per_second, r->threads, r->threads == 1 ? "" : "s",
+                r->cache_file ? ", cached to " : "", r->cache_file ? r->cache_file : "");
+}
+
+/* ---------------------------------------------------------------- the loader */
+
+static const char *const LAYOUT_HINT =
+    "expected DIR/CLASS/*.jpg|jpeg|png, or DIR/train/CLASS and DIR/test/CLASS";
+
+pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_options *opt_in,
+                                 pc_dataset *out, pc_folder_report *report_in) {
+    double t_start = pc_now();
+    memset(out, 0, sizeof *out);
+    pc_folder_options opt;
+    if (opt_in) opt = *opt_in;
+    else pc_folder_options_default(&opt);
+    pc_folder_report local_rep;
+    pc_folder_report *rep = report_in ? report_in : opt.report ? opt.report : &local_rep;
+    memset(rep, 0, sizeof *rep);
+
+    if (opt.image_size <= 0) opt.image_size = 32;
+    if (opt.image_size > MAX_IMAGE_SIDE)
+        return pc_fail(PC_ERR_USAGE, "--image-size %d: at most %d", opt.image_size, MAX_IMAGE_SIDE);
+    if (opt.channels != 0 && opt.channels != 1 && opt.channels != 3)
+        return pc_fail(PC_ERR_USAGE, "folder: channels must be 1, 3 or 0 (from the data), not %d", opt.channels);
+    if (!(opt.val_split >= 0.0f && opt.val_split <= 0.9f))
+        return pc_fail(PC_ERR_USAGE, "--val-split %g: expected a fraction in [0, 0.9]", (double)opt.val_split);
+    const char *cache_dir = NULL;
+    if (opt.cache && opt.cache[0] && strcmp(opt.cache, "memory") != 0) {
+        if (strcmp(opt.cache, "none") == 0)
+            return pc_fail(PC_ERR_USAGE, "--cache none is not supported: use memory or a directory");
+        cache_dir = opt.cache;
+    }
+    if (opt.max_pixels <= 0) opt.max_pixels = PC_IMAGE_DEFAULT_MAX_PIXELS;
+    if (!dir || !dir[0]) return pc_fail(PC_ERR_USAGE, "folder: missing directory (folder:DIR)");
+    if (!is_dir(dir)) return pc_fail(PC_ERR_DATA, "folder:%s: not a directory", dir);
+
+    pc_status s = PC_OK;
+    strlist classes = {0}, other = {0};
+    flist files = {0};
+    int64_t *class_listed = NULL;
+    uint8_t *in_val = NULL;
+    fentry *part = NULL; /* borrowed entries of `files` */
+    int64_t np = 0;
+    uint8_t *pixels = NULL, *gray = NULL, *kept_flags = NULL;
+    pc_status *status = NULL;
+    int32_t *warn = NULL, *labels = NULL;
+    char **msgs = NULL, **cache_msgs = NULL;
+    char *cache_path = NULL;
+    int64_t n_cache_msgs = 0;
+
+    /* -- layout */
+    const char *eval_name = NULL;
+    char *tpath = path_join(dir, "train"), *epath = path_join(dir, "test"), *vpath = path_join(dir, "val");
+    if (!tpath || !epath || !vpath) {
+        free(tpath), free(epath), free(vpath);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    int has_train = is_dir(tpath);
+    if (is_dir(epath)) eval_name = "test";
+    else if (is_dir(vpath)) eval_name = "val";
+    free(tpath), free(epath), free(vpath);
+    int layout = 0;
+    int64_t root_ignored = 0, stray = 0;
+    if (has_train && eval_name) {
+        layout = 1;
+    } else if (has_train) {
+        strlist top;
+        s = list_classes(dir, "", &top, NULL, NULL);
+        if (s != PC_OK) return s;
+        if (top.n == 1) layout = 2; /* only train/ */
+        strlist_free(&top);
+    }
+    const char *sub = layout == 0 ? "" : "train";
+    if (layout == 1) {
+        if (opt.val_split > 0) {
+            return pc_fail(PC_ERR_USAGE,
+                           "folder:%s has a %s/ folder for evaluation: --val-split is only for a "
+                           "folder without one",
+                           dir, eval_name);
+        }
+        if (!train) sub = eval_name;
+        rep->part = train ? "train" : eval_name;
+    } else {
+        if (!train && opt.val_split <= 0)
+            return pc_fail(PC_ERR_USAGE,
+                           "folder:%s has no test/ or val/ folder: give --val-split F (e.g. 0.1) "
+                           "to hold out part of it for evaluation",
+                           dir);
+        rep->part = train ? "train" : "val";
+    }
+    rep->layout = layout;
+    rep->dir = path_join(dir, sub);
+    if (!rep->dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
+
+    /* -- classes */
+    s = list_classes(dir, sub, &classes, &root_ignored, &stray);
+    if (s != PC_OK) goto fail;
+    if (layout == 1) {
+        const char *osub = train ? eval_name : "train";
+        s = list_classes(dir, osub, &other, NULL, NULL);
+        if (s != PC_OK) goto fail;
+        int same = other.n == classes.n;
+        for (int i = 0; same && i < classes.n; i++) same = strcmp(classes.v[i], other.v[i]) == 0;
+        if (!same) {
+            char diff[1024];
+            const char *tn = train ? "train/" : (eval_name[0] == 't' ? "test/" : "val/");
+            const char *on = train ? (eval_name[0] == 't' ? "test/" : "val/") : "train/";
+            class_diff(&classes, tn, &other, on, diff, sizeof diff);
+            s = pc_fail(PC_ERR_DATA, "folder:%s: train/ and %s/ hold different class folders: %s",
+                        dir, eval_name, diff);
+            goto fail;
+        }
+    }
+    if (classes.n == 0) {
+        if (stray)
+            s = pc_fail(PC_ERR_DATA,
+                        "folder:%s: %lld images but no class folders: put each class's images in "
+                        "%s/CLASS/",
+                        rep->dir, (long long)stray, rep->dir);
+        else s = pc_fail(PC_ERR_DATA, "folder:%s: no images found (%s)", dir, LAYOUT_HINT);
+        goto fail;
+    }
+    if (classes.n > 1000000) {
+        s = pc_fail(PC_ERR_DATA, "folder:%s: %d class folders is too many", dir, classes.n);
+        goto fail;
+    }
+
+    /* -- images */
+    class_listed = calloc((size_t)(unsigned)classes.n, sizeof *class_listed);
+    if (!class_listed) {
+        s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int c = 0; c < classes.n; c++) {
+        char *rel = path_join(sub, classes.v[c]);
+        if (!rel) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        s = list_images(dir, rel, c, &files, &class_listed[c], &rep->ignored);
+        free(rel);
+        if (s != PC_OK) goto fail;
+    }
+    rep->ignored += root_ignored;
+    if (files.n == 0) {
+        s = pc_fail(PC_ERR_DATA, "folder:%s: no images found in %d class folder%s (%s)", rep->dir,
+                    classes.n, classes.n == 1 ? "" : "s", LAYOUT_HINT);
+        goto fail;
+    }
+    for (int c = 0; c < classes.n; c++)
+        if (class_listed[c] == 0) {
+            s = pc_fail(PC_ERR_DATA, "folder:%s: class folder %s/%s holds no images (.jpg, .jpeg, .png)",
+                        dir, rep->dir, classes.v[c]);
+            goto fail;
+        }
+
+    /* -- stratified split */
+    in_val = calloc((size_t)files.n, 1);
+    part = malloc((size_t)files.n * sizeof *part);
+    if (!in_val || !part) {
+        s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (layout != 1 && opt.val_split > 0) {
+        int64_t first = 0;
+        int64_t *perm = malloc((size_t)files.n * sizeof *perm);
+        if (!perm) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int c = 0; c < classes.n; c++) {
+            int64_t n = class_listed[c];
+            int64_t nval = (int64_t)llround((double)n * (double)opt.val_split);
+            if (n >= 2) nval = PC_MAX(1, PC_MIN(nval, n - 1));
+            else nval = 0;
+            for (int64_t i = 0; i < n; i++) perm[i] = i;
+            pc_stream st = {pc_rand64(opt.seed, PC_RNG_SPLIT, (uint64_t)c, 0, 0), 0};
+            for (int64_t i = n - 1; i > 0; i--) {
+                int64_t j = (int64_t)pc_stream_below(&st, (uint64_t)i + 1);
+                int64_t t = perm[i];
+                perm[i] = perm[j];
+                perm[j] = t;
+            }
+            for (int64_t i = 0; i < nval; i++) in_val[first + perm[i]] = 1;
+            first += n;
+        }
+        free(perm);
+        if (opt.list_dir) {
+            s = pc_mkdirs(opt.list_dir, "file lists:");
+            if (s == PC_OK) s = write_list(opt.list_dir, "train.txt", &files, in_val, 0);
+            if (s == PC_OK) s = write_list(opt.list_dir, "val.txt", &files, in_val, 1);
+            if (s != PC_OK) goto fail;
+        }
+    }
+    const int want_val = layout != 1 && !train;
+    for (int64_t i = 0; i < files.n; i++)
+        if (in_val[i] == want_val) part[np++] = files.v[i];
+    rep->listed = np;
+    rep->classes = classes.n;
+    rep->image_size = opt.image_size;
+    rep->class_counts = calloc((size_t)classes.n, sizeof *rep->class_counts);
+    if (!rep->class_counts) {
+        s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    const int S = opt.image_size;
+    const int dec_c = opt.channels ? opt.channels : 3;
+    const size_t hw = (size_t)S * S;
+    if ((uint64_t)np > SIZE_MAX / (3 * hw)) {
+        s = pc_fail(PC_ERR_NOMEM, "folder:%s: %lld images of %dx%d do not fit in memory", dir,
+                    (long long)np, S, S);
+        goto fail;
+    }
+
+    /* -- cache lookup */
+    cache_header ch;
+    memset(&ch, 0, sizeof ch);
+    int res_c = dec_c;
+    int from_cache = 0;
+    if (cache_dir) {
+        char *real = realpath(dir, NULL);
+        const char *canon = real ? real : dir;
+        h128 name_h, key_h;
+        h_init(&name_h);
+        h_str(&name_h, canon);
+        h_str(&name_h, rep->part);
+        h_u64(&name_h, (uint64_t)S);
+        h_u64(&name_h, (uint64_t)opt.channels);
+        h_u64(&name_h, (uint64_t)opt.max_pixels);
+        if (layout != 1 && opt.val_split > 0) {
+            float vs = opt.val_split;
+            uint32_t vb;
+            memcpy(&vb, &vs, 4);
+            h_u64(&name_h, vb);
+            h_u64(&name_h, opt.seed);
+        }
+        key_h = name_h;
+        h_u64(&key_h, pc_image_codec_id());
+        h_u64(&key_h, (uint64_t)classes.n);
+        for (int c = 0; c < classes.n; c++) h_str(&key_h, classes.v[c]);
+        h_u64(&key_h, (uint64_t)np);
+        for (int64_t i = 0; i < np; i++) {
+            h_str(&key_h, part[i].rel);
+            h_u64(&key_h, (uint64_t)part[i].label);
+            h_u64(&key_h, (uint64_t)part[i].size);
+            h_u64(&key_h, (uint64_t)part[i].mtime_ns);
+        }
+        h128 nh = h_final(name_h), kh = h_final(key_h);
+        /* a readable, file-system-safe prefix from the folder's name */
+        const char *bn = strrchr(canon, '/');
+        bn = bn && bn[1] ? bn + 1 : canon;
+        char pref[41];
+        int k = 0;
+        for (; bn[k] && k < 40; k++) {
+            char ch0 = bn[k];
+            pref[k] = (ch0 >= 'a' && ch0 <= 'z') || (ch0 >= 'A' && ch0 <= 'Z') || (ch0 >= '0' && ch0 <= '9') ||
+                              ch0 == '-' || ch0 == '_'
+                          ? ch0
+                          : '_';
+        }
+        pref[k] = 0;
+        free(real);
+        char fname[128];
+        snprintf(fname, sizeof fname, "%s-%s-%dpx-%016llx.cache", k ? pref : "folder", rep->part, S,
+                 (unsigned long long)nh.a);
+        s = pc_mkdirs(cache_dir, "--cache");
+        if (s != PC_OK) goto fail;
+        cache_path = path_join(cache_dir, fname);
+        if (!cache_path) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(ch.magic, CACHE_MAGIC, 8);
+        ch.version = CACHE_VERSION;
+        ch.endian = CACHE_ENDIAN;
+        ch.key_a = kh.a;
+        ch.key_b = kh.b;
+        ch.h = ch.w = (uint32_t)S;
+        ch.classes = (uint32_t)classes.n;
+        ch.listed = (uint64_t)np;
+        from_cache = cache_read(cache_path, &ch, opt.channels, opt.on_bad_skip, &pixels, &kept_flags,
+                                &cache_msgs, &res_c);
+        rep->cache_file = str_dup(cache_path);
+    }
+
+    int64_t kept = 0;
+    if (from_cache) {
+        labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
+        if (!labels) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < np; i++)
+            if (kept_flags[i]) labels[kept++] = part[i].label;
+        n_cache_msgs = np - kept;
+        for (int64_t i = 0; i < n_cache_msgs; i++) {
+            if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED) rep->bad[rep->n_bad++] = cache_msgs[i];
+            else free(cache_msgs[i]);
+            cache_msgs[i] = NULL;
+        }
+        rep->skipped = n_cache_msgs;
+        rep->from_cache = 1;
+    } else {
+        /* -- decode in parallel */
+        pixels = pc_alloc(PC_MAX((size_t)np * dec_c * hw, 1));
+        status = calloc((size_t)np, sizeof *status);
+        gray = calloc((size_t)np, 1);
+        warn = calloc((size_t)np, sizeof *warn);
+        msgs = calloc((size_t)np, sizeof *msgs);
+        labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
+        kept_flags = calloc((size_t)np, 1);
+        if (!pixels || !status || !gray || !warn || !msgs || !labels || !kept_flags) {
+            s = pc_fail(PC_ERR_NOMEM, "folder:%s: out of memory for %lld images of %dx%dx%d", dir,
+                        (long long)np, S, S, dec_c);
+            goto fail;
+        }
+        djob job = {.root = dir, .files = part, .n = np, .size = S, .c = dec_c,
+                    .skip = opt.on_bad_skip, .max_pixels = opt.max_pixels, .pixels = pixels,
+                    .status = status, .gray = gray, .warn = warn, .msg = msgs};
+        atomic_init(&job.next, 0);
+        atomic_init(&job.stop, LLONG_MAX);
+        int threads = opt.decode_threads > 0 ? opt.decode_threads : default_threads();
+        threads = (int)PC_MAX(1, PC_MIN((int64_t)threads, np));
+        threads = PC_MIN(threads, 256);
+        double t0 = pc_now();
+        pthread_t tids[256];
+        int started = 0;
+        for (int t = 1; t < threads; t++) {
+            if (pthread_create(&tids[started], NULL, decode_worker, &job) != 0) break;
+            started++;
+        }
+        decode_worker(&job);
+        for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
+        rep->threads = started + 1;
+        rep->decode_seconds = pc_now() - t0;
+        rep->images_per_second = rep->decode_seconds > 0 ? (double)np / rep->decode_seconds : 0;
+
+        /* first failure in sorted order decides (deterministic for any thread count) */
+        for (int64_t i = 0; i < np; i++) {
+            if (status[i] == PC_OK) continue;
+            if (!opt.on_bad_skip || status[i] != PC_ERR_DATA) {
+                if (status[i] == PC_ERR_DATA)
+                    s = pc_fail(PC_ERR_DATA, "%s (--on-bad-image skip drops bad images)", msgs[i]);
+                else s = pc_fail(status[i], "%s", msgs[i] ? msgs[i] : "decoding failed");
+                goto fail;
+            }
+        }
+        const size_t sample = (size_t)dec_c * hw;
+        int all_gray = 1;
+        for (int64_t i = 0; i < np; i++) {
+            if (status[i] != PC_OK) {
+                if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED) {
+                    rep->bad[rep->n_bad++] = msgs[i];
+                    msgs[i] = NULL;
+                }
+                rep->skipped++;
+                continue;
+            }
+            if (kept != i) memmove(pixels + (size_t)kept * sample, pixels + (size_t)i * sample, sample);
+            labels[kept++] = part[i].label;
+            kept_flags[i] = 1;
+            all_gray &= gray[i];
+            rep->warnings += warn[i];
+        }
+        res_c = dec_c;
+        if (opt.channels == 0 && all_gray && kept > 0) {
+            /* every kept image is gray: its three decoded planes are equal; keep one */
+            uint8_t *g1 = pc_alloc((size_t)kept * hw);
+            if (!g1) {
+                s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            for (int64_t i = 0; i < kept; i++) memcpy(g1 + (size_t)i * hw, pixels + (size_t)i * sample, hw);
+            pc_free(pixels);
+            pixels = g1;
+            res_c = 1;
+        }
+        if (cache_path) {
+            ch.c = (uint32_t)res_c;
+            ch.kept = (uint64_t)kept;
+            char **bad_msgs = calloc((size_t)(np - kept) + 1, sizeof *bad_msgs);
+            if (!bad_msgs) {
+                s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+            /* bad messages in file order: the first n_bad moved into the report */
+            int64_t nb = 0, taken = 0;
+            for (int64_t i = 0; i < np; i++)
+                if (status[i] != PC_OK) bad_msgs[nb++] = msgs[i] ? msgs[i] : rep->bad[taken++];
+            s = cache_write(cache_path, &ch, kept_flags, bad_msgs, nb, pixels);
+            free(bad_msgs);
+            if (s != PC_OK) goto fail;
+        }
+    }
+    if (!from_cache && kept < np) { /* shrink to the kept images */
+        uint8_t *p2 = pc_alloc(PC_MAX((size_t)kept * res_c * hw, 1));
+        if (!p2) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(p2, pixels, (size_t)kept * res_c * hw);
+        pc_free(pixels);
+        pixels = p2;
+    }
+    for (int64_t i = 0; i < kept; i++) rep->class_counts[labels[i]]++;
+    memset(class_listed, 0, (size_t)classes.n * sizeof *class_listed); /* now: listed in this part */
+    for (int64_t i = 0; i < np; i++) class_listed[part[i].label]++;
+    for (int c = 0; c < classes.n; c++) {
+        if (class_listed[c] > 0 && rep->class_counts[c] == 0) {
+            s = pc_fail(PC_ERR_DATA, "folder:%s: every image of class %s (%lld) is bad", rep->dir,
+                        classes.v[c], (long long)class_listed[c]);
+            goto fail;
+        }
+    }
+    if (kept == 0) {
+        s = pc_fail(PC_ERR_DATA, "folder:%s: no usable images in the %s part", dir, rep->part);
+        goto fail;
+    }
+
+    /* -- the dataset */
+    out->class_names = calloc((size_t)classes.n, sizeof *out->class_names);
+    if (!out->class_names) {
+        s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int c = 0; c < classes.n; c++) {
+        out->class_names[c] = classes.v[c]; /* moved */
+        classes.v[c] = NULL;
+    }
+    out->classes = classes.n;
+    out->n = kept;
+    out->c = res_c;
+    out->h = out->w = S;
+    out->pixels = pixels;
+    out->labels = labels;
+    pixels = NULL;
+    labels = NULL;
+    rep->kept = kept;
+    rep->channels = res_c;
+    rep->load_seconds = pc_now() - t_start;
+    goto cleanup;
+
+fail:
+    pc_dataset_free(out);
+    pc_folder_report_free(rep); /* on failure the report is left empty */
+cleanup:
+    if (msgs)
+        for (int64_t i = 0; i < np; i++) free(msgs[i]);
+    free(msgs);
+    if (cache_msgs)
+        for (int64_t i = 0; i < n_cache_msgs; i++) free(cache_msgs[i]);
+    free(cache_msgs);
+    free(status);
+    free(gray);
+    free(warn);
+    free(kept_flags);
+    pc_free(pixels);
+    pc_free(labels);
+    free(cache_path);
+    free(part);
+    free(in_val);
+    free(class_listed);
+    flist_free(&files);
+    strlist_free(&classes);
+    strlist_free(&other);
+    if (rep == &local_rep) pc_folder_report_free(&local_rep);
+    return s;
+}
