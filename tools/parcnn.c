@@ -115,6 +115,10 @@ static const char train_help[] =
     "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
     "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
     "                       worker count): bit-identical to an uninterrupted run\n"
+    "  --reduce MODE        under MPI: deterministic (default; fixed-tree reduce-scatter,\n"
+    "                       identical bytes for any ranks x workers) or fast (MPI_Iallreduce\n"
+    "                       of 1 MiB buckets started while backward runs, as PyTorch DDP;\n"
+    "                       NOT bit-reproducible across rank counts)\n"
     "  --timeout SECONDS    under MPI: stop all ranks when a collective waits longer\n"
     "                       (default 300; 0 waits forever)\n"
     "  --overwrite          start a fresh run in an --out DIR that already holds one\n"
@@ -129,7 +133,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -139,7 +143,7 @@ static int cmd_train(int argc, char **argv) {
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
-        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT},
+        {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
@@ -180,6 +184,11 @@ static int cmd_train(int argc, char **argv) {
         case O_OUT: c.out_dir = optarg; break;
         case O_RESUME: c.resume = 1; break;
         case O_OVERWRITE: c.overwrite = 1; break;
+        case O_REDUCE:
+            if (strcmp(optarg, "fast") && strcmp(optarg, "deterministic"))
+                return usage_error("train", "--reduce %s: expected deterministic or fast", optarg);
+            c.reduce_fast = strcmp(optarg, "fast") == 0;
+            break;
         case O_TIMEOUT: {
             float secs;
             bad = parse_float("train", "--timeout", optarg, 0, 1e7, &secs);

@@ -601,7 +601,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         rep->part = train ? "train" : "val";
     }
     rep->layout = layout;
-    rep->dir = path_join(dir, sub);
+    rep->dir = sub[0] ? path_join(dir, sub) : str_dup(dir);
     if (!rep->dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
 
     /* -- classes */

@@ -242,6 +242,13 @@ static void png_warning_cb(png_structp png, png_const_charp msg) {
 
 static pc_status decode_png(const char *name, const uint8_t *buf, size_t n, int channels,
                             int64_t max_pixels, pc_image *out) {
+    /* The size check comes first, from the IHDR chunk that must follow the signature,
+     * before libpng reads (and allocates for) anything else. */
+    if (n >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
+        int64_t w = ((int64_t)buf[16] << 24) | (buf[17] << 16) | (buf[18] << 8) | buf[19];
+        int64_t h = ((int64_t)buf[20] << 24) | (buf[21] << 16) | (buf[22] << 8) | buf[23];
+        if (w > 0 && h > 0) PC_TRY(check_size(name, w, h, max_pixels));
+    }
     png_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) return pc_fail(PC_ERR_NOMEM, "%s: out of memory", name);
     ctx->buf = buf;
@@ -479,7 +486,7 @@ pc_status pc_image_resize(const uint8_t *in, int h, int w, int c, int oh, int ow
     float *tmp = NULL;
     pc_status s = PC_OK;
     if (!coeffs_make(&kx, w, ow) || !coeffs_make(&ky, h, oh) ||
-        !(tmp = malloc((size_t)h * ow * c * sizeof *tmp))) {
+        !(tmp = malloc(((size_t)h + 1) * ow * c * sizeof *tmp))) {
         s = pc_fail(PC_ERR_NOMEM, "resize: out of memory (%dx%d -> %dx%d)", w, h, ow, oh);
         goto done;
     }
@@ -498,19 +505,25 @@ pc_status pc_image_resize(const uint8_t *in, int h, int w, int c, int oh, int ow
             }
         }
     }
-    /* vertical: tmp (h, ow, c) -> out (oh, ow, c) or (c, oh, ow) */
-    const size_t ohw = (size_t)oh * ow;
+    /* vertical: tmp (h, ow, c) -> out (oh, ow, c) or (c, oh, ow), one output row at a time
+     * as a weighted sum of whole tmp rows (contiguous, vectorizable) */
+    const size_t ohw = (size_t)oh * ow, rowlen = (size_t)ow * c;
+    float *acc = tmp + (size_t)h * rowlen;
     for (int o = 0; o < oh; o++) {
         const float *wt = ky.w + (size_t)o * ky.taps;
         int cnt = ky.count[o], y0 = ky.start[o];
-        for (int x = 0; x < ow; x++)
-            for (int ch = 0; ch < c; ch++) {
-                float acc = 0.0f;
-                for (int i = 0; i < cnt; i++) acc += wt[i] * tmp[((size_t)(y0 + i) * ow + x) * c + ch];
-                uint8_t v = clamp_u8(acc);
-                if (out_chw) out[ch * ohw + (size_t)o * ow + x] = v;
-                else out[((size_t)o * ow + x) * c + ch] = v;
-            }
+        for (size_t k = 0; k < rowlen; k++) acc[k] = 0.0f;
+        for (int i = 0; i < cnt; i++) {
+            const float *trow = tmp + (size_t)(y0 + i) * rowlen;
+            const float wv = wt[i];
+            for (size_t k = 0; k < rowlen; k++) acc[k] += wv * trow[k];
+        }
+        if (out_chw) {
+            for (int x = 0; x < ow; x++)
+                for (int ch = 0; ch < c; ch++) out[ch * ohw + (size_t)o * ow + x] = clamp_u8(acc[(size_t)x * c + ch]);
+        } else {
+            for (size_t k = 0; k < rowlen; k++) out[(size_t)o * rowlen + k] = clamp_u8(acc[k]);
+        }
     }
 done:
     coeffs_free(&kx);

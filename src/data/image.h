@@ -65,7 +65,7 @@ void pc_image_free(pc_image *im);
  * shrinking, the filter support grows with the factor (antialiased, like PIL's resize);
  * when enlarging it is plain bilinear interpolation (half-pixel centres, edge clamped).
  * A constant image stays constant; an unchanged size is an exact copy.
- * Fails only when out of memory (for a temporary of h*ow*c floats). */
+ * Fails only when out of memory (for a temporary of (h+1)*ow*c floats). */
 pc_status pc_image_resize(const uint8_t *in, int h, int w, int c, int oh, int ow, int out_chw,
                           uint8_t *out);
 

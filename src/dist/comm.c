@@ -22,6 +22,8 @@ struct pc_comm {
     int64_t *arrived;                 /* rank 0: last collective each rank entered */
     int64_t arrive_buf;
     MPI_Request arrive_req;
+    MPI_Request *pending;             /* outstanding non-blocking allreduces */
+    int n_pending, cap_pending;
 #endif
 };
 
@@ -175,6 +177,38 @@ pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void 
     return PC_OK;
 }
 
+pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        if (c->n_pending == c->cap_pending) { /* grows during the first step only */
+            int cap = c->cap_pending ? 2 * c->cap_pending : 64;
+            MPI_Request *grown = realloc(c->pending, sizeof(MPI_Request) * cap);
+            if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+            c->pending = grown;
+            c->cap_pending = cap;
+        }
+        announce(c);
+        MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                       &c->pending[c->n_pending++]);
+        return PC_OK;
+    }
+#endif
+    (void)c;
+    (void)buf;
+    (void)count;
+    return PC_OK;
+}
+
+pc_status pc_comm_wait_all(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    for (int i = 0; i < c->n_pending; i++)
+        PC_TRY(wait_for(c, &c->pending[i], "gradient allreduce (fast mode)"));
+    c->n_pending = 0;
+#endif
+    (void)c;
+    return PC_OK;
+}
+
 pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi) {
@@ -233,6 +267,7 @@ void pc_comm_finalize(pc_comm *c) {
         MPI_Wait(&c->arrive_req, MPI_STATUS_IGNORE);
         free(c->arrived);
     }
+    free(c->pending);
     MPI_Finalize();
     world = &single;
     free(c);

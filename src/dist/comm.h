@@ -33,6 +33,11 @@ pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_count
 pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const int *displs);
 /* Every rank contributes `bytes` bytes; recv holds size*bytes, in rank order. */
 pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv);
+/* Non-blocking sum of `count` floats in place across ranks (MPI_Iallreduce; the
+ * summation order is MPI's: not bit-reproducible across rank counts). Requests are
+ * kept by the communicator until pc_comm_wait_all. */
+pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count);
+pc_status pc_comm_wait_all(pc_comm *c);
 pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root);
 pc_status pc_comm_barrier(pc_comm *c);
 /* Stop every rank with `code` (MPI_Abort); returns only for a single rank. */

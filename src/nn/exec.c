@@ -40,7 +40,14 @@ struct pc_exec {
     int train_forward;   /* last forward was in training mode */
     uint64_t seed, step;
     int64_t first_sample;
+    pc_backward_hook hook;
+    void *hook_ctx;
 };
+
+void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx) {
+    ex->hook = hook;
+    ex->hook_ctx = ctx;
+}
 
 int64_t pc_exec_bn_stats_size(const pc_model *m) {
     int64_t n = 0;
@@ -468,5 +475,6 @@ void pc_exec_backward(pc_exec *ex, float *grads) {
         if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
             memset(ex->ls[i].dout, 0, sizeof(float) * ex->batch * pc_layer_out_size(l));
         layer_backward(ex, i, grads);
+        if (ex->hook) ex->hook(ex->hook_ctx, i);
     }
 }

@@ -39,6 +39,11 @@ double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float g
  * grads (n_params floats, overwritten). */
 void pc_exec_backward(pc_exec *ex, float *grads);
 
+/* Called after each layer's backward (layers in reverse order) with the layer index:
+ * that layer's parameter gradients are final. NULL to remove. */
+typedef void (*pc_backward_hook)(void *ctx, int layer);
+void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx);
+
 /* Softmax probabilities of the last forward (batch, classes). */
 void pc_exec_probs(pc_exec *ex, float *probs);
 

@@ -46,6 +46,10 @@ typedef struct {
     pc_comm *comm;
     int rank, ranks;
     pc_reducer *red;
+    /* --reduce fast (MPI): per worker a running sum and a temporary */
+    float **fast_acc, **fast_tmp;
+    int64_t fast_posted;  /* params [fast_posted, n) are already being allreduced */
+    int fast_last_shard;  /* worker 0's last shard: its backward posts buckets */
     float *opt_state;
     int64_t opt_state_n;
     int64_t *perm;
@@ -98,12 +102,125 @@ static void compute_job(int w, void *arg) {
     pc_reducer_compute(t->red, w, compute_shard, t);
 }
 
+static float *step_gradient(trainer *t) {
+    return t->fast_acc ? t->fast_acc[0] : pc_reducer_gradient(t->red);
+}
+
 static void optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, pc_reducer_gradient(t->red),
+    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, begin, end);
+}
+
+/* --------------------------------------------- --reduce fast (not reproducible) */
+
+#define FAST_BUCKET (256 * 1024) /* floats per allreduce bucket: 1 MiB */
+
+/* Parameters [lo, hi) of layer i (its weight and bias are contiguous). */
+static int layer_params(const pc_model *m, int i, int64_t *lo, int64_t *hi) {
+    const pc_layer *l = &m->layers[i];
+    if (l->weight_off < 0 && l->bias_off < 0) return 0;
+    *lo = l->weight_off >= 0 ? l->weight_off : l->bias_off;
+    *hi = l->bias_off >= 0 ? l->bias_off + l->bias_n : l->weight_off + l->weight_n;
+    return 1;
+}
+
+/* Post allreduces for the final gradients [lo, fast_posted) in buckets. */
+static void fast_post(trainer *t, int64_t lo, int64_t min_bucket) {
+    if (t->fast_posted - lo < min_bucket || t->fast_posted == lo) return;
+    pc_comm_iallreduce_sum(t->comm, t->fast_acc[0] + lo, (int)(t->fast_posted - lo));
+    t->fast_posted = lo;
+}
+
+/* Worker 0's last shard, one worker per rank: as each layer's backward finishes, fold
+ * it into the running sum and start reducing full buckets while backward goes on. */
+static void fast_backward_hook(void *ctx, int layer) {
+    trainer *t = ctx;
+    int64_t lo, hi;
+    if (!layer_params(t->m, layer, &lo, &hi)) return;
+    int first, last;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    if (last - first > 1)
+        for (int64_t i = lo; i < hi; i++) t->fast_acc[0][i] += t->fast_tmp[0][i];
+    fast_post(t, lo, FAST_BUCKET);
+}
+
+static void fast_compute_job(int w, void *arg) {
+    trainer *t = arg;
+    int first, last, W = t->e->workers;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    int per = (last - first) / W, a = first + w * per, b = a + per;
+    int overlap = W == 1;
+    for (int k = a; k < b; k++) {
+        int is_last = k == b - 1;
+        if (overlap && is_last) pc_exec_set_backward_hook(t->e->execs[0], fast_backward_hook, t);
+        compute_shard(t, w, k, k == a ? t->fast_acc[w] : t->fast_tmp[w]);
+        if (overlap && is_last) pc_exec_set_backward_hook(t->e->execs[0], NULL, NULL);
+        if (k > a && !(overlap && is_last))
+            for (int64_t i = 0; i < t->m->n_params; i++) t->fast_acc[w][i] += t->fast_tmp[w][i];
+    }
+}
+
+/* Several workers: sum their totals into worker 0's, chunk-parallel. */
+static void fast_sum_workers_job(int w, void *arg) {
+    trainer *t = arg;
+    int64_t begin, end;
+    pc_split_range(t->m->n_params, t->e->workers, w, 16, &begin, &end);
+    for (int k = 1; k < t->e->workers; k++)
+        for (int64_t i = begin; i < end; i++) t->fast_acc[0][i] += t->fast_acc[k][i];
+}
+
+static pc_status fast_setup(trainer *t) {
+    int W = t->cfg->workers;
+    t->fast_acc = calloc(W, sizeof(float *));
+    t->fast_tmp = calloc(W, sizeof(float *));
+    if (!t->fast_acc || !t->fast_tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int w = 0; w < W; w++) {
+        t->fast_acc[w] = pc_alloc(sizeof(float) * t->m->n_params);
+        t->fast_tmp[w] = pc_alloc(sizeof(float) * t->m->n_params);
+        if (!t->fast_acc[w] || !t->fast_tmp[w]) return PC_ERR_NOMEM;
+    }
+    return PC_OK;
+}
+
+static void fast_free(trainer *t) {
+    for (int w = 0; t->fast_acc && w < t->cfg->workers; w++) {
+        pc_free(t->fast_acc[w]);
+        pc_free(t->fast_tmp[w]);
+    }
+    free(t->fast_acc);
+    free(t->fast_tmp);
+}
+
+/* Exchange the per-shard table: each rank filled its own shards. */
+static pc_status share_shard_records(trainer *t) {
+    int first, last;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    size_t bytes = (size_t)(last - first) * t->rec_size;
+    memcpy(t->rec_send, t->shard_rec + first * t->rec_size, bytes);
+    return pc_comm_allgather_bytes(t->comm, t->rec_send, (int)bytes, t->shard_rec);
+}
+
+static pc_status fast_step(trainer *t) {
+    pc_pool *pool = t->e->pool;
+    double t0 = pc_now();
+    t->fast_posted = t->m->n_params;
+    pc_pool_run(pool, fast_compute_job, t);
+    double t1 = pc_now();
+    if (t->e->workers > 1) pc_pool_run(pool, fast_sum_workers_job, t);
+    fast_post(t, 0, 1);
+    double t2 = pc_now();
+    PC_TRY(pc_comm_wait_all(t->comm));
+    PC_TRY(share_shard_records(t));
+    double t3 = pc_now();
+    pc_pool_run(pool, optimizer_job, t);
+    t->time_compute += t1 - t0;
+    t->time_reduce += t2 - t1;
+    t->time_comm += t3 - t2;
+    t->time_optimizer += pc_now() - t3;
+    return PC_OK;
 }
 
 /* One process: combine the tree and update each chunk in one pass (the split of
@@ -127,6 +244,7 @@ static void combine_global_job(int w, void *arg) { pc_reducer_combine_global(((t
 static pc_status train_step(trainer *t) {
     pc_pool *pool = t->e->pool;
     pc_comm_set_step(t->comm, t->step);
+    if (t->fast_acc) return fast_step(t);
     double t0 = pc_now();
     pc_pool_run(pool, compute_job, t);
     double t1 = pc_now();
@@ -145,12 +263,7 @@ static pc_status train_step(trainer *t) {
     pc_pool_run(pool, combine_global_job, t);
     double t4 = pc_now();
     PC_TRY(pc_reducer_allgather(t->red));
-    /* complete the per-shard table: each rank filled its own shards */
-    int first, last;
-    pc_reducer_rank_shards(t->red, &first, &last);
-    size_t bytes = (size_t)(last - first) * t->rec_size;
-    memcpy(t->rec_send, t->shard_rec + first * t->rec_size, bytes);
-    PC_TRY(pc_comm_allgather_bytes(t->comm, t->rec_send, (int)bytes, t->shard_rec));
+    PC_TRY(share_shard_records(t));
     double t5 = pc_now();
     pc_pool_run(pool, optimizer_job, t);
     t->time_reduce += (t2 - t1) + (t4 - t3);
@@ -300,9 +413,10 @@ static void print_startup(const trainer *t) {
            t->train.w, t->train.classes);
     if (t->ranks > 1)
         say(t, "parcnn: %d MPI ranks x %d worker(s) x %d thread(s); global batch %d = %d "
-            "shard(s) of %d, %d per rank (results do not depend on ranks or workers)\n",
-            t->ranks, c->workers, c->threads, c->batch, t->shards, c->shard_size,
-            t->shards / t->ranks);
+            "shard(s) of %d, %d per rank (%s)\n", t->ranks, c->workers, c->threads, c->batch,
+            t->shards, c->shard_size, t->shards / t->ranks,
+            c->reduce_fast ? "--reduce fast: MPI allreduce, NOT bit-reproducible across rank counts"
+                           : "results do not depend on ranks or workers");
     else
         say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
             "(the batch is global; results do not depend on the worker count)\n",
@@ -484,8 +598,9 @@ static pc_status check_ranks_agree(trainer *t) {
     if (t->ranks == 1) return PC_OK;
     enum { LEN = 1024 };
     char mine[LEN + 64];
-    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d", t->fingerprint, t->cfg->workers,
-             t->cfg->threads, (int)t->cfg->kernels);
+    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s",
+             t->fingerprint, t->cfg->workers, t->cfg->threads, (int)t->cfg->kernels,
+             t->cfg->reduce_fast ? "fast" : "deterministic");
     char *all = calloc(t->ranks, LEN);
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status st = pc_comm_allgather_bytes(t->comm, mine, LEN, all);
@@ -554,6 +669,7 @@ static pc_status setup(trainer *t) {
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
     t->shards = c->batch / c->shard_size;
     PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
+    if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
     t->sched = c->sched;
     t->lr_factor = pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
     t->sched.base_lr *= t->lr_factor;
@@ -588,6 +704,7 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
         st = run(&t, result);
     }
     pc_reducer_destroy(t.red);
+    fast_free(&t);
     pc_engine_destroy(t.e);
     pc_model_free(t.m);
     pc_free(t.opt_state);

@@ -41,6 +41,7 @@ typedef struct {
     int lr_ref_batch;
     pc_kernel_set kernels;
     int progress;              /* 1: live progress bar on stderr */
+    int reduce_fast;           /* MPI: bucketed non-blocking allreduce overlapping backward */
     double timeout;            /* seconds a collective may wait for the other ranks (0: forever) */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
