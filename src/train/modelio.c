@@ -54,7 +54,7 @@ static pc_status save(const char *path, const pc_model *m, const pc_model_meta *
         memcpy(t[i].shape, info[i].shape, sizeof info[i].shape);
         t[i].data = (info[i].is_buffer ? m->buffers : m->params) + info[i].offset;
     }
-    memcpy(t + n, extra, sizeof(pc_st_tensor) * n_extra);
+    if (n_extra) memcpy(t + n, extra, sizeof(pc_st_tensor) * n_extra);
     char shape[64];
     snprintf(shape, sizeof shape, "%d,%d,%d", meta->c, meta->h, meta->w);
     char *classes = json_names(meta->class_names, meta->classes);
