@@ -84,7 +84,8 @@ static const char train_help[] =
     "usage: parcnn train [options]\n"
     "Train a model; prints one line per epoch and the final test metrics.\n"
     "\n"
-    "  --data SPEC          fashion-mnist (default), mnist, idx:DIR, cifar10:DIR, cifar100:DIR\n"
+    "  --data SPEC          fashion-mnist (default), mnist, idx:DIR, cifar10:DIR, cifar100:DIR,\n"
+    "                       folder:DIR (image folders, see below)\n"
     "  --model NAME|FILE    zoo model (simple-cnn, minixception, resnet20) or a model file\n"
     "                       (default simple-cnn)\n"
     "  --epochs N           default 12\n"
@@ -109,6 +110,20 @@ static const char train_help[] =
     "  --lr-ref-batch R     the reference batch of --lr-scale (default 128)\n"
     "  --label-smoothing X  default 0\n"
     "  --seed N             default 1\n"
+    "  --augment SPEC       training-time augmentation, e.g. flip,crop=4,zoom=0.8,shear=10,\n"
+    "                       rotate=15,translate=0.1,brightness=0.2,contrast=0.2,cutout=0.5\n"
+    "                       (default none; never applied to evaluation)\n"
+    "  --loader-threads N   threads preparing the next step's batch while the workers\n"
+    "                       compute (default 1; 0: workers assemble their own input)\n"
+    "image folders (--data folder:DIR, DIR/CLASS/*.jpg|png or DIR/{train,test|val}/CLASS/):\n"
+    "  --image-size N       resize every image to N x N (default 32)\n"
+    "  --channels N         1 (gray) or 3 (RGB); default: 1 if all images are gray, else 3\n"
+    "  --val-split F        hold out a stratified fraction F for evaluation when there is\n"
+    "                       no test/ folder; the file lists go to --out\n"
+    "  --cache MODE         memory (default: decode once at start) or a directory for a\n"
+    "                       decoded-image cache, rebuilt when the folder changes\n"
+    "  --on-bad-image M     fail (default: stop naming the file) or skip (drop, count)\n"
+    "  --decode-threads N   threads decoding images at start (default: the cores)\n"
     "  --limit N            use only the first N training images\n"
     "  --eval-limit N       evaluate on only the first N test images\n"
     "  --max-steps N        stop after N optimizer steps in total (checkpoint kept)\n"
@@ -133,7 +148,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -144,6 +159,9 @@ static int cmd_train(int argc, char **argv) {
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
+        {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
+        {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
+        {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
@@ -184,6 +202,24 @@ static int cmd_train(int argc, char **argv) {
         case O_OUT: c.out_dir = optarg; break;
         case O_RESUME: c.resume = 1; break;
         case O_OVERWRITE: c.overwrite = 1; break;
+        case O_AUG:
+            if (pc_augment_parse(optarg, &c.augment) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_LTHREADS: bad = parse_long("train", "--loader-threads", optarg, 0, 64, &v); c.loader_threads = (int)v; break;
+        case O_ISIZE: bad = parse_long("train", "--image-size", optarg, 4, 4096, &v); c.folder.image_size = (int)v; break;
+        case O_CHANNELS:
+            if (strcmp(optarg, "1") && strcmp(optarg, "3"))
+                return usage_error("train", "--channels %s: expected 1 or 3", optarg);
+            c.folder.channels = atoi(optarg);
+            break;
+        case O_VSPLIT: bad = parse_float("train", "--val-split", optarg, 0.001, 0.9, &c.folder.val_split); break;
+        case O_CACHE: c.folder.cache = optarg; break;
+        case O_BAD:
+            if (strcmp(optarg, "skip") && strcmp(optarg, "fail"))
+                return usage_error("train", "--on-bad-image %s: expected skip or fail", optarg);
+            c.folder.on_bad_skip = strcmp(optarg, "skip") == 0;
+            break;
+        case O_DTHREADS: bad = parse_long("train", "--decode-threads", optarg, 1, 256, &v); c.folder.decode_threads = (int)v; break;
         case O_REDUCE:
             if (strcmp(optarg, "fast") && strcmp(optarg, "deterministic"))
                 return usage_error("train", "--reduce %s: expected deterministic or fast", optarg);

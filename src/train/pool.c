@@ -9,6 +9,8 @@
 
 struct pc_pool {
     int workers, threads;
+    int first_thread;   /* 1: the caller is worker 0; 0: every worker is a thread */
+    int running;
     pthread_t *tids;
     pthread_barrier_t start, done;
     pc_job_fn fn;
@@ -44,20 +46,23 @@ static void *worker_main(void *p) {
     return NULL;
 }
 
-pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out) {
+static pc_status create(int workers, int threads_per_worker, int caller_works, pc_pool **out) {
     pc_pool *p = calloc(1, sizeof *p);
     if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
     p->workers = workers;
     p->threads = threads_per_worker;
+    p->first_thread = caller_works ? 1 : 0;
     p->tids = calloc(workers, sizeof(pthread_t));
     if (!p->tids) {
         free(p);
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     }
-    pthread_barrier_init(&p->start, NULL, workers);
-    pthread_barrier_init(&p->done, NULL, workers);
-    set_threads(threads_per_worker);
-    for (int w = 1; w < workers; w++) {
+    /* the caller always takes part in the barriers */
+    int parties = caller_works ? workers : workers + 1;
+    pthread_barrier_init(&p->start, NULL, parties);
+    pthread_barrier_init(&p->done, NULL, parties);
+    if (caller_works) set_threads(threads_per_worker);
+    for (int w = p->first_thread; w < workers; w++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) return pc_fail(PC_ERR_NOMEM, "out of memory"); /* leaks a partial pool: fatal anyway */
         wa->pool = p;
@@ -69,21 +74,41 @@ pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out) {
     return PC_OK;
 }
 
-void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg) {
+pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out) {
+    return create(workers, threads_per_worker, 1, out);
+}
+
+pc_status pc_pool_create_background(int workers, int threads_per_worker, pc_pool **out) {
+    return create(workers, threads_per_worker, 0, out);
+}
+
+void pc_pool_start(pc_pool *p, pc_job_fn fn, void *arg) {
     p->fn = fn;
     p->arg = arg;
+    p->running = 1;
     pthread_barrier_wait(&p->start);
-    fn(0, arg);
+}
+
+void pc_pool_wait(pc_pool *p) {
+    if (!p->running) return;
     pthread_barrier_wait(&p->done);
+    p->running = 0;
+}
+
+void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg) {
+    pc_pool_start(p, fn, arg);
+    if (p->first_thread) fn(0, arg);
+    pc_pool_wait(p);
 }
 
 int pc_pool_size(const pc_pool *p) { return p->workers; }
 
 void pc_pool_destroy(pc_pool *p) {
     if (!p) return;
+    pc_pool_wait(p);
     p->quit = 1;
     pthread_barrier_wait(&p->start);
-    for (int w = 1; w < p->workers; w++) pthread_join(p->tids[w], NULL);
+    for (int w = p->first_thread; w < p->workers; w++) pthread_join(p->tids[w], NULL);
     pthread_barrier_destroy(&p->start);
     pthread_barrier_destroy(&p->done);
     free(p->tids);

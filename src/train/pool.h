@@ -11,8 +11,14 @@ typedef struct pc_pool pc_pool;
 typedef void (*pc_job_fn)(int worker, void *arg);
 
 pc_status pc_pool_create(int workers, int threads_per_worker, pc_pool **out);
+/* A team of background threads only: the caller is not one of them, so a job can run
+ * while the caller does something else (pc_pool_start, then pc_pool_wait). */
+pc_status pc_pool_create_background(int workers, int threads_per_worker, pc_pool **out);
 /* Run fn(w, arg) on every worker w in [0, workers) and wait for all of them. */
 void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg);
+/* Background pools: start a job and return; wait for it to finish. */
+void pc_pool_start(pc_pool *p, pc_job_fn fn, void *arg);
+void pc_pool_wait(pc_pool *p);
 int pc_pool_size(const pc_pool *p);
 void pc_pool_destroy(pc_pool *p);
 

@@ -33,6 +33,8 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->seed = 1;
     c->lr_ref_batch = 128;
     c->timeout = 300;
+    pc_folder_options_default(&c->folder);
+    c->loader_threads = 1;
     c->log = stdout;
 }
 
@@ -65,6 +67,14 @@ typedef struct {
     size_t rec_size;
     /* the epoch's time split, in seconds of wall time */
     double *worker_data;  /* per worker: time assembling input batches */
+    double time_data_wait; /* waiting for the background loader */
+    /* the background loader: input for step k+1 is assembled while step k computes */
+    pc_pool *loader;
+    float *stage[2];      /* this rank's shards of one step, NCHW */
+    int32_t *stage_labels[2];
+    int stage_cur;        /* the buffer of the current step */
+    int64_t load_step, load_first; /* the step being loaded and its offset in perm */
+    int load_buf;
     double time_compute, time_reduce, time_comm, time_optimizer, time_combine0, time_opt0;
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
@@ -86,8 +96,19 @@ static void compute_shard(void *ctx, int w, int shard, float *grads) {
     int64_t idx[ss];
     int32_t labels[ss];
     double t0 = pc_now();
-    for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
-    pc_dataset_gather(&t->train, idx, ss, t->e->mean, t->e->std, pc_exec_input(ex), labels);
+    if (t->loader) {
+        int first, last;
+        pc_reducer_rank_shards(t->red, &first, &last);
+        int64_t elems = (int64_t)ss * t->train.c * t->train.h * t->train.w;
+        memcpy(pc_exec_input(ex), t->stage[t->stage_cur] + (shard - first) * elems,
+               sizeof(float) * elems);
+        memcpy(labels, t->stage_labels[t->stage_cur] + (shard - first) * ss, sizeof(int32_t) * ss);
+    } else {
+        for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
+        pc_dataset_gather_augmented(&t->train, idx, ss, t->e->mean, t->e->std, &t->cfg->augment,
+                                    t->cfg->seed, (uint64_t)(t->step / t->sched.steps_per_epoch),
+                                    pc_exec_input(ex), labels);
+    }
     t->worker_data[w] += pc_now() - t0;
     int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
     pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample, rec_bn(t, shard));
@@ -272,6 +293,70 @@ static pc_status train_step(trainer *t) {
     return PC_OK;
 }
 
+/* ------------------------------------------------------------- the loader */
+
+/* Background thread j of the loader assembles its share of this rank's shards for
+ * step load_step into stage[load_buf]: gather, augment (keyed by seed, epoch and sample
+ * index, so the result does not depend on who does it or when), normalize. */
+static void load_job(int j, void *arg) {
+    trainer *t = arg;
+    int first, last, ss = t->cfg->shard_size;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    int64_t elems = (int64_t)ss * t->train.c * t->train.h * t->train.w;
+    int64_t begin, end;
+    pc_split_range(last - first, t->cfg->loader_threads, j, 1, &begin, &end);
+    uint64_t epoch = (uint64_t)(t->load_step / t->sched.steps_per_epoch);
+    for (int64_t k = begin; k < end; k++) {
+        const int64_t *idx = t->perm + t->load_first + (first + k) * ss;
+        pc_dataset_gather_augmented(&t->train, idx, ss, t->e->mean, t->e->std, &t->cfg->augment,
+                                    t->cfg->seed, epoch, t->stage[t->load_buf] + k * elems,
+                                    t->stage_labels[t->load_buf] + k * ss);
+    }
+}
+
+static void start_load(trainer *t, int64_t step, int buf) {
+    t->load_step = step;
+    t->load_first = (step % t->sched.steps_per_epoch) * t->cfg->batch;
+    t->load_buf = buf;
+    pc_pool_start(t->loader, load_job, t);
+}
+
+/* Make the current step's input ready in stage[stage_cur], and start loading the next
+ * step of the same epoch into the other buffer. */
+static void prepare_input(trainer *t, int64_t epoch_end) {
+    double t0 = pc_now();
+    if (t->load_step != t->step) { /* nothing prefetched (epoch start or resume) */
+        pc_pool_wait(t->loader);
+        start_load(t, t->step, t->stage_cur);
+    }
+    pc_pool_wait(t->loader);
+    t->time_data_wait += pc_now() - t0;
+    if (t->step + 1 < epoch_end) start_load(t, t->step + 1, 1 - t->stage_cur);
+}
+
+static pc_status loader_setup(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    if (c->loader_threads <= 0) return PC_OK;
+    int first, last;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    int64_t n = (int64_t)(last - first) * c->shard_size;
+    for (int b = 0; b < 2; b++) {
+        t->stage[b] = pc_alloc(sizeof(float) * n * t->train.c * t->train.h * t->train.w);
+        t->stage_labels[b] = pc_alloc(sizeof(int32_t) * n);
+        if (!t->stage[b] || !t->stage_labels[b]) return PC_ERR_NOMEM;
+    }
+    t->load_step = -1;
+    return pc_pool_create_background(c->loader_threads, 1, &t->loader);
+}
+
+static void loader_free(trainer *t) {
+    pc_pool_destroy(t->loader);
+    for (int b = 0; b < 2; b++) {
+        pc_free(t->stage[b]);
+        pc_free(t->stage_labels[b]);
+    }
+}
+
 /* Running statistics, folded in shard order: new = (1-m) old + m batch, with the
  * unbiased batch variance as in PyTorch. */
 static void update_running_stats(trainer *t) {
@@ -334,8 +419,22 @@ static pc_status check_config(const pc_train_config *c) {
 
 static pc_status load_data(trainer *t) {
     const pc_train_config *c = t->cfg;
-    PC_TRY(pc_dataset_load(c->data, 1, &t->train));
-    PC_TRY(pc_dataset_load(c->data, 0, &t->test));
+    pc_folder_options fo = c->folder;
+    pc_folder_report report;
+    memset(&report, 0, sizeof report);
+    fo.seed = c->seed;
+    fo.report = &report;
+    fo.list_dir = t->rank == 0 ? c->out_dir : NULL;
+    if (fo.list_dir) PC_TRY(pc_mkdirs(fo.list_dir, "--out"));
+    pc_status st = pc_dataset_load_ex(c->data, 1, &fo, &t->train);
+    if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->train, c->log);
+    pc_folder_report_free(&report);
+    if (st != PC_OK) return st;
+    fo.channels = t->train.c; /* the evaluation part follows the training part */
+    st = pc_dataset_load_ex(c->data, 0, &fo, &t->test);
+    if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->test, c->log);
+    pc_folder_report_free(&report);
+    if (st != PC_OK) return st;
     if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
     if (c->eval_limit > 0) pc_dataset_truncate(&t->test, c->eval_limit);
     if (t->train.n < c->batch)
@@ -358,18 +457,21 @@ static pc_status load_data(trainer *t) {
  * so is the epoch count, except for the cosine schedule, so a run can be extended. */
 static void make_fingerprint(trainer *t) {
     const pc_train_config *c = t->cfg;
+    char augment[256];
+    pc_augment_format(&c->augment, augment, sizeof augment);
     unsigned long long h = 1469598103934665603ull;
     for (const char *p = t->m->source; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
-             "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu",
+             "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu "
+             "augment=%s image=%dx%d val_split=%g",
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
              pc_opt_name(c->opt.kind), t->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
              c->sched.decay_epochs, c->sched.warmup_epochs,
              /* only the cosine schedule depends on the length of the run */
              c->sched.kind == PC_SCHED_COSINE ? c->epochs : 0, c->label_smoothing,
-             (unsigned long long)c->seed);
+             (unsigned long long)c->seed, augment, t->train.h, t->train.c, c->folder.val_split);
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -485,10 +587,10 @@ static const char *const split_names[5] = {"data", "compute", "reduce", "communi
 static pc_status report_time_split(trainer *t, double train_seconds, time_split *mine) {
     double data = 0;
     for (int w = 0; w < t->cfg->workers; w++) data += t->worker_data[w] / t->cfg->workers;
-    *mine = (time_split){{data, t->time_compute - data, t->time_reduce, t->time_comm,
-                          t->time_optimizer}};
+    *mine = (time_split){{data + t->time_data_wait, t->time_compute - data, t->time_reduce,
+                          t->time_comm, t->time_optimizer}};
     memset(t->worker_data, 0, sizeof(double) * t->cfg->workers);
-    t->time_compute = t->time_reduce = t->time_comm = t->time_optimizer = 0;
+    t->time_compute = t->time_reduce = t->time_comm = t->time_optimizer = t->time_data_wait = 0;
     time_split *all = calloc(t->ranks, sizeof(time_split));
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status st = pc_comm_allgather_bytes(t->comm, mine, sizeof *mine, all);
@@ -526,7 +628,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
         while (t->step < epoch_end) {
             t->lr = pc_sched_lr(&sched, t->step);
             t->batch_first = (t->step % spe) * c->batch;
+            if (t->loader) prepare_input(t, epoch_end);
             st = train_step(t);
+            t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
             update_running_stats(t);
             for (int s = 0; s < t->shards; s++) {
@@ -675,6 +779,7 @@ static pc_status setup(trainer *t) {
     t->sched.base_lr *= t->lr_factor;
     t->sched.steps_per_epoch = t->train.n / c->batch;
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
+    PC_TRY(loader_setup(t));
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
@@ -703,6 +808,7 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
         print_startup(&t);
         st = run(&t, result);
     }
+    loader_free(&t);
     pc_reducer_destroy(t.red);
     fast_free(&t);
     pc_engine_destroy(t.e);

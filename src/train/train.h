@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "data/augment.h"
+#include "data/folder.h"
 #include "nn/exec.h"
 #include "optim/optim.h"
 
@@ -41,6 +43,10 @@ typedef struct {
     int lr_ref_batch;
     pc_kernel_set kernels;
     int progress;              /* 1: live progress bar on stderr */
+    pc_folder_options folder;  /* image folders: size, channels, split, cache, bad images */
+    pc_augment_config augment; /* training-time augmentation (off by default) */
+    int loader_threads;        /* background threads preparing the next step's input
+                                  while the workers compute (0: workers assemble their own) */
     int reduce_fast;           /* MPI: bucketed non-blocking allreduce overlapping backward */
     double timeout;            /* seconds a collective may wait for the other ranks (0: forever) */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
