@@ -8,6 +8,8 @@
 
 #include "core/common.h"
 #include "data/dataset.h"
+#include "data/folder.h"
+#include "data/image.h"
 #include "dist/comm.h"
 #include "nn/model.h"
 #include "train/engine.h"
@@ -271,9 +273,12 @@ static const char eval_help[] =
     "  --kernels K      onednn or ref\n";
 
 static const char predict_help[] =
-    "usage: parcnn predict --weights FILE [--data SPEC] [--top K] INDEX...\n"
-    "Classify test samples of a dataset given by their indices; prints the top-K classes\n"
-    "with probabilities and the true label.\n"
+    "usage: parcnn predict --weights FILE [--top K] IMAGE...\n"
+    "       parcnn predict --weights FILE [--data SPEC] [--top K] INDEX...\n"
+    "Classify image files (JPEG or PNG, preprocessed exactly as in training: converted to\n"
+    "the model's channels, resized to its input, normalized with its mean and std), or\n"
+    "test samples of a dataset given by their indices; prints the top-K classes with\n"
+    "probabilities (and the true class for dataset samples).\n"
     "\n"
     "  --weights FILE   model.safetensors written by parcnn train\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
@@ -364,40 +369,74 @@ static int cmd_eval(int argc, char **argv) {
     return st == PC_OK ? 0 : fail(st);
 }
 
+/* The top-k classes of one probability vector, highest first. */
+static void print_top(const float *probs, int classes, char *const *names, int top) {
+    char *used = calloc(classes, 1);
+    for (int k = 0; used && k < top && k < classes; k++) {
+        int best = -1;
+        for (int j = 0; j < classes; j++)
+            if (!used[j] && (best < 0 || probs[j] > probs[best])) best = j;
+        used[best] = 1;
+        printf("  %s %.4f", names[best], probs[best]);
+    }
+    free(used);
+    printf("\n");
+}
+
+static int all_digits(const char *s) {
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+/* One image file, preprocessed exactly as training saw it: decoded, converted to the
+ * model's channels, resized to its input size, scaled to [0, 1] and normalized. */
+static pc_status load_image_input(const char *path, const pc_model_meta *meta, float *out) {
+    int64_t n = (int64_t)meta->c * meta->h * meta->w;
+    uint8_t *px = malloc(n);
+    if (!px) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = pc_image_load_chw(path, meta->c, meta->h, meta->w, 0, px, NULL, NULL);
+    int64_t plane = (int64_t)meta->h * meta->w;
+    for (int64_t i = 0; st == PC_OK && i < n; i++)
+        out[i] = ((float)px[i] / 255.0f - meta->mean[i / plane]) / meta->std[i / plane];
+    free(px);
+    return st;
+}
+
 static int cmd_predict(int argc, char **argv) {
     infer_opts o = {.data = "fashion-mnist", .workers = 1, .batch = 1, .top = 3};
     int r = parse_infer("predict", argc, argv, &o);
     if (r) return r < 0 ? 0 : r;
-    if (optind >= argc) return usage_error("predict", "%s", "give at least one sample INDEX");
+    if (optind >= argc) return usage_error("predict", "%s", "give image files or sample INDEXes");
+    int by_index = all_digits(argv[optind]);
     pc_model *m = NULL;
     pc_model_meta meta = {0};
     pc_dataset d = {0};
     pc_engine *e = NULL;
-    pc_status st = load_for_inference(&o, &m, &meta, &d);
+    pc_status st = by_index ? load_for_inference(&o, &m, &meta, &d) : pc_model_load(o.weights, &m, &meta);
     if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
     float *probs = st == PC_OK ? malloc(sizeof(float) * m->classes) : NULL;
-    int top = o.top;
     for (int a = optind; st == PC_OK && a < argc; a++) {
-        long idx;
-        if (parse_long("predict", "INDEX", argv[a], 0, d.n - 1, &idx)) {
-            st = PC_ERR_USAGE;
-            pc_fail(st, "sample index %s out of range [0, %lld)", argv[a], (long long)d.n);
+        float *input = pc_exec_input(e->execs[0]);
+        long idx = 0;
+        if (by_index) {
+            if (!all_digits(argv[a]) || parse_long("predict", "INDEX", argv[a], 0, d.n - 1, &idx)) {
+                st = pc_fail(PC_ERR_USAGE, "sample index %s out of range [0, %lld)", argv[a],
+                             (long long)d.n);
+                break;
+            }
+            int64_t i64 = idx;
+            pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, input, NULL);
+        } else if ((st = load_image_input(argv[a], &meta, input)) != PC_OK) {
             break;
         }
-        int64_t i64 = idx;
-        pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, pc_exec_input(e->execs[0]), NULL);
         pc_exec_forward(e->execs[0], 0, 0, 0, 0, NULL);
         pc_exec_probs(e->execs[0], probs);
-        printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
-        char used[1024] = {0};
-        for (int k = 0; k < top && k < m->classes; k++) {
-            int best = -1;
-            for (int j = 0; j < m->classes; j++)
-                if (!used[j] && (best < 0 || probs[j] > probs[best])) best = j;
-            used[best] = 1;
-            printf("  %s %.4f", meta.class_names[best], probs[best]);
-        }
-        printf("\n");
+        if (by_index)
+            printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
+        else
+            printf("%s:", argv[a]);
+        print_top(probs, m->classes, meta.class_names, o.top);
     }
     free(probs);
     pc_engine_destroy(e);
@@ -405,6 +444,62 @@ static int cmd_predict(int argc, char **argv) {
     pc_model_free(m);
     pc_model_meta_free(&meta);
     return st == PC_OK ? 0 : fail(st);
+}
+
+/* ------------------------------------------------------------ check-data */
+
+static const char check_help[] =
+    "usage: parcnn check-data --data folder:DIR [--image-size N] [--channels 1|3]\n"
+    "                         [--val-split F] [--decode-threads N]\n"
+    "Decode every image of a dataset and report images per class, the decoded size and\n"
+    "every bad file (corrupt, truncated, empty, too large, unreadable). Exit status 1 when\n"
+    "a file is bad.\n";
+
+static int cmd_check_data(int argc, char **argv) {
+    const char *data = NULL;
+    pc_folder_options fo;
+    pc_folder_options_default(&fo);
+    fo.on_bad_skip = 1;
+    static const struct option opts[] = {
+        {"data", 1, 0, 'd'}, {"image-size", 1, 0, 's'}, {"channels", 1, 0, 'c'},
+        {"val-split", 1, 0, 'v'}, {"decode-threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    long v;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'd': data = optarg; break;
+        case 's': if (parse_long("check-data", "--image-size", optarg, 4, 4096, &v)) return 2; fo.image_size = (int)v; break;
+        case 'c': if (parse_long("check-data", "--channels", optarg, 1, 3, &v) || v == 2) return 2; fo.channels = (int)v; break;
+        case 'v': if (parse_float("check-data", "--val-split", optarg, 0.001, 0.9, &fo.val_split)) return 2; break;
+        case 't': if (parse_long("check-data", "--decode-threads", optarg, 1, 256, &v)) return 2; fo.decode_threads = (int)v; break;
+        case 'h': fputs(check_help, stdout); return 0;
+        default: return usage_error("check-data", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!data) return usage_error("check-data", "%s", "--data SPEC is required");
+    int64_t bad = 0;
+    for (int part = 1; part >= 0; part--) {
+        pc_dataset d = {0};
+        pc_folder_report rep;
+        memset(&rep, 0, sizeof rep);
+        fo.report = &rep;
+        pc_status st = pc_dataset_load_ex(data, part, &fo, &d);
+        if (st == PC_OK && rep.kept) pc_folder_report_print(&rep, &d, stdout);
+        else if (st == PC_OK)
+            printf("%s part: %lld images of %dx%dx%d, %d classes\n", part ? "training" : "test",
+                   (long long)d.n, d.c, d.h, d.w, d.classes);
+        bad += rep.skipped;
+        pc_folder_report_free(&rep);
+        if (part == 1 && st == PC_OK) fo.channels = d.c;
+        pc_dataset_free(&d);
+        if (st != PC_OK) {
+            if (part == 0 && strstr(pc_last_error(), "--val-split")) break; /* no evaluation part */
+            return fail(st);
+        }
+    }
+    printf("%lld bad file(s)\n", (long long)bad);
+    return bad ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------- models */
@@ -467,6 +562,7 @@ static const char main_help[] =
     "  eval      evaluate a trained model on a dataset\n"
     "  predict   classify samples with a trained model\n"
     "  models    list the model zoo\n"
+    "  check-data  decode a whole image folder and report bad files\n"
     "  bench     benchmarks: parcnn bench scaling --help\n";
 
 int main(int argc, char **argv) {
@@ -487,6 +583,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "predict") == 0) rc = cmd_predict(argc, argv);
     else if (strcmp(cmd, "models") == 0) rc = cmd_models(argc, argv);
     else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(argc, argv);
+    else if (strcmp(cmd, "check-data") == 0) rc = cmd_check_data(argc, argv);
     else {
         fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
         rc = 2;

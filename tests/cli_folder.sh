@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Image folders end to end, on real CIFAR-10 JPEGs from ../shared/datasets (skipped
+# when absent): training with augmentation, identical bytes for any worker and loader
+# thread count, a validation split with its file lists, predict on image files,
+# check-data and bad images.
+# usage: cli_folder.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1 src=$2
+tarball="$src/../shared/datasets/cifar10-jpeg.tar.gz"
+if [ ! -f "$tarball" ]; then echo "skipped: $tarball not found"; echo "0 passed, 0 failed"; exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+tar -xzf "$tarball" -C "$tmp"
+# a small copy: 60 training and 20 test images per class
+for part in train test; do
+    n=60; [ $part = test ] && n=20
+    for cls in "$tmp/$part"/*/; do
+        name=$(basename "$cls")
+        mkdir -p "$tmp/small/$part/$name"
+        ls "$cls" | sort | head -$n | while read -r f; do cp "$cls/$f" "$tmp/small/$part/$name/"; done
+    done
+done
+common=(--data "folder:$tmp/small" --model simple-cnn --epochs 2 --batch 64 --shard-size 8 --augment flip,crop=4,rotate=10,brightness=0.2,cutout=0.3 --no-progress)
+
+"$parcnn" train "${common[@]}" --workers 1 --loader-threads 0 --out "$tmp/a" > "$tmp/a.log" 2>&1 || { bad "train on folders:"; cat "$tmp/a.log"; }
+grep -q "train images from .*small/train: 600 in 10 classes, 32x32x3" "$tmp/a.log" && ok "summary: 600 training images in 10 classes" || bad "summary"
+grep -q "airplane  *60" "$tmp/a.log" && ok "summary lists images per class" || bad "per-class counts"
+"$parcnn" train "${common[@]}" --workers 2 --loader-threads 2 --out "$tmp/b" > "$tmp/b.log" 2>&1 || bad "train with 2 workers, 2 loader threads"
+"$parcnn" train "${common[@]}" --workers 4 --loader-threads 1 --out "$tmp/c" > "$tmp/c.log" 2>&1 || bad "train with 4 workers"
+cmp -s "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" && cmp -s "$tmp/a/model.safetensors" "$tmp/c/model.safetensors" \
+    && ok "augmented training: identical bytes for 1/2/4 workers and 0/1/2 loader threads" || bad "augmented training differs across workers or loader threads"
+grep -q "time: data" "$tmp/b.log" && ok "per-epoch time split printed" || bad "no time split"
+
+# predict on image files, with the class names stored in the model
+img=$(ls "$tmp/small/test/cat" | head -1)
+"$parcnn" predict --weights "$tmp/a/model.safetensors" --top 3 "$tmp/small/test/cat/$img" > "$tmp/pred.txt" 2>&1
+[ $? = 0 ] && grep -qE "cat/$img:  [a-z]+ 0\.[0-9]{4}  [a-z]+ 0\." "$tmp/pred.txt" && ok "predict IMAGE prints top-3 class names" || { bad "predict IMAGE:"; cat "$tmp/pred.txt"; }
+"$parcnn" eval --weights "$tmp/a/model.safetensors" --data "folder:$tmp/small" > "$tmp/eval.txt" 2>&1 \
+    && grep -q "samples   200" "$tmp/eval.txt" && ok "eval on the folder's test part" || { bad "eval on folder:"; cat "$tmp/eval.txt"; }
+
+# a flat folder with a validation split and its file lists
+mkdir -p "$tmp/flat"
+cp -r "$tmp/small/train/"* "$tmp/flat/"
+"$parcnn" train --data "folder:$tmp/flat" --val-split 0.2 --epochs 1 --batch 64 --no-progress --out "$tmp/split" > "$tmp/split.log" 2>&1 || { bad "val split:"; cat "$tmp/split.log"; }
+[ "$(wc -l < "$tmp/split/train.txt" 2>/dev/null)" = 480 ] && [ "$(wc -l < "$tmp/split/val.txt" 2>/dev/null)" = 120 ] \
+    && ok "--val-split 0.2: 480/120 stratified, file lists written" || bad "split lists"
+[ "$(grep -c '^airplane/' "$tmp/split/val.txt")" = 12 ] && ok "the split is stratified per class" || bad "not stratified"
+"$parcnn" train --data "folder:$tmp/flat" --epochs 1 --no-progress > "$tmp/nosplit.log" 2>&1
+[ $? = 2 ] && grep -q -- "--val-split" "$tmp/nosplit.log" && ok "no test folder and no --val-split: usage error" || bad "missing split accepted"
+
+# bad images
+printf 'not an image at all' > "$tmp/small/train/cat/zz-corrupt.jpg"
+head -c 300 "$tmp/small/train/dog/$(ls "$tmp/small/train/dog" | head -1)" > "$tmp/small/train/dog/zz-truncated.jpg"
+: > "$tmp/small/train/frog/zz-empty.png"
+"$parcnn" check-data --data "folder:$tmp/small" > "$tmp/check.txt" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "zz-corrupt.jpg" "$tmp/check.txt" && grep -q "zz-truncated.jpg" "$tmp/check.txt" && grep -q "zz-empty.png" "$tmp/check.txt" \
+    && grep -q "3 bad file(s)" "$tmp/check.txt" && ok "check-data names the 3 bad files, exit 1" || { bad "check-data (exit $rc):"; cat "$tmp/check.txt"; }
+"$parcnn" train "${common[@]}" --epochs 1 --out "$tmp/fail" > "$tmp/fail.log" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "zz-corrupt.jpg" "$tmp/fail.log" && ok "--on-bad-image fail (default) stops naming the file" || { bad "bad image fail (exit $rc):"; tail -3 "$tmp/fail.log"; }
+"$parcnn" train "${common[@]}" --epochs 1 --on-bad-image skip --out "$tmp/skip" > "$tmp/skip.log" 2>&1 \
+    && grep -q "skipped 3 bad images" "$tmp/skip.log" && ok "--on-bad-image skip trains and counts 3 skipped" || { bad "skip:"; grep -i skip "$tmp/skip.log"; tail -3 "$tmp/skip.log"; }
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
