@@ -636,9 +636,11 @@ static void test_flat_split(void) {
     CHECK(r.class_counts && r.class_counts[0] == 10 && r.class_counts[1] == 9 && r.class_counts[2] == 3,
           "per-class counts");
     CHECK(r.ignored >= 4, "ignored entries %lld", (long long)r.ignored);
-    CHECK(d.labels[0] == 0 && d.labels[9] == 0 && d.labels[10] == 1 && d.labels[21] == 2, "labels in order");
-    /* samples in class-then-name order; cat images have ids 4..13 */
-    CHECK(d.pixels[0] == 4 && d.pixels[(size_t)9 * 3 * 64] == 13, "sample order");
+    /* round-robin over the classes: cat0 dog0 emu0 cat1 dog1 emu1 ... dog8 cat9 */
+    CHECK(d.labels[0] == 0 && d.labels[1] == 1 && d.labels[2] == 2 && d.labels[3] == 0 &&
+              d.labels[20] == 1 && d.labels[21] == 0, "labels interleaved over the classes");
+    /* within a class, name order; cat images have ids 4..13 */
+    CHECK(d.pixels[0] == 4 && d.pixels[(size_t)21 * 3 * 64] == 13, "sample order");
     pc_folder_report_free(&r);
     pc_dataset_free(&d);
     pc_status s = pc_dataset_load_folder(tp("flat"), 0, &o, &d, &r);
@@ -713,7 +715,8 @@ static void test_gray_auto(void) {
     pc_folder_options o = opts();
     pc_dataset d;
     CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
-    CHECK(d.c == 1 && d.pixels[0] == 50 && d.pixels[64 * 3] == 53, "all gray -> 1 channel (c=%d)", d.c);
+    /* order a0 b0 a1 b1 a2: ids 50 53 51 54 52 */
+    CHECK(d.c == 1 && d.pixels[0] == 50 && d.pixels[64] == 53, "all gray -> 1 channel (c=%d)", d.c);
     pc_dataset_free(&d);
     o.channels = 3;
     CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
@@ -727,7 +730,8 @@ static void test_gray_auto(void) {
     o.channels = 1;
     CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
     /* colour (10,20,30) -> luma 18 */
-    CHECK(d.c == 1 && d.n == 6 && d.pixels[(size_t)3 * 64] == 18, "colour as gray: %d", d.pixels[(size_t)3 * 64]);
+    /* "color.png" sorts first in b, so it is sample 1 */
+    CHECK(d.c == 1 && d.n == 6 && d.pixels[64] == 18, "colour as gray: %d", d.pixels[64]);
     pc_dataset_free(&d);
 }
 

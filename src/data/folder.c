@@ -163,6 +163,37 @@ static pc_status list_classes(const char *root, const char *sub, strlist *classe
     return s;
 }
 
+/* Reorder a class-grouped list round-robin over the classes (the first file of every
+ * class, then the second, ...), so that the first N samples, as --limit takes them,
+ * are balanced over the classes. */
+typedef struct {
+    int64_t rank;   /* position within its class */
+    int label;
+    fentry e;
+} ranked_entry;
+
+static int cmp_ranked(const void *a, const void *b) {
+    const ranked_entry *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    return (x->label > y->label) - (x->label < y->label);
+}
+
+static pc_status interleave_classes(fentry *v, int64_t n, int classes) {
+    ranked_entry *r = malloc(sizeof *r * (size_t)(n ? n : 1));
+    int64_t *seen = calloc((size_t)classes + 1, sizeof *seen);
+    if (!r || !seen) {
+        free(r);
+        free(seen);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < n; i++) r[i] = (ranked_entry){seen[v[i].label]++, v[i].label, v[i]};
+    qsort(r, (size_t)n, sizeof *r, cmp_ranked);
+    for (int64_t i = 0; i < n; i++) v[i] = r[i].e;
+    free(r);
+    free(seen);
+    return PC_OK;
+}
+
 /* Append the images of class folder root/relclass (sorted by name) to `out`. */
 static pc_status list_images(const char *root, const char *relclass, int label, flist *out,
                              int64_t *count, int64_t *ignored) {
@@ -707,6 +738,8 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
     const int want_val = layout != 1 && !train;
     for (int64_t i = 0; i < files.n; i++)
         if (in_val[i] == want_val) part[np++] = files.v[i];
+    s = interleave_classes(part, np, classes.n);
+    if (s != PC_OK) goto fail;
     rep->listed = np;
     rep->classes = classes.n;
     rep->image_size = opt.image_size;

@@ -12,7 +12,9 @@
  * .png (any case); the decoder is chosen by the magic bytes. Hidden entries (".name"),
  * other files and sub-folders are ignored (counted in the report); a sub-folder or dangling
  * symlink named like an image is a bad file. Class names are the sorted (strcmp) folder
- * names; labels are their indices. Samples are ordered by class, then file name.
+ * names; labels are their indices. Samples are ordered round-robin over the classes
+ * (the first file of every class in class order, then the second, ...; files sorted by
+ * name within a class), so that the first N samples are balanced over the classes.
  *
  * Errors: no images at all; a class folder with no images (an empty class is always an
  * error: class indices must not shift); every image of a class bad. A bad image (corrupt,
