@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "dist/comm.h"
+#include "train/pool.h"
 #include "train/train.h"
 
 #define MAX_RUNS 32
@@ -20,6 +22,7 @@ typedef struct {
 
 static const char bench_help[] =
     "usage: parcnn bench scaling [options]\n"
+    "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
     "Train the same model with each worker count and compare against one worker:\n"
     "seconds per epoch, images/s, speedup, efficiency, final test accuracy and loss.\n"
     "Also runs one worker with all cores as intra-op threads. Results are identical\n"
@@ -121,13 +124,97 @@ static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) 
 #undef PY
 }
 
+/* parcnn bench comm: time the deterministic gradient exchange (reduce-scatter by
+ * alltoallv + allgather, as train/reduce.c does it with one tree node per rank) for
+ * message sizes from 4 KiB to 64 MiB, and fit t = latency + bytes / bandwidth. */
+static const char comm_help[] =
+    "usage: mpirun -np R parcnn bench comm [--reps N]\n"
+    "Time the gradient exchange of deterministic mode (alltoallv reduce-scatter + allgather)\n"
+    "for gradient sizes from 4 KiB to 64 MiB on R ranks, and fit\n"
+    "t = a + bytes / B, printing a (latency) and B (effective bandwidth).\n";
+
+static int cmd_bench_comm(int argc, char **argv) {
+    int reps = 20;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) { fputs(comm_help, stdout); return 0; }
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) { reps = atoi(argv[++i]); continue; }
+        fprintf(stderr, "parcnn bench comm: unknown option '%s'\n", argv[i]);
+        return 2;
+    }
+    if (reps < 1) reps = 1;
+    pc_comm *c = pc_comm_world();
+    int R = pc_comm_size(c), rank = pc_comm_rank(c);
+    if (R < 2) {
+        fprintf(stderr, "parcnn bench comm: run it under mpirun with at least 2 ranks\n");
+        return 2;
+    }
+    int *sc = calloc(R, sizeof(int)), *sd = calloc(R, sizeof(int));
+    int *cc = calloc(R, sizeof(int)), *cd = calloc(R, sizeof(int));
+    int64_t max_n = 16 << 20; /* floats: 64 MiB */
+    float *grad = pc_alloc(sizeof(float) * max_n), *recv = pc_alloc(sizeof(float) * max_n);
+    float *full = pc_alloc(sizeof(float) * max_n);
+    if (!sc || !sd || !cc || !cd || !grad || !recv || !full) return 1;
+    double xs[32], ys[32];
+    int points = 0;
+    if (rank == 0)
+        printf("%d ranks, %d repetitions; one gradient of N bytes per rank\n%12s %12s %10s\n", R,
+               reps, "bytes", "seconds", "GB/s");
+    for (int64_t n = 1024; n <= max_n; n *= 4) {
+        for (int d = 0; d < R; d++) {
+            int64_t b, e;
+            pc_split_range(n, R, d, 16, &b, &e);
+            cd[d] = (int)b;
+            cc[d] = (int)(e - b);
+            sd[d] = (int)b;
+            sc[d] = (int)(e - b);
+        }
+        int *rc = calloc(R, sizeof(int)), *rd = calloc(R, sizeof(int));
+        for (int d = 0; d < R; d++) {
+            rc[d] = cc[rank];
+            rd[d] = d * cc[rank];
+        }
+        double best = 1e30;
+        for (int r = 0; r < reps + 2; r++) {
+            pc_comm_barrier(c);
+            double t0 = pc_now();
+            if (pc_comm_alltoallv(c, grad, sc, sd, recv, rc, rd) != PC_OK ||
+                pc_comm_allgatherv(c, full, cc, cd) != PC_OK) {
+                fprintf(stderr, "parcnn bench comm: %s\n", pc_last_error());
+                return 1;
+            }
+            double dt = pc_now() - t0;
+            if (r >= 2 && dt < best) best = dt;
+        }
+        free(rc);
+        free(rd);
+        double bytes = 4.0 * (double)n;
+        if (rank == 0) printf("%12.0f %12.6f %10.2f\n", bytes, best, bytes / best / 1e9);
+        xs[points] = bytes;
+        ys[points++] = best;
+    }
+    /* least squares t = a + x / B */
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int i = 0; i < points; i++) {
+        sx += xs[i]; sy += ys[i]; sxx += xs[i] * xs[i]; sxy += xs[i] * ys[i];
+    }
+    double slope = (points * sxy - sx * sy) / (points * sxx - sx * sx);
+    double a = (sy - slope * sx) / points;
+    if (rank == 0)
+        printf("fit: t = %.1f us + bytes / %.2f GB/s (the exchange moves 2 (R-1)/R of the bytes "
+               "per rank)\n", a * 1e6, 1.0 / slope / 1e9);
+    free(sc); free(sd); free(cc); free(cd);
+    pc_free(grad); pc_free(recv); pc_free(full);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "comm") == 0) return cmd_bench_comm(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
-        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling)\n", argv[1]);
+        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling or comm)\n", argv[1]);
         return 2;
     }
     argv++;
