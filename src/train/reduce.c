@@ -33,7 +33,7 @@ struct pc_reducer {
     int *chunk_counts, *chunk_displs; /* rank chunks of [0, n) */
     float *send, *recv;
     node_set global;      /* every rank's cover nodes, buffers inside recv (chunk-local) */
-    float *gradient;      /* the full reduced gradient (R > 1) */
+    float *gradient;      /* R > 1: the reduced gradient, valid in this rank's chunk */
 };
 
 static float *find(const node_set *s, pc_tree_node n) {
@@ -222,10 +222,24 @@ void pc_reducer_combine_global(pc_reducer *r, int worker) {
            sizeof(float) * (end - begin));
 }
 
-pc_status pc_reducer_allgather(pc_reducer *r) {
-    return pc_comm_allgatherv(r->comm, r->gradient, r->chunk_counts, r->chunk_displs);
-}
 
 float *pc_reducer_gradient(pc_reducer *r) {
     return r->ranks > 1 ? r->gradient : r->rank_cover.buf[0];
+}
+
+void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end) {
+    if (r->ranks == 1) {
+        *begin = 0;
+        *end = r->n;
+        return;
+    }
+    *begin = r->chunk_displs[r->rank];
+    *end = *begin + r->chunk_counts[r->rank];
+}
+
+pc_status pc_reducer_allgather_chunks(pc_reducer *r, float *data, int arrays) {
+    for (int k = 0; k < arrays && r->ranks > 1; k++)
+        PC_TRY(pc_comm_allgatherv(r->comm, data + (int64_t)k * r->n, r->chunk_counts,
+                                  r->chunk_displs));
+    return PC_OK;
 }

@@ -9,9 +9,11 @@
  *      tree nodes covering this rank's shard range, from its workers' nodes;
  *   3. with R > 1: pc_reducer_exchange (main thread): a reduce-scatter by alltoallv,
  *      each rank receiving its chunk of every rank's nodes; pc_reducer_combine_global
- *      (every worker, on part of the rank's chunk): the rest of the tree; and
- *      pc_reducer_allgather (main thread);
- *   4. pc_reducer_gradient: the summed gradient, identical on every rank.
+ *      (every worker, on part of the rank's chunk): the rest of the tree;
+ *   4. pc_reducer_gradient: the summed gradient; with R > 1 only this rank's chunk
+ *      (pc_reducer_chunk) is valid: the caller updates that chunk of the parameters and
+ *      shares it with pc_reducer_allgather_chunks (ZeRO-1 style: each rank keeps the
+ *      optimizer state of its chunk current).
  * The sums are grouped by the tree alone, so the bits do not depend on R or W. */
 #ifndef PC_REDUCE_H
 #define PC_REDUCE_H
@@ -37,7 +39,12 @@ void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx);
 void pc_reducer_combine_local(pc_reducer *r, int worker);
 pc_status pc_reducer_exchange(pc_reducer *r);
 void pc_reducer_combine_global(pc_reducer *r, int worker);
-pc_status pc_reducer_allgather(pc_reducer *r);
+/* This rank's chunk [*begin, *end) of the parameters: after combine_global the gradient
+ * is final there, so the optimizer can update just that chunk ... */
+void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end);
+/* ... and every rank then receives every other rank's chunk of `data` (n floats per
+ * array, `arrays` arrays back to back: parameters, or optimizer state). */
+pc_status pc_reducer_allgather_chunks(pc_reducer *r, float *data, int arrays);
 int pc_reducer_needs_exchange(const pc_reducer *r);
 float *pc_reducer_gradient(pc_reducer *r);
 

@@ -135,6 +135,18 @@ static void optimizer_job(int w, void *arg) {
                 t->opt_state, n, begin, end);
 }
 
+/* Deterministic MPI mode: each rank updates only its chunk of the parameters (its
+ * workers splitting it); the chunks are then allgathered. The optimizer state of other
+ * ranks' chunks is gathered only when a checkpoint needs it. */
+static void optimizer_chunk_job(int w, void *arg) {
+    trainer *t = arg;
+    int64_t first, last, begin, end, n = t->m->n_params;
+    pc_reducer_chunk(t->red, &first, &last);
+    pc_split_range(last - first, t->e->workers, w, 16, &begin, &end);
+    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
+                t->opt_state, n, first + begin, first + end);
+}
+
 /* --------------------------------------------- --reduce fast (not reproducible) */
 
 #define FAST_BUCKET (256 * 1024) /* floats per allreduce bucket: 1 MiB */
@@ -283,13 +295,13 @@ static pc_status train_step(trainer *t) {
     double t3 = pc_now();
     pc_pool_run(pool, combine_global_job, t);
     double t4 = pc_now();
-    PC_TRY(pc_reducer_allgather(t->red));
-    PC_TRY(share_shard_records(t));
+    pc_pool_run(pool, optimizer_chunk_job, t);
     double t5 = pc_now();
-    pc_pool_run(pool, optimizer_job, t);
+    PC_TRY(pc_reducer_allgather_chunks(t->red, t->m->params, 1));
+    PC_TRY(share_shard_records(t));
     t->time_reduce += (t2 - t1) + (t4 - t3);
-    t->time_comm += (t3 - t2) + (t5 - t4);
-    t->time_optimizer += pc_now() - t5;
+    t->time_comm += (t3 - t2) + (pc_now() - t5);
+    t->time_optimizer += t5 - t4;
     return PC_OK;
 }
 
@@ -559,6 +571,9 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
  * barrier after the checkpoint), so all stop together on a failed write. */
 static pc_status save_outputs(trainer *t, const char *metrics_line) {
     if (!t->cfg->out_dir) return PC_OK;
+    if (!t->fast_acc) /* deterministic MPI: each rank holds its chunk of the state */
+        PC_TRY(pc_reducer_allgather_chunks(t->red, t->opt_state,
+                                           pc_opt_state_per_param(&t->cfg->opt)));
     int32_t status = PC_OK;
     char message[1024] = "";
     if (t->rank == 0) {
