@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #ifdef PARCNN_HAVE_MPI
@@ -106,7 +107,7 @@ static void announce(pc_comm *c) {
 static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
     /* Other ranks give rank 0 a head start, so the report names the missing ranks. */
     double limit = c->timeout > 0 ? c->timeout + (c->rank ? 5.0 : 0.0) : 0;
-    double deadline = pc_now() + limit;
+    double start = pc_now(), deadline = start + limit;
     for (;;) {
         int flag = 0;
         if (MPI_Test(req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
@@ -114,9 +115,16 @@ static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
                            (long long)c->step, what);
         if (flag) return PC_OK;
         poll_arrivals(c);
-        if (limit > 0 && pc_now() > deadline) break;
-        struct timespec ts = {0, 20000};
-        nanosleep(&ts, NULL);
+        double now = pc_now();
+        if (limit > 0 && now > deadline) break;
+        /* MPI progresses transfers only inside its calls: poll hot (yielding the core to
+         * whoever needs it) for a second, then back off for long waits. */
+        if (now - start < 1.0) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
     }
     if (c->rank != 0)
         return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s for the "
