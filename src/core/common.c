@@ -58,3 +58,17 @@ pc_status pc_mkdirs(const char *dir, const char *what) {
         return pc_fail(PC_ERR_IO, "%s %s: not a directory", what, dir);
     return PC_OK;
 }
+
+char *pc_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    size_t k = 0;
+    if (a) {
+        memcpy(p, dir, a);
+        k = a;
+        if (dir[a - 1] != '/') p[k++] = '/';
+    }
+    memcpy(p + k, name, b + 1);
+    return p;
+}

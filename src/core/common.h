@@ -43,6 +43,10 @@ void pc_free(void *p);
 
 double pc_now(void); /* monotonic seconds */
 
+/* dir + "/" + name (no doubled slash; an empty dir gives name), malloc'ed; NULL when
+ * out of memory. */
+char *pc_path_join(const char *dir, const char *name);
+
 /* mkdir -p; errors name `what` (e.g. the flag that gave the path) and the path. */
 pc_status pc_mkdirs(const char *dir, const char *what);
 

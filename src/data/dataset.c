@@ -35,23 +35,7 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static char *str_dup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
 
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    size_t k = a;
-    if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
-    memcpy(p + k, name, b + 1);
-    return p;
-}
 
 static void free_names(char **names, int n) {
     if (!names) return;
@@ -68,7 +52,7 @@ static pc_status make_names(pc_dataset *d, const char *const *fixed, int old_cou
         char buf[16];
         const char *s = fixed ? fixed[i] : buf;
         if (!fixed) snprintf(buf, sizeof buf, "%d", i);
-        names[i] = str_dup(s);
+        names[i] = strdup(s);
         if (!names[i]) {
             free_names(names, i);
             return pc_fail(PC_ERR_NOMEM, "out of memory (class names)");
@@ -435,7 +419,7 @@ static pc_status read_cifar100_names(const char *path, pc_dataset *d) {
             s = pc_fail(PC_ERR_DATA, "%s: more than 100 class names", path);
             break;
         }
-        if (!(names[n++] = str_dup(line))) {
+        if (!(names[n++] = strdup(line))) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory (class names)");
             break;
         }
@@ -458,7 +442,7 @@ static pc_status read_cifar100_names(const char *path, pc_dataset *d) {
 static char *find_idx_file(const char *dir, const char *name, char **missing) {
     char gzname[128];
     snprintf(gzname, sizeof gzname, "%s.gz", name);
-    char *plain = path_join(dir, name), *gz = path_join(dir, gzname);
+    char *plain = pc_path_join(dir, name), *gz = pc_path_join(dir, gzname);
     char *found = NULL;
     if (plain && file_exists(plain)) found = plain, plain = NULL;
     else if (gz && file_exists(gz)) found = gz, gz = NULL;
@@ -545,15 +529,15 @@ static pc_status load_cifar_dir(const char *dir, int train, int cifar100, pc_dat
     int n = 0;
     pc_status s = PC_OK;
     if (cifar100) {
-        paths[n++] = path_join(dir, train ? "train.bin" : "test.bin");
+        paths[n++] = pc_path_join(dir, train ? "train.bin" : "test.bin");
     } else if (train) {
         for (int i = 1; i <= 5; i++) {
             char name[32];
             snprintf(name, sizeof name, "data_batch_%d.bin", i);
-            paths[n++] = path_join(dir, name);
+            paths[n++] = pc_path_join(dir, name);
         }
     } else {
-        paths[n++] = path_join(dir, "test_batch.bin");
+        paths[n++] = pc_path_join(dir, "test_batch.bin");
     }
     for (int i = 0; i < n; i++)
         if (!paths[i]) s = pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -567,7 +551,7 @@ static pc_status load_cifar_dir(const char *dir, int train, int cifar100, pc_dat
     }
     if (s == PC_OK) s = pc_dataset_load_cifar((const char *const *)paths, n, cifar100, out);
     if (s == PC_OK && cifar100) {
-        char *names = path_join(dir, "fine_label_names.txt");
+        char *names = pc_path_join(dir, "fine_label_names.txt");
         if (!names) s = pc_fail(PC_ERR_NOMEM, "out of memory");
         else if (file_exists(names)) s = read_cifar100_names(names, out);
         free(names);
@@ -589,7 +573,7 @@ pc_status pc_dataset_load_ex(const char *spec, int train, const pc_folder_option
     const char *root = env && env[0] ? env : "/usr/share/datasets";
     if (strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "mnist") == 0) {
         int fashion = spec[0] == 'f';
-        char *dir = path_join(root, spec);
+        char *dir = pc_path_join(root, spec);
         if (!dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
         pc_status s = load_named_idx(
             spec, dir, train,

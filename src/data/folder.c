@@ -28,27 +28,7 @@
 
 /* ---------------------------------------------------------------- small helpers */
 
-static char *str_dup(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
 
-/* dir + "/" + name; an empty dir gives name. */
-static char *path_join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    size_t k = 0;
-    if (a) {
-        memcpy(p, dir, a);
-        k = a;
-        if (dir[a - 1] != '/') p[k++] = '/';
-    }
-    memcpy(p + k, name, b + 1);
-    return p;
-}
 
 static int is_dir(const char *path) {
     struct stat st;
@@ -85,7 +65,7 @@ static int strlist_push(strlist *l, const char *s) {
         l->v = v;
         l->cap = cap;
     }
-    if (!(l->v[l->n] = str_dup(s))) return 0;
+    if (!(l->v[l->n] = strdup(s))) return 0;
     l->n++;
     return 1;
 }
@@ -134,7 +114,7 @@ static void flist_free(flist *l) {
 static pc_status list_classes(const char *root, const char *sub, strlist *classes,
                               int64_t *ignored, int64_t *stray) {
     memset(classes, 0, sizeof *classes);
-    char *base = path_join(root, sub);
+    char *base = pc_path_join(root, sub);
     if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
     strlist names;
     pc_status s = read_dir_sorted(base, &names);
@@ -144,7 +124,7 @@ static pc_status list_classes(const char *root, const char *sub, strlist *classe
     }
     for (int i = 0; i < names.n && s == PC_OK; i++) {
         const char *nm = names.v[i];
-        char *full = path_join(base, nm);
+        char *full = pc_path_join(base, nm);
         if (!full) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory");
             break;
@@ -198,7 +178,7 @@ static pc_status interleave_classes(fentry *v, int64_t n, int classes) {
 static pc_status list_images(const char *root, const char *relclass, int label, flist *out,
                              int64_t *count, int64_t *ignored) {
     *count = 0;
-    char *base = path_join(root, relclass);
+    char *base = pc_path_join(root, relclass);
     if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
     strlist names;
     pc_status s = read_dir_sorted(base, &names);
@@ -210,7 +190,7 @@ static pc_status list_images(const char *root, const char *relclass, int label, 
             (*ignored)++;
             continue;
         }
-        char *rel = path_join(relclass, nm), *full = rel ? path_join(root, rel) : NULL;
+        char *rel = pc_path_join(relclass, nm), *full = rel ? pc_path_join(root, rel) : NULL;
         if (!full || (out->n == out->cap && out->cap >= MAX_FILES)) {
             free(rel);
             free(full);
@@ -329,7 +309,7 @@ static void *decode_worker(void *arg) {
         long long i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n) break;
         if (i > atomic_load(&j->stop)) break; /* indices are claimed in increasing order */
-        char *path = path_join(j->root, j->files[i].rel);
+        char *path = pc_path_join(j->root, j->files[i].rel);
         int g = 0, wn = 0;
         pc_status s = path ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
                                                j->pixels + (size_t)i * sample, &g, &wn)
@@ -341,7 +321,7 @@ static void *decode_worker(void *arg) {
             j->warn[i] = wn;
             continue;
         }
-        j->msg[i] = str_dup(pc_last_error());
+        j->msg[i] = strdup(pc_last_error());
         if (!j->skip || s != PC_ERR_DATA) {
             long long cur = atomic_load(&j->stop);
             while (i < cur && !atomic_compare_exchange_weak(&j->stop, &cur, i)) {
@@ -474,7 +454,7 @@ static pc_status cache_write(const char *path, const cache_header *h, const uint
 
 static pc_status write_list(const char *dir, const char *name, const flist *files,
                             const uint8_t *in_val, int want_val) {
-    char *path = path_join(dir, name);
+    char *path = pc_path_join(dir, name);
     if (!path) return pc_fail(PC_ERR_NOMEM, "out of memory");
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
@@ -593,7 +573,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
 
     /* -- layout */
     const char *eval_name = NULL;
-    char *tpath = path_join(dir, "train"), *epath = path_join(dir, "test"), *vpath = path_join(dir, "val");
+    char *tpath = pc_path_join(dir, "train"), *epath = pc_path_join(dir, "test"), *vpath = pc_path_join(dir, "val");
     if (!tpath || !epath || !vpath) {
         free(tpath), free(epath), free(vpath);
         return pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -632,7 +612,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         rep->part = train ? "train" : "val";
     }
     rep->layout = layout;
-    rep->dir = sub[0] ? path_join(dir, sub) : str_dup(dir);
+    rep->dir = sub[0] ? pc_path_join(dir, sub) : strdup(dir);
     if (!rep->dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
 
     /* -- classes */
@@ -675,7 +655,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         goto fail;
     }
     for (int c = 0; c < classes.n; c++) {
-        char *rel = path_join(sub, classes.v[c]);
+        char *rel = pc_path_join(sub, classes.v[c]);
         if (!rel) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory");
             goto fail;
@@ -810,7 +790,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
                  (unsigned long long)nh.a);
         s = pc_mkdirs(cache_dir, "--cache");
         if (s != PC_OK) goto fail;
-        cache_path = path_join(cache_dir, fname);
+        cache_path = pc_path_join(cache_dir, fname);
         if (!cache_path) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory");
             goto fail;
@@ -825,7 +805,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         ch.listed = (uint64_t)np;
         from_cache = cache_read(cache_path, &ch, opt.channels, opt.on_bad_skip, &pixels, &kept_flags,
                                 &cache_msgs, &res_c);
-        rep->cache_file = str_dup(cache_path);
+        rep->cache_file = strdup(cache_path);
     }
 
     int64_t kept = 0;
