@@ -1,20 +1,19 @@
 #include "train/train.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/rng.h"
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "train/engine.h"
 #include "train/metrics.h"
 #include "train/modelio.h"
-#include "dist/comm.h"
 #include "train/reduce.h"
 
 void pc_train_config_defaults(pc_train_config *c) {
@@ -55,7 +54,6 @@ typedef struct {
     float *opt_state;
     int64_t opt_state_n;
     int64_t *perm;
-    int perm_epoch;
     /* per step */
     int64_t step;         /* optimizer steps done so far */
     float lr;
@@ -78,7 +76,6 @@ typedef struct {
     double time_compute, time_reduce, time_comm, time_optimizer, time_combine0, time_opt0;
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
-    float lr_factor;       /* --lr-scale factor applied to --lr */
     char fingerprint[1024];
 } trainer;
 
@@ -400,7 +397,6 @@ static void make_perm(trainer *t, int epoch) {
         t->perm[i] = t->perm[j];
         t->perm[j] = tmp;
     }
-    t->perm_epoch = epoch;
 }
 
 /* ------------------------------------------------------------- setup */
@@ -790,8 +786,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
     t->sched = c->sched;
-    t->lr_factor = pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
-    t->sched.base_lr *= t->lr_factor;
+    t->sched.base_lr *= pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
     t->sched.steps_per_epoch = t->train.n / c->batch;
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     PC_TRY(loader_setup(t));
