@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "data/augment.h"
+#include "data/folder.h"
 #include "dist/comm.h"
 #include "train/pool.h"
 #include "train/train.h"
@@ -23,6 +25,7 @@ typedef struct {
 static const char bench_help[] =
     "usage: parcnn bench scaling [options]\n"
     "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
+    "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
     "Train the same model with each worker count and compare against one worker:\n"
     "seconds per epoch, images/s, speedup, efficiency, final test accuracy and loss.\n"
     "Also runs one worker with all cores as intra-op threads. Results are identical\n"
@@ -207,12 +210,75 @@ static int cmd_bench_comm(int argc, char **argv) {
     return 0;
 }
 
+/* parcnn bench loader: the input pipeline's own speed, one thread: decoding and resizing
+ * (from the folder load) and assembling augmented, normalized batches. */
+static int cmd_bench_loader(int argc, char **argv) {
+    const char *data = NULL, *aug_spec = "flip,crop=4";
+    int image_size = 32;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) data = argv[++i];
+        else if (strcmp(argv[i], "--augment") == 0 && i + 1 < argc) aug_spec = argv[++i];
+        else if (strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) image_size = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: parcnn bench loader --data folder:DIR [--augment SPEC] "
+                            "[--image-size N]\n");
+            return 2;
+        }
+    }
+    if (!data || image_size < 4) {
+        fprintf(stderr, "parcnn bench loader: --data folder:DIR is required\n");
+        return 2;
+    }
+    pc_augment_config aug;
+    if (pc_augment_parse(aug_spec, &aug) != PC_OK) {
+        fprintf(stderr, "parcnn bench loader: %s\n", pc_last_error());
+        return 2;
+    }
+    pc_folder_options fo;
+    pc_folder_options_default(&fo);
+    fo.image_size = image_size;
+    fo.decode_threads = 1;
+    pc_folder_report rep;
+    memset(&rep, 0, sizeof rep);
+    fo.report = &rep;
+    pc_dataset d = {0};
+    if (pc_dataset_load_ex(data, 1, &fo, &d) != PC_OK) {
+        fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+        return 1;
+    }
+    float mean[4], std[4];
+    pc_dataset_channel_stats(&d, mean, std);
+    enum { BATCH = 128 };
+    int64_t idx[BATCH];
+    float *out = malloc(sizeof(float) * BATCH * d.c * d.h * d.w);
+    int32_t labels[BATCH];
+    double t0 = pc_now();
+    int64_t done = 0;
+    for (int64_t first = 0; first + BATCH <= d.n; first += BATCH, done += BATCH) {
+        for (int i = 0; i < BATCH; i++) idx[i] = first + i;
+        pc_dataset_gather_augmented(&d, idx, BATCH, mean, std, &aug, 1, 0, out, labels);
+    }
+    double secs = pc_now() - t0;
+    char spec[256];
+    pc_augment_format(&aug, spec, sizeof spec);
+    printf("%-40s %12s\n", "stage (1 thread)", "images/s");
+    printf("%-40s %12.0f\n", "decode + resize (libjpeg-turbo/libpng)",
+           rep.images_per_second > 0 ? rep.images_per_second : 0);
+    printf("%-40s %12.0f\n", "augment + normalize", (double)done / secs);
+    printf("(%lld images of %dx%dx%d; augmentation %s)\n", (long long)d.n, d.c, d.h, d.w, spec);
+    free(out);
+    pc_folder_report_free(&rep);
+    pc_dataset_free(&d);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "comm") == 0) return cmd_bench_comm(argc - 1, argv + 1);
+    if (strcmp(argv[1], "loader") == 0) return cmd_bench_loader(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
         fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling or comm)\n", argv[1]);
         return 2;
