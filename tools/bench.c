@@ -16,6 +16,12 @@
 #include "train/train.h"
 
 #define MAX_RUNS 32
+#define MAX_REPEAT 15
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 typedef struct {
     int workers, threads;
@@ -40,6 +46,8 @@ static const char bench_help[] =
     "  --limit N           training images (default all)\n"
     "  --eval-limit N      test images (default all)\n"
     "  --no-threads-run    skip the one-worker-many-threads run\n"
+    "  --repeat N          run every configuration N times, interleaved, and report the\n"
+    "                      median epoch time (default 3)\n"
     "  --out DIR           write DIR/scaling.csv and DIR/scaling.svg (default bench-out)\n";
 
 static int parse_list(const char *s, int *out, int max) {
@@ -290,11 +298,12 @@ int cmd_bench(int argc, char **argv) {
     c.epochs = 1;
     c.log = NULL;
     const char *out_dir = "bench-out";
-    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, threads_run = 1;
+    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, threads_run = 1, repeat = 3;
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"epochs", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
         {"batch", 1, 0, 'b'}, {"shard-size", 1, 0, 's'}, {"limit", 1, 0, 'l'},
         {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'}, {"out", 1, 0, 'o'},
+        {"repeat", 1, 0, 'r'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     opterr = 0;
@@ -314,6 +323,13 @@ int cmd_bench(int argc, char **argv) {
                 fprintf(stderr, "parcnn bench: --workers %s: expected a list like 1,2,4\n", optarg);
                 return 2;
             }
+            break;
+        case 'r':
+            if (numeric_bad || v > MAX_REPEAT) {
+                fprintf(stderr, "parcnn bench: --repeat %s: expected 1 to %d\n", optarg, MAX_REPEAT);
+                return 2;
+            }
+            repeat = (int)v;
             break;
         case 'e': case 'b': case 's': case 'l': case 'v':
             if (numeric_bad) {
@@ -344,14 +360,24 @@ int cmd_bench(int argc, char **argv) {
     if (threads_run && cores > 1) runs[n++] = (bench_run){.workers = 1, .threads = (int)cores};
     printf("parcnn bench scaling: model %s, data %s, %d epoch(s), global batch %d, shard size %d,"
            " %ld cores\n", c.model, c.data, c.epochs, c.batch, c.shard_size, cores);
-    for (int i = 0; i < n; i++) {
-        c.workers = runs[i].workers;
-        c.threads = runs[i].threads;
-        fprintf(stderr, "running %d worker(s) x %d thread(s)...\n", c.workers, c.threads);
-        if (pc_train(&c, &runs[i].r) != PC_OK) {
-            fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
-            return 1;
+    /* Configurations interleaved, `repeat` times; each keeps its median epoch time. */
+    double secs[MAX_RUNS][MAX_REPEAT];
+    for (int rep = 0; rep < repeat; rep++)
+        for (int i = 0; i < n; i++) {
+            c.workers = runs[i].workers;
+            c.threads = runs[i].threads;
+            fprintf(stderr, "run %d/%d: %d worker(s) x %d thread(s)...\n", rep + 1, repeat,
+                    c.workers, c.threads);
+            if (pc_train(&c, &runs[i].r) != PC_OK) {
+                fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+                return 1;
+            }
+            secs[i][rep] = runs[i].r.train_seconds;
         }
+    for (int i = 0; i < n; i++) {
+        qsort(secs[i], repeat, sizeof(double), cmp_double);
+        runs[i].r.train_seconds = secs[i][repeat / 2];
+        runs[i].r.images_per_second = runs[i].r.images_seen / runs[i].r.train_seconds;
     }
     printf("%7s %7s %12s %10s %8s %10s %9s %9s\n", "workers", "threads", "s/epoch", "images/s",
            "speedup", "efficiency", "test_acc", "test_loss");
@@ -363,7 +389,8 @@ int cmd_bench(int argc, char **argv) {
                base / spe / (runs[i].workers * runs[i].threads), runs[i].r.test_accuracy,
                runs[i].r.test_loss);
     }
-    printf("(s/epoch counts training steps only; test metrics after the last epoch)\n");
+    printf("(s/epoch: median of %d interleaved runs, training steps only; test metrics after "
+           "the last epoch)\n", repeat);
     char path[4096];
     if (pc_mkdirs(out_dir, "--out") != PC_OK) {
         fprintf(stderr, "parcnn bench: %s\n", pc_last_error());
