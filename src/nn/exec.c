@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "kernels/fast/fast.h"
 #include "kernels/ref/ref.h"
 #ifdef PARCNN_HAVE_DNNL
 #include "kernels/dnnl/dnnl_kernels.h"
@@ -25,7 +26,6 @@ typedef struct {
     pc_dnnl_conv *dconv;
     pc_dnnl_dense *ddense;
     pc_dnnl_pool *dpool;
-    pc_dnnl_bn *dbn;
 #endif
 } layer_state;
 
@@ -96,7 +96,6 @@ static pc_status create_plans(const pc_layer *l, layer_state *s) {
     case PC_L_AVGPOOL:
         s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
         return s->dpool ? PC_OK : PC_ERR_INTERNAL;
-    case PC_L_BN: s->dbn = pc_dnnl_bn_create(&s->bn); return s->dbn ? PC_OK : PC_ERR_INTERNAL;
     default: return PC_OK;
     }
 }
@@ -171,7 +170,6 @@ void pc_exec_destroy(pc_exec *ex) {
         if (s->dconv) pc_dnnl_conv_destroy(s->dconv);
         if (s->ddense) pc_dnnl_dense_destroy(s->ddense);
         if (s->dpool) pc_dnnl_pool_destroy(s->dpool);
-        if (s->dbn) pc_dnnl_bn_destroy(s->dbn);
 #endif
     }
     free(ex->ls);
@@ -221,23 +219,17 @@ static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const
     }
 }
 
+/* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
+ * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm). */
 static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train) {
     const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
     const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
-#ifdef PARCNN_HAVE_DNNL
-    if (ex->use_dnnl) {
-        if (train) {
-            pc_dnnl_bn_forward_train(s->dbn, x, gamma, beta, s->out, s->mean, s->var);
-        } else {
-            pc_dnnl_bn_forward_eval(s->dbn, x, gamma, beta, rmean, rvar, s->out);
-        }
-        return;
-    }
-#endif
     if (train)
-        ref_bn_forward_train(&s->bn, x, gamma, beta, s->out, s->mean, s->var, s->invstd);
+        (ex->use_dnnl ? fast_bn_forward_train : ref_bn_forward_train)(
+            &s->bn, x, gamma, beta, s->out, s->mean, s->var, s->invstd);
     else
-        ref_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, s->out);
+        (ex->use_dnnl ? fast_bn_forward_eval : ref_bn_forward_eval)(&s->bn, x, gamma, beta,
+                                                                     rmean, rvar, s->out);
 }
 
 static void layer_forward(pc_exec *ex, int i, int train) {
@@ -418,13 +410,8 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
         break;
     case PC_L_BN:
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) {
-            pc_dnnl_bn_backward(s->dbn, x, w, s->mean, s->var, dy, dx, dw, db);
-            break;
-        }
-#endif
-        ref_bn_backward(&s->bn, x, w, s->mean, s->invstd, dy, dx, dw, db);
+        (ex->use_dnnl ? fast_bn_backward : ref_bn_backward)(&s->bn, x, w, s->mean, s->invstd, dy,
+                                                            dx, dw, db);
         break;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:

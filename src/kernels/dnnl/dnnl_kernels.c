@@ -1,7 +1,6 @@
 /* Shared machinery of the oneDNN plans: the global engine, resource bookkeeping, the user
  * scratchpad, and "ports" (plain-layout user tensors with an optional reorder into the layout
- * a primitive prefers). The plans themselves are in dnnl_conv.c, dnnl_dense.c, dnnl_pool.c
- * and dnnl_bn.c. */
+ * a primitive prefers). The plans themselves are in dnnl_conv.c and dnnl_pool.c. */
 #include "dnnl_kernels.h"
 
 #include <pthread.h>

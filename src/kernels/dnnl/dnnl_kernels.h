@@ -54,21 +54,7 @@ void pc_dnnl_pool_forward(pc_dnnl_pool *p, const float *x, float *y);
 void pc_dnnl_pool_backward(pc_dnnl_pool *p, const float *dy, float *dx);
 void pc_dnnl_pool_destroy(pc_dnnl_pool *p);
 
-/* ---- batch norm over x (N, C, HW): statistics per channel over N and HW ---- */
-typedef struct pc_dnnl_bn pc_dnnl_bn;
-pc_dnnl_bn *pc_dnnl_bn_create(const pc_bn_shape *s);
-/* Training mode: y, and the batch mean (C) and BIASED variance (C) (each may be NULL).
- * gamma NULL means ones, beta NULL means zeros. */
-void pc_dnnl_bn_forward_train(pc_dnnl_bn *p, const float *x, const float *gamma,
-                              const float *beta, float *y, float *mean, float *var);
-/* Inference mode: y = gamma * (x - rmean) / sqrt(rvar + eps) + beta */
-void pc_dnnl_bn_forward_eval(pc_dnnl_bn *p, const float *x, const float *gamma,
-                             const float *beta, const float *rmean, const float *rvar, float *y);
-/* Training-mode backward from the batch mean and biased variance of the forward pass.
- * dx, dgamma, dbeta may be NULL (skipped). */
-void pc_dnnl_bn_backward(pc_dnnl_bn *p, const float *x, const float *gamma, const float *mean,
-                         const float *var, const float *dy, float *dx, float *dgamma,
-                         float *dbeta);
-void pc_dnnl_bn_destroy(pc_dnnl_bn *p);
+/* Batch norm is not here: oneDNN 2.6 runs it on plain NCHW in non-JIT code, slower than
+ * the vectorized C kernels of kernels/fast, which the default kernel set uses. */
 
 #endif
