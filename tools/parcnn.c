@@ -140,7 +140,9 @@ static const char train_help[] =
     "                       (default 300; 0 waits forever)\n"
     "  --overwrite          start a fresh run in an --out DIR that already holds one\n"
     "  --kernels K          onednn (default when built with it) or ref\n"
-    "  --no-progress        no live progress bar even on a terminal\n";
+    "  --no-progress        no live progress bar even on a terminal\n"
+    "  --profile            per layer forward/backward ms and GFLOP/s per step, and the\n"
+    "                       data/reduce/communication/optimizer time (also DIR/profile.json)\n";
 
 static int cmd_train(int argc, char **argv) {
     pc_train_config c;
@@ -150,7 +152,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -164,7 +166,7 @@ static int cmd_train(int argc, char **argv) {
         {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
-        {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"help", 0, 0, O_HELP},
+        {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
     int o;
@@ -238,6 +240,7 @@ static int cmd_train(int argc, char **argv) {
                 return usage_error("train", "--kernels %s: expected onednn or ref", optarg);
             break;
         case O_NOPROG: c.progress = 0; break;
+        case O_PROFILE: c.profile = 1; break;
         case O_HELP: fputs(train_help, stdout); return 0;
         default:
             return usage_error("train", "unknown or incomplete option '%s'", argv[optind - 1]);

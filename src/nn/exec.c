@@ -42,7 +42,17 @@ struct pc_exec {
     int64_t first_sample;
     pc_backward_hook hook;
     void *hook_ctx;
+    double *prof_fwd, *prof_bwd; /* per layer seconds when profiling */
 };
+
+void pc_exec_enable_profile(pc_exec *ex) {
+    if (!ex->prof_fwd) ex->prof_fwd = calloc(2 * ex->m->n_layers, sizeof(double));
+    if (ex->prof_fwd) ex->prof_bwd = ex->prof_fwd + ex->m->n_layers;
+}
+
+const double *pc_exec_profile(const pc_exec *ex, int backward) {
+    return backward ? ex->prof_bwd : ex->prof_fwd;
+}
 
 void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx) {
     ex->hook = hook;
@@ -174,6 +184,7 @@ void pc_exec_destroy(pc_exec *ex) {
     }
     free(ex->ls);
     free(ex->grad_ready);
+    free(ex->prof_fwd);
     pc_free(ex->scratch);
     free(ex);
 }
@@ -298,8 +309,11 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
     ex->seed = seed;
     ex->step = step;
     ex->first_sample = first_sample;
+    int timed = train && ex->prof_fwd;
     for (int i = 1; i < ex->m->n_layers; i++) {
+        double t0 = timed ? pc_now() : 0;
         layer_forward(ex, i, train);
+        if (timed) ex->prof_fwd[i] += pc_now() - t0;
         const pc_layer *l = &ex->m->layers[i];
         if (train && bn_stats && l->kind == PC_L_BN) {
             memcpy(bn_stats, ex->ls[i].mean, sizeof(float) * l->c);
@@ -461,7 +475,9 @@ void pc_exec_backward(pc_exec *ex, float *grads) {
         const pc_layer *l = &m->layers[i];
         if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
             memset(ex->ls[i].dout, 0, sizeof(float) * ex->batch * pc_layer_out_size(l));
+        double t0 = ex->prof_bwd ? pc_now() : 0;
         layer_backward(ex, i, grads);
+        if (ex->prof_bwd) ex->prof_bwd[i] += pc_now() - t0;
         if (ex->hook) ex->hook(ex->hook_ctx, i);
     }
 }

@@ -44,6 +44,12 @@ void pc_exec_backward(pc_exec *ex, float *grads);
 typedef void (*pc_backward_hook)(void *ctx, int layer);
 void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx);
 
+/* Per-layer timing (--profile): when on, forward and backward seconds of every layer
+ * accumulate in fwd[i] and bwd[i] (n_layers entries each, owned by the exec) during
+ * training passes. */
+void pc_exec_enable_profile(pc_exec *ex);
+const double *pc_exec_profile(const pc_exec *ex, int backward);
+
 /* Softmax probabilities of the last forward (batch, classes). */
 void pc_exec_probs(pc_exec *ex, float *probs);
 

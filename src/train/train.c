@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "dist/comm.h"
@@ -36,6 +38,13 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->loader_threads = 1;
     c->log = stdout;
 }
+
+/* Where an epoch's training time went, on this rank: input assembly (mean over
+ * workers), forward/backward, gradient reduction in memory, waiting for other
+ * ranks, optimizer. */
+typedef struct {
+    double v[5];
+} time_split;
 
 typedef struct {
     const pc_train_config *cfg;
@@ -66,6 +75,8 @@ typedef struct {
     /* the epoch's time split, in seconds of wall time */
     double *worker_data;  /* per worker: time assembling input batches */
     double time_data_wait; /* waiting for the background loader */
+    time_split run_split;  /* --profile: the split summed over the run */
+    int64_t run_steps;
     /* the background loader: input for step k+1 is assembled while step k computes */
     pc_pool *loader;
     float *stage[2];      /* this rank's shards of one step, NCHW */
@@ -584,13 +595,6 @@ static pc_status save_outputs(trainer *t, const char *metrics_line) {
     return status == PC_OK ? PC_OK : pc_fail((pc_status)status, "%s", message);
 }
 
-/* Where an epoch's training time went, on this rank: input assembly (mean over
- * workers), forward/backward, gradient reduction in memory, waiting for other
- * ranks, optimizer. */
-typedef struct {
-    double v[5];
-} time_split;
-
 static const char *const split_names[5] = {"data", "compute", "reduce", "communication",
                                            "optimizer"};
 
@@ -614,6 +618,67 @@ static pc_status report_time_split(trainer *t, double train_seconds, time_split 
         say(t, "\n");
     }
     free(all);
+    return st;
+}
+
+/* --profile: per layer forward and backward time per step (mean over this rank's
+ * workers) and GFLOP/s, then the run's time split; as a table and, with --out, as
+ * DIR/profile.json. */
+static pc_status report_profile(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    const pc_model *m = t->m;
+    int W = c->workers;
+    double steps = t->run_steps > 0 ? (double)t->run_steps : 1;
+    double images = (double)c->shard_size * t->shards / (t->ranks * W); /* per worker and step */
+    cJSON *root = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(root, "layers");
+    say(t, "profile (per step, mean over workers; backward FLOPs counted as 2x forward)\n");
+    say(t, "%-26s %-9s %11s %9s %9s %9s %9s\n", "layer", "kind", "output", "fwd ms", "bwd ms",
+        "fwd GF/s", "bwd GF/s");
+    double total_f = 0, total_b = 0;
+    for (int i = 1; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        double f = 0, b = 0;
+        for (int w = 0; w < W; w++) {
+            f += pc_exec_profile(t->e->execs[w], 0)[i] / W;
+            b += pc_exec_profile(t->e->execs[w], 1)[i] / W;
+        }
+        f /= steps;
+        b /= steps;
+        total_f += f;
+        total_b += b;
+        double flops = (double)l->flops * images;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
+        say(t, "%-26s %-9s %11s %9.3f %9.3f %9.1f %9.1f\n", l->name, pc_layer_kind_name(l->kind),
+            shape, 1e3 * f, 1e3 * b, f > 0 ? flops / f / 1e9 : 0, b > 0 ? 2 * flops / b / 1e9 : 0);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", l->name);
+        cJSON_AddStringToObject(o, "kind", pc_layer_kind_name(l->kind));
+        cJSON_AddStringToObject(o, "output", shape);
+        cJSON_AddNumberToObject(o, "forward_ms", 1e3 * f);
+        cJSON_AddNumberToObject(o, "backward_ms", 1e3 * b);
+        cJSON_AddNumberToObject(o, "forward_gflops", f > 0 ? flops / f / 1e9 : 0);
+        cJSON_AddNumberToObject(o, "backward_gflops", b > 0 ? 2 * flops / b / 1e9 : 0);
+        cJSON_AddItemToArray(layers, o);
+    }
+    say(t, "%-26s %-9s %11s %9.3f %9.3f\n", "all layers", "", "", 1e3 * total_f, 1e3 * total_b);
+    cJSON *split = cJSON_AddObjectToObject(root, "step_ms");
+    say(t, "per step:");
+    for (int k = 0; k < 5; k++) {
+        say(t, " %s %.3f ms", split_names[k], 1e3 * t->run_split.v[k] / steps);
+        cJSON_AddNumberToObject(split, split_names[k], 1e3 * t->run_split.v[k] / steps);
+    }
+    say(t, "\n");
+    pc_status st = PC_OK;
+    if (c->out_dir && t->rank == 0) {
+        char path[4096], *text = cJSON_Print(root);
+        path_in(path, sizeof path, c->out_dir, "profile.json");
+        FILE *f = fopen(path, "w");
+        if (!f || !text || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
+            st = pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+        free(text);
+    }
+    cJSON_Delete(root);
     return st;
 }
 
@@ -673,6 +738,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
         time_split ts;
         st = report_time_split(t, train_seconds, &ts);
         if (st != PC_OK) break;
+        for (int k = 0; k < 5; k++) t->run_split.v[k] += ts.v[k];
+        t->run_steps += t->step - first_step;
         char line[768];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -690,6 +757,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
     result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
+    if (st == PC_OK && c->profile) st = report_profile(t);
     if (st == PC_OK) {
         say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
                pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm));
@@ -790,6 +858,7 @@ static pc_status setup(trainer *t) {
     t->sched.steps_per_epoch = t->train.n / c->batch;
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     PC_TRY(loader_setup(t));
+    for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);

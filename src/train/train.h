@@ -43,6 +43,7 @@ typedef struct {
     int lr_ref_batch;
     pc_kernel_set kernels;
     int progress;              /* 1: live progress bar on stderr */
+    int profile;               /* per-layer timing table at the end (and profile.json) */
     pc_folder_options folder;  /* image folders: size, channels, split, cache, bad images */
     pc_augment_config augment; /* training-time augmentation (off by default) */
     int loader_threads;        /* background threads preparing the next step's input
