@@ -11,17 +11,9 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "testfs.h"
 #include "data/dataset.h"
 
-static char tmpdir[64];
-
-static char *tpath(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    char *b = bufs[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
 static void write_bytes(const char *path, const void *data, size_t n, int gz) {
     if (gz) {
@@ -33,13 +25,7 @@ static void write_bytes(const char *path, const void *data, size_t n, int gz) {
         if (n) gzwrite(g, data, (unsigned)n);
         gzclose(g);
     } else {
-        FILE *f = fopen(path, "wb");
-        if (!f) {
-            perror(path);
-            exit(2);
-        }
-        if (n) fwrite(data, 1, n, f);
-        fclose(f);
+        write_file(path, data, n);
     }
 }
 
@@ -445,16 +431,9 @@ static void test_fashion_mnist_real(void) {
     }
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    return remove(path);
-}
 
 int main(void) {
-    strcpy(tmpdir, "/tmp/parcnn_test_data_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (testfs_start("data")) return 2;
     unsetenv("PARCNN_DATASETS_DIR");
     test_idx_good();
     test_idx_dir();
@@ -462,6 +441,6 @@ int main(void) {
     test_named_specs();
     test_cifar();
     test_fashion_mnist_real();
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testfs_finish();
     return check_summary();
 }

@@ -18,26 +18,13 @@
 #include <png.h>
 
 #include "check.h"
+#include "testfs.h"
 #include "core/rng.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/folder.h"
 #include "data/image.h"
 
-static char tmpdir[64];
-
-static char *tp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *tp(const char *fmt, ...) {
-    static char bufs[16][1024];
-    static int k;
-    char *b = bufs[k++ % 16];
-    int n = snprintf(b, 1024, "%s/", tmpdir);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b + n, 1024 - (size_t)n, fmt, ap);
-    va_end(ap);
-    return b;
-}
 
 static void mkdir_p(const char *path) {
     char buf[1024];
@@ -51,27 +38,7 @@ static void mkdir_p(const char *path) {
     mkdir(buf, 0755);
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    uint8_t *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
 
 /* ---------------------------------------------------------------- writers */
 
@@ -173,9 +140,6 @@ static void write_rgb_jpeg(const char *path, int w, int h, int k) {
     free(d);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    return remove(p);
-}
 
 static int contains(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
 
@@ -189,12 +153,12 @@ static void test_png_decoding(void) {
     enum { W = 5, H = 3 };
     uint8_t g8[W * H];
     for (int i = 0; i < W * H; i++) g8[i] = (uint8_t)(i * 17 + 3);
-    write_png(tp("g8.png"), W, H, PNG_COLOR_TYPE_GRAY, g8);
-    CHECK(pc_image_read(tp("g8.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png(tpath("g8.png"), W, H, PNG_COLOR_TYPE_GRAY, g8);
+    CHECK(pc_image_read(tpath("g8.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.w == W && im.h == H && im.c == 1 && im.src_gray == 1, "gray8 %dx%dx%d", im.w, im.h, im.c);
     CHECK(im.data && memcmp(im.data, g8, sizeof g8) == 0, "gray8 pixels");
     pc_image_free(&im);
-    CHECK(pc_image_read(tp("g8.png"), 3, 0, &im) == PC_OK, "%s", err());
+    CHECK(pc_image_read(tpath("g8.png"), 3, 0, &im) == PC_OK, "%s", err());
     int ok = im.c == 3;
     for (int i = 0; ok && i < W * H; i++)
         ok = im.data[3 * i] == g8[i] && im.data[3 * i + 1] == g8[i] && im.data[3 * i + 2] == g8[i];
@@ -209,8 +173,8 @@ static void test_png_decoding(void) {
         g16[2 * i] = (uint8_t)(v >> 8);
         g16[2 * i + 1] = (uint8_t)v;
     }
-    write_png_ex(tp("g16.png"), W, H, PNG_COLOR_TYPE_GRAY, 16, g16, NULL, 0, NULL, 0, 0);
-    CHECK(pc_image_read(tp("g16.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("g16.png"), W, H, PNG_COLOR_TYPE_GRAY, 16, g16, NULL, 0, NULL, 0, 0);
+    CHECK(pc_image_read(tpath("g16.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 1 && im.data[0] == 18 && memcmp(im.data + 1, g8 + 1, W * H - 1) == 0,
           "gray16 -> 8 (first %d)", im.data ? im.data[0] : -1);
     pc_image_free(&im);
@@ -218,19 +182,19 @@ static void test_png_decoding(void) {
     /* gray + alpha: alpha dropped */
     uint8_t ga[W * H * 2];
     for (int i = 0; i < W * H; i++) ga[2 * i] = g8[i], ga[2 * i + 1] = (uint8_t)(i * 31);
-    write_png(tp("ga.png"), W, H, PNG_COLOR_TYPE_GRAY_ALPHA, ga);
-    CHECK(pc_image_read(tp("ga.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png(tpath("ga.png"), W, H, PNG_COLOR_TYPE_GRAY_ALPHA, ga);
+    CHECK(pc_image_read(tpath("ga.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 1 && im.src_gray && memcmp(im.data, g8, sizeof g8) == 0, "gray+alpha");
     pc_image_free(&im);
 
     /* RGB, exact; -> gray with the ITU-R 601 weights */
     uint8_t rgb[W * H * 3];
     for (int i = 0; i < W * H * 3; i++) rgb[i] = (uint8_t)(i * 37 + 11);
-    write_png(tp("rgb.png"), W, H, PNG_COLOR_TYPE_RGB, rgb);
-    CHECK(pc_image_read(tp("rgb.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png(tpath("rgb.png"), W, H, PNG_COLOR_TYPE_RGB, rgb);
+    CHECK(pc_image_read(tpath("rgb.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 3 && !im.src_gray && memcmp(im.data, rgb, sizeof rgb) == 0, "rgb");
     pc_image_free(&im);
-    CHECK(pc_image_read(tp("rgb.png"), 1, 0, &im) == PC_OK, "%s", err());
+    CHECK(pc_image_read(tpath("rgb.png"), 1, 0, &im) == PC_OK, "%s", err());
     ok = im.c == 1;
     for (int i = 0; ok && i < W * H; i++) {
         unsigned y = (19595u * rgb[3 * i] + 38470u * rgb[3 * i + 1] + 7471u * rgb[3 * i + 2] + 32768u) >> 16;
@@ -245,16 +209,16 @@ static void test_png_decoding(void) {
         memcpy(rgba + 4 * i, rgb + 3 * i, 3);
         rgba[4 * i + 3] = (uint8_t)(i * 13); /* includes fully transparent pixel 0 */
     }
-    write_png(tp("rgba.png"), W, H, PNG_COLOR_TYPE_RGBA, rgba);
-    CHECK(pc_image_read(tp("rgba.png"), 3, 0, &im) == PC_OK, "%s", err());
+    write_png(tpath("rgba.png"), W, H, PNG_COLOR_TYPE_RGBA, rgba);
+    CHECK(pc_image_read(tpath("rgba.png"), 3, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 3 && memcmp(im.data, rgb, sizeof rgb) == 0, "rgba drops alpha");
     pc_image_free(&im);
 
     /* RGB 16-bit */
     uint8_t rgb16[W * H * 6];
     for (int i = 0; i < W * H * 3; i++) rgb16[2 * i] = rgb[i], rgb16[2 * i + 1] = rgb[i];
-    write_png_ex(tp("rgb16.png"), W, H, PNG_COLOR_TYPE_RGB, 16, rgb16, NULL, 0, NULL, 0, 0);
-    CHECK(pc_image_read(tp("rgb16.png"), 3, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("rgb16.png"), W, H, PNG_COLOR_TYPE_RGB, 16, rgb16, NULL, 0, NULL, 0, 0);
+    CHECK(pc_image_read(tpath("rgb16.png"), 3, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 3 && memcmp(im.data, rgb, sizeof rgb) == 0, "rgb16");
     pc_image_free(&im);
 
@@ -263,8 +227,8 @@ static void test_png_decoding(void) {
     uint8_t trns[4] = {255, 0, 128, 255};
     uint8_t idx[W * H];
     for (int i = 0; i < W * H; i++) idx[i] = (uint8_t)(i % 4);
-    write_png_ex(tp("pal.png"), W, H, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 4, trns, 4, 0);
-    CHECK(pc_image_read(tp("pal.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("pal.png"), W, H, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 4, trns, 4, 0);
+    CHECK(pc_image_read(tpath("pal.png"), 0, 0, &im) == PC_OK, "%s", err());
     ok = im.c == 3 && !im.src_gray;
     for (int i = 0; ok && i < W * H; i++)
         ok = im.data[3 * i] == pal[i % 4].red && im.data[3 * i + 1] == pal[i % 4].green &&
@@ -276,24 +240,24 @@ static void test_png_decoding(void) {
     uint8_t packed[H * 2]; /* 5 pixels of 2 bits = 2 bytes per row */
     /* row: indices 1,2,2,2 | 1 -> bytes 0b01101010 = 0x6A, 0b01000000 = 0x40 */
     for (int y = 0; y < H; y++) packed[2 * y] = 0x6A, packed[2 * y + 1] = 0x40;
-    write_png_ex(tp("gpal.png"), W, H, PNG_COLOR_TYPE_PALETTE, 2, packed, gpal, 3, NULL, 0, 0);
-    CHECK(pc_image_read(tp("gpal.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("gpal.png"), W, H, PNG_COLOR_TYPE_PALETTE, 2, packed, gpal, 3, NULL, 0, 0);
+    CHECK(pc_image_read(tpath("gpal.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 1 && im.src_gray && im.data[0] == 100 && im.data[1] == 250 && im.data[4] == 100,
           "gray palette: c=%d %d %d", im.c, im.data ? im.data[0] : -1, im.data ? im.data[1] : -1);
     pc_image_free(&im);
 
     /* 1-bit gray and an interlaced (Adam7) RGB image */
     uint8_t bits[H] = {0xA8, 0x50, 0xF8}; /* 10101, 01010, 11111 */
-    write_png_ex(tp("g1.png"), W, H, PNG_COLOR_TYPE_GRAY, 1, bits, NULL, 0, NULL, 0, 0);
-    CHECK(pc_image_read(tp("g1.png"), 0, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("g1.png"), W, H, PNG_COLOR_TYPE_GRAY, 1, bits, NULL, 0, NULL, 0, 0);
+    CHECK(pc_image_read(tpath("g1.png"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 1 && im.data[0] == 255 && im.data[1] == 0 && im.data[5] == 0 && im.data[6] == 255 &&
               im.data[14] == 255, "1-bit gray");
     pc_image_free(&im);
     enum { IW = 13, IH = 11 };
     uint8_t irgb[IW * IH * 3];
     for (int i = 0; i < IW * IH * 3; i++) irgb[i] = (uint8_t)(i * 7 + 1);
-    write_png_ex(tp("inter.png"), IW, IH, PNG_COLOR_TYPE_RGB, 8, irgb, NULL, 0, NULL, 0, 1);
-    CHECK(pc_image_read(tp("inter.png"), 3, 0, &im) == PC_OK, "%s", err());
+    write_png_ex(tpath("inter.png"), IW, IH, PNG_COLOR_TYPE_RGB, 8, irgb, NULL, 0, NULL, 0, 1);
+    CHECK(pc_image_read(tpath("inter.png"), 3, 0, &im) == PC_OK, "%s", err());
     CHECK(im.w == IW && im.h == IH && memcmp(im.data, irgb, sizeof irgb) == 0, "interlaced PNG");
     pc_image_free(&im);
 }
@@ -314,8 +278,8 @@ static void test_jpeg_decoding(void) {
     uint8_t g[W * H];
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) g[y * W + x] = (uint8_t)(30 + x * 6 + y * 2);
-    write_jpeg(tp("g.jpg"), W, H, JCS_GRAYSCALE, 1, g, 95, 0);
-    CHECK(pc_image_read(tp("g.jpg"), 0, 0, &im) == PC_OK, "%s", err());
+    write_jpeg(tpath("g.jpg"), W, H, JCS_GRAYSCALE, 1, g, 95, 0);
+    CHECK(pc_image_read(tpath("g.jpg"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.w == W && im.h == H && im.c == 1 && im.src_gray && im.format == PC_IMAGE_JPEG, "gray jpeg");
     CHECK(im.data && max_abs_diff(im.data, g, sizeof g) <= 3, "gray jpeg values");
     pc_image_free(&im);
@@ -325,13 +289,13 @@ static void test_jpeg_decoding(void) {
     smooth_rgb(rgb, W, H, 0);
     for (int i = 0; i < W * H; i++)
         luma[i] = (uint8_t)((19595u * rgb[3 * i] + 38470u * rgb[3 * i + 1] + 7471u * rgb[3 * i + 2] + 32768u) >> 16);
-    write_jpeg(tp("rgb.jpg"), W, H, JCS_RGB, 3, rgb, 95, 0);
-    CHECK(pc_image_read(tp("rgb.jpg"), 0, 0, &im) == PC_OK, "%s", err());
+    write_jpeg(tpath("rgb.jpg"), W, H, JCS_RGB, 3, rgb, 95, 0);
+    CHECK(pc_image_read(tpath("rgb.jpg"), 0, 0, &im) == PC_OK, "%s", err());
     CHECK(im.c == 3 && !im.src_gray, "rgb jpeg c=%d", im.c);
     int d = im.data ? max_abs_diff(im.data, rgb, sizeof rgb) : 999;
     CHECK(d <= 8, "rgb jpeg values (max diff %d)", d);
     pc_image_free(&im);
-    CHECK(pc_image_read(tp("rgb.jpg"), 1, 0, &im) == PC_OK, "%s", err());
+    CHECK(pc_image_read(tpath("rgb.jpg"), 1, 0, &im) == PC_OK, "%s", err());
     d = im.data ? max_abs_diff(im.data, luma, sizeof luma) : 999;
     CHECK(im.c == 1 && d <= 4, "rgb jpeg as gray (max diff %d)", d);
     pc_image_free(&im);
@@ -349,8 +313,8 @@ static void test_jpeg_decoding(void) {
     const uint8_t want_l[3] = {100, 50, 25}, want_r[3] = {255, 0, 128};
     for (int ycck = 0; ycck < 2; ycck++) {
         const char *name = ycck ? "ycck.jpg" : "cmyk.jpg";
-        write_jpeg(tp("%s", name), W, H, JCS_CMYK, 4, cmyk, 98, ycck);
-        CHECK(pc_image_read(tp("%s", name), 0, 0, &im) == PC_OK, "%s", err());
+        write_jpeg(tpath("%s", name), W, H, JCS_CMYK, 4, cmyk, 98, ycck);
+        CHECK(pc_image_read(tpath("%s", name), 0, 0, &im) == PC_OK, "%s", err());
         CHECK(im.c == 3, "%s channels %d", name, im.c);
         if (im.data) {
             /* away from the edge between the halves (JPEG blocks are 8 wide; W/2 = 12) */
@@ -368,15 +332,15 @@ static void test_jpeg_decoding(void) {
 
     /* the file type comes from the magic bytes, not the extension */
     size_t n;
-    uint8_t *b = read_all(tp("rgb.jpg"), &n);
-    write_file(tp("jpeg_named.png"), b, n);
+    uint8_t *b = read_file(tpath("rgb.jpg"), &n);
+    write_file(tpath("jpeg_named.png"), b, n);
     free(b);
-    CHECK(pc_image_read(tp("jpeg_named.png"), 0, 0, &im) == PC_OK && im.format == PC_IMAGE_JPEG, "%s", err());
+    CHECK(pc_image_read(tpath("jpeg_named.png"), 0, 0, &im) == PC_OK && im.format == PC_IMAGE_JPEG, "%s", err());
     pc_image_free(&im);
-    b = read_all(tp("rgb.png"), &n);
-    write_file(tp("png_named.JPG"), b, n);
+    b = read_file(tpath("rgb.png"), &n);
+    write_file(tpath("png_named.JPG"), b, n);
     free(b);
-    CHECK(pc_image_read(tp("png_named.JPG"), 0, 0, &im) == PC_OK && im.format == PC_IMAGE_PNG, "%s", err());
+    CHECK(pc_image_read(tpath("png_named.JPG"), 0, 0, &im) == PC_OK && im.format == PC_IMAGE_PNG, "%s", err());
     pc_image_free(&im);
 }
 
@@ -396,9 +360,9 @@ static void put_be32(uint8_t *p, uint32_t v) {
 static void write_bad_files(const char *dir, int which_mask) {
     char p[1024];
     size_t n;
-    uint8_t *jpg = read_all(tp("rgb.jpg"), &n);
+    uint8_t *jpg = read_file(tpath("rgb.jpg"), &n);
     size_t pn;
-    uint8_t *png = read_all(tp("inter.png"), &pn);
+    uint8_t *png = read_file(tpath("inter.png"), &pn);
     if (which_mask & 1) { /* zero bytes */
         snprintf(p, sizeof p, "%s/empty.png", dir);
         write_file(p, "", 0);
@@ -450,44 +414,44 @@ static void write_bad_files(const char *dir, int which_mask) {
 }
 
 static void test_bad_inputs(void) {
-    mkdir_p(tp("bad"));
-    write_bad_files(tp("bad"), 127);
+    mkdir_p(tpath("bad"));
+    write_bad_files(tpath("bad"), 127);
     const char *e;
-    e = read_err(tp("bad/empty.png"), 0);
+    e = read_err(tpath("bad/empty.png"), 0);
     CHECK(contains(e, "bad/empty.png: empty file (0 bytes)"), "zero bytes: %s", e);
-    e = read_err(tp("bad/trunc.jpg"), 0);
+    e = read_err(tpath("bad/trunc.jpg"), 0);
     CHECK(contains(e, "bad/trunc.jpg: truncated JPEG data"), "truncated jpeg: %s", e);
-    e = read_err(tp("bad/trunc.png"), 0);
+    e = read_err(tpath("bad/trunc.png"), 0);
     CHECK(contains(e, "bad/trunc.png: truncated PNG data"), "truncated png: %s", e);
-    e = read_err(tp("bad/text.jpeg"), 0);
+    e = read_err(tpath("bad/text.jpeg"), 0);
     CHECK(contains(e, "bad/text.jpeg: not a PNG or JPEG file"), "text: %s", e);
-    e = read_err(tp("bad/crc.png"), 0);
+    e = read_err(tpath("bad/crc.png"), 0);
     CHECK(contains(e, "bad/crc.png: corrupt PNG data"), "crc: %s", e);
-    e = read_err(tp("bad/huge.png"), 0);
+    e = read_err(tpath("bad/huge.png"), 0);
     CHECK(contains(e, "bad/huge.png: 100000x100000 pixels exceeds the limit of 67108864"), "huge: %s", e);
-    e = read_err(tp("bad/dir.jpg"), 0);
+    e = read_err(tpath("bad/dir.jpg"), 0);
     CHECK(contains(e, "bad/dir.jpg: not a regular file"), "dir: %s", e);
-    e = read_err(tp("bad/dangling.png"), 0);
+    e = read_err(tpath("bad/dangling.png"), 0);
     CHECK(contains(e, "bad/dangling.png: cannot open"), "dangling: %s", e);
-    e = read_err(tp("bad/missing.png"), 0);
+    e = read_err(tpath("bad/missing.png"), 0);
     CHECK(contains(e, "missing.png: cannot open: No such file"), "missing: %s", e);
     /* the pixel limit applies from the header, and can be lowered */
-    e = read_err(tp("rgb.jpg"), 100);
+    e = read_err(tpath("rgb.jpg"), 100);
     CHECK(contains(e, "rgb.jpg: 24x16 pixels exceeds the limit of 100"), "limit: %s", e);
     /* a JPEG whose SOF claims 30000 x 30000 */
     size_t n;
-    uint8_t *j = read_all(tp("rgb.jpg"), &n);
+    uint8_t *j = read_file(tpath("rgb.jpg"), &n);
     for (size_t i = 2; i + 9 < n; i++)
         if (j[i] == 0xFF && (j[i + 1] == 0xC0 || j[i + 1] == 0xC2)) {
             j[i + 5] = 30000 >> 8, j[i + 6] = 30000 & 255, j[i + 7] = 30000 >> 8, j[i + 8] = 30000 & 255;
             break;
         }
-    write_file(tp("bad/huge.jpg"), j, n);
-    e = read_err(tp("bad/huge.jpg"), 0);
+    write_file(tpath("bad/huge.jpg"), j, n);
+    e = read_err(tpath("bad/huge.jpg"), 0);
     CHECK(contains(e, "bad/huge.jpg: 30000x30000 pixels exceeds the limit of 67108864"), "huge jpeg: %s", e);
     /* damaged JPEG header (precision 7) and an RST marker injected into the scan data */
     free(j);
-    j = read_all(tp("rgb.jpg"), &n);
+    j = read_file(tpath("rgb.jpg"), &n);
     uint8_t *j2 = malloc(n);
     memcpy(j2, j, n);
     for (size_t i = 2; i + 9 < n; i++)
@@ -495,8 +459,8 @@ static void test_bad_inputs(void) {
             j[i + 4] = 7;
             break;
         }
-    write_file(tp("bad/precision.jpg"), j, n);
-    e = read_err(tp("bad/precision.jpg"), 0);
+    write_file(tpath("bad/precision.jpg"), j, n);
+    e = read_err(tpath("bad/precision.jpg"), 0);
     CHECK(contains(e, "bad/precision.jpg: corrupt JPEG data:"), "precision: %s", e);
     size_t sos = 0;
     for (size_t i = 2; i + 1 < n; i++)
@@ -506,18 +470,18 @@ static void test_bad_inputs(void) {
         }
     size_t mid = sos + (n - sos) / 2;
     j2[mid] = 0xFF, j2[mid + 1] = 0xD3;
-    write_file(tp("bad/marker.jpg"), j2, n);
-    e = read_err(tp("bad/marker.jpg"), 0);
+    write_file(tpath("bad/marker.jpg"), j2, n);
+    e = read_err(tpath("bad/marker.jpg"), 0);
     CHECK(contains(e, "bad/marker.jpg: corrupt JPEG data: Corrupt JPEG data: premature end of data segment"),
           "marker: %s", e);
     free(j);
     free(j2);
     /* a JPEG cut off right after SOI */
-    write_file(tp("bad/soi.jpg"), "\xFF\xD8\xFF", 3);
-    e = read_err(tp("bad/soi.jpg"), 0);
+    write_file(tpath("bad/soi.jpg"), "\xFF\xD8\xFF", 3);
+    e = read_err(tpath("bad/soi.jpg"), 0);
     CHECK(contains(e, "bad/soi.jpg: "), "soi: %s", e);
-    write_file(tp("bad/gif.png"), "GIF89a\1\0\1\0\0\0\0;", 14);
-    e = read_err(tp("bad/gif.png"), 0);
+    write_file(tpath("bad/gif.png"), "GIF89a\1\0\1\0\0\0\0;", 14);
+    e = read_err(tpath("bad/gif.png"), 0);
     CHECK(contains(e, "not a PNG or JPEG file (looks like GIF)"), "gif: %s", e);
 }
 
@@ -612,23 +576,23 @@ static int load_lines(const char *path, char lines[][256], int max) {
 static void test_flat_split(void) {
     const char *cls[3] = {"emu", "cat", "dog"}; /* sorted: cat, dog, emu */
     const int cnt[3] = {3, 10, 7};
-    make_flat_folder(tp("flat"), cls, cnt, 3, 1);
+    make_flat_folder(tpath("flat"), cls, cnt, 3, 1);
     /* things to ignore: hidden files and folders, non-images, a stray top-level image */
-    mkdir_p(tp("flat/.git"));
-    write_solid_png(tp("flat/.git/x.png"), 4, 4, 1, 9, 0, 0);
-    write_solid_png(tp("flat/cat/.hidden.png"), 4, 4, 1, 9, 0, 0);
-    write_file(tp("flat/cat/notes.txt"), "x", 1);
-    write_file(tp("flat/cat/Thumbs.db"), "x", 1);
-    write_file(tp("flat/README"), "x", 1);
+    mkdir_p(tpath("flat/.git"));
+    write_solid_png(tpath("flat/.git/x.png"), 4, 4, 1, 9, 0, 0);
+    write_solid_png(tpath("flat/cat/.hidden.png"), 4, 4, 1, 9, 0, 0);
+    write_file(tpath("flat/cat/notes.txt"), "x", 1);
+    write_file(tpath("flat/cat/Thumbs.db"), "x", 1);
+    write_file(tpath("flat/README"), "x", 1);
     /* upper-case extensions count: IMG.PNG, photo.JPEG */
-    write_solid_png(tp("flat/dog/zz_upper.PNG"), 6, 4, 1, 200, 0, 0);
-    write_rgb_jpeg(tp("flat/dog/zz_photo.JPEG"), 6, 4, 0);
+    write_solid_png(tpath("flat/dog/zz_upper.PNG"), 6, 4, 1, 200, 0, 0);
+    write_rgb_jpeg(tpath("flat/dog/zz_photo.JPEG"), 6, 4, 0);
 
     pc_folder_options o = opts();
     pc_dataset d;
     pc_folder_report r;
     /* no split: everything; no evaluation part without --val-split */
-    CHECK(pc_dataset_load_folder(tp("flat"), 1, &o, &d, &r) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("flat"), 1, &o, &d, &r) == PC_OK, "%s", err());
     CHECK(d.n == 22 && d.classes == 3 && d.c == 3 && d.h == 8 && d.w == 8, "flat: n=%lld classes=%d c=%d",
           (long long)d.n, d.classes, d.c);
     CHECK(d.classes == 3 && strcmp(d.class_names[0], "cat") == 0 && strcmp(d.class_names[1], "dog") == 0 &&
@@ -643,17 +607,17 @@ static void test_flat_split(void) {
     CHECK(d.pixels[0] == 4 && d.pixels[(size_t)21 * 3 * 64] == 13, "sample order");
     pc_folder_report_free(&r);
     pc_dataset_free(&d);
-    pc_status s = pc_dataset_load_folder(tp("flat"), 0, &o, &d, &r);
+    pc_status s = pc_dataset_load_folder(tpath("flat"), 0, &o, &d, &r);
     CHECK(s == PC_ERR_USAGE && contains(err(), "--val-split"), "eval without split: %s", err());
 
     /* stratified, seeded split; lists written */
     o.val_split = 0.3f;
     o.seed = 42;
-    o.list_dir = tp("flat_lists");
+    o.list_dir = tpath("flat_lists");
     pc_dataset tr, va;
     pc_folder_report rt, rv;
-    CHECK(pc_dataset_load_folder(tp("flat"), 1, &o, &tr, &rt) == PC_OK, "%s", err());
-    CHECK(pc_dataset_load_folder(tp("flat"), 0, &o, &va, &rv) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("flat"), 1, &o, &tr, &rt) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("flat"), 0, &o, &va, &rv) == PC_OK, "%s", err());
     /* cat 10 -> 3 val, dog 9 -> 3 (2.7), emu 3 -> 1 (0.9) */
     CHECK(rv.class_counts && rv.class_counts[0] == 3 && rv.class_counts[1] == 3 && rv.class_counts[2] == 1,
           "val counts %lld %lld %lld", rv.class_counts ? (long long)rv.class_counts[0] : -1,
@@ -670,18 +634,18 @@ static void test_flat_split(void) {
     CHECK(tr.c == 1 && va.c == 3, "channels per part: train %d val %d", tr.c, va.c);
     CHECK(dup == 0, "train and val are disjoint");
     static char lt[64][256], lv[64][256];
-    int nlt = load_lines(tp("flat_lists/train.txt"), lt, 64), nlv = load_lines(tp("flat_lists/val.txt"), lv, 64);
+    int nlt = load_lines(tpath("flat_lists/train.txt"), lt, 64), nlv = load_lines(tpath("flat_lists/val.txt"), lv, 64);
     CHECK(nlt == 15 && nlv == 7, "list lengths %d %d", nlt, nlv);
     CHECK(nlv > 0 && strncmp(lv[0], "cat/img", 7) == 0, "list paths relative to DIR: %s", nlv > 0 ? lv[0] : "");
     /* reproducible for the seed, different for another */
     pc_dataset va2;
-    CHECK(pc_dataset_load_folder(tp("flat"), 0, &o, &va2, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("flat"), 0, &o, &va2, NULL) == PC_OK, "%s", err());
     CHECK(va2.n == va.n && va2.c == va.c && memcmp(va2.pixels, va.pixels, (size_t)va.n * va.c * 64) == 0,
           "seeded split reproducible");
     pc_dataset_free(&va2);
     o.seed = 43;
     o.list_dir = NULL;
-    CHECK(pc_dataset_load_folder(tp("flat"), 0, &o, &va2, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("flat"), 0, &o, &va2, NULL) == PC_OK, "%s", err());
     CHECK(va2.n == va.n && (va2.c != va.c || memcmp(va2.pixels, va.pixels, (size_t)va.n * va.c * 64) != 0),
           "another seed, another split");
     pc_dataset_free(&va2);
@@ -693,7 +657,7 @@ static void test_flat_split(void) {
 
     /* through the dataset spec */
     char spec[1100];
-    snprintf(spec, sizeof spec, "folder:%s", tp("flat"));
+    snprintf(spec, sizeof spec, "folder:%s", tpath("flat"));
     CHECK(pc_dataset_load(spec, 1, &d) == PC_OK && d.n == 22 && d.h == 32, "folder: spec default opts: %s", err());
     pc_dataset_free(&d);
     o = opts();
@@ -711,24 +675,24 @@ static void test_flat_split(void) {
 static void test_gray_auto(void) {
     const char *cls[2] = {"a", "b"};
     const int cnt[2] = {3, 2};
-    make_flat_folder(tp("grayf"), cls, cnt, 2, 50);
+    make_flat_folder(tpath("grayf"), cls, cnt, 2, 50);
     pc_folder_options o = opts();
     pc_dataset d;
-    CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
     /* order a0 b0 a1 b1 a2: ids 50 53 51 54 52 */
     CHECK(d.c == 1 && d.pixels[0] == 50 && d.pixels[64] == 53, "all gray -> 1 channel (c=%d)", d.c);
     pc_dataset_free(&d);
     o.channels = 3;
-    CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
     CHECK(d.c == 3 && d.pixels[0] == 50 && d.pixels[64] == 50 && d.pixels[128] == 50, "gray as RGB");
     pc_dataset_free(&d);
-    write_solid_png(tp("grayf/b/color.png"), 4, 4, 0, 10, 20, 30);
+    write_solid_png(tpath("grayf/b/color.png"), 4, 4, 0, 10, 20, 30);
     o.channels = 0;
-    CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
     CHECK(d.c == 3, "one colour image -> 3 channels");
     pc_dataset_free(&d);
     o.channels = 1;
-    CHECK(pc_dataset_load_folder(tp("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &d, NULL) == PC_OK, "%s", err());
     /* colour (10,20,30) -> luma 18 */
     /* "color.png" sorts first in b, so it is sample 1 */
     CHECK(d.c == 1 && d.n == 6 && d.pixels[64] == 18, "colour as gray: %d", d.pixels[64]);
@@ -738,42 +702,42 @@ static void test_gray_auto(void) {
 static void test_train_test_layout(void) {
     const char *cls[2] = {"alpha", "beta"};
     const int ctr[2] = {4, 3}, cte[2] = {2, 2};
-    make_flat_folder(tp("tt/train"), cls, ctr, 2, 10);
-    make_flat_folder(tp("tt/test"), cls, cte, 2, 100);
+    make_flat_folder(tpath("tt/train"), cls, ctr, 2, 10);
+    make_flat_folder(tpath("tt/test"), cls, cte, 2, 100);
     pc_folder_options o = opts();
     pc_dataset tr, te;
     pc_folder_report r;
-    CHECK(pc_dataset_load_folder(tp("tt"), 1, &o, &tr, &r) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("tt"), 1, &o, &tr, &r) == PC_OK, "%s", err());
     CHECK(tr.n == 7 && tr.classes == 2 && r.layout == 1 && strcmp(r.part, "train") == 0, "train part");
     pc_folder_report_free(&r);
-    CHECK(pc_dataset_load_folder(tp("tt"), 0, &o, &te, &r) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("tt"), 0, &o, &te, &r) == PC_OK, "%s", err());
     CHECK(te.n == 4 && te.pixels[0] == 100 && strcmp(r.part, "test") == 0, "test part");
     pc_folder_report_free(&r);
     pc_dataset_free(&tr);
     pc_dataset_free(&te);
     o.val_split = 0.2f;
-    pc_status s = pc_dataset_load_folder(tp("tt"), 1, &o, &tr, NULL);
+    pc_status s = pc_dataset_load_folder(tpath("tt"), 1, &o, &tr, NULL);
     CHECK(s == PC_ERR_USAGE && contains(err(), "--val-split"), "val_split with a test folder: %s", err());
     o.val_split = 0;
     /* different classes */
     const char *extra[1] = {"gamma"};
     const int one[1] = {1};
-    make_flat_folder(tp("tt/test"), extra, one, 1, 150);
-    s = pc_dataset_load_folder(tp("tt"), 1, &o, &tr, NULL);
+    make_flat_folder(tpath("tt/test"), extra, one, 1, 150);
+    s = pc_dataset_load_folder(tpath("tt"), 1, &o, &tr, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "only in test/: gamma"), "class mismatch: %s", err());
 
     /* train/ + val/ */
-    make_flat_folder(tp("tv/train"), cls, ctr, 2, 10);
-    make_flat_folder(tp("tv/val"), cls, cte, 2, 100);
-    CHECK(pc_dataset_load_folder(tp("tv"), 0, &o, &te, &r) == PC_OK && te.n == 4 && strcmp(r.part, "val") == 0,
+    make_flat_folder(tpath("tv/train"), cls, ctr, 2, 10);
+    make_flat_folder(tpath("tv/val"), cls, cte, 2, 100);
+    CHECK(pc_dataset_load_folder(tpath("tv"), 0, &o, &te, &r) == PC_OK && te.n == 4 && strcmp(r.part, "val") == 0,
           "val/ folder: %s", err());
     pc_folder_report_free(&r);
     pc_dataset_free(&te);
 
     /* train/ alone: classes inside it, split with val_split */
-    make_flat_folder(tp("to/train"), cls, ctr, 2, 10);
+    make_flat_folder(tpath("to/train"), cls, ctr, 2, 10);
     o.val_split = 0.25f;
-    CHECK(pc_dataset_load_folder(tp("to"), 1, &o, &tr, &r) == PC_OK && r.layout == 2 && tr.classes == 2 &&
+    CHECK(pc_dataset_load_folder(tpath("to"), 1, &o, &tr, &r) == PC_OK && r.layout == 2 && tr.classes == 2 &&
               tr.n == 5, "train/ only: %s n=%lld", err(), (long long)tr.n);
     pc_folder_report_free(&r);
     pc_dataset_free(&tr);
@@ -785,59 +749,59 @@ static void test_folder_errors(void) {
     /* empty class folder */
     const char *cls[2] = {"full", "void"};
     const int cnt[2] = {2, 0};
-    make_flat_folder(tp("emptycls"), cls, cnt, 2, 1);
-    write_file(tp("emptycls/void/readme.txt"), "x", 1);
-    pc_status s = pc_dataset_load_folder(tp("emptycls"), 1, &o, &d, NULL);
+    make_flat_folder(tpath("emptycls"), cls, cnt, 2, 1);
+    write_file(tpath("emptycls/void/readme.txt"), "x", 1);
+    pc_status s = pc_dataset_load_folder(tpath("emptycls"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "void holds no images"), "empty class: %s", err());
     o.on_bad_skip = 1;
-    s = pc_dataset_load_folder(tp("emptycls"), 1, &o, &d, NULL);
+    s = pc_dataset_load_folder(tpath("emptycls"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "void holds no images"), "empty class (skip mode): %s", err());
     o.on_bad_skip = 0;
     /* no images at all */
-    mkdir_p(tp("noimg/a"));
-    write_file(tp("noimg/a/x.txt"), "x", 1);
-    s = pc_dataset_load_folder(tp("noimg"), 1, &o, &d, NULL);
+    mkdir_p(tpath("noimg/a"));
+    write_file(tpath("noimg/a/x.txt"), "x", 1);
+    s = pc_dataset_load_folder(tpath("noimg"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "no images found"), "no images: %s", err());
-    mkdir_p(tp("nothing"));
-    s = pc_dataset_load_folder(tp("nothing"), 1, &o, &d, NULL);
+    mkdir_p(tpath("nothing"));
+    s = pc_dataset_load_folder(tpath("nothing"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "no images found"), "empty dir: %s", err());
     /* images but no class folders */
-    mkdir_p(tp("loose"));
-    write_solid_png(tp("loose/a.png"), 4, 4, 1, 1, 0, 0);
-    s = pc_dataset_load_folder(tp("loose"), 1, &o, &d, NULL);
+    mkdir_p(tpath("loose"));
+    write_solid_png(tpath("loose/a.png"), 4, 4, 1, 1, 0, 0);
+    s = pc_dataset_load_folder(tpath("loose"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "no class folders"), "loose images: %s", err());
-    s = pc_dataset_load_folder(tp("does-not-exist"), 1, &o, &d, NULL);
+    s = pc_dataset_load_folder(tpath("does-not-exist"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "not a directory"), "missing dir: %s", err());
     o.cache = "none";
-    s = pc_dataset_load_folder(tp("loose"), 1, &o, &d, NULL);
+    s = pc_dataset_load_folder(tpath("loose"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_USAGE && contains(err(), "--cache none"), "cache none: %s", err());
     o = opts();
     o.val_split = 0.95f;
-    s = pc_dataset_load_folder(tp("loose"), 1, &o, &d, NULL);
+    s = pc_dataset_load_folder(tpath("loose"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_USAGE && contains(err(), "--val-split"), "val_split range: %s", err());
 }
 
 static void test_bad_files_in_folder(void) {
     const char *cls[2] = {"good", "mixed"};
     const int cnt[2] = {3, 2};
-    make_flat_folder(tp("badf"), cls, cnt, 2, 1);
-    write_bad_files(tp("badf/mixed"), 127);
+    make_flat_folder(tpath("badf"), cls, cnt, 2, 1);
+    write_bad_files(tpath("badf/mixed"), 127);
     pc_folder_options o = opts();
     pc_dataset d;
     pc_folder_report r;
     /* fail: the first bad file in sorted order (mixed/crc.png) is named */
-    pc_status s = pc_dataset_load_folder(tp("badf"), 1, &o, &d, &r);
+    pc_status s = pc_dataset_load_folder(tpath("badf"), 1, &o, &d, &r);
     CHECK(s == PC_ERR_DATA && contains(err(), "badf/mixed/crc.png: corrupt PNG data") &&
               contains(err(), "--on-bad-image skip"), "fail mode: %s", err());
     CHECK(r.kept == 0 && r.class_counts == NULL, "report empty after failure");
     /* the same with 1 thread: the same file */
     o.decode_threads = 1;
-    s = pc_dataset_load_folder(tp("badf"), 1, &o, &d, NULL);
+    s = pc_dataset_load_folder(tpath("badf"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "badf/mixed/crc.png"), "fail mode, 1 thread: %s", err());
     /* skip: dropped and counted, paths listed */
     o.on_bad_skip = 1;
     o.decode_threads = 3;
-    s = pc_dataset_load_folder(tp("badf"), 1, &o, &d, &r);
+    s = pc_dataset_load_folder(tpath("badf"), 1, &o, &d, &r);
     CHECK(s == PC_OK, "skip mode: %s", err());
     CHECK(d.n == 5 && r.skipped == 8 && r.n_bad == 8 && r.class_counts[1] == 2, "skipped %lld kept %lld",
           (long long)r.skipped, (long long)d.n);
@@ -851,11 +815,11 @@ static void test_bad_files_in_folder(void) {
     pc_folder_report_free(&r);
     pc_dataset_free(&d);
     /* a class whose every image is bad */
-    mkdir_p(tp("allbad/ok"));
-    mkdir_p(tp("allbad/broken"));
-    write_solid_png(tp("allbad/ok/a.png"), 4, 4, 1, 1, 0, 0);
-    write_file(tp("allbad/broken/a.png"), "", 0);
-    s = pc_dataset_load_folder(tp("allbad"), 1, &o, &d, NULL);
+    mkdir_p(tpath("allbad/ok"));
+    mkdir_p(tpath("allbad/broken"));
+    write_solid_png(tpath("allbad/ok/a.png"), 4, 4, 1, 1, 0, 0);
+    write_file(tpath("allbad/broken/a.png"), "", 0);
+    s = pc_dataset_load_folder(tpath("allbad"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "every image of class broken"), "all bad: %s", err());
 }
 
@@ -877,29 +841,29 @@ static void test_cache_and_threads(void) {
             snprintf(p, sizeof p, "%s/cached/%s/%02d.jpg", tmpdir, cls[c], i);
             write_rgb_jpeg(p, 20 + i * 3, 18 + (i * 7) % 23, c * 20 + i);
         }
-    write_file(tp("cached/c1/zz_bad.jpg"), "\xFF\xD8\xFF\xE0", 4);
+    write_file(tpath("cached/c1/zz_bad.jpg"), "\xFF\xD8\xFF\xE0", 4);
     pc_folder_options o = opts();
     o.image_size = 16;
     o.on_bad_skip = 1;
     /* thread-count independence */
     pc_dataset d1, d3;
     o.decode_threads = 1;
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &d1, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &d1, NULL) == PC_OK, "%s", err());
     o.decode_threads = 3;
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &d3, NULL) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &d3, NULL) == PC_OK, "%s", err());
     const size_t S = 3 * 256;
     CHECK(d1.n == 60 && d3.n == d1.n && d1.c == 3 && memcmp(d1.pixels, d3.pixels, (size_t)d1.n * S) == 0 &&
               memcmp(d1.labels, d3.labels, (size_t)d1.n * 4) == 0, "1 vs 3 threads identical (n=%lld)", (long long)d1.n);
     pc_dataset_free(&d3);
 
     /* the cache: first load writes, second reads (identical), a touched file rebuilds */
-    o.cache = tp("cachedir");
+    o.cache = tpath("cachedir");
     pc_dataset a, b;
     pc_folder_report ra, rb;
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &a, &ra) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &a, &ra) == PC_OK, "%s", err());
     CHECK(!ra.from_cache && ra.cache_file && access(ra.cache_file, F_OK) == 0, "cache written: %s",
           ra.cache_file ? ra.cache_file : "(null)");
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK, "%s", err());
     CHECK(rb.from_cache && b.n == a.n && b.c == a.c && memcmp(a.pixels, b.pixels, (size_t)a.n * S) == 0 &&
               memcmp(a.labels, b.labels, (size_t)a.n * 4) == 0 && memcmp(a.pixels, d1.pixels, (size_t)a.n * S) == 0,
           "second load from the cache, identical");
@@ -912,43 +876,43 @@ static void test_cache_and_threads(void) {
     /* other settings (a split part) get their own cache file */
     pc_folder_options o2 = o;
     o2.val_split = 0.25f;
-    CHECK(pc_dataset_load_folder(tp("cached"), 0, &o2, &b, &rb) == PC_OK && !rb.from_cache && rb.cache_file &&
+    CHECK(pc_dataset_load_folder(tpath("cached"), 0, &o2, &b, &rb) == PC_OK && !rb.from_cache && rb.cache_file &&
               strcmp(rb.cache_file, ra.cache_file) != 0 && b.n == 15, "val part separate cache (n=%lld)", (long long)b.n);
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
     /* fail mode does not accept a cache that recorded bad files: it names the file */
     o.on_bad_skip = 0;
-    pc_status s = pc_dataset_load_folder(tp("cached"), 1, &o, &b, NULL);
+    pc_status s = pc_dataset_load_folder(tpath("cached"), 1, &o, &b, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "zz_bad.jpg"), "fail mode with a cache: %s", err());
     o.on_bad_skip = 1;
     /* touching a file invalidates */
     char victim[1024];
     snprintf(victim, sizeof victim, "%s/cached/c0/03.jpg", tmpdir);
     touch_later(victim, 10);
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache, "touched -> rebuilt");
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache, "touched -> rebuilt");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && rb.from_cache, "then cached again");
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && rb.from_cache, "then cached again");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
     /* a new file invalidates, and so does its removal */
-    write_rgb_jpeg(tp("cached/c2/new.jpg"), 30, 30, 3);
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == 61,
+    write_rgb_jpeg(tpath("cached/c2/new.jpg"), 30, 30, 3);
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == 61,
           "new file -> rebuilt");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
-    unlink(tp("cached/c2/new.jpg"));
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == 60,
+    unlink(tpath("cached/c2/new.jpg"));
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == 60,
           "removed file -> rebuilt");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
     /* a damaged cache file is rebuilt, not trusted */
     CHECK(truncate(ra.cache_file, 100) == 0, "truncate cache");
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == a.n &&
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && !rb.from_cache && b.n == a.n &&
               memcmp(a.pixels, b.pixels, (size_t)a.n * S) == 0, "damaged cache rebuilt");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
-    CHECK(pc_dataset_load_folder(tp("cached"), 1, &o, &b, &rb) == PC_OK && rb.from_cache, "and cached again");
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &b, &rb) == PC_OK && rb.from_cache, "and cached again");
     pc_folder_report_free(&rb);
     pc_dataset_free(&b);
     pc_folder_report_free(&ra);
@@ -1155,12 +1119,12 @@ static void test_cifar_jpeg(void) {
         return;
     }
     char cmd[2048];
-    mkdir_p(tp("cifar"));
+    mkdir_p(tpath("cifar"));
     /* 30 training and 10 test images per class */
     snprintf(cmd, sizeof cmd,
              "tar -xzf '%s' -C '%s' --wildcards 'train/*/000?.jpg' 'train/*/001?.jpg' "
              "'train/*/002?.jpg' 'test/*/000?.jpg' 2>&1",
-             tgz, tp("cifar"));
+             tgz, tpath("cifar"));
     int rc = system(cmd);
     CHECK(rc == 0, "tar failed (%d)", rc);
     if (rc != 0) return;
@@ -1171,14 +1135,14 @@ static void test_cifar_jpeg(void) {
     o.decode_threads = 2;
     pc_dataset tr, te;
     pc_folder_report r;
-    CHECK(pc_dataset_load_folder(tp("cifar"), 1, &o, &tr, &r) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cifar"), 1, &o, &tr, &r) == PC_OK, "%s", err());
     int names_ok = tr.classes == 10;
     for (int i = 0; names_ok && i < 10; i++) names_ok = strcmp(tr.class_names[i], names[i]) == 0;
     CHECK(names_ok && tr.n == 300 && tr.c == 3 && tr.h == 32 && tr.w == 32 && r.skipped == 0,
           "cifar train: n=%lld c=%d", (long long)tr.n, tr.c);
     pc_folder_report_print(&r, &tr, stdout);
     pc_folder_report_free(&r);
-    CHECK(pc_dataset_load_folder(tp("cifar"), 0, &o, &te, &r) == PC_OK, "%s", err());
+    CHECK(pc_dataset_load_folder(tpath("cifar"), 0, &o, &te, &r) == PC_OK, "%s", err());
     CHECK(te.n == 100 && te.classes == 10 && te.c == 3 && te.labels[99] == 9, "cifar test: n=%lld", (long long)te.n);
     pc_folder_report_free(&r);
     /* decoding a 32x32 JPEG at 32x32 does not resize: the dataset holds the decoded pixels */
@@ -1200,11 +1164,7 @@ static void test_cifar_jpeg(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/parcnn_images_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (testfs_start("images")) return 2;
     test_png_decoding();
     test_jpeg_decoding();
     test_bad_inputs();
@@ -1217,6 +1177,6 @@ int main(void) {
     test_cache_and_threads();
     test_augment();
     test_cifar_jpeg();
-    nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    testfs_finish();
     return check_summary();
 }

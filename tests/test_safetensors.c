@@ -12,43 +12,15 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testfs.h"
 #include "core/safetensors.h"
 
-static char tmpdir[64];
 
-static char *tpath(const char *name) {
-    static char bufs[8][512];
-    static int k;
-    char *b = bufs[k++ % 8];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)size + 1);
-    *n = fread(b, 1, (size_t)size, f);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    if (n) fwrite(data, 1, n, f);
-    fclose(f);
-}
 
 static int same_file(const char *a, const char *b) {
     size_t na = 0, nb = 0;
-    uint8_t *x = slurp(a, &na), *y = slurp(b, &nb);
+    uint8_t *x = read_file(a, &na), *y = read_file(b, &nb);
     int same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
     free(y);
@@ -92,7 +64,7 @@ static void test_round_trip(void) {
     CHECK(count_temporaries() == 0, "temporary left behind");
 
     size_t size = 0;
-    uint8_t *raw = slurp(p, &size);
+    uint8_t *raw = read_file(p, &size);
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)raw[i] << (8 * i);
     CHECK(hl % 8 == 0 && 8 + hl + 3 + 24 + 32 + 4 == size, "header length %llu, size %zu",
@@ -167,7 +139,7 @@ static void make_raw(const char *path, uint64_t hl, const char *header, size_t d
     uint64_t len = hl ? hl : n;
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(len >> (8 * i));
     memcpy(b + 8, header, n);
-    spit(path, b, 8 + n + data_len);
+    write_file(path, b, 8 + n + data_len);
     free(b);
 }
 
@@ -187,13 +159,13 @@ static void expect_bad(const char *path, const char *needle, const char *what) {
 static void test_corrupt(void) {
     const char *good = tpath("model.safetensors");
     size_t size = 0;
-    uint8_t *raw = slurp(good, &size);
+    uint8_t *raw = read_file(good, &size);
     const char *p = tpath("bad.safetensors");
 
     /* truncated at various points */
     size_t cuts[] = {0, 4, 7, 8, 20, size / 2, size - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        spit(p, raw, cuts[i]);
+        write_file(p, raw, cuts[i]);
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu", cuts[i]);
         expect_bad(p, NULL, what);
@@ -272,7 +244,7 @@ static void test_corrupt(void) {
 
     /* fuzz: random byte flips of a good file never crash */
     size_t n = 0;
-    uint8_t *g = slurp(good, &n);
+    uint8_t *g = read_file(good, &n);
     uint8_t *m = malloc(n);
     srand(777);
     int odd = 0;
@@ -283,7 +255,7 @@ static void test_corrupt(void) {
             size_t at = (it % 3 == 0) ? (size_t)rand() % 8 : (size_t)rand() % n;
             m[at] ^= (uint8_t)(1 + rand() % 255);
         }
-        spit(p, m, (it % 5 == 0) ? (size_t)rand() % n : n);
+        write_file(p, m, (it % 5 == 0) ? (size_t)rand() % n : n);
         pc_st_file *ff = NULL;
         pc_status s = pc_safetensors_read(p, &ff);
         if (s == PC_OK) {
@@ -362,20 +334,12 @@ static void test_failed_writes(void) {
     if (s == PC_OK) pc_st_close(f);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    return remove(path);
-}
 
 int main(void) {
-    strcpy(tmpdir, "/tmp/parcnn_test_st_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 2;
-    }
+    if (testfs_start("st")) return 2;
     test_round_trip();
     test_corrupt();
     test_failed_writes();
-    if (getenv("PARCNN_KEEP_TMP")) printf("kept %s\n", tmpdir);
-    else nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    testfs_finish();
     return check_summary();
 }
