@@ -12,6 +12,7 @@
 
 #define TAG_ARRIVE 7001
 #define ARRIVE_RING 64
+#define HEARTBEAT 0.5 /* seconds between "still waiting" messages to rank 0 */
 
 struct pc_comm {
     int rank, size, mpi;
@@ -21,6 +22,7 @@ struct pc_comm {
 #ifdef PARCNN_HAVE_MPI
     int64_t sent[ARRIVE_RING];        /* ranks > 0: buffers of arrival messages */
     int64_t *arrived;                 /* rank 0: last collective each rank entered */
+    double *last_seen;                /* rank 0: when each rank last sent anything */
     int64_t arrive_buf;
     MPI_Request arrive_req;
     MPI_Request *pending;             /* outstanding non-blocking allreduces */
@@ -59,7 +61,9 @@ pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if (c->rank == 0) {
         c->arrived = calloc(c->size, sizeof(int64_t));
-        if (!c->arrived) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        c->last_seen = calloc(c->size, sizeof(double));
+        if (!c->arrived || !c->last_seen) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        for (int r = 0; r < c->size; r++) c->last_seen[r] = pc_now();
         MPI_Irecv(&c->arrive_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_ARRIVE, MPI_COMM_WORLD,
                   &c->arrive_req);
     }
@@ -85,18 +89,14 @@ static void poll_arrivals(pc_comm *c) {
         MPI_Test(&c->arrive_req, &flag, &st);
         if (!flag) return;
         c->arrived[st.MPI_SOURCE] = c->arrive_buf;
+        c->last_seen[st.MPI_SOURCE] = pc_now();
         MPI_Irecv(&c->arrive_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_ARRIVE, MPI_COMM_WORLD,
                   &c->arrive_req);
     }
 }
 
-/* Entering a collective: tell rank 0, so it can name whoever never comes. */
-static void announce(pc_comm *c) {
-    c->op++;
-    if (c->rank == 0) {
-        c->arrived[0] = c->op;
-        return;
-    }
+/* Tell rank 0 which collective this rank is in. */
+static void tell_rank0(pc_comm *c) {
     int64_t *slot = &c->sent[c->op % ARRIVE_RING];
     *slot = c->op;
     MPI_Request r;
@@ -104,10 +104,19 @@ static void announce(pc_comm *c) {
     MPI_Request_free(&r);
 }
 
+/* Entering a collective: tell rank 0, so it can name whoever never comes. */
+static void announce(pc_comm *c) {
+    c->op++;
+    if (c->rank == 0)
+        c->arrived[0] = c->op;
+    else
+        tell_rank0(c);
+}
+
 static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
     /* Other ranks give rank 0 a head start, so the report names the missing ranks. */
     double limit = c->timeout > 0 ? c->timeout + (c->rank ? 5.0 : 0.0) : 0;
-    double start = pc_now(), deadline = start + limit;
+    double start = pc_now(), deadline = start + limit, heartbeat = start;
     for (;;) {
         int flag = 0;
         if (MPI_Test(req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
@@ -117,6 +126,10 @@ static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
         poll_arrivals(c);
         double now = pc_now();
         if (limit > 0 && now > deadline) break;
+        if (c->rank != 0 && now - heartbeat > HEARTBEAT) { /* still alive, still waiting */
+            tell_rank0(c);
+            heartbeat = now;
+        }
         /* MPI progresses transfers only inside its calls: poll hot (yielding the core to
          * whoever needs it) for a second, then back off for long waits. */
         if (now - start < 1.0) {
@@ -129,14 +142,17 @@ static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
     if (c->rank != 0)
         return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s for the "
                        "other ranks", c->rank, (long long)c->step, what, c->timeout);
+    /* Missing: never entered this collective, or entered and then went silent (a rank
+     * waiting alive inside it sends a heartbeat every HEARTBEAT seconds). */
     char missing[512] = "";
-    for (int r = 0; r < c->size; r++)
-        if (c->arrived[r] < c->op) {
+    double now = pc_now();
+    for (int r = 1; r < c->size; r++)
+        if (c->arrived[r] < c->op || now - c->last_seen[r] > 4 * HEARTBEAT) {
             size_t len = strlen(missing);
             snprintf(missing + len, sizeof missing - len, "%s%d", len ? ", " : "", r);
         }
     return pc_fail(PC_ERR_INTERNAL, "step %lld: %s waited more than %g s; rank(s) %s did not "
-                   "arrive", (long long)c->step, what, c->timeout, missing);
+                   "arrive or stopped responding", (long long)c->step, what, c->timeout, missing);
 }
 #endif
 
@@ -274,6 +290,7 @@ void pc_comm_finalize(pc_comm *c) {
         MPI_Cancel(&c->arrive_req);
         MPI_Wait(&c->arrive_req, MPI_STATUS_IGNORE);
         free(c->arrived);
+        free(c->last_seen);
     }
     free(c->pending);
     MPI_Finalize();
