@@ -72,3 +72,19 @@ char *pc_path_join(const char *dir, const char *name) {
     memcpy(p + k, name, b + 1);
     return p;
 }
+
+pc_status pc_parse_choice(const char *flag, const char *name, const char *const *names, int n,
+                          int *out) {
+    for (int k = 0; k < n; k++)
+        if (strcmp(name, names[k]) == 0) {
+            *out = k;
+            return PC_OK;
+        }
+    char expected[256] = "";
+    for (int k = 0; k < n; k++) {
+        size_t len = strlen(expected);
+        snprintf(expected + len, sizeof expected - len, "%s%s", k == 0 ? "" : k == n - 1 ? " or " : ", ",
+                 names[k]);
+    }
+    return pc_fail(PC_ERR_USAGE, "%s %s: expected %s", flag, name, expected);
+}

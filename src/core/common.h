@@ -43,6 +43,11 @@ void pc_free(void *p);
 
 double pc_now(void); /* monotonic seconds */
 
+/* The index of `name` among names[0..n) in *out, or a usage error
+ * "FLAG NAME: expected a, b or c". */
+pc_status pc_parse_choice(const char *flag, const char *name, const char *const *names, int n,
+                          int *out);
+
 /* dir + "/" + name (no doubled slash; an empty dir gives name), malloc'ed; NULL when
  * out of memory. */
 char *pc_path_join(const char *dir, const char *name);

@@ -55,24 +55,20 @@ static const char *const opt_names[] = {"sgd", "adam", "adamw"};
 const char *pc_opt_name(pc_opt_kind k) { return opt_names[k]; }
 
 pc_status pc_opt_parse(const char *name, pc_opt_kind *out) {
-    for (int k = 0; k < 3; k++)
-        if (strcmp(name, opt_names[k]) == 0) {
-            *out = (pc_opt_kind)k;
-            return PC_OK;
-        }
-    return pc_fail(PC_ERR_USAGE, "--optimizer %s: expected sgd, adam or adamw", name);
+    int k;
+    PC_TRY(pc_parse_choice("--optimizer", name, opt_names, 3, &k));
+    *out = (pc_opt_kind)k;
+    return PC_OK;
 }
 
 static const char *const sched_names[] = {"constant", "exp", "step", "cosine"};
 const char *pc_sched_name(pc_sched_kind k) { return sched_names[k]; }
 
 pc_status pc_sched_parse(const char *name, pc_sched_kind *out) {
-    for (int k = 0; k < 4; k++)
-        if (strcmp(name, sched_names[k]) == 0) {
-            *out = (pc_sched_kind)k;
-            return PC_OK;
-        }
-    return pc_fail(PC_ERR_USAGE, "--schedule %s: expected constant, exp, step or cosine", name);
+    int k;
+    PC_TRY(pc_parse_choice("--schedule", name, sched_names, 4, &k));
+    *out = (pc_sched_kind)k;
+    return PC_OK;
 }
 
 float pc_sched_lr(const pc_sched_config *s, int64_t step) {

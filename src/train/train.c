@@ -906,12 +906,10 @@ static const char *const lr_scale_names[] = {"none", "linear", "sqrt"};
 const char *pc_lr_scale_name(pc_lr_scale s) { return lr_scale_names[s]; }
 
 pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out) {
-    for (int k = 0; k < 3; k++)
-        if (strcmp(name, lr_scale_names[k]) == 0) {
-            *out = (pc_lr_scale)k;
-            return PC_OK;
-        }
-    return pc_fail(PC_ERR_USAGE, "--lr-scale %s: expected none, linear or sqrt", name);
+    int k;
+    PC_TRY(pc_parse_choice("--lr-scale", name, lr_scale_names, 3, &k));
+    *out = (pc_lr_scale)k;
+    return PC_OK;
 }
 
 float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch) {
