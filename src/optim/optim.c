@@ -1,7 +1,6 @@
 #include "optim/optim.h"
 
 #include <math.h>
-#include <string.h>
 
 int pc_opt_state_per_param(const pc_opt_config *c) {
     if (c->kind == PC_OPT_SGD) return c->momentum != 0.0f ? 1 : 0;
