@@ -59,7 +59,6 @@ typedef struct {
     /* --reduce fast (MPI): per worker a running sum and a temporary */
     float **fast_acc, **fast_tmp;
     int64_t fast_posted;  /* params [fast_posted, n) are already being allreduced */
-    int fast_last_shard;  /* worker 0's last shard: its backward posts buckets */
     float *opt_state;
     int64_t opt_state_n;
     int64_t *perm;
@@ -84,7 +83,7 @@ typedef struct {
     int stage_cur;        /* the buffer of the current step */
     int64_t load_step, load_first; /* the step being loaded and its offset in perm */
     int load_buf;
-    double time_compute, time_reduce, time_comm, time_optimizer, time_combine0, time_opt0;
+    double time_compute, time_reduce, time_comm, time_optimizer, time_combine0;
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
@@ -270,12 +269,8 @@ static void combine_update_job(int w, void *arg) {
     trainer *t = arg;
     double t0 = pc_now();
     pc_reducer_combine_local(t->red, w);
-    double t1 = pc_now();
+    if (w == 0) t->time_combine0 += pc_now() - t0; /* the workers run alike: worker 0 stands for them */
     optimizer_job(w, arg);
-    if (w == 0) { /* the workers run alike: worker 0 stands for them */
-        t->time_combine0 += t1 - t0;
-        t->time_opt0 += pc_now() - t1;
-    }
 }
 
 static void combine_local_job(int w, void *arg) { pc_reducer_combine_local(((trainer *)arg)->red, w); }
