@@ -9,10 +9,30 @@
 #define MAX_COVER 64 /* maximal nodes of a contiguous range: at most 2 log2(S) + 2 */
 
 typedef struct {
-    int n;
-    pc_tree_node node[MAX_COVER];
-    float *buf[MAX_COVER];
+    int n, cap;
+    pc_tree_node *node;
+    float **buf;
 } node_set;
+
+static int set_init(node_set *s, int cap) {
+    s->n = 0;
+    s->cap = cap;
+    s->node = calloc(cap, sizeof *s->node);
+    s->buf = calloc(cap, sizeof *s->buf);
+    return s->node && s->buf ? 0 : -1;
+}
+
+static void set_free(node_set *s) {
+    free(s->node);
+    free(s->buf);
+}
+
+/* The maximal tree nodes inside [a, b) (at most MAX_COVER). */
+static int set_cover(node_set *s, int shards, int a, int b) {
+    if (set_init(s, MAX_COVER)) return -1;
+    s->n = pc_tree_cover(shards, a, b, s->node, MAX_COVER);
+    return 0;
+}
 
 typedef struct {
     node_set owned;       /* this worker's maximal nodes, one full-size buffer each */
@@ -76,15 +96,15 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     int slots = r->ranks * workers, per = shards / slots;
     r->wp = calloc(workers, sizeof(worker_part));
     if (!r->wp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (set_init(&r->local, workers * MAX_COVER)) return pc_fail(PC_ERR_NOMEM, "out of memory");
     for (int w = 0; w < workers; w++) {
         worker_part *p = &r->wp[w];
         int slot = r->rank * workers + w;
-        p->owned.n = pc_tree_cover(shards, slot * per, (slot + 1) * per, p->owned.node, MAX_COVER);
+        if (set_cover(&p->owned, shards, slot * per, (slot + 1) * per))
+            return pc_fail(PC_ERR_NOMEM, "out of memory");
         for (int k = 0; k < p->owned.n; k++) {
             p->depth = PC_MAX(p->depth, pc_tree_depth(p->owned.node[k]));
             if (!(p->owned.buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
-            if (r->local.n == MAX_COVER)
-                return pc_fail(PC_ERR_USAGE, "too many workers per process for %d shards", shards);
             r->local.node[r->local.n] = p->owned.node[k];
             r->local.buf[r->local.n++] = p->owned.buf[k];
         }
@@ -95,7 +115,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     }
     int first, last;
     pc_reducer_rank_shards(r, &first, &last);
-    r->rank_cover.n = pc_tree_cover(shards, first, last, r->rank_cover.node, MAX_COVER);
+    if (set_cover(&r->rank_cover, shards, first, last)) return pc_fail(PC_ERR_NOMEM, "out of memory");
     for (int k = 0; k < r->rank_cover.n; k++)
         r->rank_cover.buf[k] = result_buffer(&r->local, r->rank_cover.node[k]);
     if (r->ranks == 1) return PC_OK;
@@ -137,7 +157,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     r->send = pc_alloc(sizeof(float) * my_nodes * n);
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
     if (!r->send || !r->recv) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (total_nodes > MAX_COVER) return pc_fail(PC_ERR_USAGE, "too many ranks for %d shards", shards);
+    if (set_init(&r->global, total_nodes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
     for (int d = 0, k = 0; d < R; d++) {
         int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
         for (int j = 0; j < c; j++, k++) {
@@ -154,10 +174,14 @@ void pc_reducer_destroy(pc_reducer *r) {
     for (int w = 0; r->wp && w < r->workers; w++) {
         worker_part *p = &r->wp[w];
         for (int k = 0; k < p->owned.n; k++) pc_free(p->owned.buf[k]);
+        set_free(&p->owned);
         for (int d = 0; p->tmp && d < p->depth; d++) pc_free(p->tmp[d]);
         free(p->tmp);
     }
     free(r->wp);
+    set_free(&r->local);
+    set_free(&r->rank_cover);
+    set_free(&r->global);
     free(r->cover_count);
     free(r->send_counts);
     free(r->send_displs);
