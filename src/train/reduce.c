@@ -154,9 +154,9 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     }
     if ((int64_t)total_nodes * my_chunk > (1LL << 31) - 1 || (int64_t)my_nodes * n > (1LL << 31) - 1)
         return pc_fail(PC_ERR_USAGE, "model too large for one reduce-scatter message");
-    r->send = pc_alloc(sizeof(float) * my_nodes * n);
+    r->send = my_nodes > 1 ? pc_alloc(sizeof(float) * my_nodes * n) : NULL;
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
-    if (!r->send || !r->recv) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if ((my_nodes > 1 && !r->send) || !r->recv) return pc_fail(PC_ERR_NOMEM, "out of memory");
     if (set_init(&r->global, total_nodes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
     for (int d = 0, k = 0; d < R; d++) {
         int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
@@ -230,6 +230,9 @@ int pc_reducer_needs_exchange(const pc_reducer *r) { return r->ranks > 1; }
 
 pc_status pc_reducer_exchange(pc_reducer *r) {
     int my_nodes = r->rank_cover.n;
+    if (my_nodes == 1) /* the usual case: the node's buffer is already laid out by chunk */
+        return pc_comm_alltoallv(r->comm, r->rank_cover.buf[0], r->chunk_counts, r->chunk_displs,
+                                 r->recv, r->recv_counts, r->recv_displs);
     for (int d = 0; d < r->ranks; d++)
         for (int k = 0; k < my_nodes; k++)
             memcpy(r->send + r->send_displs[d] + (int64_t)k * r->chunk_counts[d],
