@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: set up, build, and train the default model (simple-cnn) on the
 # default dataset (Fashion-MNIST from Debian's dataset-fashion-mnist) with the
-# default settings, writing runs/default/. Extra arguments go to `parcnn train`.
+# default settings, writing runs/default/ (a second run replaces the first: this is the
+# demonstration job; use `build/parcnn train --out DIR` for runs you keep). Extra arguments
+# go to `parcnn train`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec build/parcnn train --out runs/default "$@"
+exec build/parcnn train --out runs/default --overwrite "$@"
