@@ -58,6 +58,7 @@ static void test_parse_errors(void) {
         {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid"},
         {"[maxpool] size=2 pad=2\n", "more than half"},
         {"", "no layers"},
+        {"[conv] filters=8 name=a\n[conv] filters=8 name=a\n", "name=a is used twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pc_model *m = NULL;

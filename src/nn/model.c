@@ -302,7 +302,8 @@ static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer
     if (strlen(buf) >= PC_NAME_LEN || (name && strchr(name, '.')))
         return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s: too long or contains '.'", ctx->origin,
                        sec->line, name);
-    if (name && find_layer(ll, buf) >= 0 && &ll->v[find_layer(ll, buf)] != l)
+    int same = name ? find_layer(ll, buf) : -1;
+    if (same >= 0 && &ll->v[same] != l)
         return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s is used twice", ctx->origin, sec->line,
                        name);
     strcpy(l->name, buf);
