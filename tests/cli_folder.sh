@@ -34,6 +34,9 @@ grep -q "airplane  *60" "$tmp/a.log" && ok "summary lists images per class" || b
 cmp -s "$tmp/a/model.safetensors" "$tmp/b/model.safetensors" && cmp -s "$tmp/a/model.safetensors" "$tmp/c/model.safetensors" \
     && ok "augmented training: identical bytes for 1/2/4 workers and 0/1/2 loader threads" || bad "augmented training differs across workers or loader threads"
 grep -q "time: data" "$tmp/b.log" && ok "per-epoch time split printed" || bad "no time split"
+"$parcnn" train "${common[@]}" --workers 2 --cache none --out "$tmp/none" > "$tmp/none.log" 2>&1 || { bad "--cache none:"; cat "$tmp/none.log"; }
+cmp -s "$tmp/a/model.safetensors" "$tmp/none/model.safetensors" && grep -q "checked (decoded again whenever used" "$tmp/none.log" \
+    && ok "--cache none (decoding every batch): identical bytes" || bad "--cache none differs"
 
 # predict on image files, with the class names stored in the model
 img=$(ls "$tmp/small/test/cat" | head -1)

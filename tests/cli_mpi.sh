@@ -4,7 +4,7 @@
 # rank (time-out), a killed rank, and resuming on another rank count.
 # usage: cli_mpi.sh PARCNN SOURCE_DIR
 set -u
-parcnn=$1
+parcnn=$1 src=$2
 if ! command -v mpirun > /dev/null; then echo "skipped: mpirun not found"; echo "0 passed, 0 failed"; exit 0; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # Under AddressSanitizer: Open MPI's dlopen'ed components leak at exit, in frames LeakSanitizer
@@ -87,6 +87,25 @@ grep -q "resuming from" "$tmp/resumed.log" && ok "the checkpoint left by the kil
 same "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" \
     && ok "resume on 2 ranks x 2 workers after the kill = uninterrupted 1 x 1 run, byte for byte" \
     || bad "resumed model differs from the uninterrupted run"
+
+# image folders: each rank decodes its slice of the files (memory cache) or only the
+# samples of its own shards (--cache none); the model is the same bytes either way
+tarball="$src/../shared/datasets/cifar10-jpeg.tar.gz"
+if [ -f "$tarball" ]; then
+    tar -xzf "$tarball" -C "$tmp" --wildcards 'train/*/00[0-3]?.jpg' 'test/*/000?.jpg'
+    img=(--data "folder:$tmp" --model simple-cnn --epochs 2 --batch 32 --shard-size 8 --augment flip,crop=4 --no-progress)
+    "$parcnn" train "${img[@]}" --workers 1 --out "$tmp/f1" > "$tmp/f1.log" 2>&1 || { bad "folder, 1 rank:"; cat "$tmp/f1.log"; }
+    for cache in memory none; do
+        mpi 2 "$parcnn" train "${img[@]}" --workers 1 --cache $cache --out "$tmp/f2$cache" > "$tmp/f2$cache.log" 2>&1 \
+            || { bad "folder, 2 ranks, --cache $cache:"; cat "$tmp/f2$cache.log"; continue; }
+        same "$tmp/f1/model.safetensors" "$tmp/f2$cache/model.safetensors" \
+            && ok "folder, 2 ranks, --cache $cache: model identical to 1 rank" || bad "folder, 2 ranks, --cache $cache: model differs"
+    done
+    grep -q "decoded in .*200 of them here, the rest on 1 other rank" "$tmp/f2memory.log" \
+        && ok "each rank decodes half of the 400 training images" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
+else
+    echo "skipped image-folder cases: $tarball not found"
+fi
 
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -772,9 +772,6 @@ static void test_folder_errors(void) {
     CHECK(s == PC_ERR_DATA && contains(err(), "no class folders"), "loose images: %s", err());
     s = pc_dataset_load_folder(tpath("does-not-exist"), 1, &o, &d, NULL);
     CHECK(s == PC_ERR_DATA && contains(err(), "not a directory"), "missing dir: %s", err());
-    o.cache = "none";
-    s = pc_dataset_load_folder(tpath("loose"), 1, &o, &d, NULL);
-    CHECK(s == PC_ERR_USAGE && contains(err(), "--cache none"), "cache none: %s", err());
     o = opts();
     o.val_split = 0.95f;
     s = pc_dataset_load_folder(tpath("loose"), 1, &o, &d, NULL);
@@ -918,6 +915,75 @@ static void test_cache_and_threads(void) {
     pc_folder_report_free(&ra);
     pc_dataset_free(&a);
     pc_dataset_free(&d1);
+}
+
+/* Gather every sample of both datasets, plain and augmented; 1 when the floats agree. */
+static int same_batches(const pc_dataset *a, const pc_dataset *b) {
+    float ma[4], sa[4], mb[4], sb[4];
+    pc_dataset_channel_stats(a, ma, sa);
+    pc_dataset_channel_stats(b, mb, sb);
+    if (a->n != b->n || a->c != b->c || memcmp(ma, mb, sizeof(float) * a->c) != 0 ||
+        memcmp(sa, sb, sizeof(float) * a->c) != 0)
+        return 0;
+    size_t sample = (size_t)a->c * a->h * a->w;
+    int64_t *idx = malloc(sizeof *idx * a->n);
+    float *x = malloc(sizeof *x * sample * a->n), *y = malloc(sizeof *y * sample * a->n);
+    int32_t *la = malloc(sizeof *la * a->n), *lb = malloc(sizeof *lb * a->n);
+    for (int64_t i = 0; i < a->n; i++) idx[i] = a->n - 1 - i;
+    pc_augment_config aug;
+    int same = pc_augment_parse("flip,crop=2,brightness=0.2", &aug) == PC_OK;
+    same &= pc_dataset_gather(a, idx, (int)a->n, ma, sa, x, la) == PC_OK &&
+            pc_dataset_gather(b, idx, (int)b->n, mb, sb, y, lb) == PC_OK &&
+            memcmp(x, y, sizeof *x * sample * a->n) == 0 && memcmp(la, lb, sizeof *la * a->n) == 0;
+    same &= pc_dataset_gather_augmented(a, idx, (int)a->n, ma, sa, &aug, 5, 2, x, NULL) == PC_OK &&
+            pc_dataset_gather_augmented(b, idx, (int)b->n, mb, sb, &aug, 5, 2, y, NULL) == PC_OK &&
+            memcmp(x, y, sizeof *x * sample * a->n) == 0;
+    free(idx), free(x), free(y), free(la), free(lb);
+    return same;
+}
+
+/* --cache none: the same samples and normalization as decoding once into memory, each
+ * decoded when it is gathered; a file changed after loading is named. */
+static void test_on_demand(void) {
+    pc_folder_options o = opts();
+    o.image_size = 16;
+    o.on_bad_skip = 1;
+    pc_dataset m, od;
+    pc_folder_report r;
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &m, NULL) == PC_OK, "%s", err());
+    o.cache = "none";
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &od, &r) == PC_OK, "%s", err());
+    CHECK(r.on_demand && !od.pixels && od.files && r.skipped == 1 && od.n == m.n,
+          "none: no pixels kept, the bad file skipped (n=%lld)", (long long)od.n);
+    CHECK(same_batches(&m, &od), "none: batches identical to the memory cache (RGB)");
+    pc_folder_report_free(&r);
+    pc_dataset_free(&m);
+    pc_dataset_free(&od);
+    /* gray images decided from the data, and a colour image forced to gray */
+    for (int ch = 0; ch <= 1; ch++) {
+        o = opts();
+        o.channels = ch;
+        CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &m, NULL) == PC_OK, "%s", err());
+        o.cache = "none";
+        CHECK(pc_dataset_load_folder(tpath("grayf"), 1, &o, &od, NULL) == PC_OK, "%s", err());
+        CHECK(od.c == m.c && same_batches(&m, &od), "none: identical with --channels %d (c=%d)", ch, od.c);
+        pc_dataset_free(&m);
+        pc_dataset_free(&od);
+    }
+    /* a file damaged after loading: the gather fails naming it */
+    o = opts();
+    o.image_size = 16;
+    o.on_bad_skip = 1;
+    o.cache = "none";
+    CHECK(pc_dataset_load_folder(tpath("cached"), 1, &o, &od, NULL) == PC_OK, "%s", err());
+    write_file(tpath("cached/c0/00.jpg"), "garbage", 7);
+    float *x = malloc(sizeof *x * 3 * 256);
+    int64_t first = 0; /* c0/00.jpg is sample 0 (round-robin order) */
+    pc_status s = pc_dataset_gather(&od, &first, 1, NULL, NULL, x, NULL);
+    CHECK(s == PC_ERR_DATA && contains(err(), "c0/00.jpg") && contains(err(), "changed after"),
+          "changed file named: %s", err());
+    free(x);
+    pc_dataset_free(&od);
 }
 
 /* ---------------------------------------------------------------- augmentation */
@@ -1175,6 +1241,7 @@ int main(void) {
     test_folder_errors();
     test_bad_files_in_folder();
     test_cache_and_threads();
+    test_on_demand();
     test_augment();
     test_cifar_jpeg();
     testfs_finish();

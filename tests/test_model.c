@@ -159,7 +159,16 @@ static void test_split(void) {
         }
 }
 
+/* An error that wraps the previous one (pc_fail(s, "...: %s", pc_last_error())). */
+static void test_error_wrapping(void) {
+    pc_fail(PC_ERR_DATA, "inner reason");
+    pc_fail(PC_ERR_DATA, "model.safetensors: its model description: %s", pc_last_error());
+    CHECK(strcmp(pc_last_error(), "model.safetensors: its model description: inner reason") == 0,
+          "wrapped error: %s", pc_last_error());
+}
+
 int main(void) {
+    test_error_wrapping();
     test_zoo();
     test_parse_errors();
     test_graph();

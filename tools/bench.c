@@ -264,7 +264,10 @@ static int cmd_bench_loader(int argc, char **argv) {
     int64_t done = 0;
     for (int64_t first = 0; first + BATCH <= d.n; first += BATCH, done += BATCH) {
         for (int i = 0; i < BATCH; i++) idx[i] = first + i;
-        pc_dataset_gather_augmented(&d, idx, BATCH, mean, std, &aug, 1, 0, out, labels);
+        if (pc_dataset_gather_augmented(&d, idx, BATCH, mean, std, &aug, 1, 0, out, labels) != PC_OK) {
+            fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+            return 1;
+        }
     }
     double secs = pc_now() - t0;
     char spec[256];

@@ -122,8 +122,11 @@ static const char train_help[] =
     "  --channels N         1 (gray) or 3 (RGB); default: 1 if all images are gray, else 3\n"
     "  --val-split F        hold out a stratified fraction F for evaluation when there is\n"
     "                       no test/ folder; the file lists go to --out\n"
-    "  --cache MODE         memory (default: decode once at start) or a directory for a\n"
-    "                       decoded-image cache, rebuilt when the folder changes\n"
+    "  --cache MODE         memory (default: decode once at start), a directory for a\n"
+    "                       decoded-image cache rebuilt when the folder changes, or none:\n"
+    "                       check every image at start, then decode each batch's images\n"
+    "                       when it is assembled (little memory; under MPI each rank\n"
+    "                       decodes only its own shards)\n"
     "  --on-bad-image M     fail (default: stop naming the file) or skip (drop, count)\n"
     "  --decode-threads N   threads decoding images at start (default: the cores)\n"
     "  --limit N            use only the first N training images\n"
@@ -429,7 +432,8 @@ static int cmd_predict(int argc, char **argv) {
                 break;
             }
             int64_t i64 = idx;
-            pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, input, NULL);
+            if ((st = pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, input, NULL)) != PC_OK)
+                break;
         } else if ((st = load_image_input(argv[a], &meta, input)) != PC_OK) {
             break;
         }

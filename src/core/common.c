@@ -11,14 +11,43 @@
 static _Thread_local char last_error[1024];
 
 pc_status pc_fail(pc_status code, const char *fmt, ...) {
+    char msg[sizeof last_error]; /* the arguments may include pc_last_error() itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof msg);
     return code;
 }
 
 const char *pc_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
+
+void pc_error_slot_init(pc_error_slot *e) {
+    pthread_mutex_init(&e->mu, NULL);
+    e->status = PC_OK;
+    e->msg[0] = 0;
+}
+
+void pc_error_slot_destroy(pc_error_slot *e) { pthread_mutex_destroy(&e->mu); }
+
+void pc_error_slot_set(pc_error_slot *e, pc_status s) {
+    if (s == PC_OK) return;
+    pthread_mutex_lock(&e->mu);
+    if (e->status == PC_OK) {
+        e->status = s;
+        snprintf(e->msg, sizeof e->msg, "%s", pc_last_error());
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
+pc_status pc_error_slot_take(pc_error_slot *e) {
+    pthread_mutex_lock(&e->mu);
+    pc_status s = e->status;
+    if (s != PC_OK) pc_fail(s, "%s", e->msg);
+    e->status = PC_OK;
+    pthread_mutex_unlock(&e->mu);
+    return s;
+}
 
 void *pc_alloc(size_t bytes) {
     size_t rounded = (bytes + 63) & ~(size_t)63;

@@ -4,6 +4,7 @@
 #ifndef PC_COMMON_H
 #define PC_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,20 @@ typedef enum {
 pc_status pc_fail(pc_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const char *pc_last_error(void);
+
+/* The first error among threads that cannot return a status (pool jobs): a thread records
+ * its error (the message is thread-local) and the caller raises it afterwards. */
+typedef struct {
+    pthread_mutex_t mu;
+    pc_status status;
+    char msg[1024];
+} pc_error_slot;
+void pc_error_slot_init(pc_error_slot *e);
+void pc_error_slot_destroy(pc_error_slot *e);
+/* Record `s` with the calling thread's pc_last_error(), unless an error is recorded. */
+void pc_error_slot_set(pc_error_slot *e, pc_status s);
+/* The recorded status (its message becomes the caller's pc_last_error); clears the slot. */
+pc_status pc_error_slot_take(pc_error_slot *e);
 
 /* Allocation: 64-byte aligned, zero-filled. Returns NULL (and sets the error)
  * on failure. Free with pc_free. */

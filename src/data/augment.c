@@ -316,24 +316,29 @@ void pc_augment_apply(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
     augment_core(a, seed, epoch, sample, c, h, w, in, NULL, out);
 }
 
-void pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
-                                 const float *std, const pc_augment_config *a, uint64_t seed,
-                                 uint64_t epoch, float *out, int32_t *labels_out) {
-    if (!pc_augment_enabled(a)) {
-        pc_dataset_gather(d, idx, n, mean, std, out, labels_out);
-        return;
-    }
+pc_status pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, int n,
+                                      const float *mean, const float *std,
+                                      const pc_augment_config *a, uint64_t seed, uint64_t epoch,
+                                      float *out, int32_t *labels_out) {
+    if (!pc_augment_enabled(a)) return pc_dataset_gather(d, idx, n, mean, std, out, labels_out);
     const size_t hw = (size_t)d->h * d->w, sample = hw * d->c;
-    for (int i = 0; i < n; i++) {
+    uint8_t *scratch = NULL;
+    if (!d->pixels && !(scratch = malloc(sample))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status s = PC_OK;
+    for (int i = 0; i < n && s == PC_OK; i++) {
+        const uint8_t *p;
+        s = pc_dataset_sample(d, idx[i], scratch, &p);
+        if (s != PC_OK) break;
         float *o = out + (size_t)i * sample;
-        augment_core(a, seed, epoch, (uint64_t)idx[i], d->c, d->h, d->w, NULL,
-                     d->pixels + (size_t)idx[i] * sample, o);
+        augment_core(a, seed, epoch, (uint64_t)idx[i], d->c, d->h, d->w, NULL, p, o);
         for (int c = 0; c < d->c; c++) {
             float m = mean ? mean[c] : 0.0f, sd = std ? std[c] : 1.0f;
-            float *p = o + (size_t)c * hw;
-            for (size_t k = 0; k < hw; k++) p[k] = (p[k] - m) / sd;
+            float *q = o + (size_t)c * hw;
+            for (size_t k = 0; k < hw; k++) q[k] = (q[k] - m) / sd;
         }
     }
+    free(scratch);
     if (labels_out)
         for (int i = 0; i < n; i++) labels_out[i] = d->labels[idx[i]];
+    return s;
 }

@@ -53,8 +53,8 @@ void pc_augment_apply(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
 /* pc_dataset_gather with augmentation: out[i] = normalize(augment(pixels[idx[i]] / 255)),
  * keyed by the dataset sample index idx[i]; mean/std may be NULL (0 / 1). a NULL or off
  * gives exactly pc_dataset_gather's result. labels_out may be NULL. */
-void pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
-                                 const float *std, const pc_augment_config *a, uint64_t seed,
+pc_status pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, int n,
+                                      const float *mean, const float *std, const pc_augment_config *a, uint64_t seed,
                                  uint64_t epoch, float *out, int32_t *labels_out);
 
 #endif

@@ -626,6 +626,11 @@ void pc_dataset_channel_stats(const pc_dataset *d, float *mean, float *std) {
     for (int c = 0; c < d->c; c++) {
         uint64_t s1 = 0, s2 = 0;
         for (int64_t i = 0; i < d->n; i++) {
+            if (d->sums) { /* decoded on demand: sums recorded when the folder was checked */
+                s1 += d->sums[i * 2 * d->c + c];
+                s2 += d->sums[i * 2 * d->c + d->c + c];
+                continue;
+            }
             const uint8_t *p = d->pixels + (i * d->c + c) * hw;
             uint64_t a = 0, b = 0;
             for (int64_t k = 0; k < hw; k++) {
@@ -649,26 +654,47 @@ void pc_dataset_channel_stats(const pc_dataset *d, float *mean, float *std) {
     }
 }
 
-void pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
-                       const float *std, float *out, int32_t *labels_out) {
+pc_status pc_dataset_sample(const pc_dataset *d, int64_t i, uint8_t *scratch,
+                            const uint8_t **out) {
+    if (d->pixels) {
+        *out = d->pixels + i * (int64_t)d->c * d->h * d->w;
+        return PC_OK;
+    }
+    *out = scratch;
+    return pc_image_files_decode(d->files, i, scratch);
+}
+
+pc_status pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
+                            const float *std, float *out, int32_t *labels_out) {
     const int64_t hw = (int64_t)d->h * d->w, sample = hw * d->c;
-    float lut[256];
+    uint8_t *scratch = NULL;
+    if (!d->pixels && !(scratch = malloc((size_t)sample)))
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    float lut[d->c][256];
     for (int c = 0; c < d->c; c++) {
         float m = mean ? mean[c] : 0.0f, sd = std ? std[c] : 1.0f;
-        for (int v = 0; v < 256; v++) lut[v] = ((float)v / 255.0f - m) / sd;
-        for (int i = 0; i < n; i++) {
-            const uint8_t *p = d->pixels + idx[i] * sample + c * hw;
+        for (int v = 0; v < 256; v++) lut[c][v] = ((float)v / 255.0f - m) / sd;
+    }
+    pc_status s = PC_OK;
+    for (int i = 0; i < n && s == PC_OK; i++) {
+        const uint8_t *p;
+        s = pc_dataset_sample(d, idx[i], scratch, &p);
+        for (int c = 0; c < d->c && s == PC_OK; c++) {
             float *o = out + (int64_t)i * sample + c * hw;
-            for (int64_t k = 0; k < hw; k++) o[k] = lut[p[k]];
+            for (int64_t k = 0; k < hw; k++) o[k] = lut[c][p[c * hw + k]];
         }
     }
+    free(scratch);
     if (labels_out)
         for (int i = 0; i < n; i++) labels_out[i] = d->labels[idx[i]];
+    return s;
 }
 
 void pc_dataset_free(pc_dataset *d) {
     if (!d) return;
     pc_free(d->pixels);
+    pc_image_files_free(d->files);
+    free(d->sums);
     pc_free(d->labels);
     free_names(d->class_names, d->classes);
     memset(d, 0, sizeof *d);

@@ -7,10 +7,18 @@
 
 #include "core/common.h"
 
+/* Image files decoded when a sample is gathered (an image folder with --cache none);
+ * defined in data/folder.h. */
+typedef struct pc_image_files pc_image_files;
+
 typedef struct {
     int64_t n;            /* number of samples */
     int c, h, w;          /* per-sample shape (channels, height, width) */
-    uint8_t *pixels;      /* n * c * h * w bytes, sample-major, CHW inside a sample */
+    uint8_t *pixels;      /* n * c * h * w bytes, sample-major, CHW inside a sample; NULL
+                             when the samples are decoded on demand from `files` */
+    pc_image_files *files; /* owned; non-NULL: decode sample i from its file when gathered */
+    uint64_t *sums;       /* with files: per sample, c sums of its pixels then c sums of
+                             their squares (for pc_dataset_channel_stats) */
     int32_t *labels;      /* n labels in [0, classes) */
     int classes;
     char **class_names;   /* classes strings, owned */
@@ -46,9 +54,14 @@ void pc_dataset_truncate(pc_dataset *d, int64_t n);
 /* Per-channel mean and standard deviation of the pixels scaled to [0, 1]. */
 void pc_dataset_channel_stats(const pc_dataset *d, float *mean, float *std);
 
+/* The uint8 CHW pixels of sample i: in memory, or decoded into `scratch` (c*h*w bytes)
+ * from its file. Fails only when a file changed after loading (named in the error). */
+pc_status pc_dataset_sample(const pc_dataset *d, int64_t i, uint8_t *scratch,
+                            const uint8_t **out);
+
 /* Assemble a batch: out[i] = (pixels[idx[i]] / 255 - mean[c]) / std[c], NCHW float;
  * labels_out[i] = labels[idx[i]] (labels_out may be NULL). */
-void pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
+pc_status pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
                        const float *std, float *out, int32_t *labels_out);
 
 void pc_dataset_free(pc_dataset *d);

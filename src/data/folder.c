@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "dist/comm.h"
 #include "data/image.h"
 
 #define MAX_IMAGE_SIDE 4096
@@ -290,11 +291,12 @@ static h128 h_final(h128 h) {
 typedef struct {
     const char *root;
     const fentry *files;
-    int64_t n;
+    int64_t lo, hi;   /* this process's slice of the files */
     int size, c, skip;
     int64_t max_pixels;
-    uint8_t *pixels;
-    pc_status *status;
+    uint8_t *pixels;  /* every image's slot; NULL: check only (--cache none) */
+    uint64_t *sums;   /* check only: per image, c pixel sums then c sums of squares */
+    int32_t *status;  /* pc_status per image */
     uint8_t *gray;
     int32_t *warn;
     char **msg;
@@ -302,23 +304,38 @@ typedef struct {
     atomic_llong stop; /* fail mode: the smallest failing index so far */
 } djob;
 
+static void pixel_sums(const uint8_t *p, int c, size_t hw, uint64_t *sums) {
+    for (int ch = 0; ch < c; ch++) {
+        uint64_t a = 0, b = 0;
+        for (size_t k = 0; k < hw; k++) {
+            a += p[ch * hw + k];
+            b += (uint64_t)p[ch * hw + k] * p[ch * hw + k];
+        }
+        sums[ch] = a;
+        sums[c + ch] = b;
+    }
+}
+
 static void *decode_worker(void *arg) {
     djob *j = arg;
-    const size_t sample = (size_t)j->c * j->size * j->size;
+    const size_t hw = (size_t)j->size * j->size, sample = (size_t)j->c * hw;
+    uint8_t *scratch = j->pixels ? NULL : malloc(sample);
     for (;;) {
         long long i = atomic_fetch_add(&j->next, 1);
-        if (i >= j->n) break;
+        if (i >= j->hi) break;
         if (i > atomic_load(&j->stop)) break; /* indices are claimed in increasing order */
         char *path = pc_path_join(j->root, j->files[i].rel);
+        uint8_t *dst = j->pixels ? j->pixels + (size_t)i * sample : scratch;
         int g = 0, wn = 0;
-        pc_status s = path ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
-                                               j->pixels + (size_t)i * sample, &g, &wn)
-                           : pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_status s = path && dst ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
+                                                      dst, &g, &wn)
+                                  : pc_fail(PC_ERR_NOMEM, "out of memory");
         free(path);
         j->status[i] = s;
         if (s == PC_OK) {
             j->gray[i] = (uint8_t)g;
             j->warn[i] = wn;
+            if (j->sums) pixel_sums(dst, j->c, hw, j->sums + (size_t)i * 2 * j->c);
             continue;
         }
         j->msg[i] = strdup(pc_last_error());
@@ -328,7 +345,88 @@ static void *decode_worker(void *arg) {
             }
         }
     }
+    free(scratch);
     return NULL;
+}
+
+/* Files [lo, hi) of n for rank r of R. */
+static void rank_slice(int64_t n, int r, int R, int64_t *lo, int64_t *hi) {
+    *lo = n * r / R;
+    *hi = n * (r + 1) / R;
+}
+
+/* Complete a per-file table (elem bytes per file) of which each rank filled its slice. */
+static pc_status share_slices(pc_comm *comm, void *table, size_t elem, int64_t n) {
+    int R = comm ? pc_comm_size(comm) : 1;
+    if (R == 1) return PC_OK;
+    int64_t *counts = malloc(sizeof(int64_t) * 2 * R);
+    if (!counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < R; r++) {
+        int64_t lo, hi;
+        rank_slice(n, r, R, &lo, &hi);
+        counts[r] = (hi - lo) * (int64_t)elem;
+        counts[R + r] = lo * (int64_t)elem;
+    }
+    pc_status s = pc_comm_allgatherv_bytes(comm, table, counts, counts + R);
+    free(counts);
+    return s;
+}
+
+/* 1 when `flag` is set on every rank. */
+static pc_status all_ranks(pc_comm *comm, int flag, int *out) {
+    *out = flag;
+    int R = comm ? pc_comm_size(comm) : 1;
+    if (R == 1) return PC_OK;
+    int *all = malloc(sizeof(int) * R);
+    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status s = pc_comm_allgather_bytes(comm, &flag, sizeof flag, all);
+    for (int r = 0; r < R && s == PC_OK; r++) *out &= all[r];
+    free(all);
+    return s;
+}
+
+/* The error message of a bad file that another rank decoded: decoding it again here
+ * gives the same message. */
+static char *bad_file_message(const djob *j, int64_t i) {
+    if (j->msg[i]) return j->msg[i];
+    uint8_t *tmp = malloc((size_t)j->c * j->size * j->size);
+    char *path = pc_path_join(j->root, j->files[i].rel);
+    int g, wn;
+    pc_status s = tmp && path ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
+                                                  tmp, &g, &wn)
+                              : PC_ERR_NOMEM;
+    j->msg[i] = strdup(s != PC_OK && tmp && path ? pc_last_error()
+                                                 : "could not be decoded on another rank");
+    free(tmp);
+    free(path);
+    return j->msg[i];
+}
+
+/* Decode this process's slice of the files on `threads` threads, then exchange the results
+ * with the other ranks. */
+static pc_status decode_files(djob *j, int threads, pc_comm *comm, int64_t n, int *threads_used) {
+    int R = comm ? pc_comm_size(comm) : 1;
+    rank_slice(n, comm ? pc_comm_rank(comm) : 0, R, &j->lo, &j->hi);
+    atomic_init(&j->next, j->lo);
+    atomic_init(&j->stop, LLONG_MAX);
+    threads = (int)PC_MAX(1, PC_MIN((int64_t)threads, j->hi - j->lo));
+    threads = PC_MIN(threads, 256);
+    pthread_t tids[256];
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        if (pthread_create(&tids[started], NULL, decode_worker, j) != 0) break;
+        started++;
+    }
+    decode_worker(j);
+    for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    *threads_used = started + 1;
+    const size_t sample = (size_t)j->c * j->size * j->size;
+    PC_TRY(share_slices(comm, j->status, sizeof *j->status, n));
+    PC_TRY(share_slices(comm, j->gray, 1, n));
+    PC_TRY(share_slices(comm, j->warn, sizeof *j->warn, n));
+    if (j->sums) PC_TRY(share_slices(comm, j->sums, 2 * j->c * sizeof *j->sums, n));
+    if (j->pixels) PC_TRY(share_slices(comm, j->pixels, sample, n));
+    return PC_OK;
 }
 
 static int default_threads(void) {
@@ -518,10 +616,41 @@ void pc_folder_report_print(const pc_folder_report *r, const pc_dataset *d, FILE
     if (r->warnings) fprintf(f, "  %lld non-fatal decoder warnings\n", (long long)r->warnings);
     if (r->from_cache)
         fprintf(f, "  loaded from cache %s in %.2f s\n", r->cache_file ? r->cache_file : "?", r->load_seconds);
-    else
-        fprintf(f, "  decoded in %.2f s (%.0f images/s, %d thread%s)%s%s\n", r->decode_seconds,
-                r->images_per_second, r->threads, r->threads == 1 ? "" : "s",
-                r->cache_file ? ", cached to " : "", r->cache_file ? r->cache_file : "");
+    else {
+        char ranks[96] = "";
+        if (r->ranks > 1)
+            snprintf(ranks, sizeof ranks, "; %lld of them here, the rest on %d other rank%s",
+                     (long long)r->decoded_here, r->ranks - 1, r->ranks == 2 ? "" : "s");
+        fprintf(f, "  %s in %.2f s (%.0f images/s, %d thread%s%s)%s%s\n",
+                r->on_demand ? "checked (decoded again whenever used: --cache none)" : "decoded",
+                r->decode_seconds, r->images_per_second, r->threads, r->threads == 1 ? "" : "s",
+                ranks, r->cache_file ? ", cached to " : "", r->cache_file ? r->cache_file : "");
+    }
+}
+
+/* ---------------------------------------------------------------- decoding on demand */
+
+pc_status pc_image_files_decode(const pc_image_files *f, int64_t i, uint8_t *out) {
+    const size_t hw = (size_t)f->size * f->size;
+    uint8_t *full = f->decode_c == f->c ? out : malloc((size_t)f->decode_c * hw);
+    char *path = pc_path_join(f->root, f->rel[i]);
+    int g, wn;
+    pc_status s = full && path ? pc_image_load_chw(path, f->decode_c, f->size, f->size,
+                                                   f->max_pixels, full, &g, &wn)
+                               : pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (s != PC_OK) s = pc_fail(s, "%s (the file changed after it was checked)", pc_last_error());
+    else if (full != out) memcpy(out, full, (size_t)f->c * hw); /* gray: planes are equal */
+    if (full != out) free(full);
+    free(path);
+    return s;
+}
+
+void pc_image_files_free(pc_image_files *f) {
+    if (!f) return;
+    for (int64_t i = 0; i < f->n; i++) free(f->rel[i]);
+    free(f->rel);
+    free(f->root);
+    free(f);
 }
 
 /* ---------------------------------------------------------------- the loader */
@@ -548,11 +677,9 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
     if (!(opt.val_split >= 0.0f && opt.val_split <= 0.9f))
         return pc_fail(PC_ERR_USAGE, "--val-split %g: expected a fraction in [0, 0.9]", (double)opt.val_split);
     const char *cache_dir = NULL;
-    if (opt.cache && opt.cache[0] && strcmp(opt.cache, "memory") != 0) {
-        if (strcmp(opt.cache, "none") == 0)
-            return pc_fail(PC_ERR_USAGE, "--cache none is not supported: use memory or a directory");
+    const int on_demand = opt.cache && strcmp(opt.cache, "none") == 0;
+    if (opt.cache && opt.cache[0] && strcmp(opt.cache, "memory") != 0 && !on_demand)
         cache_dir = opt.cache;
-    }
     if (opt.max_pixels <= 0) opt.max_pixels = PC_IMAGE_DEFAULT_MAX_PIXELS;
     if (!dir || !dir[0]) return pc_fail(PC_ERR_USAGE, "folder: missing directory (folder:DIR)");
     if (!is_dir(dir)) return pc_fail(PC_ERR_DATA, "folder:%s: not a directory", dir);
@@ -565,8 +692,9 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
     fentry *part = NULL; /* borrowed entries of `files` */
     int64_t np = 0;
     uint8_t *pixels = NULL, *gray = NULL, *kept_flags = NULL;
-    pc_status *status = NULL;
-    int32_t *warn = NULL, *labels = NULL;
+    int32_t *status = NULL, *warn = NULL, *labels = NULL;
+    uint64_t *sums = NULL;
+    pc_image_files *files_od = NULL; /* --cache none: the kept files */
     char **msgs = NULL, **cache_msgs = NULL;
     char *cache_path = NULL;
     int64_t n_cache_msgs = 0;
@@ -808,6 +936,16 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         rep->cache_file = strdup(cache_path);
     }
 
+    int hit_here = from_cache;
+    s = all_ranks(opt.comm, hit_here, &from_cache);
+    if (s != PC_OK) goto fail;
+    if (hit_here && !from_cache) { /* another rank missed: all decode, sharing the work */
+        for (int64_t i = 0; i < np; i++) n_cache_msgs += !kept_flags[i];
+        pc_free(pixels);
+        free(kept_flags);
+        pixels = NULL;
+        kept_flags = NULL;
+    }
     int64_t kept = 0;
     if (from_cache) {
         labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
@@ -826,47 +964,40 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         rep->skipped = n_cache_msgs;
         rep->from_cache = 1;
     } else {
-        /* -- decode in parallel */
-        pixels = pc_alloc(PC_MAX((size_t)np * dec_c * hw, 1));
+        /* -- decode in parallel: threads here, slices across ranks */
+        pixels = on_demand ? NULL : pc_alloc(PC_MAX((size_t)np * dec_c * hw, 1));
+        sums = on_demand ? calloc((size_t)np * 2 * dec_c, sizeof *sums) : NULL;
         status = calloc((size_t)np, sizeof *status);
         gray = calloc((size_t)np, 1);
         warn = calloc((size_t)np, sizeof *warn);
         msgs = calloc((size_t)np, sizeof *msgs);
         labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
         kept_flags = calloc((size_t)np, 1);
-        if (!pixels || !status || !gray || !warn || !msgs || !labels || !kept_flags) {
+        if ((!pixels && !on_demand) || (!sums && on_demand) || !status || !gray || !warn || !msgs ||
+            !labels || !kept_flags) {
             s = pc_fail(PC_ERR_NOMEM, "folder:%s: out of memory for %lld images of %dx%dx%d", dir,
                         (long long)np, S, S, dec_c);
             goto fail;
         }
-        djob job = {.root = dir, .files = part, .n = np, .size = S, .c = dec_c,
-                    .skip = opt.on_bad_skip, .max_pixels = opt.max_pixels, .pixels = pixels,
+        djob job = {.root = dir, .files = part, .size = S, .c = dec_c, .skip = opt.on_bad_skip,
+                    .max_pixels = opt.max_pixels, .pixels = pixels, .sums = sums,
                     .status = status, .gray = gray, .warn = warn, .msg = msgs};
-        atomic_init(&job.next, 0);
-        atomic_init(&job.stop, LLONG_MAX);
-        int threads = opt.decode_threads > 0 ? opt.decode_threads : default_threads();
-        threads = (int)PC_MAX(1, PC_MIN((int64_t)threads, np));
-        threads = PC_MIN(threads, 256);
         double t0 = pc_now();
-        pthread_t tids[256];
-        int started = 0;
-        for (int t = 1; t < threads; t++) {
-            if (pthread_create(&tids[started], NULL, decode_worker, &job) != 0) break;
-            started++;
-        }
-        decode_worker(&job);
-        for (int t = 0; t < started; t++) pthread_join(tids[t], NULL);
-        rep->threads = started + 1;
+        s = decode_files(&job, opt.decode_threads > 0 ? opt.decode_threads : default_threads(),
+                         opt.comm, np, &rep->threads);
+        if (s != PC_OK) goto fail;
         rep->decode_seconds = pc_now() - t0;
         rep->images_per_second = rep->decode_seconds > 0 ? (double)np / rep->decode_seconds : 0;
+        rep->decoded_here = job.hi - job.lo;
 
-        /* first failure in sorted order decides (deterministic for any thread count) */
+        /* first failure in sorted order decides (deterministic for any thread or rank count) */
         for (int64_t i = 0; i < np; i++) {
             if (status[i] == PC_OK) continue;
             if (!opt.on_bad_skip || status[i] != PC_ERR_DATA) {
                 if (status[i] == PC_ERR_DATA)
-                    s = pc_fail(PC_ERR_DATA, "%s (--on-bad-image skip drops bad images)", msgs[i]);
-                else s = pc_fail(status[i], "%s", msgs[i] ? msgs[i] : "decoding failed");
+                    s = pc_fail(PC_ERR_DATA, "%s (--on-bad-image skip drops bad images)",
+                                bad_file_message(&job, i));
+                else s = pc_fail((pc_status)status[i], "%s", bad_file_message(&job, i));
                 goto fail;
             }
         }
@@ -874,14 +1005,13 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         int all_gray = 1;
         for (int64_t i = 0; i < np; i++) {
             if (status[i] != PC_OK) {
-                if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED) {
-                    rep->bad[rep->n_bad++] = msgs[i];
-                    msgs[i] = NULL;
-                }
+                if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED)
+                    rep->bad[rep->n_bad++] = strdup(bad_file_message(&job, i));
                 rep->skipped++;
                 continue;
             }
-            if (kept != i) memmove(pixels + (size_t)kept * sample, pixels + (size_t)i * sample, sample);
+            if (kept != i && pixels) memmove(pixels + (size_t)kept * sample, pixels + (size_t)i * sample, sample);
+            if (kept != i && sums) memmove(sums + kept * 2 * dec_c, sums + i * 2 * dec_c, sizeof *sums * 2 * dec_c);
             labels[kept++] = part[i].label;
             kept_flags[i] = 1;
             all_gray &= gray[i];
@@ -890,17 +1020,23 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         res_c = dec_c;
         if (opt.channels == 0 && all_gray && kept > 0) {
             /* every kept image is gray: its three decoded planes are equal; keep one */
-            uint8_t *g1 = pc_alloc((size_t)kept * hw);
-            if (!g1) {
-                s = pc_fail(PC_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            for (int64_t i = 0; i < kept; i++) memcpy(g1 + (size_t)i * hw, pixels + (size_t)i * sample, hw);
-            pc_free(pixels);
-            pixels = g1;
             res_c = 1;
+            if (pixels) {
+                uint8_t *g1 = pc_alloc((size_t)kept * hw);
+                if (!g1) {
+                    s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                    goto fail;
+                }
+                for (int64_t i = 0; i < kept; i++) memcpy(g1 + (size_t)i * hw, pixels + (size_t)i * sample, hw);
+                pc_free(pixels);
+                pixels = g1;
+            }
+            for (int64_t i = 0; sums && i < kept; i++) { /* [s0 s1 s2 q0 q1 q2] -> [s0 q0] */
+                sums[2 * i] = sums[i * 2 * dec_c];
+                sums[2 * i + 1] = sums[i * 2 * dec_c + dec_c];
+            }
         }
-        if (cache_path) {
+        if (cache_path && !hit_here) {
             ch.c = (uint32_t)res_c;
             ch.kept = (uint64_t)kept;
             char **bad_msgs = calloc((size_t)(np - kept) + 1, sizeof *bad_msgs);
@@ -908,16 +1044,15 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
                 s = pc_fail(PC_ERR_NOMEM, "out of memory");
                 goto fail;
             }
-            /* bad messages in file order: the first n_bad moved into the report */
-            int64_t nb = 0, taken = 0;
+            int64_t nb = 0; /* bad messages in file order */
             for (int64_t i = 0; i < np; i++)
-                if (status[i] != PC_OK) bad_msgs[nb++] = msgs[i] ? msgs[i] : rep->bad[taken++];
+                if (status[i] != PC_OK) bad_msgs[nb++] = bad_file_message(&job, i);
             s = cache_write(cache_path, &ch, kept_flags, bad_msgs, nb, pixels);
             free(bad_msgs);
             if (s != PC_OK) goto fail;
         }
     }
-    if (!from_cache && kept < np) { /* shrink to the kept images */
+    if (!from_cache && pixels && kept < np) { /* shrink to the kept images */
         uint8_t *p2 = pc_alloc(PC_MAX((size_t)kept * res_c * hw, 1));
         if (!p2) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -927,6 +1062,27 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         pc_free(pixels);
         pixels = p2;
     }
+    if (on_demand) {
+        files_od = calloc(1, sizeof *files_od);
+        if (!files_od || !(files_od->rel = calloc((size_t)PC_MAX(kept, 1), sizeof *files_od->rel)) ||
+            !(files_od->root = strdup(dir))) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < np; i++) {
+            if (!kept_flags[i]) continue;
+            if (!(files_od->rel[files_od->n++] = strdup(part[i].rel))) {
+                s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+        }
+        files_od->size = S;
+        files_od->decode_c = dec_c;
+        files_od->c = res_c;
+        files_od->max_pixels = opt.max_pixels;
+    }
+    rep->ranks = opt.comm ? pc_comm_size(opt.comm) : 1;
+    rep->on_demand = on_demand;
     for (int64_t i = 0; i < kept; i++) rep->class_counts[labels[i]]++;
     memset(class_listed, 0, (size_t)classes.n * sizeof *class_listed); /* now: listed in this part */
     for (int64_t i = 0; i < np; i++) class_listed[part[i].label]++;
@@ -958,8 +1114,12 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
     out->h = out->w = S;
     out->pixels = pixels;
     out->labels = labels;
+    out->files = files_od;
+    out->sums = sums;
     pixels = NULL;
     labels = NULL;
+    files_od = NULL;
+    sums = NULL;
     rep->kept = kept;
     rep->channels = res_c;
     rep->load_seconds = pc_now() - t_start;
@@ -979,6 +1139,8 @@ cleanup:
     free(gray);
     free(warn);
     free(kept_flags);
+    free(sums);
+    pc_image_files_free(files_od);
     pc_free(pixels);
     pc_free(labels);
     free(cache_path);

@@ -37,8 +37,16 @@
  * the sorted relative paths, labels, sizes and mtimes of the part's files, image size,
  * channels, pixel limit, split settings and the codec versions; a matching key loads the
  * pixels without decoding, anything else (a file added, removed, touched) decodes again and
- * rewrites the cache atomically (temporary file + rename). "none" (decode every epoch) is
- * not offered: it is refused with PC_ERR_USAGE.
+ * rewrites the cache atomically (temporary file + rename). "none" checks every image once
+ * at load time (decoding it, keeping only its pixel sums for the normalization) and returns
+ * a dataset whose samples are decoded from their files whenever they are gathered: memory
+ * stays small, and each process decodes only the samples it trains on.
+ *
+ * Processes (comm with more than one rank): rank r decodes only images
+ * [n*r/R, n*(r+1)/R) of the part; the decoded pixels (or, with "none", the sums), the
+ * status of every file and the gray flags are then exchanged, so every rank ends with
+ * the same dataset and takes the same decisions about bad files. A cache file is used
+ * only when every rank finds a matching one; ranks that did not rewrite theirs.
  *
  * channels = 0 decides from the data: 1 when every image of the part is stored as gray,
  * else 3. Load the training part first and pass its d->c when loading the evaluation part
@@ -55,6 +63,22 @@
 #define PC_FOLDER_MAX_BAD_LISTED 20
 
 typedef struct pc_folder_report pc_folder_report;
+typedef struct pc_comm pc_comm;
+
+/* The files of a dataset decoded on demand ("none" cache; typedef'd in data/dataset.h). */
+struct pc_image_files {
+    char *root;         /* the folder the relative paths start from */
+    char **rel;         /* per sample */
+    int64_t n;
+    int size;           /* square side in pixels */
+    int decode_c;       /* channels decoded: 3 when the data turned out gray (then c = 1) */
+    int c;              /* channels kept: the first c planes of the decoded image */
+    int64_t max_pixels;
+};
+
+/* Decode sample i into out (c x size x size bytes); an error names the file. */
+pc_status pc_image_files_decode(const pc_image_files *f, int64_t i, uint8_t *out);
+void pc_image_files_free(pc_image_files *f);
 
 /* (typedef'd as pc_folder_options in data/dataset.h) */
 struct pc_folder_options {
@@ -62,12 +86,13 @@ struct pc_folder_options {
     int channels;          /* 1, 3, or 0 = decide from the data */
     float val_split;       /* 0 (none) .. 0.9: stratified hold-out fraction */
     uint64_t seed;         /* split seed */
-    const char *cache;     /* NULL or "memory", or a directory for cache files */
+    const char *cache;     /* NULL or "memory", "none", or a directory for cache files */
     int on_bad_skip;       /* 1: drop bad images (counted); 0: fail on the first */
     int decode_threads;    /* <= 0: one per online CPU (at most 16) */
     const char *list_dir;  /* where train.txt / val.txt go when splitting; NULL: not written */
     int64_t max_pixels;    /* refuse larger images; <= 0 means PC_IMAGE_DEFAULT_MAX_PIXELS */
     pc_folder_report *report; /* optional: filled by pc_dataset_load_ex (see below) */
+    pc_comm *comm;         /* NULL: decode everything here; else split across its ranks */
 };
 
 /* The defaults above (image_size 32, channels 0, val_split 0, seed 0, memory cache, fail on
@@ -89,6 +114,9 @@ struct pc_folder_report {
     int64_t warnings;         /* silenced, non-fatal decoder warnings in kept images */
     int channels, image_size;
     int threads;              /* decode threads used (0 when loaded from the cache) */
+    int ranks;                /* processes that shared the decoding */
+    int64_t decoded_here;     /* images this process decoded (0 when loaded from the cache) */
+    int on_demand;            /* 1: --cache none, pixels decoded when gathered */
     int from_cache;           /* 1: pixels loaded from the cache file */
     char *cache_file;         /* the cache file used or written (NULL for "memory") */
     double decode_seconds;    /* wall time of decoding + resizing (0 when cached) */

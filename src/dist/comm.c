@@ -188,6 +188,16 @@ pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const i
     return PC_OK;
 }
 
+/* One broadcast per rank: simpler than rounds of MPI_Allgatherv whose int displacements
+ * cannot reach parts more than 2 GiB apart, and as fast for the few large parts it moves. */
+pc_status pc_comm_allgatherv_bytes(pc_comm *c, void *recv, const int64_t *counts,
+                                   const int64_t *displs) {
+    if (c->size == 1) return PC_OK;
+    for (int r = 0; r < c->size; r++)
+        PC_TRY(pc_comm_bcast(c, (char *)recv + displs[r], counts[r], r));
+    return PC_OK;
+}
+
 pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi) {

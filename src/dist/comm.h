@@ -31,6 +31,9 @@ pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_count
 /* Rank r contributes counts[r] floats at recv + displs[r]; everyone gets all. In place:
  * each rank's own part is already at its place in recv. */
 pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const int *displs);
+/* Bytes, in place: rank r's part is counts[r] bytes at recv + displs[r]; any sizes. */
+pc_status pc_comm_allgatherv_bytes(pc_comm *c, void *recv, const int64_t *counts,
+                                   const int64_t *displs);
 /* Every rank contributes `bytes` bytes; recv holds size*bytes, in rank order. */
 pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv);
 /* Non-blocking sum of `count` floats in place across ranks (MPI_Iallreduce; the

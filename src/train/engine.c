@@ -48,6 +48,7 @@ typedef struct {
     int32_t *pred;                /* per sample of d */
     float *probs;                 /* optional output */
     float **scratch;              /* per worker: batch x classes probabilities */
+    pc_error_slot error;          /* a sample that could not be gathered */
 } eval_job;
 
 static void eval_worker(int w, void *arg) {
@@ -61,7 +62,11 @@ static void eval_worker(int w, void *arg) {
         int64_t first = (j->first_chunk + k) * batch;
         int valid = (int)PC_MIN((int64_t)batch, j->d->n - first);
         for (int i = 0; i < batch; i++) idx[i] = i < valid ? first + i : first;
-        pc_dataset_gather(j->d, idx, batch, e->mean, e->std, pc_exec_input(ex), labels);
+        pc_status s = pc_dataset_gather(j->d, idx, batch, e->mean, e->std, pc_exec_input(ex), labels);
+        if (s != PC_OK) {
+            pc_error_slot_set(&j->error, s);
+            return;
+        }
         pc_exec_forward(ex, 0, 0, 0, 0, NULL);
         float *p = j->scratch[w];
         pc_exec_probs(ex, p);
@@ -126,7 +131,10 @@ pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
     for (int w = 0; ok && w < e->workers; w++)
         ok = (j.scratch[w] = malloc(sizeof(float) * e->batch * e->model->classes)) != NULL;
     pc_status st = ok ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory during evaluation");
+    pc_error_slot_init(&j.error);
     if (st == PC_OK && j.chunks > 0) pc_pool_run(e->pool, eval_worker, &j);
+    if (st == PC_OK) st = pc_error_slot_take(&j.error);
+    pc_error_slot_destroy(&j.error);
     if (st == PC_OK) {
         int64_t begin = j.first_chunk * e->batch, end = PC_MIN(d->n, (j.first_chunk + j.chunks) * e->batch);
         memset(metrics->confusion, 0, sizeof(int64_t) * metrics->classes * metrics->classes);

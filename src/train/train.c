@@ -78,6 +78,7 @@ typedef struct {
     int64_t run_steps;
     /* the background loader: input for step k+1 is assembled while step k computes */
     pc_pool *loader;
+    pc_error_slot data_error; /* a sample that could not be gathered (a file changed) */
     float *stage[2];      /* this rank's shards of one step, NCHW */
     int32_t *stage_labels[2];
     int stage_cur;        /* the buffer of the current step */
@@ -112,9 +113,11 @@ static void compute_shard(void *ctx, int w, int shard, float *grads) {
         memcpy(labels, t->stage_labels[t->stage_cur] + (shard - first) * ss, sizeof(int32_t) * ss);
     } else {
         for (int i = 0; i < ss; i++) idx[i] = t->perm[t->batch_first + (int64_t)shard * ss + i];
-        pc_dataset_gather_augmented(&t->train, idx, ss, t->e->mean, t->e->std, &t->cfg->augment,
-                                    t->cfg->seed, (uint64_t)(t->step / t->sched.steps_per_epoch),
-                                    pc_exec_input(ex), labels);
+        pc_error_slot_set(&t->data_error,
+                          pc_dataset_gather_augmented(
+                              &t->train, idx, ss, t->e->mean, t->e->std, &t->cfg->augment,
+                              t->cfg->seed, (uint64_t)(t->step / t->sched.steps_per_epoch),
+                              pc_exec_input(ex), labels));
     }
     t->worker_data[w] += pc_now() - t0;
     int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
@@ -283,6 +286,7 @@ static pc_status train_step(trainer *t) {
     if (t->fast_acc) return fast_step(t);
     double t0 = pc_now();
     pc_pool_run(pool, compute_job, t);
+    PC_TRY(pc_error_slot_take(&t->data_error));
     double t1 = pc_now();
     t->time_compute += t1 - t0;
     if (!pc_reducer_needs_exchange(t->red)) {
@@ -323,9 +327,11 @@ static void load_job(int j, void *arg) {
     uint64_t epoch = (uint64_t)(t->load_step / t->sched.steps_per_epoch);
     for (int64_t k = begin; k < end; k++) {
         const int64_t *idx = t->perm + t->load_first + (first + k) * ss;
-        pc_dataset_gather_augmented(&t->train, idx, ss, t->e->mean, t->e->std, &t->cfg->augment,
-                                    t->cfg->seed, epoch, t->stage[t->load_buf] + k * elems,
-                                    t->stage_labels[t->load_buf] + k * ss);
+        pc_error_slot_set(&t->data_error,
+                          pc_dataset_gather_augmented(&t->train, idx, ss, t->e->mean, t->e->std,
+                                                      &t->cfg->augment, t->cfg->seed, epoch,
+                                                      t->stage[t->load_buf] + k * elems,
+                                                      t->stage_labels[t->load_buf] + k * ss));
     }
 }
 
@@ -338,7 +344,7 @@ static void start_load(trainer *t, int64_t step, int buf) {
 
 /* Make the current step's input ready in stage[stage_cur], and start loading the next
  * step of the same epoch into the other buffer. */
-static void prepare_input(trainer *t, int64_t epoch_end) {
+static pc_status prepare_input(trainer *t, int64_t epoch_end) {
     double t0 = pc_now();
     if (t->load_step != t->step) { /* nothing prefetched (epoch start or resume) */
         pc_pool_wait(t->loader);
@@ -346,7 +352,9 @@ static void prepare_input(trainer *t, int64_t epoch_end) {
     }
     pc_pool_wait(t->loader);
     t->time_data_wait += pc_now() - t0;
+    PC_TRY(pc_error_slot_take(&t->data_error));
     if (t->step + 1 < epoch_end) start_load(t, t->step + 1, 1 - t->stage_cur);
+    return PC_OK;
 }
 
 static pc_status loader_setup(trainer *t) {
@@ -439,6 +447,7 @@ static pc_status load_data(trainer *t) {
     fo.seed = c->seed;
     fo.report = &report;
     fo.list_dir = t->rank == 0 ? c->out_dir : NULL;
+    fo.comm = t->comm;
     if (fo.list_dir) PC_TRY(pc_mkdirs(fo.list_dir, "--out"));
     pc_status st = pc_dataset_load_ex(c->data, 1, &fo, &t->train);
     if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->train, c->log);
@@ -699,7 +708,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
         while (t->step < epoch_end) {
             t->lr = pc_sched_lr(&sched, t->step);
             t->batch_first = (t->step % spe) * c->batch;
-            if (t->loader) prepare_input(t, epoch_end);
+            st = t->loader ? prepare_input(t, epoch_end) : PC_OK;
+            if (st != PC_OK) break;
             st = train_step(t);
             t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
@@ -874,6 +884,7 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.cfg = c;
+    pc_error_slot_init(&t.data_error);
     pc_train_result local;
     if (!result) result = &local;
     memset(result, 0, sizeof *result);
@@ -894,6 +905,7 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     free(t.perm);
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
+    pc_error_slot_destroy(&t.data_error);
     return st;
 }
 
