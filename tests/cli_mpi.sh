@@ -93,7 +93,8 @@ same "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" \
 tarball="$src/../shared/datasets/cifar10-jpeg.tar.gz"
 if [ -f "$tarball" ]; then
     tar -xzf "$tarball" -C "$tmp" --wildcards 'train/*/00[0-3]?.jpg' 'test/*/000?.jpg'
-    img=(--data "folder:$tmp" --model simple-cnn --epochs 2 --batch 32 --shard-size 8 --augment flip,crop=4 --no-progress)
+    printf 'not a JPEG' > "$tmp/train/cat/0001.jpg" # a bad file in rank 0's slice, skipped by all
+    img=(--data "folder:$tmp" --model simple-cnn --epochs 2 --batch 32 --shard-size 8 --augment flip,crop=4 --on-bad-image skip --no-progress)
     "$parcnn" train "${img[@]}" --workers 1 --out "$tmp/f1" > "$tmp/f1.log" 2>&1 || { bad "folder, 1 rank:"; cat "$tmp/f1.log"; }
     for cache in memory none; do
         mpi 2 "$parcnn" train "${img[@]}" --workers 1 --cache $cache --out "$tmp/f2$cache" > "$tmp/f2$cache.log" 2>&1 \
@@ -102,7 +103,8 @@ if [ -f "$tarball" ]; then
             && ok "folder, 2 ranks, --cache $cache: model identical to 1 rank" || bad "folder, 2 ranks, --cache $cache: model differs"
     done
     grep -q "decoded in .*200 of them here, the rest on 1 other rank" "$tmp/f2memory.log" \
-        && ok "each rank decodes half of the 400 training images" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
+        && grep -q "skipped 1 bad image" "$tmp/f2none.log" \
+        && ok "each rank decodes half of the 400 training images; the bad one skipped by all" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
 else
     echo "skipped image-folder cases: $tarball not found"
 fi
