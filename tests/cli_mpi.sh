@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Multi-process training under Open MPI: byte-identical results for every
 # (ranks, workers), uneven dataset sizes, a flag mismatch between ranks, a stalled
-# rank (time-out), a killed rank, and resuming on another rank count.
+# rank (time-out), a killed rank, resuming on another rank count, and bench scaling
+# --ranks launching its multi-rank runs under mpirun.
 # usage: cli_mpi.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1 src=$2
@@ -87,6 +88,28 @@ grep -q "resuming from" "$tmp/resumed.log" && ok "the checkpoint left by the kil
 same "$tmp/whole/model.safetensors" "$tmp/killed/model.safetensors" \
     && ok "resume on 2 ranks x 2 workers after the kill = uninterrupted 1 x 1 run, byte for byte" \
     || bad "resumed model differs from the uninterrupted run"
+
+# bench scaling --ranks: the 2-rank run is `parcnn train` under mpirun, as a child of bench;
+# its test accuracy in scaling.csv equals the in-process 1-rank run's
+"$parcnn" bench scaling --ranks 1,2 --workers 1 --limit 512 --eval-limit 256 --epochs 1 --repeat 1 \
+    --no-threads-run --out "$tmp/bench" > "$tmp/bench.log" 2>&1 || { bad "bench scaling --ranks 1,2 failed:"; cat "$tmp/bench.log"; }
+csv_col() { # csv_col COLUMN RANKS: COLUMN of the row with that many ranks
+    awk -F, -v name="$1" -v ranks="$2" 'NR == 1 {for (i = 1; i <= NF; i++) col[$i] = i; next}
+        $col["ranks"] == ranks {print $col[name]}' "$tmp/bench/scaling.csv" 2> /dev/null
+}
+acc1=$(csv_col test_accuracy 1) acc2=$(csv_col test_accuracy 2)
+[ -n "$acc2" ] && ok "bench scaling --ranks 1,2: scaling.csv has a 2-rank row" || bad "bench scaling: no 2-rank row in scaling.csv"
+[ -n "$acc1" ] && [ "$acc1" = "$acc2" ] && ok "bench scaling: 2-rank test accuracy $acc2 = 1-rank" \
+    || bad "bench scaling: test accuracy 1 rank '${acc1}' != 2 ranks '${acc2}'"
+PARCNN_MPIRUN=false "$parcnn" bench scaling --ranks 2 --workers 1 --limit 256 --eval-limit 128 --repeat 1 \
+    --no-threads-run --out "$tmp/bench-fail" > "$tmp/bench-fail.log" 2>&1
+rc=$?
+[ $rc = 1 ] && grep -q "^parcnn bench: 2 rank(s) x 1 worker(s) x 1 thread(s): false exited with status 1" "$tmp/bench-fail.log" \
+    && ok "bench scaling: a failed mpirun child names the configuration and its exit status" || { bad "failed child (exit $rc):"; cat "$tmp/bench-fail.log"; }
+mpi 2 "$parcnn" bench scaling --ranks 2 --out "$tmp/bench-nested" > "$tmp/bench-nested.log" 2>&1
+rc=$?
+[ $rc != 0 ] && [ "$(grep -c "run it without mpirun" "$tmp/bench-nested.log")" = 1 ] \
+    && ok "bench scaling --ranks under mpirun: refused, one line" || { bad "--ranks under mpirun (exit $rc):"; cat "$tmp/bench-nested.log"; }
 
 # image folders: each rank decodes its slice of the files (memory cache) or only the
 # samples of its own shards (--cache none); the model is the same bytes either way

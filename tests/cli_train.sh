@@ -18,7 +18,7 @@ acc=$(awk '/^final:/ {print $4}' "$tmp/train.log" | tr -d ,)
 awk -v a="${acc:-0}" 'BEGIN {exit !(a >= 0.78)}' && ok "test accuracy $acc >= 0.78" || bad "test accuracy ${acc:-none} < 0.78"
 grep -q "global batch 128 = 4 shard(s) of 32" "$tmp/train.log" && ok "start-up states batch, shards, shard size" || bad "start-up line"
 [ "$(wc -l < "$tmp/run/metrics.jsonl")" = 3 ] && ok "metrics.jsonl has one line per epoch" || bad "metrics.jsonl lines"
-for key in epoch train_loss train_acc val_loss val_acc lr epoch_seconds images_per_second; do
+for key in epoch train_loss train_acc val_loss val_acc lr epoch_seconds train_seconds images_per_second; do
     grep -q "\"$key\": " "$tmp/run/metrics.jsonl" || { bad "metrics.jsonl lacks $key"; continue; }
 done
 ok "metrics.jsonl keys"

@@ -1,12 +1,20 @@
 /* parcnn bench scaling: the sequential-versus-parallel experiment. Trains the same
- * model on the same data with each worker count (and once with one worker using
- * all cores through intra-op threads) and reports time, speedup, efficiency and
- * the final test metrics, as a table, a CSV file and an SVG chart. */
+ * model on the same data with each (MPI ranks, workers) configuration (and once with
+ * one worker using all cores through intra-op threads) and reports time, speedup,
+ * efficiency and the final test metrics, as a table, a CSV file and an SVG chart.
+ * One-rank runs train in this process; runs on several ranks are `parcnn train`
+ * under mpirun, as child processes. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "core/common.h"
 #include "data/augment.h"
@@ -24,23 +32,36 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 typedef struct {
-    int workers, threads;
+    int ranks, workers, threads;
+    int child;           /* 1: `parcnn train` under mpirun; 0: in this process */
     pc_train_result r;
 } bench_run;
+
+/* Cores the run keeps busy: its replicas (ranks x workers) times intra-op threads. */
+static int cores_used(const bench_run *b) { return b->ranks * b->workers * b->threads; }
+
+static double seconds_per_epoch(const bench_run *b) {
+    return b->r.train_seconds / b->r.epochs_run;
+}
 
 static const char bench_help[] =
     "usage: parcnn bench scaling [options]\n"
     "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
     "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
-    "Train the same model with each worker count and compare against one worker:\n"
-    "seconds per epoch, images/s, speedup, efficiency, final test accuracy and loss.\n"
-    "Also runs one worker with all cores as intra-op threads. Results are identical\n"
-    "across worker counts by construction; the table shows it.\n"
+    "Train the same model with each (ranks, workers) configuration and compare against\n"
+    "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
+    "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
+    "worker with all cores as intra-op threads. Results are identical across ranks and\n"
+    "workers by construction; the table shows it.\n"
     "\n"
     "  --model NAME|FILE   (default simple-cnn)\n"
     "  --data SPEC         (default fashion-mnist)\n"
     "  --epochs N          (default 1)\n"
     "  --workers LIST      comma-separated worker counts (default 1,2)\n"
+    "  --ranks LIST        comma-separated MPI rank counts (default 1); every rank count\n"
+    "                      above 1 runs with each worker count as `parcnn train` under\n"
+    "                      `mpirun -np R --oversubscribe --bind-to none` (env PARCNN_MPIRUN\n"
+    "                      names another launcher), its output in DIR/runs/rR-wW/\n"
     "  --batch N           global batch (default 128)\n"
     "  --shard-size N      (default 32)\n"
     "  --limit N           training images (default all)\n"
@@ -48,7 +69,8 @@ static const char bench_help[] =
     "  --no-threads-run    skip the one-worker-many-threads run\n"
     "  --repeat N          run every configuration N times, interleaved, and report the\n"
     "                      median epoch time (default 3)\n"
-    "  --out DIR           write DIR/scaling.csv and DIR/scaling.svg (default bench-out)\n";
+    "  --out DIR           write DIR/scaling.csv and DIR/scaling.svg (default bench-out)\n"
+    "Start it without mpirun: it launches the multi-rank runs itself.\n";
 
 static int parse_list(const char *s, int *out, int max) {
     int n = 0;
@@ -63,29 +85,41 @@ static int parse_list(const char *s, int *out, int max) {
     return n;
 }
 
+/* The baseline, 1, goes first: moved there, or added (the list has room for one more). */
+static int one_first(int *list, int n) {
+    int k = 0;
+    while (k < n && list[k] != 1) k++;
+    if (k == n) n++;
+    memmove(list + 1, list, sizeof(int) * k);
+    list[0] = 1;
+    return n;
+}
+
 static void write_csv(FILE *f, const bench_run *runs, int n, const char *model) {
-    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
-    fprintf(f, "model,workers,threads,seconds_per_epoch,images_per_second,speedup,efficiency,"
-               "test_accuracy,test_loss\n");
+    double base = seconds_per_epoch(&runs[0]);
+    fprintf(f, "model,ranks,workers,threads,seconds_per_epoch,images_per_second,speedup,"
+               "efficiency,test_accuracy,test_loss\n");
     for (int i = 0; i < n; i++) {
-        double spe = runs[i].r.train_seconds / runs[i].r.epochs_run, speedup = base / spe;
-        int cores = runs[i].workers * runs[i].threads;
-        fprintf(f, "%s,%d,%d,%.3f,%.1f,%.3f,%.3f,%.4f,%.4f\n", model, runs[i].workers,
-                runs[i].threads, spe, runs[i].r.images_per_second, speedup, speedup / cores,
-                runs[i].r.test_accuracy, runs[i].r.test_loss);
+        double spe = seconds_per_epoch(&runs[i]), speedup = base / spe;
+        fprintf(f, "%s,%d,%d,%d,%.3f,%.1f,%.3f,%.3f,%.4f,%.4f\n", model, runs[i].ranks,
+                runs[i].workers, runs[i].threads, spe, runs[i].r.images_per_second, speedup,
+                speedup / cores_used(&runs[i]), runs[i].r.test_accuracy, runs[i].r.test_loss);
     }
 }
 
-/* Speedup against cores used: worker runs as circles joined by a line, thread runs
- * as squares, and the ideal y = x. */
+/* Speedup against cores used: the one-thread runs of each rank count as circles joined
+ * by a line (one colour per rank count), thread runs as squares, and the ideal y = x. */
 static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) {
     const int W = 480, H = 360, L = 60, R = 20, T = 40, B = 50;
-    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
-    int xmax = 1;
+    static const char *const colours[] = {"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e",
+                                          "#8c564b", "#e377c2"};
+    double base = seconds_per_epoch(&runs[0]);
+    int xmax = 1, multi_rank = 0;
     double ymax = 1;
     for (int i = 0; i < n; i++) {
-        int cores = runs[i].workers * runs[i].threads;
-        double sp = base / (runs[i].r.train_seconds / runs[i].r.epochs_run);
+        int cores = cores_used(&runs[i]);
+        double sp = base / seconds_per_epoch(&runs[i]);
+        multi_rank |= runs[i].ranks > 1;
         xmax = cores > xmax ? cores : xmax;
         ymax = sp > ymax ? sp : ymax;
     }
@@ -106,26 +140,41 @@ static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) 
     for (int y = 0; y <= (int)ymax; y++)
         fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", L - 6, PY(y) + 4,
                 y);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">cores used (workers x threads)"
-               "</text>\n", (L + W - R) / 2, H - 12);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">cores used (%sworkers x threads)"
+               "</text>\n", (L + W - R) / 2, H - 12, multi_rank ? "ranks x " : "");
     fprintf(f, "<text x=\"16\" y=\"%d\" transform=\"rotate(-90 16 %d)\" text-anchor=\"middle\">"
-               "speedup vs 1 worker</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+               "speedup vs %s</text>\n", (T + H - B) / 2, (T + H - B) / 2,
+            multi_rank ? "1 rank x 1 worker" : "1 worker");
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"gray\" "
                "stroke-dasharray=\"6,4\"/>\n", PX(1), PY(1), PX(xmax), PY(xmax));
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"gray\">ideal</text>\n", PX(xmax) - 40,
             PY(xmax) - 6);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
-    for (int i = 0; i < n; i++)
-        if (runs[i].threads == 1)
-            fprintf(f, "%.1f,%.1f ", PX(runs[i].workers),
-                    PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run)));
-    fprintf(f, "\"/>\n");
+    /* the one-thread runs come grouped by rank count */
+    int group = -1;
     for (int i = 0; i < n; i++) {
-        double x = PX(runs[i].workers * runs[i].threads);
-        double y = PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run));
-        if (runs[i].threads == 1)
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#1f77b4\"/>\n", x, y);
-        else
+        if (runs[i].threads != 1) continue;
+        if (i == 0 || runs[i].ranks != runs[i - 1].ranks) {
+            if (group >= 0) fprintf(f, "\"/>\n");
+            group++;
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                    colours[group % 6]);
+        }
+        fprintf(f, "%.1f,%.1f ", PX(cores_used(&runs[i])), PY(base / seconds_per_epoch(&runs[i])));
+    }
+    if (group >= 0) fprintf(f, "\"/>\n");
+    group = -1;
+    for (int i = 0; i < n; i++) {
+        double x = PX(cores_used(&runs[i])), y = PY(base / seconds_per_epoch(&runs[i]));
+        if (runs[i].threads == 1) {
+            if (i == 0 || runs[i].ranks != runs[i - 1].ranks) group++;
+            const char *colour = colours[group % 6];
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>\n", x, y, colour);
+            int last_of_group = i + 1 == n || runs[i + 1].ranks != runs[i].ranks ||
+                                runs[i + 1].threads != 1;
+            if (multi_rank && last_of_group)
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">"
+                           "%d rank(s)</text>\n", x - 8, y - 10, colour, runs[i].ranks);
+        } else
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"
                        "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">1 worker x %d threads</text>\n",
                     x - 5, y - 5, x - 150, y + 4, runs[i].threads);
@@ -133,6 +182,149 @@ static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) 
     fprintf(f, "</svg>\n");
 #undef PX
 #undef PY
+}
+
+/* ----------------------------------------------------------- running one configuration */
+
+extern char **environ;
+
+static void describe(const bench_run *b, char *buf, size_t n) {
+    snprintf(buf, n, "%d rank(s) x %d worker(s) x %d thread(s)", b->ranks, b->workers,
+             b->threads);
+}
+
+static void describe_status(int status, char *buf, size_t n) {
+    if (WIFSIGNALED(status)) snprintf(buf, n, "was killed by signal %d", WTERMSIG(status));
+    else snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* Start argv[0] (found on PATH) with stdin from /dev/null and stdout and stderr to log,
+ * and wait for it. */
+static pc_status spawn_and_wait(const char *const *argv, const char *log, int *status) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd);
+    if (err)
+        return pc_fail(PC_ERR_USAGE, "cannot start %s: %s (is Open MPI installed? "
+                       "PARCNN_MPIRUN names another launcher)", argv[0], strerror(err));
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR) return pc_fail(PC_ERR_INTERNAL, "waitpid: %s", strerror(errno));
+    return PC_OK;
+}
+
+/* From the child's output: that it really ran on `ranks` ranks (an mpirun of another MPI
+ * than parcnn's starts independent single-rank copies), and the test metrics of its
+ * "final:" line. These are printed with the same %.4f as the table, so a multi-rank row
+ * matches the one-rank rows digit for digit. */
+static pc_status read_log(const char *log, int ranks, pc_train_result *r) {
+    FILE *f = fopen(log, "r");
+    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", log, strerror(errno));
+    char line[1024], expect[64];
+    snprintf(expect, sizeof expect, "parcnn: %d MPI ranks x ", ranks);
+    int ran_on_ranks = 0, final = 0;
+    while (fgets(line, sizeof line, f)) {
+        ran_on_ranks |= strncmp(line, expect, strlen(expect)) == 0;
+        final |= sscanf(line, "final: test accuracy %lf, test loss %lf", &r->test_accuracy,
+                        &r->test_loss) == 2;
+    }
+    fclose(f);
+    if (!ran_on_ranks)
+        return pc_fail(PC_ERR_DATA, "%s: the run did not start as %d MPI ranks (does the "
+                       "launcher belong to the MPI parcnn was built with?)", log, ranks);
+    if (!final) return pc_fail(PC_ERR_DATA, "%s: no final test metrics", log);
+    return PC_OK;
+}
+
+/* From the child's metrics.jsonl, one line per epoch: epochs, training-step seconds and
+ * images (the steps of the fresh run times the global batch). */
+static pc_status read_metrics(const char *path, int batch, pc_train_result *r) {
+    FILE *f = fopen(path, "r");
+    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
+    char line[2048];
+    double steps = 0;
+    pc_status st = PC_OK;
+    while (st == PC_OK && fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(o, "train_seconds");
+        if (cJSON_IsNumber(step) && cJSON_IsNumber(secs)) {
+            r->epochs_run++;
+            r->train_seconds += secs->valuedouble;
+            steps = step->valuedouble;
+        } else {
+            st = pc_fail(PC_ERR_DATA, "%s: line %d lacks step or train_seconds", path,
+                         r->epochs_run + 1);
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    if (st == PC_OK && r->epochs_run == 0) st = pc_fail(PC_ERR_DATA, "%s: no epochs", path);
+    r->images_seen = steps * batch;
+    return st;
+}
+
+/* Several ranks: `parcnn train` (this executable) under mpirun, with the benchmark's
+ * settings, into OUT/runs/rR-wW; results from its output and metrics.jsonl. */
+static pc_status run_under_mpirun(const pc_train_config *c, const char *out_dir, bench_run *b) {
+    char exe[4096], dir[4096], log[4200], metrics[4200];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len < 0) return pc_fail(PC_ERR_INTERNAL, "/proc/self/exe: %s", strerror(errno));
+    exe[len] = 0;
+    snprintf(dir, sizeof dir, "%s/runs/r%d-w%d", out_dir, b->ranks, b->workers);
+    PC_TRY(pc_mkdirs(dir, "--out"));
+    snprintf(log, sizeof log, "%s/train.log", dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    const char *mpirun = getenv("PARCNN_MPIRUN");
+    if (!mpirun || !*mpirun) mpirun = "mpirun";
+    char np[16], epochs[16], batch[16], shard[16], seed[32], workers[16], threads[16];
+    char limit[32], eval_limit[32];
+    snprintf(np, sizeof np, "%d", b->ranks);
+    snprintf(epochs, sizeof epochs, "%d", c->epochs);
+    snprintf(batch, sizeof batch, "%d", c->batch);
+    snprintf(shard, sizeof shard, "%d", c->shard_size);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
+    snprintf(workers, sizeof workers, "%d", b->workers);
+    snprintf(threads, sizeof threads, "%d", b->threads);
+    snprintf(limit, sizeof limit, "%lld", (long long)c->limit);
+    snprintf(eval_limit, sizeof eval_limit, "%lld", (long long)c->eval_limit);
+    const char *argv[48] = {mpirun, "-np", np, "--oversubscribe", "--bind-to", "none", exe,
+                            "train", "--model", c->model, "--data", c->data, "--epochs", epochs,
+                            "--batch", batch, "--shard-size", shard, "--seed", seed,
+                            "--workers", workers, "--threads", threads, "--no-progress",
+                            "--out", dir, "--overwrite"};
+    int n = 0;
+    while (argv[n]) n++;
+    if (c->limit > 0) { argv[n++] = "--limit"; argv[n++] = limit; }
+    if (c->eval_limit > 0) { argv[n++] = "--eval-limit"; argv[n++] = eval_limit; }
+    argv[n] = NULL;
+    int status;
+    PC_TRY(spawn_and_wait(argv, log, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char how[64];
+        describe_status(status, how, sizeof how);
+        return pc_fail(PC_ERR_DATA, "%s %s (its output: %s)", mpirun, how, log);
+    }
+    memset(&b->r, 0, sizeof b->r);
+    PC_TRY(read_log(log, b->ranks, &b->r));
+    PC_TRY(read_metrics(metrics, c->batch, &b->r));
+    b->r.images_per_second = b->r.images_seen / b->r.train_seconds;
+    return PC_OK;
+}
+
+/* One configuration, once. */
+static pc_status run_config(pc_train_config *c, const char *out_dir, bench_run *b) {
+    if (b->child) return run_under_mpirun(c, out_dir, b);
+    c->workers = b->workers;
+    c->threads = b->threads;
+    return pc_train(c, &b->r);
 }
 
 /* parcnn bench comm: time the deterministic gradient exchange (reduce-scatter by
@@ -301,12 +493,13 @@ int cmd_bench(int argc, char **argv) {
     c.epochs = 1;
     c.log = NULL;
     const char *out_dir = "bench-out";
-    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, threads_run = 1, repeat = 3;
+    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, ranks[MAX_RUNS] = {1}, n_ranks = 1;
+    int ranks_given = 0, threads_run = 1, repeat = 3;
     static const struct option opts[] = {
         {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"epochs", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
-        {"batch", 1, 0, 'b'}, {"shard-size", 1, 0, 's'}, {"limit", 1, 0, 'l'},
-        {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'}, {"out", 1, 0, 'o'},
-        {"repeat", 1, 0, 'r'},
+        {"ranks", 1, 0, 'R'}, {"batch", 1, 0, 'b'}, {"shard-size", 1, 0, 's'},
+        {"limit", 1, 0, 'l'}, {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'},
+        {"out", 1, 0, 'o'}, {"repeat", 1, 0, 'r'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     opterr = 0;
@@ -326,6 +519,14 @@ int cmd_bench(int argc, char **argv) {
                 fprintf(stderr, "parcnn bench: --workers %s: expected a list like 1,2,4\n", optarg);
                 return 2;
             }
+            break;
+        case 'R':
+            n_ranks = parse_list(optarg, ranks, MAX_RUNS - 1);
+            if (n_ranks < 1) {
+                fprintf(stderr, "parcnn bench: --ranks %s: expected a list like 1,2,4\n", optarg);
+                return 2;
+            }
+            ranks_given = 1;
             break;
         case 'r':
             if (numeric_bad || v > MAX_REPEAT) {
@@ -351,28 +552,52 @@ int cmd_bench(int argc, char **argv) {
             return 2;
         }
     }
+    if (optind < argc) {
+        fprintf(stderr, "parcnn bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    pc_comm *world = pc_comm_world();
+    if (ranks_given && pc_comm_size(world) > 1) {
+        if (pc_comm_rank(world) == 0)
+            fprintf(stderr, "parcnn bench: --ranks: bench starts the multi-rank runs under "
+                            "mpirun itself; run it without mpirun\n");
+        return 2;
+    }
+    n_workers = one_first(workers, n_workers);
+    n_ranks = one_first(ranks, n_ranks);
+#ifndef PARCNN_HAVE_MPI
+    if (n_ranks > 1) {
+        fprintf(stderr, "parcnn bench: --ranks: this parcnn was built without MPI\n");
+        return 2;
+    }
+#endif
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_ranks * n_workers + threads_run > MAX_RUNS) {
+        fprintf(stderr, "parcnn bench: %d rank counts x %d worker counts: more than %d runs\n",
+                n_ranks, n_workers, MAX_RUNS);
+        return 2;
+    }
+    /* Rank counts above 1 are child processes; the in-process runs have this process's
+     * ranks (1, unless bench itself runs under mpirun). */
     bench_run runs[MAX_RUNS];
     int n = 0;
-    if (workers[0] != 1) { /* the baseline always comes first */
-        memmove(workers + 1, workers, sizeof(int) * n_workers);
-        workers[0] = 1;
-        n_workers++;
-    }
-    for (int i = 0; i < n_workers; i++) runs[n++] = (bench_run){.workers = workers[i], .threads = 1};
-    if (threads_run && cores > 1) runs[n++] = (bench_run){.workers = 1, .threads = (int)cores};
+    for (int k = 0; k < n_ranks; k++)
+        for (int i = 0; i < n_workers; i++)
+            runs[n++] = (bench_run){.ranks = ranks[k] > 1 ? ranks[k] : pc_comm_size(world),
+                                    .workers = workers[i], .threads = 1, .child = ranks[k] > 1};
+    if (threads_run && cores > 1)
+        runs[n++] = (bench_run){.ranks = pc_comm_size(world), .workers = 1, .threads = (int)cores};
     printf("parcnn bench scaling: model %s, data %s, %d epoch(s), global batch %d, shard size %d,"
            " %ld cores\n", c.model, c.data, c.epochs, c.batch, c.shard_size, cores);
     /* Configurations interleaved, `repeat` times; each keeps its median epoch time. */
     double secs[MAX_RUNS][MAX_REPEAT];
+    char name[96];
     for (int rep = 0; rep < repeat; rep++)
         for (int i = 0; i < n; i++) {
-            c.workers = runs[i].workers;
-            c.threads = runs[i].threads;
-            fprintf(stderr, "run %d/%d: %d worker(s) x %d thread(s)...\n", rep + 1, repeat,
-                    c.workers, c.threads);
-            if (pc_train(&c, &runs[i].r) != PC_OK) {
-                fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+            describe(&runs[i], name, sizeof name);
+            fprintf(stderr, "run %d/%d: %s...\n", rep + 1, repeat, name);
+            if (run_config(&c, out_dir, &runs[i]) != PC_OK) {
+                fprintf(stderr, "parcnn bench: %s: %s\n", name, pc_last_error());
                 return 1;
             }
             secs[i][rep] = runs[i].r.train_seconds;
@@ -382,18 +607,20 @@ int cmd_bench(int argc, char **argv) {
         runs[i].r.train_seconds = secs[i][repeat / 2];
         runs[i].r.images_per_second = runs[i].r.images_seen / runs[i].r.train_seconds;
     }
-    printf("%7s %7s %12s %10s %8s %10s %9s %9s\n", "workers", "threads", "s/epoch", "images/s",
-           "speedup", "efficiency", "test_acc", "test_loss");
-    double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
+    printf("%5s %7s %7s %12s %10s %8s %10s %9s %9s\n", "ranks", "workers", "threads", "s/epoch",
+           "images/s", "speedup", "efficiency", "test_acc", "test_loss");
+    double base = seconds_per_epoch(&runs[0]);
     for (int i = 0; i < n; i++) {
-        double spe = runs[i].r.train_seconds / runs[i].r.epochs_run;
-        printf("%7d %7d %12.2f %10.0f %8.2f %10.2f %9.4f %9.4f\n", runs[i].workers,
-               runs[i].threads, spe, runs[i].r.images_per_second, base / spe,
-               base / spe / (runs[i].workers * runs[i].threads), runs[i].r.test_accuracy,
-               runs[i].r.test_loss);
+        double spe = seconds_per_epoch(&runs[i]);
+        printf("%5d %7d %7d %12.2f %10.0f %8.2f %10.2f %9.4f %9.4f\n", runs[i].ranks,
+               runs[i].workers, runs[i].threads, spe, runs[i].r.images_per_second, base / spe,
+               base / spe / cores_used(&runs[i]), runs[i].r.test_accuracy, runs[i].r.test_loss);
     }
     printf("(s/epoch: median of %d interleaved runs, training steps only; test metrics after "
            "the last epoch)\n", repeat);
+    if (n_ranks > 1)
+        printf("(runs on several ranks: parcnn train under mpirun, its output in %s/runs/)\n",
+               out_dir);
     char path[4096];
     if (pc_mkdirs(out_dir, "--out") != PC_OK) {
         fprintf(stderr, "parcnn bench: %s\n", pc_last_error());

@@ -749,11 +749,13 @@ static pc_status run(trainer *t, pc_train_result *result) {
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                  "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g, \"epoch_seconds\": %.3f, "
-                 "\"images_per_second\": %.1f, \"data_seconds\": %.3f, \"compute_seconds\": %.3f, "
-                 "\"reduce_seconds\": %.3f, \"comm_seconds\": %.3f, \"optimizer_seconds\": %.3f}",
+                 "\"train_seconds\": %.6f, \"images_per_second\": %.1f, \"data_seconds\": %.3f, "
+                 "\"compute_seconds\": %.3f, \"reduce_seconds\": %.3f, \"comm_seconds\": %.3f, "
+                 "\"optimizer_seconds\": %.3f}",
                  epoch + 1, (long long)t->step, loss_sum / (double)seen,
                  (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
-                 t->lr, epoch_seconds, ips, ts.v[0], ts.v[1], ts.v[2], ts.v[3], ts.v[4]);
+                 t->lr, epoch_seconds, train_seconds, ips, ts.v[0], ts.v[1], ts.v[2], ts.v[3],
+                 ts.v[4]);
         st = save_outputs(t, line);
         result->epochs_run++;
         result->train_seconds += train_seconds;
