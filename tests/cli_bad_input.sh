@@ -30,6 +30,9 @@ expect "bad optimizer" 2 "--optimizer rmsprop: expected sgd, adam or adamw" -- "
 expect "bad schedule" 2 "--schedule linear: expected" -- "$parcnn" train --schedule linear
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
+expect "bad precision" 2 "--precision fp16: expected fp32 or bf16" -- "$parcnn" train --precision fp16
+expect "bf16 on the reference kernels" 2 "--precision bf16 runs on the oneDNN kernels" -- "$parcnn" train --precision bf16 --kernels ref
+expect "eval: bad precision" 2 "--precision half: expected fp32 or bf16" -- "$parcnn" eval --weights x --precision half
 expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000
 expect "unknown dataset" 2 "unknown dataset 'imagenet'" -- "$parcnn" train "${small[@]}" --data imagenet
 expect "missing dataset folder" 1 "/nonexistent" -- "$parcnn" train "${small[@]}" --data idx:/nonexistent

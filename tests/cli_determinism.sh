@@ -31,6 +31,18 @@ for model in simple-cnn minixception; do
     check "$model: test accuracy identical for 1, 2, 3, 4 workers" "$tmp/$model"-w{1,2,3,4}.acc
 done
 
+# bf16 mixed precision keeps the contract, and really changes the arithmetic
+for w in 1 2 4; do
+    "$parcnn" train --model minixception "${common[@]}" --precision bf16 --workers $w --out "$tmp/bf16-w$w" \
+        > "$tmp/bf16-w$w.log" 2>&1 || { echo "FAIL bf16 workers $w:"; cat "$tmp/bf16-w$w.log"; }
+done
+check "bf16: model.safetensors identical for 1, 2, 4 workers" "$tmp"/bf16-w{1,2,4}/model.safetensors
+if cmp -s "$tmp/bf16-w1/model.safetensors" "$tmp/minixception-w1/model.safetensors"; then
+    failed=$((failed + 1)); echo "FAIL bf16 gave the fp32 bytes"
+else
+    passed=$((passed + 1)); echo "ok   bf16 differs from fp32"
+fi
+
 # Resume across worker counts: 12 steps with 4 workers, then the rest with 1 worker.
 "$parcnn" train --model minixception "${common[@]}" --workers 4 --max-steps 12 --out "$tmp/resume" > "$tmp/r1.log" 2>&1
 "$parcnn" train --model minixception "${common[@]}" --workers 1 --resume --out "$tmp/resume" > "$tmp/r2.log" 2>&1 \

@@ -31,6 +31,13 @@ int main(void) {
  * float with a different (blocked) summation order. With at most a few thousand terms per
  * reduction in these shapes, the observed error is ~1e-7..1e-6, so 1e-5 has ample margin. */
 #define TOL 1e-5
+/* bf16 mixed precision rounds every input of a product to 8 significant bits (relative
+ * error up to 2^-9): observed ~2e-3; a wrong layout or conversion gives ~1. */
+#define BF16_TOL 1e-2
+
+/* The precision under test and its tolerance (conv and dense run in both). */
+static pc_dnnl_precision prec = PC_DNNL_F32;
+static double tol = TOL;
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd_u32(void) {
@@ -86,8 +93,8 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.k), *db2 = vec(s.k);
 
-    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias);
-    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias);
+    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec);
+    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec);
     CHECK(p && q, "conv create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -96,7 +103,7 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
 
     poison(y, ny);
     pc_dnnl_conv_forward(p, x, w, b, y);
-    cmp("conv y", d, y, yr, ny, TOL);
+    cmp("conv y", d, y, yr, ny, tol);
     poison(y2, ny);
     pc_dnnl_conv_forward(p, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "conv forward repeat not bitwise identical: %s", d);
@@ -107,9 +114,9 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     poison(dx, nx), poison(dw, nw), poison(db, s.k);
     if (null_mode == 0) {
         pc_dnnl_conv_backward(p, x, w, dy, dx, dw, db);
-        cmp("conv dx", d, dx, dxr, nx, TOL);
-        cmp("conv dw", d, dw, dwr, nw, TOL);
-        if (has_bias) cmp("conv db", d, db, dbr, s.k, TOL);
+        cmp("conv dx", d, dx, dxr, nx, tol);
+        cmp("conv dw", d, dw, dwr, nw, tol);
+        if (has_bias) cmp("conv db", d, db, dbr, s.k, tol);
         poison(dx2, nx), poison(dw2, nw), poison(db2, s.k);
         pc_dnnl_conv_backward(p, x, w, dy, dx2, dw2, db2);
         CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
@@ -122,16 +129,16 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
               "conv backward second plan not bitwise identical: %s", d);
     } else if (null_mode == 1) { /* first layer: no dx */
         pc_dnnl_conv_backward(p, x, w, dy, NULL, dw, db);
-        cmp("conv dw (no dx)", d, dw, dwr, nw, TOL);
-        if (has_bias) cmp("conv db (no dx)", d, db, dbr, s.k, TOL);
+        cmp("conv dw (no dx)", d, dw, dwr, nw, tol);
+        if (has_bias) cmp("conv db (no dx)", d, db, dbr, s.k, tol);
     } else if (null_mode == 2) { /* dx and db only */
         pc_dnnl_conv_backward(p, x, w, dy, dx, NULL, db);
-        cmp("conv dx (no dw)", d, dx, dxr, nx, TOL);
-        if (has_bias) cmp("conv db (no dw)", d, db, dbr, s.k, TOL);
+        cmp("conv dx (no dw)", d, dx, dxr, nx, tol);
+        if (has_bias) cmp("conv db (no dw)", d, db, dbr, s.k, tol);
     } else { /* dx and dw, no db */
         pc_dnnl_conv_backward(p, x, w, dy, dx, dw, NULL);
-        cmp("conv dx (no db)", d, dx, dxr, nx, TOL);
-        cmp("conv dw (no db)", d, dw, dwr, nw, TOL);
+        cmp("conv dx (no db)", d, dx, dxr, nx, tol);
+        cmp("conv dw (no db)", d, dw, dwr, nw, tol);
     }
 done:
     pc_dnnl_conv_destroy(p);
@@ -187,7 +194,7 @@ static void conv_tests(void) {
         test_conv(s, rnd_int(0, 1), t % 8 == 5 ? 1 + (t / 8) % 3 : 0);
         count++;
     }
-    printf("conv: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+    printf("conv (%s): %d shapes, max nerr %.2g, %s\n", prec == PC_DNNL_BF16 ? "bf16" : "fp32", count, max_nerr,
            check_failed == before ? "ok" : "FAILED");
 }
 
@@ -201,8 +208,8 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
     float *yr = vec(ny), *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.out);
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.out), *db2 = vec(s.out);
-    pc_dnnl_dense *p = pc_dnnl_dense_create(&s, has_bias);
-    pc_dnnl_dense *q = pc_dnnl_dense_create(&s, has_bias);
+    pc_dnnl_dense *p = pc_dnnl_dense_create(&s, has_bias, prec);
+    pc_dnnl_dense *q = pc_dnnl_dense_create(&s, has_bias, prec);
     CHECK(p && q, "dense create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -210,7 +217,7 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
     ref_dense_backward(&s, x, w, dy, dxr, dwr, has_bias ? dbr : NULL);
     poison(y, ny);
     pc_dnnl_dense_forward(p, x, w, b, y);
-    cmp("dense y", d, y, yr, ny, TOL);
+    cmp("dense y", d, y, yr, ny, tol);
     poison(y2, ny);
     pc_dnnl_dense_forward(p, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "dense forward repeat not bitwise identical: %s", d);
@@ -221,9 +228,9 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
     poison(dx, nx), poison(dw, nw), poison(db, s.out);
     if (null_mode == 0) {
         pc_dnnl_dense_backward(p, x, w, dy, dx, dw, db);
-        cmp("dense dx", d, dx, dxr, nx, TOL);
-        cmp("dense dw", d, dw, dwr, nw, TOL);
-        if (has_bias) cmp("dense db", d, db, dbr, s.out, TOL);
+        cmp("dense dx", d, dx, dxr, nx, tol);
+        cmp("dense dw", d, dw, dwr, nw, tol);
+        if (has_bias) cmp("dense db", d, db, dbr, s.out, tol);
         poison(dx2, nx), poison(dw2, nw), poison(db2, s.out);
         pc_dnnl_dense_backward(p, x, w, dy, dx2, dw2, db2);
         CHECK(same_bits(dx, dx2, nx) && same_bits(dw, dw2, nw) &&
@@ -236,16 +243,16 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
               "dense backward second plan not bitwise identical: %s", d);
     } else if (null_mode == 1) {
         pc_dnnl_dense_backward(p, x, w, dy, NULL, dw, db);
-        cmp("dense dw (no dx)", d, dw, dwr, nw, TOL);
-        if (has_bias) cmp("dense db (no dx)", d, db, dbr, s.out, TOL);
+        cmp("dense dw (no dx)", d, dw, dwr, nw, tol);
+        if (has_bias) cmp("dense db (no dx)", d, db, dbr, s.out, tol);
     } else if (null_mode == 2) {
         pc_dnnl_dense_backward(p, x, w, dy, dx, NULL, db);
-        cmp("dense dx (no dw)", d, dx, dxr, nx, TOL);
-        if (has_bias) cmp("dense db (no dw)", d, db, dbr, s.out, TOL);
+        cmp("dense dx (no dw)", d, dx, dxr, nx, tol);
+        if (has_bias) cmp("dense db (no dw)", d, db, dbr, s.out, tol);
     } else {
         pc_dnnl_dense_backward(p, x, w, dy, dx, dw, NULL);
-        cmp("dense dx (no db)", d, dx, dxr, nx, TOL);
-        cmp("dense dw (no db)", d, dw, dwr, nw, TOL);
+        cmp("dense dx (no db)", d, dx, dxr, nx, tol);
+        cmp("dense dw (no db)", d, dw, dwr, nw, tol);
     }
 done:
     pc_dnnl_dense_destroy(p);
@@ -273,7 +280,7 @@ static void dense_tests(void) {
         test_dense(s, rnd_int(0, 1), t % 6 == 3 ? 1 + (t / 6) % 3 : 0);
         count++;
     }
-    printf("dense: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
+    printf("dense (%s): %d shapes, max nerr %.2g, %s\n", prec == PC_DNNL_BF16 ? "bf16" : "fp32", count, max_nerr,
            check_failed == before ? "ok" : "FAILED");
 }
 
@@ -429,11 +436,11 @@ static void bn_tests(void) {
 static void error_tests(void) {
     pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
                          .sw = 1, .groups = 2};
-    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1);
+    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32);
     CHECK(c == NULL, "conv create accepted an invalid shape");
     pc_dnnl_conv_destroy(c);
     pc_dense_shape bd = {0, 4, 4};
-    pc_dnnl_dense *d = pc_dnnl_dense_create(&bd, 0);
+    pc_dnnl_dense *d = pc_dnnl_dense_create(&bd, 0, PC_DNNL_F32);
     CHECK(d == NULL, "dense create accepted an invalid shape");
     pc_dnnl_dense_destroy(d);
 }
@@ -461,7 +468,7 @@ static void bench(int threads) {
              nw = (long)s.k * s.c * s.kh * s.kw;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.k);
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32);
         if (p) {
             double flop = 2.0 * s.n * s.k * s.oh * s.ow * (double)(s.c * s.kh * s.kw);
             for (int i = 0; i < 2; i++) { /* warm-up */
@@ -492,7 +499,7 @@ static void bench(int threads) {
         long nx = (long)s.n * s.in, ny = (long)s.n * s.out, nw = (long)s.out * s.in;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.out), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.out);
-        pc_dnnl_dense *p = pc_dnnl_dense_create(&s, 1);
+        pc_dnnl_dense *p = pc_dnnl_dense_create(&s, 1, PC_DNNL_F32);
         if (p) {
             double flop = 2.0 * s.n * (double)s.in * s.out;
             for (int i = 0; i < 2; i++) {
@@ -525,6 +532,15 @@ int main(void) {
     if (!pc_dnnl_available()) return check_summary();
     conv_tests();
     dense_tests();
+    /* bf16: within BF16_TOL of the fp32 reference, yet measurably rounded (really bf16) */
+    prec = PC_DNNL_BF16;
+    tol = BF16_TOL;
+    conv_tests();
+    CHECK(max_nerr > 10 * TOL, "bf16 conv no less exact than fp32 (max nerr %.2g): not bf16?", max_nerr);
+    dense_tests();
+    CHECK(max_nerr > 10 * TOL, "bf16 dense no less exact than fp32 (max nerr %.2g): not bf16?", max_nerr);
+    prec = PC_DNNL_F32;
+    tol = TOL;
     pool_tests();
     bn_tests();
     error_tests();

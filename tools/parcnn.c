@@ -80,6 +80,17 @@ static int parse_kernels(const char *s, pc_kernel_set *k) {
     return 0;
 }
 
+/* --precision bf16: the oneDNN kernels in bf16 mixed precision (refused with --kernels ref). */
+static int apply_precision(const char *cmd, const char *precision, pc_kernel_set *k) {
+    if (!precision || strcmp(precision, "fp32") == 0) return 0;
+    if (strcmp(precision, "bf16") != 0)
+        return usage_error(cmd, "--precision %s: expected fp32 or bf16", precision);
+    if (*k == PC_KERNELS_REF)
+        return usage_error(cmd, "%s", "--precision bf16 runs on the oneDNN kernels, not --kernels ref");
+    *k = PC_KERNELS_DNNL_BF16;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- train */
 
 static const char train_help[] =
@@ -143,6 +154,9 @@ static const char train_help[] =
     "                       (default 300; 0 waits forever)\n"
     "  --overwrite          start a fresh run in an --out DIR that already holds one\n"
     "  --kernels K          onednn (default when built with it) or ref\n"
+    "  --precision P        fp32 (default) or bf16: convolutions and dense layers in\n"
+    "                       bfloat16 (AVX512_BF16 through oneDNN, fp32 accumulation),\n"
+    "                       fp32 master weights, optimizer and other layers\n"
     "  --no-progress        no live progress bar even on a terminal\n"
     "  --profile            per layer forward/backward ms and GFLOP/s per step, and the\n"
     "                       data/reduce/communication/optimizer time (also DIR/profile.json)\n";
@@ -155,7 +169,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -169,10 +183,11 @@ static int cmd_train(int argc, char **argv) {
         {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
-        {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
+        {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
     int o;
+    const char *precision = NULL;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int bad = 0;
@@ -242,6 +257,7 @@ static int cmd_train(int argc, char **argv) {
             if (parse_kernels(optarg, &c.kernels))
                 return usage_error("train", "--kernels %s: expected onednn or ref", optarg);
             break;
+        case O_PRECISION: precision = optarg; break;
         case O_NOPROG: c.progress = 0; break;
         case O_PROFILE: c.profile = 1; break;
         case O_HELP: fputs(train_help, stdout); return 0;
@@ -251,6 +267,7 @@ static int cmd_train(int argc, char **argv) {
         if (bad) return 2;
     }
     if (optind < argc) return usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (apply_precision("train", precision, &c.kernels)) return 2;
     if (c.workers == 0) { /* default: as many workers as cores, dividing the shard count */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         int shards = c.shard_size > 0 && c.batch % c.shard_size == 0 ? c.batch / c.shard_size : 1;
@@ -276,7 +293,8 @@ static const char eval_help[] =
     "  --json           print one JSON object (accuracy, loss, macro_f1, per_class, confusion)\n"
     "  --workers N      parallel replicas (default 1)\n"
     "  --batch N        samples per forward pass (default 100)\n"
-    "  --kernels K      onednn or ref\n";
+    "  --kernels K      onednn or ref\n"
+    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
 
 static const char predict_help[] =
     "usage: parcnn predict --weights FILE [--top K] IMAGE...\n"
@@ -289,7 +307,8 @@ static const char predict_help[] =
     "  --weights FILE   model.safetensors written by parcnn train\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --top K          classes to print per sample (default 3)\n"
-    "  --kernels K      onednn or ref\n";
+    "  --kernels K      onednn or ref\n"
+    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
 
 typedef struct {
     const char *weights, *data;
@@ -298,17 +317,19 @@ typedef struct {
 } infer_opts;
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
-    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_TS, O_H };
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_TS, O_H };
     static const struct option opts[] = {
         {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
         {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
-        {"kernels", 1, 0, O_K}, {"train-split", 0, 0, O_TS}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
+        {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"train-split", 0, 0, O_TS}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
     int c;
     long v;
+    const char *precision = NULL;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case O_W: o->weights = optarg; break;
+        case O_P: precision = optarg; break;
         case O_D: o->data = optarg; break;
         case O_J: o->json = 1; break;
         case O_TS: o->train_split = 1; break;
@@ -326,7 +347,7 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         }
     }
     if (!o->weights) return usage_error(cmd, "%s", "--weights FILE is required");
-    return 0;
+    return apply_precision(cmd, precision, &o->kernels) ? 2 : 0;
 }
 
 /* Load the model and the dataset part, and check they fit together. */

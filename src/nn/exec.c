@@ -33,6 +33,7 @@ struct pc_exec {
     const pc_model *m;
     int batch;
     int use_dnnl;
+    int bf16;            /* oneDNN convolutions and dense layers in bf16 mixed precision */
     layer_state *ls;
     float *scratch;      /* for gradients of outputs read by several layers */
     char *grad_ready;    /* per layer: dout already holds a contribution */
@@ -66,7 +67,9 @@ int64_t pc_exec_bn_stats_size(const pc_model *m) {
     return n;
 }
 
-const char *pc_exec_kernel_name(const pc_exec *ex) { return ex->use_dnnl ? "onednn" : "reference"; }
+const char *pc_exec_kernel_name(const pc_exec *ex) {
+    return !ex->use_dnnl ? "reference" : ex->bf16 ? "onednn, bf16 mixed precision" : "onednn";
+}
 
 float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
 
@@ -98,10 +101,10 @@ static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
 }
 
 #ifdef PARCNN_HAVE_DNNL
-static pc_status create_plans(const pc_layer *l, layer_state *s) {
+static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precision prec) {
     switch (l->kind) {
-    case PC_L_CONV: s->dconv = pc_dnnl_conv_create(&s->conv, l->bias); return s->dconv ? PC_OK : PC_ERR_INTERNAL;
-    case PC_L_DENSE: s->ddense = pc_dnnl_dense_create(&s->dense, l->bias); return s->ddense ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_CONV: s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec); return s->dconv ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_DENSE: s->ddense = pc_dnnl_dense_create(&s->dense, l->bias, prec); return s->ddense ? PC_OK : PC_ERR_INTERNAL;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
         s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
@@ -119,10 +122,12 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
     ex->batch = batch;
 #ifdef PARCNN_HAVE_DNNL
     ex->use_dnnl = kernels != PC_KERNELS_REF;
+    ex->bf16 = kernels == PC_KERNELS_DNNL_BF16;
 #else
-    if (kernels == PC_KERNELS_DNNL) {
+    if (kernels == PC_KERNELS_DNNL || kernels == PC_KERNELS_DNNL_BF16) {
         free(ex);
-        return pc_fail(PC_ERR_USAGE, "--kernels onednn: this build has no oneDNN");
+        return pc_fail(PC_ERR_USAGE, "%s: this build has no oneDNN",
+                       kernels == PC_KERNELS_DNNL ? "--kernels onednn" : "--precision bf16");
     }
 #endif
     ex->ls = calloc(m->n_layers, sizeof(layer_state));
@@ -152,7 +157,7 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
             s->invstd = s->var + l->c;
         }
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl && create_plans(l, s) != PC_OK) {
+        if (ex->use_dnnl && create_plans(l, s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32) != PC_OK) {
             pc_exec_destroy(ex);
             return PC_ERR_INTERNAL; /* message set by the plan */
         }

@@ -8,7 +8,9 @@
 
 #include "nn/model.h"
 
-typedef enum { PC_KERNELS_AUTO = 0, PC_KERNELS_REF, PC_KERNELS_DNNL } pc_kernel_set;
+/* AUTO: oneDNN when built with it, else the reference kernels. DNNL_BF16: oneDNN with
+ * convolutions and dense layers in bfloat16 mixed precision (see kernels/dnnl). */
+typedef enum { PC_KERNELS_AUTO = 0, PC_KERNELS_REF, PC_KERNELS_DNNL, PC_KERNELS_DNNL_BF16 } pc_kernel_set;
 
 typedef struct pc_exec pc_exec;
 

@@ -487,14 +487,15 @@ static void make_fingerprint(trainer *t) {
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
              "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu "
-             "augment=%s image=%dx%d val_split=%g",
+             "augment=%s image=%dx%d val_split=%g precision=%s",
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
              pc_opt_name(c->opt.kind), t->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
              c->sched.decay_epochs, c->sched.warmup_epochs,
              /* only the cosine schedule depends on the length of the run */
              c->sched.kind == PC_SCHED_COSINE ? c->epochs : 0, c->label_smoothing,
-             (unsigned long long)c->seed, augment, t->train.h, t->train.c, c->folder.val_split);
+             (unsigned long long)c->seed, augment, t->train.h, t->train.c, c->folder.val_split,
+             c->kernels == PC_KERNELS_DNNL_BF16 ? "bf16" : "fp32");
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {

@@ -143,7 +143,8 @@ static void linear_free(linear_plan *p) { pcd_base_free(&p->b); }
 
 /* ---- convolution ---- */
 
-pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias) {
+pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
+                                   pc_dnnl_precision prec) {
     pc_conv_shape s = *shape;
     if (pc_conv_shape_finish(&s) != 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN conv: invalid shape");
@@ -178,7 +179,10 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias) {
     }
     dnnl_dims_t strides = {s.sh, s.sw}, pad = {s.ph, s.pw};
 
+    /* *_any: fp32, the primitives' outputs; *_in: what they read (bf16 in mixed precision) */
+    dnnl_data_type_t in_dt = prec == PC_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_any, bias_any;
+    dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 4, src_dims, dnnl_nchw, "conv src") ||
         pcd_md_init(&dst_md, 4, dst_dims, dnnl_nchw, "conv dst") ||
         pcd_md_init(&wei_md, wei_nd, wei_dims, g == 1 ? dnnl_oihw : dnnl_goihw, "conv weights") ||
@@ -186,23 +190,26 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias) {
         pcd_md_init(&src_any, 4, src_dims, dnnl_format_tag_any, "conv src") ||
         pcd_md_init(&dst_any, 4, dst_dims, dnnl_format_tag_any, "conv dst") ||
         pcd_md_init(&wei_any, wei_nd, wei_dims, dnnl_format_tag_any, "conv weights") ||
-        pcd_md_init(&bias_any, 1, bias_dims, dnnl_format_tag_any, "conv bias"))
+        pcd_md_init(&bias_any, 1, bias_dims, dnnl_format_tag_any, "conv bias") ||
+        pcd_md_init_dt(&src_in, 4, src_dims, in_dt, dnnl_format_tag_any, "conv src") ||
+        pcd_md_init_dt(&dst_in, 4, dst_dims, in_dt, dnnl_format_tag_any, "conv dst") ||
+        pcd_md_init_dt(&wei_in, wei_nd, wei_dims, in_dt, dnnl_format_tag_any, "conv weights"))
         goto fail;
 
     /* Direct algorithm only (no Winograd): accurate and deterministic. */
     dnnl_convolution_desc_t fd, bdd, bwd;
     PCD_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
-                                               dnnl_convolution_direct, &src_any, &wei_any,
+                                               dnnl_convolution_direct, &src_in, &wei_in,
                                                p->has_bias ? &bias_any : NULL, &dst_any,
                                                strides, pad, pad),
             "convolution forward descriptor");
     PCD_TRY(dnnl_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &src_any,
-                                                     &wei_any, &dst_any, strides, pad, pad),
+                                                     &wei_in, &dst_in, strides, pad, pad),
             "convolution backward data descriptor");
     PCD_TRY(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct,
-                                                        &src_any, &wei_any,
+                                                        &src_in, &wei_any,
                                                         p->has_bias ? &bias_any : NULL,
-                                                        &dst_any, strides, pad, pad),
+                                                        &dst_in, strides, pad, pad),
             "convolution backward weights descriptor");
     if (!(p->fwd = pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||
         !(p->bwd_d = pcd_prim_new(&p->b, &bdd, p->fwd->pd, "convolution backward data")) ||
@@ -237,7 +244,8 @@ void pc_dnnl_conv_destroy(pc_dnnl_conv *c) {
 
 /* ---- dense (inner product) ---- */
 
-pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias) {
+pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
+                                     pc_dnnl_precision prec) {
     if (s->n <= 0 || s->in <= 0 || s->out <= 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN dense: invalid shape");
         return NULL;
@@ -263,7 +271,10 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias) {
      * weight reorders). The choice depends on the shape only: plans stay reproducible. */
     dnnl_format_tag_t wei_tag = s->n <= 64 ? dnnl_oi : dnnl_format_tag_any;
     dnnl_dim_t dst_dims[2] = {s->n, s->out}, bias_dims[1] = {s->out};
+    /* as for convolutions: fp32 outputs, inputs read in bf16 in mixed precision */
+    dnnl_data_type_t in_dt = prec == PC_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_pmd, bias_any;
+    dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 2, src_dims, dnnl_nc, "dense src") ||
         pcd_md_init(&dst_md, 2, dst_dims, dnnl_nc, "dense dst") ||
         pcd_md_init(&wei_md, 2, wei_dims, dnnl_oi, "dense weights") ||
@@ -271,18 +282,21 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias) {
         pcd_md_init(&src_any, 2, src_dims, dnnl_format_tag_any, "dense src") ||
         pcd_md_init(&dst_any, 2, dst_dims, dnnl_format_tag_any, "dense dst") ||
         pcd_md_init(&wei_pmd, 2, wei_dims, wei_tag, "dense weights") ||
-        pcd_md_init(&bias_any, 1, bias_dims, dnnl_format_tag_any, "dense bias"))
+        pcd_md_init(&bias_any, 1, bias_dims, dnnl_format_tag_any, "dense bias") ||
+        pcd_md_init_dt(&src_in, 2, src_dims, in_dt, dnnl_format_tag_any, "dense src") ||
+        pcd_md_init_dt(&dst_in, 2, dst_dims, in_dt, dnnl_format_tag_any, "dense dst") ||
+        pcd_md_init_dt(&wei_in, 2, wei_dims, in_dt, wei_tag, "dense weights"))
         goto fail;
 
     dnnl_inner_product_desc_t fd, bdd, bwd;
-    PCD_TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src_any, &wei_pmd,
+    PCD_TRY(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &src_in, &wei_in,
                                                  p->has_bias ? &bias_any : NULL, &dst_any),
             "inner product forward descriptor");
-    PCD_TRY(dnnl_inner_product_backward_data_desc_init(&bdd, &src_any, &wei_pmd, &dst_any),
+    PCD_TRY(dnnl_inner_product_backward_data_desc_init(&bdd, &src_any, &wei_in, &dst_in),
             "inner product backward data descriptor");
-    PCD_TRY(dnnl_inner_product_backward_weights_desc_init(&bwd, &src_any, &wei_pmd,
+    PCD_TRY(dnnl_inner_product_backward_weights_desc_init(&bwd, &src_in, &wei_pmd,
                                                           p->has_bias ? &bias_any : NULL,
-                                                          &dst_any),
+                                                          &dst_in),
             "inner product backward weights descriptor");
     if (!(p->fwd = pcd_prim_new(&p->b, &fd, NULL, "inner product forward")) ||
         !(p->bwd_d = pcd_prim_new(&p->b, &bdd, p->fwd->pd, "inner product backward data")) ||

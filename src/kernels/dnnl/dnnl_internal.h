@@ -72,6 +72,8 @@ void pcd_base_free(pcd_base *b);
 const dnnl_memory_desc_t *pcd_arg_md(const pcd_prim *p, int arg);
 int pcd_md_init(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
                 dnnl_format_tag_t tag, const char *what);
+int pcd_md_init_dt(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
+                   dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *what);
 int pcd_md_is_zero(const dnnl_memory_desc_t *md);
 
 /* Run-time helpers: a oneDNN failure here is a programming error (message + abort). */

@@ -124,7 +124,12 @@ void *pcd_buf_new(pcd_base *b, size_t bytes) {
 
 int pcd_md_init(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
                 dnnl_format_tag_t tag, const char *what) {
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(md, ndims, dims, dnnl_f32, tag);
+    return pcd_md_init_dt(md, ndims, dims, dnnl_f32, tag, what);
+}
+
+int pcd_md_init_dt(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
+                   dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *what) {
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(md, ndims, dims, dt, tag);
     if (st != dnnl_success) {
         pc_fail(PC_ERR_INTERNAL, "oneDNN: memory descriptor for %s failed (status %d)", what,
                 (int)st);

@@ -25,9 +25,16 @@
 /* 1 when the oneDNN CPU engine can be created, 0 otherwise. */
 int pc_dnnl_available(void);
 
+/* Precision of the convolution and dense plans. bf16: mixed precision, as PyTorch's autocast
+ * does it on the CPU: the primitives read src, weights and diff_dst converted to bfloat16
+ * (AVX512_BF16 dot products, fp32 accumulation) and write dst, diff_src, diff_weights and
+ * diff_bias in fp32; the caller's tensors (and so the weights the optimizer updates, the
+ * activations between layers and every other layer) stay fp32. */
+typedef enum { PC_DNNL_F32 = 0, PC_DNNL_BF16 } pc_dnnl_precision;
+
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
 typedef struct pc_dnnl_conv pc_dnnl_conv;
-pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias);
+pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);
@@ -38,7 +45,8 @@ void pc_dnnl_conv_destroy(pc_dnnl_conv *p);
 
 /* ---- dense (inner product): x (N, IN), weight (OUT, IN), bias (OUT), y (N, OUT) ---- */
 typedef struct pc_dnnl_dense pc_dnnl_dense;
-pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias);
+pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
+                                     pc_dnnl_precision prec);
 void pc_dnnl_dense_forward(pc_dnnl_dense *p, const float *x, const float *w, const float *b,
                            float *y);
 void pc_dnnl_dense_backward(pc_dnnl_dense *p, const float *x, const float *w, const float *dy,
