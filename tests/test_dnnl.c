@@ -284,6 +284,34 @@ static void dense_tests(void) {
            check_failed == before ? "ok" : "FAILED");
 }
 
+/* Weights versions: the same non-zero version reuses the converted weights (even if the
+ * caller broke its promise and changed them), a new version or 0 converts again. */
+static void weights_version_tests(void) {
+    pc_conv_shape s = {.n = 2, .c = 16, .h = 8, .w = 8, .k = 32, .kh = 3, .kw = 3, .sh = 1,
+                       .sw = 1, .ph = 1, .pw = 1, .groups = 1};
+    pc_conv_shape_finish(&s);
+    long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow, nw = (long)s.k * s.c * 9;
+    float *x = rvec(nx), *w = rvec(nw), *y1 = vec(ny), *y2 = vec(ny), *y3 = vec(ny);
+    for (int pr = 0; pr < 2; pr++) {
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32);
+        CHECK(p != NULL, "create: %s", pc_last_error());
+        if (!p) continue;
+        pc_dnnl_conv_weights_version(p, 7);
+        pc_dnnl_conv_forward(p, x, w, NULL, y1);
+        for (long i = 0; i < nw; i++) w[i] = -w[i];
+        pc_dnnl_conv_forward(p, x, w, NULL, y2);
+        pc_dnnl_conv_weights_version(p, 8);
+        pc_dnnl_conv_forward(p, x, w, NULL, y3);
+        int negated = 1;
+        for (long i = 0; i < ny; i++) negated &= y3[i] == -y1[i];
+        CHECK(same_bits(y1, y2, ny) && negated,
+              "%s: version 7 reuses the converted weights, version 8 converts the new ones",
+              pr ? "bf16" : "fp32");
+        pc_dnnl_conv_destroy(p);
+    }
+    pc_free(x), pc_free(w), pc_free(y1), pc_free(y2), pc_free(y3);
+}
+
 /* --------------------------------------------------------------- pooling */
 
 /* quantized: values from a small set, so that max windows have ties */
@@ -541,6 +569,7 @@ int main(void) {
     CHECK(max_nerr > 10 * TOL, "bf16 dense no less exact than fp32 (max nerr %.2g): not bf16?", max_nerr);
     prec = PC_DNNL_F32;
     tol = TOL;
+    weights_version_tests();
     pool_tests();
     bn_tests();
     error_tests();

@@ -73,6 +73,18 @@ const char *pc_exec_kernel_name(const pc_exec *ex) {
 
 float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
 
+void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
+#ifdef PARCNN_HAVE_DNNL
+    for (int i = 0; ex->use_dnnl && i < ex->m->n_layers; i++) {
+        if (ex->ls[i].dconv) pc_dnnl_conv_weights_version(ex->ls[i].dconv, version);
+        if (ex->ls[i].ddense) pc_dnnl_dense_weights_version(ex->ls[i].ddense, version);
+    }
+#else
+    (void)ex;
+    (void)version;
+#endif
+}
+
 static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
     const pc_layer *l = &m->layers[i];
     const pc_layer *in = &m->layers[l->inputs[0]];

@@ -22,6 +22,12 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
 void pc_exec_destroy(pc_exec *ex);
 const char *pc_exec_kernel_name(const pc_exec *ex);
 
+/* The weights version of the following forward/backward calls (see
+ * pc_dnnl_conv_weights_version): a non-zero value promises that the parameters do not
+ * change until the version changes, so converted weights are reused across calls. 0 (the
+ * initial value): no promise. */
+void pc_exec_weights_version(pc_exec *ex, uint64_t version);
+
 /* The input buffer (batch, c, h, w) to fill before forward. */
 float *pc_exec_input(pc_exec *ex);
 

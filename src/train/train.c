@@ -246,11 +246,20 @@ static pc_status share_shard_records(trainer *t) {
     return pc_comm_allgather_bytes(t->comm, t->rec_send, (int)bytes, t->shard_rec);
 }
 
+/* Every worker computes its shards with `job`. The weights do not change during it, so
+ * the kernels may convert them once (weights version step + 1) instead of per shard. */
+static pc_status compute_shards(trainer *t, pc_job_fn job) {
+    for (int w = 0; w < t->e->workers; w++) pc_exec_weights_version(t->e->execs[w], (uint64_t)t->step + 1);
+    pc_pool_run(t->e->pool, job, t);
+    for (int w = 0; w < t->e->workers; w++) pc_exec_weights_version(t->e->execs[w], 0);
+    return pc_error_slot_take(&t->data_error);
+}
+
 static pc_status fast_step(trainer *t) {
     pc_pool *pool = t->e->pool;
     double t0 = pc_now();
     t->fast_posted = t->m->n_params;
-    pc_pool_run(pool, fast_compute_job, t);
+    PC_TRY(compute_shards(t, fast_compute_job));
     double t1 = pc_now();
     if (t->e->workers > 1) pc_pool_run(pool, fast_sum_workers_job, t);
     fast_post(t, 0, 1);
@@ -285,8 +294,7 @@ static pc_status train_step(trainer *t) {
     pc_comm_set_step(t->comm, t->step);
     if (t->fast_acc) return fast_step(t);
     double t0 = pc_now();
-    pc_pool_run(pool, compute_job, t);
-    PC_TRY(pc_error_slot_take(&t->data_error));
+    PC_TRY(compute_shards(t, compute_job));
     double t1 = pc_now();
     t->time_compute += t1 - t0;
     if (!pc_reducer_needs_exchange(t->red)) {

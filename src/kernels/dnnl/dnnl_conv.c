@@ -30,6 +30,7 @@ typedef struct {
     float *zero_bias;                  /* used when forward gets b == NULL */
     float *db_sink;                    /* receives diff_bias when dw is wanted but not db */
     long long n_out, k_out, spatial;   /* for the db-only path: dy is (n_out, k_out, spatial) */
+    uint64_t w_version;                /* see pc_dnnl_conv_weights_version */
 } linear_plan;
 
 struct pc_dnnl_conv {
@@ -45,14 +46,14 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
                         const dnnl_memory_desc_t *dst) {
     pcd_base *b = &p->b;
     if (pcd_port_init(b, &p->f_x, src, pcd_arg_md(p->fwd, DNNL_ARG_SRC), 0, 0) ||
-        pcd_port_init(b, &p->f_w, wei, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS), 0, 0) ||
+        pcd_port_init(b, &p->f_w, wei, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
         pcd_port_init(b, &p->f_y, dst, pcd_arg_md(p->fwd, DNNL_ARG_DST), 1, 0))
         return -1;
     if (p->has_bias && pcd_port_init(b, &p->f_b, bias, pcd_arg_md(p->fwd, DNNL_ARG_BIAS), 0, 0))
         return -1;
 
     if (pcd_port_init(b, &p->d_dy, dst, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_DST), 0, 1) ||
-        pcd_port_init(b, &p->d_w, wei, pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS), 0, 1) ||
+        pcd_port_init(b, &p->d_w, wei, pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
         pcd_port_init(b, &p->d_dx, src, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_SRC), 1, 1))
         return -1;
 
@@ -76,7 +77,7 @@ static void linear_forward(linear_plan *p, const float *x, const float *w, const
                            float *y) {
     pcd_base *b = &p->b;
     pcd_port_in(b, &p->f_x, x);
-    pcd_port_in(b, &p->f_w, w);
+    pcd_port_in_kept(b, &p->f_w, w, p->w_version);
     pcd_port_bind(&p->f_y, y);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->f_x.inner},
                                {DNNL_ARG_WEIGHTS, p->f_w.inner},
@@ -109,7 +110,7 @@ static void linear_backward(linear_plan *p, const float *x, const float *w, cons
     if (!p->has_bias) db = NULL;
     if (dx) {
         pcd_port_in(b, &p->d_dy, dy);
-        pcd_port_in(b, &p->d_w, w);
+        pcd_port_in_kept(b, &p->d_w, w, p->w_version);
         pcd_port_bind(&p->d_dx, dx);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, p->d_dy.inner},
                                    {DNNL_ARG_WEIGHTS, p->d_w.inner},
@@ -236,6 +237,8 @@ void pc_dnnl_conv_backward(pc_dnnl_conv *c, const float *x, const float *w, cons
     linear_backward(&c->lp, x, w, dy, dx, dw, db);
 }
 
+void pc_dnnl_conv_weights_version(pc_dnnl_conv *c, uint64_t version) { c->lp.w_version = version; }
+
 void pc_dnnl_conv_destroy(pc_dnnl_conv *c) {
     if (!c) return;
     linear_free(&c->lp);
@@ -322,6 +325,8 @@ void pc_dnnl_dense_backward(pc_dnnl_dense *d, const float *x, const float *w, co
                             float *dx, float *dw, float *db) {
     linear_backward(&d->lp, x, w, dy, dx, dw, db);
 }
+
+void pc_dnnl_dense_weights_version(pc_dnnl_dense *d, uint64_t version) { d->lp.w_version = version; }
 
 void pc_dnnl_dense_destroy(pc_dnnl_dense *d) {
     if (!d) return;

@@ -49,7 +49,14 @@ typedef struct {
     dnnl_memory_t user;  /* plain layout; data handle set to the caller's pointer per call */
     dnnl_memory_t inner; /* the primitive's layout; == user when no reorder is needed */
     pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
+    const void *kept_ptr; /* PCD_PHASE_KEEP: the input and version inner holds now */
+    uint64_t kept_version;
 } pcd_port;
+
+/* Port phases: reorder targets of forward (0) and backward (1) calls share the arena;
+ * KEEP gives an input its own buffer, so that a reordered input that has not changed
+ * (the weights within one training step) is reused: see pcd_port_in_kept. */
+enum { PCD_PHASE_FWD = 0, PCD_PHASE_BWD = 1, PCD_PHASE_KEEP = 2 };
 
 dnnl_engine_t pcd_engine(void); /* NULL (with pc_fail set) if the engine cannot be created */
 
@@ -81,6 +88,9 @@ void pcd_check(dnnl_status_t st, const char *what);
 void pcd_exec(pcd_base *b, const pcd_prim *p, int nargs, const dnnl_exec_arg_t *args);
 void pcd_set(dnnl_memory_t m, const void *ptr);
 void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr); /* bind + reorder in */
+/* A KEEP port: reorder only when ptr or version changed since the last call; version 0
+ * means "unknown" and always reorders. */
+void pcd_port_in_kept(pcd_base *b, pcd_port *pt, const void *ptr, uint64_t version);
 void pcd_port_bind(pcd_port *pt, void *ptr);                  /* bind an output */
 void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if needed */
 void pcd_wait(pcd_base *b);

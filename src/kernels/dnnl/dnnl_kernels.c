@@ -163,9 +163,15 @@ int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
         pc_fail(PC_ERR_INTERNAL, "oneDNN plan: too many reordered tensors");
         return -1;
     }
+    size_t bytes = (dnnl_memory_desc_get_size(prim_md) + 63) & ~(size_t)63;
+    if (phase == PCD_PHASE_KEEP) {
+        void *own = pcd_buf_new(b, bytes);
+        if (!own || !(pt->inner = pcd_mem_new(b, prim_md, own))) return -1;
+        pt->reorder = reorder_new(b, user_md, prim_md);
+        return pt->reorder ? 0 : -1;
+    }
     pt->inner = pcd_mem_new(b, prim_md, NULL);
     if (!pt->inner) return -1;
-    size_t bytes = (dnnl_memory_desc_get_size(prim_md) + 63) & ~(size_t)63;
     b->arena_mems[b->narena].mem = pt->inner;
     b->arena_mems[b->narena].off = b->phase_size[phase];
     b->narena++;
@@ -246,6 +252,13 @@ void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, pt->user}, {DNNL_ARG_TO, pt->inner}};
         pcd_exec(b, pt->reorder, 2, a);
     }
+}
+
+void pcd_port_in_kept(pcd_base *b, pcd_port *pt, const void *ptr, uint64_t version) {
+    if (pt->reorder && version && version == pt->kept_version && ptr == pt->kept_ptr) return;
+    pcd_port_in(b, pt, ptr);
+    pt->kept_ptr = ptr;
+    pt->kept_version = version;
 }
 
 void pcd_port_bind(pcd_port *pt, void *ptr) { pcd_set(pt->user, ptr); }

@@ -20,6 +20,8 @@
 #ifndef PC_DNNL_KERNELS_H
 #define PC_DNNL_KERNELS_H
 
+#include <stdint.h>
+
 #include "../shapes.h"
 
 /* 1 when the oneDNN CPU engine can be created, 0 otherwise. */
@@ -41,6 +43,11 @@ void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const
 /* dx, dw, db may be NULL (skipped); db is ignored when the plan has no bias. */
 void pc_dnnl_conv_backward(pc_dnnl_conv *p, const float *x, const float *w, const float *dy,
                            float *dx, float *dw, float *db);
+/* Weights version for the following calls: while it stays the same non-zero value (and the
+ * weights pointer too), the weights are reordered/converted once and then reused, so the
+ * caller must change it whenever the weights change (the trainer passes step + 1). 0, the
+ * initial value: convert on every call. */
+void pc_dnnl_conv_weights_version(pc_dnnl_conv *p, uint64_t version);
 void pc_dnnl_conv_destroy(pc_dnnl_conv *p);
 
 /* ---- dense (inner product): x (N, IN), weight (OUT, IN), bias (OUT), y (N, OUT) ---- */
@@ -51,6 +58,7 @@ void pc_dnnl_dense_forward(pc_dnnl_dense *p, const float *x, const float *w, con
                            float *y);
 void pc_dnnl_dense_backward(pc_dnnl_dense *p, const float *x, const float *w, const float *dy,
                             float *dx, float *dw, float *db);
+void pc_dnnl_dense_weights_version(pc_dnnl_dense *p, uint64_t version);
 void pc_dnnl_dense_destroy(pc_dnnl_dense *p);
 
 /* ---- pooling: max (ties go to the first cell of the window) or average excluding padding.
