@@ -307,6 +307,17 @@ static void weights_version_tests(void) {
         CHECK(same_bits(y1, y2, ny) && negated,
               "%s: version 7 reuses the converted weights, version 8 converts the new ones",
               pr ? "bf16" : "fp32");
+        /* backward weights reuses the forward's reordered x only for that same x */
+        float *x2 = rvec(nx), *dy = rvec(ny), *dw1 = vec(nw), *dw2 = vec(nw);
+        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32);
+        pc_dnnl_conv_forward(q, x2, w, NULL, y2);
+        pc_dnnl_conv_backward(q, x2, w, dy, NULL, dw1, NULL);
+        pc_dnnl_conv_forward(p, x, w, NULL, y1);
+        pc_dnnl_conv_backward(p, x2, w, dy, NULL, dw2, NULL);
+        CHECK(same_bits(dw1, dw2, nw), "%s: backward with another x than the last forward's",
+              pr ? "bf16" : "fp32");
+        pc_dnnl_conv_destroy(q);
+        pc_free(x2), pc_free(dy), pc_free(dw1), pc_free(dw2);
         pc_dnnl_conv_destroy(p);
     }
     pc_free(x), pc_free(w), pc_free(y1), pc_free(y2), pc_free(y3);

@@ -27,6 +27,9 @@ typedef struct {
     pcd_port d_dy, d_w, d_dx;          /* backward data */
     pcd_port w_x, w_dy, w_dw, w_db;    /* backward weights */
     int w_dy_shared;                   /* w_dy is d_dy (same layout): reorder dy once */
+    int w_x_shared;                    /* w_x is f_x (same layout): backward weights reuses
+                                          the forward's reordered x (its own buffer) */
+    uint64_t forwards;                 /* forward calls so far: the version of f_x */
     float *zero_bias;                  /* used when forward gets b == NULL */
     float *db_sink;                    /* receives diff_bias when dw is wanted but not db */
     long long n_out, k_out, spatial;   /* for the db-only path: dy is (n_out, k_out, spatial) */
@@ -45,7 +48,9 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
                         const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bias,
                         const dnnl_memory_desc_t *dst) {
     pcd_base *b = &p->b;
-    if (pcd_port_init(b, &p->f_x, src, pcd_arg_md(p->fwd, DNNL_ARG_SRC), 0, 0) ||
+    const dnnl_memory_desc_t *fx = pcd_arg_md(p->fwd, DNNL_ARG_SRC), *wx = pcd_arg_md(p->bwd_w, DNNL_ARG_SRC);
+    p->w_x_shared = wx && fx && dnnl_memory_desc_equal(fx, wx);
+    if (pcd_port_init(b, &p->f_x, src, fx, 0, p->w_x_shared ? PCD_PHASE_KEEP : PCD_PHASE_FWD) ||
         pcd_port_init(b, &p->f_w, wei, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
         pcd_port_init(b, &p->f_y, dst, pcd_arg_md(p->fwd, DNNL_ARG_DST), 1, 0))
         return -1;
@@ -64,8 +69,10 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
     } else if (pcd_port_init(b, &p->w_dy, dst, wdy, 0, 1)) {
         return -1;
     }
-    if (pcd_port_init(b, &p->w_x, src, pcd_arg_md(p->bwd_w, DNNL_ARG_SRC), 0, 1) ||
-        pcd_port_init(b, &p->w_dw, wei, pcd_arg_md(p->bwd_w, DNNL_ARG_DIFF_WEIGHTS), 1, 1))
+    if (p->w_x_shared) p->w_x = p->f_x;
+    else if (pcd_port_init(b, &p->w_x, src, wx, 0, PCD_PHASE_BWD))
+        return -1;
+    if (pcd_port_init(b, &p->w_dw, wei, pcd_arg_md(p->bwd_w, DNNL_ARG_DIFF_WEIGHTS), 1, 1))
         return -1;
     if (p->has_bias &&
         pcd_port_init(b, &p->w_db, bias, pcd_arg_md(p->bwd_w, DNNL_ARG_DIFF_BIAS), 1, 1))
@@ -76,7 +83,7 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
 static void linear_forward(linear_plan *p, const float *x, const float *w, const float *bias,
                            float *y) {
     pcd_base *b = &p->b;
-    pcd_port_in(b, &p->f_x, x);
+    pcd_port_in_kept(b, &p->f_x, x, ++p->forwards);
     pcd_port_in_kept(b, &p->f_w, w, p->w_version);
     pcd_port_bind(&p->f_y, y);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->f_x.inner},
@@ -120,7 +127,10 @@ static void linear_backward(linear_plan *p, const float *x, const float *w, cons
     }
     if (dw) {
         if (!(p->w_dy_shared && dx)) pcd_port_in(b, &p->w_dy, dy);
-        pcd_port_in(b, &p->w_x, x);
+        if (p->w_x_shared) /* reordered by the last forward if it had this x */
+            pcd_port_in_kept(b, &p->f_x, x, p->forwards);
+        else
+            pcd_port_in(b, &p->w_x, x);
         pcd_port_bind(&p->w_dw, dw);
         dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->w_x.inner},
                                    {DNNL_ARG_DIFF_DST, p->w_dy.inner},
