@@ -449,6 +449,22 @@ static void test_bn(pc_bn_shape s) {
     poison(dx2, nx);
     fast_bn_backward(&s, x, g, m, is, dy, dx2, NULL, NULL);
     CHECK(same_bits(dx, dx2, nx), "bn dx without parameter gradients differs: %s", d);
+    /* fused with ReLU: the forward is bitwise bn then relu; the backward agrees with relu's
+     * backward then bn's to rounding (the compiler may contract its multiply-adds
+     * differently around the mask) */
+    float *yf = vec(nx), *dyr = vec(nx), *dxf = vec(nx), *ef = vec(nx), dgf[64], dbf[64];
+    ref_relu_forward(nx, y, y2);                       /* y2 = relu(bn(x)) */
+    ref_relu_backward(nx, y2, dy, dyr);                /* dyr = masked dy */
+    fast_bn_backward(&s, x, g, m, is, dyr, dx, dg, db);
+    fast_bn_relu_forward_train(&s, x, g, bt, yf, m2, v2, is2);
+    fast_bn_relu_backward(&s, x, yf, g, m2, is2, dy, dxf, dgf, dbf);
+    ref_relu_forward(nx, e, e);
+    fast_bn_relu_forward_eval(&s, x, g, bt, rm, rv, ef);
+    CHECK(same_bits(yf, y2, nx) && same_bits(ef, e, nx), "bn+relu fused forward differs: %s", d);
+    cmp("bn+relu dx", d, dxf, dx, nx, TOL);
+    cmp("bn+relu dgamma", d, dgf, dg, s.c, TOL);
+    cmp("bn+relu dbeta", d, dbf, db, s.c, TOL);
+    pc_free(yf), pc_free(dyr), pc_free(dxf), pc_free(ef);
     pc_free(x), pc_free(dy), pc_free(g), pc_free(bt), pc_free(rm), pc_free(rv), pc_free(yr);
     pc_free(mr), pc_free(vr), pc_free(isr), pc_free(dxr), pc_free(dgr), pc_free(dbr);
     pc_free(er), pc_free(y), pc_free(y2), pc_free(m), pc_free(v), pc_free(is), pc_free(dx);

@@ -249,15 +249,21 @@ static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const
 
 /* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
  * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm). */
+/* A ReLU after batch norm runs inside the fast batch-norm kernels (one pass, not two). */
+static int relu_fused(const pc_exec *ex, const pc_layer *l) {
+    return ex->use_dnnl && l->kind == PC_L_BN && l->act == PC_ACT_RELU;
+}
+
 static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train) {
     const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
     const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
+    int fused = relu_fused(ex, l);
     if (train)
-        (ex->use_dnnl ? fast_bn_forward_train : ref_bn_forward_train)(
+        (fused ? fast_bn_relu_forward_train : ex->use_dnnl ? fast_bn_forward_train : ref_bn_forward_train)(
             &s->bn, x, gamma, beta, s->out, s->mean, s->var, s->invstd);
     else
-        (ex->use_dnnl ? fast_bn_forward_eval : ref_bn_forward_eval)(&s->bn, x, gamma, beta,
-                                                                     rmean, rvar, s->out);
+        (fused ? fast_bn_relu_forward_eval : ex->use_dnnl ? fast_bn_forward_eval : ref_bn_forward_eval)(
+            &s->bn, x, gamma, beta, rmean, rvar, s->out);
 }
 
 static void layer_forward(pc_exec *ex, int i, int train) {
@@ -317,7 +323,7 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     case PC_L_KIND_COUNT:
         break;
     }
-    if (l->act == PC_ACT_RELU) ref_relu_forward(n_out, s->out, s->out);
+    if (l->act == PC_ACT_RELU && !relu_fused(ex, l)) ref_relu_forward(n_out, s->out, s->out);
 }
 
 const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t step,
@@ -426,7 +432,8 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     float *dy = s->dout;
     float *dx = grad_target(ex, j);
 
-    if (l->act == PC_ACT_RELU) ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
+    if (l->act == PC_ACT_RELU && !relu_fused(ex, l))
+        ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
     switch (l->kind) {
     case PC_L_CONV:
 #ifdef PARCNN_HAVE_DNNL
@@ -441,8 +448,11 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
         break;
     case PC_L_BN:
-        (ex->use_dnnl ? fast_bn_backward : ref_bn_backward)(&s->bn, x, w, s->mean, s->invstd, dy,
-                                                            dx, dw, db);
+        if (relu_fused(ex, l))
+            fast_bn_relu_backward(&s->bn, x, s->out, w, s->mean, s->invstd, dy, dx, dw, db);
+        else
+            (ex->use_dnnl ? fast_bn_backward : ref_bn_backward)(&s->bn, x, w, s->mean, s->invstd,
+                                                                dy, dx, dw, db);
         break;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
