@@ -688,9 +688,9 @@ int cmd_bench(int argc, char **argv) {
         {"limit", 1, 0, 'l'}, {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'},
         {"out", 1, 0, 'o'}, {"repeat", 1, 0, 'r'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int o;
+    int o, which = 0;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
         char *end = NULL;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         int numeric_bad = optarg && (*end || v < 1);
@@ -724,8 +724,8 @@ int cmd_bench(int argc, char **argv) {
             break;
         case 'e': case 'b': case 's': case 'l': case 'v':
             if (numeric_bad) {
-                fprintf(stderr, "parcnn bench: %s %s: expected a positive integer\n",
-                        argv[optind - 1], optarg);
+                fprintf(stderr, "parcnn bench: --%s %s: expected a positive integer\n",
+                        opts[which].name, optarg);
                 return 2;
             }
             if (o == 'e') c.epochs = (int)v;
