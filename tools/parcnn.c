@@ -574,7 +574,7 @@ static const char main_help[] =
     "  predict   classify samples with a trained model\n"
     "  models    list the model zoo\n"
     "  check-data  decode a whole image folder and report bad files\n"
-    "  bench     benchmarks: parcnn bench scaling --help\n";
+    "  bench     benchmarks: scaling, comm, loader, gemm (parcnn bench --help)\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
