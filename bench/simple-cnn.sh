@@ -32,6 +32,8 @@ set -u -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
+bench_name=simple-cnn.sh
+. "$here/lib.sh"
 PARCNN=${PARCNN:-$repo/build/parcnn}
 PYTHON=${PYTHON:-/usr/bin/python3}
 STEPS=${STEPS:-50}
@@ -41,18 +43,12 @@ TORCH_BLAS=${TORCH_BLAS:-auto}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 BATCH=128
 
-if [ $# -gt 0 ]; then
-    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
-    case $1 in -h|--help) exit 0 ;; *) exit 2 ;; esac
-fi
-for v in STEPS WARMUP REPS RUN_TIMEOUT; do
-    case ${!v} in ''|*[!0-9]*) echo "simple-cnn.sh: $v must be a number" >&2; exit 2 ;; esac
-done
+bench_usage "${BASH_SOURCE[0]}" "$@"
+bench_need_numbers STEPS WARMUP REPS RUN_TIMEOUT
 if [ "$STEPS" -lt 1 ] || [ "$REPS" -lt 1 ]; then
     echo "simple-cnn.sh: STEPS and REPS must be at least 1" >&2; exit 2
 fi
-[ -x "$PARCNN" ] || { echo "simple-cnn.sh: PARCNN=$PARCNN is not an executable" >&2; exit 1; }
-[ -x "$PYTHON" ] || { echo "simple-cnn.sh: PYTHON=$PYTHON is not an executable" >&2; exit 1; }
+bench_need_executable PARCNN PYTHON
 LOGDIR=${LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/parcnn-bench.XXXXXX")}
 mkdir -p "$LOGDIR" || exit 1
 
@@ -85,13 +81,7 @@ cmds=(
 )
 n=${#names[@]}
 
-echo "== machine"
-echo "cpu:    $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
-echo "nproc:  $(nproc)"
-echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) at start"
-echo "parcnn: $PARCNN ($(date -r "$PARCNN" '+%F %T' 2>/dev/null))"
-echo "torch:  $("$PYTHON" -c 'import torch; print(torch.__version__)' 2>&1 | tail -n1) ($PYTHON)"
-echo "logs:   $LOGDIR"
+bench_machine "$PARCNN" "$PYTHON" "$LOGDIR"
 echo
 echo "== commands (each run $REPS times, interleaved)"
 for ((i = 0; i < n; i++)); do printf '%-36s %s\n' "${names[i]}" "${cmds[i]}"; done
@@ -107,19 +97,16 @@ for ((r = 1; r <= REPS; r++)); do
     for ((i = 0; i < n; i++)); do
         log="$LOGDIR/run$r-cfg$i.log"
         t0=$SECONDS
-        timeout -k 10 "$RUN_TIMEOUT" bash -c "${cmds[i]}" >"$log" 2>&1
+        bench_run "$log" "$RUN_TIMEOUT" "${cmds[i]}"
         rc=$?
-        [ "$rc" -eq 124 ] && echo "simple-cnn.sh: killed after RUN_TIMEOUT=${RUN_TIMEOUT}s" >>"$log"
         if [[ ${names[i]} == parcnn* ]]; then
-            ips=$(awk '$1 ~ /^[0-9]+$/ && NF >= 8 && $8 ~ /^[0-9.]+$/ { v = $8 } END { print v }' "$log")
+            ips=$(parcnn_images_per_second "$log")
         else
-            ips=$(sed -n 's/^images_per_second=\([0-9.][0-9.]*\)$/\1/p' "$log" | tail -n1)
+            ips=$(torch_images_per_second "$log")
         fi
         if [ "$rc" -ne 0 ] || [ -z "$ips" ]; then
             failed=1
-            printf 'rep %d  %-36s FAILED (exit %d) after %ds; see %s:\n' "$r" "${names[i]}" \
-                "$rc" $((SECONDS - t0)) "$log"
-            tail -n 5 "$log" | sed 's/^/    | /'
+            bench_failed "$r" "${names[i]}" "$rc" $((SECONDS - t0)) "$log"
             continue
         fi
         results[i]="${results[i]} $ips"
@@ -129,20 +116,9 @@ done
 echo "total time: $((SECONDS - start)) s; load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((i = 3; i < n; i++)); do
     log=$(find "$LOGDIR" -name "run*-cfg$i.log" | sort | head -n1)
-    blas=$(sed -n 's/^blas=//p' "$log" 2>/dev/null | head -n1)
-    obt=$(sed -n 's/^openblas_num_threads=//p' "$log" 2>/dev/null | head -n1)
-    case $blas in
-        *openblas-openmp*) blas="OpenBLAS openmp, OPENBLAS_NUM_THREADS=$obt (${blas##*,})" ;;
-        *openblas*) blas="OpenBLAS pthread, OPENBLAS_NUM_THREADS=$obt (${blas##*,})" ;;
-        */blas/libblas.so*) blas="netlib reference BLAS ($blas)" ;;
-    esac
-    echo "BLAS of ${names[i]}: ${blas:-unknown}"
+    echo "BLAS of ${names[i]}: $(torch_blas "$log")"
 done
 echo
-
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
-    if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-minmax() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%.0f-%.0f", lo, hi }'; }
 
 echo "== simple-cnn, batch $BATCH, Fashion-MNIST, Adam 1e-3: training images/s (median of $REPS)"
 printf '%-36s %10s %12s %5s\n' "configuration" "images/s" "range" "runs"
@@ -156,9 +132,9 @@ for ((i = 0; i < n; i++)); do
     fi
     printf '%-36s %10.1f %12s %5d\n' "${names[i]}" "$med" "$(echo "${results[i]}" | minmax)" "$runs"
     if [[ ${names[i]} == parcnn* ]]; then
-        if [ -z "$best_p" ] || awk "BEGIN { exit !($med > $best_p) }"; then best_p=$med best_p_name=${names[i]}; fi
+        if greater "$med" "$best_p"; then best_p=$med best_p_name=${names[i]}; fi
     else
-        if [ -z "$best_t" ] || awk "BEGIN { exit !($med > $best_t) }"; then best_t=$med best_t_name=${names[i]}; fi
+        if greater "$med" "$best_t"; then best_t=$med best_t_name=${names[i]}; fi
     fi
 done
 echo

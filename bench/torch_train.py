@@ -13,8 +13,16 @@ Modes:
                                per-process batch = global batch / P; reports the GLOBAL rate
 
 Data: --data fashion-mnist reads /usr/share/datasets/fashion-mnist (1x28x28, normalized
-per channel with the training-set mean and std); --data random draws N(0,1) images of
---input CxHxW (the default for any input shape other than 1x28x28).
+per channel with the training-set mean and std); --data cifar10:DIR reads CIFAR-10 binary
+files (DIR/data_batch_{1..5}.bin, 3x32x32, normalized the same way), the format parcnn's
+--data cifar10:DIR reads, so both can train on the very same images; --data random draws
+N(0,1) images of --input CxHxW (the default for any input shape other than 1x28x28).
+
+--describe prints the model's parameter count and its training FLOPs per image, counted
+as `parcnn models` counts them ("train MFLOP"), and exits without training: 2 per
+multiply-add of every Conv2d and Linear, forward + backward-data + backward-weights, except
+that a layer whose input needs no gradient (the images) has no backward-data. Benchmarks
+compare both with parcnn's to make sure the two frameworks train the same network.
 
 BLAS (--blas): Debian's torch 1.13 is built with BLAS_INFO=generic and takes sgemm (the
 dense layers) from whatever libblas.so.3 the system alternatives select; on this machine
@@ -34,6 +42,7 @@ Output ends with three machine-readable lines:
   blas=<paths of the libblas/libopenblas mapped into the process>
   openblas_num_threads=<OPENBLAS_NUM_THREADS>
   images_per_second=<float>
+(with --describe: params=<int> and train_flops_per_image=<int>)
 
 Needs Debian's torch: run with /usr/bin/python3 (the pyenv python3 has no torch).
 """
@@ -61,6 +70,12 @@ def parse_input(s):
         raise argparse.ArgumentTypeError("expected CxHxW, e.g. 1x28x28")
 
 
+def parse_data(s):
+    if s in ("fashion-mnist", "random") or (s.startswith("cifar10:") and len(s) > 8):
+        return s
+    raise argparse.ArgumentTypeError("expected fashion-mnist, cifar10:DIR or random")
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mode", choices=("threads", "ddp"), default="threads")
@@ -70,8 +85,9 @@ def build_parser():
                    default="simple-cnn")
     p.add_argument("--input", type=parse_input, default=(1, 28, 28), help="CxHxW")
     p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--data", choices=("fashion-mnist", "random"), default=None,
-                   help="default: fashion-mnist for 1x28x28, else random")
+    p.add_argument("--data", type=parse_data, default=None,
+                   help="fashion-mnist, cifar10:DIR or random (default: fashion-mnist for "
+                   "1x28x28, else random)")
     p.add_argument("--random-n", type=int, default=10000, help="images of random data")
     p.add_argument("--batch", type=int, default=128, help="GLOBAL batch size")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -80,6 +96,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--blas", choices=("auto", "openblas", "system"), default="auto",
                    help="BLAS for torch's sgemm (see above; default auto)")
+    p.add_argument("--describe", action="store_true",
+                   help="print parameters and training FLOPs per image, do not train")
     return p
 
 
@@ -176,7 +194,8 @@ def mapped_blas():
 
 if __name__ == "__main__":
     ARGS = build_parser().parse_args()
-    setup_blas(ARGS)
+    if not ARGS.describe:
+        setup_blas(ARGS)
 
 import numpy as np  # noqa: E402  (after the BLAS choice)
 import torch  # noqa: E402
@@ -318,22 +337,41 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def read_cifar10(folder):
+    """The training images (N, 3, 32, 32) uint8 and labels of a CIFAR-10 binary folder."""
+    recs = []
+    for i in range(1, 6):
+        path = os.path.join(folder, "data_batch_%d.bin" % i)
+        raw = np.fromfile(path, dtype=np.uint8)
+        if raw.size == 0 or raw.size % 3073:
+            sys.exit("torch_train.py: %s: not CIFAR-10 records of 3073 bytes" % path)
+        recs.append(raw.reshape(-1, 3073))
+    recs = np.concatenate(recs)
+    if recs[:, 0].max() >= 10:
+        sys.exit("torch_train.py: %s: a label is out of range [0, 10)" % folder)
+    return recs[:, 1:].reshape(-1, 3, 32, 32), recs[:, 0]
+
+
 def load_data(args):
     """Training images as a normalized float32 NCHW tensor and int64 labels."""
     c, h, w = args.input
-    if args.data == "fashion-mnist":
-        if (c, h, w) != (1, 28, 28):
-            sys.exit("torch_train.py: fashion-mnist is 1x28x28; use --data random for --input %s"
-                     % "x".join(map(str, args.input)))
-        x = read_idx(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz"))
-        y = read_idx(os.path.join(FASHION_DIR, "train-labels-idx1-ubyte.gz"))
-        x = torch.from_numpy(x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    if args.data == "fashion-mnist" or args.data.startswith("cifar10:"):
+        shape = (1, 28, 28) if args.data == "fashion-mnist" else (3, 32, 32)
+        if (c, h, w) != shape:
+            sys.exit("torch_train.py: %s is %s; use --data random for --input %s"
+                     % (args.data, "x".join(map(str, shape)), "x".join(map(str, args.input))))
+        if args.data == "fashion-mnist":
+            x = read_idx(os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz"))
+            y = read_idx(os.path.join(FASHION_DIR, "train-labels-idx1-ubyte.gz"))
+        else:
+            x, y = read_cifar10(args.data[len("cifar10:"):])
+        x = torch.from_numpy(x.astype(np.float32) / 255.0).reshape(-1, *shape)
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
         std = x.std(dim=(0, 2, 3), keepdim=True)
         x = ((x - mean) / std).contiguous()
         y = torch.from_numpy(y.astype(np.int64))
         if args.classes != 10:
-            sys.exit("torch_train.py: fashion-mnist has 10 classes")
+            sys.exit("torch_train.py: %s has 10 classes" % args.data)
     else:
         g = torch.Generator().manual_seed(args.seed)
         n = args.random_n
@@ -383,6 +421,27 @@ def make_model(args):
     torch.manual_seed(args.seed)
     c, h, w = args.input
     return MODELS[args.model](c, h, w, args.classes)
+
+
+def train_flops_per_image(model, c, h, w):
+    """Conv and dense training FLOPs per image as `parcnn models` counts them (see above)."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            kh, kw = mod.kernel_size
+            macs = out[0].numel() * (mod.in_channels // mod.groups) * kh * kw
+        else:
+            macs = mod.in_features * mod.out_features
+        total += 2 * macs * (3 if inp[0].requires_grad else 2)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model(torch.zeros(2, c, h, w))  # 2 images: batch norm needs more than one value
+    for handle in handles:
+        handle.remove()
+    return total
 
 
 def run_threads(args):
@@ -439,6 +498,11 @@ def main():
         sys.exit("torch_train.py: need --steps, --batch, --threads, --procs, --classes >= 1 "
                  "and --warmup >= 0")
 
+    if args.describe:
+        model = make_model(args)
+        print("params=%d" % sum(p.numel() for p in model.parameters()))
+        print("train_flops_per_image=%d" % train_flops_per_image(model, *args.input))
+        return
     if args.mode == "threads":
         ips, secs, loss = run_threads(args)
         how = "%d thread(s)" % args.threads

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev
-          libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist python3 procps)
+          libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist python3 procps time)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

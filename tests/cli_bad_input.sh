@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bad input: one clear line on stderr naming the file or flag, exit 2 for usage
 # errors and 1 for data errors, no crash, and a good checkpoint is never lost.
+# Also the smoke check of bench gemm (a small product, and its bad flags).
 # usage: cli_bad_input.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
@@ -76,5 +77,27 @@ expect "safetensors with a bad header" 1 "json.safetensors" -- "$parcnn" eval --
 expect "missing weights" 1 "missing.safetensors" -- "$parcnn" eval --weights "$tmp/missing.safetensors"
 expect "eval without --weights" 2 "--weights FILE is required" -- "$parcnn" eval
 expect "predict index out of range" 2 "sample index 99999 out of range" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" 99999
+
+# bench gemm: a small product gives a positive rate; a bad flag is one usage line, exit 2
+"$parcnn" bench gemm --size 256 --reps 3 > "$tmp/gemm.out" 2> "$tmp/gemm.err"
+rc=$?
+gflops=$(sed -n 's|^best \([0-9.]*\) GFLOP/s .*|\1|p' "$tmp/gemm.out")
+if [ $rc = 0 ] && awk -v g="${gflops:-0}" 'BEGIN {exit !(g > 0)}'; then
+    passed=$((passed + 1)); echo "ok   bench gemm --size 256: $gflops GFLOP/s"
+else
+    failed=$((failed + 1)); echo "FAIL bench gemm --size 256: exit $rc, output:"; cat "$tmp/gemm.out" "$tmp/gemm.err"
+fi
+gemm_bad() {  # NAME PATTERN ARGS...
+    local name=$1 pattern=$2; shift 2
+    expect "bench gemm $name" 2 "$pattern" -- "$parcnn" bench gemm "$@"
+    [ "$(wc -l < "$tmp/err")" = 1 ] || { failed=$((failed + 1)); echo "FAIL bench gemm $name: not one stderr line"; }
+}
+gemm_bad "--size too small" "^parcnn bench gemm: --size 8: expected an integer in \[16, 16384\]$" --size 8
+gemm_bad "--size not a number" "^parcnn bench gemm: --size abc: expected an integer" --size abc
+gemm_bad "--threads 0" "^parcnn bench gemm: --threads 0: expected an integer" --threads 0
+gemm_bad "--dtype fp16" "^parcnn bench gemm: --dtype fp16: expected f32 or bf16$" --dtype fp16
+gemm_bad "unknown option" "^parcnn bench gemm: unknown or incomplete option '--bogus'$" --bogus
+gemm_bad "missing value" "^parcnn bench gemm: unknown or incomplete option '--size'$" --size
+gemm_bad "stray argument" "^parcnn bench gemm: unexpected argument '4096'$" 4096
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

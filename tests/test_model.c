@@ -23,6 +23,14 @@ static void test_zoo(void) {
         if (!m) continue;
         CHECK(m->n_params == cases[i].params, "%s has %lld parameters, expected %lld",
               cases[i].name, (long long)m->n_params, (long long)cases[i].params);
+        if (i == 0) {
+            /* multiply-adds: conv1 800*28*28, conv2 51200*14*14, dense 3136*1024 and 1024*10;
+             * x2 FLOPs each, x3 (forward, backward-data, backward-weights) except conv1, x2:
+             * no gradient of the input images */
+            int64_t want = 2 * (2 * 627200LL + 3 * (10035200LL + 3211264 + 10240));
+            CHECK(pc_model_train_flops(m) == want, "simple-cnn: %lld training FLOPs, expected %lld",
+                  (long long)pc_model_train_flops(m), (long long)want);
+        }
         pc_model_free(m);
     }
     pc_model *m = NULL;

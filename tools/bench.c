@@ -3,10 +3,13 @@
  * one worker using all cores through intra-op threads) and reports time, speedup,
  * efficiency and the final test metrics, as a table, a CSV file and an SVG chart.
  * One-rank runs train in this process; runs on several ranks are `parcnn train`
- * under mpirun, as child processes. */
+ * under mpirun, as child processes.
+ * Also: bench comm (the MPI gradient exchange), bench loader (the input pipeline) and
+ * bench gemm (the machine's GEMM peak through oneDNN's matmul). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,14 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef PARCNN_HAVE_DNNL
+#include <dnnl.h>
+
+#include "kernels/dnnl/dnnl_internal.h"
+#endif
 
 #include "core/common.h"
 #include "data/augment.h"
@@ -48,6 +59,7 @@ static const char bench_help[] =
     "usage: parcnn bench scaling [options]\n"
     "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
     "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
+    "       parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16]  (GEMM peak)\n"
     "Train the same model with each (ranks, workers) configuration and compare against\n"
     "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
     "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
@@ -475,6 +487,179 @@ static int cmd_bench_loader(int argc, char **argv) {
     return 0;
 }
 
+/* parcnn bench gemm: the GEMM rate oneDNN reaches on this machine, the yardstick for
+ * the training kernels' achieved GFLOP/s. One square product C = A B with the matmul
+ * primitive (plain row-major matrices; oneDNN packs them as it likes), timed repeatedly. */
+static const char gemm_help[] =
+    "usage: parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16] [--reps R]\n"
+    "The machine's GEMM peak as oneDNN reaches it: C = A B for N x N matrices with oneDNN's\n"
+    "matmul primitive on T OpenMP threads, one untimed product then R timed ones; prints\n"
+    "the best and the median GFLOP/s (2 N^3 floating-point operations per product).\n"
+    "\n"
+    "  --size N      matrix size (default 2048, 16 to 16384)\n"
+    "  --threads T   threads (default: all cores)\n"
+    "  --dtype D     f32 (default), or bf16: A and B in bfloat16 (AVX512_BF16 dot products\n"
+    "                where the CPU has them), C and the accumulation in f32\n"
+    "  --reps R      timed repetitions (default 10)\n";
+
+#ifdef PARCNN_HAVE_DNNL
+static uint16_t to_bf16(float f) { /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Fill an n x n matrix with values in [-1, 1) (f32, or bf16 when `bf16`). */
+static void gemm_fill(void *m, int64_t n, int bf16, uint64_t seed) {
+    for (int64_t i = 0; i < n * n; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        float v = (float)((seed >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+        if (bf16) ((uint16_t *)m)[i] = to_bf16(v);
+        else ((float *)m)[i] = v;
+    }
+}
+
+static double gemm_at(const void *m, int64_t i, int bf16) {
+    return bf16 ? from_bf16(((const uint16_t *)m)[i]) : ((const float *)m)[i];
+}
+
+static int run_gemm(int64_t n, int threads, int bf16, int reps) {
+#ifdef _OPENMP
+    omp_set_num_threads(threads); /* oneDNN's OpenMP runtime sizes its work by it */
+#endif
+    pcd_base b;
+    memset(&b, 0, sizeof b);
+    double *gflops = calloc((size_t)reps, sizeof(double));
+    if (!gflops) pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!gflops || pcd_base_init(&b) != 0) goto fail;
+    dnnl_data_type_t in_dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    const dnnl_dims_t dims = {n, n};
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    PCD_TRY(dnnl_memory_desc_init_by_tag(&a_md, 2, dims, in_dt, dnnl_ab), "A descriptor");
+    PCD_TRY(dnnl_memory_desc_init_by_tag(&b_md, 2, dims, in_dt, dnnl_ab), "B descriptor");
+    PCD_TRY(dnnl_memory_desc_init_by_tag(&c_md, 2, dims, dnnl_f32, dnnl_ab), "C descriptor");
+    dnnl_matmul_desc_t desc;
+    PCD_TRY(dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md), "matmul descriptor");
+    pcd_prim *mm = pcd_prim_new(&b, &desc, NULL, bf16 ? "bf16 matmul" : "f32 matmul");
+    if (!mm) goto fail;
+    size_t in_bytes = (size_t)(n * n) * (bf16 ? 2 : 4);
+    void *a = pcd_buf_new(&b, in_bytes), *bm = pcd_buf_new(&b, in_bytes);
+    float *c = pcd_buf_new(&b, (size_t)(n * n) * sizeof(float));
+    if (!a || !bm || !c) goto fail;
+    gemm_fill(a, n, bf16, 1);
+    gemm_fill(bm, n, bf16, 2);
+    dnnl_memory_t am = pcd_mem_new(&b, &a_md, a), bmm = pcd_mem_new(&b, &b_md, bm);
+    dnnl_memory_t cm = pcd_mem_new(&b, &c_md, c);
+    if (!am || !bmm || !cm || pcd_base_finish(&b) != 0) goto fail;
+    const char *impl = "?";
+    dnnl_primitive_desc_query(mm->pd, dnnl_query_impl_info_str, 0, &impl);
+    const dnnl_version_t *ver = dnnl_version();
+    printf("parcnn bench gemm: %s matmul %lld x %lld x %lld on %d thread(s), oneDNN %d.%d.%d "
+           "%s\n", bf16 ? "bf16 (f32 accumulation)" : "f32", (long long)n, (long long)n,
+           (long long)n, threads, ver->major, ver->minor, ver->patch, impl);
+    fflush(stdout);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bmm}, {DNNL_ARG_DST, cm}};
+    double best_s = 1e30;
+    for (int r = -1; r < reps; r++) {
+        double t0 = pc_now();
+        pcd_exec(&b, mm, 3, args);
+        pcd_wait(&b);
+        double dt = pc_now() - t0;
+        if (r < 0) continue; /* warm-up: first touch, oneDNN's packing buffers */
+        gflops[r] = 2.0 * (double)n * n * n / dt / 1e9;
+        if (dt < best_s) best_s = dt;
+    }
+    /* It computed the product: a few entries against a double-precision dot product. */
+    for (int k = 0; k < 3; k++) {
+        int64_t i = (k * 7919) % n, j = (k * 104729 + n / 2) % n;
+        double want = 0, scale = 0;
+        for (int64_t t = 0; t < n; t++) {
+            double p = gemm_at(a, i * n + t, bf16) * gemm_at(bm, t * n + j, bf16);
+            want += p;
+            scale += fabs(p);
+        }
+        if (fabs(c[i * n + j] - want) > 1e-4 * scale + 1e-6) {
+            pc_fail(PC_ERR_INTERNAL, "C[%lld][%lld] = %g, expected %g: the product is wrong",
+                    (long long)i, (long long)j, c[i * n + j], want);
+            goto fail;
+        }
+    }
+    qsort(gflops, (size_t)reps, sizeof(double), cmp_double);
+    printf("best %.1f GFLOP/s (%.4f s per product), median %.1f GFLOP/s of %d repetition(s)\n",
+           gflops[reps - 1], best_s, reps % 2 ? gflops[reps / 2]
+                                              : (gflops[reps / 2 - 1] + gflops[reps / 2]) / 2,
+           reps);
+    pcd_base_free(&b);
+    free(gflops);
+    return 0;
+fail:
+    fprintf(stderr, "parcnn bench gemm: %s\n", pc_last_error());
+    pcd_base_free(&b);
+    free(gflops);
+    return 1;
+}
+#endif
+
+static int cmd_bench_gemm(int argc, char **argv) {
+    long size = 2048, threads = sysconf(_SC_NPROCESSORS_ONLN), reps = 10;
+    int bf16 = 0;
+    static const struct option opts[] = {{"size", 1, 0, 'n'}, {"threads", 1, 0, 't'},
+                                         {"dtype", 1, 0, 'd'}, {"reps", 1, 0, 'r'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int o, which = 0;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
+        char *end = NULL;
+        long v = optarg ? strtol(optarg, &end, 10) : 0;
+        int bad_number = optarg && (!*optarg || *end);
+        switch (o) {
+        case 'h': fputs(gemm_help, stdout); return 0;
+        case 'd':
+            if (strcmp(optarg, "f32") == 0) bf16 = 0;
+            else if (strcmp(optarg, "bf16") == 0) bf16 = 1;
+            else {
+                fprintf(stderr, "parcnn bench gemm: --dtype %s: expected f32 or bf16\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n': case 't': case 'r': {
+            long lo = o == 'n' ? 16 : 1, hi = o == 'n' ? 16384 : o == 't' ? 1024 : 100000;
+            if (bad_number || v < lo || v > hi) {
+                fprintf(stderr, "parcnn bench gemm: --%s %s: expected an integer in [%ld, %ld]\n",
+                        opts[which].name, optarg, lo, hi);
+                return 2;
+            }
+            if (o == 'n') size = v;
+            else if (o == 't') threads = v;
+            else reps = v;
+            break;
+        }
+        default:
+            fprintf(stderr, "parcnn bench gemm: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "parcnn bench gemm: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+#ifdef PARCNN_HAVE_DNNL
+    return run_gemm(size, threads < 1 ? 1 : (int)threads, bf16, (int)reps);
+#else
+    (void)size; (void)threads; (void)bf16; (void)reps;
+    fprintf(stderr, "parcnn bench gemm: this parcnn was built without oneDNN\n");
+    return 1;
+#endif
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
@@ -482,8 +667,10 @@ int cmd_bench(int argc, char **argv) {
     }
     if (strcmp(argv[1], "comm") == 0) return cmd_bench_comm(argc - 1, argv + 1);
     if (strcmp(argv[1], "loader") == 0) return cmd_bench_loader(argc - 1, argv + 1);
+    if (strcmp(argv[1], "gemm") == 0) return cmd_bench_gemm(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
-        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling or comm)\n", argv[1]);
+        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader or "
+                        "gemm)\n", argv[1]);
         return 2;
     }
     argv++;
@@ -501,9 +688,9 @@ int cmd_bench(int argc, char **argv) {
         {"limit", 1, 0, 'l'}, {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'},
         {"out", 1, 0, 'o'}, {"repeat", 1, 0, 'r'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int o;
+    int o, which = 0;
     opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
         char *end = NULL;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
         int numeric_bad = optarg && (*end || v < 1);
@@ -537,8 +724,8 @@ int cmd_bench(int argc, char **argv) {
             break;
         case 'e': case 'b': case 's': case 'l': case 'v':
             if (numeric_bad) {
-                fprintf(stderr, "parcnn bench: %s %s: expected a positive integer\n",
-                        argv[optind - 1], optarg);
+                fprintf(stderr, "parcnn bench: --%s %s: expected a positive integer\n",
+                        opts[which].name, optarg);
                 return 2;
             }
             if (o == 'e') c.epochs = (int)v;

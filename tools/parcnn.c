@@ -534,8 +534,9 @@ static int cmd_check_data(int argc, char **argv) {
 
 static const char models_help[] =
     "usage: parcnn models [--input CxHxW] [--classes N] [--print NAME]\n"
-    "List the zoo models with parameter count and forward FLOPs per image for an input\n"
-    "shape (default 1x28x28, 10 classes), or print one model file.\n";
+    "List the zoo models with parameter count, forward FLOPs per image and training FLOPs\n"
+    "per image (conv and dense layers) for an input shape (default 1x28x28, 10 classes),\n"
+    "or print one model file.\n";
 
 static int cmd_models(int argc, char **argv) {
     int c = 1, h = 28, w = 28, classes = 10;
@@ -563,20 +564,23 @@ static int cmd_models(int argc, char **argv) {
         fputs(t, stdout);
         return 0;
     }
-    printf("%-14s %12s %14s  %s\n", "model", "parameters", "MFLOP/image", "description");
+    printf("%-14s %12s %14s %12s  %s\n", "model", "parameters", "MFLOP/image", "train MFLOP",
+           "description");
     for (int i = 0; i < pc_zoo_count(); i++) {
         pc_model *m;
         const char *name = pc_zoo_name(i);
         if (pc_model_create(name, c, h, w, classes, 1, &m) != PC_OK) {
-            printf("%-14s %12s %14s  (%s)\n", name, "-", "-", pc_last_error());
+            printf("%-14s %12s %14s %12s  (%s)\n", name, "-", "-", "-", pc_last_error());
             continue;
         }
-        printf("%-14s %12lld %14.2f  %s\n", name, (long long)m->n_params,
-               pc_model_flops(m) / 1e6, pc_zoo_summary(name));
+        printf("%-14s %12lld %14.2f %12.2f  %s\n", name, (long long)m->n_params,
+               pc_model_flops(m) / 1e6, pc_model_train_flops(m) / 1e6, pc_zoo_summary(name));
         pc_model_free(m);
     }
-    printf("(input %dx%dx%d, %d classes; FLOPs count a multiply-add as 2, forward only;\n"
-           " training costs about 3x)\n", c, h, w, classes);
+    printf("(input %dx%dx%d, %d classes; FLOPs count a multiply-add as 2. MFLOP/image: forward,\n"
+           " all layers. train MFLOP: one training image, conv and dense layers only: forward +\n"
+           " backward-data + backward-weights, no backward-data into the input images)\n",
+           c, h, w, classes);
     return 0;
 }
 
@@ -591,7 +595,7 @@ static const char main_help[] =
     "  predict   classify samples with a trained model\n"
     "  models    list the model zoo\n"
     "  check-data  decode a whole image folder and report bad files\n"
-    "  bench     benchmarks: parcnn bench scaling --help\n";
+    "  bench     benchmarks: scaling, comm, loader, gemm (parcnn bench --help)\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

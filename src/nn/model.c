@@ -48,6 +48,20 @@ int64_t pc_model_flops(const pc_model *m) {
     return f;
 }
 
+/* Per conv or dense layer, its forward multiply-adds three times over: forward,
+ * backward-data (dx = W^T dy) and backward-weights (dW = dy x^T), each the same count.
+ * A layer reading the input images computes no dx (exec.c's grad_target), so it counts
+ * twice. Everything else is left out. */
+int64_t pc_model_train_flops(const pc_model *m) {
+    int64_t f = 0;
+    for (int i = 1; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE)
+            f += l->flops * (l->inputs[0] == 0 ? 2 : 3);
+    }
+    return f;
+}
+
 /* ---------------------------------------------------------------- parsing */
 
 /* One section of the file as written: its kind and its key=value pairs. */

@@ -93,6 +93,10 @@ const char *pc_zoo_summary(const char *name);
 
 const char *pc_layer_kind_name(pc_layer_kind k);
 int64_t pc_model_flops(const pc_model *m); /* forward FLOPs per sample */
+/* Training FLOPs per sample of the conv and dense layers alone: forward + backward-data +
+ * backward-weights (no backward-data for a layer on the input images); batch norm, pooling,
+ * activations, adds and the optimizer are not counted. */
+int64_t pc_model_train_flops(const pc_model *m);
 int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
 
 /* Parameter tensors in a fixed order, with PyTorch-style names and shapes. Used for
