@@ -93,8 +93,8 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.k), *db2 = vec(s.k);
 
-    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec);
-    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec);
+    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec, 0);
+    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec, 0);
     CHECK(p && q, "conv create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -110,6 +110,17 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     poison(y2, ny);
     pc_dnnl_conv_forward(q, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "conv forward second plan not bitwise identical: %s", d);
+    { /* ReLU fused as a post-op: relu(reference) */
+        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, 1);
+        CHECK(r != NULL, "conv+relu create %s: %s", d, pc_last_error());
+        if (r) {
+            ref_relu_forward(ny, yr, y2); /* y2 = relu(yr) */
+            pc_dnnl_conv_forward(r, x, w, b, y);
+            cmp("conv+relu y", d, y, y2, ny, tol);
+            pc_dnnl_conv_forward(p, x, w, b, y); /* y as before for the checks below */
+            pc_dnnl_conv_destroy(r);
+        }
+    }
 
     poison(dx, nx), poison(dw, nw), poison(db, s.k);
     if (null_mode == 0) {
@@ -208,8 +219,8 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
     float *yr = vec(ny), *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.out);
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.out), *db2 = vec(s.out);
-    pc_dnnl_dense *p = pc_dnnl_dense_create(&s, has_bias, prec);
-    pc_dnnl_dense *q = pc_dnnl_dense_create(&s, has_bias, prec);
+    pc_dnnl_dense *p = pc_dnnl_dense_create(&s, has_bias, prec, 0);
+    pc_dnnl_dense *q = pc_dnnl_dense_create(&s, has_bias, prec, 0);
     CHECK(p && q, "dense create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -224,6 +235,17 @@ static void test_dense(pc_dense_shape s, int has_bias, int null_mode) {
     poison(y2, ny);
     pc_dnnl_dense_forward(q, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "dense forward second plan not bitwise identical: %s", d);
+    { /* ReLU fused as a post-op: relu(reference) */
+        pc_dnnl_dense *r = pc_dnnl_dense_create(&s, has_bias, prec, 1);
+        CHECK(r != NULL, "dense+relu create %s: %s", d, pc_last_error());
+        if (r) {
+            ref_relu_forward(ny, yr, y2);
+            pc_dnnl_dense_forward(r, x, w, b, y);
+            cmp("dense+relu y", d, y, y2, ny, tol);
+            pc_dnnl_dense_forward(p, x, w, b, y);
+            pc_dnnl_dense_destroy(r);
+        }
+    }
 
     poison(dx, nx), poison(dw, nw), poison(db, s.out);
     if (null_mode == 0) {
@@ -293,7 +315,7 @@ static void weights_version_tests(void) {
     long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow, nw = (long)s.k * s.c * 9;
     float *x = rvec(nx), *w = rvec(nw), *y1 = vec(ny), *y2 = vec(ny), *y3 = vec(ny);
     for (int pr = 0; pr < 2; pr++) {
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0);
         CHECK(p != NULL, "create: %s", pc_last_error());
         if (!p) continue;
         pc_dnnl_conv_weights_version(p, 7);
@@ -309,7 +331,7 @@ static void weights_version_tests(void) {
               pr ? "bf16" : "fp32");
         /* backward weights reuses the forward's reordered x only for that same x */
         float *x2 = rvec(nx), *dy = rvec(ny), *dw1 = vec(nw), *dw2 = vec(nw);
-        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32);
+        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0);
         pc_dnnl_conv_forward(q, x2, w, NULL, y2);
         pc_dnnl_conv_backward(q, x2, w, dy, NULL, dw1, NULL);
         pc_dnnl_conv_forward(p, x, w, NULL, y1);
@@ -491,11 +513,11 @@ static void bn_tests(void) {
 static void error_tests(void) {
     pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
                          .sw = 1, .groups = 2};
-    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32);
+    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32, 0);
     CHECK(c == NULL, "conv create accepted an invalid shape");
     pc_dnnl_conv_destroy(c);
     pc_dense_shape bd = {0, 4, 4};
-    pc_dnnl_dense *d = pc_dnnl_dense_create(&bd, 0, PC_DNNL_F32);
+    pc_dnnl_dense *d = pc_dnnl_dense_create(&bd, 0, PC_DNNL_F32, 0);
     CHECK(d == NULL, "dense create accepted an invalid shape");
     pc_dnnl_dense_destroy(d);
 }
@@ -523,7 +545,7 @@ static void bench(int threads) {
              nw = (long)s.k * s.c * s.kh * s.kw;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.k);
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 0);
         if (p) {
             double flop = 2.0 * s.n * s.k * s.oh * s.ow * (double)(s.c * s.kh * s.kw);
             for (int i = 0; i < 2; i++) { /* warm-up */
@@ -554,7 +576,7 @@ static void bench(int threads) {
         long nx = (long)s.n * s.in, ny = (long)s.n * s.out, nw = (long)s.out * s.in;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.out), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.out);
-        pc_dnnl_dense *p = pc_dnnl_dense_create(&s, 1, PC_DNNL_F32);
+        pc_dnnl_dense *p = pc_dnnl_dense_create(&s, 1, PC_DNNL_F32, 0);
         if (p) {
             double flop = 2.0 * s.n * (double)s.in * s.out;
             for (int i = 0; i < 2; i++) {

@@ -115,8 +115,12 @@ static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
 #ifdef PARCNN_HAVE_DNNL
 static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precision prec) {
     switch (l->kind) {
-    case PC_L_CONV: s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec); return s->dconv ? PC_OK : PC_ERR_INTERNAL;
-    case PC_L_DENSE: s->ddense = pc_dnnl_dense_create(&s->dense, l->bias, prec); return s->ddense ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_CONV:
+        s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec, l->act == PC_ACT_RELU);
+        return s->dconv ? PC_OK : PC_ERR_INTERNAL;
+    case PC_L_DENSE:
+        s->ddense = pc_dnnl_dense_create(&s->dense, l->bias, prec, l->act == PC_ACT_RELU);
+        return s->ddense ? PC_OK : PC_ERR_INTERNAL;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
         s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
@@ -249,9 +253,15 @@ static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const
 
 /* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
  * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm). */
-/* A ReLU after batch norm runs inside the fast batch-norm kernels (one pass, not two). */
+/* A layer's ReLU runs inside its kernel: a oneDNN post-op after convolutions and dense
+ * layers, the fast batch-norm kernels after batch norm (one pass over the output, not two);
+ * backward masks dy before convolutions and dense layers as before. */
 static int relu_fused(const pc_exec *ex, const pc_layer *l) {
-    return ex->use_dnnl && l->kind == PC_L_BN && l->act == PC_ACT_RELU;
+    return ex->use_dnnl && l->act == PC_ACT_RELU &&
+           (l->kind == PC_L_BN || l->kind == PC_L_CONV || l->kind == PC_L_DENSE);
+}
+static int relu_fused_backward(const pc_exec *ex, const pc_layer *l) {
+    return ex->use_dnnl && l->act == PC_ACT_RELU && l->kind == PC_L_BN;
 }
 
 static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train) {
@@ -432,7 +442,7 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     float *dy = s->dout;
     float *dx = grad_target(ex, j);
 
-    if (l->act == PC_ACT_RELU && !relu_fused(ex, l))
+    if (l->act == PC_ACT_RELU && !relu_fused_backward(ex, l))
         ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
     switch (l->kind) {
     case PC_L_CONV:
@@ -448,7 +458,7 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
         break;
     case PC_L_BN:
-        if (relu_fused(ex, l))
+        if (relu_fused_backward(ex, l))
             fast_bn_relu_backward(&s->bn, x, s->out, w, s->mean, s->invstd, dy, dx, dw, db);
         else
             (ex->use_dnnl ? fast_bn_backward : ref_bn_backward)(&s->bn, x, w, s->mean, s->invstd,

@@ -155,7 +155,7 @@ static void linear_free(linear_plan *p) { pcd_base_free(&p->b); }
 /* ---- convolution ---- */
 
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
-                                   pc_dnnl_precision prec) {
+                                   pc_dnnl_precision prec, int relu) {
     pc_conv_shape s = *shape;
     if (pc_conv_shape_finish(&s) != 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN conv: invalid shape");
@@ -222,7 +222,8 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
                                                         p->has_bias ? &bias_any : NULL,
                                                         &dst_in, strides, pad, pad),
             "convolution backward weights descriptor");
-    if (!(p->fwd = pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||
+    if (!(p->fwd = relu ? pcd_prim_new_relu(&p->b, &fd, "convolution forward")
+                        : pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||
         !(p->bwd_d = pcd_prim_new(&p->b, &bdd, p->fwd->pd, "convolution backward data")) ||
         !(p->bwd_w = pcd_prim_new(&p->b, &bwd, p->fwd->pd, "convolution backward weights")))
         goto fail;
@@ -258,7 +259,7 @@ void pc_dnnl_conv_destroy(pc_dnnl_conv *c) {
 /* ---- dense (inner product) ---- */
 
 pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
-                                     pc_dnnl_precision prec) {
+                                     pc_dnnl_precision prec, int relu) {
     if (s->n <= 0 || s->in <= 0 || s->out <= 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN dense: invalid shape");
         return NULL;
@@ -311,7 +312,8 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
                                                           p->has_bias ? &bias_any : NULL,
                                                           &dst_in),
             "inner product backward weights descriptor");
-    if (!(p->fwd = pcd_prim_new(&p->b, &fd, NULL, "inner product forward")) ||
+    if (!(p->fwd = relu ? pcd_prim_new_relu(&p->b, &fd, "inner product forward")
+                        : pcd_prim_new(&p->b, &fd, NULL, "inner product forward")) ||
         !(p->bwd_d = pcd_prim_new(&p->b, &bdd, p->fwd->pd, "inner product backward data")) ||
         !(p->bwd_w = pcd_prim_new(&p->b, &bwd, p->fwd->pd, "inner product backward weights")))
         goto fail;

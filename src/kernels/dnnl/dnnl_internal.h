@@ -65,6 +65,8 @@ dnnl_engine_t pcd_engine(void); /* NULL (with pc_fail set) if the engine cannot 
 int pcd_base_init(pcd_base *b);
 pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
                        const_dnnl_primitive_desc_t hint, const char *what);
+/* A forward primitive whose output passes through ReLU (a oneDNN post-op). */
+pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
 dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handle);
 void *pcd_buf_new(pcd_base *b, size_t bytes);
 /* is_output: 0 = input (reorder user -> inner), 1 = output (reorder inner -> user).

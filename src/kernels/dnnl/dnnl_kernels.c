@@ -82,6 +82,30 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
     return prim_finish(b, p, what);
 }
 
+pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    pcd_prim *p = NULL;
+    if (dnnl_primitive_attr_clone(&attr, b->attr) != dnnl_success ||
+        dnnl_post_ops_create(&ops) != dnnl_success ||
+        dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success ||
+        dnnl_primitive_attr_set_post_ops(attr, ops) != dnnl_success) {
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s: ReLU post-op attribute failed", what);
+    } else if ((p = prim_slot(b))) {
+        dnnl_status_t st = dnnl_primitive_desc_create(&p->pd, desc, attr, pcd_engine(), NULL);
+        if (st != dnnl_success) {
+            pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive descriptor create failed (status %d)",
+                    what, (int)st);
+            p = NULL;
+        } else {
+            p = prim_finish(b, p, what);
+        }
+    }
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return p;
+}
+
 static pcd_prim *reorder_new(pcd_base *b, const dnnl_memory_desc_t *src,
                              const dnnl_memory_desc_t *dst) {
     pcd_prim *p = prim_slot(b);

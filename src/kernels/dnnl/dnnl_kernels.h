@@ -36,7 +36,10 @@ typedef enum { PC_DNNL_F32 = 0, PC_DNNL_BF16 } pc_dnnl_precision;
 
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
 typedef struct pc_dnnl_conv pc_dnnl_conv;
-pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec);
+/* relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
+ * backward takes dy already masked by y > 0, as for a separate ReLU. */
+pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec,
+                                  int relu);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);
@@ -53,7 +56,7 @@ void pc_dnnl_conv_destroy(pc_dnnl_conv *p);
 /* ---- dense (inner product): x (N, IN), weight (OUT, IN), bias (OUT), y (N, OUT) ---- */
 typedef struct pc_dnnl_dense pc_dnnl_dense;
 pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
-                                     pc_dnnl_precision prec);
+                                     pc_dnnl_precision prec, int relu);
 void pc_dnnl_dense_forward(pc_dnnl_dense *p, const float *x, const float *w, const float *b,
                            float *y);
 void pc_dnnl_dense_backward(pc_dnnl_dense *p, const float *x, const float *w, const float *dy,
