@@ -65,7 +65,27 @@ static void test_schedules(void) {
               fabsf(pc_sched_lr(&s, 10) - 1.0f) < 1e-6f, "linear warm-up over 10 steps");
     pc_sched_kind k;
     CHECK(pc_sched_parse("cosine", &k) == PC_OK && k == PC_SCHED_COSINE, "parse cosine");
+    CHECK(pc_sched_parse("triangular", &k) == PC_OK && k == PC_SCHED_TRIANGULAR, "parse triangular");
     CHECK(pc_sched_parse("linear", &k) == PC_ERR_USAGE, "bad schedule rejected");
+}
+
+/* 10 steps per epoch, 100 steps, peak at epoch 2 (step 20), start factor 0.2:
+ * 0.2 -> 1 over steps 0..20, then 1 -> 0 over steps 20..100. */
+static void test_triangular(void) {
+    pc_sched_config s = {.kind = PC_SCHED_TRIANGULAR, .base_lr = 2.0f, .peak_epoch = 2,
+                         .start_factor = 0.2f, .steps_per_epoch = 10, .total_steps = 100};
+    const int64_t steps[] = {0, 5, 10, 20, 21, 60, 99, 100};
+    const float want[] = {0.4f, 0.8f, 1.2f, 2.0f, 1.975f, 1.0f, 0.025f, 0.0f};
+    for (int i = 0; i < 8; i++)
+        CHECK(fabsf(pc_sched_lr(&s, steps[i]) - want[i]) <= 1e-6f * want[i] + 1e-9f,
+              "triangular at step %lld: %.9g, want %.9g", (long long)steps[i],
+              pc_sched_lr(&s, steps[i]), want[i]);
+    s.peak_epoch = -1; /* default: the peak at 20% of the run */
+    CHECK(pc_sched_lr(&s, 20) == 2.0f && pc_sched_lr(&s, 10) == 1.2f, "triangular default peak: %.9g",
+          pc_sched_lr(&s, 10));
+    s.peak_epoch = 0; /* no warm-up: straight down from the peak */
+    CHECK(pc_sched_lr(&s, 0) == 2.0f && pc_sched_lr(&s, 50) == 1.0f, "triangular from the peak: %.9g",
+          pc_sched_lr(&s, 50));
 }
 
 int main(void) {
@@ -75,5 +95,6 @@ int main(void) {
     test_chunked((pc_opt_config){.kind = PC_OPT_ADAMW, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 1e-2f}, "adamw");
     test_adamw_decoupled();
     test_schedules();
+    test_triangular();
     return check_summary();
 }

@@ -103,10 +103,14 @@ static const char train_help[] =
     "  --momentum X         SGD momentum (default 0.9)\n"
     "  --nesterov           Nesterov momentum for SGD\n"
     "  --weight-decay X     L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)\n"
-    "  --schedule NAME      constant, exp (default), step or cosine\n"
+    "  --schedule NAME      constant, exp (default), step, cosine or triangular\n"
     "  --decay-rate X       exp/step: factor per --decay-epochs (default 0.8)\n"
     "  --decay-epochs X     exp/step: period in epochs (default 1)\n"
-    "  --warmup-epochs X    linear warm-up (default 0)\n"
+    "  --warmup-epochs X    linear warm-up (default 0; not with triangular)\n"
+    "  --peak-epoch X       triangular (airbench's one-cycle): linear from --lr x\n"
+    "                       --start-factor at step 0 up to --lr at epoch X, then linear\n"
+    "                       down to 0 at the end of --epochs (default: 20% of --epochs)\n"
+    "  --start-factor F     triangular: the first step's fraction of --lr (default 0.2)\n"
     "  --lr-scale MODE      none (default), linear or sqrt: multiply --lr by B/R or sqrt(B/R)\n"
     "                       for global batch B and reference batch R (Goyal et al.)\n"
     "  --lr-ref-batch R     the reference batch of --lr-scale (default 128)\n"
@@ -151,7 +155,7 @@ static int cmd_train(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
+        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
         O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
@@ -161,6 +165,7 @@ static int cmd_train(int argc, char **argv) {
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
+        {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
         {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
@@ -194,6 +199,8 @@ static int cmd_train(int argc, char **argv) {
         case O_DRATE: bad = parse_float("train", "--decay-rate", optarg, 1e-6, 1, &c.sched.decay_rate); break;
         case O_DEPOCHS: bad = parse_float("train", "--decay-epochs", optarg, 1e-3, 1e6, &c.sched.decay_epochs); break;
         case O_WARM: bad = parse_float("train", "--warmup-epochs", optarg, 0, 1e6, &c.sched.warmup_epochs); break;
+        case O_PEAK: bad = parse_float("train", "--peak-epoch", optarg, 0, 1e6, &c.sched.peak_epoch); break;
+        case O_START: bad = parse_float("train", "--start-factor", optarg, 0, 1, &c.sched.start_factor); break;
         case O_SMOOTH: bad = parse_float("train", "--label-smoothing", optarg, 0, 0.999, &c.label_smoothing); break;
         case O_LRSCALE:
             if (pc_lr_scale_parse(optarg, &c.lr_scale) != PC_OK) return fail(PC_ERR_USAGE);

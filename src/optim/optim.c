@@ -60,14 +60,24 @@ pc_status pc_opt_parse(const char *name, pc_opt_kind *out) {
     return PC_OK;
 }
 
-static const char *const sched_names[] = {"constant", "exp", "step", "cosine"};
+static const char *const sched_names[] = {"constant", "exp", "step", "cosine", "triangular"};
 const char *pc_sched_name(pc_sched_kind k) { return sched_names[k]; }
 
 pc_status pc_sched_parse(const char *name, pc_sched_kind *out) {
     int k;
-    PC_TRY(pc_parse_choice("--schedule", name, sched_names, 4, &k));
+    PC_TRY(pc_parse_choice("--schedule", name, sched_names, 5, &k));
     *out = (pc_sched_kind)k;
     return PC_OK;
+}
+
+/* The triangular schedule's factor at `step`: start_factor -> 1 at the peak -> 0 at the
+ * end. */
+static double triangle(const pc_sched_config *s, double step) {
+    double total = (double)s->total_steps;
+    double peak = s->peak_epoch >= 0 ? s->peak_epoch * (double)s->steps_per_epoch : 0.2 * total;
+    if (step < peak) return s->start_factor + (1.0 - s->start_factor) * step / peak;
+    if (step >= total) return 0.0;
+    return (total - step) / (total - peak);
 }
 
 float pc_sched_lr(const pc_sched_config *s, int64_t step) {
@@ -91,6 +101,9 @@ float pc_sched_lr(const pc_sched_config *s, int64_t step) {
         lr = s->min_lr + 0.5 * (s->base_lr - s->min_lr) * (1.0 + cos(3.141592653589793 * t));
         break;
     }
+    case PC_SCHED_TRIANGULAR:
+        lr *= triangle(s, (double)step);
+        break;
     }
     return (float)lr;
 }

@@ -30,7 +30,13 @@ void pc_opt_step(const pc_opt_config *c, float lr, int64_t step, float *params,
 pc_status pc_opt_parse(const char *name, pc_opt_kind *out);
 const char *pc_opt_name(pc_opt_kind k);
 
-typedef enum { PC_SCHED_CONSTANT = 0, PC_SCHED_EXP, PC_SCHED_STEP, PC_SCHED_COSINE } pc_sched_kind;
+typedef enum {
+    PC_SCHED_CONSTANT = 0,
+    PC_SCHED_EXP,
+    PC_SCHED_STEP,
+    PC_SCHED_COSINE,
+    PC_SCHED_TRIANGULAR
+} pc_sched_kind;
 
 typedef struct {
     pc_sched_kind kind;
@@ -40,10 +46,15 @@ typedef struct {
     float decay_epochs;
     float warmup_epochs;  /* linear warm-up from base_lr/steps to base_lr */
     float min_lr;         /* cosine floor */
+    float peak_epoch;     /* triangular: base_lr is reached here (< 0: at 20% of the run) */
+    float start_factor;   /* triangular: the first step's lr is base_lr * start_factor */
     int64_t steps_per_epoch, total_steps;
 } pc_sched_config;
 
-/* Learning rate for the step with 0-based index `step`. */
+/* Learning rate for the step with 0-based index `step`. triangular (airbench's
+ * one-cycle): linear from base_lr * start_factor at step 0 to base_lr at the peak, then
+ * linear to 0 at total_steps (the last step still has a small positive rate); it has
+ * its own warm-up, so warmup_epochs should be 0. */
 float pc_sched_lr(const pc_sched_config *s, int64_t step);
 pc_status pc_sched_parse(const char *name, pc_sched_kind *out);
 const char *pc_sched_name(pc_sched_kind k);

@@ -30,7 +30,7 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->opt = (pc_opt_config){.kind = PC_OPT_ADAM, .momentum = 0.9f, .beta1 = 0.9f,
                              .beta2 = 0.999f, .eps = 1e-8f};
     c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
-                                 .decay_epochs = 1.0f};
+                                 .decay_epochs = 1.0f, .peak_epoch = -1, .start_factor = 0.2f};
     c->seed = 1;
     c->lr_ref_batch = 128;
     c->timeout = 300;
@@ -428,6 +428,12 @@ static pc_status check_config(const pc_train_config *c) {
         return pc_fail(PC_ERR_USAGE, "--lr %g: must be positive", c->sched.base_lr);
     if (c->label_smoothing < 0 || c->label_smoothing >= 1)
         return pc_fail(PC_ERR_USAGE, "--label-smoothing %g: must be in [0, 1)", c->label_smoothing);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR && c->sched.warmup_epochs > 0)
+        return pc_fail(PC_ERR_USAGE, "--warmup-epochs %g: the triangular schedule warms up by "
+                       "itself (see --peak-epoch and --start-factor)", c->sched.warmup_epochs);
+    if (c->sched.peak_epoch > c->epochs)
+        return pc_fail(PC_ERR_USAGE, "--peak-epoch %g: must be at most --epochs %d",
+                       c->sched.peak_epoch, c->epochs);
     return PC_OK;
 }
 
@@ -466,15 +472,28 @@ static pc_status load_data(trainer *t) {
     return PC_OK;
 }
 
+/* Append " key=value" to the fingerprint. */
+static void fingerprint_add(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fingerprint_add(trainer *t, const char *fmt, ...) {
+    size_t len = strlen(t->fingerprint);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->fingerprint + len, sizeof t->fingerprint - len, fmt, ap);
+    va_end(ap);
+}
+
 /* Settings that must agree between a checkpoint and the run resuming it. The
  * worker and thread counts are deliberately absent: they do not change results;
- * so is the epoch count, except for the cosine schedule, so a run can be extended. */
+ * so is the epoch count, except for the schedules whose shape depends on the length of
+ * the run (cosine, triangular), so a run can be extended. Settings added later are
+ * appended only when they are not at their defaults, so older checkpoints still resume. */
 static void make_fingerprint(trainer *t) {
     const pc_train_config *c = t->cfg;
     char augment[256];
     pc_augment_format(&c->augment, augment, sizeof augment);
     unsigned long long h = 1469598103934665603ull;
     for (const char *p = t->m->source; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    int by_length = c->sched.kind == PC_SCHED_COSINE || c->sched.kind == PC_SCHED_TRIANGULAR;
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
              "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu "
@@ -482,10 +501,11 @@ static void make_fingerprint(trainer *t) {
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
              pc_opt_name(c->opt.kind), t->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
-             c->sched.decay_epochs, c->sched.warmup_epochs,
-             /* only the cosine schedule depends on the length of the run */
-             c->sched.kind == PC_SCHED_COSINE ? c->epochs : 0, c->label_smoothing,
-             (unsigned long long)c->seed, augment, t->train.h, t->train.c, c->folder.val_split);
+             c->sched.decay_epochs, c->sched.warmup_epochs, by_length ? c->epochs : 0,
+             c->label_smoothing, (unsigned long long)c->seed, augment, t->train.h, t->train.c,
+             c->folder.val_split);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR)
+        fingerprint_add(t, " peak=%g start=%g", c->sched.peak_epoch, c->sched.start_factor);
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -543,6 +563,10 @@ static void print_startup(const trainer *t) {
             pc_lr_scale_name(c->lr_scale), c->batch, c->lr_ref_batch);
     say(t, ", schedule %s", pc_sched_name(c->sched.kind));
     if (c->sched.warmup_epochs > 0) say(t, " after %g warm-up epoch(s)", c->sched.warmup_epochs);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR) {
+        double peak = c->sched.peak_epoch >= 0 ? c->sched.peak_epoch : 0.2 * c->epochs;
+        say(t, " (x%g rising to the peak at epoch %g, then down to 0)", c->sched.start_factor, peak);
+    }
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
