@@ -31,6 +31,7 @@ void pc_train_config_defaults(pc_train_config *c) {
                              .beta2 = 0.999f, .eps = 1e-8f};
     c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
                                  .decay_epochs = 1.0f, .peak_epoch = -1, .start_factor = 0.2f};
+    c->bias_lr_mult = 1.0f;
     c->seed = 1;
     c->lr_ref_batch = 128;
     c->timeout = 300;
@@ -61,6 +62,8 @@ typedef struct {
     int64_t fast_posted;  /* params [fast_posted, n) are already being allreduced */
     float *opt_state;
     int64_t opt_state_n;
+    uint8_t *param_roles;  /* pc_param_role per parameter: the optimizer's groups */
+    pc_opt_groups groups;
     int64_t *perm;
     /* per step */
     int64_t step;         /* optimizer steps done so far */
@@ -138,7 +141,7 @@ static void optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
+    pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, begin, end);
 }
 
@@ -150,7 +153,7 @@ static void optimizer_chunk_job(int w, void *arg) {
     int64_t first, last, begin, end, n = t->m->n_params;
     pc_reducer_chunk(t->red, &first, &last);
     pc_split_range(last - first, t->e->workers, w, 16, &begin, &end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
+    pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, first + begin, first + end);
 }
 
@@ -431,6 +434,9 @@ static pc_status check_config(const pc_train_config *c) {
     if (c->sched.kind == PC_SCHED_TRIANGULAR && c->sched.warmup_epochs > 0)
         return pc_fail(PC_ERR_USAGE, "--warmup-epochs %g: the triangular schedule warms up by "
                        "itself (see --peak-epoch and --start-factor)", c->sched.warmup_epochs);
+    if (c->no_decay_bn_bias && c->opt.weight_decay == 0)
+        return pc_fail(PC_ERR_USAGE, "--no-decay-bn-bias: there is no weight decay to turn off "
+                       "(give --weight-decay)");
     if (c->sched.peak_epoch > c->epochs)
         return pc_fail(PC_ERR_USAGE, "--peak-epoch %g: must be at most --epochs %d",
                        c->sched.peak_epoch, c->epochs);
@@ -506,6 +512,8 @@ static void make_fingerprint(trainer *t) {
              c->folder.val_split);
     if (c->sched.kind == PC_SCHED_TRIANGULAR)
         fingerprint_add(t, " peak=%g start=%g", c->sched.peak_epoch, c->sched.start_factor);
+    if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " bias_lr_mult=%g", c->bias_lr_mult);
+    if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -567,6 +575,8 @@ static void print_startup(const trainer *t) {
         double peak = c->sched.peak_epoch >= 0 ? c->sched.peak_epoch : 0.2 * c->epochs;
         say(t, " (x%g rising to the peak at epoch %g, then down to 0)", c->sched.start_factor, peak);
     }
+    if (c->bias_lr_mult != 1.0f) say(t, ", biases at %g x lr", c->bias_lr_mult);
+    if (c->no_decay_bn_bias) say(t, ", no weight decay on biases and batch-norm scales");
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -854,6 +864,22 @@ static pc_status prepare_out_dir(trainer *t) {
     return PC_OK;
 }
 
+/* The optimizer's parameter groups, one per pc_param_role: biases get --bias-lr-mult;
+ * with --no-decay-bn-bias, biases and batch-norm scales get no weight decay. */
+static pc_status setup_param_groups(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    _Static_assert(PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role");
+    t->param_roles = malloc(t->m->n_params ? t->m->n_params : 1);
+    if (!t->param_roles) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_model_param_roles(t->m, t->param_roles);
+    t->groups.group = t->param_roles;
+    for (int k = 0; k < PC_PARAM_ROLES; k++) {
+        t->groups.lr_mult[k] = k == PC_PARAM_BIAS ? c->bias_lr_mult : 1.0f;
+        t->groups.weight_decay[k] = k != PC_PARAM_WEIGHT && c->no_decay_bn_bias ? 0.0f : c->opt.weight_decay;
+    }
+    return PC_OK;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -878,6 +904,7 @@ static pc_status setup(trainer *t) {
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     PC_TRY(loader_setup(t));
     for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
+    PC_TRY(setup_param_groups(t));
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
@@ -912,6 +939,7 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     pc_engine_destroy(t.e);
     pc_model_free(t.m);
     pc_free(t.opt_state);
+    free(t.param_roles);
     pc_free(t.shard_rec);
     pc_free(t.rec_send);
     free(t.worker_data);

@@ -32,6 +32,8 @@ typedef struct {
     int workers, threads;
     pc_opt_config opt;
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
+    float bias_lr_mult;        /* learning-rate multiplier of biases (batch-norm shift too) */
+    int no_decay_bn_bias;      /* no weight decay on biases and batch-norm scales */
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
     int overwrite;             /* allow a fresh run in an out_dir that holds one */
