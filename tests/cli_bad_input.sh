@@ -33,6 +33,7 @@ expect "peak after the last epoch" 2 "--peak-epoch 3: must be at most --epochs 1
 expect "start factor above 1" 2 "--start-factor 1.5: expected a number in \[0, 1\]" -- "$parcnn" train --start-factor 1.5
 expect "bias learning-rate multiplier of 0" 2 "--bias-lr-mult 0: expected a number" -- "$parcnn" train --bias-lr-mult 0
 expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is no weight decay to turn off" -- "$parcnn" train "${small[@]}" --no-decay-bn-bias
+expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
 expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000

@@ -1009,6 +1009,31 @@ static void test_augment(void) {
     }
     CHECK(flipped > 5 && kept > 5 && exact, "flip: %d flipped, %d kept, exact %d", flipped, kept, exact);
 
+    /* flip=alt: a sample flipped in one epoch is not in the next and vice versa; about
+     * half the samples are flipped in each epoch; a flip is an exact mirror */
+    pc_augment_config alt;
+    CHECK(pc_augment_parse("flip=alt", &alt) == PC_OK && alt.hflip == PC_FLIP_ALT, "%s", err());
+    pc_augment_format(&alt, buf, sizeof buf);
+    CHECK(strcmp(buf, "flip=alt") == 0, "format: %s", buf);
+    CHECK(pc_augment_parse("flip=sometimes", &a2) == PC_ERR_USAGE && contains(err(), "no value or alt"),
+          "bad flip value: %s", err());
+    int alternates = 1, mirrored = 1, per_epoch[4] = {0};
+    for (int s = 0; s < 32; s++) {
+        int prev = -1;
+        for (int e = 0; e < 4; e++) {
+            pc_augment_apply(&alt, 9, (uint64_t)e, (uint64_t)s, C, H, W, in, o1);
+            int is_flipped = memcmp(o1, in, sizeof in) != 0;
+            for (int i = 0; is_flipped && i < N; i++)
+                mirrored &= o1[i] == in[i - i % W + (W - 1 - i % W)];
+            alternates &= prev < 0 || is_flipped != prev;
+            per_epoch[e] += is_flipped;
+            prev = is_flipped;
+        }
+    }
+    CHECK(alternates && mirrored && per_epoch[0] >= 8 && per_epoch[0] <= 24 &&
+              per_epoch[0] + per_epoch[1] == 32,
+          "flip=alt: alternates %d, mirrored %d, %d flipped in epoch 0", alternates, mirrored, per_epoch[0]);
+
     /* crop with padding: an integer shift, values exact, zero border */
     pc_augment_config cr;
     pc_augment_parse("crop=3", &cr);
