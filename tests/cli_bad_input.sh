@@ -34,6 +34,8 @@ expect "start factor above 1" 2 "--start-factor 1.5: expected a number in \[0, 1
 expect "bias learning-rate multiplier of 0" 2 "--bias-lr-mult 0: expected a number" -- "$parcnn" train --bias-lr-mult 0
 expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is no weight decay to turn off" -- "$parcnn" train "${small[@]}" --no-decay-bn-bias
 expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
+expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
+expect "EMA decay of 0" 2 "--ema 0: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 0
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
 expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000
@@ -64,6 +66,7 @@ expect "IDX file with a wrong magic number" 1 "train-images-idx3-ubyte.*magic" -
 good_sum=$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")
 expect "fresh run into a used --out" 2 "already holds a training run" -- "$parcnn" train "${small[@]}" --out "$tmp/good"
 expect "resume with other settings" 2 "checkpoint.safetensors: was written with other settings" -- "$parcnn" train "${small[@]}" --lr 0.01 --resume --out "$tmp/good"
+expect "resume adding --ema" 2 "was written with other settings: - \(now ema=0.999\)" -- "$parcnn" train "${small[@]}" --ema 0.999 --resume --out "$tmp/good"
 # a full disk: the file-size limit makes every write of the next run fail
 expect "full disk during checkpoint write" 1 "checkpoint.safetensors" -- bash -c "trap '' XFSZ; ulimit -f 64; exec \"\$0\" \"\$@\"" "$parcnn" train "${small[@]}" --epochs 2 --resume --out "$tmp/good"
 [ "$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")" = "$good_sum" ] \

@@ -118,6 +118,11 @@ static const char train_help[] =
     "                       for global batch B and reference batch R (Goyal et al.)\n"
     "  --lr-ref-batch R     the reference batch of --lr-scale (default 128)\n"
     "  --label-smoothing X  default 0\n"
+    "  --ema DECAY          keep an exponential moving average of the weights and batch-norm\n"
+    "                       statistics, updated after every step (e.g. 0.999), with timm's\n"
+    "                       warm-up: decay min(DECAY, (1+t)/(10+t)) at step t; the epoch\n"
+    "                       metrics and model.safetensors are of the average, the checkpoint\n"
+    "                       keeps both (default off)\n"
     "  --seed N             default 1\n"
     "  --augment SPEC       training-time augmentation, e.g. flip,crop=4,zoom=0.8,shear=10,\n"
     "                       rotate=15,translate=0.1,brightness=0.2,contrast=0.2,cutout=0.5\n"
@@ -160,7 +165,7 @@ static int cmd_train(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
+        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
         O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
@@ -169,6 +174,7 @@ static int cmd_train(int argc, char **argv) {
         {"threads", 1, 0, O_THREADS}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
         {"no-decay-bn-bias", 0, 0, O_NODECAY}, {"bias-lr-mult", 1, 0, O_BIASLR},
+        {"ema", 1, 0, O_EMA},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
@@ -200,6 +206,11 @@ static int cmd_train(int argc, char **argv) {
         case O_NEST: c.opt.nesterov = 1; break;
         case O_WD: bad = parse_float("train", "--weight-decay", optarg, 0, 1, &c.opt.weight_decay); break;
         case O_NODECAY: c.no_decay_bn_bias = 1; break;
+        case O_EMA:
+            bad = parse_float("train", "--ema", optarg, 0, 1, &c.ema);
+            if (!bad && !(c.ema > 0 && c.ema < 1))
+                return usage_error("train", "--ema %s: expected a decay in (0, 1), e.g. 0.999", optarg);
+            break;
         case O_BIASLR: bad = parse_float("train", "--bias-lr-mult", optarg, 1e-6, 1e4, &c.bias_lr_mult); break;
         case O_SCHED:
             if (pc_sched_parse(optarg, &c.sched.kind) != PC_OK) return fail(PC_ERR_USAGE);

@@ -64,6 +64,9 @@ typedef struct {
     int64_t opt_state_n;
     uint8_t *param_roles;  /* pc_param_role per parameter: the optimizer's groups */
     pc_opt_groups groups;
+    /* --ema: the averaged parameters and batch-norm statistics (NULL: off); under MPI
+     * each rank keeps its chunk of the parameters current, as with the optimizer state */
+    float *ema_params, *ema_buffers;
     int64_t *perm;
     /* per step */
     int64_t step;         /* optimizer steps done so far */
@@ -137,12 +140,40 @@ static float *step_gradient(trainer *t) {
     return t->fast_acc ? t->fast_acc[0] : pc_reducer_gradient(t->red);
 }
 
+/* --ema: the decay after the optimizer step being taken (t->step + 1 counting from 1),
+ * warmed up as timm's ModelEmaV3 does: min(decay, (1 + s) / (10 + s)), so the first
+ * averages are not dominated by the random initial weights. */
+static float ema_decay(const trainer *t) {
+    double s = (double)(t->step + 1);
+    return (float)PC_MIN((double)t->cfg->ema, (1.0 + s) / (10.0 + s));
+}
+
+/* avg = d avg + (1 - d) x on [begin, end): element by element, so chunked like the
+ * optimizer it gives the bits of a whole update. */
+static void ema_update(const trainer *t, const float *x, float *avg, int64_t begin, int64_t end) {
+    if (!avg) return;
+    const float d = ema_decay(t), r = 1.0f - d;
+    for (int64_t i = begin; i < end; i++) avg[i] = d * avg[i] + r * x[i];
+}
+
+/* --ema: exchange the model's weights and the averaged ones (evaluation and
+ * model.safetensors use the average; training goes on with the weights). */
+static void swap_ema(trainer *t) {
+    if (!t->ema_params) return;
+    float *p = t->m->params, *b = t->m->buffers;
+    t->m->params = t->ema_params;
+    t->m->buffers = t->ema_buffers;
+    t->ema_params = p;
+    t->ema_buffers = b;
+}
+
 static void optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
     pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, begin, end);
+    ema_update(t, t->m->params, t->ema_params, begin, end);
 }
 
 /* Deterministic MPI mode: each rank updates only its chunk of the parameters (its
@@ -155,6 +186,7 @@ static void optimizer_chunk_job(int w, void *arg) {
     pc_split_range(last - first, t->e->workers, w, 16, &begin, &end);
     pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, first + begin, first + end);
+    ema_update(t, t->m->params, t->ema_params, first + begin, first + end);
 }
 
 /* --------------------------------------------- --reduce fast (not reproducible) */
@@ -514,6 +546,7 @@ static void make_fingerprint(trainer *t) {
         fingerprint_add(t, " peak=%g start=%g", c->sched.peak_epoch, c->sched.start_factor);
     if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " bias_lr_mult=%g", c->bias_lr_mult);
     if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
+    if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -577,6 +610,7 @@ static void print_startup(const trainer *t) {
     }
     if (c->bias_lr_mult != 1.0f) say(t, ", biases at %g x lr", c->bias_lr_mult);
     if (c->no_decay_bn_bias) say(t, ", no weight decay on biases and batch-norm scales");
+    if (c->ema > 0) say(t, ", weights averaged with decay %g (evaluated and saved)", c->ema);
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -591,11 +625,15 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     char path[4096];
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
-                               .opt_state_n = t->opt_state_n};
+                               .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
+                               .ema_buffers = t->ema_buffers};
     path_in(path, sizeof path, dir, "checkpoint.safetensors");
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
     path_in(path, sizeof path, dir, "model.safetensors");
-    PC_TRY(pc_model_save(path, t->m, &t->meta));
+    swap_ema(t);
+    pc_status st = pc_model_save(path, t->m, &t->meta);
+    swap_ema(t);
+    PC_TRY(st);
     path_in(path, sizeof path, dir, "metrics.jsonl");
     FILE *f = fopen(path, "a");
     if (!f || fprintf(f, "%s\n", metrics_line) < 0 || fclose(f) != 0)
@@ -711,6 +749,16 @@ static pc_status report_profile(trainer *t) {
     return st;
 }
 
+/* The epoch's test metrics, of the averaged weights with --ema (whose chunks the ranks
+ * first share, as the optimizer state). */
+static pc_status evaluate(trainer *t, pc_metrics *vm) {
+    if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
+    swap_ema(t);
+    pc_status st = pc_engine_evaluate(t->e, t->comm, &t->test, vm, NULL, NULL);
+    swap_ema(t);
+    return st;
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static pc_status run(trainer *t, pc_train_result *result) {
@@ -738,6 +786,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
             t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
             update_running_stats(t);
+            ema_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
             for (int s = 0; s < t->shards; s++) {
                 loss_sum += *rec_loss(t, s);
                 correct += *rec_correct(t, s);
@@ -756,7 +805,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
         if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
-        st = pc_engine_evaluate(t->e, t->comm, &t->test, &vm, NULL, NULL);
+        st = evaluate(t, &vm);
         if (st != PC_OK) break;
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
@@ -836,6 +885,10 @@ static pc_status broadcast_state(trainer *t) {
     PC_TRY(pc_comm_bcast(t->comm, t->m->params, sizeof(float) * t->m->n_params, 0));
     PC_TRY(pc_comm_bcast(t->comm, t->m->buffers, sizeof(float) * t->m->n_buffers, 0));
     PC_TRY(pc_comm_bcast(t->comm, t->opt_state, sizeof(float) * t->opt_state_n, 0));
+    if (t->ema_params) {
+        PC_TRY(pc_comm_bcast(t->comm, t->ema_params, sizeof(float) * t->m->n_params, 0));
+        PC_TRY(pc_comm_bcast(t->comm, t->ema_buffers, sizeof(float) * t->m->n_buffers, 0));
+    }
     return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
 }
 
@@ -846,8 +899,11 @@ static pc_status prepare_out_dir(trainer *t) {
     if (c->resume) {
         if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
         path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
-        PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
-                                  &t->step));
+        pc_checkpoint_info info = {.fingerprint = t->fingerprint, .opt_state = t->opt_state,
+                                   .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
+                                   .ema_buffers = t->ema_buffers};
+        PC_TRY(pc_checkpoint_load(path, t->m, &info));
+        t->step = info.step;
         say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
         return PC_OK;
     }
@@ -880,6 +936,18 @@ static pc_status setup_param_groups(trainer *t) {
     return PC_OK;
 }
 
+/* --ema: the average starts as the initial weights (a resume loads it instead). */
+static pc_status setup_ema(trainer *t) {
+    const pc_model *m = t->m;
+    if (t->cfg->ema <= 0) return PC_OK;
+    t->ema_params = pc_alloc(sizeof(float) * (m->n_params ? m->n_params : 1));
+    t->ema_buffers = pc_alloc(sizeof(float) * (m->n_buffers ? m->n_buffers : 1));
+    if (!t->ema_params || !t->ema_buffers) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(t->ema_params, m->params, sizeof(float) * m->n_params);
+    memcpy(t->ema_buffers, m->buffers, sizeof(float) * m->n_buffers);
+    return PC_OK;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -905,6 +973,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(loader_setup(t));
     for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
     PC_TRY(setup_param_groups(t));
+    PC_TRY(setup_ema(t));
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
@@ -940,6 +1009,8 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     pc_model_free(t.m);
     pc_free(t.opt_state);
     free(t.param_roles);
+    pc_free(t.ema_params);
+    pc_free(t.ema_buffers);
     pc_free(t.shard_rec);
     pc_free(t.rec_send);
     free(t.worker_data);

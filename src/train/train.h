@@ -34,6 +34,7 @@ typedef struct {
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
     float bias_lr_mult;        /* learning-rate multiplier of biases (batch-norm shift too) */
     int no_decay_bn_bias;      /* no weight decay on biases and batch-norm scales */
+    float ema;                 /* decay of the weight average evaluated and saved (0: off) */
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
     int overwrite;             /* allow a fresh run in an out_dir that holds one */
