@@ -36,6 +36,8 @@ expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is n
 expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
 expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
 expect "EMA decay of 0" 2 "--ema 0: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 0
+expect "bad test-time augmentation" 2 "--tta: unknown item 'mirror' \(expected flip or translate=N\)" -- "$parcnn" train --tta mirror
+expect "test-time shift larger than the images" 2 "--tta translate=40: must be smaller than the 28x28 images" -- "$parcnn" train "${small[@]}" --tta flip,translate=40
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
 expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000
@@ -81,6 +83,8 @@ printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": nonsense }' > "$tmp/json.safetenso
 expect "safetensors with a bad header" 1 "json.safetensors" -- "$parcnn" eval --weights "$tmp/json.safetensors"
 expect "missing weights" 1 "missing.safetensors" -- "$parcnn" eval --weights "$tmp/missing.safetensors"
 expect "eval without --weights" 2 "--weights FILE is required" -- "$parcnn" eval
+expect "eval with a bad --tta" 2 "--tta: bad item 'translate=x'" -- "$parcnn" eval --weights "$tmp/good/model.safetensors" --tta flip,translate=x
+expect "predict with a test-time shift larger than the images" 2 "--tta translate=28: must be smaller than the 28x28 images" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" --tta translate=28 0
 expect "predict index out of range" 2 "sample index 99999 out of range" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" 99999
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "data/folder.h"
 #include "data/image.h"
+#include "data/tta.h"
 #include "dist/comm.h"
 #include "nn/model.h"
 #include "train/engine.h"
@@ -129,6 +130,10 @@ static const char train_help[] =
     "                       (default none; never applied to evaluation); flip=alt is\n"
     "                       airbench's alternating flip: each image mirrored in every\n"
     "                       other epoch, from a random first choice per image\n"
+    "  --tta MODE           test-time augmentation of the final evaluation (the epoch lines\n"
+    "                       stay plain: every view costs a forward pass): flip (the image\n"
+    "                       and its mirror) or flip,translate=N (airbench's: also shifted\n"
+    "                       by (N, N) and (-N, -N) pixels, reflect-padded); default none\n"
     "  --loader-threads N   threads preparing the next step's batch while the workers\n"
     "                       compute (default 1; 0: workers assemble their own input)\n"
     "image folders (--data folder:DIR, DIR/CLASS/*.jpg|png or DIR/{train,test|val}/CLASS/):\n"
@@ -166,7 +171,7 @@ static int cmd_train(int argc, char **argv) {
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
+        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -180,7 +185,7 @@ static int cmd_train(int argc, char **argv) {
         {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
-        {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
+        {"augment", 1, 0, O_AUG}, {"tta", 1, 0, O_TTA}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
@@ -234,6 +239,9 @@ static int cmd_train(int argc, char **argv) {
         case O_OVERWRITE: c.overwrite = 1; break;
         case O_AUG:
             if (pc_augment_parse(optarg, &c.augment) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_TTA:
+            if (pc_tta_parse(optarg, &c.tta) != PC_OK) return fail(PC_ERR_USAGE);
             break;
         case O_LTHREADS: bad = parse_long("train", "--loader-threads", optarg, 0, 64, &v); c.loader_threads = (int)v; break;
         case O_ISIZE: bad = parse_long("train", "--image-size", optarg, 4, 4096, &v); c.folder.image_size = (int)v; break;
@@ -289,7 +297,7 @@ static int cmd_train(int argc, char **argv) {
 /* ----------------------------------------------------------- eval/predict */
 
 static const char eval_help[] =
-    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--workers N] [--batch N]\n"
+    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
     "Evaluate a trained model on the test part of a dataset: accuracy, loss, per-class\n"
     "precision, recall and F1, macro averages and the confusion matrix.\n"
     "\n"
@@ -297,13 +305,16 @@ static const char eval_help[] =
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --train-split    evaluate on the training part instead\n"
     "  --json           print one JSON object (accuracy, loss, macro_f1, per_class, confusion)\n"
+    "  --tta MODE       test-time augmentation: flip (average the probabilities of the\n"
+    "                   image and its mirror) or flip,translate=N (airbench's: also\n"
+    "                   shifted by (N, N) and (-N, -N) pixels, reflect-padded)\n"
     "  --workers N      parallel replicas (default 1)\n"
     "  --batch N        samples per forward pass (default 100)\n"
     "  --kernels K      onednn or ref\n";
 
 static const char predict_help[] =
-    "usage: parcnn predict --weights FILE [--top K] IMAGE...\n"
-    "       parcnn predict --weights FILE [--data SPEC] [--top K] INDEX...\n"
+    "usage: parcnn predict --weights FILE [--top K] [--tta MODE] IMAGE...\n"
+    "       parcnn predict --weights FILE [--data SPEC] [--top K] [--tta MODE] INDEX...\n"
     "Classify image files (JPEG or PNG, preprocessed exactly as in training: converted to\n"
     "the model's channels, resized to its input, normalized with its mean and std), or\n"
     "test samples of a dataset given by their indices; prints the top-K classes with\n"
@@ -312,20 +323,23 @@ static const char predict_help[] =
     "  --weights FILE   model.safetensors written by parcnn train\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --top K          classes to print per sample (default 3)\n"
+    "  --tta MODE       test-time augmentation: flip or flip,translate=N (see eval --help)\n"
     "  --kernels K      onednn or ref\n";
 
 typedef struct {
     const char *weights, *data;
     int json, workers, batch, top, train_split;
     pc_kernel_set kernels;
+    pc_tta tta;
 } infer_opts;
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
-    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_TS, O_H };
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_TS, O_TTA, O_H };
     static const struct option opts[] = {
         {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
         {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
-        {"kernels", 1, 0, O_K}, {"train-split", 0, 0, O_TS}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
+        {"kernels", 1, 0, O_K}, {"train-split", 0, 0, O_TS}, {"tta", 1, 0, O_TTA},
+        {"help", 0, 0, O_H}, {0, 0, 0, 0}};
     int c;
     long v;
     opterr = 0;
@@ -341,6 +355,9 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         case O_K:
             if (parse_kernels(optarg, &o->kernels))
                 return usage_error(cmd, "--kernels %s: expected onednn or ref", optarg);
+            break;
+        case O_TTA:
+            if (pc_tta_parse(optarg, &o->tta) != PC_OK) return fail(PC_ERR_USAGE);
             break;
         case O_H:
             fputs(strcmp(cmd, "eval") == 0 ? eval_help : predict_help, stdout);
@@ -377,13 +394,14 @@ static int cmd_eval(int argc, char **argv) {
     pc_engine *e = NULL;
     pc_metrics mt = {0};
     pc_status st = load_for_inference(&o, &m, &meta, &d);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
     if (st == PC_OK) st = pc_engine_create(m, o.workers, 1, o.batch, o.kernels, &e);
     if (st == PC_OK) {
         memcpy(e->mean, meta.mean, sizeof meta.mean);
         memcpy(e->std, meta.std, sizeof meta.std);
         if (pc_metrics_init(&mt, m->classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
     }
-    if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &mt, NULL, NULL);
+    if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &o.tta, &mt, NULL, NULL);
     if (st == PC_OK) {
         if (o.json)
             pc_metrics_print_json(&mt, meta.class_names, stdout);
@@ -443,10 +461,15 @@ static int cmd_predict(int argc, char **argv) {
     pc_dataset d = {0};
     pc_engine *e = NULL;
     pc_status st = by_index ? load_for_inference(&o, &m, &meta, &d) : pc_model_load(o.weights, &m, &meta);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
     if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
-    float *probs = st == PC_OK ? malloc(sizeof(float) * m->classes) : NULL;
+    float *input = NULL, *probs = NULL;
+    if (st == PC_OK) {
+        input = malloc(sizeof(float) * meta.c * meta.h * meta.w);
+        probs = malloc(2 * sizeof(float) * m->classes); /* and the views' scratch */
+        if (!input || !probs) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
     for (int a = optind; st == PC_OK && a < argc; a++) {
-        float *input = pc_exec_input(e->execs[0]);
         long idx = 0;
         if (by_index) {
             if (!all_digits(argv[a]) || parse_long("predict", "INDEX", argv[a], 0, d.n - 1, &idx)) {
@@ -459,14 +482,14 @@ static int cmd_predict(int argc, char **argv) {
         } else if ((st = load_image_input(argv[a], &meta, input)) != PC_OK) {
             break;
         }
-        pc_exec_forward(e->execs[0], 0, 0, 0, 0, NULL);
-        pc_exec_probs(e->execs[0], probs);
+        pc_engine_probs(e, 0, &o.tta, input, probs, probs + m->classes);
         if (by_index)
             printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
         else
             printf("%s:", argv[a]);
         print_top(probs, m->classes, meta.class_names, o.top);
     }
+    free(input);
     free(probs);
     pc_engine_destroy(e);
     pc_dataset_free(&d);

@@ -523,7 +523,8 @@ static void fingerprint_add(trainer *t, const char *fmt, ...) {
 /* Settings that must agree between a checkpoint and the run resuming it. The
  * worker and thread counts are deliberately absent: they do not change results;
  * so is the epoch count, except for the schedules whose shape depends on the length of
- * the run (cosine, triangular), so a run can be extended. Settings added later are
+ * the run (cosine, triangular), so a run can be extended; and --tta, which changes only
+ * the final evaluation, not the state a checkpoint holds. Settings added later are
  * appended only when they are not at their defaults, so older checkpoints still resume. */
 static void make_fingerprint(trainer *t) {
     const pc_train_config *c = t->cfg;
@@ -749,12 +750,12 @@ static pc_status report_profile(trainer *t) {
     return st;
 }
 
-/* The epoch's test metrics, of the averaged weights with --ema (whose chunks the ranks
+/* The test metrics, of the averaged weights with --ema (whose chunks the ranks
  * first share, as the optimizer state). */
-static pc_status evaluate(trainer *t, pc_metrics *vm) {
+static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
     if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
     swap_ema(t);
-    pc_status st = pc_engine_evaluate(t->e, t->comm, &t->test, vm, NULL, NULL);
+    pc_status st = pc_engine_evaluate(t->e, t->comm, &t->test, tta, vm, NULL, NULL);
     swap_ema(t);
     return st;
 }
@@ -805,7 +806,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
         if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
-        st = evaluate(t, &vm);
+        st = evaluate(t, NULL, &vm);
         if (st != PC_OK) break;
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
@@ -833,12 +834,18 @@ static pc_status run(trainer *t, pc_train_result *result) {
         result->images_seen += seen;
     }
     result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
+    /* test-time augmentation costs a forward pass per view: only for the final metrics */
+    int tta = pc_tta_views(&c->tta) > 1 && result->epochs_run > 0;
+    if (st == PC_OK && tta) st = evaluate(t, &c->tta, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK && c->profile) st = report_profile(t);
     if (st == PC_OK) {
-        say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
-               pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm));
+        char views[64] = "";
+        if (tta) pc_tta_format(&c->tta, views, sizeof views);
+        say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f%s%s\n",
+               pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm),
+               tta ? ", test-time augmentation " : "", views);
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     pc_metrics_free(&vm);
@@ -859,9 +866,11 @@ static pc_status check_ranks_agree(trainer *t) {
     if (t->ranks == 1) return PC_OK;
     enum { LEN = 1024 };
     char mine[LEN + 64];
-    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s",
+    char tta[64];
+    pc_tta_format(&t->cfg->tta, tta, sizeof tta);
+    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s tta=%s",
              t->fingerprint, t->cfg->workers, t->cfg->threads, (int)t->cfg->kernels,
-             t->cfg->reduce_fast ? "fast" : "deterministic");
+             t->cfg->reduce_fast ? "fast" : "deterministic", tta);
     char *all = calloc(t->ranks, LEN);
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status st = pc_comm_allgather_bytes(t->comm, mine, LEN, all);
@@ -958,6 +967,7 @@ static pc_status setup(trainer *t) {
     if (st != PC_OK) /* every rank sees the same flags */
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
     PC_TRY(load_data(t));
+    PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
