@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/svg.h"
 #include "data/augment.h"
 #include "data/folder.h"
 #include "dist/comm.h"
@@ -79,60 +80,35 @@ static void write_csv(FILE *f, const bench_run *runs, int n, const char *model) 
 /* Speedup against cores used: worker runs as circles joined by a line, thread runs
  * as squares, and the ideal y = x. */
 static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) {
-    const int W = 480, H = 360, L = 60, R = 20, T = 40, B = 50;
     double base = runs[0].r.train_seconds / runs[0].r.epochs_run;
-    int xmax = 1;
-    double ymax = 1;
+    double xs[MAX_RUNS], ys[MAX_RUNS], xmax = 1, ymax = 1;
+    int lined = 0;
     for (int i = 0; i < n; i++) {
-        int cores = runs[i].workers * runs[i].threads;
+        double cores = runs[i].workers * runs[i].threads;
         double sp = base / (runs[i].r.train_seconds / runs[i].r.epochs_run);
         xmax = cores > xmax ? cores : xmax;
         ymax = sp > ymax ? sp : ymax;
+        if (runs[i].threads == 1) xs[lined] = cores, ys[lined++] = sp;
     }
     ymax = ymax > xmax ? ymax : xmax;
-#define PX(x) (L + ((x) - 1.0) / (xmax > 1 ? xmax - 1.0 : 1.0) * (W - L - R))
-#define PY(y) (H - B - ((y) / ymax) * (H - T - B))
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">parcnn speedup: %s</text>\n", L, model);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, H - B,
-            W - R, H - B);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, T, L,
-            H - B);
-    for (int x = 1; x <= xmax; x++)
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", PX(x),
-                H - B + 16, x);
-    for (int y = 0; y <= (int)ymax; y++)
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", L - 6, PY(y) + 4,
-                y);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">cores used (workers x threads)"
-               "</text>\n", (L + W - R) / 2, H - 12);
-    fprintf(f, "<text x=\"16\" y=\"%d\" transform=\"rotate(-90 16 %d)\" text-anchor=\"middle\">"
-               "speedup vs 1 worker</text>\n", (T + H - B) / 2, (T + H - B) / 2);
-    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"gray\" "
-               "stroke-dasharray=\"6,4\"/>\n", PX(1), PY(1), PX(xmax), PY(xmax));
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"gray\">ideal</text>\n", PX(xmax) - 40,
-            PY(xmax) - 6);
-    fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"");
-    for (int i = 0; i < n; i++)
-        if (runs[i].threads == 1)
-            fprintf(f, "%.1f,%.1f ", PX(runs[i].workers),
-                    PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run)));
-    fprintf(f, "\"/>\n");
+    pc_svg_chart c = {.left = 60, .top = 40, .width = 400, .height = 270, .x0 = 1, .x1 = xmax,
+                      .y0 = 0, .y1 = ymax, .x_integers = 1};
+    char title[256];
+    snprintf(title, sizeof title, "parcnn speedup: %s", model);
+    pc_svg_begin(f, 480, 360);
+    pc_svg_axes(f, &c, title, "cores used (workers x threads)", "speedup vs 1 worker");
+    pc_svg_line(f, &c, (double[]){1, xmax}, (double[]){1, xmax}, 2, "gray", 1);
+    pc_svg_text(f, pc_svg_x(&c, xmax) - 40, pc_svg_y(&c, xmax) - 6, "start", 12, "gray", "ideal");
+    pc_svg_line(f, &c, xs, ys, lined, "#1f77b4", 0);
     for (int i = 0; i < n; i++) {
-        double x = PX(runs[i].workers * runs[i].threads);
-        double y = PY(base / (runs[i].r.train_seconds / runs[i].r.epochs_run));
-        if (runs[i].threads == 1)
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#1f77b4\"/>\n", x, y);
-        else
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"
-                       "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">1 worker x %d threads</text>\n",
-                    x - 5, y - 5, x - 150, y + 4, runs[i].threads);
+        double x = runs[i].workers * runs[i].threads;
+        double y = base / (runs[i].r.train_seconds / runs[i].r.epochs_run);
+        pc_svg_marker(f, &c, x, y, runs[i].threads == 1 ? "#1f77b4" : "#d62728", runs[i].threads > 1);
+        if (runs[i].threads > 1)
+            pc_svg_text(f, pc_svg_x(&c, x) - 10, pc_svg_y(&c, y) + 4, "end", 12, "#d62728",
+                        "1 worker x %d threads", runs[i].threads);
     }
-    fprintf(f, "</svg>\n");
-#undef PX
-#undef PY
+    pc_svg_end(f);
 }
 
 /* parcnn bench comm: time the deterministic gradient exchange (reduce-scatter by
