@@ -23,6 +23,15 @@ for key in epoch train_loss train_acc val_loss val_acc lr epoch_seconds images_p
 done
 ok "metrics.jsonl keys"
 [ -s "$tmp/run/model.safetensors" ] && [ -s "$tmp/run/checkpoint.safetensors" ] && ok "model and checkpoint written" || bad "model/checkpoint missing"
+/usr/bin/env python3 - "$tmp/run/report.svg" <<'PY' && ok "report.svg: valid SVG, two charts of the 3 epochs" || bad "report.svg"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
+lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+assert len(lines) == 2 and all(len(l.get("points").split()) == 3 for l in lines), [l.get("points") for l in lines]
+texts = "".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+assert "final test accuracy" in texts and "wall-clock seconds" in texts and "epoch" in texts
+PY
 ls "$tmp/run" | grep -q tmp && bad "temporary files left behind" || ok "no temporary files left"
 
 "$parcnn" eval --weights "$tmp/run/model.safetensors" > "$tmp/eval.txt" 2>&1

@@ -17,6 +17,7 @@
 #include "train/metrics.h"
 #include "train/modelio.h"
 #include "train/reduce.h"
+#include "train/report.h"
 
 void pc_train_config_defaults(pc_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -760,6 +761,28 @@ static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
     return st;
 }
 
+/* Rank 0 did something that can fail; every rank returns its outcome. */
+static pc_status share_status(trainer *t, pc_status st) {
+    if (t->ranks == 1) return st;
+    int32_t status = st;
+    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
+    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
+    return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
+}
+
+/* DIR/report.svg, headed by the model, the data and the final metrics. */
+static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
+    const pc_train_config *c = t->cfg;
+    char title[512], views[64] = "", notes[128] = "";
+    if (tta) pc_tta_format(&c->tta, views, sizeof views);
+    if (tta || c->ema > 0)
+        snprintf(notes, sizeof notes, " (%s%s%s%s)", tta ? "tta " : "", views,
+                 tta && c->ema > 0 ? ", " : "", c->ema > 0 ? "weight average" : "");
+    snprintf(title, sizeof title, "%s on %s: final test accuracy %.4f%s", t->m->name, c->data,
+             pc_metrics_accuracy(vm), notes);
+    return pc_report_write(c->out_dir, title, t->sched.steps_per_epoch);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static pc_status run(trainer *t, pc_train_result *result) {
@@ -848,17 +871,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
                tta ? ", test-time augmentation " : "", views);
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
+    if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm, tta) : PC_OK);
     pc_metrics_free(&vm);
     return st;
-}
-
-/* Rank 0 did something that can fail; every rank returns its outcome. */
-static pc_status share_status(trainer *t, pc_status st) {
-    if (t->ranks == 1) return st;
-    int32_t status = st;
-    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
-    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
-    return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
 }
 
 /* Every rank must train the same thing: compare the settings of all ranks. */
