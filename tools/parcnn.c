@@ -171,8 +171,10 @@ static int cmd_train(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
+        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
+        O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
+        O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
+        O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -186,7 +188,8 @@ static int cmd_train(int argc, char **argv) {
         {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
-        {"augment", 1, 0, O_AUG}, {"tta", 1, 0, O_TTA}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
+        {"augment", 1, 0, O_AUG}, {"tta", 1, 0, O_TTA}, {"loader-threads", 1, 0, O_LTHREADS},
+        {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
         {"kernels", 1, 0, O_KERNELS}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},

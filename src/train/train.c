@@ -954,8 +954,9 @@ static pc_status setup_param_groups(trainer *t) {
     pc_model_param_roles(t->m, t->param_roles);
     t->groups.group = t->param_roles;
     for (int k = 0; k < PC_PARAM_ROLES; k++) {
+        int decayed = k == PC_PARAM_WEIGHT || !c->no_decay_bn_bias;
         t->groups.lr_mult[k] = k == PC_PARAM_BIAS ? c->bias_lr_mult : 1.0f;
-        t->groups.weight_decay[k] = k != PC_PARAM_WEIGHT && c->no_decay_bn_bias ? 0.0f : c->opt.weight_decay;
+        t->groups.weight_decay[k] = decayed ? c->opt.weight_decay : 0.0f;
     }
     return PC_OK;
 }
