@@ -29,6 +29,16 @@ expect "zero epochs" 2 "--epochs 0: expected an integer" -- "$parcnn" train --ep
 expect "negative lr" 2 "--lr -1: expected a number" -- "$parcnn" train --lr -1
 expect "bad optimizer" 2 "--optimizer rmsprop: expected sgd, adam or adamw" -- "$parcnn" train --optimizer rmsprop
 expect "bad schedule" 2 "--schedule linear: expected" -- "$parcnn" train --schedule linear
+expect "triangular with a warm-up" 2 "--warmup-epochs 1: the triangular schedule warms up by itself" -- "$parcnn" train "${small[@]}" --schedule triangular --warmup-epochs 1
+expect "peak after the last epoch" 2 "--peak-epoch 3: must be at most --epochs 1" -- "$parcnn" train "${small[@]}" --schedule triangular --peak-epoch 3
+expect "start factor above 1" 2 "--start-factor 1.5: expected a number in \[0, 1\]" -- "$parcnn" train --start-factor 1.5
+expect "bias learning-rate multiplier of 0" 2 "--bias-lr-mult 0: expected a number" -- "$parcnn" train --bias-lr-mult 0
+expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is no weight decay to turn off" -- "$parcnn" train "${small[@]}" --no-decay-bn-bias
+expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
+expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
+expect "EMA decay of 0" 2 "--ema 0: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 0
+expect "bad test-time augmentation" 2 "--tta: unknown item 'mirror' \(expected flip or translate=N\)" -- "$parcnn" train --tta mirror
+expect "test-time shift larger than the images" 2 "--tta translate=40: must be smaller than the 28x28 images" -- "$parcnn" train "${small[@]}" --tta flip,translate=40
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
 expect "bad precision" 2 "--precision fp16: expected fp32 or bf16" -- "$parcnn" train --precision fp16
@@ -62,6 +72,7 @@ expect "IDX file with a wrong magic number" 1 "train-images-idx3-ubyte.*magic" -
 good_sum=$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")
 expect "fresh run into a used --out" 2 "already holds a training run" -- "$parcnn" train "${small[@]}" --out "$tmp/good"
 expect "resume with other settings" 2 "checkpoint.safetensors: was written with other settings" -- "$parcnn" train "${small[@]}" --lr 0.01 --resume --out "$tmp/good"
+expect "resume adding --ema" 2 "was written with other settings: - \(now ema=0.999\)" -- "$parcnn" train "${small[@]}" --ema 0.999 --resume --out "$tmp/good"
 # a full disk: the file-size limit makes every write of the next run fail
 expect "full disk during checkpoint write" 1 "checkpoint.safetensors" -- bash -c "trap '' XFSZ; ulimit -f 64; exec \"\$0\" \"\$@\"" "$parcnn" train "${small[@]}" --epochs 2 --resume --out "$tmp/good"
 [ "$(sha256sum "$tmp/good/checkpoint.safetensors" "$tmp/good/model.safetensors")" = "$good_sum" ] \
@@ -76,6 +87,8 @@ printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": nonsense }' > "$tmp/json.safetenso
 expect "safetensors with a bad header" 1 "json.safetensors" -- "$parcnn" eval --weights "$tmp/json.safetensors"
 expect "missing weights" 1 "missing.safetensors" -- "$parcnn" eval --weights "$tmp/missing.safetensors"
 expect "eval without --weights" 2 "--weights FILE is required" -- "$parcnn" eval
+expect "eval with a bad --tta" 2 "--tta: bad item 'translate=x'" -- "$parcnn" eval --weights "$tmp/good/model.safetensors" --tta flip,translate=x
+expect "predict with a test-time shift larger than the images" 2 "--tta translate=28: must be smaller than the 28x28 images" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" --tta translate=28 0
 expect "predict index out of range" 2 "sample index 99999 out of range" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" 99999
 
 # bench gemm: a small product gives a positive rate; a bad flag is one usage line, exit 2

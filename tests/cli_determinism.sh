@@ -57,6 +57,34 @@ check "checkpoint from 4 workers resumed with 1 worker gives the same bytes" \
 check "5 steps + 5 resumed steps = 10 steps (model)" "$tmp/half/model.safetensors" "$tmp/full/model.safetensors"
 check "5 steps + 5 resumed steps = 10 steps (checkpoint)" "$tmp/half/checkpoint.safetensors" "$tmp/full/checkpoint.safetensors"
 
+# The recipe features together: weight averaging (--ema), the triangular schedule,
+# parameter groups and the alternating flip, on minixception (batch norm): the same bytes
+# on 1 and 2 workers, and a 2-worker checkpoint (holding the average) resumed on 1 worker
+# reaches them too.
+recipe=(--model minixception "${common[@]}" --ema 0.99 --schedule triangular --peak-epoch 0.5
+        --optimizer sgd --lr 0.05 --nesterov --weight-decay 5e-4 --no-decay-bn-bias --bias-lr-mult 4
+        --augment flip=alt,crop=2)
+for w in 1 2; do
+    "$parcnn" train "${recipe[@]}" --workers $w --out "$tmp/recipe-w$w" > "$tmp/recipe-w$w.log" 2>&1 \
+        || { echo "FAIL recipe workers $w:"; cat "$tmp/recipe-w$w.log"; }
+done
+check "--ema and the recipe flags: model.safetensors identical for 1, 2 workers" "$tmp"/recipe-w{1,2}/model.safetensors
+check "--ema and the recipe flags: checkpoint identical for 1, 2 workers" "$tmp"/recipe-w{1,2}/checkpoint.safetensors
+"$parcnn" train "${recipe[@]}" --workers 2 --max-steps 7 --out "$tmp/recipe-resume" > /dev/null 2>&1
+"$parcnn" train "${recipe[@]}" --workers 1 --resume --out "$tmp/recipe-resume" > "$tmp/recipe-r.log" 2>&1 \
+    || { echo "FAIL recipe resume:"; cat "$tmp/recipe-r.log"; }
+check "--ema: 7 steps on 2 workers resumed on 1 worker gives the same model" \
+    "$tmp/recipe-w1/model.safetensors" "$tmp/recipe-resume/model.safetensors"
+check "--ema: ... and the same checkpoint" "$tmp/recipe-w1/checkpoint.safetensors" "$tmp/recipe-resume/checkpoint.safetensors"
+no_ema=()
+for a in "${recipe[@]}"; do [ "$a" = --ema ] || [ "$a" = 0.99 ] || no_ema+=("$a"); done
+"$parcnn" train "${no_ema[@]}" --workers 2 --out "$tmp/recipe-noema" > /dev/null 2>&1
+if cmp -s "$tmp/recipe-noema/model.safetensors" "$tmp/recipe-w1/model.safetensors"; then
+    failed=$((failed + 1)); echo "FAIL --ema saved the same model as without it"
+else
+    passed=$((passed + 1)); echo "ok   --ema saves other (averaged) weights"
+fi
+
 # A different seed must change the bytes (the comparison above can fail).
 "$parcnn" train --model simple-cnn "${common[@]}" --workers 2 --max-steps 10 --seed 2 --out "$tmp/seed2" > /dev/null 2>&1
 if cmp -s "$tmp/seed2/model.safetensors" "$tmp/full/model.safetensors"; then

@@ -40,6 +40,17 @@ for f in r2w1 r4w1; do
     [ "$(grep '^final' "$tmp/$f.log")" = "$(grep '^final' "$tmp/r1w1.log")" ] && ok "$f: final test metrics identical" || bad "$f: final metrics differ"
 done
 
+# --ema under MPI: each rank averages its chunk of the parameters, the chunks are shared
+# for evaluation and the files: still the bytes of one process
+recipe=("${common[@]}" --ema 0.99 --schedule triangular --optimizer sgd --lr 0.05 --weight-decay 5e-4
+        --no-decay-bn-bias --bias-lr-mult 4 --augment flip=alt)
+"$parcnn" train "${recipe[@]}" --workers 1 --out "$tmp/ema1" > "$tmp/ema1.log" 2>&1 || bad "--ema on 1 process failed"
+mpi 2 "$parcnn" train "${recipe[@]}" --workers 2 --out "$tmp/ema2" > "$tmp/ema2.log" 2>&1 \
+    || { bad "--ema on 2 ranks failed:"; cat "$tmp/ema2.log"; }
+same "$tmp/ema1/model.safetensors" "$tmp/ema2/model.safetensors" && same "$tmp/ema1/checkpoint.safetensors" "$tmp/ema2/checkpoint.safetensors" \
+    && ok "--ema and the recipe flags: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
+    || bad "--ema: 2 ranks x 2 workers differ from 1 x 1"
+
 # --reduce fast: MPI's own allreduce; runs, and learns as well (bits may differ)
 mpi 2 "$parcnn" train "${common[@]}" --workers 1 --reduce fast --out "$tmp/fast" > "$tmp/fast.log" 2>&1 \
     && grep -q "NOT bit-reproducible" "$tmp/fast.log" && ok "--reduce fast runs and says it is not reproducible" \

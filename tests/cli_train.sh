@@ -23,6 +23,15 @@ for key in epoch train_loss train_acc val_loss val_acc lr epoch_seconds train_se
 done
 ok "metrics.jsonl keys"
 [ -s "$tmp/run/model.safetensors" ] && [ -s "$tmp/run/checkpoint.safetensors" ] && ok "model and checkpoint written" || bad "model/checkpoint missing"
+/usr/bin/env python3 - "$tmp/run/report.svg" <<'PY' && ok "report.svg: valid SVG, two charts of the 3 epochs" || bad "report.svg"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
+lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+assert len(lines) == 2 and all(len(l.get("points").split()) == 3 for l in lines), [l.get("points") for l in lines]
+texts = "".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+assert "final test accuracy" in texts and "wall-clock seconds" in texts and "epoch" in texts
+PY
 ls "$tmp/run" | grep -q tmp && bad "temporary files left behind" || ok "no temporary files left"
 
 "$parcnn" eval --weights "$tmp/run/model.safetensors" > "$tmp/eval.txt" 2>&1
@@ -42,5 +51,42 @@ PY
 "$parcnn" predict --weights "$tmp/run/model.safetensors" --top 2 0 1 > "$tmp/pred.txt" 2>&1
 [ $? = 0 ] && [ "$(grep -c '^sample' "$tmp/pred.txt")" = 2 ] && ok "predict prints one line per sample" || bad "predict: $(cat "$tmp/pred.txt")"
 grep -q "sample 0 (true: Ankle boot)" "$tmp/pred.txt" && ok "predict names the true class" || bad "predict true class"
+# --tta flip averages the image and its mirror, so it is symmetric: evaluating the test
+# set with every image mirrored gives the same metrics (while plain evaluation differs)
+mkdir -p "$tmp/mirrored"
+/usr/bin/env python3 - /usr/share/datasets/fashion-mnist "$tmp/mirrored" <<'PY'
+import gzip, os, sys
+src, dst = sys.argv[1:]
+for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"]:
+    os.symlink(os.path.join(src, name + ".gz"), os.path.join(dst, name + ".gz"))
+raw = gzip.open(os.path.join(src, "t10k-images-idx3-ubyte.gz")).read()
+head, px = raw[:16], raw[16:]
+rows = [px[i:i + 28][::-1] for i in range(0, len(px), 28)]
+open(os.path.join(dst, "t10k-images-idx3-ubyte"), "wb").write(head + b"".join(rows))
+PY
+weights="$tmp/run/model.safetensors"
+"$parcnn" eval --weights "$weights" --json --workers 2 --tta flip > "$tmp/tta.json" 2>&1
+"$parcnn" eval --weights "$weights" --json --tta flip --data "idx:$tmp/mirrored" > "$tmp/tta-mirrored.json" 2>&1
+"$parcnn" eval --weights "$weights" --json --data "idx:$tmp/mirrored" > "$tmp/mirrored.json" 2>&1
+/usr/bin/env python3 - "$tmp/eval.json" "$tmp/tta.json" "$tmp/tta-mirrored.json" "$tmp/mirrored.json" <<'PY' \
+    && ok "eval --tta flip of the mirrored test set = of the test set (and plain evaluation differs)" || bad "eval --tta flip"
+import json, sys
+plain, tta, tta_mirrored, mirrored = (json.load(open(f)) for f in sys.argv[1:])
+assert tta["confusion"] == tta_mirrored["confusion"], "confusion differs"
+assert abs(tta["loss"] - tta_mirrored["loss"]) < 1e-6, (tta["loss"], tta_mirrored["loss"])
+assert abs(plain["loss"] - mirrored["loss"]) > 1e-4, "mirroring does not change plain evaluation"
+assert abs(plain["loss"] - tta["loss"]) > 1e-4, "--tta flip changes nothing"
+PY
+"$parcnn" predict --weights "$weights" --tta flip 0 1 2 > "$tmp/pred-tta.txt" 2>&1
+"$parcnn" predict --weights "$weights" --tta flip --data "idx:$tmp/mirrored" 0 1 2 > "$tmp/pred-tta-mirrored.txt" 2>&1
+[ -s "$tmp/pred-tta.txt" ] && cmp -s "$tmp/pred-tta.txt" "$tmp/pred-tta-mirrored.txt" \
+    && ok "predict --tta flip: the same probabilities for mirrored samples" || bad "predict --tta flip: $(cat "$tmp/pred-tta.txt")"
+"$parcnn" train --limit 512 --epochs 1 --eval-limit 256 --augment flip --tta flip,translate=1 --no-progress > "$tmp/train-tta.log" 2>&1
+grep -q "^final: .*, test-time augmentation flip,translate=1$" "$tmp/train-tta.log" \
+    && ok "train --tta: the final metrics name the test-time augmentation" || bad "train --tta: $(tail -2 "$tmp/train-tta.log")"
+"$parcnn" eval --weights "$weights" --json --tta flip,translate=2 > "$tmp/tta2.json" 2>&1 \
+    && /usr/bin/env python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert a["loss"] != b["loss"]' \
+       "$tmp/tta.json" "$tmp/tta2.json" && ok "eval --tta flip,translate=2 runs and differs from flip" || bad "eval --tta flip,translate=2"
+
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -206,7 +206,7 @@ static void run_kernels(const char *model_name, pc_model *m, const pc_st_file *f
             pc_exec_forward(ex, 1, 0, (uint64_t)step, 0, bn_stats);
             pc_exec_loss(ex, labels, 0.0f, 1.0f / batch, NULL);
             pc_exec_backward(ex, grads);
-            pc_opt_step(&go->cfg, go->lr, step, m->params, grads, state, n, 0, n);
+            pc_opt_step(&go->cfg, NULL, go->lr, step, m->params, grads, state, n, 0, n);
             update_running_stats(m, bn_stats, batch);
         }
         free(state);

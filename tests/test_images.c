@@ -24,6 +24,7 @@
 #include "data/dataset.h"
 #include "data/folder.h"
 #include "data/image.h"
+#include "data/tta.h"
 
 
 static void mkdir_p(const char *path) {
@@ -1075,6 +1076,31 @@ static void test_augment(void) {
     }
     CHECK(flipped > 5 && kept > 5 && exact, "flip: %d flipped, %d kept, exact %d", flipped, kept, exact);
 
+    /* flip=alt: a sample flipped in one epoch is not in the next and vice versa; about
+     * half the samples are flipped in each epoch; a flip is an exact mirror */
+    pc_augment_config alt;
+    CHECK(pc_augment_parse("flip=alt", &alt) == PC_OK && alt.hflip == PC_FLIP_ALT, "%s", err());
+    pc_augment_format(&alt, buf, sizeof buf);
+    CHECK(strcmp(buf, "flip=alt") == 0, "format: %s", buf);
+    CHECK(pc_augment_parse("flip=sometimes", &a2) == PC_ERR_USAGE && contains(err(), "no value or alt"),
+          "bad flip value: %s", err());
+    int alternates = 1, mirrored = 1, per_epoch[4] = {0};
+    for (int s = 0; s < 32; s++) {
+        int prev = -1;
+        for (int e = 0; e < 4; e++) {
+            pc_augment_apply(&alt, 9, (uint64_t)e, (uint64_t)s, C, H, W, in, o1);
+            int is_flipped = memcmp(o1, in, sizeof in) != 0;
+            for (int i = 0; is_flipped && i < N; i++)
+                mirrored &= o1[i] == in[i - i % W + (W - 1 - i % W)];
+            alternates &= prev < 0 || is_flipped != prev;
+            per_epoch[e] += is_flipped;
+            prev = is_flipped;
+        }
+    }
+    CHECK(alternates && mirrored && per_epoch[0] >= 8 && per_epoch[0] <= 24 &&
+              per_epoch[0] + per_epoch[1] == 32,
+          "flip=alt: alternates %d, mirrored %d, %d flipped in epoch 0", alternates, mirrored, per_epoch[0]);
+
     /* crop with padding: an integer shift, values exact, zero border */
     pc_augment_config cr;
     pc_augment_parse("crop=3", &cr);
@@ -1176,6 +1202,57 @@ static void test_augment(void) {
     pc_dataset_free(&d);
 }
 
+/* ---------------------------------------------------------------- test-time augmentation */
+
+static void test_tta(void) {
+    enum { C = 2, H = 5, W = 6, N = C * H * W };
+    float in[N], v[6][N];
+    fill_image(in, C, H, W, 8);
+    pc_tta t;
+    char buf[64];
+    CHECK(pc_tta_parse("flip,translate=2", &t) == PC_OK && t.flip && t.translate == 2, "%s", err());
+    pc_tta_format(&t, buf, sizeof buf);
+    CHECK(strcmp(buf, "flip,translate=2") == 0, "format: %s", buf);
+    CHECK(pc_tta_parse("none", &t) == PC_OK && pc_tta_views(&t) == 1 && pc_tta_views(NULL) == 1, "none: one view");
+    CHECK(pc_tta_parse("mirror", &t) == PC_ERR_USAGE && contains(err(), "--tta: unknown item 'mirror'"), "%s", err());
+    CHECK(pc_tta_parse("flip,translate=0", &t) == PC_ERR_USAGE && contains(err(), "'translate=0'"), "%s", err());
+    CHECK(pc_tta_parse("flip,translate=5", &t) == PC_OK && pc_tta_check(&t, H, W) == PC_ERR_USAGE &&
+              contains(err(), "translate=5: must be smaller than the 5x6 images"), "%s", err());
+
+    /* flip,translate=2: six views, airbench's weights, summing to 1 */
+    pc_tta_parse("flip,translate=2", &t);
+    CHECK(pc_tta_views(&t) == 6, "%d views", pc_tta_views(&t));
+    const float want_w[6] = {0.25f, 0.25f, 0.125f, 0.125f, 0.125f, 0.125f};
+    int weights_ok = 1;
+    for (int k = 0; k < 6; k++) {
+        weights_ok &= pc_tta_weight(&t, k) == want_w[k];
+        pc_tta_view(&t, k, C, H, W, in, v[k]);
+    }
+    CHECK(weights_ok, "view weights 1/4, 1/4, 1/8 x 4");
+    CHECK(memcmp(v[0], in, sizeof in) == 0, "view 0 is the image");
+    /* shifts by (+2, +2) and (-2, -2) with reflect padding (-1 -> 1, n -> n-2), and the
+     * mirror of each view */
+    int shift_ok = 1, mirror_ok = 1;
+    for (int ch = 0; ch < C; ch++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int i = (ch * H + y) * W + x, mx = (ch * H + y) * W + (W - 1 - x);
+                for (int s = 1; s <= 2; s++) {
+                    int d = s == 1 ? 2 : -2, sy = y - d, sx = x - d;
+                    sy = sy < 0 ? -sy : sy >= H ? 2 * (H - 1) - sy : sy;
+                    sx = sx < 0 ? -sx : sx >= W ? 2 * (W - 1) - sx : sx;
+                    shift_ok &= v[2 * s][i] == in[(ch * H + sy) * W + sx];
+                }
+                for (int k = 0; k < 6; k += 2) mirror_ok &= v[k + 1][i] == v[k][mx];
+            }
+    CHECK(shift_ok, "shifted views: reflect-padded shifts by (+2, +2) and (-2, -2)");
+    CHECK(mirror_ok, "odd views mirror the even ones");
+    CHECK(v[2][0] == in[(2 * W) + 2] && v[4][(H - 1) * W + W - 1] == in[(H - 3) * W + W - 3],
+          "corners come from inside the image");
+    pc_tta_parse("flip", &t);
+    CHECK(pc_tta_views(&t) == 2 && pc_tta_weight(&t, 1) == 0.5f, "flip: two views of 1/2");
+}
+
 /* ---------------------------------------------------------------- CIFAR-10 JPEG folders */
 
 static void test_cifar_jpeg(void) {
@@ -1243,6 +1320,7 @@ int main(void) {
     test_cache_and_threads();
     test_on_demand();
     test_augment();
+    test_tta();
     test_cifar_jpeg();
     testfs_finish();
     return check_summary();

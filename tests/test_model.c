@@ -104,6 +104,30 @@ static void test_graph(void) {
     pc_model_free(m);
 }
 
+/* Parameter roles follow the tensors: weights, biases (batch-norm shift too) and
+ * batch-norm scales. */
+static void test_roles(void) {
+    pc_model *m = NULL;
+    CHECK(parse("[conv] filters=8 size=3\n[batchnorm]\n[gap]\n[dense] units=classes\n", &m) == PC_OK,
+          "%s", pc_last_error());
+    if (!m) return;
+    uint8_t *roles = malloc(m->n_params);
+    memset(roles, 0xff, m->n_params);
+    pc_model_param_roles(m, roles);
+    int64_t count[PC_PARAM_ROLES + 1] = {0};
+    for (int64_t i = 0; i < m->n_params; i++) count[roles[i] < PC_PARAM_ROLES ? roles[i] : PC_PARAM_ROLES]++;
+    /* conv 8x3x3x3 + dense 10x8 weights; conv 8, bn shift 8, dense 10 biases; bn scale 8 */
+    CHECK(count[PC_PARAM_WEIGHT] == 216 + 80 && count[PC_PARAM_BIAS] == 26 &&
+              count[PC_PARAM_NORM_SCALE] == 8 && count[PC_PARAM_ROLES] == 0,
+          "roles: %lld weights, %lld biases, %lld scales, %lld unset", (long long)count[0],
+          (long long)count[1], (long long)count[2], (long long)count[3]);
+    const pc_layer *bn = &m->layers[2];
+    CHECK(bn->kind == PC_L_BN && roles[bn->weight_off] == PC_PARAM_NORM_SCALE &&
+              roles[bn->bias_off + bn->c - 1] == PC_PARAM_BIAS, "batch-norm scale and shift");
+    free(roles);
+    pc_model_free(m);
+}
+
 /* Every worker count that divides the shard count covers the shards exactly once with
  * tree nodes, and the worker-split evaluation gives the same floats as one worker. */
 static float tree_sum(const float *leaf, pc_tree_node n) {
@@ -180,6 +204,7 @@ int main(void) {
     test_zoo();
     test_parse_errors();
     test_graph();
+    test_roles();
     test_tree();
     test_split();
     return check_summary();

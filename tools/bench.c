@@ -28,6 +28,7 @@
 #endif
 
 #include "core/common.h"
+#include "core/svg.h"
 #include "data/augment.h"
 #include "data/folder.h"
 #include "dist/comm.h"
@@ -122,78 +123,48 @@ static void write_csv(FILE *f, const bench_run *runs, int n, const char *model) 
 /* Speedup against cores used: the one-thread runs of each rank count as circles joined
  * by a line (one colour per rank count), thread runs as squares, and the ideal y = x. */
 static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) {
-    const int W = 480, H = 360, L = 60, R = 20, T = 40, B = 50;
     static const char *const colours[] = {"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e",
                                           "#8c564b", "#e377c2"};
-    double base = seconds_per_epoch(&runs[0]);
-    int xmax = 1, multi_rank = 0;
-    double ymax = 1;
+    double base = seconds_per_epoch(&runs[0]), xmax = 1, ymax = 1;
+    int multi_rank = 0;
     for (int i = 0; i < n; i++) {
-        int cores = cores_used(&runs[i]);
-        double sp = base / seconds_per_epoch(&runs[i]);
+        double cores = cores_used(&runs[i]), sp = base / seconds_per_epoch(&runs[i]);
         multi_rank |= runs[i].ranks > 1;
         xmax = cores > xmax ? cores : xmax;
         ymax = sp > ymax ? sp : ymax;
     }
     ymax = ymax > xmax ? ymax : xmax;
-#define PX(x) (L + ((x) - 1.0) / (xmax > 1 ? xmax - 1.0 : 1.0) * (W - L - R))
-#define PY(y) (H - B - ((y) / ymax) * (H - T - B))
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    fprintf(f, "<text x=\"%d\" y=\"20\" font-size=\"14\">parcnn speedup: %s</text>\n", L, model);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, H - B,
-            W - R, H - B);
-    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n", L, T, L,
-            H - B);
-    for (int x = 1; x <= xmax; x++)
-        fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", PX(x),
-                H - B + 16, x);
-    for (int y = 0; y <= (int)ymax; y++)
-        fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d</text>\n", L - 6, PY(y) + 4,
-                y);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">cores used (%sworkers x threads)"
-               "</text>\n", (L + W - R) / 2, H - 12, multi_rank ? "ranks x " : "");
-    fprintf(f, "<text x=\"16\" y=\"%d\" transform=\"rotate(-90 16 %d)\" text-anchor=\"middle\">"
-               "speedup vs %s</text>\n", (T + H - B) / 2, (T + H - B) / 2,
-            multi_rank ? "1 rank x 1 worker" : "1 worker");
-    fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"gray\" "
-               "stroke-dasharray=\"6,4\"/>\n", PX(1), PY(1), PX(xmax), PY(xmax));
-    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" fill=\"gray\">ideal</text>\n", PX(xmax) - 40,
-            PY(xmax) - 6);
-    /* the one-thread runs come grouped by rank count */
-    int group = -1;
-    for (int i = 0; i < n; i++) {
-        if (runs[i].threads != 1) continue;
-        if (i == 0 || runs[i].ranks != runs[i - 1].ranks) {
-            if (group >= 0) fprintf(f, "\"/>\n");
-            group++;
-            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                    colours[group % 6]);
+    pc_svg_chart c = {.left = 60, .top = 40, .width = 400, .height = 270, .x0 = 1, .x1 = xmax,
+                      .y0 = 0, .y1 = ymax, .x_integers = 1};
+    char title[256];
+    snprintf(title, sizeof title, "parcnn speedup: %s", model);
+    pc_svg_begin(f, 480, 360);
+    pc_svg_axes(f, &c, title,
+                multi_rank ? "cores used (ranks x workers x threads)" : "cores used (workers x threads)",
+                multi_rank ? "speedup vs 1 rank x 1 worker" : "speedup vs 1 worker");
+    pc_svg_line(f, &c, (double[]){1, xmax}, (double[]){1, xmax}, 2, "gray", 1);
+    pc_svg_text(f, pc_svg_x(&c, xmax) - 40, pc_svg_y(&c, xmax) - 6, "start", 12, "gray", "ideal");
+    /* the one-thread runs come grouped by rank count: one line and colour per group */
+    for (int i = 0, group = 0; i < n; group++) {
+        double xs[MAX_RUNS], ys[MAX_RUNS];
+        int k = 0, ranks = runs[i].ranks;
+        for (; i < n && runs[i].ranks == ranks; i++) {
+            double x = cores_used(&runs[i]), y = base / seconds_per_epoch(&runs[i]);
+            if (runs[i].threads > 1) {
+                pc_svg_marker(f, &c, x, y, "#d62728", 1);
+                pc_svg_text(f, pc_svg_x(&c, x) - 10, pc_svg_y(&c, y) + 4, "end", 12, "#d62728",
+                            "1 worker x %d threads", runs[i].threads);
+                continue;
+            }
+            xs[k] = x, ys[k++] = y;
+            pc_svg_marker(f, &c, x, y, colours[group % 6], 0);
         }
-        fprintf(f, "%.1f,%.1f ", PX(cores_used(&runs[i])), PY(base / seconds_per_epoch(&runs[i])));
+        if (k) pc_svg_line(f, &c, xs, ys, k, colours[group % 6], 0);
+        if (multi_rank && k)
+            pc_svg_text(f, pc_svg_x(&c, xs[k - 1]) - 8, pc_svg_y(&c, ys[k - 1]) - 10, "end", 12,
+                        colours[group % 6], "%d rank(s)", ranks);
     }
-    if (group >= 0) fprintf(f, "\"/>\n");
-    group = -1;
-    for (int i = 0; i < n; i++) {
-        double x = PX(cores_used(&runs[i])), y = PY(base / seconds_per_epoch(&runs[i]));
-        if (runs[i].threads == 1) {
-            if (i == 0 || runs[i].ranks != runs[i - 1].ranks) group++;
-            const char *colour = colours[group % 6];
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/>\n", x, y, colour);
-            int last_of_group = i + 1 == n || runs[i + 1].ranks != runs[i].ranks ||
-                                runs[i + 1].threads != 1;
-            if (multi_rank && last_of_group)
-                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" fill=\"%s\">"
-                           "%d rank(s)</text>\n", x - 8, y - 10, colour, runs[i].ranks);
-        } else
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"10\" height=\"10\" fill=\"#d62728\"/>"
-                       "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">1 worker x %d threads</text>\n",
-                    x - 5, y - 5, x - 150, y + 4, runs[i].threads);
-    }
-    fprintf(f, "</svg>\n");
-#undef PX
-#undef PY
+    pc_svg_end(f);
 }
 
 /* ----------------------------------------------------------- running one configuration */

@@ -10,6 +10,7 @@
 #include "data/dataset.h"
 #include "data/folder.h"
 #include "data/image.h"
+#include "data/tta.h"
 #include "dist/comm.h"
 #include "nn/model.h"
 #include "train/engine.h"
@@ -114,18 +115,36 @@ static const char train_help[] =
     "  --momentum X         SGD momentum (default 0.9)\n"
     "  --nesterov           Nesterov momentum for SGD\n"
     "  --weight-decay X     L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)\n"
-    "  --schedule NAME      constant, exp (default), step or cosine\n"
+    "  --no-decay-bn-bias   no weight decay on biases and batch-norm scales and shifts\n"
+    "  --bias-lr-mult X     learning-rate multiplier of biases, batch-norm shifts included\n"
+    "                       (default 1; airbench uses 64 with SGD)\n"
+    "  --schedule NAME      constant, exp (default), step, cosine or triangular\n"
     "  --decay-rate X       exp/step: factor per --decay-epochs (default 0.8)\n"
     "  --decay-epochs X     exp/step: period in epochs (default 1)\n"
-    "  --warmup-epochs X    linear warm-up (default 0)\n"
+    "  --warmup-epochs X    linear warm-up (default 0; not with triangular)\n"
+    "  --peak-epoch X       triangular (airbench's one-cycle): linear from --lr x\n"
+    "                       --start-factor at step 0 up to --lr at epoch X, then linear\n"
+    "                       down to 0 at the end of --epochs (default: 20% of --epochs)\n"
+    "  --start-factor F     triangular: the first step's fraction of --lr (default 0.2)\n"
     "  --lr-scale MODE      none (default), linear or sqrt: multiply --lr by B/R or sqrt(B/R)\n"
     "                       for global batch B and reference batch R (Goyal et al.)\n"
     "  --lr-ref-batch R     the reference batch of --lr-scale (default 128)\n"
     "  --label-smoothing X  default 0\n"
+    "  --ema DECAY          keep an exponential moving average of the weights and batch-norm\n"
+    "                       statistics, updated after every step (e.g. 0.999), with timm's\n"
+    "                       warm-up: decay min(DECAY, (1+t)/(10+t)) at step t; the epoch\n"
+    "                       metrics and model.safetensors are of the average, the checkpoint\n"
+    "                       keeps both (default off)\n"
     "  --seed N             default 1\n"
     "  --augment SPEC       training-time augmentation, e.g. flip,crop=4,zoom=0.8,shear=10,\n"
     "                       rotate=15,translate=0.1,brightness=0.2,contrast=0.2,cutout=0.5\n"
-    "                       (default none; never applied to evaluation)\n"
+    "                       (default none; never applied to evaluation); flip=alt is\n"
+    "                       airbench's alternating flip: each image mirrored in every\n"
+    "                       other epoch, from a random first choice per image\n"
+    "  --tta MODE           test-time augmentation of the final evaluation (the epoch lines\n"
+    "                       stay plain: every view costs a forward pass): flip (the image\n"
+    "                       and its mirror) or flip,translate=N (airbench's: also shifted\n"
+    "                       by (N, N) and (-N, -N) pixels, reflect-padded); default none\n"
     "  --loader-threads N   threads preparing the next step's batch while the workers\n"
     "                       compute (default 1; 0: workers assemble their own input)\n"
     "image folders (--data folder:DIR, DIR/CLASS/*.jpg|png or DIR/{train,test|val}/CLASS/):\n"
@@ -143,7 +162,8 @@ static const char train_help[] =
     "  --limit N            use only the first N training images\n"
     "  --eval-limit N       evaluate on only the first N test images\n"
     "  --max-steps N        stop after N optimizer steps in total (checkpoint kept)\n"
-    "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors\n"
+    "  --out DIR            write metrics.jsonl, model.safetensors, checkpoint.safetensors,\n"
+    "                       and at the end report.svg (test accuracy against time and epochs)\n"
     "  --resume             continue from DIR/checkpoint.safetensors (same settings, any\n"
     "                       worker count): bit-identical to an uninterrupted run\n"
     "  --reduce MODE        under MPI: deterministic (default; fixed-tree reduce-scatter,\n"
@@ -168,19 +188,25 @@ static int cmd_train(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT,
-        O_MAXSTEPS, O_EVALLIMIT, O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_LTHREADS, O_ISIZE, O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_NOPROG, O_PROFILE, O_HELP
+        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
+        O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
+        O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
+        O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
         {"batch", 1, 0, O_BATCH}, {"shard-size", 1, 0, O_SHARD}, {"workers", 1, 0, O_WORKERS},
         {"threads", 1, 0, O_THREADS}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
+        {"no-decay-bn-bias", 0, 0, O_NODECAY}, {"bias-lr-mult", 1, 0, O_BIASLR},
+        {"ema", 1, 0, O_EMA},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
+        {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
         {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
-        {"augment", 1, 0, O_AUG}, {"loader-threads", 1, 0, O_LTHREADS}, {"image-size", 1, 0, O_ISIZE},
+        {"augment", 1, 0, O_AUG}, {"tta", 1, 0, O_TTA}, {"loader-threads", 1, 0, O_LTHREADS},
+        {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
         {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
@@ -206,12 +232,21 @@ static int cmd_train(int argc, char **argv) {
         case O_MOM: bad = parse_float("train", "--momentum", optarg, 0, 0.9999, &c.opt.momentum); break;
         case O_NEST: c.opt.nesterov = 1; break;
         case O_WD: bad = parse_float("train", "--weight-decay", optarg, 0, 1, &c.opt.weight_decay); break;
+        case O_NODECAY: c.no_decay_bn_bias = 1; break;
+        case O_EMA:
+            bad = parse_float("train", "--ema", optarg, 0, 1, &c.ema);
+            if (!bad && !(c.ema > 0 && c.ema < 1))
+                return usage_error("train", "--ema %s: expected a decay in (0, 1), e.g. 0.999", optarg);
+            break;
+        case O_BIASLR: bad = parse_float("train", "--bias-lr-mult", optarg, 1e-6, 1e4, &c.bias_lr_mult); break;
         case O_SCHED:
             if (pc_sched_parse(optarg, &c.sched.kind) != PC_OK) return fail(PC_ERR_USAGE);
             break;
         case O_DRATE: bad = parse_float("train", "--decay-rate", optarg, 1e-6, 1, &c.sched.decay_rate); break;
         case O_DEPOCHS: bad = parse_float("train", "--decay-epochs", optarg, 1e-3, 1e6, &c.sched.decay_epochs); break;
         case O_WARM: bad = parse_float("train", "--warmup-epochs", optarg, 0, 1e6, &c.sched.warmup_epochs); break;
+        case O_PEAK: bad = parse_float("train", "--peak-epoch", optarg, 0, 1e6, &c.sched.peak_epoch); break;
+        case O_START: bad = parse_float("train", "--start-factor", optarg, 0, 1, &c.sched.start_factor); break;
         case O_SMOOTH: bad = parse_float("train", "--label-smoothing", optarg, 0, 0.999, &c.label_smoothing); break;
         case O_LRSCALE:
             if (pc_lr_scale_parse(optarg, &c.lr_scale) != PC_OK) return fail(PC_ERR_USAGE);
@@ -226,6 +261,9 @@ static int cmd_train(int argc, char **argv) {
         case O_OVERWRITE: c.overwrite = 1; break;
         case O_AUG:
             if (pc_augment_parse(optarg, &c.augment) != PC_OK) return fail(PC_ERR_USAGE);
+            break;
+        case O_TTA:
+            if (pc_tta_parse(optarg, &c.tta) != PC_OK) return fail(PC_ERR_USAGE);
             break;
         case O_LTHREADS: bad = parse_long("train", "--loader-threads", optarg, 0, 64, &v); c.loader_threads = (int)v; break;
         case O_ISIZE: bad = parse_long("train", "--image-size", optarg, 4, 4096, &v); c.folder.image_size = (int)v; break;
@@ -283,7 +321,7 @@ static int cmd_train(int argc, char **argv) {
 /* ----------------------------------------------------------- eval/predict */
 
 static const char eval_help[] =
-    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--workers N] [--batch N]\n"
+    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
     "Evaluate a trained model on the test part of a dataset: accuracy, loss, per-class\n"
     "precision, recall and F1, macro averages and the confusion matrix.\n"
     "\n"
@@ -291,14 +329,17 @@ static const char eval_help[] =
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --train-split    evaluate on the training part instead\n"
     "  --json           print one JSON object (accuracy, loss, macro_f1, per_class, confusion)\n"
+    "  --tta MODE       test-time augmentation: flip (average the probabilities of the\n"
+    "                   image and its mirror) or flip,translate=N (airbench's: also\n"
+    "                   shifted by (N, N) and (-N, -N) pixels, reflect-padded)\n"
     "  --workers N      parallel replicas (default 1)\n"
     "  --batch N        samples per forward pass (default 100)\n"
     "  --kernels K      onednn or ref\n"
     "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
 
 static const char predict_help[] =
-    "usage: parcnn predict --weights FILE [--top K] IMAGE...\n"
-    "       parcnn predict --weights FILE [--data SPEC] [--top K] INDEX...\n"
+    "usage: parcnn predict --weights FILE [--top K] [--tta MODE] IMAGE...\n"
+    "       parcnn predict --weights FILE [--data SPEC] [--top K] [--tta MODE] INDEX...\n"
     "Classify image files (JPEG or PNG, preprocessed exactly as in training: converted to\n"
     "the model's channels, resized to its input, normalized with its mean and std), or\n"
     "test samples of a dataset given by their indices; prints the top-K classes with\n"
@@ -307,6 +348,7 @@ static const char predict_help[] =
     "  --weights FILE   model.safetensors written by parcnn train\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --top K          classes to print per sample (default 3)\n"
+    "  --tta MODE       test-time augmentation: flip or flip,translate=N (see eval --help)\n"
     "  --kernels K      onednn or ref\n"
     "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
 
@@ -314,14 +356,16 @@ typedef struct {
     const char *weights, *data;
     int json, workers, batch, top, train_split;
     pc_kernel_set kernels;
+    pc_tta tta;
 } infer_opts;
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
-    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_TS, O_H };
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_TS, O_TTA, O_H };
     static const struct option opts[] = {
         {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
         {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
-        {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"train-split", 0, 0, O_TS}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
+        {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"train-split", 0, 0, O_TS},
+        {"tta", 1, 0, O_TTA}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
     int c;
     long v;
     const char *precision = NULL;
@@ -339,6 +383,9 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         case O_K:
             if (parse_kernels(optarg, &o->kernels))
                 return usage_error(cmd, "--kernels %s: expected onednn or ref", optarg);
+            break;
+        case O_TTA:
+            if (pc_tta_parse(optarg, &o->tta) != PC_OK) return fail(PC_ERR_USAGE);
             break;
         case O_H:
             fputs(strcmp(cmd, "eval") == 0 ? eval_help : predict_help, stdout);
@@ -375,13 +422,14 @@ static int cmd_eval(int argc, char **argv) {
     pc_engine *e = NULL;
     pc_metrics mt = {0};
     pc_status st = load_for_inference(&o, &m, &meta, &d);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
     if (st == PC_OK) st = pc_engine_create(m, o.workers, 1, o.batch, o.kernels, &e);
     if (st == PC_OK) {
         memcpy(e->mean, meta.mean, sizeof meta.mean);
         memcpy(e->std, meta.std, sizeof meta.std);
         if (pc_metrics_init(&mt, m->classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
     }
-    if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &mt, NULL, NULL);
+    if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &o.tta, &mt, NULL, NULL);
     if (st == PC_OK) {
         if (o.json)
             pc_metrics_print_json(&mt, meta.class_names, stdout);
@@ -441,10 +489,15 @@ static int cmd_predict(int argc, char **argv) {
     pc_dataset d = {0};
     pc_engine *e = NULL;
     pc_status st = by_index ? load_for_inference(&o, &m, &meta, &d) : pc_model_load(o.weights, &m, &meta);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
     if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
-    float *probs = st == PC_OK ? malloc(sizeof(float) * m->classes) : NULL;
+    float *input = NULL, *probs = NULL;
+    if (st == PC_OK) {
+        input = malloc(sizeof(float) * meta.c * meta.h * meta.w);
+        probs = malloc(2 * sizeof(float) * m->classes); /* and the views' scratch */
+        if (!input || !probs) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
     for (int a = optind; st == PC_OK && a < argc; a++) {
-        float *input = pc_exec_input(e->execs[0]);
         long idx = 0;
         if (by_index) {
             if (!all_digits(argv[a]) || parse_long("predict", "INDEX", argv[a], 0, d.n - 1, &idx)) {
@@ -458,14 +511,14 @@ static int cmd_predict(int argc, char **argv) {
         } else if ((st = load_image_input(argv[a], &meta, input)) != PC_OK) {
             break;
         }
-        pc_exec_forward(e->execs[0], 0, 0, 0, 0, NULL);
-        pc_exec_probs(e->execs[0], probs);
+        pc_engine_probs(e, 0, &o.tta, input, probs, probs + m->classes);
         if (by_index)
             printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
         else
             printf("%s:", argv[a]);
         print_top(probs, m->classes, meta.class_names, o.top);
     }
+    free(input);
     free(probs);
     pc_engine_destroy(e);
     pc_dataset_free(&d);

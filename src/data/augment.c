@@ -24,7 +24,8 @@ enum {
     K_BRIGHT = 10,
     K_CONTRAST = 11,
     K_CUT_Y = 12,
-    K_CUT_X = 13
+    K_CUT_X = 13,
+    K_FLIP_ALT = 14  /* keyed without the epoch */
 };
 
 void pc_augment_none(pc_augment_config *a) {
@@ -94,8 +95,9 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
         const char *want = "";
         switch (which) {
         case 0:
-            if (val) ok = 0, want = "no value";
-            a.hflip = 1;
+            want = "no value or alt";
+            ok = !val || strcmp(val, "alt") == 0;
+            a.hflip = val ? PC_FLIP_ALT : PC_FLIP_RANDOM;
             break;
         case 1:
             want = "an integer number of pixels in [0, 1024]";
@@ -164,7 +166,7 @@ void pc_augment_format(const pc_augment_config *a, char *buf, size_t cap) {
         if (k < cap) k += (size_t)snprintf(buf + k, cap - k, "%s", k ? "," : ""); \
         if (k < cap) k += (size_t)snprintf(buf + k, cap - k, __VA_ARGS__);    \
     } while (0)
-    if (a->hflip) ADD("flip");
+    if (a->hflip) ADD(a->hflip == PC_FLIP_ALT ? "flip=alt" : "flip");
     if (a->crop_pad > 0) ADD("crop=%d", a->crop_pad);
     if (zoom_on(a)) {
         if (a->zoom_max == 1.0f) ADD("zoom=%g", (double)a->zoom_min);
@@ -184,6 +186,13 @@ void pc_augment_format(const pc_augment_config *a, char *buf, size_t cap) {
 
 static inline double draw(uint64_t seed, uint64_t epoch, uint64_t sample, uint64_t k) {
     return (double)pc_uniform01(pc_rand64(seed, PC_RNG_AUGMENT, epoch, sample, k));
+}
+
+/* Alternating flip: flipped iff (hash(seed, sample) + epoch) is odd. */
+static int flipped(const pc_augment_config *a, uint64_t seed, uint64_t epoch, uint64_t sample) {
+    if (a->hflip == PC_FLIP_ALT)
+        return (int)((pc_rand64(seed, PC_RNG_AUGMENT, 0, sample, K_FLIP_ALT) + epoch) & 1);
+    return draw(seed, epoch, sample, K_FLIP) < 0.5;
 }
 
 static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
@@ -236,7 +245,7 @@ static void augment_core(const pc_augment_config *a, uint64_t seed, uint64_t epo
             b0 = s * b0 + ox;
             b1 = s * b1 + oy;
         }
-        if (a->hflip && draw(seed, epoch, sample, K_FLIP) < 0.5) {
+        if (a->hflip && flipped(a, seed, epoch, sample)) {
             A00 = -A00, A01 = -A01, b0 = -b0;
         }
         const double hw2 = w * 0.5, hh2 = h * 0.5;

@@ -17,8 +17,13 @@
 #include "core/common.h"
 #include "data/dataset.h"
 
+/* Horizontal flip: off, random (probability 1/2 per sample and epoch), or airbench's
+ * alternating flip: a random first choice per sample, inverted every epoch, so every
+ * image is seen mirrored in every other epoch. */
+enum { PC_FLIP_OFF = 0, PC_FLIP_RANDOM = 1, PC_FLIP_ALT = 2 };
+
 typedef struct {
-    int hflip;        /* 1: mirror left-right with probability 1/2 */
+    int hflip;        /* PC_FLIP_* */
     int crop_pad;     /* random crop with padding P: shift by integers in [-P, P] each axis */
     float zoom_min;   /* random resized crop: a window of s in [zoom_min, zoom_max] of each */
     float zoom_max;   /*   side, at a random position, fills the image (s > 1 zooms out);
@@ -38,7 +43,7 @@ void pc_augment_none(pc_augment_config *a);
 int pc_augment_enabled(const pc_augment_config *a);
 
 /* Parse "flip,crop=4,zoom=0.8,shear=10,rotate=15,translate=0.1,brightness=0.2,contrast=0.2,
- * cutout=0.5" (any subset, any order; "hflip" = "flip"; "zoom=A:B" gives both ends, "zoom=A"
+ * cutout=0.5" (any subset, any order; "hflip" = "flip"; "flip=alt" alternates; "zoom=A:B" gives both ends, "zoom=A"
  * means [A, 1]; "" or "none" = off). Errors (PC_ERR_USAGE) name the bad item. */
 pc_status pc_augment_parse(const char *spec, pc_augment_config *out);
 

@@ -614,6 +614,16 @@ void pc_model_free(pc_model *m) {
     free(m);
 }
 
+void pc_model_param_roles(const pc_model *m, uint8_t *roles) {
+    for (int i = 0; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        if (l->weight_off >= 0)
+            memset(roles + l->weight_off, l->kind == PC_L_BN ? PC_PARAM_NORM_SCALE : PC_PARAM_WEIGHT,
+                   (size_t)l->weight_n);
+        if (l->bias_off >= 0) memset(roles + l->bias_off, PC_PARAM_BIAS, (size_t)l->bias_n);
+    }
+}
+
 int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {

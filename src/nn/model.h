@@ -99,6 +99,12 @@ int64_t pc_model_flops(const pc_model *m); /* forward FLOPs per sample */
 int64_t pc_model_train_flops(const pc_model *m);
 int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
 
+/* What each parameter is, for per-group optimizer settings: conv and dense weights,
+ * biases (conv, dense and the batch-norm shift) and batch-norm scales. */
+typedef enum { PC_PARAM_WEIGHT = 0, PC_PARAM_BIAS, PC_PARAM_NORM_SCALE, PC_PARAM_ROLES } pc_param_role;
+/* roles[i] = the pc_param_role of flat parameter i (n_params entries). */
+void pc_model_param_roles(const pc_model *m, uint8_t *roles);
+
 /* Parameter tensors in a fixed order, with PyTorch-style names and shapes. Used for
  * safetensors files and golden tests. Returns how many there are when `names` is NULL. */
 typedef struct {

@@ -40,21 +40,43 @@ void pc_engine_destroy(pc_engine *e) {
     free(e);
 }
 
+void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
+                     float *scratch) {
+    const pc_layer *in = &e->model->layers[0];
+    int64_t sample = (int64_t)in->c * in->h * in->w, n = (int64_t)e->batch * e->model->classes;
+    int views = pc_tta_views(tta);
+    pc_exec *ex = e->execs[w];
+    for (int v = 0; v < views; v++) {
+        float *x = pc_exec_input(ex);
+        for (int i = 0; i < e->batch; i++)
+            pc_tta_view(tta, v, in->c, in->h, in->w, inputs + i * sample, x + i * sample);
+        pc_exec_forward(ex, 0, 0, 0, 0, NULL);
+        if (views == 1) {
+            pc_exec_probs(ex, probs);
+            return;
+        }
+        pc_exec_probs(ex, scratch);
+        float weight = pc_tta_weight(tta, v);
+        for (int64_t k = 0; k < n; k++) probs[k] = (v ? probs[k] : 0.0f) + weight * scratch[k];
+    }
+}
+
 typedef struct {
     pc_engine *e;
     const pc_dataset *d;
+    const pc_tta *tta;
     int64_t first_chunk, chunks;  /* this rank's chunks */
     double *chunk_loss;           /* per chunk of this rank */
     int32_t *pred;                /* per sample of d */
     float *probs;                 /* optional output */
-    float **scratch;              /* per worker: batch x classes probabilities */
+    float **inputs;               /* per worker: one normalized batch */
+    float **scratch;              /* per worker: 2 x batch x classes probabilities */
     pc_error_slot error;          /* a sample that could not be gathered */
 } eval_job;
 
 static void eval_worker(int w, void *arg) {
     eval_job *j = arg;
     pc_engine *e = j->e;
-    pc_exec *ex = e->execs[w];
     int classes = e->model->classes, batch = e->batch;
     int64_t idx[batch];
     int32_t labels[batch];
@@ -62,14 +84,13 @@ static void eval_worker(int w, void *arg) {
         int64_t first = (j->first_chunk + k) * batch;
         int valid = (int)PC_MIN((int64_t)batch, j->d->n - first);
         for (int i = 0; i < batch; i++) idx[i] = i < valid ? first + i : first;
-        pc_status s = pc_dataset_gather(j->d, idx, batch, e->mean, e->std, pc_exec_input(ex), labels);
+        pc_status s = pc_dataset_gather(j->d, idx, batch, e->mean, e->std, j->inputs[w], labels);
         if (s != PC_OK) {
             pc_error_slot_set(&j->error, s);
             return;
         }
-        pc_exec_forward(ex, 0, 0, 0, 0, NULL);
         float *p = j->scratch[w];
-        pc_exec_probs(ex, p);
+        pc_engine_probs(e, w, j->tta, j->inputs[w], p, p + (int64_t)batch * classes);
         double loss = 0;
         for (int i = 0; i < valid; i++) {
             const float *pi = p + (int64_t)i * classes;
@@ -117,19 +138,22 @@ static pc_status merge_ranks(pc_comm *comm, int64_t total_chunks, const eval_job
     return st;
 }
 
-pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
+pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, const pc_tta *tta,
                              pc_metrics *metrics, int32_t *predictions, float *probs) {
     int R = pc_comm_size(comm), rank = pc_comm_rank(comm);
     int64_t total = (d->n + e->batch - 1) / e->batch;
-    eval_job j = {.e = e, .d = d, .probs = probs};
+    eval_job j = {.e = e, .d = d, .tta = tta, .probs = probs};
     j.first_chunk = total * rank / R;
     j.chunks = total * (rank + 1) / R - j.first_chunk;
     j.chunk_loss = calloc(j.chunks ? j.chunks : 1, sizeof(double));
     j.pred = predictions ? predictions : malloc(sizeof(int32_t) * (d->n ? d->n : 1));
+    j.inputs = calloc(e->workers, sizeof(float *));
     j.scratch = calloc(e->workers, sizeof(float *));
-    int ok = j.chunk_loss && j.pred && j.scratch;
+    int ok = j.chunk_loss && j.pred && j.inputs && j.scratch;
+    size_t input_bytes = sizeof(float) * e->batch * d->c * d->h * d->w;
     for (int w = 0; ok && w < e->workers; w++)
-        ok = (j.scratch[w] = malloc(sizeof(float) * e->batch * e->model->classes)) != NULL;
+        ok = (j.inputs[w] = malloc(input_bytes)) != NULL &&
+             (j.scratch[w] = malloc(2 * sizeof(float) * e->batch * e->model->classes)) != NULL;
     pc_status st = ok ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory during evaluation");
     pc_error_slot_init(&j.error);
     if (st == PC_OK && j.chunks > 0) pc_pool_run(e->pool, eval_worker, &j);
@@ -146,7 +170,9 @@ pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
         if (R > 1) st = merge_ranks(comm, total, &j, metrics);
     }
     for (int w = 0; j.scratch && w < e->workers; w++) free(j.scratch[w]);
+    for (int w = 0; j.inputs && w < e->workers; w++) free(j.inputs[w]);
     free(j.scratch);
+    free(j.inputs);
     free(j.chunk_loss);
     if (!predictions) free(j.pred);
     return st;

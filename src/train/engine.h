@@ -4,6 +4,7 @@
 #define PC_ENGINE_H
 
 #include "data/dataset.h"
+#include "data/tta.h"
 #include "dist/comm.h"
 #include "nn/exec.h"
 #include "nn/model.h"
@@ -22,11 +23,18 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
                            pc_kernel_set kernels, pc_engine **out);
 void pc_engine_destroy(pc_engine *e);
 
+/* Softmax probabilities (batch x classes) of one batch of normalized inputs (NCHW, the
+ * engine's batch size) on worker w's replica, averaged over the views of tta (NULL or
+ * off: the inputs alone) in view order; scratch holds batch x classes floats. */
+void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
+                     float *scratch);
+
 /* Evaluate on all of d in chunks of `batch` (the last one padded), each chunk on
- * exactly one rank and worker: fills metrics (confusion, loss; the same on every rank)
- * and, when non-NULL, this rank's predicted classes and probabilities (n x classes).
- * Results do not depend on the rank or worker count. */
-pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d,
+ * exactly one rank and worker, with test-time augmentation tta (NULL: none): fills
+ * metrics (confusion, loss; the same on every rank) and, when non-NULL, this rank's
+ * predicted classes and probabilities (n x classes). Results do not depend on the rank
+ * or worker count. */
+pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, const pc_tta *tta,
                              pc_metrics *metrics, int32_t *predictions, float *probs);
 
 #endif

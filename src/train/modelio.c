@@ -165,13 +165,22 @@ pc_status pc_model_load(const char *path, pc_model **out, pc_model_meta *meta) {
 
 pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,
                              const pc_checkpoint_info *info) {
-    pc_st_tensor extra = {.name = "optimizer.state", .dtype = PC_F32, .ndim = 1,
-                          .shape = {info->opt_state_n}, .data = info->opt_state};
+    pc_st_tensor extra[3];
+    int n_extra = 0;
+    if (info->opt_state_n)
+        extra[n_extra++] = (pc_st_tensor){.name = "optimizer.state", .dtype = PC_F32, .ndim = 1,
+                                          .shape = {info->opt_state_n}, .data = info->opt_state};
+    if (info->ema_params)
+        extra[n_extra++] = (pc_st_tensor){.name = "ema.params", .dtype = PC_F32, .ndim = 1,
+                                          .shape = {m->n_params}, .data = info->ema_params};
+    if (info->ema_params && m->n_buffers) /* models without batch norm have none */
+        extra[n_extra++] = (pc_st_tensor){.name = "ema.buffers", .dtype = PC_F32, .ndim = 1,
+                                          .shape = {m->n_buffers}, .data = info->ema_buffers};
     char step[32], seed[32];
     snprintf(step, sizeof step, "%lld", (long long)info->step);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
     pc_st_meta md[3] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint}};
-    return save(path, m, meta, &extra, info->opt_state_n ? 1 : 0, md, 3);
+    return save(path, m, meta, extra, n_extra, md, 3);
 }
 
 void pc_settings_diff(const char *was, const char *now, char *diff, size_t size) {
@@ -189,8 +198,17 @@ void pc_settings_diff(const char *was, const char *now, char *diff, size_t size)
     }
 }
 
-pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerprint,
-                             float *opt_state, int64_t opt_state_n, int64_t *step) {
+/* Copy the 1-d tensor `name` of n floats into dst. */
+static pc_status load_flat(const char *path, const pc_st_file *f, const char *name, float *dst,
+                           int64_t n) {
+    const pc_st_tensor *t = pc_st_get(f, name);
+    if (!t || t->dtype != PC_F32 || t->ndim != 1 || t->shape[0] != n)
+        return pc_fail(PC_ERR_DATA, "%s: %s missing or of the wrong size", path, name);
+    memcpy(dst, t->data, sizeof(float) * n);
+    return PC_OK;
+}
+
+pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *info) {
     pc_st_file *f;
     PC_TRY(pc_safetensors_read(path, &f));
     pc_status st = PC_OK;
@@ -200,21 +218,20 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerpr
     long long s = step_s ? strtoll(step_s, &end, 10) : -1;
     if (!fp || !step_s || *end || s < 0)
         st = pc_fail(PC_ERR_DATA, "%s: not a parcnn training checkpoint", path);
-    else if (strcmp(fp, fingerprint) != 0)
+    else if (strcmp(fp, info->fingerprint) != 0)
     {
         char diff[1024];
-        pc_settings_diff(fp, fingerprint, diff, sizeof diff);
+        pc_settings_diff(fp, info->fingerprint, diff, sizeof diff);
         st = pc_fail(PC_ERR_USAGE, "%s: was written with other settings: %s", path, diff);
     }
     if (st == PC_OK) st = load_tensors(path, f, m);
-    if (st == PC_OK && opt_state_n) {
-        const pc_st_tensor *t = pc_st_get(f, "optimizer.state");
-        if (!t || t->dtype != PC_F32 || t->ndim != 1 || t->shape[0] != opt_state_n)
-            st = pc_fail(PC_ERR_DATA, "%s: optimizer.state missing or of the wrong size", path);
-        else
-            memcpy(opt_state, t->data, sizeof(float) * opt_state_n);
-    }
-    if (st == PC_OK) *step = s;
+    if (st == PC_OK && info->opt_state_n)
+        st = load_flat(path, f, "optimizer.state", info->opt_state, info->opt_state_n);
+    if (st == PC_OK && info->ema_params)
+        st = load_flat(path, f, "ema.params", info->ema_params, m->n_params);
+    if (st == PC_OK && info->ema_buffers && m->n_buffers)
+        st = load_flat(path, f, "ema.buffers", info->ema_buffers, m->n_buffers);
+    if (st == PC_OK) info->step = s;
     pc_st_close(f);
     return st;
 }

@@ -4,8 +4,9 @@
  * name, and metadata: format, model (the model-file text), model_name, input_shape
  * "C,H,W", classes (JSON list of names), mean and std (JSON lists). Nothing that
  * varies between identical runs.
- * checkpoint.safetensors: the same plus "optimizer.state" and metadata step, seed
- * and fingerprint (the training settings that must match on --resume). */
+ * checkpoint.safetensors: the same plus "optimizer.state", with --ema "ema.params" and
+ * "ema.buffers" (the averaged weights), and metadata step, seed and fingerprint (the
+ * training settings that must match on --resume). */
 #ifndef PC_MODELIO_H
 #define PC_MODELIO_H
 
@@ -24,20 +25,22 @@ pc_status pc_model_save(const char *path, const pc_model *m, const pc_model_meta
 /* Rebuild the model from the file's own model text and load its tensors. */
 pc_status pc_model_load(const char *path, pc_model **m, pc_model_meta *meta);
 
+/* The training state beyond the model's tensors. */
 typedef struct {
     int64_t step;
     uint64_t seed;
     const char *fingerprint;
-    const float *opt_state;
+    float *opt_state;
     int64_t opt_state_n;
+    float *ema_params;     /* --ema: the averaged parameters (n_params floats) and */
+    float *ema_buffers;    /* batch-norm statistics (n_buffers); NULL without --ema */
 } pc_checkpoint_info;
 
 pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,
                              const pc_checkpoint_info *info);
-/* Load into an existing model (same architecture). Checks the fingerprint and the
- * optimizer state size; fills step. */
-pc_status pc_checkpoint_load(const char *path, pc_model *m, const char *fingerprint,
-                             float *opt_state, int64_t opt_state_n, int64_t *step);
+/* Load into an existing model (same architecture) and into info's arrays. Checks the
+ * fingerprint and the sizes of the optimizer and EMA state; fills info->step. */
+pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *info);
 
 /* Compare two settings strings of space-separated key=value words and describe the
  * words that differ as "key=old (now key=new), ...". */

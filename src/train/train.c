@@ -17,6 +17,7 @@
 #include "train/metrics.h"
 #include "train/modelio.h"
 #include "train/reduce.h"
+#include "train/report.h"
 
 void pc_train_config_defaults(pc_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -30,7 +31,8 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->opt = (pc_opt_config){.kind = PC_OPT_ADAM, .momentum = 0.9f, .beta1 = 0.9f,
                              .beta2 = 0.999f, .eps = 1e-8f};
     c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
-                                 .decay_epochs = 1.0f};
+                                 .decay_epochs = 1.0f, .peak_epoch = -1, .start_factor = 0.2f};
+    c->bias_lr_mult = 1.0f;
     c->seed = 1;
     c->lr_ref_batch = 128;
     c->timeout = 300;
@@ -61,6 +63,11 @@ typedef struct {
     int64_t fast_posted;  /* params [fast_posted, n) are already being allreduced */
     float *opt_state;
     int64_t opt_state_n;
+    uint8_t *param_roles;  /* pc_param_role per parameter: the optimizer's groups */
+    pc_opt_groups groups;
+    /* --ema: the averaged parameters and batch-norm statistics (NULL: off); under MPI
+     * each rank keeps its chunk of the parameters current, as with the optimizer state */
+    float *ema_params, *ema_buffers;
     int64_t *perm;
     /* per step */
     int64_t step;         /* optimizer steps done so far */
@@ -137,12 +144,40 @@ static float *step_gradient(trainer *t) {
     return t->fast_acc ? t->fast_acc[0] : pc_reducer_gradient(t->red);
 }
 
+/* --ema: the decay after the optimizer step being taken (t->step + 1 counting from 1),
+ * warmed up as timm's ModelEmaV3 does: min(decay, (1 + s) / (10 + s)), so the first
+ * averages are not dominated by the random initial weights. */
+static float ema_decay(const trainer *t) {
+    double s = (double)(t->step + 1);
+    return (float)PC_MIN((double)t->cfg->ema, (1.0 + s) / (10.0 + s));
+}
+
+/* avg = d avg + (1 - d) x on [begin, end): element by element, so chunked like the
+ * optimizer it gives the bits of a whole update. */
+static void ema_update(const trainer *t, const float *x, float *avg, int64_t begin, int64_t end) {
+    if (!avg) return;
+    const float d = ema_decay(t), r = 1.0f - d;
+    for (int64_t i = begin; i < end; i++) avg[i] = d * avg[i] + r * x[i];
+}
+
+/* --ema: exchange the model's weights and the averaged ones (evaluation and
+ * model.safetensors use the average; training goes on with the weights). */
+static void swap_ema(trainer *t) {
+    if (!t->ema_params) return;
+    float *p = t->m->params, *b = t->m->buffers;
+    t->m->params = t->ema_params;
+    t->m->buffers = t->ema_buffers;
+    t->ema_params = p;
+    t->ema_buffers = b;
+}
+
 static void optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
+    pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, begin, end);
+    ema_update(t, t->m->params, t->ema_params, begin, end);
 }
 
 /* Deterministic MPI mode: each rank updates only its chunk of the parameters (its
@@ -153,8 +188,9 @@ static void optimizer_chunk_job(int w, void *arg) {
     int64_t first, last, begin, end, n = t->m->n_params;
     pc_reducer_chunk(t->red, &first, &last);
     pc_split_range(last - first, t->e->workers, w, 16, &begin, &end);
-    pc_opt_step(&t->cfg->opt, t->lr, t->step + 1, t->m->params, step_gradient(t),
+    pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, first + begin, first + end);
+    ema_update(t, t->m->params, t->ema_params, first + begin, first + end);
 }
 
 /* --------------------------------------------- --reduce fast (not reproducible) */
@@ -444,6 +480,15 @@ static pc_status check_config(const pc_train_config *c) {
         return pc_fail(PC_ERR_USAGE, "--lr %g: must be positive", c->sched.base_lr);
     if (c->label_smoothing < 0 || c->label_smoothing >= 1)
         return pc_fail(PC_ERR_USAGE, "--label-smoothing %g: must be in [0, 1)", c->label_smoothing);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR && c->sched.warmup_epochs > 0)
+        return pc_fail(PC_ERR_USAGE, "--warmup-epochs %g: the triangular schedule warms up by "
+                       "itself (see --peak-epoch and --start-factor)", c->sched.warmup_epochs);
+    if (c->no_decay_bn_bias && c->opt.weight_decay == 0)
+        return pc_fail(PC_ERR_USAGE, "--no-decay-bn-bias: there is no weight decay to turn off "
+                       "(give --weight-decay)");
+    if (c->sched.peak_epoch > c->epochs)
+        return pc_fail(PC_ERR_USAGE, "--peak-epoch %g: must be at most --epochs %d",
+                       c->sched.peak_epoch, c->epochs);
     return PC_OK;
 }
 
@@ -483,27 +528,45 @@ static pc_status load_data(trainer *t) {
     return PC_OK;
 }
 
+/* Append " key=value" to the fingerprint. */
+static void fingerprint_add(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fingerprint_add(trainer *t, const char *fmt, ...) {
+    size_t len = strlen(t->fingerprint);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->fingerprint + len, sizeof t->fingerprint - len, fmt, ap);
+    va_end(ap);
+}
+
 /* Settings that must agree between a checkpoint and the run resuming it. The
  * worker and thread counts are deliberately absent: they do not change results;
- * so is the epoch count, except for the cosine schedule, so a run can be extended. */
+ * so is the epoch count, except for the schedules whose shape depends on the length of
+ * the run (cosine, triangular), so a run can be extended; and --tta, which changes only
+ * the final evaluation, not the state a checkpoint holds. Settings added later are
+ * appended only when they are not at their defaults, so older checkpoints still resume. */
 static void make_fingerprint(trainer *t) {
     const pc_train_config *c = t->cfg;
     char augment[256];
     pc_augment_format(&c->augment, augment, sizeof augment);
     unsigned long long h = 1469598103934665603ull;
     for (const char *p = t->m->source; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    int by_length = c->sched.kind == PC_SCHED_COSINE || c->sched.kind == PC_SCHED_TRIANGULAR;
     snprintf(t->fingerprint, sizeof t->fingerprint,
              "model=%s/%016llx data=%s limit=%lld batch=%d shard=%d opt=%s lr=%g wd=%g "
              "mom=%g nesterov=%d sched=%s decay=%g/%g warmup=%g epochs=%d smoothing=%g seed=%llu "
-             "augment=%s image=%dx%d val_split=%g precision=%s",
+             "augment=%s image=%dx%d val_split=%g",
              t->m->name, h, c->data, (long long)c->limit, c->batch, c->shard_size,
              pc_opt_name(c->opt.kind), t->sched.base_lr, c->opt.weight_decay, c->opt.momentum,
              c->opt.nesterov, pc_sched_name(c->sched.kind), c->sched.decay_rate,
-             c->sched.decay_epochs, c->sched.warmup_epochs,
-             /* only the cosine schedule depends on the length of the run */
-             c->sched.kind == PC_SCHED_COSINE ? c->epochs : 0, c->label_smoothing,
-             (unsigned long long)c->seed, augment, t->train.h, t->train.c, c->folder.val_split,
-             c->kernels == PC_KERNELS_DNNL_BF16 ? "bf16" : "fp32");
+             c->sched.decay_epochs, c->sched.warmup_epochs, by_length ? c->epochs : 0,
+             c->label_smoothing, (unsigned long long)c->seed, augment, t->train.h, t->train.c,
+             c->folder.val_split);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR)
+        fingerprint_add(t, " peak=%g start=%g", c->sched.peak_epoch, c->sched.start_factor);
+    if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " bias_lr_mult=%g", c->bias_lr_mult);
+    if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
+    if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
+    if (c->kernels == PC_KERNELS_DNNL_BF16) fingerprint_add(t, " precision=bf16");
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -561,6 +624,13 @@ static void print_startup(const trainer *t) {
             pc_lr_scale_name(c->lr_scale), c->batch, c->lr_ref_batch);
     say(t, ", schedule %s", pc_sched_name(c->sched.kind));
     if (c->sched.warmup_epochs > 0) say(t, " after %g warm-up epoch(s)", c->sched.warmup_epochs);
+    if (c->sched.kind == PC_SCHED_TRIANGULAR) {
+        double peak = c->sched.peak_epoch >= 0 ? c->sched.peak_epoch : 0.2 * c->epochs;
+        say(t, " (x%g rising to the peak at epoch %g, then down to 0)", c->sched.start_factor, peak);
+    }
+    if (c->bias_lr_mult != 1.0f) say(t, ", biases at %g x lr", c->bias_lr_mult);
+    if (c->no_decay_bn_bias) say(t, ", no weight decay on biases and batch-norm scales");
+    if (c->ema > 0) say(t, ", weights averaged with decay %g (evaluated and saved)", c->ema);
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -575,11 +645,15 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     char path[4096];
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
-                               .opt_state_n = t->opt_state_n};
+                               .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
+                               .ema_buffers = t->ema_buffers};
     path_in(path, sizeof path, dir, "checkpoint.safetensors");
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
     path_in(path, sizeof path, dir, "model.safetensors");
-    PC_TRY(pc_model_save(path, t->m, &t->meta));
+    swap_ema(t);
+    pc_status st = pc_model_save(path, t->m, &t->meta);
+    swap_ema(t);
+    PC_TRY(st);
     path_in(path, sizeof path, dir, "metrics.jsonl");
     FILE *f = fopen(path, "a");
     if (!f || fprintf(f, "%s\n", metrics_line) < 0 || fclose(f) != 0)
@@ -695,6 +769,38 @@ static pc_status report_profile(trainer *t) {
     return st;
 }
 
+/* The test metrics, of the averaged weights with --ema (whose chunks the ranks
+ * first share, as the optimizer state). */
+static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
+    if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
+    swap_ema(t);
+    pc_status st = pc_engine_evaluate(t->e, t->comm, &t->test, tta, vm, NULL, NULL);
+    swap_ema(t);
+    return st;
+}
+
+/* Rank 0 did something that can fail; every rank returns its outcome. */
+static pc_status share_status(trainer *t, pc_status st) {
+    if (t->ranks == 1) return st;
+    int32_t status = st;
+    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
+    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
+    return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
+}
+
+/* DIR/report.svg, headed by the model, the data and the final metrics. */
+static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
+    const pc_train_config *c = t->cfg;
+    char title[512], views[64] = "", notes[128] = "";
+    if (tta) pc_tta_format(&c->tta, views, sizeof views);
+    if (tta || c->ema > 0)
+        snprintf(notes, sizeof notes, " (%s%s%s%s)", tta ? "tta " : "", views,
+                 tta && c->ema > 0 ? ", " : "", c->ema > 0 ? "weight average" : "");
+    snprintf(title, sizeof title, "%s on %s: final test accuracy %.4f%s", t->m->name, c->data,
+             pc_metrics_accuracy(vm), notes);
+    return pc_report_write(c->out_dir, title, t->sched.steps_per_epoch);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static pc_status run(trainer *t, pc_train_result *result) {
@@ -723,6 +829,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
             t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
             update_running_stats(t);
+            ema_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
             for (int s = 0; s < t->shards; s++) {
                 loss_sum += *rec_loss(t, s);
                 correct += *rec_correct(t, s);
@@ -741,7 +848,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
         if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
-        st = pc_engine_evaluate(t->e, t->comm, &t->test, &vm, NULL, NULL);
+        st = evaluate(t, NULL, &vm);
         if (st != PC_OK) break;
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
@@ -771,25 +878,23 @@ static pc_status run(trainer *t, pc_train_result *result) {
         result->images_seen += seen;
     }
     result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
+    /* test-time augmentation costs a forward pass per view: only for the final metrics */
+    int tta = pc_tta_views(&c->tta) > 1 && result->epochs_run > 0;
+    if (st == PC_OK && tta) st = evaluate(t, &c->tta, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK && c->profile) st = report_profile(t);
     if (st == PC_OK) {
-        say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f\n",
-               pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm));
+        char views[64] = "";
+        if (tta) pc_tta_format(&c->tta, views, sizeof views);
+        say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f%s%s\n",
+               pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm),
+               tta ? ", test-time augmentation " : "", views);
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
+    if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm, tta) : PC_OK);
     pc_metrics_free(&vm);
     return st;
-}
-
-/* Rank 0 did something that can fail; every rank returns its outcome. */
-static pc_status share_status(trainer *t, pc_status st) {
-    if (t->ranks == 1) return st;
-    int32_t status = st;
-    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
-    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
-    return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
 }
 
 /* Every rank must train the same thing: compare the settings of all ranks. */
@@ -797,9 +902,11 @@ static pc_status check_ranks_agree(trainer *t) {
     if (t->ranks == 1) return PC_OK;
     enum { LEN = 1024 };
     char mine[LEN + 64];
-    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s",
+    char tta[64];
+    pc_tta_format(&t->cfg->tta, tta, sizeof tta);
+    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s tta=%s",
              t->fingerprint, t->cfg->workers, t->cfg->threads, (int)t->cfg->kernels,
-             t->cfg->reduce_fast ? "fast" : "deterministic");
+             t->cfg->reduce_fast ? "fast" : "deterministic", tta);
     char *all = calloc(t->ranks, LEN);
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status st = pc_comm_allgather_bytes(t->comm, mine, LEN, all);
@@ -823,6 +930,10 @@ static pc_status broadcast_state(trainer *t) {
     PC_TRY(pc_comm_bcast(t->comm, t->m->params, sizeof(float) * t->m->n_params, 0));
     PC_TRY(pc_comm_bcast(t->comm, t->m->buffers, sizeof(float) * t->m->n_buffers, 0));
     PC_TRY(pc_comm_bcast(t->comm, t->opt_state, sizeof(float) * t->opt_state_n, 0));
+    if (t->ema_params) {
+        PC_TRY(pc_comm_bcast(t->comm, t->ema_params, sizeof(float) * t->m->n_params, 0));
+        PC_TRY(pc_comm_bcast(t->comm, t->ema_buffers, sizeof(float) * t->m->n_buffers, 0));
+    }
     return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
 }
 
@@ -833,8 +944,11 @@ static pc_status prepare_out_dir(trainer *t) {
     if (c->resume) {
         if (!c->out_dir) return pc_fail(PC_ERR_USAGE, "--resume needs --out DIR");
         path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
-        PC_TRY(pc_checkpoint_load(path, t->m, t->fingerprint, t->opt_state, t->opt_state_n,
-                                  &t->step));
+        pc_checkpoint_info info = {.fingerprint = t->fingerprint, .opt_state = t->opt_state,
+                                   .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
+                                   .ema_buffers = t->ema_buffers};
+        PC_TRY(pc_checkpoint_load(path, t->m, &info));
+        t->step = info.step;
         say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
         return PC_OK;
     }
@@ -851,6 +965,35 @@ static pc_status prepare_out_dir(trainer *t) {
     return PC_OK;
 }
 
+/* The optimizer's parameter groups, one per pc_param_role: biases get --bias-lr-mult;
+ * with --no-decay-bn-bias, biases and batch-norm scales get no weight decay. */
+static pc_status setup_param_groups(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    _Static_assert(PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role");
+    t->param_roles = malloc(t->m->n_params ? t->m->n_params : 1);
+    if (!t->param_roles) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_model_param_roles(t->m, t->param_roles);
+    t->groups.group = t->param_roles;
+    for (int k = 0; k < PC_PARAM_ROLES; k++) {
+        int decayed = k == PC_PARAM_WEIGHT || !c->no_decay_bn_bias;
+        t->groups.lr_mult[k] = k == PC_PARAM_BIAS ? c->bias_lr_mult : 1.0f;
+        t->groups.weight_decay[k] = decayed ? c->opt.weight_decay : 0.0f;
+    }
+    return PC_OK;
+}
+
+/* --ema: the average starts as the initial weights (a resume loads it instead). */
+static pc_status setup_ema(trainer *t) {
+    const pc_model *m = t->m;
+    if (t->cfg->ema <= 0) return PC_OK;
+    t->ema_params = pc_alloc(sizeof(float) * (m->n_params ? m->n_params : 1));
+    t->ema_buffers = pc_alloc(sizeof(float) * (m->n_buffers ? m->n_buffers : 1));
+    if (!t->ema_params || !t->ema_buffers) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(t->ema_params, m->params, sizeof(float) * m->n_params);
+    memcpy(t->ema_buffers, m->buffers, sizeof(float) * m->n_buffers);
+    return PC_OK;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -861,6 +1004,7 @@ static pc_status setup(trainer *t) {
     if (st != PC_OK) /* every rank sees the same flags */
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
     PC_TRY(load_data(t));
+    PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
@@ -875,6 +1019,8 @@ static pc_status setup(trainer *t) {
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     PC_TRY(loader_setup(t));
     for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
+    PC_TRY(setup_param_groups(t));
+    PC_TRY(setup_ema(t));
     t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
@@ -910,6 +1056,9 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     pc_engine_destroy(t.e);
     pc_model_free(t.m);
     pc_free(t.opt_state);
+    free(t.param_roles);
+    pc_free(t.ema_params);
+    pc_free(t.ema_buffers);
     pc_free(t.shard_rec);
     pc_free(t.rec_send);
     free(t.worker_data);

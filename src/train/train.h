@@ -13,6 +13,7 @@
 
 #include "data/augment.h"
 #include "data/folder.h"
+#include "data/tta.h"
 #include "nn/exec.h"
 #include "optim/optim.h"
 
@@ -32,6 +33,10 @@ typedef struct {
     int workers, threads;
     pc_opt_config opt;
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
+    float bias_lr_mult;        /* learning-rate multiplier of biases (batch-norm shift too) */
+    int no_decay_bn_bias;      /* no weight decay on biases and batch-norm scales */
+    float ema;                 /* decay of the weight average evaluated and saved (0: off) */
+    pc_tta tta;                /* test-time augmentation of the final evaluation */
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
     int overwrite;             /* allow a fresh run in an out_dir that holds one */
