@@ -41,6 +41,9 @@ expect "bad test-time augmentation" 2 "--tta: unknown item 'mirror' \(expected f
 expect "test-time shift larger than the images" 2 "--tta translate=40: must be smaller than the 28x28 images" -- "$parcnn" train "${small[@]}" --tta flip,translate=40
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100
 expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards" -- "$parcnn" train "${small[@]}" --workers 3
+expect "unknown recipe" 2 "--recipe nope: no such recipe" -- "$parcnn" train --recipe nope
+expect "recipe without a name" 2 "--recipe: expected a name" -- "$parcnn" train --recipe
+expect "recipes: unknown name" 2 "nope: no such recipe" -- "$parcnn" recipes nope
 expect "bad precision" 2 "--precision fp16: expected fp32 or bf16" -- "$parcnn" train --precision fp16
 expect "bf16 on the reference kernels" 2 "--precision bf16 runs on the oneDNN kernels" -- "$parcnn" train --precision bf16 --kernels ref
 expect "eval: bad precision" 2 "--precision half: expected fp32 or bf16" -- "$parcnn" eval --weights x --precision half

@@ -88,5 +88,14 @@ grep -q "^final: .*, test-time augmentation flip,translate=1$" "$tmp/train-tta.l
     && /usr/bin/env python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert a["loss"] != b["loss"]' \
        "$tmp/tta.json" "$tmp/tta2.json" && ok "eval --tta flip,translate=2 runs and differs from flip" || bad "eval --tta flip,translate=2"
 
+# recipes: listed, printed, and run with the command line's flags overriding the recipe's
+"$parcnn" recipes | grep -q "^fmnist " && ok "parcnn recipes lists fmnist" || bad "recipes list"
+"$parcnn" recipes fmnist | grep -q -- "^--model fmnist-fast" && ok "parcnn recipes fmnist prints its flags" || bad "recipes print"
+"$parcnn" train --recipe fmnist --epochs 1 --limit 512 --eval-limit 128 --tta none --no-progress > "$tmp/recipe.log" 2>&1 \
+    && grep -q "^parcnn: recipe fmnist: .*--epochs 7 .*--epochs 1" "$tmp/recipe.log" \
+    && grep -q "model fmnist-fast: .*bf16 mixed precision" "$tmp/recipe.log" && grep -q " 1 epoch(s) of 4 steps" "$tmp/recipe.log" \
+    && ok "train --recipe fmnist --epochs 1: the recipe's model and precision, the command line's epochs" \
+    || { bad "train --recipe:"; cat "$tmp/recipe.log"; }
+
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

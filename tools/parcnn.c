@@ -17,6 +17,7 @@
 #include "train/metrics.h"
 #include "train/modelio.h"
 #include "train/train.h"
+#include "train/recipe.h"
 
 int cmd_bench(int argc, char **argv); /* tools/bench.c */
 
@@ -95,9 +96,11 @@ static int apply_precision(const char *cmd, const char *precision, pc_kernel_set
 /* ---------------------------------------------------------------- train */
 
 static const char train_help[] =
-    "usage: parcnn train [options]\n"
+    "usage: parcnn train [--recipe NAME] [options]\n"
     "Train a model; prints one line per epoch and the final test metrics.\n"
     "\n"
+    "  --recipe NAME        start from a shipped recipe's flags (parcnn recipes lists them);\n"
+    "                       flags given here override the recipe's\n"
     "  --data SPEC          fashion-mnist (default), mnist, idx:DIR, cifar10:DIR, cifar100:DIR,\n"
     "                       folder:DIR (image folders, see below)\n"
     "  --model NAME|FILE    zoo model (simple-cnn, minixception, resnet20) or a model file\n"
@@ -181,7 +184,7 @@ static const char train_help[] =
     "  --profile            per layer forward/backward ms and GFLOP/s per step, and the\n"
     "                       data/reduce/communication/optimizer time (also DIR/profile.json)\n";
 
-static int cmd_train(int argc, char **argv) {
+static int train_args(int argc, char **argv) {
     pc_train_config c;
     pc_train_config_defaults(&c);
     c.workers = 0; /* chosen after the flags are known */
@@ -316,6 +319,46 @@ static int cmd_train(int argc, char **argv) {
     if (pc_comm_rank(pc_comm_world()) != 0) c.progress = 0;
     pc_status st = pc_train(&c, NULL);
     return st == PC_OK ? 0 : fail(st);
+}
+
+/* train --recipe NAME [flags]: the recipe's flags, then the command line's (which win). */
+static int cmd_train(int argc, char **argv) {
+    int n;
+    char **args;
+    const char *recipe;
+    if (pc_recipe_expand(argc, argv, &n, &args, &recipe) != PC_OK) return fail(PC_ERR_USAGE);
+    if (recipe && pc_comm_rank(pc_comm_world()) == 0) {
+        printf("parcnn: recipe %s:", recipe);
+        for (int i = 1; i < n; i++) printf(" %s", args[i]);
+        printf("\n");
+    }
+    int rc = train_args(n, args);
+    pc_recipe_argv_free(n, args);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- recipes */
+
+static int cmd_recipes(int argc, char **argv) {
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            puts("usage: parcnn recipes [NAME]\nList the training recipes (parcnn train --recipe "
+                 "NAME), or print one: its flags, read before the command line's.");
+            return 0;
+        }
+        return usage_error("recipes", "%s", "expected at most one recipe name");
+    }
+    if (argc == 2) {
+        const char *t = pc_recipe_text(argv[1]);
+        if (!t) return usage_error("recipes", "%s: no such recipe", argv[1]);
+        fputs(t, stdout);
+        return 0;
+    }
+    printf("%-16s %s\n", "recipe", "description");
+    for (int i = 0; i < pc_recipe_count(); i++)
+        printf("%-16s %s\n", pc_recipe_name(i), pc_recipe_summary(pc_recipe_name(i)));
+    printf("(parcnn recipes NAME prints one; parcnn train --recipe NAME [flags] runs it)\n");
+    return 0;
 }
 
 /* ----------------------------------------------------------- eval/predict */
@@ -647,6 +690,7 @@ static const char main_help[] =
     "  eval      evaluate a trained model on a dataset\n"
     "  predict   classify samples with a trained model\n"
     "  models    list the model zoo\n"
+    "  recipes   list the training recipes (parcnn train --recipe NAME)\n"
     "  check-data  decode a whole image folder and report bad files\n"
     "  bench     benchmarks: scaling, comm, loader, gemm (parcnn bench --help)\n";
 
@@ -667,6 +711,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "eval") == 0) rc = cmd_eval(argc, argv);
     else if (strcmp(cmd, "predict") == 0) rc = cmd_predict(argc, argv);
     else if (strcmp(cmd, "models") == 0) rc = cmd_models(argc, argv);
+    else if (strcmp(cmd, "recipes") == 0) rc = cmd_recipes(argc, argv);
     else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(argc, argv);
     else if (strcmp(cmd, "check-data") == 0) rc = cmd_check_data(argc, argv);
     else {
