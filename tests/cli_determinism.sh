@@ -46,12 +46,12 @@ fi
 # a shipped recipe (bf16, EMA, one-cycle, flips, TTA) keeps the contract too
 for w in 1 2; do
     "$parcnn" train --recipe fmnist --limit 1200 --eval-limit 256 --epochs 2 --batch 96 --shard-size 8 --workers $w \
-        --no-progress --out "$tmp/recipe-w$w" > "$tmp/recipe-w$w.log" 2>&1 || { echo "FAIL recipe workers $w:"; cat "$tmp/recipe-w$w.log"; }
-    grep '^final' "$tmp/recipe-w$w.log" > "$tmp/recipe-w$w.final"
+        --no-progress --out "$tmp/preset-w$w" > "$tmp/preset-w$w.log" 2>&1 || { echo "FAIL recipe workers $w:"; cat "$tmp/preset-w$w.log"; }
+    grep '^final' "$tmp/preset-w$w.log" > "$tmp/preset-w$w.final"
 done
 check "recipe fmnist: model and final (TTA) accuracy identical for 1 and 2 workers" \
-    "$tmp"/recipe-w{1,2}/model.safetensors
-check "recipe fmnist: final line identical for 1 and 2 workers" "$tmp"/recipe-w{1,2}.final
+    "$tmp"/preset-w{1,2}/model.safetensors
+check "recipe fmnist: final line identical for 1 and 2 workers" "$tmp"/preset-w{1,2}.final
 
 # Resume across worker counts: 12 steps with 4 workers, then the rest with 1 worker.
 "$parcnn" train --model minixception "${common[@]}" --workers 4 --max-steps 12 --out "$tmp/resume" > "$tmp/r1.log" 2>&1
