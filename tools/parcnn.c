@@ -103,7 +103,7 @@ static const char train_help[] =
     "                       flags given here override the recipe's\n"
     "  --data SPEC          fashion-mnist (default), mnist, idx:DIR, cifar10:DIR, cifar100:DIR,\n"
     "                       folder:DIR (image folders, see below)\n"
-    "  --model NAME|FILE    zoo model (simple-cnn, minixception, resnet20) or a model file\n"
+    "  --model NAME|FILE    zoo model (parcnn models lists them) or a model file\n"
     "                       (default simple-cnn)\n"
     "  --epochs N           default 12\n"
     "  --batch N            GLOBAL batch size, whatever the worker count (default 128)\n"
