@@ -28,6 +28,7 @@
 #endif
 
 #include "core/common.h"
+#include "cli.h"
 #include "core/svg.h"
 #include "data/augment.h"
 #include "data/folder.h"
@@ -587,9 +588,9 @@ static int cmd_bench_gemm(int argc, char **argv) {
     int o, which = 0;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
-        char *end = NULL;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        int bad_number = optarg && (!*optarg || *end);
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", opts[which].name);
+        long v;
         switch (o) {
         case 'h': fputs(gemm_help, stdout); return 0;
         case 'd':
@@ -602,11 +603,7 @@ static int cmd_bench_gemm(int argc, char **argv) {
             break;
         case 'n': case 't': case 'r': {
             long lo = o == 'n' ? 16 : 1, hi = o == 'n' ? 16384 : o == 't' ? 1024 : 100000;
-            if (bad_number || v < lo || v > hi) {
-                fprintf(stderr, "parcnn bench gemm: --%s %s: expected an integer in [%ld, %ld]\n",
-                        opts[which].name, optarg, lo, hi);
-                return 2;
-            }
+            if (parse_long("bench gemm", flag, optarg, lo, hi, &v)) return 2;
             if (o == 'n') size = v;
             else if (o == 't') threads = v;
             else reps = v;
@@ -662,9 +659,9 @@ int cmd_bench(int argc, char **argv) {
     int o, which = 0;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
-        char *end = NULL;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        int numeric_bad = optarg && (*end || v < 1);
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", opts[which].name);
+        long v;
         switch (o) {
         case 'm': c.model = optarg; break;
         case 'd': c.data = optarg; break;
@@ -687,18 +684,11 @@ int cmd_bench(int argc, char **argv) {
             ranks_given = 1;
             break;
         case 'r':
-            if (numeric_bad || v > MAX_REPEAT) {
-                fprintf(stderr, "parcnn bench: --repeat %s: expected 1 to %d\n", optarg, MAX_REPEAT);
-                return 2;
-            }
+            if (parse_long("bench", flag, optarg, 1, MAX_REPEAT, &v)) return 2;
             repeat = (int)v;
             break;
         case 'e': case 'b': case 's': case 'l': case 'v':
-            if (numeric_bad) {
-                fprintf(stderr, "parcnn bench: --%s %s: expected a positive integer\n",
-                        opts[which].name, optarg);
-                return 2;
-            }
+            if (parse_long("bench", flag, optarg, 1, 1L << 30, &v)) return 2;
             if (o == 'e') c.epochs = (int)v;
             if (o == 'b') c.batch = (int)v;
             if (o == 's') c.shard_size = (int)v;

@@ -18,6 +18,7 @@
 #include "train/modelio.h"
 #include "train/train.h"
 #include "train/recipe.h"
+#include "cli.h"
 
 int cmd_bench(int argc, char **argv); /* tools/bench.c */
 
@@ -38,40 +39,6 @@ static int fail(pc_status st) {
         pc_comm_abort(comm, code);
     }
     return code;
-}
-
-static int usage_error(const char *cmd, const char *fmt, const char *arg) {
-    fprintf(stderr, "parcnn %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see 'parcnn %s --help')\n", cmd);
-    return 2;
-}
-
-/* Strict number parsing: the whole argument must be a number within [lo, hi]. */
-static int parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi,
-                      long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "parcnn %s: %s %s: expected an integer in [%ld, %ld]\n", cmd, flag, s,
-                lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_float(const char *cmd, const char *flag, const char *s, double lo, double hi,
-                       float *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "parcnn %s: %s %s: expected a number in [%g, %g]\n", cmd, flag, s, lo,
-                hi);
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
 }
 
 static int parse_kernels(const char *s, pc_kernel_set *k) {
