@@ -316,6 +316,16 @@ static void pixel_sums(const uint8_t *p, int c, size_t hw, uint64_t *sums) {
     }
 }
 
+/* Decode file i of the job into dst (NULL: out of memory). */
+static pc_status decode_file(const djob *j, int64_t i, uint8_t *dst, int *gray, int *warnings) {
+    char *path = pc_path_join(j->root, j->files[i].rel);
+    pc_status s = path && dst ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
+                                                  dst, gray, warnings)
+                              : pc_fail(PC_ERR_NOMEM, "out of memory");
+    free(path);
+    return s;
+}
+
 static void *decode_worker(void *arg) {
     djob *j = arg;
     const size_t hw = (size_t)j->size * j->size, sample = (size_t)j->c * hw;
@@ -324,13 +334,9 @@ static void *decode_worker(void *arg) {
         long long i = atomic_fetch_add(&j->next, 1);
         if (i >= j->hi) break;
         if (i > atomic_load(&j->stop)) break; /* indices are claimed in increasing order */
-        char *path = pc_path_join(j->root, j->files[i].rel);
         uint8_t *dst = j->pixels ? j->pixels + (size_t)i * sample : scratch;
         int g = 0, wn = 0;
-        pc_status s = path && dst ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
-                                                      dst, &g, &wn)
-                                  : pc_fail(PC_ERR_NOMEM, "out of memory");
-        free(path);
+        pc_status s = decode_file(j, i, dst, &g, &wn);
         j->status[i] = s;
         if (s == PC_OK) {
             j->gray[i] = (uint8_t)g;
@@ -390,15 +396,10 @@ static pc_status all_ranks(pc_comm *comm, int flag, int *out) {
 static char *bad_file_message(const djob *j, int64_t i) {
     if (j->msg[i]) return j->msg[i];
     uint8_t *tmp = malloc((size_t)j->c * j->size * j->size);
-    char *path = pc_path_join(j->root, j->files[i].rel);
     int g, wn;
-    pc_status s = tmp && path ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
-                                                  tmp, &g, &wn)
-                              : PC_ERR_NOMEM;
-    j->msg[i] = strdup(s != PC_OK && tmp && path ? pc_last_error()
-                                                 : "could not be decoded on another rank");
+    pc_status s = decode_file(j, i, tmp, &g, &wn);
+    j->msg[i] = strdup(s != PC_OK ? pc_last_error() : "could not be decoded on another rank");
     free(tmp);
-    free(path);
     return j->msg[i];
 }
 
