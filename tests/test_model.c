@@ -1,15 +1,18 @@
 /* Model files, the zoo, parameter layout, and the reduction tree. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "core/common.h"
+#include "core/rng.h"
+#include "nn/exec.h"
 #include "nn/model.h"
 #include "train/pool.h"
 #include "train/tree.h"
 
 static void test_zoo(void) {
-    CHECK(pc_zoo_count() == 4, "zoo has %d models", pc_zoo_count());
+    CHECK(pc_zoo_count() == 5, "zoo has %d models", pc_zoo_count());
     struct { const char *name; int c, h, w; int64_t params; } cases[] = {
         /* simple-cnn 28x28: 32*25+32 + 64*32*25+64 + 3136*1024+1024 + 1024*10+10 */
         {"simple-cnn", 1, 28, 28, 832 + 51264 + 3212288 + 10250},
@@ -67,6 +70,12 @@ static void test_parse_errors(void) {
         {"[maxpool] size=2 pad=2\n", "more than half"},
         {"", "no layers"},
         {"[conv] filters=8 name=a\n[conv] filters=8 name=a\n", "name=a is used twice"},
+        {"[conv] filters=8 trainable=some\n", "trainable=some: expected all, weight, bias or none"},
+        {"[conv] filters=8 init=zero\n", "init=zero: expected he, torch, identity or whiten"},
+        {"[conv] filters=8 size=2 init=whiten\n", "needs a conv on the input images with 12 or 24 filters"},
+        {"[conv] filters=12\n[conv] filters=24 size=2 init=whiten\n", "needs a conv on the input"},
+        {"[maxpool] trainable=none\n", "[maxpool] has no key 'trainable'"},
+        {"[dense] units=classes scale=0\n", "scale=0: expected a number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pc_model *m = NULL;
@@ -126,6 +135,144 @@ static void test_roles(void) {
               roles[bn->bias_off + bn->c - 1] == PC_PARAM_BIAS, "batch-norm scale and shift");
     free(roles);
     pc_model_free(m);
+}
+
+/* trainable= puts a layer's parameters in the frozen role (batch norm without a learned
+ * scale: trainable=bias). */
+static void test_frozen_roles(void) {
+    pc_model *m = NULL;
+    CHECK(parse("[conv] filters=8 size=3 trainable=bias\n[batchnorm] trainable=bias\n[gap]\n"
+                "[dense] units=classes trainable=none\n", &m) == PC_OK, "%s", pc_last_error());
+    if (!m) return;
+    uint8_t *roles = malloc(m->n_params);
+    pc_model_param_roles(m, roles);
+    int64_t count[PC_PARAM_ROLES] = {0};
+    for (int64_t i = 0; i < m->n_params; i++) count[roles[i]]++;
+    /* frozen: conv weights 216, bn scale 8, dense 80 + 10; trained: conv bias 8, bn shift 8 */
+    CHECK(count[PC_PARAM_FROZEN] == 216 + 8 + 90 && count[PC_PARAM_BIAS] == 16 &&
+              count[PC_PARAM_WEIGHT] == 0 && count[PC_PARAM_NORM_SCALE] == 0,
+          "frozen %lld, biases %lld", (long long)count[PC_PARAM_FROZEN], (long long)count[PC_PARAM_BIAS]);
+    free(roles);
+    pc_model_free(m);
+}
+
+/* init=identity: the first min(filters, inputs) filters are Dirac deltas (PyTorch's
+ * dirac_), the others PyTorch's default uniform init. */
+static void test_identity_init(void) {
+    pc_model *m = NULL;
+    CHECK(parse("[conv] filters=5 size=3 pad=1 init=identity\n[gap]\n[dense] units=classes init=identity\n",
+                &m) == PC_OK, "%s", pc_last_error());
+    if (!m) return;
+    const pc_layer *conv = &m->layers[1], *dense = &m->layers[3];
+    const float *w = m->params + conv->weight_off;
+    int ok = 1;
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 27; k++) ok &= w[f * 27 + k] == (k == f * 9 + 4 ? 1.0f : 0.0f);
+    CHECK(ok, "conv filters 0-2 are the identity on input channels 0-2");
+    int random = 0;
+    for (int k = 0; k < 27; k++) random += w[3 * 27 + k] != 0 && w[3 * 27 + k] != 1;
+    float most = 0;
+    for (int k = 0; k < 27; k++) most = fmaxf(most, fabsf(w[3 * 27 + k]));
+    CHECK(random == 27 && most <= 1.0f / sqrtf(27.0f), "filter 3 is PyTorch's default init (max %g)", most);
+    const float *d = m->params + dense->weight_off; /* 10 x 5 */
+    ok = 1;
+    for (int o = 0; o < 5; o++)
+        for (int i = 0; i < 5; i++) ok &= d[o * 5 + i] == (o == i ? 1.0f : 0.0f);
+    CHECK(ok, "dense rows 0-4 are the identity");
+    pc_model_free(m);
+}
+
+/* init=whiten: the filters turn image patches into decorrelated values of variance
+ * lambda / (lambda + eps), largest eigenvalue first, the second half the negatives. */
+static void test_whiten(void) {
+    pc_model *m = NULL;
+    CHECK(parse("[conv] filters=24 size=2 init=whiten\n[gap]\n[dense] units=classes\n", &m) == PC_OK,
+          "%s", pc_last_error());
+    if (!m) return;
+    CHECK(pc_model_whiten_layer(m) == 1, "whiten layer found");
+    enum { N = 40, C = 3, H = 16, W = 16, D = 12 };
+    float *img = malloc(sizeof(float) * N * C * H * W);
+    /* correlated channels and smooth images: a far from white patch distribution */
+    for (int s = 0; s < N; s++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                float base = sinf(0.3f * (float)(x + s)) + cosf(0.2f * (float)(y * s));
+                for (int c = 0; c < C; c++) {
+                    uint64_t r = pc_rand64(7, (uint64_t)c, (uint64_t)s, (uint64_t)y, (uint64_t)x);
+                    float noise = pc_uniform01(r) - 0.5f;
+                    img[((s * C + c) * H + y) * W + x] = base * (1.0f + 0.5f * (float)c) + noise;
+                }
+            }
+    CHECK(pc_model_whiten(m, 1, img, N, 0.0f) == PC_OK, "%s", pc_last_error());
+    const float *w = m->params + m->layers[1].weight_off;
+    double cov[D][D] = {{0}}, count = 0;
+    for (int s = 0; s < N; s++)
+        for (int y = 0; y + 1 < H; y++)
+            for (int x = 0; x + 1 < W; x++) {
+                double out[D] = {0};
+                for (int f = 0; f < D; f++)
+                    for (int c = 0; c < C; c++)
+                        for (int dy = 0; dy < 2; dy++)
+                            for (int dx = 0; dx < 2; dx++)
+                                out[f] += w[f * D + (c * 2 + dy) * 2 + dx] *
+                                          img[((s * C + c) * H + y + dy) * W + x + dx];
+                for (int i = 0; i < D; i++)
+                    for (int j = 0; j < D; j++) cov[i][j] += out[i] * out[j];
+                count++;
+            }
+    double worst = 0;
+    for (int i = 0; i < D; i++)
+        for (int j = 0; j < D; j++) {
+            double e = fabs(cov[i][j] / count - (i == j));
+            worst = e > worst ? e : worst;
+        }
+    CHECK(worst < 1e-3, "whitened patch covariance is off the identity by %g", worst);
+    int neg = 1;
+    for (int k = 0; k < D * D; k++) neg &= w[D * D + k] == -w[k];
+    CHECK(neg, "filters 12-23 are the negatives of 0-11");
+    free(img);
+    pc_model_free(m);
+}
+
+/* [dense] scale=s: the model computes s * (W x), so it has the logits of the unscaled
+ * model with weights s*W, and its weight gradient is s times that model's. */
+static void test_dense_scale(void) {
+    const char *scaled = "[conv] filters=4 size=3 activation=relu\n[flatten]\n[dense] units=classes bias=0 scale=0.25\n";
+    const char *plain = "[conv] filters=4 size=3 activation=relu\n[flatten]\n[dense] units=classes bias=0\n";
+    pc_model *a = NULL, *b = NULL;
+    CHECK(parse(scaled, &a) == PC_OK && parse(plain, &b) == PC_OK, "%s", pc_last_error());
+    if (!a || !b) return;
+    const pc_layer *d = &a->layers[3];
+    for (int64_t i = 0; i < d->weight_n; i++) b->params[d->weight_off + i] = 0.25f * a->params[d->weight_off + i];
+    enum { BATCH = 4 };
+    int32_t labels[BATCH] = {1, 3, 5, 7};
+    pc_exec *ea = NULL, *eb = NULL;
+    CHECK(pc_exec_create(a, BATCH, PC_KERNELS_REF, &ea) == PC_OK &&
+          pc_exec_create(b, BATCH, PC_KERNELS_REF, &eb) == PC_OK, "%s", pc_last_error());
+    int64_t in = (int64_t)BATCH * 3 * 16 * 16;
+    for (int64_t k = 0; k < in; k++)
+        pc_exec_input(ea)[k] = pc_exec_input(eb)[k] = pc_uniform01(pc_rand64(3, 0, (uint64_t)k, 0, 0)) - 0.5f;
+    const float *la = pc_exec_forward(ea, 1, 0, 0, 0, NULL), *lb = pc_exec_forward(eb, 1, 0, 0, 0, NULL);
+    double worst = 0;
+    for (int k = 0; k < BATCH * 10; k++) worst = fmax(worst, fabs(la[k] - lb[k]));
+    CHECK(worst < 1e-6, "scaled logits differ by %g", worst);
+    float *ga = calloc(a->n_params, sizeof(float)), *gb = calloc(b->n_params, sizeof(float));
+    pc_exec_loss(ea, labels, 0.0f, 1.0f / BATCH, NULL);
+    pc_exec_loss(eb, labels, 0.0f, 1.0f / BATCH, NULL);
+    pc_exec_backward(ea, ga);
+    pc_exec_backward(eb, gb);
+    worst = 0;
+    for (int64_t i = 0; i < a->n_params; i++) {
+        float want = i >= d->weight_off ? 0.25f * gb[i] : gb[i];
+        worst = fmax(worst, fabs(ga[i] - want) / (fabs(want) + 1e-3));
+    }
+    CHECK(worst < 1e-4, "scaled gradients differ by %g (relative)", worst);
+    free(ga);
+    free(gb);
+    pc_exec_destroy(ea);
+    pc_exec_destroy(eb);
+    pc_model_free(a);
+    pc_model_free(b);
 }
 
 /* Every worker count that divides the shard count covers the shards exactly once with
@@ -202,6 +349,10 @@ static void test_error_wrapping(void) {
 int main(void) {
     test_error_wrapping();
     test_zoo();
+    test_frozen_roles();
+    test_identity_init();
+    test_whiten();
+    test_dense_scale();
     test_parse_errors();
     test_graph();
     test_roles();

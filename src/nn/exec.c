@@ -276,6 +276,11 @@ static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const flo
             &s->bn, x, gamma, beta, rmean, rvar, s->out);
 }
 
+/* A dense layer's scale= (positive, so it commutes with its ReLU). */
+static void scale_array(int64_t n, float scale, float *v) {
+    for (int64_t k = 0; k < n; k++) v[k] *= scale;
+}
+
 static void layer_forward(pc_exec *ex, int i, int train) {
     const pc_model *m = ex->m;
     const pc_layer *l = &m->layers[i];
@@ -333,6 +338,7 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     case PC_L_KIND_COUNT:
         break;
     }
+    if (l->kind == PC_L_DENSE && l->scale != 1.0f) scale_array(n_out, l->scale, s->out);
     if (l->act == PC_ACT_RELU && !relu_fused(ex, l)) ref_relu_forward(n_out, s->out, s->out);
 }
 
@@ -444,6 +450,8 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
 
     if (l->act == PC_ACT_RELU && !relu_fused_backward(ex, l))
         ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
+    if (l->kind == PC_L_DENSE && l->scale != 1.0f)
+        scale_array((int64_t)ex->batch * pc_layer_out_size(l), l->scale, dy);
     switch (l->kind) {
     case PC_L_CONV:
 #ifdef PARCNN_HAVE_DNNL

@@ -324,6 +324,49 @@ static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer
     return PC_OK;
 }
 
+/* trainable=all|weight|bias|none, for layers with parameters. */
+static pc_status read_trainable(parse_ctx *ctx, section *sec, pc_layer *l) {
+    static const char *names[] = {"none", "weight", "bias", "all"};
+    const char *v = get_value(sec, "trainable");
+    l->trainable = PC_TRAIN_ALL;
+    if (!v) return PC_OK;
+    for (int k = 0; k < 4; k++)
+        if (strcmp(v, names[k]) == 0) {
+            l->trainable = k;
+            return PC_OK;
+        }
+    return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] trainable=%s: expected all, weight, bias or none",
+                   ctx->origin, sec->line, sec->kind, v);
+}
+
+/* init=he|torch|identity|whiten for conv and dense weights; whiten needs a conv on the input
+ * images with a filter per patch dimension, or two (the whitening and its negative). */
+static pc_status read_init(parse_ctx *ctx, section *sec, pc_layer *l, const pc_layer *in,
+                           int reads_input) {
+    const char *v = get_value(sec, "init");
+    l->init = PC_INIT_HE;
+    if (!v || strcmp(v, "he") == 0) return PC_OK;
+    if (strcmp(v, "torch") == 0) {
+        l->init = PC_INIT_TORCH;
+        return PC_OK;
+    }
+    if (strcmp(v, "identity") == 0) {
+        l->init = PC_INIT_IDENTITY;
+        return PC_OK;
+    }
+    if (strcmp(v, "whiten") != 0)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] init=%s: expected he, torch, identity or whiten",
+                       ctx->origin, sec->line, sec->kind, v);
+    int d = in->c * l->kh * l->kw;
+    if (l->kind != PC_L_CONV || !reads_input || l->groups != 1 ||
+        (l->filters != d && l->filters != 2 * d))
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] init=whiten needs a conv on the input images "
+                       "with %d or %d filters (one or two per %dx%dx%d patch value)",
+                       ctx->origin, sec->line, sec->kind, d, 2 * d, in->c, l->kh, l->kw);
+    l->init = PC_INIT_WHITEN;
+    return PC_OK;
+}
+
 /* Build one section into one layer (two for sepconv). */
 static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *section_last_layer) {
     section *sec = &ctx->sections[si];
@@ -348,6 +391,8 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         PC_TRY(read_conv_keys(ctx, sec, l));
         PC_TRY(get_int(ctx, sec, "groups", 1, 1, &l->groups));
         PC_TRY(finish_conv(ctx, sec, l, in));
+        PC_TRY(read_init(ctx, sec, l, in, inputs[0] == 0));
+        PC_TRY(read_trainable(ctx, sec, l));
     } else if (strcmp(k, "sepconv") == 0) {
         /* depthwise size x size over the input channels, then pointwise 1x1 */
         pc_layer point;
@@ -374,6 +419,8 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         PC_TRY(read_activation(ctx, sec, p));
         PC_TRY(set_name(ctx, sec, ll, p, si, ".pointwise"));
         PC_TRY(finish_conv(ctx, sec, p, l));
+        PC_TRY(read_trainable(ctx, sec, p));
+        l->trainable = p->trainable;
     } else if (strcmp(k, "dense") == 0) {
         l->kind = PC_L_DENSE;
         PC_TRY(get_int(ctx, sec, "units", 0, 1, &l->filters));
@@ -385,12 +432,16 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         l->weight_n = (int64_t)l->filters * pc_layer_out_size(in);
         l->bias_n = l->bias ? l->filters : 0;
         l->flops = 2 * l->weight_n;
+        PC_TRY(read_init(ctx, sec, l, in, 0));
+        PC_TRY(read_trainable(ctx, sec, l));
+        PC_TRY(get_float(ctx, sec, "scale", 1.0f, 1e-6f, 1e6f, &l->scale));
     } else if (strcmp(k, "batchnorm") == 0) {
         l->kind = PC_L_BN;
         PC_TRY(get_float(ctx, sec, "eps", 1e-5f, 1e-12f, 1.0f, &l->eps));
         PC_TRY(get_float(ctx, sec, "momentum", 0.1f, 0.0f, 1.0f, &l->momentum));
         l->weight_n = l->bias_n = l->c;
         l->flops = 4LL * l->c * l->h * l->w;
+        PC_TRY(read_trainable(ctx, sec, l));
     } else if (strcmp(k, "maxpool") == 0 || strcmp(k, "avgpool") == 0) {
         l->kind = k[0] == 'm' ? PC_L_MAXPOOL : PC_L_AVGPOOL;
         int size, stride, pad;
@@ -468,8 +519,23 @@ static pc_status layout_params(pc_model *m) {
     return PC_OK;
 }
 
-/* He-uniform weights (bound sqrt(6 / fan_in)), zero biases, BN gamma 1 and beta 0,
- * running mean 0 and var 1. Each value is keyed by its flat index. */
+/* Filter f < min(filters, inputs per group) becomes the identity on input channel f:
+ * 1 at the kernel's centre, 0 elsewhere (torch.nn.init.dirac_). */
+static void init_identity(pc_model *m, const pc_layer *l) {
+    int64_t fan_in = l->weight_n / l->filters;
+    int64_t taps = l->kind == PC_L_CONV ? (int64_t)l->kh * l->kw : 1;
+    int64_t inputs = fan_in / taps;
+    int64_t centre = l->kind == PC_L_CONV ? (int64_t)(l->kh / 2) * l->kw + l->kw / 2 : 0;
+    for (int64_t f = 0; f < l->filters && f < inputs; f++) {
+        float *w = m->params + l->weight_off + f * fan_in;
+        memset(w, 0, sizeof(float) * fan_in);
+        w[f * taps + centre] = 1.0f;
+    }
+}
+
+/* He-uniform weights (bound sqrt(6 / fan_in)) or, for init=torch and identity, PyTorch's
+ * default (bound 1 / sqrt(fan_in)), zero biases, BN gamma 1 and beta 0, running mean 0
+ * and var 1. Each value is keyed by its flat index. */
 static void init_params(pc_model *m, uint64_t seed) {
     for (int i = 0; i < m->n_layers; i++) {
         pc_layer *l = &m->layers[i];
@@ -482,11 +548,12 @@ static void init_params(pc_model *m, uint64_t seed) {
         }
         if (!l->weight_n) continue;
         int64_t fan_in = l->weight_n / l->filters;
-        float bound = sqrtf(6.0f / (float)fan_in);
+        float bound = l->init == PC_INIT_HE ? sqrtf(6.0f / (float)fan_in) : 1.0f / sqrtf((float)fan_in);
         for (int64_t j = 0; j < l->weight_n; j++) {
             uint64_t bits = pc_rand64(seed, PC_RNG_INIT, (uint64_t)(l->weight_off + j), 0, 0);
             m->params[l->weight_off + j] = (2.0f * pc_uniform01(bits) - 1.0f) * bound;
         }
+        if (l->init == PC_INIT_IDENTITY) init_identity(m, l);
     }
 }
 
@@ -617,10 +684,11 @@ void pc_model_free(pc_model *m) {
 void pc_model_param_roles(const pc_model *m, uint8_t *roles) {
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
-        if (l->weight_off >= 0)
-            memset(roles + l->weight_off, l->kind == PC_L_BN ? PC_PARAM_NORM_SCALE : PC_PARAM_WEIGHT,
-                   (size_t)l->weight_n);
-        if (l->bias_off >= 0) memset(roles + l->bias_off, PC_PARAM_BIAS, (size_t)l->bias_n);
+        int weight_role = l->kind == PC_L_BN ? PC_PARAM_NORM_SCALE : PC_PARAM_WEIGHT;
+        if (!(l->trainable & PC_TRAIN_WEIGHT)) weight_role = PC_PARAM_FROZEN;
+        int bias_role = l->trainable & PC_TRAIN_BIAS ? PC_PARAM_BIAS : PC_PARAM_FROZEN;
+        if (l->weight_off >= 0) memset(roles + l->weight_off, weight_role, (size_t)l->weight_n);
+        if (l->bias_off >= 0) memset(roles + l->bias_off, bias_role, (size_t)l->bias_n);
     }
 }
 

@@ -38,6 +38,16 @@ typedef enum {
 
 typedef enum { PC_ACT_NONE = 0, PC_ACT_RELU = 1 } pc_activation;
 
+/* How a conv or dense layer's weights start: He-uniform (default: bound sqrt(6/fan_in));
+ * torch (PyTorch's default for Conv2d and Linear: bound 1/sqrt(fan_in)); identity (the
+ * first min(filters, input channels) filters pass their input channel through, as
+ * torch.nn.init.dirac_, the rest as torch); whiten (data-dependent: set by the trainer
+ * from the training images, see pc_model_whiten). */
+typedef enum { PC_INIT_HE = 0, PC_INIT_TORCH, PC_INIT_IDENTITY, PC_INIT_WHITEN } pc_init;
+
+/* Which of a layer's parameters the optimizer updates (trainable= in the model file). */
+enum { PC_TRAIN_WEIGHT = 1, PC_TRAIN_BIAS = 2, PC_TRAIN_ALL = 3 };
+
 #define PC_MAX_INPUTS 2
 #define PC_NAME_LEN 48
 
@@ -47,10 +57,13 @@ typedef struct {
     int n_inputs;
     int inputs[PC_MAX_INPUTS];  /* indices of earlier layers */
     pc_activation act;          /* applied to the layer's output */
+    pc_init init;               /* conv and dense weights */
+    int trainable;              /* PC_TRAIN_* bits */
 
     /* hyper-parameters (those that apply to the kind) */
     int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */
     float rate;                 /* dropout */
+    float scale;                /* dense: output multiplier (1 = none; airbench's logits 1/9) */
     float eps, momentum;        /* batch norm (PyTorch convention: new = (1-m) old + m batch) */
 
     /* output shape per sample */
@@ -100,8 +113,14 @@ int64_t pc_model_train_flops(const pc_model *m);
 int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
 
 /* What each parameter is, for per-group optimizer settings: conv and dense weights,
- * biases (conv, dense and the batch-norm shift) and batch-norm scales. */
-typedef enum { PC_PARAM_WEIGHT = 0, PC_PARAM_BIAS, PC_PARAM_NORM_SCALE, PC_PARAM_ROLES } pc_param_role;
+ * biases (conv, dense and the batch-norm shift), batch-norm scales, and frozen ones. */
+typedef enum {
+    PC_PARAM_WEIGHT = 0,
+    PC_PARAM_BIAS,
+    PC_PARAM_NORM_SCALE,
+    PC_PARAM_FROZEN,            /* not trainable (trainable= in the model file) */
+    PC_PARAM_ROLES
+} pc_param_role;
 /* roles[i] = the pc_param_role of flat parameter i (n_params entries). */
 void pc_model_param_roles(const pc_model *m, uint8_t *roles);
 
@@ -115,6 +134,14 @@ typedef struct {
     int is_buffer;              /* lives in model->buffers, not params */
     int layer;
 } pc_param_info;
+/* Patch-whitening initialization (airbench's first layer) of conv layer `layer`, which
+ * must read the input: from the n normalized NCHW images, the second-moment matrix of
+ * all its kh x kw patches (d = c*kh*kw values), and its eigenvectors v_k with
+ * eigenvalues e_k; filter k becomes v_k / sqrt(e_k + eps), largest first, and with
+ * filters = 2d, filter d + k is its negative. Deterministic (a fixed summation order). */
+pc_status pc_model_whiten(pc_model *m, int layer, const float *images, int64_t n, float eps);
+int pc_model_whiten_layer(const pc_model *m); /* the layer with init=whiten, or -1 */
+
 int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max);
 
 #endif

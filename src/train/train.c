@@ -965,8 +965,10 @@ static pc_status prepare_out_dir(trainer *t) {
     return PC_OK;
 }
 
-/* The optimizer's parameter groups, one per pc_param_role: biases get --bias-lr-mult;
- * with --no-decay-bn-bias, biases and batch-norm scales get no weight decay. */
+/* The optimizer's parameter groups, one per pc_param_role: biases get --bias-lr-mult
+ * and their weight decay divided by it (the same decay per step, as airbench); with
+ * --no-decay-bn-bias, biases and batch-norm scales get none; frozen parameters neither
+ * move nor decay. */
 static pc_status setup_param_groups(trainer *t) {
     const pc_train_config *c = t->cfg;
     _Static_assert(PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role");
@@ -975,9 +977,10 @@ static pc_status setup_param_groups(trainer *t) {
     pc_model_param_roles(t->m, t->param_roles);
     t->groups.group = t->param_roles;
     for (int k = 0; k < PC_PARAM_ROLES; k++) {
-        int decayed = k == PC_PARAM_WEIGHT || !c->no_decay_bn_bias;
-        t->groups.lr_mult[k] = k == PC_PARAM_BIAS ? c->bias_lr_mult : 1.0f;
-        t->groups.weight_decay[k] = decayed ? c->opt.weight_decay : 0.0f;
+        int decayed = k == PC_PARAM_WEIGHT || (k != PC_PARAM_FROZEN && !c->no_decay_bn_bias);
+        float lr_mult = k == PC_PARAM_BIAS ? c->bias_lr_mult : k == PC_PARAM_FROZEN ? 0.0f : 1.0f;
+        t->groups.lr_mult[k] = lr_mult;
+        t->groups.weight_decay[k] = decayed ? c->opt.weight_decay / lr_mult : 0.0f;
     }
     return PC_OK;
 }
@@ -994,6 +997,28 @@ static pc_status setup_ema(trainer *t) {
     return PC_OK;
 }
 
+/* init=whiten: the first layer's filters from the first (up to) 5,000 training images,
+ * as airbench. Every rank computes the same; rank 0's are broadcast anyway. */
+static pc_status whiten_first_layer(trainer *t) {
+    int layer = pc_model_whiten_layer(t->m);
+    if (layer < 0 || t->cfg->resume) return PC_OK;
+    int64_t n = t->train.n < 5000 ? t->train.n : 5000;
+    int64_t size = (int64_t)t->train.c * t->train.h * t->train.w;
+    float *images = pc_alloc(sizeof(float) * n * size);
+    int64_t *idx = malloc(sizeof(int64_t) * n);
+    pc_status st = images && idx ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    if (st == PC_OK)
+        st = pc_dataset_gather(&t->train, idx, (int)n, t->meta.mean, t->meta.std, images, NULL);
+    if (st == PC_OK) st = pc_model_whiten(t->m, layer, images, n, 5e-4f);
+    if (st == PC_OK)
+        say(t, "parcnn: %s whitens patches (init from %lld training images)\n",
+            t->m->layers[layer].name, (long long)n);
+    pc_free(images);
+    free(idx);
+    return st;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -1007,6 +1032,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));
+    PC_TRY(whiten_first_layer(t));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
     memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
