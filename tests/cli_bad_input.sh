@@ -44,6 +44,9 @@ expect "workers not dividing the shards" 2 "--workers 3 must divide the 2 shards
 expect "unknown recipe" 2 "--recipe nope: no such recipe" -- "$parcnn" train --recipe nope
 expect "recipe without a name" 2 "--recipe: expected a name" -- "$parcnn" train --recipe
 expect "recipes: unknown name" 2 "nope: no such recipe" -- "$parcnn" recipes nope
+expect "recipe without its data folder" 2 "--recipe cifar10 needs --data: the image folders" -- "$parcnn" train --recipe cifar10
+printf '[conv] filters=6 size=2 init=whiten\n[gap]\n[dense] units=classes\n' > "$tmp/whiten.cfg"
+expect "whitening with the wrong filter count" 2 "whiten.cfg:1: \[conv\] init=whiten needs a conv on the input images with 4 or 8 filters" -- "$parcnn" train "${small[@]}" --model "$tmp/whiten.cfg"
 expect "bad precision" 2 "--precision fp16: expected fp32 or bf16" -- "$parcnn" train --precision fp16
 expect "bf16 on the reference kernels" 2 "--precision bf16 runs on the oneDNN kernels" -- "$parcnn" train --precision bf16 --kernels ref
 expect "eval: bad precision" 2 "--precision half: expected fp32 or bf16" -- "$parcnn" eval --weights x --precision half

@@ -55,6 +55,39 @@ cp -r "$tmp/small/train/"* "$tmp/flat/"
 "$parcnn" train --data "folder:$tmp/flat" --epochs 1 --no-progress > "$tmp/nosplit.log" 2>&1
 [ $? = 2 ] && grep -q -- "--val-split" "$tmp/nosplit.log" && ok "no test folder and no --val-split: usage error" || bad "missing split accepted"
 
+# The cifar10 recipe (patch whitening, identity init, frozen parameters, scaled logits,
+# Nesterov SGD with a bias multiplier, triangular schedule, label smoothing, alternating
+# flips, flip+translate TTA) keeps the contract: same bytes for 1 and 2 workers.
+recipe=(--recipe cifar10 --data "folder:$tmp/small" --epochs 2 --peak-epoch 0.5 --batch 256 --shard-size 64 --no-progress)
+for w in 1 2; do
+    "$parcnn" train "${recipe[@]}" --workers $w --out "$tmp/recipe-w$w" > "$tmp/recipe-w$w.log" 2>&1 || { bad "recipe cifar10, $w worker(s):"; tail -3 "$tmp/recipe-w$w.log"; }
+    grep '^final:' "$tmp/recipe-w$w.log" > "$tmp/recipe-w$w.final"
+done
+cmp -s "$tmp/recipe-w1/model.safetensors" "$tmp/recipe-w2/model.safetensors" && [ -s "$tmp/recipe-w1.final" ] && cmp -s "$tmp"/recipe-w{1,2}.final \
+    && ok "recipe cifar10: model and final (TTA) metrics identical for 1 and 2 workers" || bad "recipe cifar10 differs across workers"
+grep -q "whiten whitens patches (init from 600 training images)" "$tmp/recipe-w1.log" && ok "recipe cifar10: first layer whitened from the data" || bad "no whitening line"
+"$parcnn" train "${recipe[@]}" --max-steps 1 --out "$tmp/recipe-1step" > "$tmp/recipe-1step.log" 2>&1 || bad "recipe cifar10, 1 step"
+/usr/bin/env python3 - "$tmp/recipe-1step/model.safetensors" "$tmp/recipe-w1/model.safetensors" <<'PY' \
+    && ok "frozen parameters (whitening filters, batch-norm scales) stay put while the rest trains" || bad "frozen parameters moved"
+import json, struct, sys
+def load(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+            for k, v in head.items() if k != "__metadata__"}
+one, two = load(sys.argv[1]), load(sys.argv[2])
+scales = [k for k in one if k.endswith(".weight") and k.replace(".weight", ".running_mean") in one]
+assert len(scales) == 6, scales
+for k in scales:
+    assert one[k] == two[k] and set(struct.unpack("<%df" % (len(one[k]) // 4), one[k])) == {1.0}, k
+assert one["whiten.weight"] == two["whiten.weight"]
+moved = [k for k in one if one[k] != two[k]]
+assert any(k.endswith(".bias") for k in moved) and "layers.4.weight" in moved, moved
+PY
+"$parcnn" train --recipe cifar10 --no-progress > "$tmp/recipe-nodata.log" 2>&1
+[ $? = 2 ] && grep -q -- "--recipe cifar10 needs --data" "$tmp/recipe-nodata.log" && ok "recipe cifar10 without --data: usage error" || { bad "recipe without data:"; cat "$tmp/recipe-nodata.log"; }
+
 # bad images
 printf 'not an image at all' > "$tmp/small/train/cat/zz-corrupt.jpg"
 head -c 300 "$tmp/small/train/dog/$(ls "$tmp/small/train/dog" | head -1)" > "$tmp/small/train/dog/zz-truncated.jpg"

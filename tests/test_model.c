@@ -12,7 +12,7 @@
 #include "train/tree.h"
 
 static void test_zoo(void) {
-    CHECK(pc_zoo_count() == 5, "zoo has %d models", pc_zoo_count());
+    CHECK(pc_zoo_count() == 6, "zoo has %d models", pc_zoo_count());
     struct { const char *name; int c, h, w; int64_t params; } cases[] = {
         /* simple-cnn 28x28: 32*25+32 + 64*32*25+64 + 3136*1024+1024 + 1024*10+10 */
         {"simple-cnn", 1, 28, 28, 832 + 51264 + 3212288 + 10250},
@@ -75,6 +75,7 @@ static void test_parse_errors(void) {
         {"[conv] filters=8 size=2 init=whiten\n", "needs a conv on the input images with 12 or 24 filters"},
         {"[conv] filters=12\n[conv] filters=24 size=2 init=whiten\n", "needs a conv on the input"},
         {"[maxpool] trainable=none\n", "[maxpool] has no key 'trainable'"},
+        {"[sepconv] filters=8 init=identity\n", "[sepconv] has no key 'init'"},
         {"[dense] units=classes scale=0\n", "scale=0: expected a number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -190,6 +191,10 @@ static void test_whiten(void) {
           "%s", pc_last_error());
     if (!m) return;
     CHECK(pc_model_whiten_layer(m) == 1, "whiten layer found");
+    pc_model *auto_filters = NULL; /* filters= left out: two per patch value */
+    CHECK(parse("[conv] size=2 init=whiten\n[gap]\n[dense] units=classes\n", &auto_filters) == PC_OK &&
+              auto_filters->layers[1].filters == 24, "init=whiten without filters=: %s", pc_last_error());
+    pc_model_free(auto_filters);
     enum { N = 40, C = 3, H = 16, W = 16, D = 12 };
     float *img = malloc(sizeof(float) * N * C * H * W);
     /* correlated channels and smooth images: a far from white patch distribution */

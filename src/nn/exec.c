@@ -447,6 +447,18 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     int64_t n_in = (int64_t)ex->batch * pc_layer_out_size(&m->layers[j]);
     float *dy = s->dout;
     float *dx = grad_target(ex, j);
+    if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE) {
+        /* frozen parameters: no gradient work (a frozen first layer then has none at
+         * all); zeros keep the reduction and the optimizer's inputs finite */
+        if (dw && !(l->trainable & PC_TRAIN_WEIGHT)) {
+            memset(dw, 0, sizeof(float) * l->weight_n);
+            dw = NULL;
+        }
+        if (db && !(l->trainable & PC_TRAIN_BIAS)) {
+            memset(db, 0, sizeof(float) * l->bias_n);
+            db = NULL;
+        }
+    }
 
     if (l->act == PC_ACT_RELU && !relu_fused_backward(ex, l))
         ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);

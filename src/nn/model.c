@@ -276,13 +276,18 @@ static pc_status finish_conv(parse_ctx *ctx, section *sec, pc_layer *l, const pc
 }
 
 /* Read conv hyper-parameters shared by [conv] and [sepconv]. */
-static pc_status read_conv_keys(parse_ctx *ctx, section *sec, pc_layer *l) {
+/* in_c > 0: a conv on in_c channels, whose filters= may be left out with init=whiten
+ * (then two per patch value: 2 * in_c * size * size). */
+static pc_status read_conv_keys(parse_ctx *ctx, section *sec, pc_layer *l, int in_c) {
     int size, stride, pad;
+    const char *init = in_c > 0 ? get_value(sec, "init") : NULL;
+    int whiten_auto = init && strcmp(init, "whiten") == 0 && !get_value(sec, "filters");
     PC_TRY(get_int(ctx, sec, "filters", 0, 1, &l->filters));
-    if (l->filters == 0 || !get_value(sec, "filters"))
+    if (!whiten_auto && (l->filters == 0 || !get_value(sec, "filters")))
         return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] needs filters=", ctx->origin, sec->line,
                        sec->kind);
     PC_TRY(get_int(ctx, sec, "size", 3, 1, &size));
+    if (whiten_auto) l->filters = 2 * in_c * size * size;
     PC_TRY(get_int(ctx, sec, "stride", 1, 1, &stride));
     PC_TRY(get_int(ctx, sec, "pad", 0, 0, &pad));
     PC_TRY(get_int(ctx, sec, "bias", 1, 0, &l->bias));
@@ -388,7 +393,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
 
     if (strcmp(k, "conv") == 0) {
         l->kind = PC_L_CONV;
-        PC_TRY(read_conv_keys(ctx, sec, l));
+        PC_TRY(read_conv_keys(ctx, sec, l, in->c));
         PC_TRY(get_int(ctx, sec, "groups", 1, 1, &l->groups));
         PC_TRY(finish_conv(ctx, sec, l, in));
         PC_TRY(read_init(ctx, sec, l, in, inputs[0] == 0));
@@ -397,7 +402,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         /* depthwise size x size over the input channels, then pointwise 1x1 */
         pc_layer point;
         memset(&point, 0, sizeof point);
-        PC_TRY(read_conv_keys(ctx, sec, &point));
+        PC_TRY(read_conv_keys(ctx, sec, &point, 0));
         l->kind = PC_L_CONV;
         l->act = PC_ACT_NONE;
         l->filters = l->groups = in->c;

@@ -56,6 +56,31 @@ static pc_status push_recipe_words(const char *text, char **out, int *n, int max
     return PC_OK;
 }
 
+/* A recipe line "# requires --FLAG: why" fails the expansion unless argv gives --FLAG. */
+static pc_status check_required(const char *name, const char *text, int argc, char **argv) {
+    static const char key[] = "# requires ";
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end) end = line + strlen(line);
+        if (strncmp(line, key, sizeof key - 1) == 0) {
+            const char *flag = line + sizeof key - 1, *colon = strchr(flag, ':');
+            if (!colon || colon > end) colon = end;
+            size_t n = (size_t)(colon - flag);
+            int given = 0;
+            for (int i = 1; i < argc && !given; i++)
+                given = strncmp(argv[i], flag, n) == 0 && (argv[i][n] == 0 || argv[i][n] == '=');
+            if (!given) {
+                const char *why = colon < end ? colon + 1 : colon;
+                while (why < end && *why == ' ') why++;
+                return pc_fail(PC_ERR_USAGE, "--recipe %s needs %.*s: %.*s", name, (int)n, flag,
+                               (int)(end - why), why);
+            }
+        }
+        line = *end ? end + 1 : end;
+    }
+    return PC_OK;
+}
+
 pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_out,
                            const char **name_out) {
     const int max = argc + 256;
@@ -79,6 +104,7 @@ pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_ou
     const char *text = name ? pc_recipe_text(name) : NULL;
     if (name && !text)
         s = pc_fail(PC_ERR_USAGE, "--recipe %s: no such recipe (see parcnn recipes)", name);
+    if (s == PC_OK && text) s = check_required(name, text, argc, argv);
     if (s == PC_OK && !(out[n++] = strdup(argv[0]))) s = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (s == PC_OK && text) s = push_recipe_words(text, out, &n, max);
     for (int i = 1; s == PC_OK && i < argc; i++) {

@@ -1,7 +1,9 @@
 /* Training recipes: named presets of `parcnn train` flags (model, data, optimizer,
  * schedule, augmentation, ...), shipped as recipes/NAME.recipe and embedded in the
  * library. A recipe file holds comment lines ("# ..."; the first one is its summary) and
- * lines of flags exactly as on the command line ("--epochs 8"). `parcnn train --recipe NAME
+ * lines of flags exactly as on the command line ("--epochs 8"); a comment line
+ * "# requires --FLAG: why" makes --FLAG mandatory on the command line (e.g. the data
+ * folder of a recipe for a dataset that is not embedded). `parcnn train --recipe NAME
  * [flags]` reads the recipe's flags first, so flags given on the command line win. */
 #ifndef PC_RECIPE_H
 #define PC_RECIPE_H
