@@ -12,11 +12,11 @@ int pc_model_whiten_layer(const pc_model *m) {
     return -1;
 }
 
-/* Second moments E[p p^T] of all kh x kw patches (stride 1, no padding) of the images. */
+/* Second moments E[p p^T] of all kh x kw patches (stride 1, no padding) of the images;
+ * p: room for one patch. */
 static void patch_moments(const pc_layer *l, int c, int h, int w, const float *images,
-                          int64_t n, double *cov) {
+                          int64_t n, double *p, double *cov) {
     int d = c * l->kh * l->kw, oh = h - l->kh + 1, ow = w - l->kw + 1;
-    double *p = malloc(sizeof(double) * d);
     memset(cov, 0, sizeof(double) * d * d);
     for (int64_t s = 0; s < n; s++) {
         const float *img = images + s * c * h * w;
@@ -34,7 +34,6 @@ static void patch_moments(const pc_layer *l, int c, int h, int w, const float *i
     double count = (double)n * oh * ow;
     for (int i = 0; i < d; i++)
         for (int j = i; j < d; j++) cov[j * d + i] = cov[i * d + j] /= count;
-    free(p);
 }
 
 /* Cyclic Jacobi rotations: a (d x d, symmetric) ends diagonal with the eigenvalues,
@@ -83,12 +82,14 @@ pc_status pc_model_whiten(pc_model *m, int layer, const float *images, int64_t n
         return pc_fail(PC_ERR_USAGE, "init=whiten: layer %s is not a conv on the images", l->name);
     int d = in->c * l->kh * l->kw;
     double *cov = malloc(sizeof(double) * d * d), *vec = malloc(sizeof(double) * d * d);
+    double *patch = malloc(sizeof(double) * d);
     int *order = malloc(sizeof(int) * d);
-    if (!cov || !vec || !order) {
-        free(cov), free(vec), free(order);
+    if (!cov || !vec || !patch || !order) {
+        free(cov), free(vec), free(patch), free(order);
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     }
-    patch_moments(l, in->c, in->h, in->w, images, n, cov);
+    patch_moments(l, in->c, in->h, in->w, images, n, patch, cov);
+    free(patch);
     jacobi_eigen(cov, vec, d);
     for (int i = 0; i < d; i++) order[i] = i;
     for (int i = 1; i < d; i++) /* insertion sort, largest eigenvalue first */
