@@ -97,5 +97,10 @@ grep -q "^final: .*, test-time augmentation flip,translate=1$" "$tmp/train-tta.l
     && ok "train --recipe fmnist --epochs 1: the recipe's model and precision, the command line's epochs" \
     || { bad "train --recipe:"; cat "$tmp/recipe.log"; }
 
+# every init=whiten layer is whitened from the data (two branches on the input here)
+printf '[conv] name=w2 size=2 init=whiten trainable=none\n[gap] name=g2\n[conv] name=w3 size=3 init=whiten trainable=none from=-3\n[gap]\n[add] from=-1,g2\n[dense] units=classes\n' > "$tmp/whiten2.cfg"
+"$parcnn" train --model "$tmp/whiten2.cfg" --limit 256 --eval-limit 64 --epochs 1 --batch 64 --no-progress > "$tmp/whiten2.log" 2>&1
+grep -q "w2 whitens patches" "$tmp/whiten2.log" && grep -q "w3 whitens patches" "$tmp/whiten2.log" \
+    && ok "two init=whiten layers: both whitened" || { bad "two whitening layers:"; cat "$tmp/whiten2.log"; }
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

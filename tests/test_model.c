@@ -190,7 +190,7 @@ static void test_whiten(void) {
     CHECK(parse("[conv] filters=24 size=2 init=whiten\n[gap]\n[dense] units=classes\n", &m) == PC_OK,
           "%s", pc_last_error());
     if (!m) return;
-    CHECK(pc_model_whiten_layer(m) == 1, "whiten layer found");
+    CHECK(m->layers[1].init == PC_INIT_WHITEN, "init=whiten parsed");
     pc_model *auto_filters = NULL; /* filters= left out: two per patch value */
     CHECK(parse("[conv] size=2 init=whiten\n[gap]\n[dense] units=classes\n", &auto_filters) == PC_OK &&
               auto_filters->layers[1].filters == 24, "init=whiten without filters=: %s", pc_last_error());

@@ -140,7 +140,6 @@ typedef struct {
  * eigenvalues e_k; filter k becomes v_k / sqrt(e_k + eps), largest first, and with
  * filters = 2d, filter d + k is its negative. Deterministic (a fixed summation order). */
 pc_status pc_model_whiten(pc_model *m, int layer, const float *images, int64_t n, float eps);
-int pc_model_whiten_layer(const pc_model *m); /* the layer with init=whiten, or -1 */
 
 int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max);
 

@@ -6,12 +6,6 @@
 
 #include "nn/model.h"
 
-int pc_model_whiten_layer(const pc_model *m) {
-    for (int i = 1; i < m->n_layers; i++)
-        if (m->layers[i].init == PC_INIT_WHITEN) return i;
-    return -1;
-}
-
 /* Second moments E[p p^T] of all kh x kw patches (stride 1, no padding) of the images;
  * p: room for one patch. */
 static void patch_moments(const pc_layer *l, int c, int h, int w, const float *images,

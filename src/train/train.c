@@ -997,23 +997,28 @@ static pc_status setup_ema(trainer *t) {
     return PC_OK;
 }
 
-/* init=whiten: the first layer's filters from the first (up to) 5,000 training images,
- * as airbench. Every rank computes the same; rank 0's are broadcast anyway. */
-static pc_status whiten_first_layer(trainer *t) {
-    int layer = pc_model_whiten_layer(t->m);
-    if (layer < 0 || t->cfg->resume) return PC_OK;
+/* init=whiten: the filters of every such layer from the first (up to) 5,000 training
+ * images, as airbench. Every rank computes the same; rank 0's are broadcast anyway. */
+static pc_status whiten_layers(trainer *t) {
+    const pc_model *m = t->m;
+    int any = 0;
+    for (int i = 1; i < m->n_layers; i++) any |= m->layers[i].init == PC_INIT_WHITEN;
+    if (!any || t->cfg->resume) return PC_OK;
     int64_t n = t->train.n < 5000 ? t->train.n : 5000;
     int64_t size = (int64_t)t->train.c * t->train.h * t->train.w;
     float *images = pc_alloc(sizeof(float) * n * size);
     int64_t *idx = malloc(sizeof(int64_t) * n);
     pc_status st = images && idx ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < n; i++) idx[i] = i;
+    for (int64_t i = 0; st == PC_OK && i < n; i++) idx[i] = i;
     if (st == PC_OK)
         st = pc_dataset_gather(&t->train, idx, (int)n, t->meta.mean, t->meta.std, images, NULL);
-    if (st == PC_OK) st = pc_model_whiten(t->m, layer, images, n, 5e-4f);
-    if (st == PC_OK)
-        say(t, "parcnn: %s whitens patches (init from %lld training images)\n",
-            t->m->layers[layer].name, (long long)n);
+    for (int i = 1; st == PC_OK && i < m->n_layers; i++) {
+        if (m->layers[i].init != PC_INIT_WHITEN) continue;
+        st = pc_model_whiten(t->m, i, images, n, 5e-4f);
+        if (st == PC_OK)
+            say(t, "parcnn: %s whitens patches (init from %lld training images)\n",
+                m->layers[i].name, (long long)n);
+    }
     pc_free(images);
     free(idx);
     return st;
@@ -1032,7 +1037,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));
-    PC_TRY(whiten_first_layer(t));
+    PC_TRY(whiten_layers(t));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
     memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
