@@ -25,6 +25,7 @@
 #include <dnnl.h>
 
 #include "kernels/dnnl/dnnl_internal.h"
+#include "kernels/dnnl/dnnl_kernels.h"
 #endif
 
 #include "core/common.h"
@@ -511,6 +512,11 @@ static int run_gemm(int64_t n, int threads, int bf16, int reps) {
     double *gflops = calloc((size_t)reps, sizeof(double));
     if (!gflops) pc_fail(PC_ERR_NOMEM, "out of memory");
     if (!gflops || pcd_base_init(&b) != 0) goto fail;
+    if (bf16 && !pc_dnnl_bf16_native()) {
+        pc_fail(PC_ERR_USAGE, "--dtype bf16: oneDNN has no bf16 kernels on this CPU (oneDNN 2.6 "
+                              "needs AVX-512); there is no bf16 peak to measure");
+        goto fail;
+    }
     dnnl_data_type_t in_dt = bf16 ? dnnl_bf16 : dnnl_f32;
     const dnnl_dims_t dims = {n, n};
     dnnl_memory_desc_t a_md, b_md, c_md;

@@ -34,7 +34,22 @@ typedef struct {
     float *db_sink;                    /* receives diff_bias when dw is wanted but not db */
     long long n_out, k_out, spatial;   /* for the db-only path: dy is (n_out, k_out, spatial) */
     uint64_t w_version;                /* see pc_dnnl_conv_weights_version */
+    int emulate_bf16;                  /* bf16 asked, not native: fp32 primitives whose
+                                          x, w and dy ports round to bf16 */
 } linear_plan;
+
+/* The element type the primitives read for precision `prec`, and whether bf16 is emulated. */
+static dnnl_data_type_t input_type(linear_plan *p, pc_dnnl_precision prec) {
+    p->emulate_bf16 = prec == PC_DNNL_BF16 && !pc_dnnl_bf16_native();
+    return prec == PC_DNNL_BF16 && !p->emulate_bf16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* A port for x, w or dy: rounded to bf16 values when bf16 is emulated. */
+static int operand_port(linear_plan *p, pcd_port *pt, const dnnl_memory_desc_t *user,
+                        const dnnl_memory_desc_t *prim, int phase) {
+    return p->emulate_bf16 ? pcd_port_init_bf16(&p->b, pt, user, prim, phase)
+                           : pcd_port_init(&p->b, pt, user, prim, 0, phase);
+}
 
 struct pc_dnnl_conv {
     linear_plan lp;
@@ -50,15 +65,15 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
     pcd_base *b = &p->b;
     const dnnl_memory_desc_t *fx = pcd_arg_md(p->fwd, DNNL_ARG_SRC), *wx = pcd_arg_md(p->bwd_w, DNNL_ARG_SRC);
     p->w_x_shared = wx && fx && dnnl_memory_desc_equal(fx, wx);
-    if (pcd_port_init(b, &p->f_x, src, fx, 0, p->w_x_shared ? PCD_PHASE_KEEP : PCD_PHASE_FWD) ||
-        pcd_port_init(b, &p->f_w, wei, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
+    if (operand_port(p, &p->f_x, src, fx, p->w_x_shared ? PCD_PHASE_KEEP : PCD_PHASE_FWD) ||
+        operand_port(p, &p->f_w, wei, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS), PCD_PHASE_KEEP) ||
         pcd_port_init(b, &p->f_y, dst, pcd_arg_md(p->fwd, DNNL_ARG_DST), 1, 0))
         return -1;
     if (p->has_bias && pcd_port_init(b, &p->f_b, bias, pcd_arg_md(p->fwd, DNNL_ARG_BIAS), 0, 0))
         return -1;
 
-    if (pcd_port_init(b, &p->d_dy, dst, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_DST), 0, 1) ||
-        pcd_port_init(b, &p->d_w, wei, pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
+    if (operand_port(p, &p->d_dy, dst, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_DST), PCD_PHASE_BWD) ||
+        operand_port(p, &p->d_w, wei, pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS), PCD_PHASE_KEEP) ||
         pcd_port_init(b, &p->d_dx, src, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_SRC), 1, 1))
         return -1;
 
@@ -66,11 +81,11 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
     if (wdy && dnnl_memory_desc_equal(wdy, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_DST))) {
         p->w_dy = p->d_dy;
         p->w_dy_shared = 1;
-    } else if (pcd_port_init(b, &p->w_dy, dst, wdy, 0, 1)) {
+    } else if (operand_port(p, &p->w_dy, dst, wdy, PCD_PHASE_BWD)) {
         return -1;
     }
     if (p->w_x_shared) p->w_x = p->f_x;
-    else if (pcd_port_init(b, &p->w_x, src, wx, 0, PCD_PHASE_BWD))
+    else if (operand_port(p, &p->w_x, src, wx, PCD_PHASE_BWD))
         return -1;
     if (pcd_port_init(b, &p->w_dw, wei, pcd_arg_md(p->bwd_w, DNNL_ARG_DIFF_WEIGHTS), 1, 1))
         return -1;
@@ -191,7 +206,7 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     dnnl_dims_t strides = {s.sh, s.sw}, pad = {s.ph, s.pw};
 
     /* *_any: fp32, the primitives' outputs; *_in: what they read (bf16 in mixed precision) */
-    dnnl_data_type_t in_dt = prec == PC_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t in_dt = input_type(p, prec);
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_any, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 4, src_dims, dnnl_nchw, "conv src") ||
@@ -286,7 +301,7 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
     dnnl_format_tag_t wei_tag = s->n <= 64 ? dnnl_oi : dnnl_format_tag_any;
     dnnl_dim_t dst_dims[2] = {s->n, s->out}, bias_dims[1] = {s->out};
     /* as for convolutions: fp32 outputs, inputs read in bf16 in mixed precision */
-    dnnl_data_type_t in_dt = prec == PC_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t in_dt = input_type(p, prec);
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_pmd, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 2, src_dims, dnnl_nc, "dense src") ||

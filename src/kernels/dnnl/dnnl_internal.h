@@ -51,6 +51,7 @@ typedef struct {
     pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
     const void *kept_ptr; /* PCD_PHASE_KEEP: the input and version inner holds now */
     uint64_t kept_version;
+    size_t round_n;      /* emulated bf16: floats of inner rounded to bf16 after each reorder */
 } pcd_port;
 
 /* Port phases: reorder targets of forward (0) and backward (1) calls share the arena;
@@ -73,6 +74,12 @@ void *pcd_buf_new(pcd_base *b, size_t bytes);
  * phase: 0 for ports used by forward calls, 1 for backward calls (see pcd_base). */
 int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
                   const dnnl_memory_desc_t *prim_md, int is_output, int phase);
+/* An fp32 input port whose inner copy is rounded to bfloat16 values after every reorder in:
+ * the operand a bf16 primitive would read, for emulated bf16 (see pc_dnnl_bf16_native). */
+int pcd_port_init_bf16(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                       const dnnl_memory_desc_t *prim_md, int phase);
+/* x[i] = the bfloat16 nearest x[i] (ties to even), as fp32; NaN stays NaN. */
+void pcd_round_bf16(float *x, size_t n);
 /* Allocate the arena and the shared scratchpad once all primitives and ports exist. */
 int pcd_base_finish(pcd_base *b);
 void pcd_base_free(pcd_base *b);

@@ -31,6 +31,45 @@ dnnl_engine_t pcd_engine(void) {
 
 int pc_dnnl_available(void) { return pcd_engine() != NULL; }
 
+/* ---- native bf16: can oneDNN create bf16 convolution and inner-product primitives? ---- */
+
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+static int bf16_native;
+
+static int bf16_pd_ok(const_dnnl_op_desc_t desc) {
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_primitive_desc_create(&pd, desc, NULL, engine, NULL) != dnnl_success) return 0;
+    dnnl_primitive_desc_destroy(pd);
+    return 1;
+}
+
+static void bf16_probe(void) {
+    dnnl_dims_t src = {2, 16, 8, 8}, wei = {16, 16, 3, 3}, dst = {2, 16, 8, 8};
+    dnnl_dims_t ip_src = {2, 64}, ip_wei = {16, 64}, ip_dst = {2, 16};
+    dnnl_dims_t strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t s, w, d, is, iw, id;
+    dnnl_convolution_desc_t conv;
+    dnnl_inner_product_desc_t ip;
+    bf16_native =
+        dnnl_memory_desc_init_by_tag(&s, 4, src, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&w, 4, wei, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&d, 4, dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&is, 2, ip_src, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&iw, 2, ip_wei, dnnl_bf16, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_memory_desc_init_by_tag(&id, 2, ip_dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success &&
+        dnnl_convolution_forward_desc_init(&conv, dnnl_forward_training, dnnl_convolution_direct,
+                                           &s, &w, NULL, &d, strides, pad, pad) == dnnl_success &&
+        dnnl_inner_product_forward_desc_init(&ip, dnnl_forward_training, &is, &iw, NULL, &id) ==
+            dnnl_success &&
+        bf16_pd_ok(&conv) && bf16_pd_ok(&ip);
+}
+
+int pc_dnnl_bf16_native(void) {
+    if (!pcd_engine()) return 0;
+    pthread_once(&bf16_once, bf16_probe);
+    return bf16_native;
+}
+
 /* ---- creation helpers ---- */
 
 int pcd_base_init(pcd_base *b) {
@@ -168,8 +207,10 @@ const dnnl_memory_desc_t *pcd_arg_md(const pcd_prim *p, int arg) {
     return dnnl_primitive_desc_query_md(p->pd, dnnl_query_exec_arg_md, arg);
 }
 
-int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
-                  const dnnl_memory_desc_t *prim_md, int is_output, int phase) {
+/* own_copy: give the port an inner buffer even when the layouts agree (the reorder is then
+ * a copy), so that the primitive's input can be changed without touching the caller's. */
+static int port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                     const dnnl_memory_desc_t *prim_md, int is_output, int phase, int own_copy) {
     memset(pt, 0, sizeof *pt);
     if (!prim_md || pcd_md_is_zero(prim_md)) {
         pc_fail(PC_ERR_INTERNAL, "oneDNN: primitive did not report a memory descriptor");
@@ -177,7 +218,7 @@ int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
     }
     pt->user = pcd_mem_new(b, user_md, NULL);
     if (!pt->user) return -1;
-    if (dnnl_memory_desc_equal(user_md, prim_md)) {
+    if (!own_copy && dnnl_memory_desc_equal(user_md, prim_md)) {
         pt->inner = pt->user;
         return 0;
     }
@@ -202,6 +243,18 @@ int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
     b->phase_size[phase] += bytes;
     pt->reorder = is_output ? reorder_new(b, prim_md, user_md) : reorder_new(b, user_md, prim_md);
     return pt->reorder ? 0 : -1;
+}
+
+int pcd_port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                  const dnnl_memory_desc_t *prim_md, int is_output, int phase) {
+    return port_init(b, pt, user_md, prim_md, is_output, phase, 0);
+}
+
+int pcd_port_init_bf16(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_md,
+                       const dnnl_memory_desc_t *prim_md, int phase) {
+    if (port_init(b, pt, user_md, prim_md, 0, phase, 1)) return -1;
+    pt->round_n = dnnl_memory_desc_get_size(prim_md) / sizeof(float);
+    return 0;
 }
 
 int pcd_base_finish(pcd_base *b) {
@@ -270,11 +323,30 @@ void pcd_set(dnnl_memory_t m, const void *ptr) {
     pcd_check(dnnl_memory_set_data_handle(m, (void *)ptr), "set data handle");
 }
 
+/* The may_alias type lets the rounding loop read floats as their bits. */
+typedef uint32_t __attribute__((may_alias)) pcd_bits;
+
+void pcd_round_bf16(float *x, size_t n) {
+    pcd_bits *u = (pcd_bits *)x;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = u[i];
+        uint32_t nearest_even = (v + 0x7fffu + ((v >> 16) & 1u)) & 0xffff0000u;
+        uint32_t quiet_nan = (v | 0x00400000u) & 0xffff0000u;
+        u[i] = (v & 0x7fffffffu) > 0x7f800000u ? quiet_nan : nearest_even;
+    }
+}
+
 void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr) {
     pcd_set(pt->user, ptr);
     if (pt->reorder) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, pt->user}, {DNNL_ARG_TO, pt->inner}};
         pcd_exec(b, pt->reorder, 2, a);
+    }
+    if (pt->round_n) {
+        void *inner = NULL;
+        pcd_check(dnnl_memory_get_data_handle(pt->inner, &inner), "get data handle");
+        pcd_wait(b);
+        pcd_round_bf16(inner, pt->round_n);
     }
 }
 

@@ -34,6 +34,13 @@ int pc_dnnl_available(void);
  * activations between layers and every other layer) stay fp32. */
 typedef enum { PC_DNNL_F32 = 0, PC_DNNL_BF16 } pc_dnnl_precision;
 
+/* 1 when oneDNN runs bf16 convolutions and inner products on this CPU (oneDNN 2.6 needs
+ * AVX-512). Elsewhere bf16 plans are emulated: fp32 primitives whose src, weights and
+ * diff_dst are first rounded to bf16 values, as a bf16 primitive would read them (bf16
+ * products are exact in fp32, so only the order of the fp32 sums differs); bf16's accuracy
+ * then, at fp32's speed. */
+int pc_dnnl_bf16_native(void);
+
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
 typedef struct pc_dnnl_conv pc_dnnl_conv;
 /* relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
