@@ -56,9 +56,20 @@ static float *vec(long n) {
     }
     return p;
 }
+/* When set, random inputs are bfloat16 values (8 significant bits): a bf16 plan then reads
+ * them unchanged, its products are exact in fp32, and it must match the fp32 reference as
+ * closely as fp32 does. Native (AVX512_BF16) and emulated bf16 alike. */
+static int bf16_inputs;
+static float bf16_value(float f) { /* round to the nearest bfloat16, ties to even */
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 static float *rvec(long n) {
     float *p = vec(n);
-    for (long i = 0; i < n; i++) p[i] = rnd_uniform();
+    for (long i = 0; i < n; i++) p[i] = bf16_inputs ? bf16_value(rnd_uniform()) : rnd_uniform();
     return p;
 }
 /* Outputs are poisoned with NaN before each call: a kernel that skips an element fails. */
@@ -442,34 +453,34 @@ static void test_bn(pc_bn_shape s) {
     ref_bn_forward_eval(&s, x, g, bt, rm, rv, er);
 
     poison(y, nx), poison(m, s.c), poison(v, s.c);
-    fast_bn_forward_train(&s, x, g, bt, y, m, v, is);
+    fast_bn_forward_train(&s, x, g, bt, y, m, v, is, PC_FAST_LINEAR);
     cmp("bn y", d, y, yr, nx, TOL);
     cmp("bn mean", d, m, mr, s.c, TOL);
     cmp("bn var", d, v, vr, s.c, TOL);
     poison(dx, nx), poison(dg, s.c), poison(db, s.c);
-    fast_bn_backward(&s, x, g, m, is, dy, dx, dg, db);
+    fast_bn_backward(&s, x, NULL, g, bt, m, is, dy, dx, dg, db, PC_FAST_LINEAR);
     cmp("bn dx", d, dx, dxr, nx, TOL);
     cmp("bn dgamma", d, dg, dgr, s.c, TOL);
     cmp("bn dbeta", d, db, dbr, s.c, TOL);
     poison(e, nx);
-    fast_bn_forward_eval(&s, x, g, bt, rm, rv, e);
+    fast_bn_forward_eval(&s, x, g, bt, rm, rv, e, PC_FAST_LINEAR);
     cmp("bn eval y", d, e, er, nx, TOL);
 
     /* repeated calls: bitwise identical */
     float m2[64], v2[64], is2[64], dg2[64], db2[64];
     poison(y2, nx), poison(dx2, nx);
-    fast_bn_forward_train(&s, x, g, bt, y2, m2, v2, is2);
-    fast_bn_backward(&s, x, g, m2, is2, dy, dx2, dg2, db2);
+    fast_bn_forward_train(&s, x, g, bt, y2, m2, v2, is2, PC_FAST_LINEAR);
+    fast_bn_backward(&s, x, NULL, g, bt, m2, is2, dy, dx2, dg2, db2, PC_FAST_LINEAR);
     CHECK(same_bits(y, y2, nx) && same_bits(m, m2, s.c) && same_bits(v, v2, s.c) &&
               same_bits(dx, dx2, nx) && same_bits(dg, dg2, s.c) && same_bits(db, db2, s.c),
           "bn repeat not bitwise identical: %s", d);
     /* NULL outputs: parameter gradients only (no dx); dx only */
     poison(dg, s.c), poison(db, s.c);
-    fast_bn_backward(&s, x, g, m, is, dy, NULL, dg, db);
+    fast_bn_backward(&s, x, NULL, g, bt, m, is, dy, NULL, dg, db, PC_FAST_LINEAR);
     cmp("bn dgamma (no dx)", d, dg, dgr, s.c, TOL);
     cmp("bn dbeta (no dx)", d, db, dbr, s.c, TOL);
     poison(dx2, nx);
-    fast_bn_backward(&s, x, g, m, is, dy, dx2, NULL, NULL);
+    fast_bn_backward(&s, x, NULL, g, bt, m, is, dy, dx2, NULL, NULL, PC_FAST_LINEAR);
     CHECK(same_bits(dx, dx2, nx), "bn dx without parameter gradients differs: %s", d);
     /* fused with ReLU: the forward is bitwise bn then relu; the backward agrees with relu's
      * backward then bn's to rounding (the compiler may contract its multiply-adds
@@ -477,15 +488,33 @@ static void test_bn(pc_bn_shape s) {
     float *yf = vec(nx), *dyr = vec(nx), *dxf = vec(nx), *ef = vec(nx), dgf[64], dbf[64];
     ref_relu_forward(nx, y, y2);                       /* y2 = relu(bn(x)) */
     ref_relu_backward(nx, y2, dy, dyr);                /* dyr = masked dy */
-    fast_bn_backward(&s, x, g, m, is, dyr, dx, dg, db);
-    fast_bn_relu_forward_train(&s, x, g, bt, yf, m2, v2, is2);
-    fast_bn_relu_backward(&s, x, yf, g, m2, is2, dy, dxf, dgf, dbf);
+    fast_bn_backward(&s, x, NULL, g, bt, m, is, dyr, dx, dg, db, PC_FAST_LINEAR);
+    fast_bn_forward_train(&s, x, g, bt, yf, m2, v2, is2, PC_FAST_RELU);
+    fast_bn_backward(&s, x, yf, g, bt, m2, is2, dy, dxf, dgf, dbf, PC_FAST_RELU);
     ref_relu_forward(nx, e, e);
-    fast_bn_relu_forward_eval(&s, x, g, bt, rm, rv, ef);
+    fast_bn_forward_eval(&s, x, g, bt, rm, rv, ef, PC_FAST_RELU);
     CHECK(same_bits(yf, y2, nx) && same_bits(ef, e, nx), "bn+relu fused forward differs: %s", d);
     cmp("bn+relu dx", d, dxf, dx, nx, TOL);
     cmp("bn+relu dgamma", d, dgf, dg, s.c, TOL);
     cmp("bn+relu dbeta", d, dbf, db, s.c, TOL);
+    /* fused with GELU: against batch norm, then the double-precision GELU reference (and,
+     * backward, GELU's reference backward from the batch-norm output, then bn's) */
+    float *z = vec(nx);
+    fast_bn_forward_train(&s, x, g, bt, z, m, v, is, PC_FAST_LINEAR); /* z = bn(x) */
+    ref_gelu_forward(nx, z, y2);
+    ref_gelu_backward(nx, z, dy, dyr);
+    fast_bn_backward(&s, x, NULL, g, bt, m, is, dyr, dx, dg, db, PC_FAST_LINEAR);
+    fast_bn_forward_train(&s, x, g, bt, yf, m2, v2, is2, PC_FAST_GELU);
+    fast_bn_backward(&s, x, NULL, g, bt, m2, is2, dy, dxf, dgf, dbf, PC_FAST_GELU);
+    cmp("bn+gelu y", d, yf, y2, nx, TOL);
+    cmp("bn+gelu dx", d, dxf, dx, nx, TOL);
+    cmp("bn+gelu dgamma", d, dgf, dg, s.c, TOL);
+    cmp("bn+gelu dbeta", d, dbf, db, s.c, TOL);
+    fast_bn_forward_eval(&s, x, g, bt, rm, rv, z, PC_FAST_LINEAR);
+    ref_gelu_forward(nx, z, e);
+    fast_bn_forward_eval(&s, x, g, bt, rm, rv, ef, PC_FAST_GELU);
+    cmp("bn+gelu eval y", d, ef, e, nx, TOL);
+    pc_free(z);
     pc_free(yf), pc_free(dyr), pc_free(dxf), pc_free(ef);
     pc_free(x), pc_free(dy), pc_free(g), pc_free(bt), pc_free(rm), pc_free(rv), pc_free(yr);
     pc_free(mr), pc_free(vr), pc_free(isr), pc_free(dxr), pc_free(dgr), pc_free(dbr);
@@ -506,6 +535,44 @@ static void bn_tests(void) {
     }
     printf("bn: %d shapes, max nerr %.2g, %s\n", count, max_nerr,
            check_failed == before ? "ok" : "FAILED");
+}
+
+/* ------------------------------------------------------------------ gelu */
+
+/* The vectorized GELU against the double-precision reference (libm's erf): absolute error
+ * over [-12, 12] and the tails, PyTorch's values at a few points, and the backward. */
+static void gelu_tests(void) {
+    int before = check_failed;
+    enum { N = 48001 };
+    float *x = vec(N), *y = vec(N), *yr = vec(N), *dy = vec(N), *dx = vec(N), *dxr = vec(N);
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+        dy[i] = 1.0f;
+    }
+    x[0] = -100.0f, x[1] = 100.0f, x[2] = -0.0f, x[3] = 1e-30f; /* tails and tiny inputs */
+    fast_gelu_forward(N, x, y);
+    ref_gelu_forward(N, x, yr);
+    fast_gelu_backward(N, x, dy, dx);
+    ref_gelu_backward(N, x, dy, dxr);
+    double ey = 0, ed = 0;
+    for (int i = 0; i < N; i++) {
+        ey = fmax(ey, fabs((double)y[i] - yr[i]) / fmax(1.0, fabs(yr[i])));
+        ed = fmax(ed, fabs((double)dx[i] - dxr[i]));
+    }
+    CHECK(ey < 3e-7, "gelu forward: max error %.3g", ey);
+    CHECK(ed < 5e-7, "gelu backward: max error %.3g", ed);
+    /* torch.nn.functional.gelu at -3, -1, 0.5, 2 (PyTorch 1.13, float64) */
+    static const float at[4] = {-3.0f, -1.0f, 0.5f, 2.0f};
+    static const double exact_y[4] = {-0.0040496598, -0.15865525393145707, 0.34573123063700656,
+                                       1.9544997361036416};
+    float ty[4];
+    fast_gelu_forward(4, at, ty);
+    for (int i = 0; i < 4; i++)
+        CHECK(fabs(ty[i] - exact_y[i]) < 1e-6, "gelu(%g) = %.9g, expected %.9g", at[i], ty[i],
+              exact_y[i]);
+    printf("gelu: max error %.2g forward, %.2g backward, %s\n", ey, ed,
+           check_failed == before ? "ok" : "FAILED");
+    pc_free(x), pc_free(y), pc_free(yr), pc_free(dy), pc_free(dx), pc_free(dxr);
 }
 
 /* -------------------------------------------------------- error handling */
@@ -616,11 +683,19 @@ int main(void) {
     CHECK(max_nerr > 10 * TOL, "bf16 conv no less exact than fp32 (max nerr %.2g): not bf16?", max_nerr);
     dense_tests();
     CHECK(max_nerr > 10 * TOL, "bf16 dense no less exact than fp32 (max nerr %.2g): not bf16?", max_nerr);
+    printf("bf16 %s; on bf16-exact inputs, fp32's tolerance:\n",
+           pc_dnnl_bf16_native() ? "native" : "emulated (no bf16 kernels in oneDNN on this CPU)");
+    bf16_inputs = 1;
+    tol = TOL;
+    conv_tests();
+    dense_tests();
+    bf16_inputs = 0;
     prec = PC_DNNL_F32;
     tol = TOL;
     weights_version_tests();
     pool_tests();
     bn_tests();
+    gelu_tests();
     error_tests();
     int default_threads = get_threads();
     bench(1);

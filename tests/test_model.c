@@ -66,7 +66,7 @@ static void test_parse_errors(void) {
         {"[add] from=-1,nowhere\n", "no earlier layer has that name"},
         {"[conv] filters=8 stride=2 name=a\n[conv] filters=4 from=-2\n[add] from=-1,a\n[gap]\n[dense] units=classes\n", "do not match"},
         {"[conv] filters=8\n[gap]\n", "must output the 10 class scores"},
-        {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid"},
+        {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid: expected relu, gelu or linear"},
         {"[maxpool] size=2 pad=2\n", "more than half"},
         {"", "no layers"},
         {"[conv] filters=8 name=a\n[conv] filters=8 name=a\n", "name=a is used twice"},
@@ -280,6 +280,59 @@ static void test_dense_scale(void) {
     pc_model_free(b);
 }
 
+/* activation=gelu on every kind of layer that runs it differently: after a convolution and
+ * a dense layer (kept pre-activation), fused into batch norm (recomputed from its input),
+ * after an add. The default kernel set (fast GELU) against the reference set (libm erf):
+ * logits and every parameter gradient. */
+static void test_gelu_layers(void) {
+#ifdef PARCNN_HAVE_DNNL
+    const char *text = "[conv] filters=6 size=3 pad=1 activation=gelu name=a\n"
+                       "[batchnorm] activation=gelu\n"
+                       "[conv] filters=6 size=3 pad=1\n"
+                       "[add] from=-1,a activation=gelu\n"
+                       "[maxpool] size=2\n[flatten]\n"
+                       "[dense] units=16 activation=gelu\n"
+                       "[dense] units=classes\n";
+    pc_model *m = NULL;
+    CHECK(parse(text, &m) == PC_OK, "%s", pc_last_error());
+    if (!m) return;
+    enum { BATCH = 4 };
+    int32_t labels[BATCH] = {0, 2, 4, 9};
+    pc_exec *ref = NULL, *fast = NULL;
+    CHECK(pc_exec_create(m, BATCH, PC_KERNELS_REF, &ref) == PC_OK &&
+              pc_exec_create(m, BATCH, PC_KERNELS_DNNL, &fast) == PC_OK, "%s", pc_last_error());
+    float *gr = calloc(m->n_params, sizeof(float)), *gf = calloc(m->n_params, sizeof(float));
+    if (ref && fast && gr && gf) {
+        int64_t in = (int64_t)BATCH * 3 * 16 * 16;
+        for (int64_t k = 0; k < in; k++)
+            pc_exec_input(ref)[k] = pc_exec_input(fast)[k] =
+                2.0f * pc_uniform01(pc_rand64(5, 0, (uint64_t)k, 0, 0)) - 1.0f;
+        const float *lr = pc_exec_forward(ref, 1, 0, 0, 0, NULL);
+        const float *lf = pc_exec_forward(fast, 1, 0, 0, 0, NULL);
+        CHECK(check_nerr(lf, lr, BATCH * 10) < 1e-5, "gelu model: logits differ (nerr %g)",
+              check_nerr(lf, lr, BATCH * 10));
+        pc_exec_loss(ref, labels, 0.0f, 1.0f / BATCH, NULL);
+        pc_exec_loss(fast, labels, 0.0f, 1.0f / BATCH, NULL);
+        pc_exec_backward(ref, gr);
+        pc_exec_backward(fast, gf);
+        for (int i = 1; i < m->n_layers; i++) {
+            const pc_layer *l = &m->layers[i];
+            if (l->weight_off < 0) continue;
+            double e = check_nerr(gf + l->weight_off, gr + l->weight_off, l->weight_n);
+            CHECK(e < 1e-4, "gelu model: layer %d weight gradient differs (nerr %g)", i, e);
+        }
+        double any = 0;
+        for (int64_t i = 0; i < m->n_params; i++) any += fabs(gr[i]);
+        CHECK(any > 0, "gelu model: all gradients zero");
+    }
+    free(gr);
+    free(gf);
+    pc_exec_destroy(ref);
+    pc_exec_destroy(fast);
+    pc_model_free(m);
+#endif
+}
+
 /* Every worker count that divides the shard count covers the shards exactly once with
  * tree nodes, and the worker-split evaluation gives the same floats as one worker. */
 static float tree_sum(const float *leaf, pc_tree_node n) {
@@ -358,6 +411,7 @@ int main(void) {
     test_identity_init();
     test_whiten();
     test_dense_scale();
+    test_gelu_layers();
     test_parse_errors();
     test_graph();
     test_roles();

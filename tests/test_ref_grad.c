@@ -558,6 +558,23 @@ static void test_relu(void) {
     free(c.x), free(c.r), free(c.y), free(dx), free(buf), free(fx), free(fy), free(fr), free(fdx);
 }
 
+/* ---------------------------------------------------------------------- gelu */
+
+static double gelu_loss(void *p) {
+    relu_ctx *c = p;
+    refd_gelu_forward(c->n, c->x, c->y);
+    return ddot(c->r, c->y, c->n);
+}
+
+static void test_gelu(void) {
+    const int64_t n = 41;
+    relu_ctx c = {n, drand_new(n, -4, 4), drand_new(n, -1, 1), dnew(n)};
+    double *dx = dnew(n);
+    refd_gelu_backward(n, c.x, c.r, dx);
+    check_fd("gelu", 0, "dx", gelu_loss, &c, c.x, n, dx);
+    free(c.x), free(c.r), free(c.y), free(dx);
+}
+
 /* ------------------------------------------------------------ softmax + xent */
 
 typedef struct {
@@ -684,6 +701,7 @@ int main(void) {
     test_pool();
     test_bn();
     test_relu();
+    test_gelu();
     test_softmax_xent();
     time_conv();
     return check_summary();

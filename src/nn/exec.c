@@ -15,6 +15,8 @@
 /* Per-layer working state. Plans are only set for the oneDNN kernel set. */
 typedef struct {
     float *out;      /* (batch, c, h, w) output, after the activation */
+    float *pre;      /* the output before a GELU that its kernel does not fuse (GELU's
+                        backward needs its input); NULL otherwise */
     float *dout;     /* gradient of the loss w.r.t. out */
     int32_t *argmax; /* max pool (reference kernels) */
     float *mean, *var, *invstd; /* batch norm statistics of the last training forward */
@@ -68,7 +70,14 @@ int64_t pc_exec_bn_stats_size(const pc_model *m) {
 }
 
 const char *pc_exec_kernel_name(const pc_exec *ex) {
-    return !ex->use_dnnl ? "reference" : ex->bf16 ? "onednn, bf16 mixed precision" : "onednn";
+    if (!ex->use_dnnl) return "reference";
+    if (!ex->bf16) return "onednn";
+#ifdef PARCNN_HAVE_DNNL
+    if (!pc_dnnl_bf16_native())
+        return "onednn, bf16 mixed precision emulated in fp32 (this CPU has no AVX-512, which "
+               "oneDNN 2.6 needs for bf16: same rounding, no speed-up)";
+#endif
+    return "onednn, bf16 mixed precision";
 }
 
 float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
@@ -130,6 +139,24 @@ static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precisi
 }
 #endif
 
+/* A layer's activation runs inside its kernel where one can: ReLU as a oneDNN post-op after
+ * convolutions and dense layers, ReLU and GELU in the fast batch-norm kernels (one pass over
+ * the output, not two). Backward, only batch norm's kernels fuse it (GELU' from the
+ * recomputed batch-norm output); before convolutions and dense layers dy is masked by
+ * ReLU's output, or multiplied by GELU' of the kept pre-activation. */
+static int act_fused(const pc_exec *ex, const pc_layer *l) {
+    if (!ex->use_dnnl || l->act == PC_ACT_NONE) return 0;
+    return l->kind == PC_L_BN ||
+           (l->act == PC_ACT_RELU && (l->kind == PC_L_CONV || l->kind == PC_L_DENSE));
+}
+static int act_fused_backward(const pc_exec *ex, const pc_layer *l) {
+    return ex->use_dnnl && l->act != PC_ACT_NONE && l->kind == PC_L_BN;
+}
+static pc_fast_act fast_act(const pc_layer *l) {
+    return l->act == PC_ACT_RELU ? PC_FAST_RELU : l->act == PC_ACT_GELU ? PC_FAST_GELU
+                                                                        : PC_FAST_LINEAR;
+}
+
 pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out) {
     *out = NULL;
     pc_exec *ex = calloc(1, sizeof *ex);
@@ -160,6 +187,10 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
         if (i > 0) {
             s->dout = pc_alloc(sizeof(float) * size);
             if (!s->dout) goto nomem;
+        }
+        if (l->act == PC_ACT_GELU && !act_fused(ex, l)) {
+            s->pre = pc_alloc(sizeof(float) * size);
+            if (!s->pre) goto nomem;
         }
         fill_shapes(m, batch, i, s);
         if (l->kind == PC_L_MAXPOOL && !ex->use_dnnl) {
@@ -195,6 +226,7 @@ void pc_exec_destroy(pc_exec *ex) {
         layer_state *s = &ex->ls[i];
         pc_free(s->out);
         pc_free(s->dout);
+        pc_free(s->pre);
         pc_free(s->argmax);
         pc_free(s->mean);
 #ifdef PARCNN_HAVE_DNNL
@@ -252,31 +284,24 @@ static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const
 }
 
 /* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
- * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm). */
-/* A layer's ReLU runs inside its kernel: a oneDNN post-op after convolutions and dense
- * layers, the fast batch-norm kernels after batch norm (one pass over the output, not two);
- * backward masks dy before convolutions and dense layers as before. */
-static int relu_fused(const pc_exec *ex, const pc_layer *l) {
-    return ex->use_dnnl && l->act == PC_ACT_RELU &&
-           (l->kind == PC_L_BN || l->kind == PC_L_CONV || l->kind == PC_L_DENSE);
-}
-static int relu_fused_backward(const pc_exec *ex, const pc_layer *l) {
-    return ex->use_dnnl && l->act == PC_ACT_RELU && l->kind == PC_L_BN;
-}
-
-static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train) {
+ * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm), with the layer's
+ * activation fused. y: s->out, or s->pre before an unfused GELU. */
+static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train,
+                       float *y) {
     const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
     const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
-    int fused = relu_fused(ex, l);
-    if (train)
-        (fused ? fast_bn_relu_forward_train : ex->use_dnnl ? fast_bn_forward_train : ref_bn_forward_train)(
-            &s->bn, x, gamma, beta, s->out, s->mean, s->var, s->invstd);
-    else
-        (fused ? fast_bn_relu_forward_eval : ex->use_dnnl ? fast_bn_forward_eval : ref_bn_forward_eval)(
-            &s->bn, x, gamma, beta, rmean, rvar, s->out);
+    if (!ex->use_dnnl) {
+        if (train) ref_bn_forward_train(&s->bn, x, gamma, beta, y, s->mean, s->var, s->invstd);
+        else ref_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, y);
+    } else if (train) {
+        fast_bn_forward_train(&s->bn, x, gamma, beta, y, s->mean, s->var, s->invstd, fast_act(l));
+    } else {
+        fast_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, y, fast_act(l));
+    }
 }
 
-/* A dense layer's scale= (positive, so it commutes with its ReLU). */
+/* A dense layer's scale=, applied before its activation (positive, so it commutes with a
+ * ReLU fused into the kernel). */
 static void scale_array(int64_t n, float scale, float *v) {
     for (int64_t k = 0; k < n; k++) v[k] *= scale;
 }
@@ -289,57 +314,60 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
     const float *b = l->bias_off >= 0 ? m->params + l->bias_off : NULL;
     int64_t n_out = (int64_t)ex->batch * pc_layer_out_size(l);
+    float *y = s->pre ? s->pre : s->out; /* the layer's output before its activation */
     switch (l->kind) {
     case PC_L_INPUT:
         break;
     case PC_L_CONV:
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_conv_forward(s->dconv, x, w, b, s->out); break; }
+        if (ex->use_dnnl) { pc_dnnl_conv_forward(s->dconv, x, w, b, y); break; }
 #endif
-        ref_conv2d_forward(&s->conv, x, w, b, s->out);
+        ref_conv2d_forward(&s->conv, x, w, b, y);
         break;
     case PC_L_DENSE:
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_dense_forward(s->ddense, x, w, b, s->out); break; }
+        if (ex->use_dnnl) { pc_dnnl_dense_forward(s->ddense, x, w, b, y); break; }
 #endif
-        ref_dense_forward(&s->dense, x, w, b, s->out);
+        ref_dense_forward(&s->dense, x, w, b, y);
         break;
     case PC_L_BN:
-        bn_forward(ex, l, s, x, train);
+        bn_forward(ex, l, s, x, train, y);
         break;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_pool_forward(s->dpool, x, s->out); break; }
+        if (ex->use_dnnl) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
 #endif
         if (l->kind == PC_L_MAXPOOL)
-            ref_maxpool_forward(&s->pool, x, s->out, s->argmax);
+            ref_maxpool_forward(&s->pool, x, y, s->argmax);
         else
-            ref_avgpool_forward(&s->pool, x, s->out);
+            ref_avgpool_forward(&s->pool, x, y);
         break;
     case PC_L_GAP:
         gap_forward(ex->batch, l->c, m->layers[l->inputs[0]].h * m->layers[l->inputs[0]].w, x,
-                    s->out);
+                    y);
         break;
     case PC_L_DROPOUT:
         if (train && l->rate > 0) {
-            dropout_apply(ex, i, l, x, s->out);
+            dropout_apply(ex, i, l, x, y);
             break;
         }
         /* identity in inference */
         /* fall through */
     case PC_L_FLATTEN:
     case PC_L_RELU:
-        memcpy(s->out, x, sizeof(float) * n_out);
+        memcpy(y, x, sizeof(float) * n_out);
         break;
     case PC_L_ADD:
-        add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, ex->ls[l->inputs[1]].out, s->out);
+        add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, ex->ls[l->inputs[1]].out, y);
         break;
     case PC_L_KIND_COUNT:
         break;
     }
-    if (l->kind == PC_L_DENSE && l->scale != 1.0f) scale_array(n_out, l->scale, s->out);
-    if (l->act == PC_ACT_RELU && !relu_fused(ex, l)) ref_relu_forward(n_out, s->out, s->out);
+    if (l->kind == PC_L_DENSE && l->scale != 1.0f) scale_array(n_out, l->scale, y);
+    if (act_fused(ex, l)) return;
+    if (l->act == PC_ACT_RELU) ref_relu_forward(n_out, y, y);
+    if (l->act == PC_ACT_GELU) (ex->use_dnnl ? fast_gelu_forward : ref_gelu_forward)(n_out, y, s->out);
 }
 
 const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t step,
@@ -458,12 +486,15 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
             memset(db, 0, sizeof(float) * l->bias_n);
             db = NULL;
         }
+        if (!dx && !dw && !db) return; /* not even its activation's backward is needed */
     }
 
-    if (l->act == PC_ACT_RELU && !relu_fused_backward(ex, l))
-        ref_relu_backward((int64_t)ex->batch * pc_layer_out_size(l), s->out, dy, dy);
+    int64_t n_out = (int64_t)ex->batch * pc_layer_out_size(l);
+    if (l->act == PC_ACT_RELU && !act_fused_backward(ex, l)) ref_relu_backward(n_out, s->out, dy, dy);
+    if (l->act == PC_ACT_GELU && !act_fused_backward(ex, l))
+        (ex->use_dnnl ? fast_gelu_backward : ref_gelu_backward)(n_out, s->pre, dy, dy);
     if (l->kind == PC_L_DENSE && l->scale != 1.0f)
-        scale_array((int64_t)ex->batch * pc_layer_out_size(l), l->scale, dy);
+        scale_array(n_out, l->scale, dy);
     switch (l->kind) {
     case PC_L_CONV:
 #ifdef PARCNN_HAVE_DNNL
@@ -478,11 +509,12 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
         break;
     case PC_L_BN:
-        if (relu_fused_backward(ex, l))
-            fast_bn_relu_backward(&s->bn, x, s->out, w, s->mean, s->invstd, dy, dx, dw, db);
+        if (ex->use_dnnl)
+            fast_bn_backward(&s->bn, x, s->out, w, l->bias_off >= 0 ? m->params + l->bias_off : NULL,
+                             s->mean, s->invstd,
+                             dy, dx, dw, db, act_fused_backward(ex, l) ? fast_act(l) : PC_FAST_LINEAR);
         else
-            (ex->use_dnnl ? fast_bn_backward : ref_bn_backward)(&s->bn, x, w, s->mean, s->invstd,
-                                                                dy, dx, dw, db);
+            ref_bn_backward(&s->bn, x, w, s->mean, s->invstd, dy, dx, dw, db);
         break;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:

@@ -304,8 +304,10 @@ static pc_status read_activation(parse_ctx *ctx, section *sec, pc_layer *l) {
         l->act = PC_ACT_NONE;
     else if (strcmp(a, "relu") == 0)
         l->act = PC_ACT_RELU;
+    else if (strcmp(a, "gelu") == 0)
+        l->act = PC_ACT_GELU;
     else
-        return pc_fail(PC_ERR_USAGE, "%s:%d: activation=%s: expected relu or linear",
+        return pc_fail(PC_ERR_USAGE, "%s:%d: activation=%s: expected relu, gelu or linear",
                        ctx->origin, sec->line, a);
     return PC_OK;
 }

@@ -1,32 +1,35 @@
 /* Vectorizable C kernels for ops where oneDNN 2.6 has no fast path on plain NCHW
- * (batch norm runs there in non-JIT code): same semantics and signatures as the
- * reference kernels (kernels/ref/ref.h), float accumulation in 16 independent lanes
- * per plane so the compiler vectorizes it, planes combined in double. Fixed order:
- * deterministic. */
+ * (batch norm runs there in non-JIT code) or none at all (GELU's backward from its input):
+ * the semantics of the reference kernels (kernels/ref/ref.h), with an activation fused
+ * after batch norm; float accumulation in 16 independent lanes per plane so the compiler
+ * vectorizes it, planes combined in double. Fixed order: deterministic. */
 #ifndef PC_FAST_H
 #define PC_FAST_H
 
 #include "kernels/shapes.h"
 
+#include <stdint.h>
+
+/* The activation fused after batch norm. */
+typedef enum { PC_FAST_LINEAR = 0, PC_FAST_RELU, PC_FAST_GELU } pc_fast_act;
+
+/* Training-mode forward, y = act(bn(x)) in one pass (y may be NULL: statistics only). */
 void fast_bn_forward_train(const pc_bn_shape *s, const float *x, const float *gamma,
                            const float *beta, float *y, float *mean, float *batch_var,
-                           float *invstd);
+                           float *invstd, pc_fast_act act);
 void fast_bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma,
-                          const float *beta, const float *rmean, const float *rvar, float *y);
-void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *gamma,
-                      const float *mean, const float *invstd, const float *dy, float *dx,
-                      float *dgamma, float *dbeta);
+                          const float *beta, const float *rmean, const float *rvar, float *y,
+                          pc_fast_act act);
+/* dy is the gradient at act's output. ReLU masks it by the forward's output y > 0 (bitwise
+ * the forward of a separate ReLU pass; backward equal to rounding); GELU multiplies it by
+ * GELU'(bn(x)), recomputing bn(x) from x, gamma and beta (y unused). */
+void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *y, const float *gamma,
+                      const float *beta, const float *mean, const float *invstd,
+                      const float *dy, float *dx, float *dgamma, float *dbeta, pc_fast_act act);
 
-/* Batch norm followed by ReLU, fused: y = max(0, bn(x)) in one pass; backward takes that y
- * and masks dy by y > 0 on the fly. Bitwise equal to the kernels above followed by a ReLU
- * pass (and, backward, preceded by ReLU's backward). */
-void fast_bn_relu_forward_train(const pc_bn_shape *s, const float *x, const float *gamma,
-                                const float *beta, float *y, float *mean, float *batch_var,
-                                float *invstd);
-void fast_bn_relu_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma,
-                               const float *beta, const float *rmean, const float *rvar, float *y);
-void fast_bn_relu_backward(const pc_bn_shape *s, const float *x, const float *y,
-                           const float *gamma, const float *mean, const float *invstd,
-                           const float *dy, float *dx, float *dgamma, float *dbeta);
+/* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
+ * the forward's input x (dx may alias dy). */
+void fast_gelu_forward(int64_t n, const float *x, float *y);
+void fast_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 
 #endif

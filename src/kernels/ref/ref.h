@@ -51,6 +51,10 @@ void ref_bn_backward(const pc_bn_shape *s, const float *x, const float *gamma, c
 void ref_relu_forward(int64_t n, const float *x, float *y);
 /* dx = dy where y > 0 else 0 (y is the forward output; dx may alias dy) */
 void ref_relu_backward(int64_t n, const float *y, const float *dy, float *dx);
+/* GELU, the exact (erf) form of PyTorch's nn.GELU(): y = x Phi(x). */
+void ref_gelu_forward(int64_t n, const float *x, float *y);
+/* dx = dy * GELU'(x), x being the forward's INPUT (dx may alias dy) */
+void ref_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 
 /* Softmax cross-entropy with integer labels and label smoothing eps:
  * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
