@@ -37,6 +37,8 @@ expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is n
 expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
 expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
 expect "EMA decay of 0" 2 "--ema 0: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 0
+expect "lookahead of 0 steps" 2 "--lookahead 0: " -- "$parcnn" train --lookahead 0
+expect "lookahead with --ema" 2 "--ema and --lookahead both average the weights: choose one" -- "$parcnn" train --ema 0.9 --lookahead 5
 expect "bad test-time augmentation" 2 "--tta: unknown item 'mirror' \(expected flip or translate=N\)" -- "$parcnn" train --tta mirror
 expect "test-time shift larger than the images" 2 "--tta translate=40: must be smaller than the 28x28 images" -- "$parcnn" train "${small[@]}" --tta flip,translate=40
 expect "batch not a multiple of the shard size" 2 "--batch 100 is not a multiple of --shard-size 32" -- "$parcnn" train "${small[@]}" --batch 100

@@ -95,6 +95,28 @@ else
     passed=$((passed + 1)); echo "ok   --ema saves other (averaged) weights"
 fi
 
+# --lookahead instead of --ema: the same bytes on 1 and 2 workers; resumed from a step
+# between two syncs (7 of every 3) with the slow weights from the checkpoint; and the
+# syncs change the result.
+look=()
+for a in "${recipe[@]}"; do [ "$a" = --ema ] && a=--lookahead; [ "$a" = 0.99 ] && a=3; look+=("$a"); done
+for w in 1 2; do
+    "$parcnn" train "${look[@]}" --workers $w --out "$tmp/look-w$w" > "$tmp/look-w$w.log" 2>&1 \
+        || { echo "FAIL lookahead workers $w:"; cat "$tmp/look-w$w.log"; }
+done
+check "--lookahead: model.safetensors identical for 1, 2 workers" "$tmp"/look-w{1,2}/model.safetensors
+"$parcnn" train "${look[@]}" --workers 2 --max-steps 7 --out "$tmp/look-resume" > /dev/null 2>&1
+"$parcnn" train "${look[@]}" --workers 1 --resume --out "$tmp/look-resume" > "$tmp/look-r.log" 2>&1 \
+    || { echo "FAIL lookahead resume:"; cat "$tmp/look-r.log"; }
+check "--lookahead: 7 steps on 2 workers resumed on 1 worker gives the same model" \
+    "$tmp/look-w1/model.safetensors" "$tmp/look-resume/model.safetensors"
+check "--lookahead: ... and the same checkpoint" "$tmp/look-w1/checkpoint.safetensors" "$tmp/look-resume/checkpoint.safetensors"
+if cmp -s "$tmp/recipe-noema/model.safetensors" "$tmp/look-w1/model.safetensors"; then
+    failed=$((failed + 1)); echo "FAIL --lookahead saved the same model as without it"
+else
+    passed=$((passed + 1)); echo "ok   --lookahead changes the weights"
+fi
+
 # A different seed must change the bytes (the comparison above can fail).
 "$parcnn" train --model simple-cnn "${common[@]}" --workers 2 --max-steps 10 --seed 2 --out "$tmp/seed2" > /dev/null 2>&1
 if cmp -s "$tmp/seed2/model.safetensors" "$tmp/full/model.safetensors"; then

@@ -50,6 +50,16 @@ mpi 2 "$parcnn" train "${recipe[@]}" --workers 2 --out "$tmp/ema2" > "$tmp/ema2.
 same "$tmp/ema1/model.safetensors" "$tmp/ema2/model.safetensors" && same "$tmp/ema1/checkpoint.safetensors" "$tmp/ema2/checkpoint.safetensors" \
     && ok "--ema and the recipe flags: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
     || bad "--ema: 2 ranks x 2 workers differ from 1 x 1"
+# --lookahead under MPI: each rank moves its chunk to the slow weights, which are shared
+# before they are evaluated or saved
+look=()
+for a in "${recipe[@]}"; do [ "$a" = --ema ] && a=--lookahead; [ "$a" = 0.99 ] && a=3; look+=("$a"); done
+"$parcnn" train "${look[@]}" --workers 1 --out "$tmp/look1" > "$tmp/look1.log" 2>&1 || bad "--lookahead on 1 process failed"
+mpi 2 "$parcnn" train "${look[@]}" --workers 2 --out "$tmp/look2" > "$tmp/look2.log" 2>&1 \
+    || { bad "--lookahead on 2 ranks failed:"; cat "$tmp/look2.log"; }
+same "$tmp/look1/model.safetensors" "$tmp/look2/model.safetensors" && same "$tmp/look1/checkpoint.safetensors" "$tmp/look2/checkpoint.safetensors" \
+    && ok "--lookahead: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
+    || bad "--lookahead: 2 ranks x 2 workers differ from 1 x 1"
 
 # --reduce fast: MPI's own allreduce; runs, and learns as well (bits may differ)
 mpi 2 "$parcnn" train "${common[@]}" --workers 1 --reduce fast --out "$tmp/fast" > "$tmp/fast.log" 2>&1 \

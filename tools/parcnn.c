@@ -106,6 +106,10 @@ static const char train_help[] =
     "                       warm-up: decay min(DECAY, (1+t)/(10+t)) at step t; the epoch\n"
     "                       metrics and model.safetensors are of the average, the checkpoint\n"
     "                       keeps both (default off)\n"
+    "  --lookahead K        airbench's lookahead: after every K-th step (and the last) the\n"
+    "                       slow weights move to d slow + (1-d) weights and training goes on\n"
+    "                       from them; d = 0.95^K (s/S)^3 after step s of S (default off;\n"
+    "                       not with --ema)\n"
     "  --seed N             default 1\n"
     "  --augment SPEC       training-time augmentation, e.g. flip,crop=4,zoom=0.8,shear=10,\n"
     "                       rotate=15,translate=0.1,brightness=0.2,contrast=0.2,cutout=0.5\n"
@@ -147,7 +151,8 @@ static const char train_help[] =
     "  --kernels K          onednn (default when built with it) or ref\n"
     "  --precision P        fp32 (default) or bf16: convolutions and dense layers in\n"
     "                       bfloat16 (AVX512_BF16 through oneDNN, fp32 accumulation),\n"
-    "                       fp32 master weights, optimizer and other layers\n"
+    "                       fp32 master weights, optimizer and other layers; emulated\n"
+    "                       (same rounding, fp32 speed) where oneDNN has no bf16 kernels\n"
     "  --no-progress        no live progress bar even on a terminal\n"
     "  --profile            per layer forward/backward ms and GFLOP/s per step, and the\n"
     "                       data/reduce/communication/optimizer time (also DIR/profile.json)\n";
@@ -159,7 +164,7 @@ static int train_args(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
+        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_LOOKAHEAD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
         O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
         O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
         O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_NOPROG, O_PROFILE, O_HELP
@@ -170,7 +175,7 @@ static int train_args(int argc, char **argv) {
         {"threads", 1, 0, O_THREADS}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
         {"no-decay-bn-bias", 0, 0, O_NODECAY}, {"bias-lr-mult", 1, 0, O_BIASLR},
-        {"ema", 1, 0, O_EMA},
+        {"ema", 1, 0, O_EMA}, {"lookahead", 1, 0, O_LOOKAHEAD},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
@@ -209,6 +214,7 @@ static int train_args(int argc, char **argv) {
             if (!bad && !(c.ema > 0 && c.ema < 1))
                 return usage_error("train", "--ema %s: expected a decay in (0, 1), e.g. 0.999", optarg);
             break;
+        case O_LOOKAHEAD: bad = parse_long("train", "--lookahead", optarg, 1, 1000000, &v); c.lookahead = (int)v; break;
         case O_BIASLR: bad = parse_float("train", "--bias-lr-mult", optarg, 1e-6, 1e4, &c.bias_lr_mult); break;
         case O_SCHED:
             if (pc_sched_parse(optarg, &c.sched.kind) != PC_OK) return fail(PC_ERR_USAGE);

@@ -65,7 +65,8 @@ typedef struct {
     int64_t opt_state_n;
     uint8_t *param_roles;  /* pc_param_role per parameter: the optimizer's groups */
     pc_opt_groups groups;
-    /* --ema: the averaged parameters and batch-norm statistics (NULL: off); under MPI
+    /* --ema: the averaged parameters and batch-norm statistics; --lookahead: the slow
+     * weights (NULL: neither); under MPI
      * each rank keeps its chunk of the parameters current, as with the optimizer state */
     float *ema_params, *ema_buffers;
     int64_t *perm;
@@ -152,18 +153,37 @@ static float ema_decay(const trainer *t) {
     return (float)PC_MIN((double)t->cfg->ema, (1.0 + s) / (10.0 + s));
 }
 
-/* avg = d avg + (1 - d) x on [begin, end): element by element, so chunked like the
+/* --lookahead K, airbench's (Zhang et al.'s lookahead with a decay schedule): after every
+ * K-th optimizer step and the run's last, the slow weights move towards the fast ones,
+ * slow = d slow + (1 - d) fast, and training goes on from them, fast = slow; the decay
+ * grows with the cube of the run's progress, d = 0.95^K (s / S)^3 after step s of S, so
+ * early syncs follow the fast weights and late ones average over the last windows.
+ * Returns the decay of the step being taken, or -1 when it is not a sync step. */
+static float lookahead_decay(const trainer *t) {
+    int64_t s = t->step + 1, total = (int64_t)t->cfg->epochs * (t->train.n / t->cfg->batch);
+    if (s % t->cfg->lookahead != 0 && s != total) return -1.0f;
+    double progress = (double)s / (double)total;
+    return (float)(pow(0.95, t->cfg->lookahead) * progress * progress * progress);
+}
+
+/* The weight average after the step being taken, on [begin, end) of x (the parameters, or
+ * the batch-norm statistics) and avg: --ema avg = d avg + (1 - d) x every step; --lookahead
+ * the same on its sync steps, then x = avg. Element by element, so chunked like the
  * optimizer it gives the bits of a whole update. */
-static void ema_update(const trainer *t, const float *x, float *avg, int64_t begin, int64_t end) {
+static void average_update(const trainer *t, float *x, float *avg, int64_t begin, int64_t end) {
     if (!avg) return;
-    const float d = ema_decay(t), r = 1.0f - d;
+    const int lookahead = t->cfg->lookahead > 0;
+    const float d = lookahead ? lookahead_decay(t) : ema_decay(t), r = 1.0f - d;
+    if (d < 0) return;
     for (int64_t i = begin; i < end; i++) avg[i] = d * avg[i] + r * x[i];
+    if (lookahead) memcpy(x + begin, avg + begin, sizeof(float) * (end - begin));
 }
 
 /* --ema: exchange the model's weights and the averaged ones (evaluation and
- * model.safetensors use the average; training goes on with the weights). */
+ * model.safetensors use the average; training goes on with the weights). With
+ * --lookahead the model's weights are the ones evaluated and saved: nothing to swap. */
 static void swap_ema(trainer *t) {
-    if (!t->ema_params) return;
+    if (!t->ema_params || t->cfg->lookahead) return;
     float *p = t->m->params, *b = t->m->buffers;
     t->m->params = t->ema_params;
     t->m->buffers = t->ema_buffers;
@@ -177,7 +197,7 @@ static void optimizer_job(int w, void *arg) {
     pc_split_range(n, t->e->workers, w, 16, &begin, &end);
     pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, begin, end);
-    ema_update(t, t->m->params, t->ema_params, begin, end);
+    average_update(t, t->m->params, t->ema_params, begin, end);
 }
 
 /* Deterministic MPI mode: each rank updates only its chunk of the parameters (its
@@ -190,7 +210,7 @@ static void optimizer_chunk_job(int w, void *arg) {
     pc_split_range(last - first, t->e->workers, w, 16, &begin, &end);
     pc_opt_step(&t->cfg->opt, &t->groups, t->lr, t->step + 1, t->m->params, step_gradient(t),
                 t->opt_state, n, first + begin, first + end);
-    ema_update(t, t->m->params, t->ema_params, first + begin, first + end);
+    average_update(t, t->m->params, t->ema_params, first + begin, first + end);
 }
 
 /* --------------------------------------------- --reduce fast (not reproducible) */
@@ -489,6 +509,8 @@ static pc_status check_config(const pc_train_config *c) {
     if (c->sched.peak_epoch > c->epochs)
         return pc_fail(PC_ERR_USAGE, "--peak-epoch %g: must be at most --epochs %d",
                        c->sched.peak_epoch, c->epochs);
+    if (c->ema > 0 && c->lookahead > 0)
+        return pc_fail(PC_ERR_USAGE, "--ema and --lookahead both average the weights: choose one");
     return PC_OK;
 }
 
@@ -566,6 +588,7 @@ static void make_fingerprint(trainer *t) {
     if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " bias_lr_mult=%g", c->bias_lr_mult);
     if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
     if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
+    if (c->lookahead > 0) fingerprint_add(t, " lookahead=%d", c->lookahead);
     if (c->kernels == PC_KERNELS_DNNL_BF16) fingerprint_add(t, " precision=bf16");
 }
 
@@ -631,6 +654,7 @@ static void print_startup(const trainer *t) {
     if (c->bias_lr_mult != 1.0f) say(t, ", biases at %g x lr", c->bias_lr_mult);
     if (c->no_decay_bn_bias) say(t, ", no weight decay on biases and batch-norm scales");
     if (c->ema > 0) say(t, ", weights averaged with decay %g (evaluated and saved)", c->ema);
+    if (c->lookahead > 0) say(t, ", lookahead every %d steps", c->lookahead);
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -829,7 +853,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
             t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
             update_running_stats(t);
-            ema_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
+            average_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
             for (int s = 0; s < t->shards; s++) {
                 loss_sum += *rec_loss(t, s);
                 correct += *rec_correct(t, s);
@@ -988,7 +1012,7 @@ static pc_status setup_param_groups(trainer *t) {
 /* --ema: the average starts as the initial weights (a resume loads it instead). */
 static pc_status setup_ema(trainer *t) {
     const pc_model *m = t->m;
-    if (t->cfg->ema <= 0) return PC_OK;
+    if (t->cfg->ema <= 0 && t->cfg->lookahead <= 0) return PC_OK;
     t->ema_params = pc_alloc(sizeof(float) * (m->n_params ? m->n_params : 1));
     t->ema_buffers = pc_alloc(sizeof(float) * (m->n_buffers ? m->n_buffers : 1));
     if (!t->ema_params || !t->ema_buffers) return pc_fail(PC_ERR_NOMEM, "out of memory");

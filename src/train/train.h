@@ -36,6 +36,7 @@ typedef struct {
     float bias_lr_mult;        /* learning-rate multiplier of biases (batch-norm shift too) */
     int no_decay_bn_bias;      /* no weight decay on biases and batch-norm scales */
     float ema;                 /* decay of the weight average evaluated and saved (0: off) */
+    int lookahead;             /* airbench's lookahead every this many steps (0: off) */
     pc_tta tta;                /* test-time augmentation of the final evaluation */
     uint64_t seed;
     int resume;                /* continue from out_dir/checkpoint.safetensors */
