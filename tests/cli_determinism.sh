@@ -117,6 +117,39 @@ else
     passed=$((passed + 1)); echo "ok   --lookahead changes the weights"
 fi
 
+# The lookahead arithmetic: 4 steps with --lookahead 4 sync once, after the last step, with
+# d = 0.95^4, from the initial weights (the slow weights of a checkpoint before any sync)
+# towards the weights of 4 plain steps; after the sync the weights are the slow ones.
+la=(--model simple-cnn --limit 384 --eval-limit 64 --epochs 1 --batch 96 --shard-size 8 --no-progress)
+"$parcnn" train "${la[@]}" --lookahead 4 --max-steps 1 --out "$tmp/la-init" > /dev/null 2>&1
+"$parcnn" train "${la[@]}" --lookahead 4 --out "$tmp/la-sync" > /dev/null 2>&1
+"$parcnn" train "${la[@]}" --out "$tmp/la-plain" > /dev/null 2>&1
+if /usr/bin/env python3 - "$tmp/la-init/checkpoint.safetensors" "$tmp/la-sync/checkpoint.safetensors" \
+    "$tmp/la-plain/checkpoint.safetensors" <<'PY'
+import json, struct, sys
+def load(path):  # the named parameters in file order, and the flat slow weights
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    get = lambda v: struct.unpack("<%df" % ((v["data_offsets"][1] - v["data_offsets"][0]) // 4),
+                                  raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])
+    named = sorted((v["data_offsets"][0], k) for k, v in head.items()
+                   if k.endswith((".weight", ".bias")))
+    flat = [x for _, k in named for x in get(head[k])]
+    return flat, list(get(head["ema.params"])) if "ema.params" in head else None
+_, w0 = load(sys.argv[1])
+fast, slow = load(sys.argv[2])
+plain, _ = load(sys.argv[3])
+d = 0.95 ** 4
+assert len(w0) == len(fast) == len(plain) > 1000
+assert fast == slow, "after the sync the weights are not the slow weights"
+worst = max(abs(s - (d * a + (1 - d) * p)) / (abs(s) + 1e-3) for s, a, p in zip(slow, w0, plain))
+assert worst < 1e-5, worst
+assert max(abs(a - p) for a, p in zip(w0, plain)) > 1e-3  # the steps moved the weights
+PY
+then passed=$((passed + 1)); echo "ok   --lookahead: slow = d slow + (1-d) weights at the sync, then the weights = slow"
+else failed=$((failed + 1)); echo "FAIL --lookahead arithmetic"; fi
+
 # A different seed must change the bytes (the comparison above can fail).
 "$parcnn" train --model simple-cnn "${common[@]}" --workers 2 --max-steps 10 --seed 2 --out "$tmp/seed2" > /dev/null 2>&1
 if cmp -s "$tmp/seed2/model.safetensors" "$tmp/full/model.safetensors"; then
