@@ -67,55 +67,37 @@ check "checkpoint from 4 workers resumed with 1 worker gives the same bytes" \
 check "5 steps + 5 resumed steps = 10 steps (model)" "$tmp/half/model.safetensors" "$tmp/full/model.safetensors"
 check "5 steps + 5 resumed steps = 10 steps (checkpoint)" "$tmp/half/checkpoint.safetensors" "$tmp/full/checkpoint.safetensors"
 
-# The recipe features together: weight averaging (--ema), the triangular schedule,
-# parameter groups and the alternating flip, on minixception (batch norm): the same bytes
-# on 1 and 2 workers, and a 2-worker checkpoint (holding the average) resumed on 1 worker
-# reaches them too.
-recipe=(--model minixception "${common[@]}" --ema 0.99 --schedule triangular --peak-epoch 0.5
+# The recipe features together: a weight average (--ema, or --lookahead), the triangular
+# schedule, parameter groups and the alternating flip, on minixception (batch norm): the
+# same bytes on 1 and 2 workers; a 2-worker checkpoint (holding the average) resumed on
+# 1 worker reaches them too (7 steps: between two lookahead syncs of every 3); and the
+# average changes the weights saved.
+recipe=(--model minixception "${common[@]}" --schedule triangular --peak-epoch 0.5
         --optimizer sgd --lr 0.05 --nesterov --weight-decay 5e-4 --no-decay-bn-bias --bias-lr-mult 4
         --augment flip=alt,crop=2)
-for w in 1 2; do
-    "$parcnn" train "${recipe[@]}" --workers $w --out "$tmp/recipe-w$w" > "$tmp/recipe-w$w.log" 2>&1 \
-        || { echo "FAIL recipe workers $w:"; cat "$tmp/recipe-w$w.log"; }
-done
-check "--ema and the recipe flags: model.safetensors identical for 1, 2 workers" "$tmp"/recipe-w{1,2}/model.safetensors
-check "--ema and the recipe flags: checkpoint identical for 1, 2 workers" "$tmp"/recipe-w{1,2}/checkpoint.safetensors
-"$parcnn" train "${recipe[@]}" --workers 2 --max-steps 7 --out "$tmp/recipe-resume" > /dev/null 2>&1
-"$parcnn" train "${recipe[@]}" --workers 1 --resume --out "$tmp/recipe-resume" > "$tmp/recipe-r.log" 2>&1 \
-    || { echo "FAIL recipe resume:"; cat "$tmp/recipe-r.log"; }
-check "--ema: 7 steps on 2 workers resumed on 1 worker gives the same model" \
-    "$tmp/recipe-w1/model.safetensors" "$tmp/recipe-resume/model.safetensors"
-check "--ema: ... and the same checkpoint" "$tmp/recipe-w1/checkpoint.safetensors" "$tmp/recipe-resume/checkpoint.safetensors"
-no_ema=()
-for a in "${recipe[@]}"; do [ "$a" = --ema ] || [ "$a" = 0.99 ] || no_ema+=("$a"); done
-"$parcnn" train "${no_ema[@]}" --workers 2 --out "$tmp/recipe-noema" > /dev/null 2>&1
-if cmp -s "$tmp/recipe-noema/model.safetensors" "$tmp/recipe-w1/model.safetensors"; then
-    failed=$((failed + 1)); echo "FAIL --ema saved the same model as without it"
-else
-    passed=$((passed + 1)); echo "ok   --ema saves other (averaged) weights"
-fi
-
-# --lookahead instead of --ema: the same bytes on 1 and 2 workers; resumed from a step
-# between two syncs (7 of every 3) with the slow weights from the checkpoint; and the
-# syncs change the result.
-look=()
-for a in "${recipe[@]}"; do [ "$a" = --ema ] && a=--lookahead; [ "$a" = 0.99 ] && a=3; look+=("$a"); done
-for w in 1 2; do
-    "$parcnn" train "${look[@]}" --workers $w --out "$tmp/look-w$w" > "$tmp/look-w$w.log" 2>&1 \
-        || { echo "FAIL lookahead workers $w:"; cat "$tmp/look-w$w.log"; }
-done
-check "--lookahead: model.safetensors identical for 1, 2 workers" "$tmp"/look-w{1,2}/model.safetensors
-"$parcnn" train "${look[@]}" --workers 2 --max-steps 7 --out "$tmp/look-resume" > /dev/null 2>&1
-"$parcnn" train "${look[@]}" --workers 1 --resume --out "$tmp/look-resume" > "$tmp/look-r.log" 2>&1 \
-    || { echo "FAIL lookahead resume:"; cat "$tmp/look-r.log"; }
-check "--lookahead: 7 steps on 2 workers resumed on 1 worker gives the same model" \
-    "$tmp/look-w1/model.safetensors" "$tmp/look-resume/model.safetensors"
-check "--lookahead: ... and the same checkpoint" "$tmp/look-w1/checkpoint.safetensors" "$tmp/look-resume/checkpoint.safetensors"
-if cmp -s "$tmp/recipe-noema/model.safetensors" "$tmp/look-w1/model.safetensors"; then
-    failed=$((failed + 1)); echo "FAIL --lookahead saved the same model as without it"
-else
-    passed=$((passed + 1)); echo "ok   --lookahead changes the weights"
-fi
+"$parcnn" train "${recipe[@]}" --workers 2 --out "$tmp/recipe-plain" > /dev/null 2>&1
+averaged() { # averaged NAME FLAG VALUE
+    local name=$1 run=("${recipe[@]}" "$2" "$3")
+    for w in 1 2; do
+        "$parcnn" train "${run[@]}" --workers $w --out "$tmp/$name-w$w" > "$tmp/$name-w$w.log" 2>&1 \
+            || { echo "FAIL $2 workers $w:"; cat "$tmp/$name-w$w.log"; }
+    done
+    check "$2 and the recipe flags: model.safetensors identical for 1, 2 workers" "$tmp/$name"-w{1,2}/model.safetensors
+    check "$2 and the recipe flags: checkpoint identical for 1, 2 workers" "$tmp/$name"-w{1,2}/checkpoint.safetensors
+    "$parcnn" train "${run[@]}" --workers 2 --max-steps 7 --out "$tmp/$name-resume" > /dev/null 2>&1
+    "$parcnn" train "${run[@]}" --workers 1 --resume --out "$tmp/$name-resume" > "$tmp/$name-r.log" 2>&1 \
+        || { echo "FAIL $2 resume:"; cat "$tmp/$name-r.log"; }
+    check "$2: 7 steps on 2 workers resumed on 1 worker gives the same model" \
+        "$tmp/$name-w1/model.safetensors" "$tmp/$name-resume/model.safetensors"
+    check "$2: ... and the same checkpoint" "$tmp/$name-w1/checkpoint.safetensors" "$tmp/$name-resume/checkpoint.safetensors"
+    if cmp -s "$tmp/recipe-plain/model.safetensors" "$tmp/$name-w1/model.safetensors"; then
+        failed=$((failed + 1)); echo "FAIL $2 saved the same model as without it"
+    else
+        passed=$((passed + 1)); echo "ok   $2 saves other (averaged) weights"
+    fi
+}
+averaged ema --ema 0.99
+averaged lookahead --lookahead 3
 
 # The lookahead arithmetic: 4 steps with --lookahead 4 sync once, after the last step, with
 # d = 0.95^4, from the initial weights (the slow weights of a checkpoint before any sync)

@@ -40,26 +40,21 @@ for f in r2w1 r4w1; do
     [ "$(grep '^final' "$tmp/$f.log")" = "$(grep '^final' "$tmp/r1w1.log")" ] && ok "$f: final test metrics identical" || bad "$f: final metrics differ"
 done
 
-# --ema under MPI: each rank averages its chunk of the parameters, the chunks are shared
-# for evaluation and the files: still the bytes of one process
-recipe=("${common[@]}" --ema 0.99 --schedule triangular --optimizer sgd --lr 0.05 --weight-decay 5e-4
+# A weight average under MPI (--ema, or --lookahead): each rank updates its chunk of the
+# average (lookahead: and moves its chunk of the weights to it); the chunks are shared for
+# evaluation and the files: still the bytes of one process
+recipe=("${common[@]}" --schedule triangular --optimizer sgd --lr 0.05 --weight-decay 5e-4
         --no-decay-bn-bias --bias-lr-mult 4 --augment flip=alt)
-"$parcnn" train "${recipe[@]}" --workers 1 --out "$tmp/ema1" > "$tmp/ema1.log" 2>&1 || bad "--ema on 1 process failed"
-mpi 2 "$parcnn" train "${recipe[@]}" --workers 2 --out "$tmp/ema2" > "$tmp/ema2.log" 2>&1 \
-    || { bad "--ema on 2 ranks failed:"; cat "$tmp/ema2.log"; }
-same "$tmp/ema1/model.safetensors" "$tmp/ema2/model.safetensors" && same "$tmp/ema1/checkpoint.safetensors" "$tmp/ema2/checkpoint.safetensors" \
-    && ok "--ema and the recipe flags: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
-    || bad "--ema: 2 ranks x 2 workers differ from 1 x 1"
-# --lookahead under MPI: each rank moves its chunk to the slow weights, which are shared
-# before they are evaluated or saved
-look=()
-for a in "${recipe[@]}"; do [ "$a" = --ema ] && a=--lookahead; [ "$a" = 0.99 ] && a=3; look+=("$a"); done
-"$parcnn" train "${look[@]}" --workers 1 --out "$tmp/look1" > "$tmp/look1.log" 2>&1 || bad "--lookahead on 1 process failed"
-mpi 2 "$parcnn" train "${look[@]}" --workers 2 --out "$tmp/look2" > "$tmp/look2.log" 2>&1 \
-    || { bad "--lookahead on 2 ranks failed:"; cat "$tmp/look2.log"; }
-same "$tmp/look1/model.safetensors" "$tmp/look2/model.safetensors" && same "$tmp/look1/checkpoint.safetensors" "$tmp/look2/checkpoint.safetensors" \
-    && ok "--lookahead: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
-    || bad "--lookahead: 2 ranks x 2 workers differ from 1 x 1"
+for avg in "--ema 0.99" "--lookahead 3"; do
+    name=${avg%% *}
+    "$parcnn" train "${recipe[@]}" $avg --workers 1 --out "$tmp/avg1" > "$tmp/avg1.log" 2>&1 || bad "$name on 1 process failed"
+    mpi 2 "$parcnn" train "${recipe[@]}" $avg --workers 2 --out "$tmp/avg2" > "$tmp/avg2.log" 2>&1 \
+        || { bad "$name on 2 ranks failed:"; cat "$tmp/avg2.log"; }
+    same "$tmp/avg1/model.safetensors" "$tmp/avg2/model.safetensors" && same "$tmp/avg1/checkpoint.safetensors" "$tmp/avg2/checkpoint.safetensors" \
+        && ok "$name and the recipe flags: 2 ranks x 2 workers identical to 1 x 1 (model and checkpoint)" \
+        || bad "$name: 2 ranks x 2 workers differ from 1 x 1"
+    rm -rf "$tmp/avg1" "$tmp/avg2"
+done
 
 # --reduce fast: MPI's own allreduce; runs, and learns as well (bits may differ)
 mpi 2 "$parcnn" train "${common[@]}" --workers 1 --reduce fast --out "$tmp/fast" > "$tmp/fast.log" 2>&1 \
