@@ -133,7 +133,12 @@ static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precisi
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
         s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
-        return s->dpool ? PC_OK : PC_ERR_INTERNAL;
+        if (!s->dpool) return PC_ERR_INTERNAL;
+        if (!pc_dnnl_pool_jit(s->dpool)) { /* the C kernels are faster than its generic code */
+            pc_dnnl_pool_destroy(s->dpool);
+            s->dpool = NULL;
+        }
+        return PC_OK;
     default: return PC_OK;
     }
 }
@@ -193,10 +198,6 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
             if (!s->pre) goto nomem;
         }
         fill_shapes(m, batch, i, s);
-        if (l->kind == PC_L_MAXPOOL && !ex->use_dnnl) {
-            s->argmax = pc_alloc(sizeof(int32_t) * size);
-            if (!s->argmax) goto nomem;
-        }
         if (l->kind == PC_L_BN) {
             s->mean = pc_alloc(sizeof(float) * 3 * l->c);
             if (!s->mean) goto nomem;
@@ -209,6 +210,10 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
             return PC_ERR_INTERNAL; /* message set by the plan */
         }
 #endif
+        if (l->kind == PC_L_MAXPOOL && !s->dpool) { /* the reference kernels' argmax */
+            s->argmax = pc_alloc(sizeof(int32_t) * size);
+            if (!s->argmax) goto nomem;
+        }
     }
     ex->scratch = pc_alloc(sizeof(float) * max_size);
     if (!ex->scratch) goto nomem;
@@ -336,7 +341,7 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
+        if (s->dpool) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
 #endif
         if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_forward(&s->pool, x, y, s->argmax);
@@ -520,7 +525,7 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     case PC_L_AVGPOOL:
         if (!dx) break;
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_pool_backward(s->dpool, dy, dx); break; }
+        if (s->dpool) { pc_dnnl_pool_backward(s->dpool, dy, dx); break; }
 #endif
         if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_backward(&s->pool, s->argmax, dy, dx);

@@ -1009,7 +1009,8 @@ static pc_status setup_param_groups(trainer *t) {
     return PC_OK;
 }
 
-/* --ema: the average starts as the initial weights (a resume loads it instead). */
+/* --ema and --lookahead: the average (the slow weights) starts as the initial weights (a
+ * resume loads it instead). */
 static pc_status setup_ema(trainer *t) {
     const pc_model *m = t->m;
     if (t->cfg->ema <= 0 && t->cfg->lookahead <= 0) return PC_OK;

@@ -75,6 +75,10 @@ void pc_dnnl_dense_destroy(pc_dnnl_dense *p);
  * forward keeps the max-pool workspace inside the plan for the following backward. ---- */
 typedef struct pc_dnnl_pool pc_dnnl_pool;
 pc_dnnl_pool *pc_dnnl_pool_create(const pc_pool_shape *s, int is_max);
+/* 1 when oneDNN runs this pooling in JIT code: on plain NCHW it does so with AVX-512 only;
+ * elsewhere it falls back to its generic C loops ("simple_nchw"), about 17 ns per input
+ * value on Zen 3, far slower than the reference kernels. */
+int pc_dnnl_pool_jit(const pc_dnnl_pool *p);
 void pc_dnnl_pool_forward(pc_dnnl_pool *p, const float *x, float *y);
 /* dx (N,C,H,W) from dy (N,C,OH,OW); max pooling uses the last forward's workspace. */
 void pc_dnnl_pool_backward(pc_dnnl_pool *p, const float *dy, float *dx);

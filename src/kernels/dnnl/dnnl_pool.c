@@ -2,6 +2,7 @@
  * excluding padding. Pooling primitives do not accept format_tag_any for their source, so
  * the plan runs directly on the caller's plain NCHW tensors: no reorders. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "dnnl_internal.h"
 #include "dnnl_kernels.h"
@@ -61,6 +62,13 @@ fail:
     pcd_base_free(&p->b);
     free(p);
     return NULL;
+}
+
+int pc_dnnl_pool_jit(const pc_dnnl_pool *p) {
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(p->fwd->pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
+        return 0;
+    return impl && strncmp(impl, "jit", 3) == 0;
 }
 
 void pc_dnnl_pool_forward(pc_dnnl_pool *p, const float *x, float *y) {
