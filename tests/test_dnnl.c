@@ -537,6 +537,36 @@ static void bn_tests(void) {
            check_failed == before ? "ok" : "FAILED");
 }
 
+/* The fast 2x2 / stride-2 max pool: output and argmax bitwise the reference's, with ties,
+ * NaNs and odd sizes (the last row and column dropped, floor mode). */
+static void fast_maxpool_tests(void) {
+    int before = check_failed, count = 0;
+    for (int t = 0; t < 40; t++) {
+        pc_pool_shape s = {.n = rnd_int(1, 4), .c = rnd_int(1, 9), .h = rnd_int(2, 33),
+                           .w = rnd_int(2, 33), .kh = 2, .kw = 2, .sh = 2, .sw = 2};
+        if (pc_pool_shape_finish(&s) != 0 || !fast_maxpool2_applies(&s)) {
+            CHECK(0, "bad fast pool test shape");
+            continue;
+        }
+        long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.c * s.oh * s.ow;
+        float *x = rvec(nx), *y = vec(ny), *yr = vec(ny);
+        int32_t *a = pc_alloc((size_t)ny * sizeof(int32_t)), *ar = pc_alloc((size_t)ny * sizeof(int32_t));
+        for (long i = 0; i < nx; i++) {
+            if (t % 2) x[i] = (float)rnd_int(-1, 1); /* many ties */
+            if (rnd_int(0, 50) == 0) x[i] = NAN;
+        }
+        fast_maxpool2_forward(&s, x, y, a);
+        ref_maxpool_forward(&s, x, yr, ar);
+        CHECK(same_bits(y, yr, ny) && memcmp(a, ar, (size_t)ny * sizeof(int32_t)) == 0,
+              "fast max pool differs from the reference: n%d c%d %dx%d", s.n, s.c, s.h, s.w);
+        pc_free(x), pc_free(y), pc_free(yr), pc_free(a), pc_free(ar);
+        count++;
+    }
+    CHECK(!fast_maxpool2_applies(&(pc_pool_shape){.kh = 2, .kw = 2, .sh = 1, .sw = 1}),
+          "fast max pool claims a stride-1 pool");
+    printf("fast max pool 2x2/2: %d shapes, %s\n", count, check_failed == before ? "ok" : "FAILED");
+}
+
 /* ------------------------------------------------------------------ gelu */
 
 /* The vectorized GELU against the double-precision reference (libm's erf): absolute error
@@ -696,6 +726,7 @@ int main(void) {
     pool_tests();
     bn_tests();
     gelu_tests();
+    fast_maxpool_tests();
     error_tests();
     int default_threads = get_threads();
     bench(1);

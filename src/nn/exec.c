@@ -343,7 +343,9 @@ static void layer_forward(pc_exec *ex, int i, int train) {
 #ifdef PARCNN_HAVE_DNNL
         if (s->dpool) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
 #endif
-        if (l->kind == PC_L_MAXPOOL)
+        if (l->kind == PC_L_MAXPOOL && ex->use_dnnl && fast_maxpool2_applies(&s->pool))
+            fast_maxpool2_forward(&s->pool, x, y, s->argmax);
+        else if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_forward(&s->pool, x, y, s->argmax);
         else
             ref_avgpool_forward(&s->pool, x, y);

@@ -27,6 +27,11 @@ void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *y, cons
                       const float *beta, const float *mean, const float *invstd,
                       const float *dy, float *dx, float *dgamma, float *dbeta, pc_fast_act act);
 
+/* Max pooling 2x2, stride 2, no padding (fast_maxpool2_applies): y and argmax bitwise the
+ * reference kernel's (ref_maxpool_forward), whose backward then uses argmax. */
+int fast_maxpool2_applies(const pc_pool_shape *s);
+void fast_maxpool2_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
  * the forward's input x (dx may alias dy). */
 void fast_gelu_forward(int64_t n, const float *x, float *y);
