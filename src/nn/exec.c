@@ -19,6 +19,7 @@ typedef struct {
                         backward needs its input); NULL otherwise */
     float *dout;     /* gradient of the loss w.r.t. out */
     int32_t *argmax; /* max pool (reference kernels) */
+    void *pool_scratch; /* max pool (fast kernel): a padded plane */
     float *mean, *var, *invstd; /* batch norm statistics of the last training forward */
     pc_conv_shape conv;
     pc_dense_shape dense;
@@ -212,7 +213,8 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
 #endif
         if (l->kind == PC_L_MAXPOOL && !s->dpool) { /* the reference kernels' argmax */
             s->argmax = pc_alloc(sizeof(int32_t) * size);
-            if (!s->argmax) goto nomem;
+            s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
+            if (!s->argmax || !s->pool_scratch) goto nomem;
         }
     }
     ex->scratch = pc_alloc(sizeof(float) * max_size);
@@ -233,6 +235,7 @@ void pc_exec_destroy(pc_exec *ex) {
         pc_free(s->dout);
         pc_free(s->pre);
         pc_free(s->argmax);
+        pc_free(s->pool_scratch);
         pc_free(s->mean);
 #ifdef PARCNN_HAVE_DNNL
         if (s->dconv) pc_dnnl_conv_destroy(s->dconv);
@@ -343,8 +346,8 @@ static void layer_forward(pc_exec *ex, int i, int train) {
 #ifdef PARCNN_HAVE_DNNL
         if (s->dpool) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
 #endif
-        if (l->kind == PC_L_MAXPOOL && ex->use_dnnl && fast_maxpool2_applies(&s->pool))
-            fast_maxpool2_forward(&s->pool, x, y, s->argmax);
+        if (l->kind == PC_L_MAXPOOL && ex->use_dnnl)
+            fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
         else if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_forward(&s->pool, x, y, s->argmax);
         else

@@ -8,6 +8,7 @@
 
 #include "kernels/shapes.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The activation fused after batch norm. */
@@ -27,10 +28,12 @@ void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *y, cons
                       const float *beta, const float *mean, const float *invstd,
                       const float *dy, float *dx, float *dgamma, float *dbeta, pc_fast_act act);
 
-/* Max pooling 2x2, stride 2, no padding (fast_maxpool2_applies): y and argmax bitwise the
- * reference kernel's (ref_maxpool_forward), whose backward then uses argmax. */
-int fast_maxpool2_applies(const pc_pool_shape *s);
-void fast_maxpool2_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+/* Max pooling, any window, stride and padding: y and argmax bitwise the reference kernel's
+ * (ref_maxpool_forward), whose backward then uses argmax. scratch: fast_maxpool_scratch(s)
+ * bytes (tables of the windows and a padded plane), aligned as malloc's. */
+size_t fast_maxpool_scratch(const pc_pool_shape *s);
+void fast_maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax,
+                          void *scratch);
 
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
  * the forward's input x (dx may alias dy). */
