@@ -104,8 +104,8 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.k), *db2 = vec(s.k);
 
-    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec, 0);
-    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec, 0);
+    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec, 0, 0, 0);
+    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec, 0, 0, 0);
     CHECK(p && q, "conv create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -122,7 +122,7 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     pc_dnnl_conv_forward(q, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "conv forward second plan not bitwise identical: %s", d);
     { /* ReLU fused as a post-op: relu(reference) */
-        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, 1);
+        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, 1, 0, 0);
         CHECK(r != NULL, "conv+relu create %s: %s", d, pc_last_error());
         if (r) {
             ref_relu_forward(ny, yr, y2); /* y2 = relu(yr) */
@@ -326,7 +326,7 @@ static void weights_version_tests(void) {
     long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow, nw = (long)s.k * s.c * 9;
     float *x = rvec(nx), *w = rvec(nw), *y1 = vec(ny), *y2 = vec(ny), *y3 = vec(ny);
     for (int pr = 0; pr < 2; pr++) {
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0, 0, 0);
         CHECK(p != NULL, "create: %s", pc_last_error());
         if (!p) continue;
         pc_dnnl_conv_weights_version(p, 7);
@@ -342,7 +342,7 @@ static void weights_version_tests(void) {
               pr ? "bf16" : "fp32");
         /* backward weights reuses the forward's reordered x only for that same x */
         float *x2 = rvec(nx), *dy = rvec(ny), *dw1 = vec(nw), *dw2 = vec(nw);
-        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0);
+        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0, 0, 0);
         pc_dnnl_conv_forward(q, x2, w, NULL, y2);
         pc_dnnl_conv_backward(q, x2, w, dy, NULL, dw1, NULL);
         pc_dnnl_conv_forward(p, x, w, NULL, y1);
@@ -576,6 +576,147 @@ static void fast_maxpool_tests(void) {
     printf("fast max pool: %d shapes, %s\n", count, check_failed == before ? "ok" : "FAILED");
 }
 
+/* ------------------------------------------------------------------ blocked layouts */
+
+/* A plain tensor (n, c, hw) blocked, with NaN poison in a fresh buffer first: the kernels
+ * under test must write every float, padding included. */
+static float *blocked_copy(int n, int c, long hw, int B, const float *plain) {
+    float *b = vec((long)n * fast_blocked_size(c, hw, B));
+    fast_to_blocked(n, c, hw, B, plain, b);
+    return b;
+}
+
+/* got (blocked) against want (plain): its plain view within tol (0: bitwise), and zeros in
+ * every padded lane. */
+static void cmp_blocked(const char *what, int n, int c, long hw, int B, const float *got,
+                        const float *want, double tol_) {
+    long np = (long)n * c * hw, nb = (long)n * fast_blocked_size(c, hw, B);
+    float *plain = vec(np), *back = vec(nb);
+    fast_to_plain(n, c, hw, B, got, plain);
+    fast_to_blocked(n, c, hw, B, plain, back);
+    if (tol_ == 0) CHECK(same_bits(plain, want, np), "%s (block %d) not bitwise the plain kernel's", what, B);
+    else cmp(what, "blocked", plain, want, np, tol_);
+    CHECK(same_bits(back, got, nb), "%s (block %d): padded lanes not zero", what, B);
+    pc_free(plain), pc_free(back);
+}
+
+/* Each blocked kernel (block 8 and 16, whichever this CPU's convolutions use) against the
+ * plain kernels: pooling, global average pooling and the residual add bitwise, batch norm
+ * within TOL (its sums are grouped differently), padding always zero. */
+static void blocked_tests(void) {
+    int before = check_failed;
+    max_nerr = 0;
+    for (int t = 0; t < 24; t++) {
+        const int B = t % 2 ? 16 : 8, n = rnd_int(1, 4), c = rnd_int(1, 40);
+        const int h = rnd_int(1, 12), w = rnd_int(1, 12);
+        const long hw = (long)h * w, np = (long)n * c * hw, nb = (long)n * fast_blocked_size(c, hw, B);
+        float *x = rvec(np), *dy = rvec(np), *xb = blocked_copy(n, c, hw, B, x);
+        float *dyb = blocked_copy(n, c, hw, B, dy);
+        /* batch norm with each activation, training forward, backward and evaluation */
+        pc_bn_shape bs = {.n = n, .c = c, .hw = (int)hw, .eps = 1e-5f};
+        if (n * hw < 2) bs.n = 1, bs.hw = 2; /* (skipped below) */
+        float *gamma = rvec(c), *beta = rvec(c), *rm = vec(c), *rv = vec(c);
+        for (int k = 0; k < c; k++) rm[k] = 0.1f * rnd_uniform(), rv[k] = 1.0f + rnd_uniform() * 0.5f;
+        for (int act = 0; act < 3 && n * hw >= 2; act++) {
+            float *y = vec(np), *yb = vec(nb), *dx = vec(np), *dxb = vec(nb);
+            float st[3 * 64], stb[3 * 64], dg[64], dgb[64], dbe[64], dbeb[64];
+            poison(yb, nb), poison(dxb, nb);
+            fast_bn_forward_train(&bs, x, gamma, beta, y, st, st + c, st + 2 * c, act);
+            fast_bnb_forward_train(&bs, B, xb, gamma, beta, yb, stb, stb + c, stb + 2 * c, act);
+            cmp_blocked("bn forward", n, c, hw, B, yb, y, TOL);
+            cmp("bn statistics", "blocked", stb, st, 3 * c, TOL);
+            float *yfb = blocked_copy(n, c, hw, B, y); /* ReLU's mask: the same y */
+            fast_bn_backward(&bs, x, y, gamma, beta, st, st + 2 * c, dy, dx, dg, dbe, act);
+            fast_bnb_backward(&bs, B, xb, yfb, gamma, beta, st, st + 2 * c, dyb, dxb, dgb, dbeb, act);
+            cmp_blocked("bn backward", n, c, hw, B, dxb, dx, TOL);
+            cmp("bn dgamma", "blocked", dgb, dg, c, TOL);
+            cmp("bn dbeta", "blocked", dbeb, dbe, c, TOL);
+            poison(yb, nb);
+            fast_bn_forward_eval(&bs, x, gamma, beta, rm, rv, y, act);
+            fast_bnb_forward_eval(&bs, B, xb, gamma, beta, rm, rv, yb, act);
+            cmp_blocked("bn eval", n, c, hw, B, yb, y, TOL);
+            pc_free(y), pc_free(yb), pc_free(dx), pc_free(dxb), pc_free(yfb);
+        }
+        /* pooling: max with ties and NaNs, and average, with padding */
+        pc_pool_shape ps = {.n = n, .c = c, .h = h, .w = w, .kh = rnd_int(1, 3), .kw = rnd_int(1, 3),
+                            .sh = rnd_int(1, 2), .sw = rnd_int(1, 2)};
+        if (ps.h < ps.kh) ps.h = ps.kh;
+        if (ps.w < ps.kw) ps.w = ps.kw;
+        ps.ph = rnd_int(0, ps.kh / 2), ps.pw = rnd_int(0, ps.kw / 2);
+        if (ps.h == h && ps.w == w && pc_pool_shape_finish(&ps) == 0) {
+            const long ohw = (long)ps.oh * ps.ow, ny = (long)n * c * ohw,
+                       nyb = (long)n * fast_blocked_size(c, ohw, B);
+            float *xt = vec(np);
+            for (long i = 0; i < np; i++) xt[i] = t % 4 < 2 ? (float)rnd_int(-1, 1) : x[i];
+            xt[rnd_int(0, (int)np - 1)] = NAN;
+            float *xtb = blocked_copy(n, c, hw, B, xt), *g = rvec(ny), *gb = blocked_copy(n, c, ohw, B, g);
+            float *y = vec(ny), *yb = vec(nyb), *dx = vec(np), *dxb = vec(nb);
+            int32_t *am = pc_alloc(sizeof(int32_t) * ny), *amb = pc_alloc(sizeof(int32_t) * nyb);
+            poison(yb, nyb), poison(dxb, nb);
+            ref_maxpool_forward(&ps, xt, y, am);
+            fast_maxpoolb_forward(&ps, B, xtb, yb, amb);
+            cmp_blocked("max pool forward", n, c, ohw, B, yb, y, 0);
+            ref_maxpool_backward(&ps, am, g, dx);
+            fast_maxpoolb_backward(&ps, B, amb, gb, dxb);
+            cmp_blocked("max pool backward", n, c, hw, B, dxb, dx, 0);
+            poison(yb, nyb), poison(dxb, nb);
+            ref_avgpool_forward(&ps, x, y);
+            fast_avgpoolb_forward(&ps, B, xb, yb);
+            cmp_blocked("avg pool forward", n, c, ohw, B, yb, y, 0);
+            ref_avgpool_backward(&ps, g, dx);
+            fast_avgpoolb_backward(&ps, B, gb, dxb);
+            cmp_blocked("avg pool backward", n, c, hw, B, dxb, dx, 0);
+            pc_free(xt), pc_free(xtb), pc_free(g), pc_free(gb), pc_free(y), pc_free(yb);
+            pc_free(dx), pc_free(dxb), pc_free(am), pc_free(amb);
+        }
+        /* global average pooling: y plain (n, c) */
+        {
+            float *y = vec((long)n * c), *yb = vec((long)n * c), *dx = vec(np), *dxb = vec(nb);
+            for (long p = 0; p < (long)n * c; p++) {
+                float acc = 0;
+                for (long i = 0; i < hw; i++) acc += x[p * hw + i];
+                y[p] = acc / (float)hw;
+                for (long i = 0; i < hw; i++) dx[p * hw + i] = dy[p] / (float)hw;
+            }
+            poison(dxb, nb);
+            fast_gapb_forward(n, c, hw, B, xb, yb);
+            CHECK(same_bits(yb, y, (long)n * c), "gap forward (block %d) not bitwise", B);
+            fast_gapb_backward(n, c, hw, B, dy, dxb);
+            cmp_blocked("gap backward", n, c, hw, B, dxb, dx, 0);
+            pc_free(y), pc_free(yb), pc_free(dx), pc_free(dxb);
+        }
+        /* residual add of b (cb <= c channels, 2x the size at stride 2 or the same size) */
+        {
+            const int st = rnd_int(1, 2), cb = rnd_int(1, c), hb = h * st, wb = w * st;
+            const long bhw = (long)hb * wb, nbp = (long)n * cb * bhw, nbb = (long)n * fast_blocked_size(cb, bhw, B);
+            fast_add_shape as = {.n = n, .c = c, .h = h, .w = w, .cb = cb, .hb = hb, .wb = wb, .sh = st, .sw = st};
+            float *bp = rvec(nbp), *bb = blocked_copy(n, cb, bhw, B, bp), *y = vec(np), *yb = vec(nb);
+            float *db = vec(nbp), *dbb = vec(nbb);
+            memcpy(y, x, sizeof(float) * np);
+            memset(db, 0, sizeof(float) * nbp);
+            for (int s2 = 0; s2 < n; s2++)
+                for (int k = 0; k < cb; k++)
+                    for (int i = 0; i < h; i++)
+                        for (int j = 0; j < w; j++) {
+                            const long yo = (((long)s2 * c + k) * h + i) * w + j;
+                            const long bo = (((long)s2 * cb + k) * hb + i * st) * wb + j * st;
+                            y[yo] += bp[bo];
+                            db[bo] = dy[yo];
+                        }
+            poison(yb, nb), poison(dbb, nbb);
+            fast_addb_forward(&as, B, xb, bb, yb);
+            cmp_blocked("add forward", n, c, hw, B, yb, y, 0);
+            fast_addb_backward_b(&as, B, dyb, dbb);
+            cmp_blocked("add backward", n, cb, bhw, B, dbb, db, 0);
+            pc_free(bp), pc_free(bb), pc_free(y), pc_free(yb), pc_free(db), pc_free(dbb);
+        }
+        pc_free(x), pc_free(dy), pc_free(xb), pc_free(dyb), pc_free(gamma), pc_free(beta);
+        pc_free(rm), pc_free(rv);
+    }
+    printf("blocked kernels (block 8 and 16): max nerr %.2g, %s\n", max_nerr,
+           check_failed == before ? "ok" : "FAILED");
+}
+
 /* ------------------------------------------------------------------ gelu */
 
 /* The vectorized GELU against the double-precision reference (libm's erf): absolute error
@@ -619,7 +760,7 @@ static void gelu_tests(void) {
 static void error_tests(void) {
     pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
                          .sw = 1, .groups = 2};
-    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32, 0);
+    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32, 0, 0, 0);
     CHECK(c == NULL, "conv create accepted an invalid shape");
     pc_dnnl_conv_destroy(c);
     pc_dense_shape bd = {0, 4, 4};
@@ -651,7 +792,7 @@ static void bench(int threads) {
              nw = (long)s.k * s.c * s.kh * s.kw;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.k);
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 0);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 0, 0, 0);
         if (p) {
             double flop = 2.0 * s.n * s.k * s.oh * s.ow * (double)(s.c * s.kh * s.kw);
             for (int i = 0; i < 2; i++) { /* warm-up */
@@ -736,6 +877,7 @@ int main(void) {
     bn_tests();
     gelu_tests();
     fast_maxpool_tests();
+    blocked_tests();
     error_tests();
     int default_threads = get_threads();
     bench(1);

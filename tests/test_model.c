@@ -280,21 +280,12 @@ static void test_dense_scale(void) {
     pc_model_free(b);
 }
 
-/* activation=gelu on every kind of layer that runs it differently: after a convolution and
- * a dense layer (kept pre-activation), fused into batch norm (recomputed from its input),
- * after an add. The default kernel set (fast GELU) against the reference set (libm erf):
- * logits and every parameter gradient. */
-static void test_gelu_layers(void) {
+/* The default kernel set against the reference set on one model: logits and every
+ * parameter gradient of a training step (dropout masks are the same in both). */
+static void compare_kernel_sets(const char *what, const char *text) {
 #ifdef PARCNN_HAVE_DNNL
-    const char *text = "[conv] filters=6 size=3 pad=1 activation=gelu name=a\n"
-                       "[batchnorm] activation=gelu\n"
-                       "[conv] filters=6 size=3 pad=1\n"
-                       "[add] from=-1,a activation=gelu\n"
-                       "[maxpool] size=2\n[flatten]\n"
-                       "[dense] units=16 activation=gelu\n"
-                       "[dense] units=classes\n";
     pc_model *m = NULL;
-    CHECK(parse(text, &m) == PC_OK, "%s", pc_last_error());
+    CHECK(parse(text, &m) == PC_OK, "%s: %s", what, pc_last_error());
     if (!m) return;
     enum { BATCH = 4 };
     int32_t labels[BATCH] = {0, 2, 4, 9};
@@ -307,9 +298,9 @@ static void test_gelu_layers(void) {
         for (int64_t k = 0; k < in; k++)
             pc_exec_input(ref)[k] = pc_exec_input(fast)[k] =
                 2.0f * pc_uniform01(pc_rand64(5, 0, (uint64_t)k, 0, 0)) - 1.0f;
-        const float *lr = pc_exec_forward(ref, 1, 0, 0, 0, NULL);
-        const float *lf = pc_exec_forward(fast, 1, 0, 0, 0, NULL);
-        CHECK(check_nerr(lf, lr, BATCH * 10) < 1e-5, "gelu model: logits differ (nerr %g)",
+        const float *lr = pc_exec_forward(ref, 1, 7, 3, 100, NULL);
+        const float *lf = pc_exec_forward(fast, 1, 7, 3, 100, NULL);
+        CHECK(check_nerr(lf, lr, BATCH * 10) < 1e-5, "%s: logits differ (nerr %g)", what,
               check_nerr(lf, lr, BATCH * 10));
         pc_exec_loss(ref, labels, 0.0f, 1.0f / BATCH, NULL);
         pc_exec_loss(fast, labels, 0.0f, 1.0f / BATCH, NULL);
@@ -319,18 +310,66 @@ static void test_gelu_layers(void) {
             const pc_layer *l = &m->layers[i];
             if (l->weight_off < 0) continue;
             double e = check_nerr(gf + l->weight_off, gr + l->weight_off, l->weight_n);
-            CHECK(e < 1e-4, "gelu model: layer %d weight gradient differs (nerr %g)", i, e);
+            CHECK(e < 1e-4, "%s: layer %d weight gradient differs (nerr %g)", what, i, e);
         }
         double any = 0;
         for (int64_t i = 0; i < m->n_params; i++) any += fabs(gr[i]);
-        CHECK(any > 0, "gelu model: all gradients zero");
+        CHECK(any > 0, "%s: all gradients zero", what);
+        /* evaluation mode too (running statistics, no dropout) */
+        lr = pc_exec_forward(ref, 0, 0, 0, 0, NULL);
+        lf = pc_exec_forward(fast, 0, 0, 0, 0, NULL);
+        CHECK(check_nerr(lf, lr, BATCH * 10) < 1e-5, "%s: eval logits differ (nerr %g)", what,
+              check_nerr(lf, lr, BATCH * 10));
     }
     free(gr);
     free(gf);
     pc_exec_destroy(ref);
     pc_exec_destroy(fast);
     pc_model_free(m);
+#else
+    (void)what;
+    (void)text;
 #endif
+}
+
+/* activation=gelu on every kind of layer that runs it differently: after a convolution and
+ * a dense layer (kept pre-activation), fused into batch norm (recomputed from its input),
+ * after an add. */
+static void test_gelu_layers(void) {
+    compare_kernel_sets("gelu model", "[conv] filters=6 size=3 pad=1 activation=gelu name=a\n"
+                                      "[batchnorm] activation=gelu\n"
+                                      "[conv] filters=6 size=3 pad=1\n"
+                                      "[add] from=-1,a activation=gelu\n"
+                                      "[maxpool] size=2\n[flatten]\n"
+                                      "[dense] units=16 activation=gelu\n"
+                                      "[dense] units=classes\n");
+}
+
+/* With oneDNN, activations are channel-blocked between layers (see exec.c): every layer
+ * kind on blocked tensors and every change of layout, with channel counts that leave the
+ * last block part empty: batch norm and a ReLU layer reading the images, dropout, both
+ * pools with padding, a strided residual add onto more channels, a dense layer reading a
+ * blocked tensor, flatten before batch norm on features, and a last layer that is blocked
+ * (its logits made plain). */
+static void test_blocked_layouts(void) {
+    compare_kernel_sets("blocked model 1", "[batchnorm] name=bn0\n"
+                                           "[conv] filters=13 size=3 pad=1 activation=relu name=a\n"
+                                           "[dropout] rate=0.3\n"
+                                           "[maxpool] size=3 stride=2 pad=1\n"
+                                           "[conv] filters=20 size=3 pad=1\n"
+                                           "[batchnorm] activation=relu\n"
+                                           "[add] from=-1,a\n"
+                                           "[avgpool] size=3 stride=2 pad=1\n"
+                                           "[dense] units=16 activation=relu\n"
+                                           "[dense] units=classes\n");
+    compare_kernel_sets("blocked model 2", "[relu] from=input\n"
+                                           "[conv] filters=9 size=3 stride=2 activation=relu\n"
+                                           "[flatten]\n[batchnorm]\n[dropout] rate=0.5\n"
+                                           "[dense] units=classes\n");
+    compare_kernel_sets("blocked model 3", "[conv] filters=8 size=3 pad=1 bias=0\n"
+                                           "[batchnorm] activation=gelu\n"
+                                           "[maxpool] size=16 stride=16\n"
+                                           "[conv] filters=classes size=1\n");
 }
 
 /* Every worker count that divides the shard count covers the shards exactly once with
@@ -412,6 +451,7 @@ int main(void) {
     test_whiten();
     test_dense_scale();
     test_gelu_layers();
+    test_blocked_layouts();
     test_parse_errors();
     test_graph();
     test_roles();

@@ -14,6 +14,7 @@
 
 /* Per-layer working state. Plans are only set for the oneDNN kernel set. */
 typedef struct {
+    int blocked;     /* out, pre and dout are channel-blocked (ex->block), see assign_layouts */
     float *out;      /* (batch, c, h, w) output, after the activation */
     float *pre;      /* the output before a GELU that its kernel does not fuse (GELU's
                         backward needs its input); NULL otherwise */
@@ -21,6 +22,7 @@ typedef struct {
     int32_t *argmax; /* max pool (reference kernels) */
     void *pool_scratch; /* max pool (fast kernel): a padded plane */
     float *mean, *var, *invstd; /* batch norm statistics of the last training forward */
+    float *plain_in; /* dense after a blocked tensor: its input in plain layout */
     pc_conv_shape conv;
     pc_dense_shape dense;
     pc_pool_shape pool;
@@ -37,10 +39,14 @@ struct pc_exec {
     int batch;
     int use_dnnl;
     int bf16;            /* oneDNN convolutions and dense layers in bf16 mixed precision */
+    int block;           /* channel block of blocked activations (0: all plain) */
     layer_state *ls;
     float *scratch;      /* for gradients of outputs read by several layers */
+    float *scratch_plain; /* a gradient in plain layout before it is blocked */
+    float *input_blocked; /* the input images blocked, for layers other than conv reading them */
+    float *logits;       /* the last layer's output, plain (its own buffer when blocked) */
     char *grad_ready;    /* per layer: dout already holds a contribution */
-    float *dlogits;      /* alias of the last layer's dout */
+    float *dlogits;      /* the gradient at the logits, plain (last layer's dout unless blocked) */
     int train_forward;   /* last forward was in training mode */
     uint64_t seed, step;
     int64_t first_sample;
@@ -123,16 +129,20 @@ static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
 }
 
 #ifdef PARCNN_HAVE_DNNL
-static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precision prec) {
+/* x_block, y_block: the layer's input and output layouts (0 plain, else the block). */
+static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precision prec,
+                              int x_block, int y_block) {
     switch (l->kind) {
     case PC_L_CONV:
-        s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec, l->act == PC_ACT_RELU);
+        s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec, l->act == PC_ACT_RELU, x_block,
+                                       y_block);
         return s->dconv ? PC_OK : PC_ERR_INTERNAL;
     case PC_L_DENSE:
         s->ddense = pc_dnnl_dense_create(&s->dense, l->bias, prec, l->act == PC_ACT_RELU);
         return s->ddense ? PC_OK : PC_ERR_INTERNAL;
     case PC_L_MAXPOOL:
     case PC_L_AVGPOOL:
+        if (y_block) return PC_OK; /* the blocked C kernels */
         s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
         if (!s->dpool) return PC_ERR_INTERNAL;
         if (!pc_dnnl_pool_jit(s->dpool)) { /* the C kernels are faster than its generic code */
@@ -163,6 +173,59 @@ static pc_fast_act fast_act(const pc_layer *l) {
                                                                         : PC_FAST_LINEAR;
 }
 
+/* Layouts. With oneDNN, activations between layers are kept in the channel-blocked layout
+ * its convolutions want (pc_dnnl_activation_block), so convolutions read and write them
+ * without reorders, and batch norm, pooling, the residual add and the activations run on
+ * the blocked kernels of kernels/fast. Blocked: every convolution's output, and the output
+ * of batch norm, pooling, add, ReLU and dropout whose input is blocked or the input images
+ * (blocked once per forward, ex->input_blocked). Plain: the input, dense, global average
+ * pooling and flatten outputs (flatten and a dense layer convert a blocked input), and
+ * so whatever follows them. The logits are made plain after the last layer if it is
+ * blocked. A residual add of a blocked and a plain tensor has no kernel: such a model keeps
+ * every activation plain. Returns 0, or -1 for that mix. */
+static int preserves_layout(pc_layer_kind k) {
+    return k == PC_L_BN || k == PC_L_MAXPOOL || k == PC_L_AVGPOOL || k == PC_L_ADD ||
+           k == PC_L_RELU || k == PC_L_DROPOUT;
+}
+
+static int assign_layouts(pc_exec *ex) {
+    const pc_model *m = ex->m;
+    for (int i = 0; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        layer_state *s = &ex->ls[i];
+        s->blocked = 0;
+        if (!ex->block || i == 0) continue;
+        const int a = l->inputs[0], a_blocked = a == 0 || ex->ls[a].blocked;
+        if (l->kind == PC_L_CONV) s->blocked = 1;
+        else if (preserves_layout(l->kind)) s->blocked = a_blocked;
+        if (l->kind == PC_L_ADD) {
+            const int b = l->inputs[1];
+            if ((b == 0 || ex->ls[b].blocked) != a_blocked) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Floats of layer i's output (and of its gradient): padded to whole blocks when blocked. */
+static int64_t out_floats(const pc_exec *ex, int i) {
+    const pc_layer *l = &ex->m->layers[i];
+    if (!ex->ls[i].blocked) return (int64_t)ex->batch * pc_layer_out_size(l);
+    return (int64_t)ex->batch * fast_blocked_size(l->c, (int64_t)l->h * l->w, ex->block);
+}
+
+/* Whether layer i reads its k-th input as the blocked images (a blocked layer other than a
+ * convolution, which reads the plain images itself). */
+static int reads_blocked_images(const pc_exec *ex, int i, int k) {
+    return ex->m->layers[i].inputs[k] == 0 && ex->ls[i].blocked &&
+           ex->m->layers[i].kind != PC_L_CONV;
+}
+
+/* Layer i's k-th input as layer i reads it. */
+static const float *input_of(const pc_exec *ex, int i, int k) {
+    if (reads_blocked_images(ex, i, k)) return ex->input_blocked;
+    return ex->ls[ex->m->layers[i].inputs[k]].out;
+}
+
 pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out) {
     *out = NULL;
     pc_exec *ex = calloc(1, sizeof *ex);
@@ -182,12 +245,22 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
     ex->ls = calloc(m->n_layers, sizeof(layer_state));
     ex->grad_ready = calloc(m->n_layers, 1);
     if (!ex->ls || !ex->grad_ready) goto nomem;
-    int64_t max_size = 0;
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->use_dnnl) ex->block = pc_dnnl_activation_block();
+#endif
+    if (assign_layouts(ex) != 0) {
+        ex->block = 0;
+        assign_layouts(ex);
+    }
+    int64_t max_size = 0, max_plain = 0;
+    int input_blocked = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
         layer_state *s = &ex->ls[i];
-        int64_t size = (int64_t)batch * pc_layer_out_size(l);
+        int64_t size = out_floats(ex, i);
         max_size = PC_MAX(max_size, size);
+        max_plain = PC_MAX(max_plain, (int64_t)batch * pc_layer_out_size(l));
+        for (int k = 0; k < l->n_inputs; k++) input_blocked |= reads_blocked_images(ex, i, k);
         s->out = pc_alloc(sizeof(float) * size);
         if (!s->out) goto nomem;
         if (i > 0) {
@@ -205,21 +278,42 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
             s->var = s->mean + l->c;
             s->invstd = s->var + l->c;
         }
+        const int in_blocked = i > 0 && ex->ls[l->inputs[0]].blocked;
+        if (l->kind == PC_L_DENSE && in_blocked) {
+            s->plain_in = pc_alloc(sizeof(float) * batch * pc_layer_out_size(&m->layers[l->inputs[0]]));
+            if (!s->plain_in) goto nomem;
+        }
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl && create_plans(l, s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32) != PC_OK) {
+        if (ex->use_dnnl &&
+            create_plans(l, s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
+                         in_blocked ? ex->block : 0, s->blocked ? ex->block : 0) != PC_OK) {
             pc_exec_destroy(ex);
             return PC_ERR_INTERNAL; /* message set by the plan */
         }
 #endif
-        if (l->kind == PC_L_MAXPOOL && !s->dpool) { /* the reference kernels' argmax */
+        if (l->kind == PC_L_MAXPOOL && !s->dpool) { /* the C kernels' argmax */
             s->argmax = pc_alloc(sizeof(int32_t) * size);
-            s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
-            if (!s->argmax || !s->pool_scratch) goto nomem;
+            if (!s->blocked) s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
+            if (!s->argmax || (!s->blocked && !s->pool_scratch)) goto nomem;
         }
     }
     ex->scratch = pc_alloc(sizeof(float) * max_size);
-    if (!ex->scratch) goto nomem;
-    ex->dlogits = ex->ls[m->n_layers - 1].dout;
+    ex->scratch_plain = ex->block ? pc_alloc(sizeof(float) * max_plain) : NULL;
+    if (!ex->scratch || (ex->block && !ex->scratch_plain)) goto nomem;
+    if (input_blocked) {
+        const pc_layer *in = &m->layers[0];
+        ex->input_blocked = pc_alloc(sizeof(float) * batch *
+                                     fast_blocked_size(in->c, (int64_t)in->h * in->w, ex->block));
+        if (!ex->input_blocked) goto nomem;
+    }
+    const int last = m->n_layers - 1;
+    ex->logits = ex->ls[last].out;
+    ex->dlogits = ex->ls[last].dout;
+    if (ex->ls[last].blocked) {
+        ex->logits = pc_alloc(sizeof(float) * 2 * batch * m->classes);
+        if (!ex->logits) goto nomem;
+        ex->dlogits = ex->logits + (int64_t)batch * m->classes;
+    }
     *out = ex;
     return PC_OK;
 nomem:
@@ -237,16 +331,20 @@ void pc_exec_destroy(pc_exec *ex) {
         pc_free(s->argmax);
         pc_free(s->pool_scratch);
         pc_free(s->mean);
+        pc_free(s->plain_in);
 #ifdef PARCNN_HAVE_DNNL
         if (s->dconv) pc_dnnl_conv_destroy(s->dconv);
         if (s->ddense) pc_dnnl_dense_destroy(s->ddense);
         if (s->dpool) pc_dnnl_pool_destroy(s->dpool);
 #endif
     }
-    free(ex->ls);
     free(ex->grad_ready);
     free(ex->prof_fwd);
     pc_free(ex->scratch);
+    pc_free(ex->scratch_plain);
+    pc_free(ex->input_blocked);
+    if (ex->ls && ex->logits && ex->logits != ex->ls[ex->m->n_layers - 1].out) pc_free(ex->logits);
+    free(ex->ls);
     free(ex);
 }
 
@@ -278,17 +376,27 @@ static void add_forward(int n, const pc_layer *l, const pc_layer *lb, const floa
  * function of (seed, step, layer, global sample index, element). */
 static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const float *x,
                           float *y) {
-    int64_t size = pc_layer_out_size(l);
-    float keep = 1.0f - l->rate, scale = 1.0f / keep;
+    const int64_t size = pc_layer_out_size(l), hw = (int64_t)l->h * l->w;
+    const int B = ex->ls[layer].blocked ? ex->block : 0;
+    const int64_t stride = B ? fast_blocked_size(l->c, hw, B) : size; /* floats per sample */
+    const float keep = 1.0f - l->rate, scale = 1.0f / keep;
+    if (B) memset(y, 0, sizeof(float) * ex->batch * stride); /* padded channels */
     for (int s = 0; s < ex->batch; s++) {
         uint64_t sample = (uint64_t)(ex->first_sample + s);
-        for (int64_t j = 0; j < size; j++) {
+        for (int64_t j = 0; j < size; j++) { /* j: the element's plain index in the sample */
             uint64_t bits = pc_rand64(ex->seed, PC_RNG_DROPOUT, ex->step, (uint64_t)layer,
                                       sample * (uint64_t)size + (uint64_t)j);
-            int64_t k = s * size + j;
+            const int64_t c = j / hw, p = j % hw;
+            const int64_t k = s * stride + (B ? ((c / B) * hw + p) * B + c % B : j);
             y[k] = pc_uniform01(bits) < keep ? x[k] * scale : 0.0f;
         }
     }
+}
+
+/* The residual add's shape for the blocked kernels. */
+static fast_add_shape add_shape(const pc_exec *ex, const pc_layer *l, const pc_layer *lb) {
+    return (fast_add_shape){.n = ex->batch, .c = l->c, .h = l->h, .w = l->w, .cb = lb->c,
+                            .hb = lb->h, .wb = lb->w, .sh = l->sh, .sw = l->sw};
 }
 
 /* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
@@ -298,7 +406,13 @@ static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const flo
                        float *y) {
     const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
     const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
-    if (!ex->use_dnnl) {
+    if (s->blocked) {
+        if (train)
+            fast_bnb_forward_train(&s->bn, ex->block, x, gamma, beta, y, s->mean, s->var,
+                                   s->invstd, fast_act(l));
+        else
+            fast_bnb_forward_eval(&s->bn, ex->block, x, gamma, beta, rmean, rvar, y, fast_act(l));
+    } else if (!ex->use_dnnl) {
         if (train) ref_bn_forward_train(&s->bn, x, gamma, beta, y, s->mean, s->var, s->invstd);
         else ref_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, y);
     } else if (train) {
@@ -318,10 +432,12 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     const pc_model *m = ex->m;
     const pc_layer *l = &m->layers[i];
     layer_state *s = &ex->ls[i];
-    const float *x = ex->ls[l->inputs[0]].out;
+    const pc_layer *in = &m->layers[l->inputs[0]];
+    const int in_blocked = ex->ls[l->inputs[0]].blocked, B = ex->block;
+    const float *x = input_of(ex, i, 0);
     const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
     const float *b = l->bias_off >= 0 ? m->params + l->bias_off : NULL;
-    int64_t n_out = (int64_t)ex->batch * pc_layer_out_size(l);
+    int64_t n_out = out_floats(ex, i);
     float *y = s->pre ? s->pre : s->out; /* the layer's output before its activation */
     switch (l->kind) {
     case PC_L_INPUT:
@@ -333,6 +449,10 @@ static void layer_forward(pc_exec *ex, int i, int train) {
         ref_conv2d_forward(&s->conv, x, w, b, y);
         break;
     case PC_L_DENSE:
+        if (s->plain_in) {
+            fast_to_plain(ex->batch, in->c, (int64_t)in->h * in->w, B, x, s->plain_in);
+            x = s->plain_in;
+        }
 #ifdef PARCNN_HAVE_DNNL
         if (ex->use_dnnl) { pc_dnnl_dense_forward(s->ddense, x, w, b, y); break; }
 #endif
@@ -346,7 +466,11 @@ static void layer_forward(pc_exec *ex, int i, int train) {
 #ifdef PARCNN_HAVE_DNNL
         if (s->dpool) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
 #endif
-        if (l->kind == PC_L_MAXPOOL && ex->use_dnnl)
+        if (s->blocked && l->kind == PC_L_MAXPOOL)
+            fast_maxpoolb_forward(&s->pool, B, x, y, s->argmax);
+        else if (s->blocked)
+            fast_avgpoolb_forward(&s->pool, B, x, y);
+        else if (l->kind == PC_L_MAXPOOL && ex->use_dnnl)
             fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
         else if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_forward(&s->pool, x, y, s->argmax);
@@ -354,8 +478,8 @@ static void layer_forward(pc_exec *ex, int i, int train) {
             ref_avgpool_forward(&s->pool, x, y);
         break;
     case PC_L_GAP:
-        gap_forward(ex->batch, l->c, m->layers[l->inputs[0]].h * m->layers[l->inputs[0]].w, x,
-                    y);
+        if (in_blocked) fast_gapb_forward(ex->batch, l->c, (int64_t)in->h * in->w, B, x, y);
+        else gap_forward(ex->batch, l->c, in->h * in->w, x, y);
         break;
     case PC_L_DROPOUT:
         if (train && l->rate > 0) {
@@ -366,10 +490,18 @@ static void layer_forward(pc_exec *ex, int i, int train) {
         /* fall through */
     case PC_L_FLATTEN:
     case PC_L_RELU:
-        memcpy(y, x, sizeof(float) * n_out);
+        if (in_blocked && !s->blocked) /* flatten */
+            fast_to_plain(ex->batch, in->c, (int64_t)in->h * in->w, B, x, y);
+        else
+            memcpy(y, x, sizeof(float) * n_out);
         break;
     case PC_L_ADD:
-        add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, ex->ls[l->inputs[1]].out, y);
+        if (s->blocked) {
+            fast_add_shape as = add_shape(ex, l, &m->layers[l->inputs[1]]);
+            fast_addb_forward(&as, B, x, input_of(ex, i, 1), y);
+        } else {
+            add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, input_of(ex, i, 1), y);
+        }
         break;
     case PC_L_KIND_COUNT:
         break;
@@ -386,6 +518,10 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
     ex->seed = seed;
     ex->step = step;
     ex->first_sample = first_sample;
+    const pc_layer *in = &ex->m->layers[0], *last = &ex->m->layers[ex->m->n_layers - 1];
+    if (ex->input_blocked)
+        fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, ex->block, ex->ls[0].out,
+                        ex->input_blocked);
     int timed = train && ex->prof_fwd;
     for (int i = 1; i < ex->m->n_layers; i++) {
         double t0 = timed ? pc_now() : 0;
@@ -398,13 +534,16 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
             bn_stats += 2 * l->c;
         }
     }
-    return ex->ls[ex->m->n_layers - 1].out;
+    if (ex->ls[ex->m->n_layers - 1].blocked)
+        fast_to_plain(ex->batch, last->c, (int64_t)last->h * last->w, ex->block,
+                      ex->ls[ex->m->n_layers - 1].out, ex->logits);
+    return ex->logits;
 }
 
 double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float grad_scale,
                     int *correct) {
     int classes = ex->m->classes;
-    const float *logits = ex->ls[ex->m->n_layers - 1].out;
+    const float *logits = ex->logits;
     double loss = ref_softmax_xent(ex->batch, classes, logits, labels, smoothing, grad_scale,
                                    ex->dlogits, NULL);
     int ok = 0;
@@ -421,7 +560,7 @@ double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float g
 
 void pc_exec_probs(pc_exec *ex, float *probs) {
     int classes = ex->m->classes;
-    const float *logits = ex->ls[ex->m->n_layers - 1].out;
+    const float *logits = ex->logits;
     for (int s = 0; s < ex->batch; s++) {
         const float *z = logits + (int64_t)s * classes;
         float *p = probs + (int64_t)s * classes;
@@ -445,7 +584,7 @@ static float *grad_target(pc_exec *ex, int j) {
 static void grad_commit(pc_exec *ex, int j, const float *target) {
     if (j == 0) return;
     if (target == ex->scratch) {
-        int64_t n = (int64_t)ex->batch * pc_layer_out_size(&ex->m->layers[j]);
+        int64_t n = out_floats(ex, j);
         float *d = ex->ls[j].dout;
         for (int64_t k = 0; k < n; k++) d[k] += ex->scratch[k];
     }
@@ -478,11 +617,13 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     const pc_layer *l = &m->layers[i];
     layer_state *s = &ex->ls[i];
     int j = l->inputs[0];
-    const float *x = ex->ls[j].out;
+    const pc_layer *in = &m->layers[j];
+    const int in_blocked = ex->ls[j].blocked, B = ex->block;
+    const float *x = input_of(ex, i, 0);
     const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
     float *dw = l->weight_off >= 0 ? grads + l->weight_off : NULL;
     float *db = l->bias_off >= 0 ? grads + l->bias_off : NULL;
-    int64_t n_in = (int64_t)ex->batch * pc_layer_out_size(&m->layers[j]);
+    int64_t n_in = out_floats(ex, j);
     float *dy = s->dout;
     float *dx = grad_target(ex, j);
     if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE) {
@@ -499,7 +640,7 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         if (!dx && !dw && !db) return; /* not even its activation's backward is needed */
     }
 
-    int64_t n_out = (int64_t)ex->batch * pc_layer_out_size(l);
+    int64_t n_out = out_floats(ex, i);
     if (l->act == PC_ACT_RELU && !act_fused_backward(ex, l)) ref_relu_backward(n_out, s->out, dy, dy);
     if (l->act == PC_ACT_GELU && !act_fused_backward(ex, l))
         (ex->use_dnnl ? fast_gelu_backward : ref_gelu_backward)(n_out, s->pre, dy, dy);
@@ -512,14 +653,25 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
 #endif
         ref_conv2d_backward(&s->conv, x, w, dy, dx, dw, db);
         break;
-    case PC_L_DENSE:
+    case PC_L_DENSE: {
+        /* after a blocked tensor: x is the forward's plain copy, dx is blocked afterwards */
+        float *dxp = s->plain_in && dx ? ex->scratch_plain : dx;
+        if (s->plain_in) x = s->plain_in;
 #ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_dense_backward(s->ddense, x, w, dy, dx, dw, db); break; }
+        if (ex->use_dnnl) pc_dnnl_dense_backward(s->ddense, x, w, dy, dxp, dw, db);
+        else
 #endif
-        ref_dense_backward(&s->dense, x, w, dy, dx, dw, db);
+            ref_dense_backward(&s->dense, x, w, dy, dxp, dw, db);
+        if (dxp != dx) fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, B, dxp, dx);
         break;
+    }
     case PC_L_BN:
-        if (ex->use_dnnl)
+        if (s->blocked)
+            fast_bnb_backward(&s->bn, B, x, s->out, w,
+                              l->bias_off >= 0 ? m->params + l->bias_off : NULL, s->mean,
+                              s->invstd, dy, dx, dw, db,
+                              act_fused_backward(ex, l) ? fast_act(l) : PC_FAST_LINEAR);
+        else if (ex->use_dnnl)
             fast_bn_backward(&s->bn, x, s->out, w, l->bias_off >= 0 ? m->params + l->bias_off : NULL,
                              s->mean, s->invstd,
                              dy, dx, dw, db, act_fused_backward(ex, l) ? fast_act(l) : PC_FAST_LINEAR);
@@ -532,13 +684,18 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
 #ifdef PARCNN_HAVE_DNNL
         if (s->dpool) { pc_dnnl_pool_backward(s->dpool, dy, dx); break; }
 #endif
-        if (l->kind == PC_L_MAXPOOL)
+        if (s->blocked && l->kind == PC_L_MAXPOOL)
+            fast_maxpoolb_backward(&s->pool, B, s->argmax, dy, dx);
+        else if (s->blocked)
+            fast_avgpoolb_backward(&s->pool, B, dy, dx);
+        else if (l->kind == PC_L_MAXPOOL)
             ref_maxpool_backward(&s->pool, s->argmax, dy, dx);
         else
             ref_avgpool_backward(&s->pool, dy, dx);
         break;
     case PC_L_GAP:
-        if (dx) gap_backward(ex->batch, l->c, m->layers[j].h * m->layers[j].w, dy, dx);
+        if (dx && in_blocked) fast_gapb_backward(ex->batch, l->c, (int64_t)in->h * in->w, B, dy, dx);
+        else if (dx) gap_backward(ex->batch, l->c, in->h * in->w, dy, dx);
         break;
     case PC_L_DROPOUT:
         if (dx && l->rate > 0) {
@@ -549,7 +706,10 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     case PC_L_FLATTEN:
     case PC_L_RELU:
     case PC_L_ADD:
-        if (dx) memcpy(dx, dy, sizeof(float) * n_in);
+        if (dx && in_blocked && !s->blocked) /* flatten */
+            fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, B, dy, dx);
+        else if (dx)
+            memcpy(dx, dy, sizeof(float) * n_in);
         break;
     case PC_L_INPUT:
     case PC_L_KIND_COUNT:
@@ -560,7 +720,9 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
         int k = l->inputs[1];
         float *dxb = grad_target(ex, k);
         if (dxb) {
-            add_backward_b(ex->batch, l, &m->layers[k], dy, dxb);
+            fast_add_shape as = add_shape(ex, l, &m->layers[k]);
+            if (s->blocked) fast_addb_backward_b(&as, B, dy, dxb);
+            else add_backward_b(ex->batch, l, &m->layers[k], dy, dxb);
             grad_commit(ex, k, dxb);
         }
     }
@@ -570,10 +732,13 @@ void pc_exec_backward(pc_exec *ex, float *grads) {
     const pc_model *m = ex->m;
     memset(ex->grad_ready, 0, m->n_layers);
     ex->grad_ready[m->n_layers - 1] = 1; /* seeded by pc_exec_loss */
+    const pc_layer *last = &m->layers[m->n_layers - 1];
+    if (ex->ls[m->n_layers - 1].blocked)
+        fast_to_blocked(ex->batch, last->c, (int64_t)last->h * last->w, ex->block, ex->dlogits,
+                        ex->ls[m->n_layers - 1].dout);
     for (int i = m->n_layers - 1; i >= 1; i--) {
-        const pc_layer *l = &m->layers[i];
         if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
-            memset(ex->ls[i].dout, 0, sizeof(float) * ex->batch * pc_layer_out_size(l));
+            memset(ex->ls[i].dout, 0, sizeof(float) * out_floats(ex, i));
         double t0 = ex->prof_bwd ? pc_now() : 0;
         layer_backward(ex, i, grads);
         if (ex->prof_bwd) ex->prof_bwd[i] += pc_now() - t0;

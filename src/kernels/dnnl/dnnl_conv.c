@@ -33,6 +33,7 @@ typedef struct {
     float *zero_bias;                  /* used when forward gets b == NULL */
     float *db_sink;                    /* receives diff_bias when dw is wanted but not db */
     long long n_out, k_out, spatial;   /* for the db-only path: dy is (n_out, k_out, spatial) */
+    int y_block;                       /* ... in channel blocks of y_block (0: plain) */
     uint64_t w_version;                /* see pc_dnnl_conv_weights_version */
     int emulate_bf16;                  /* bf16 asked, not native: fp32 primitives whose
                                           x, w and dy ports round to bf16 */
@@ -116,11 +117,12 @@ static void linear_forward(linear_plan *p, const float *x, const float *w, const
 
 /* db[k] = sum over n and space of dy: used only when db is wanted without dw. */
 static void bias_grad(const linear_plan *p, const float *dy, float *db) {
+    const long long B = p->y_block ? p->y_block : 1, kb = (p->k_out + B - 1) / B;
     for (long long k = 0; k < p->k_out; k++) {
         double acc = 0;
         for (long long n = 0; n < p->n_out; n++) {
-            const float *row = dy + (n * p->k_out + k) * p->spatial;
-            for (long long i = 0; i < p->spatial; i++) acc += row[i];
+            const float *row = dy + ((n * kb + k / B) * p->spatial) * B + k % B;
+            for (long long i = 0; i < p->spatial; i++) acc += row[i * B];
         }
         db[k] = (float)acc;
     }
@@ -169,8 +171,13 @@ static void linear_free(linear_plan *p) { pcd_base_free(&p->b); }
 
 /* ---- convolution ---- */
 
+/* The memory format of an activation with channel block `block` (0: plain). */
+static dnnl_format_tag_t activation_tag(int block) {
+    return block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
-                                   pc_dnnl_precision prec, int relu) {
+                                   pc_dnnl_precision prec, int relu, int x_block, int y_block) {
     pc_conv_shape s = *shape;
     if (pc_conv_shape_finish(&s) != 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN conv: invalid shape");
@@ -186,6 +193,7 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     p->n_out = s.n;
     p->k_out = s.k;
     p->spatial = (long long)s.oh * s.ow;
+    p->y_block = y_block;
     if (pcd_base_init(&p->b)) goto fail;
 
     int g = s.groups;
@@ -209,8 +217,8 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     dnnl_data_type_t in_dt = input_type(p, prec);
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_any, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
-    if (pcd_md_init(&src_md, 4, src_dims, dnnl_nchw, "conv src") ||
-        pcd_md_init(&dst_md, 4, dst_dims, dnnl_nchw, "conv dst") ||
+    if (pcd_md_init(&src_md, 4, src_dims, activation_tag(x_block), "conv src") ||
+        pcd_md_init(&dst_md, 4, dst_dims, activation_tag(y_block), "conv dst") ||
         pcd_md_init(&wei_md, wei_nd, wei_dims, g == 1 ? dnnl_oihw : dnnl_goihw, "conv weights") ||
         pcd_md_init(&bias_md, 1, bias_dims, dnnl_x, "conv bias") ||
         pcd_md_init(&src_any, 4, src_dims, dnnl_format_tag_any, "conv src") ||

@@ -70,6 +70,40 @@ int pc_dnnl_bf16_native(void) {
     return bf16_native;
 }
 
+/* ---- the activation layout oneDNN's convolutions want ---- */
+
+static pthread_once_t block_once = PTHREAD_ONCE_INIT;
+static int act_block;
+
+/* The channel block of the destination layout oneDNN picks for a typical fp32 convolution
+ * (32 -> 32 channels, 3x3): 8 on AVX2 (nChw8c), 16 on AVX-512 (nChw16c); 0 if not blocked
+ * by channels alone. */
+static void block_probe(void) {
+    dnnl_dims_t src = {2, 32, 8, 8}, wei = {32, 32, 3, 3}, strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t s, w, d;
+    dnnl_convolution_desc_t conv;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&s, 4, src, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w, 4, wei, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&d, 4, src, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_convolution_forward_desc_init(&conv, dnnl_forward_training, dnnl_convolution_direct,
+                                           &s, &w, NULL, &d, strides, pad, pad) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &conv, NULL, engine, NULL) != dnnl_success)
+        return;
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
+    if (md->format_kind == dnnl_blocked && bd->inner_nblks == 1 && bd->inner_idxs[0] == 1 &&
+        (bd->inner_blks[0] == 8 || bd->inner_blks[0] == 16))
+        act_block = (int)bd->inner_blks[0];
+    dnnl_primitive_desc_destroy(pd);
+}
+
+int pc_dnnl_activation_block(void) {
+    if (!pcd_engine()) return 0;
+    pthread_once(&block_once, block_probe);
+    return act_block;
+}
+
 /* ---- creation helpers ---- */
 
 int pcd_base_init(pcd_base *b) {

@@ -4,7 +4,8 @@
  *
  * Semantics match the reference kernels in ../ref/ref.h exactly (same layouts, outputs
  * overwritten, NULL outputs skipped). Tensors passed in and out are plain NCHW / PyTorch
- * weight layouts; when a primitive prefers a blocked layout the plan reorders internally.
+ * weight layouts, or channel-blocked activations where a convolution is asked for them;
+ * when a primitive prefers another layout the plan reorders internally.
  *
  * Threading: the engine is global (created once, thread-safe); each plan owns its stream and
  * buffers (including a user-mode scratchpad, so primitives that oneDNN's primitive cache shares
@@ -41,12 +42,19 @@ typedef enum { PC_DNNL_F32 = 0, PC_DNNL_BF16 } pc_dnnl_precision;
  * then, at fp32's speed. */
 int pc_dnnl_bf16_native(void);
 
+/* The channel block of the activation layout oneDNN's convolutions prefer on this CPU: 8
+ * (nChw8c, AVX2) or 16 (nChw16c, AVX-512); 0 when they want no channel blocking. Keeping
+ * activations in that layout between layers saves two reorders per tensor and call. */
+int pc_dnnl_activation_block(void);
+
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
 typedef struct pc_dnnl_conv pc_dnnl_conv;
 /* relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
- * backward takes dy already masked by y > 0, as for a separate ReLU. */
+ * backward takes dy already masked by y > 0, as for a separate ReLU.
+ * x_block, y_block: the layout of x and dx, and of y and dy: 0 plain NCHW, 8 or 16 channel-
+ * blocked (nChw8c / nChw16c, the last block zero-padded; kernels/fast/fast.h). */
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec,
-                                  int relu);
+                                  int relu, int x_block, int y_block);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);

@@ -35,6 +35,43 @@ size_t fast_maxpool_scratch(const pc_pool_shape *s);
 void fast_maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax,
                           void *scratch);
 
+/* ---- channel-blocked activations (oneDNN's nChw8c / nChw16c, block 8 or 16): see
+ * blocked.c. Floats per sample of a (c, hw) tensor, the last block zero-padded: */
+int64_t fast_blocked_size(int c, int64_t hw, int block);
+/* x (n, c, hw) plain -> y blocked (padding zeroed), and back. */
+void fast_to_blocked(int n, int c, int64_t hw, int block, const float *x, float *y);
+void fast_to_plain(int n, int c, int64_t hw, int block, const float *x, float *y);
+/* Batch norm, as fast_bn_* on blocked x, y, dy, dx; padded channels give zeros. */
+void fast_bnb_forward_train(const pc_bn_shape *s, int block, const float *x, const float *gamma,
+                            const float *beta, float *y, float *mean, float *batch_var,
+                            float *invstd, pc_fast_act act);
+void fast_bnb_forward_eval(const pc_bn_shape *s, int block, const float *x, const float *gamma,
+                           const float *beta, const float *rmean, const float *rvar, float *y,
+                           pc_fast_act act);
+void fast_bnb_backward(const pc_bn_shape *s, int block, const float *x, const float *y,
+                       const float *gamma, const float *beta, const float *mean,
+                       const float *invstd, const float *dy, float *dx, float *dgamma,
+                       float *dbeta, pc_fast_act act);
+/* Pooling, bitwise the reference kernels per channel; argmax (blocked like y) holds the
+ * cell's index h * W + w within its plane. */
+void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
+                           int32_t *argmax);
+void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,
+                            const float *dy, float *dx);
+void fast_avgpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y);
+void fast_avgpoolb_backward(const pc_pool_shape *s, int block, const float *dy, float *dx);
+/* Global average pooling: blocked x (n, c, hw) -> plain y (n, c), and back. */
+void fast_gapb_forward(int n, int c, int64_t hw, int block, const float *x, float *y);
+void fast_gapb_backward(int n, int c, int64_t hw, int block, const float *dy, float *dx);
+/* Residual add y = a + P(b): y and a (n, c, h, w); b (n, cb, hb, wb) with cb <= c, read at
+ * stride (sh, sw) and added to the first cb channels. backward_b: db = P^T(dy). */
+typedef struct {
+    int n, c, h, w, cb, hb, wb, sh, sw;
+} fast_add_shape;
+void fast_addb_forward(const fast_add_shape *s, int block, const float *a, const float *b,
+                       float *y);
+void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, float *db);
+
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
  * the forward's input x (dx may alias dy). */
 void fast_gelu_forward(int64_t n, const float *x, float *y);

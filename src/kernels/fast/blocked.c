@@ -1,0 +1,505 @@
+/* Kernels on channel-blocked activations (oneDNN's nChw8c / nChw16c): channels in blocks of
+ * B, B contiguous floats per pixel, the last block zero-padded. Every loop below runs over
+ * the B channel lanes of one pixel at a time, so it vectorizes without any reduction inside
+ * a vector; B is a compile-time constant in each specialized copy.
+ *
+ * Semantics: those of the plain kernels (kernels/fast and kernels/ref) channel by channel,
+ * in the same order per channel, so max and average pooling, global average pooling and the
+ * residual add give bitwise the plain kernels' results; batch norm sums in a different
+ * grouping (float lanes over at most FLUSH pixels, then double). Padded channels stay zero in
+ * every output and every gradient. */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "kernels/fast/fast.h"
+#include "kernels/fast/gelu.h"
+
+enum { MAXB = 16, FLUSH = 64 };
+
+int64_t fast_blocked_size(int c, int64_t hw, int block) {
+    return (int64_t)((c + block - 1) / block) * block * hw;
+}
+
+/* ------------------------------------------------------------ layout */
+
+void fast_to_blocked(int n, int c, int64_t hw, int block, const float *x, float *y) {
+    const int cb = (c + block - 1) / block;
+    for (int s = 0; s < n; s++)
+        for (int b = 0; b < cb; b++) {
+            float *yb = y + ((int64_t)s * cb + b) * hw * block;
+            for (int l = 0; l < block; l++) {
+                const int ch = b * block + l;
+                const float *xc = x + ((int64_t)s * c + ch) * hw;
+                if (ch < c)
+                    for (int64_t i = 0; i < hw; i++) yb[i * block + l] = xc[i];
+                else
+                    for (int64_t i = 0; i < hw; i++) yb[i * block + l] = 0.0f;
+            }
+        }
+}
+
+void fast_to_plain(int n, int c, int64_t hw, int block, const float *x, float *y) {
+    const int cb = (c + block - 1) / block;
+    for (int s = 0; s < n; s++)
+        for (int ch = 0; ch < c; ch++) {
+            const float *xb = x + ((int64_t)s * cb + ch / block) * hw * block + ch % block;
+            float *yc = y + ((int64_t)s * c + ch) * hw;
+            for (int64_t i = 0; i < hw; i++) yc[i] = xb[i * block];
+        }
+}
+
+/* ------------------------------------------------------------ batch norm */
+
+enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU };
+
+static inline float act_value(int act, float z) {
+    if (act == ACT_RELU) return z > 0.0f ? z : 0.0f;
+    if (act == ACT_GELU) return gelu_value(z);
+    return z;
+}
+
+/* The gradient at batch norm's output z from dy at the activation's output y. */
+static inline float act_grad(int act, float dy, float y, float z) {
+    if (act == ACT_RELU) return y > 0.0f ? dy : 0.0f;
+    if (act == ACT_GELU) return dy * gelu_slope(z);
+    return dy;
+}
+
+/* acc[l] += sum over the block's pixels of (x - mu[l])^k, k = 1 or 2: float lanes over at
+ * most FLUSH pixels, then double. */
+static inline __attribute__((always_inline)) void
+block_moment(const float *x, int64_t hw, const float *mu, int k, double *acc, int B) {
+    for (int64_t i0 = 0; i0 < hw; i0 += FLUSH) {
+        const int64_t i1 = i0 + FLUSH < hw ? i0 + FLUSH : hw;
+        float a[MAXB] = {0};
+        for (int64_t i = i0; i < i1; i++)
+            for (int l = 0; l < B; l++) {
+                const float d = x[i * B + l] - mu[l];
+                a[l] += k == 1 ? d : d * d;
+            }
+        for (int l = 0; l < B; l++) acc[l] += a[l];
+    }
+}
+
+/* Per lane of block b: scale and shift of z = x * scale + shift; zero in padded lanes. */
+static inline __attribute__((always_inline)) void
+lane_affine(const pc_bn_shape *s, int b, const float *gamma, const float *beta,
+            const float *mu, const float *is, float *scale, float *shift, int B) {
+    for (int l = 0; l < B; l++) {
+        const int c = b * B + l;
+        if (c >= s->c) {
+            scale[l] = shift[l] = 0.0f;
+            continue;
+        }
+        scale[l] = (float)((gamma ? gamma[c] : 1.0) * (double)is[l]);
+        shift[l] = (beta ? beta[c] : 0.0f) - mu[l] * scale[l];
+    }
+}
+
+static inline __attribute__((always_inline)) void
+apply(const pc_bn_shape *s, int b, const float *x, const float *scale, const float *shift,
+      float *y, int act, int B) {
+    const int cb = (s->c + B - 1) / B;
+    for (int n = 0; n < s->n; n++) {
+        const int64_t o = ((int64_t)n * cb + b) * s->hw * B;
+        for (int64_t i = 0; i < s->hw; i++)
+            for (int l = 0; l < B; l++)
+                y[o + i * B + l] = act_value(act, x[o + i * B + l] * scale[l] + shift[l]);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+bn_forward_train(const pc_bn_shape *s, const float *x, const float *gamma, const float *beta,
+                 float *y, float *mean, float *batch_var, float *invstd, int act, int B) {
+    const int cb = (s->c + B - 1) / B;
+    const int64_t hw = s->hw;
+    const double M = (double)s->n * hw;
+    for (int b = 0; b < cb; b++) {
+        double acc[MAXB] = {0};
+        float zero[MAXB] = {0}, mu[MAXB], is[MAXB], scale[MAXB], shift[MAXB];
+        for (int n = 0; n < s->n; n++)
+            block_moment(x + ((int64_t)n * cb + b) * hw * B, hw, zero, 1, acc, B);
+        for (int l = 0; l < B; l++) mu[l] = (float)(acc[l] / M), acc[l] = 0;
+        for (int n = 0; n < s->n; n++)
+            block_moment(x + ((int64_t)n * cb + b) * hw * B, hw, mu, 2, acc, B);
+        for (int l = 0; l < B; l++) {
+            const int c = b * B + l;
+            const double var = acc[l] / M;
+            is[l] = (float)(1.0 / sqrt(var + (double)s->eps));
+            if (c >= s->c) continue;
+            if (mean) mean[c] = mu[l];
+            if (batch_var) batch_var[c] = (float)var;
+            if (invstd) invstd[c] = is[l];
+        }
+        if (!y) continue;
+        lane_affine(s, b, gamma, beta, mu, is, scale, shift, B);
+        apply(s, b, x, scale, shift, y, act, B);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma, const float *beta,
+                const float *rmean, const float *rvar, float *y, int act, int B) {
+    const int cb = (s->c + B - 1) / B;
+    for (int b = 0; b < cb; b++) {
+        float mu[MAXB], is[MAXB], scale[MAXB], shift[MAXB];
+        for (int l = 0; l < B; l++) {
+            const int c = b * B + l;
+            mu[l] = c < s->c ? rmean[c] : 0.0f;
+            is[l] = c < s->c ? (float)(1.0 / sqrt((double)rvar[c] + (double)s->eps)) : 0.0f;
+        }
+        lane_affine(s, b, gamma, beta, mu, is, scale, shift, B);
+        apply(s, b, x, scale, shift, y, act, B);
+    }
+}
+
+/* 8 lanes of vector code: the kernels below take B / 8 of them per pixel. */
+typedef float v8f __attribute__((vector_size(8 * sizeof(float))));
+typedef int32_t v8i __attribute__((vector_size(8 * sizeof(int32_t))));
+
+static inline v8f load8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* act_grad on 8 lanes: ReLU as a mask by y > 0, GELU lane by lane. */
+static inline __attribute__((always_inline)) v8f
+act_grad8(int act, v8f dy, v8f y, v8f x, v8f scale, v8f shift) {
+    if (act == ACT_RELU) return (v8f)((v8i)dy & (y > 0.0f));
+    if (act == ACT_GELU) {
+        v8f g;
+        for (int u = 0; u < 8; u++) g[u] = dy[u] * gelu_slope(x[u] * scale[u] + shift[u]);
+        return g;
+    }
+    return dy;
+}
+
+static inline __attribute__((always_inline)) void
+bn_backward(const pc_bn_shape *s, const float *x, const float *y, const float *gamma,
+            const float *beta, const float *mean, const float *invstd, const float *dy,
+            float *dx, float *dgamma, float *dbeta, int act, int B) {
+    const int cb = (s->c + B - 1) / B, G = B / 8;
+    const int64_t hw = s->hw;
+    const double M = (double)s->n * hw;
+    if (act != ACT_RELU) y = x; /* unread: keeps the loops below free of a test */
+    for (int b = 0; b < cb; b++) {
+        float mu[MAXB], is[MAXB], scale[MAXB], shift[MAXB];
+        for (int l = 0; l < B; l++) {
+            const int c = b * B + l;
+            mu[l] = c < s->c ? mean[c] : 0.0f;
+            is[l] = c < s->c ? invstd[c] : 0.0f;
+        }
+        lane_affine(s, b, gamma, beta, mu, is, scale, shift, B);
+        v8f vmu[2], vsc[2], vsh[2];
+        for (int g = 0; g < G; g++)
+            vmu[g] = load8(mu + 8 * g), vsc[g] = load8(scale + 8 * g), vsh[g] = load8(shift + 8 * g);
+        double sdy[MAXB] = {0}, sdyx[MAXB] = {0}; /* sum(g), sum(g * (x - mu)) */
+        for (int n = 0; n < s->n; n++) {
+            const int64_t o = ((int64_t)n * cb + b) * hw * B;
+            for (int64_t i0 = 0; i0 < hw; i0 += FLUSH) {
+                const int64_t i1 = i0 + FLUSH < hw ? i0 + FLUSH : hw;
+                v8f a1[2] = {{0}}, a2[2] = {{0}};
+                for (int64_t i = i0; i < i1; i++)
+                    for (int g = 0; g < G; g++) {
+                        const int64_t k = o + i * B + 8 * g;
+                        const v8f xv = load8(x + k);
+                        const v8f gr = act_grad8(act, load8(dy + k), load8(y + k), xv, vsc[g], vsh[g]);
+                        a1[g] += gr;
+                        a2[g] += gr * (xv - vmu[g]);
+                    }
+                for (int l = 0; l < B; l++) sdy[l] += a1[l / 8][l % 8], sdyx[l] += a2[l / 8][l % 8];
+            }
+        }
+        float k1[MAXB], k2[MAXB], k3[MAXB];
+        for (int l = 0; l < B; l++) {
+            const int c = b * B + l;
+            sdyx[l] *= is[l]; /* sum(g * xhat) */
+            if (c >= s->c) {
+                k1[l] = k2[l] = k3[l] = 0.0f; /* padded lanes: zero gradient */
+                continue;
+            }
+            if (dgamma) dgamma[c] = (float)sdyx[l];
+            if (dbeta) dbeta[c] = (float)sdy[l];
+            /* dx = a (M g - sdy - xhat sdyx) = k1 g + k2 (x - mu) + k3 */
+            const double a = (gamma ? gamma[c] : 1.0) * is[l] / M;
+            k1[l] = (float)(a * M);
+            k2[l] = (float)(-a * is[l] * sdyx[l]);
+            k3[l] = (float)(-a * sdy[l]);
+        }
+        if (!dx) continue;
+        v8f vk1[2], vk2[2], vk3[2];
+        for (int g = 0; g < G; g++)
+            vk1[g] = load8(k1 + 8 * g), vk2[g] = load8(k2 + 8 * g), vk3[g] = load8(k3 + 8 * g);
+        for (int n = 0; n < s->n; n++) {
+            const int64_t o = ((int64_t)n * cb + b) * hw * B;
+            for (int64_t i = 0; i < hw; i++)
+                for (int g = 0; g < G; g++) {
+                    const int64_t k = o + i * B + 8 * g;
+                    const v8f xv = load8(x + k);
+                    const v8f gr = act_grad8(act, load8(dy + k), load8(y + k), xv, vsc[g], vsh[g]);
+                    const v8f d = vk1[g] * gr + vk2[g] * (xv - vmu[g]) + vk3[g];
+                    memcpy(dx + k, &d, sizeof d);
+                }
+        }
+    }
+}
+
+/* Each public kernel dispatches to copies specialized for B and the activation. */
+#define DISPATCH(call_b8, call_b16)            \
+    do {                                       \
+        if (block == 8) { call_b8; }           \
+        else { call_b16; }                     \
+    } while (0)
+#define BY_ACT(f, ...)                                                   \
+    do {                                                                 \
+        if (act == PC_FAST_RELU) f(__VA_ARGS__, ACT_RELU, B);            \
+        else if (act == PC_FAST_GELU) f(__VA_ARGS__, ACT_GELU, B);       \
+        else f(__VA_ARGS__, ACT_NONE, B);                                \
+    } while (0)
+
+static void bn_forward_train_b8(const pc_bn_shape *s, const float *x, const float *g,
+                                const float *be, float *y, float *m, float *v, float *is,
+                                pc_fast_act act) {
+    enum { B = 8 };
+    BY_ACT(bn_forward_train, s, x, g, be, y, m, v, is);
+}
+static void bn_forward_train_b16(const pc_bn_shape *s, const float *x, const float *g,
+                                 const float *be, float *y, float *m, float *v, float *is,
+                                 pc_fast_act act) {
+    enum { B = 16 };
+    BY_ACT(bn_forward_train, s, x, g, be, y, m, v, is);
+}
+void fast_bnb_forward_train(const pc_bn_shape *s, int block, const float *x, const float *gamma,
+                            const float *beta, float *y, float *mean, float *batch_var,
+                            float *invstd, pc_fast_act act) {
+    DISPATCH(bn_forward_train_b8(s, x, gamma, beta, y, mean, batch_var, invstd, act),
+             bn_forward_train_b16(s, x, gamma, beta, y, mean, batch_var, invstd, act));
+}
+
+static void bn_forward_eval_b8(const pc_bn_shape *s, const float *x, const float *g,
+                               const float *be, const float *rm, const float *rv, float *y,
+                               pc_fast_act act) {
+    enum { B = 8 };
+    BY_ACT(bn_forward_eval, s, x, g, be, rm, rv, y);
+}
+static void bn_forward_eval_b16(const pc_bn_shape *s, const float *x, const float *g,
+                                const float *be, const float *rm, const float *rv, float *y,
+                                pc_fast_act act) {
+    enum { B = 16 };
+    BY_ACT(bn_forward_eval, s, x, g, be, rm, rv, y);
+}
+void fast_bnb_forward_eval(const pc_bn_shape *s, int block, const float *x, const float *gamma,
+                           const float *beta, const float *rmean, const float *rvar, float *y,
+                           pc_fast_act act) {
+    DISPATCH(bn_forward_eval_b8(s, x, gamma, beta, rmean, rvar, y, act),
+             bn_forward_eval_b16(s, x, gamma, beta, rmean, rvar, y, act));
+}
+
+static void bn_backward_b8(const pc_bn_shape *s, const float *x, const float *y,
+                           const float *g, const float *be, const float *m, const float *is,
+                           const float *dy, float *dx, float *dg, float *db, pc_fast_act act) {
+    enum { B = 8 };
+    BY_ACT(bn_backward, s, x, y, g, be, m, is, dy, dx, dg, db);
+}
+static void bn_backward_b16(const pc_bn_shape *s, const float *x, const float *y,
+                            const float *g, const float *be, const float *m, const float *is,
+                            const float *dy, float *dx, float *dg, float *db, pc_fast_act act) {
+    enum { B = 16 };
+    BY_ACT(bn_backward, s, x, y, g, be, m, is, dy, dx, dg, db);
+}
+void fast_bnb_backward(const pc_bn_shape *s, int block, const float *x, const float *y,
+                       const float *gamma, const float *beta, const float *mean,
+                       const float *invstd, const float *dy, float *dx, float *dgamma,
+                       float *dbeta, pc_fast_act act) {
+    DISPATCH(bn_backward_b8(s, x, y, gamma, beta, mean, invstd, dy, dx, dgamma, dbeta, act),
+             bn_backward_b16(s, x, y, gamma, beta, mean, invstd, dy, dx, dgamma, dbeta, act));
+}
+
+/* ------------------------------------------------------------ pooling */
+
+/* The clipped window of output (oh, ow), as the reference kernels clip it. */
+typedef struct {
+    int h0, h1, w0, w1;
+} window;
+
+static inline window clip(const pc_pool_shape *s, int oh, int ow) {
+    window w = {oh * s->sh - s->ph, oh * s->sh - s->ph + s->kh, ow * s->sw - s->pw,
+                ow * s->sw - s->pw + s->kw};
+    if (w.h0 < 0) w.h0 = 0;
+    if (w.h1 > s->h) w.h1 = s->h;
+    if (w.w0 < 0) w.w0 = 0;
+    if (w.w1 > s->w) w.w1 = s->w;
+    return w;
+}
+
+/* argmax: per output lane, the index h * W + w of its cell within the plane. Eight lanes at
+ * a time in vector code (B / 8 groups per pixel). */
+static inline __attribute__((always_inline)) void
+maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B) {
+    const int cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
+        const float *xp = x + p * xplane;
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++) {
+                const window win = clip(s, oh, ow);
+                const int64_t o = p * yplane + ((int64_t)oh * s->ow + ow) * B;
+                for (int g = 0; g < B; g += 8) {
+                    v8f best = -INFINITY + (v8f){0};
+                    v8i bi = (win.h0 * W + win.w0) + (v8i){0};
+                    for (int h = win.h0; h < win.h1; h++)
+                        for (int w = win.w0; w < win.w1; w++) {
+                            v8f v;
+                            memcpy(&v, xp + ((int64_t)h * W + w) * B + g, sizeof v);
+                            const v8i t = (v > best) | (v != v);
+                            best = (v8f)(((v8i)v & t) | ((v8i)best & ~t));
+                            bi = ((h * W + w) & t) | (bi & ~t);
+                        }
+                    memcpy(y + o + g, &best, sizeof best);
+                    memcpy(argmax + o + g, &bi, sizeof bi);
+                }
+            }
+    }
+}
+
+static void maxpool_forward_b8(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
+    maxpool_forward(s, x, y, a, 8);
+}
+static void maxpool_forward_b16(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
+    maxpool_forward(s, x, y, a, 16);
+}
+void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
+                           int32_t *argmax) {
+    DISPATCH(maxpool_forward_b8(s, x, y, argmax), maxpool_forward_b16(s, x, y, argmax));
+}
+
+void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,
+                            const float *dy, float *dx) {
+    const int B = block, cb = (s->c + B - 1) / B;
+    const int64_t xplane = (int64_t)s->h * s->w * B, yplane = (int64_t)s->oh * s->ow * B;
+    memset(dx, 0, sizeof(float) * (size_t)(s->n * cb * xplane));
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
+        float *dxp = dx + p * xplane;
+        const float *dyp = dy + p * yplane;
+        const int32_t *ap = argmax + p * yplane;
+        for (int64_t i = 0; i < yplane; i += B)
+            for (int l = 0; l < B; l++) dxp[(int64_t)ap[i + l] * B + l] += dyp[i + l];
+    }
+}
+
+/* Average excluding padded cells, summed in double as the reference kernel does. */
+static inline __attribute__((always_inline)) void
+avgpool_forward(const pc_pool_shape *s, const float *x, float *y, int B) {
+    const int cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
+        const float *xp = x + p * xplane;
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++) {
+                const window win = clip(s, oh, ow);
+                double acc[MAXB] = {0};
+                for (int h = win.h0; h < win.h1; h++)
+                    for (int w = win.w0; w < win.w1; w++)
+                        for (int l = 0; l < B; l++) acc[l] += xp[((int64_t)h * W + w) * B + l];
+                const int cells = (win.h1 - win.h0) * (win.w1 - win.w0);
+                float *yo = y + p * yplane + ((int64_t)oh * s->ow + ow) * B;
+                for (int l = 0; l < B; l++) yo[l] = (float)(acc[l] / cells);
+            }
+    }
+}
+
+static void avgpool_forward_b8(const pc_pool_shape *s, const float *x, float *y) {
+    avgpool_forward(s, x, y, 8);
+}
+static void avgpool_forward_b16(const pc_pool_shape *s, const float *x, float *y) {
+    avgpool_forward(s, x, y, 16);
+}
+void fast_avgpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y) {
+    DISPATCH(avgpool_forward_b8(s, x, y), avgpool_forward_b16(s, x, y));
+}
+
+void fast_avgpoolb_backward(const pc_pool_shape *s, int block, const float *dy, float *dx) {
+    const int B = block, cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
+    memset(dx, 0, sizeof(float) * (size_t)(s->n * cb * xplane));
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
+        float *dxp = dx + p * xplane;
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++) {
+                const window win = clip(s, oh, ow);
+                const int cells = (win.h1 - win.h0) * (win.w1 - win.w0);
+                const float *dyo = dy + p * yplane + ((int64_t)oh * s->ow + ow) * B;
+                for (int h = win.h0; h < win.h1; h++)
+                    for (int w = win.w0; w < win.w1; w++)
+                        for (int l = 0; l < B; l++)
+                            dxp[((int64_t)h * W + w) * B + l] += (float)(dyo[l] / cells);
+            }
+    }
+}
+
+/* y (N, C) plain: the mean over the plane, a float sum in pixel order as the plain kernel. */
+void fast_gapb_forward(int n, int c, int64_t hw, int block, const float *x, float *y) {
+    const int B = block, cb = (c + B - 1) / B;
+    for (int s = 0; s < n; s++)
+        for (int b = 0; b < cb; b++) {
+            const float *xb = x + ((int64_t)s * cb + b) * hw * B;
+            float acc[MAXB] = {0};
+            for (int64_t i = 0; i < hw; i++)
+                for (int l = 0; l < B; l++) acc[l] += xb[i * B + l];
+            for (int l = 0; l < B && b * B + l < c; l++)
+                y[(int64_t)s * c + b * B + l] = acc[l] / (float)hw;
+        }
+}
+
+void fast_gapb_backward(int n, int c, int64_t hw, int block, const float *dy, float *dx) {
+    const int B = block, cb = (c + B - 1) / B;
+    for (int s = 0; s < n; s++)
+        for (int b = 0; b < cb; b++) {
+            float g[MAXB];
+            for (int l = 0; l < B; l++)
+                g[l] = b * B + l < c ? dy[(int64_t)s * c + b * B + l] / (float)hw : 0.0f;
+            float *dxb = dx + ((int64_t)s * cb + b) * hw * B;
+            for (int64_t i = 0; i < hw; i++)
+                for (int l = 0; l < B; l++) dxb[i * B + l] = g[l];
+        }
+}
+
+/* ------------------------------------------------------------ residual add */
+
+void fast_addb_forward(const fast_add_shape *s, int block, const float *a, const float *b,
+                       float *y) {
+    const int B = block, cy = (s->c + B - 1) / B, cbb = (s->cb + B - 1) / B;
+    const int64_t yplane = (int64_t)s->h * s->w * B, bplane = (int64_t)s->hb * s->wb * B;
+    memcpy(y, a, sizeof(float) * (size_t)(s->n * cy * yplane));
+    for (int n = 0; n < s->n; n++)
+        for (int k = 0; k < cbb; k++) {
+            float *yp = y + ((int64_t)n * cy + k) * yplane;
+            const float *bp = b + ((int64_t)n * cbb + k) * bplane;
+            for (int h = 0; h < s->h; h++)
+                for (int w = 0; w < s->w; w++) {
+                    float *yo = yp + ((int64_t)h * s->w + w) * B;
+                    const float *bo = bp + ((int64_t)h * s->sh * s->wb + (int64_t)w * s->sw) * B;
+                    for (int l = 0; l < B; l++) /* b's padded lanes: not even + 0 */
+                        yo[l] = k * B + l < s->cb ? yo[l] + bo[l] : yo[l];
+                }
+        }
+}
+
+void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, float *db) {
+    const int B = block, cy = (s->c + B - 1) / B, cbb = (s->cb + B - 1) / B;
+    const int64_t yplane = (int64_t)s->h * s->w * B, bplane = (int64_t)s->hb * s->wb * B;
+    if (s->sh > 1 || s->sw > 1) memset(db, 0, sizeof(float) * (size_t)(s->n * cbb * bplane));
+    for (int n = 0; n < s->n; n++)
+        for (int k = 0; k < cbb; k++) {
+            const float *yp = dy + ((int64_t)n * cy + k) * yplane;
+            float *bp = db + ((int64_t)n * cbb + k) * bplane;
+            for (int h = 0; h < s->h; h++)
+                for (int w = 0; w < s->w; w++) {
+                    const float *yo = yp + ((int64_t)h * s->w + w) * B;
+                    float *bo = bp + ((int64_t)h * s->sh * s->wb + (int64_t)w * s->sw) * B;
+                    for (int l = 0; l < B; l++) bo[l] = k * B + l < s->cb ? yo[l] : 0.0f;
+                }
+        }
+}
