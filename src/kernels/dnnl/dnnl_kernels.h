@@ -93,6 +93,7 @@ void pc_dnnl_pool_backward(pc_dnnl_pool *p, const float *dy, float *dx);
 void pc_dnnl_pool_destroy(pc_dnnl_pool *p);
 
 /* Batch norm is not here: oneDNN 2.6 runs it on plain NCHW in non-JIT code, slower than
- * the vectorized C kernels of kernels/fast, which the default kernel set uses. */
+ * the vectorized C kernels of kernels/fast, which the default kernel set uses (on blocked
+ * activations, kernels/fast/blocked.c). */
 
 #endif
