@@ -704,8 +704,12 @@ static void blocked_tests(void) {
                             db[bo] = dy[yo];
                         }
             poison(yb, nb), poison(dbb, nbb);
-            fast_addb_forward(&as, B, xb, bb, yb);
+            fast_addb_forward(&as, B, xb, bb, yb, 0);
             cmp_blocked("add forward", n, c, hw, B, yb, y, 0);
+            ref_relu_forward(np, y, y);
+            poison(yb, nb);
+            fast_addb_forward(&as, B, xb, bb, yb, 1);
+            cmp_blocked("add + relu forward", n, c, hw, B, yb, y, 0);
             fast_addb_backward_b(&as, B, dyb, dbb);
             cmp_blocked("add backward", n, cb, bhw, B, dbb, db, 0);
             pc_free(bp), pc_free(bb), pc_free(y), pc_free(yb), pc_free(db), pc_free(dbb);

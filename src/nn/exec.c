@@ -156,14 +156,15 @@ static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precisi
 #endif
 
 /* A layer's activation runs inside its kernel where one can: ReLU as a oneDNN post-op after
- * convolutions and dense layers, ReLU and GELU in the fast batch-norm kernels (one pass over
- * the output, not two). Backward, only batch norm's kernels fuse it (GELU' from the
+ * convolutions and dense layers, ReLU and GELU in the fast batch-norm kernels, ReLU in the
+ * blocked residual add (one pass over the output, not two). Backward, only batch norm's kernels fuse it (GELU' from the
  * recomputed batch-norm output); before convolutions and dense layers dy is masked by
  * ReLU's output, or multiplied by GELU' of the kept pre-activation. */
 static int act_fused(const pc_exec *ex, const pc_layer *l) {
     if (!ex->use_dnnl || l->act == PC_ACT_NONE) return 0;
     return l->kind == PC_L_BN ||
-           (l->act == PC_ACT_RELU && (l->kind == PC_L_CONV || l->kind == PC_L_DENSE));
+           (l->act == PC_ACT_RELU && (l->kind == PC_L_CONV || l->kind == PC_L_DENSE)) ||
+           (l->act == PC_ACT_RELU && l->kind == PC_L_ADD && ex->ls[l - ex->m->layers].blocked);
 }
 static int act_fused_backward(const pc_exec *ex, const pc_layer *l) {
     return ex->use_dnnl && l->act != PC_ACT_NONE && l->kind == PC_L_BN;
@@ -498,7 +499,7 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     case PC_L_ADD:
         if (s->blocked) {
             fast_add_shape as = add_shape(ex, l, &m->layers[l->inputs[1]]);
-            fast_addb_forward(&as, B, x, input_of(ex, i, 1), y);
+            fast_addb_forward(&as, B, x, input_of(ex, i, 1), y, l->act == PC_ACT_RELU);
         } else {
             add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, input_of(ex, i, 1), y);
         }

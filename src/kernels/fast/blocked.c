@@ -17,6 +17,17 @@
 
 enum { MAXB = 16, FLUSH = 64 };
 
+/* 8 lanes of vector code: the kernels below take B / 8 of them per pixel. */
+typedef float v8f __attribute__((vector_size(8 * sizeof(float))));
+typedef int32_t v8i __attribute__((vector_size(8 * sizeof(int32_t))));
+
+static inline v8f load8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+
 int64_t fast_blocked_size(int c, int64_t hw, int block) {
     return (int64_t)((c + block - 1) / block) * block * hw;
 }
@@ -53,32 +64,22 @@ void fast_to_plain(int n, int c, int64_t hw, int block, const float *x, float *y
 
 enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU };
 
-static inline float act_value(int act, float z) {
-    if (act == ACT_RELU) return z > 0.0f ? z : 0.0f;
-    if (act == ACT_GELU) return gelu_value(z);
-    return z;
-}
-
-/* The gradient at batch norm's output z from dy at the activation's output y. */
-static inline float act_grad(int act, float dy, float y, float z) {
-    if (act == ACT_RELU) return y > 0.0f ? dy : 0.0f;
-    if (act == ACT_GELU) return dy * gelu_slope(z);
-    return dy;
-}
-
 /* acc[l] += sum over the block's pixels of (x - mu[l])^k, k = 1 or 2: float lanes over at
  * most FLUSH pixels, then double. */
 static inline __attribute__((always_inline)) void
 block_moment(const float *x, int64_t hw, const float *mu, int k, double *acc, int B) {
+    const int G = B / 8;
+    v8f vmu[2];
+    for (int g = 0; g < G; g++) vmu[g] = load8(mu + 8 * g);
     for (int64_t i0 = 0; i0 < hw; i0 += FLUSH) {
         const int64_t i1 = i0 + FLUSH < hw ? i0 + FLUSH : hw;
-        float a[MAXB] = {0};
+        v8f a[2] = {{0}};
         for (int64_t i = i0; i < i1; i++)
-            for (int l = 0; l < B; l++) {
-                const float d = x[i * B + l] - mu[l];
-                a[l] += k == 1 ? d : d * d;
+            for (int g = 0; g < G; g++) {
+                const v8f d = load8(x + i * B + 8 * g) - vmu[g];
+                a[g] += k == 1 ? d : d * d;
             }
-        for (int l = 0; l < B; l++) acc[l] += a[l];
+        for (int l = 0; l < B; l++) acc[l] += a[l / 8][l % 8];
     }
 }
 
@@ -97,15 +98,24 @@ lane_affine(const pc_bn_shape *s, int b, const float *gamma, const float *beta,
     }
 }
 
+/* y = act(x * scale + shift) over block b of every sample. */
 static inline __attribute__((always_inline)) void
 apply(const pc_bn_shape *s, int b, const float *x, const float *scale, const float *shift,
       float *y, int act, int B) {
-    const int cb = (s->c + B - 1) / B;
+    const int cb = (s->c + B - 1) / B, G = B / 8;
+    v8f vsc[2], vsh[2];
+    for (int g = 0; g < G; g++) vsc[g] = load8(scale + 8 * g), vsh[g] = load8(shift + 8 * g);
     for (int n = 0; n < s->n; n++) {
         const int64_t o = ((int64_t)n * cb + b) * s->hw * B;
         for (int64_t i = 0; i < s->hw; i++)
-            for (int l = 0; l < B; l++)
-                y[o + i * B + l] = act_value(act, x[o + i * B + l] * scale[l] + shift[l]);
+            for (int g = 0; g < G; g++) {
+                const int64_t k = o + i * B + 8 * g;
+                v8f z = load8(x + k) * vsc[g] + vsh[g];
+                if (act == ACT_RELU) z = (v8f)((v8i)z & (z > 0.0f)); /* z > 0 ? z : 0 */
+                if (act == ACT_GELU)
+                    for (int u = 0; u < 8; u++) z[u] = gelu_value(z[u]);
+                memcpy(y + k, &z, sizeof z);
+            }
     }
 }
 
@@ -152,16 +162,6 @@ bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma, const 
         lane_affine(s, b, gamma, beta, mu, is, scale, shift, B);
         apply(s, b, x, scale, shift, y, act, B);
     }
-}
-
-/* 8 lanes of vector code: the kernels below take B / 8 of them per pixel. */
-typedef float v8f __attribute__((vector_size(8 * sizeof(float))));
-typedef int32_t v8i __attribute__((vector_size(8 * sizeof(int32_t))));
-
-static inline v8f load8(const float *p) {
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
 }
 
 /* act_grad on 8 lanes: ReLU as a mask by y > 0, GELU lane by lane. */
@@ -375,18 +375,60 @@ void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, fl
     DISPATCH(maxpool_forward_b8(s, x, y, argmax), maxpool_forward_b16(s, x, y, argmax));
 }
 
-void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,
-                            const float *dy, float *dx) {
-    const int B = block, cb = (s->c + B - 1) / B;
-    const int64_t xplane = (int64_t)s->h * s->w * B, yplane = (int64_t)s->oh * s->ow * B;
-    memset(dx, 0, sizeof(float) * (size_t)(s->n * cb * xplane));
+/* The outputs whose windows contain input row (or column) h: [*lo, *hi). */
+static inline void covering(int h, int k, int st, int pad, int out, int *lo, int *hi) {
+    const int t = h + pad - k + 1; /* the first output's window must reach h */
+    *lo = t <= 0 ? 0 : (t + st - 1) / st;
+    *hi = (h + pad) / st + 1;
+    if (*hi > out) *hi = out;
+}
+
+/* Gathered rather than scattered, so every write is a whole vector: each input cell sums,
+ * over the windows that contain it in output order, the dy whose argmax is that cell (the
+ * reference's sums in the reference's order; the +0 of a window that chose another cell
+ * changes no partial sum, which is never -0). */
+static inline __attribute__((always_inline)) void
+maxpool_backward(const pc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx,
+                 int B) {
+    const int cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
     for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
-        float *dxp = dx + p * xplane;
         const float *dyp = dy + p * yplane;
         const int32_t *ap = argmax + p * yplane;
-        for (int64_t i = 0; i < yplane; i += B)
-            for (int l = 0; l < B; l++) dxp[(int64_t)ap[i + l] * B + l] += dyp[i + l];
+        float *dxp = dx + p * xplane;
+        for (int h = 0; h < s->h; h++) {
+            int oh0, oh1;
+            covering(h, s->kh, s->sh, s->ph, s->oh, &oh0, &oh1);
+            for (int w = 0; w < W; w++) {
+                int ow0, ow1;
+                covering(w, s->kw, s->sw, s->pw, s->ow, &ow0, &ow1);
+                for (int g = 0; g < B; g += 8) {
+                    v8f acc = {0};
+                    for (int oh = oh0; oh < oh1; oh++)
+                        for (int ow = ow0; ow < ow1; ow++) {
+                            const int64_t o = ((int64_t)oh * s->ow + ow) * B + g;
+                            v8i a;
+                            memcpy(&a, ap + o, sizeof a);
+                            acc += (v8f)((v8i)load8(dyp + o) & (a == h * W + w));
+                        }
+                    memcpy(dxp + ((int64_t)h * W + w) * B + g, &acc, sizeof acc);
+                }
+            }
+        }
     }
+}
+
+static void maxpool_backward_b8(const pc_pool_shape *s, const int32_t *a, const float *dy,
+                                float *dx) {
+    maxpool_backward(s, a, dy, dx, 8);
+}
+static void maxpool_backward_b16(const pc_pool_shape *s, const int32_t *a, const float *dy,
+                                 float *dx) {
+    maxpool_backward(s, a, dy, dx, 16);
+}
+void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,
+                            const float *dy, float *dx) {
+    DISPATCH(maxpool_backward_b8(s, argmax, dy, dx), maxpool_backward_b16(s, argmax, dy, dx));
 }
 
 /* Average excluding padded cells, summed in double as the reference kernel does. */
@@ -469,20 +511,30 @@ void fast_gapb_backward(int n, int c, int64_t hw, int block, const float *dy, fl
 /* ------------------------------------------------------------ residual add */
 
 void fast_addb_forward(const fast_add_shape *s, int block, const float *a, const float *b,
-                       float *y) {
-    const int B = block, cy = (s->c + B - 1) / B, cbb = (s->cb + B - 1) / B;
+                       float *y, int relu) {
+    const int B = block, G = B / 8, cy = (s->c + B - 1) / B, cbb = (s->cb + B - 1) / B;
     const int64_t yplane = (int64_t)s->h * s->w * B, bplane = (int64_t)s->hb * s->wb * B;
-    memcpy(y, a, sizeof(float) * (size_t)(s->n * cy * yplane));
+    const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
     for (int n = 0; n < s->n; n++)
-        for (int k = 0; k < cbb; k++) {
+        for (int k = 0; k < cy; k++) {
+            const float *ap = a + ((int64_t)n * cy + k) * yplane;
+            const float *bp = k < cbb ? b + ((int64_t)n * cbb + k) * bplane : NULL;
             float *yp = y + ((int64_t)n * cy + k) * yplane;
-            const float *bp = b + ((int64_t)n * cbb + k) * bplane;
+            v8i has_b[2]; /* lanes that are channels of b: b's padded lanes add not even 0 */
+            for (int g = 0; g < G; g++) has_b[g] = (k * B + 8 * g + lane) < s->cb;
             for (int h = 0; h < s->h; h++)
                 for (int w = 0; w < s->w; w++) {
-                    float *yo = yp + ((int64_t)h * s->w + w) * B;
-                    const float *bo = bp + ((int64_t)h * s->sh * s->wb + (int64_t)w * s->sw) * B;
-                    for (int l = 0; l < B; l++) /* b's padded lanes: not even + 0 */
-                        yo[l] = k * B + l < s->cb ? yo[l] + bo[l] : yo[l];
+                    const int64_t o = ((int64_t)h * s->w + w) * B;
+                    const int64_t ob = ((int64_t)h * s->sh * s->wb + (int64_t)w * s->sw) * B;
+                    for (int g = 0; g < G; g++) {
+                        v8f v = load8(ap + o + 8 * g);
+                        if (bp) {
+                            const v8f sum = v + load8(bp + ob + 8 * g);
+                            v = (v8f)(((v8i)sum & has_b[g]) | ((v8i)v & ~has_b[g]));
+                        }
+                        if (relu) v = (v8f)((v8i)v & ~(v < 0.0f)); /* NaN propagates */
+                        memcpy(yp + o + 8 * g, &v, sizeof v);
+                    }
                 }
         }
 }

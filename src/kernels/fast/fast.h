@@ -64,12 +64,13 @@ void fast_avgpoolb_backward(const pc_pool_shape *s, int block, const float *dy, 
 void fast_gapb_forward(int n, int c, int64_t hw, int block, const float *x, float *y);
 void fast_gapb_backward(int n, int c, int64_t hw, int block, const float *dy, float *dx);
 /* Residual add y = a + P(b): y and a (n, c, h, w); b (n, cb, hb, wb) with cb <= c, read at
- * stride (sh, sw) and added to the first cb channels. backward_b: db = P^T(dy). */
+ * stride (sh, sw) and added to the first cb channels; relu: then y = ReLU(y) (as
+ * ref_relu_forward) in the same pass. backward_b: db = P^T(dy). */
 typedef struct {
     int n, c, h, w, cb, hb, wb, sh, sw;
 } fast_add_shape;
 void fast_addb_forward(const fast_add_shape *s, int block, const float *a, const float *b,
-                       float *y);
+                       float *y, int relu);
 void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, float *db);
 
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
