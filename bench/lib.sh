@@ -28,6 +28,20 @@ bench_need_executable() {
     done
 }
 
+# bench_need_torch: $PYTHON imports torch; Debian's interpreter without it gets Debian's
+# python3-torch from apt (as scripts/setup.sh installs the build's packages), any other
+# interpreter an error.
+bench_need_torch() {
+    "$PYTHON" -c 'import torch' 2>/dev/null && return 0
+    if [ "$PYTHON" != /usr/bin/python3 ]; then
+        echo "$bench_name: PYTHON=$PYTHON cannot import torch" >&2; exit 1
+    fi
+    echo "$bench_name: installing python3-torch (PyTorch, the side-by-side peer)" >&2
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    { $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q python3-torch; } >&2 \
+        || { echo "$bench_name: apt-get install python3-torch failed" >&2; exit 1; }
+}
+
 # bench_machine PARCNN PYTHON LOGDIR: the "== machine" block.
 bench_machine() {
     echo "== machine"

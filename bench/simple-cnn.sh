@@ -49,6 +49,7 @@ if [ "$STEPS" -lt 1 ] || [ "$REPS" -lt 1 ]; then
     echo "simple-cnn.sh: STEPS and REPS must be at least 1" >&2; exit 2
 fi
 bench_need_executable PARCNN PYTHON
+bench_need_torch
 LOGDIR=${LOGDIR:-$(mktemp -d "${TMPDIR:-/tmp}/parcnn-bench.XXXXXX")}
 mkdir -p "$LOGDIR" || exit 1
 
