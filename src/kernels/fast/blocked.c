@@ -364,11 +364,52 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
     }
 }
 
+/* 2x2 windows at stride 2 without padding, the pool after most convolutions: every window
+ * lies inside the plane, so the loop above runs unrolled, with its comparisons in its order
+ * (the first cell always replaces the initial -inf, or equals it). */
+static inline int is_2x2_stride2(const pc_pool_shape *s) {
+    return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0;
+}
+
+static inline __attribute__((always_inline)) void
+max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
+    const v8i t = (v > *best) | (v != v);
+    *best = (v8f)(((v8i)v & t) | ((v8i)*best & ~t));
+    *bi = (cell & t) | (*bi & ~t);
+}
+
+static inline __attribute__((always_inline)) void
+maxpool2x2_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B) {
+    const int cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
+    const int64_t down = (int64_t)W * B; /* the cell below */
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++)
+        for (int oh = 0; oh < s->oh; oh++) {
+            const float *row = x + p * xplane + 2 * oh * down;
+            const int64_t o = p * yplane + (int64_t)oh * s->ow * B;
+            for (int ow = 0; ow < s->ow; ow++) {
+                const float *c0 = row + (int64_t)2 * ow * B;
+                const int32_t i0 = 2 * oh * W + 2 * ow;
+                for (int g = 0; g < B; g += 8) {
+                    v8f best = load8(c0 + g);
+                    v8i bi = i0 + (v8i){0};
+                    max_step(load8(c0 + B + g), i0 + 1, &best, &bi);
+                    max_step(load8(c0 + down + g), i0 + W, &best, &bi);
+                    max_step(load8(c0 + down + B + g), i0 + W + 1, &best, &bi);
+                    memcpy(y + o + (int64_t)ow * B + g, &best, sizeof best);
+                    memcpy(argmax + o + (int64_t)ow * B + g, &bi, sizeof bi);
+                }
+            }
+        }
+}
+
 static void maxpool_forward_b8(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
-    maxpool_forward(s, x, y, a, 8);
+    if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 8);
+    else maxpool_forward(s, x, y, a, 8);
 }
 static void maxpool_forward_b16(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
-    maxpool_forward(s, x, y, a, 16);
+    if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 16);
+    else maxpool_forward(s, x, y, a, 16);
 }
 void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
                            int32_t *argmax) {
@@ -418,13 +459,57 @@ maxpool_backward(const pc_pool_shape *s, const int32_t *argmax, const float *dy,
     }
 }
 
+/* 2x2 / stride 2 / no padding: each cell lies in at most one window, so each window writes
+ * its four cells (0 + dy where the argmax is the cell, as the gather above sums: a -0 becomes
+ * +0); a last odd row or column lies in none and gets zeros. */
+static inline __attribute__((always_inline)) void
+maxpool2x2_backward(const pc_pool_shape *s, const int32_t *argmax, const float *dy, float *dx,
+                    int B) {
+    const int cb = (s->c + B - 1) / B, W = s->w;
+    const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
+    const int64_t down = (int64_t)W * B;
+    for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
+        float *dxp = dx + p * xplane;
+        for (int oh = 0; oh < s->oh; oh++) {
+            const int64_t o = p * yplane + (int64_t)oh * s->ow * B;
+            float *row = dxp + 2 * oh * down;
+            for (int ow = 0; ow < s->ow; ow++) {
+                float *c0 = row + (int64_t)2 * ow * B;
+                const int32_t i0 = 2 * oh * W + 2 * ow;
+                for (int g = 0; g < B; g += 8) {
+                    const int64_t k = o + (int64_t)ow * B + g;
+                    v8i a;
+                    memcpy(&a, argmax + k, sizeof a);
+                    const v8i d = (v8i)load8(dy + k);
+                    const v8f zero = {0};
+                    const v8f d00 = zero + (v8f)(d & (a == i0)), d01 = zero + (v8f)(d & (a == i0 + 1));
+                    const v8f d10 = zero + (v8f)(d & (a == i0 + W));
+                    const v8f d11 = zero + (v8f)(d & (a == i0 + W + 1));
+                    memcpy(c0 + g, &d00, sizeof d00);
+                    memcpy(c0 + B + g, &d01, sizeof d01);
+                    memcpy(c0 + down + g, &d10, sizeof d10);
+                    memcpy(c0 + down + B + g, &d11, sizeof d11);
+                }
+            }
+            if (W > 2 * s->ow) { /* the last, odd column */
+                memset(row + (int64_t)2 * s->ow * B, 0, sizeof(float) * B);
+                memset(row + down + (int64_t)2 * s->ow * B, 0, sizeof(float) * B);
+            }
+        }
+        if (s->h > 2 * s->oh) /* the rows below the last window */
+            memset(dxp + 2 * s->oh * down, 0, sizeof(float) * (s->h - 2 * s->oh) * down);
+    }
+}
+
 static void maxpool_backward_b8(const pc_pool_shape *s, const int32_t *a, const float *dy,
                                 float *dx) {
-    maxpool_backward(s, a, dy, dx, 8);
+    if (is_2x2_stride2(s)) maxpool2x2_backward(s, a, dy, dx, 8);
+    else maxpool_backward(s, a, dy, dx, 8);
 }
 static void maxpool_backward_b16(const pc_pool_shape *s, const int32_t *a, const float *dy,
                                  float *dx) {
-    maxpool_backward(s, a, dy, dx, 16);
+    if (is_2x2_stride2(s)) maxpool2x2_backward(s, a, dy, dx, 16);
+    else maxpool_backward(s, a, dy, dx, 16);
 }
 void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,
                             const float *dy, float *dx) {
