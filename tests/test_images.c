@@ -1101,28 +1101,52 @@ static void test_augment(void) {
               per_epoch[0] + per_epoch[1] == 32,
           "flip=alt: alternates %d, mirrored %d, %d flipped in epoch 0", alternates, mirrored, per_epoch[0]);
 
-    /* crop with padding: an integer shift, values exact, zero border */
-    pc_augment_config cr;
-    pc_augment_parse("crop=3", &cr);
-    int shift_ok = 1;
-    for (int s = 0; s < 16; s++) {
-        pc_augment_apply(&cr, 4, 0, (uint64_t)s, C, H, W, in, o1);
-        int found = 0;
-        for (int dy = -3; dy <= 3 && !found; dy++)
-            for (int dx = -3; dx <= 3 && !found; dx++) {
-                int match = 1;
-                for (int ch = 0; ch < C && match; ch++)
-                    for (int y = 0; y < H && match; y++)
-                        for (int x = 0; x < W && match; x++) {
-                            int sy = y - dy, sx = x - dx;
-                            float want = sy >= 0 && sy < H && sx >= 0 && sx < W ? in[(ch * H + sy) * W + sx] : 0.0f;
-                            match = o1[(ch * H + y) * W + x] == want;
-                        }
-                found = match;
-            }
-        shift_ok &= found;
+    /* crop with padding: an integer shift, values exact; outside the image zeros, the
+     * nearest edge pixel, or the mirror image without its edge (a shift of 11 > W - 1
+     * reflects twice) */
+    static const char *const crops[] = {"crop=3", "crop=3,fill=nearest", "crop=11,fill=reflect"};
+    for (int f = 0; f < 3; f++) {
+        pc_augment_config cr;
+        CHECK(pc_augment_parse(crops[f], &cr) == PC_OK && cr.fill == f, "%s: %s", crops[f], err());
+        pc_augment_format(&cr, buf, sizeof buf);
+        CHECK(strcmp(buf, crops[f]) == 0, "format: %s", buf);
+        const int P = cr.crop_pad;
+        int shift_ok = 1, border = 0;
+        for (int s = 0; s < 16; s++) {
+            pc_augment_apply(&cr, 4, 0, (uint64_t)s, C, H, W, in, o1);
+            int found = 0;
+            for (int dy = -P; dy <= P && !found; dy++)
+                for (int dx = -P; dx <= P && !found; dx++) {
+                    int match = 1;
+                    for (int ch = 0; ch < C && match; ch++)
+                        for (int y = 0; y < H && match; y++)
+                            for (int x = 0; x < W && match; x++) {
+                                int sy = y - dy, sx = x - dx, inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
+                                float want = 0.0f;
+                                if (inside || f == 1)
+                                    want = in[(ch * H + (sy < 0 ? 0 : sy >= H ? H - 1 : sy)) * W +
+                                              (sx < 0 ? 0 : sx >= W ? W - 1 : sx)];
+                                else if (f == 2) /* reflected by hand: period 2 (n - 1) */
+                                    want = in[(ch * H + (int)pc_reflect_index(sy, H)) * W +
+                                              (int)pc_reflect_index(sx, W)];
+                                match = o1[(ch * H + y) * W + x] == want;
+                            }
+                    found = match;
+                    border += match && (dx != 0 || dy != 0);
+                }
+            shift_ok &= found;
+        }
+        CHECK(shift_ok && border > 0, "%s is an exact integer shift with its fill", crops[f]);
     }
-    CHECK(shift_ok, "crop=P is an exact integer shift with zero fill");
+    for (int i = -20; i < 20; i++) { /* the reflection itself, against its definition */
+        long r = i, n = 7;
+        while (r < 0 || r >= n) r = r < 0 ? -r : 2 * (n - 1) - r;
+        CHECK(pc_reflect_index(i, n) == r, "reflect %d in 7 -> %ld", i, pc_reflect_index(i, n));
+    }
+    CHECK(pc_reflect_index(-3, 1) == 0 && pc_reflect_index(5, 1) == 0, "reflect in 1 pixel");
+    CHECK(pc_augment_parse("crop=2,fill=wrap", &a2) == PC_ERR_USAGE && contains(err(), "'fill=wrap'") &&
+              contains(err(), "constant, nearest or reflect"),
+          "bad fill: %s", err());
 
     /* cutout: all-ones image, zeros form one rectangle no bigger than the square */
     float ones[N];

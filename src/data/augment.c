@@ -77,16 +77,17 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
         char *eq = strchr(item, '=');
         const char *val = eq ? eq + 1 : NULL;
         if (eq) *eq = 0;
-        static const char *const names[] = {"flip", "crop", "zoom", "shear", "rotate", "translate",
-                                            "brightness", "contrast", "cutout"};
+        static const char *const names[] = {"flip",       "crop",     "zoom",   "shear", "rotate",
+                                            "translate",  "brightness", "contrast", "cutout", "fill"};
         int which = -1;
-        for (int i = 0; i < 9; i++)
+        for (int i = 0; i < 10; i++)
             if (strcmp(item, names[i]) == 0) which = i;
         if (strcmp(item, "hflip") == 0) which = 0;
         if (which < 0)
             return pc_fail(PC_ERR_USAGE,
                            "--augment: unknown item '%s' (expected flip, crop=P, zoom=A[:B], "
-                           "shear=DEG, rotate=DEG, translate=F, brightness=F, contrast=F, cutout=F)",
+                           "shear=DEG, rotate=DEG, translate=F, brightness=F, contrast=F, cutout=F, "
+                           "fill=MODE)",
                            item);
         if (seen & (1u << which)) return pc_fail(PC_ERR_USAGE, "--augment: '%s' given twice", item);
         seen |= 1u << which;
@@ -148,6 +149,12 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
             ok = parse_num(val, 0, 1, &v);
             a.cutout = (float)v;
             break;
+        case 9:
+            want = "constant, nearest or reflect";
+            ok = val && (strcmp(val, "constant") == 0 || strcmp(val, "nearest") == 0 ||
+                         strcmp(val, "reflect") == 0);
+            a.fill = !ok || val[0] == 'c' ? PC_FILL_CONSTANT : val[0] == 'n' ? PC_FILL_NEAREST : PC_FILL_REFLECT;
+            break;
         }
         if (!ok)
             return pc_fail(PC_ERR_USAGE, "--augment: bad item '%s%s%s': expected %s", item,
@@ -178,6 +185,7 @@ void pc_augment_format(const pc_augment_config *a, char *buf, size_t cap) {
     if (a->brightness > 0) ADD("brightness=%g", (double)a->brightness);
     if (a->contrast > 0) ADD("contrast=%g", (double)a->contrast);
     if (a->cutout > 0) ADD("cutout=%g", (double)a->cutout);
+    if (a->fill != PC_FILL_CONSTANT) ADD(a->fill == PC_FILL_NEAREST ? "fill=nearest" : "fill=reflect");
 #undef ADD
     if (k == 0) snprintf(buf, cap, "none");
 }
@@ -196,6 +204,15 @@ static int flipped(const pc_augment_config *a, uint64_t seed, uint64_t epoch, ui
 }
 
 static inline float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
+
+/* The source coordinate of a bilinear tap at i on an axis of n pixels: i itself inside the
+ * image, else where the fill mode takes it from, or -1 for the constant (zero) fill. */
+static inline long tap(int fill, long i, int n) {
+    if (i >= 0 && i < n) return i;
+    if (fill == PC_FILL_NEAREST) return i < 0 ? 0 : n - 1;
+    if (fill == PC_FILL_REFLECT) return pc_reflect_index(i, n);
+    return -1;
+}
 
 /* The source is either floats (inf) or uint8 pixels scaled by 1/255 (inb). */
 static inline float fetch(const float *inf, const uint8_t *inb, size_t i) {
@@ -257,23 +274,19 @@ static void augment_core(const pc_augment_config *a, uint64_t seed, uint64_t epo
                 double ys = A10 * xc + A11 * yc + b1 + hh2 - 0.5;
                 double xf = floor(xs), yf = floor(ys);
                 float fx = (float)(xs - xf), fy = (float)(ys - yf);
-                long x0 = (long)xf, y0 = (long)yf;
-                size_t o = (size_t)y * w + x;
-                if (x0 < -1 || y0 < -1 || x0 >= w || y0 >= h) { /* entirely outside */
-                    for (int ch = 0; ch < c; ch++) out[ch * hw + o] = 0.0f;
-                    continue;
-                }
+                const long x0 = (long)xf, y0 = (long)yf;
+                const size_t o = (size_t)y * w + x;
+                /* the four taps' source columns and rows (-1: a zero tap) */
+                const long xa = tap(a->fill, x0, w), xb = tap(a->fill, x0 + 1, w);
+                const long ya = tap(a->fill, y0, h), yb = tap(a->fill, y0 + 1, h);
                 float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-                int in00 = x0 >= 0 && y0 >= 0, in01 = x0 + 1 < w && y0 >= 0;
-                int in10 = x0 >= 0 && y0 + 1 < h, in11 = x0 + 1 < w && y0 + 1 < h;
-                size_t i00 = (size_t)(y0 * w + x0);
                 for (int ch = 0; ch < c; ch++) {
                     size_t base = (size_t)ch * hw;
                     float v = 0.0f;
-                    if (in00 && w00 != 0.0f) v += w00 * fetch(inf, inb, base + i00);
-                    if (in01 && w01 != 0.0f) v += w01 * fetch(inf, inb, base + i00 + 1);
-                    if (in10 && w10 != 0.0f) v += w10 * fetch(inf, inb, base + i00 + w);
-                    if (in11 && w11 != 0.0f) v += w11 * fetch(inf, inb, base + i00 + w + 1);
+                    if (ya >= 0 && xa >= 0 && w00 != 0.0f) v += w00 * fetch(inf, inb, base + ya * w + xa);
+                    if (ya >= 0 && xb >= 0 && w01 != 0.0f) v += w01 * fetch(inf, inb, base + ya * w + xb);
+                    if (yb >= 0 && xa >= 0 && w10 != 0.0f) v += w10 * fetch(inf, inb, base + yb * w + xa);
+                    if (yb >= 0 && xb >= 0 && w11 != 0.0f) v += w11 * fetch(inf, inb, base + yb * w + xb);
                     out[base + o] = v;
                 }
             }

@@ -21,6 +21,19 @@
  * alternating flip: a random first choice per sample, inverted every epoch, so every
  * image is seen mirrored in every other epoch. */
 enum { PC_FLIP_OFF = 0, PC_FLIP_RANDOM = 1, PC_FLIP_ALT = 2 };
+/* What the geometric augmentations see outside the image (Keras' fill_mode): zeros, the
+ * nearest edge pixel, or the image mirrored without repeating its edge (PyTorch's
+ * 'reflect' padding, as airbench's translations: -1 -> 1, n -> n - 2). */
+enum { PC_FILL_CONSTANT = 0, PC_FILL_NEAREST = 1, PC_FILL_REFLECT = 2 };
+
+/* Index i (any integer) reflected into [0, n) without repeating the edge. */
+static inline long pc_reflect_index(long i, long n) {
+    if (n == 1) return 0;
+    const long period = 2 * (n - 1);
+    i %= period;
+    if (i < 0) i += period;
+    return i < n ? i : period - i;
+}
 
 typedef struct {
     int hflip;        /* PC_FLIP_* */
@@ -35,6 +48,7 @@ typedef struct {
     float contrast;   /* scale around the mean gray level by a factor in [1 - c, 1 + c] */
     float cutout;     /* zero a square of side round(cutout * min(h, w)) centred anywhere
                          (clipped at the borders); 0 = off */
+    int fill;         /* PC_FILL_*: the pixels the geometry brings in from outside */
 } pc_augment_config;
 
 /* A config with everything off (also what a zero-filled struct means). */
@@ -43,8 +57,9 @@ void pc_augment_none(pc_augment_config *a);
 int pc_augment_enabled(const pc_augment_config *a);
 
 /* Parse "flip,crop=4,zoom=0.8,shear=10,rotate=15,translate=0.1,brightness=0.2,contrast=0.2,
- * cutout=0.5" (any subset, any order; "hflip" = "flip"; "flip=alt" alternates; "zoom=A:B" gives both ends, "zoom=A"
- * means [A, 1]; "" or "none" = off). Errors (PC_ERR_USAGE) name the bad item. */
+ * cutout=0.5,fill=reflect" (any subset, any order; "hflip" = "flip"; "flip=alt" alternates;
+ * "zoom=A:B" gives both ends, "zoom=A" means [A, 1]; fill=constant|nearest|reflect; "" or
+ * "none" = off). Errors (PC_ERR_USAGE) name the bad item. */
 pc_status pc_augment_parse(const char *spec, pc_augment_config *out);
 
 /* The canonical spec string of a config ("none" when off), for logs and metadata. */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/augment.h"
+
 pc_status pc_tta_parse(const char *spec, pc_tta *out) {
     memset(out, 0, sizeof *out);
     if (!spec) return PC_OK;
@@ -59,8 +61,6 @@ float pc_tta_weight(const pc_tta *t, int view) {
     return shift_w / (float)mirrors(t);
 }
 
-/* Reflect padding without repeating the edge (PyTorch's 'reflect'): -1 -> 1, n -> n-2. */
-static int reflect(int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
 
 void pc_tta_view(const pc_tta *t, int view, int c, int h, int w, const float *in, float *out) {
     int s = view / mirrors(t), mirror = view % mirrors(t);
@@ -73,9 +73,9 @@ void pc_tta_view(const pc_tta *t, int view, int c, int h, int w, const float *in
         const float *src = in + (size_t)ch * h * w;
         float *dst = out + (size_t)ch * h * w;
         for (int y = 0; y < h; y++) {
-            const float *row = src + (size_t)reflect(y - d, h) * w;
+            const float *row = src + (size_t)pc_reflect_index(y - d, h) * w;
             for (int x = 0; x < w; x++)
-                dst[(size_t)y * w + x] = row[reflect((mirror ? w - 1 - x : x) - d, w)];
+                dst[(size_t)y * w + x] = row[pc_reflect_index((mirror ? w - 1 - x : x) - d, w)];
         }
     }
 }
