@@ -77,8 +77,8 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
         char *eq = strchr(item, '=');
         const char *val = eq ? eq + 1 : NULL;
         if (eq) *eq = 0;
-        static const char *const names[] = {"flip",       "crop",     "zoom",   "shear", "rotate",
-                                            "translate",  "brightness", "contrast", "cutout", "fill"};
+        static const char *const names[] = {"flip", "crop", "zoom", "shear", "rotate", "translate",
+                                            "brightness", "contrast", "cutout", "fill"};
         int which = -1;
         for (int i = 0; i < 10; i++)
             if (strcmp(item, names[i]) == 0) which = i;
@@ -151,9 +151,11 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
             break;
         case 9:
             want = "constant, nearest or reflect";
-            ok = val && (strcmp(val, "constant") == 0 || strcmp(val, "nearest") == 0 ||
-                         strcmp(val, "reflect") == 0);
-            a.fill = !ok || val[0] == 'c' ? PC_FILL_CONSTANT : val[0] == 'n' ? PC_FILL_NEAREST : PC_FILL_REFLECT;
+            ok = val != NULL;
+            if (ok && strcmp(val, "constant") == 0) a.fill = PC_FILL_CONSTANT;
+            else if (ok && strcmp(val, "nearest") == 0) a.fill = PC_FILL_NEAREST;
+            else if (ok && strcmp(val, "reflect") == 0) a.fill = PC_FILL_REFLECT;
+            else ok = 0;
             break;
         }
         if (!ok)

@@ -61,7 +61,6 @@ float pc_tta_weight(const pc_tta *t, int view) {
     return shift_w / (float)mirrors(t);
 }
 
-
 void pc_tta_view(const pc_tta *t, int view, int c, int h, int w, const float *in, float *out) {
     int s = view / mirrors(t), mirror = view % mirrors(t);
     int d = s == 0 ? 0 : s == 1 ? t->translate : -t->translate;
