@@ -91,7 +91,7 @@ grep -q "^final: .*, test-time augmentation flip,translate=1$" "$tmp/train-tta.l
 # recipes: listed, printed, and run with the command line's flags overriding the recipe's
 "$parcnn" recipes | grep -q "^fmnist " && ok "parcnn recipes lists fmnist" || bad "recipes list"
 "$parcnn" recipes fmnist | grep -q -- "^--model whitenet-s" && ok "parcnn recipes fmnist prints its flags" || bad "recipes print"
-"$parcnn" train --recipe fmnist --epochs 1 --limit 512 --eval-limit 128 --tta none --no-progress > "$tmp/recipe.log" 2>&1 \
+"$parcnn" train --recipe fmnist --epochs 1 --peak-epoch 0.5 --limit 512 --eval-limit 128 --tta none --no-progress > "$tmp/recipe.log" 2>&1 \
     && grep -qE "^parcnn: recipe fmnist: .*--epochs [0-9]+ .*--epochs 1" "$tmp/recipe.log" \
     && grep -q "model whitenet-s: .*bf16 mixed precision" "$tmp/recipe.log" && grep -q " 1 epoch(s) of 1 steps" "$tmp/recipe.log" \
     && ok "train --recipe fmnist --epochs 1: the recipe's model and precision, the command line's epochs" \
