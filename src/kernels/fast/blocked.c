@@ -334,6 +334,15 @@ static inline window clip(const pc_pool_shape *s, int oh, int ow) {
     return w;
 }
 
+/* One cell of a max-pool window: v replaces the best so far where it is larger or NaN (the
+ * reference's rule), and cell becomes those lanes' argmax. */
+static inline __attribute__((always_inline)) void
+max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
+    const v8i t = (v > *best) | (v != v);
+    *best = (v8f)(((v8i)v & t) | ((v8i)*best & ~t));
+    *bi = (cell & t) | (*bi & ~t);
+}
+
 /* argmax: per output lane, the index h * W + w of its cell within the plane. Eight lanes at
  * a time in vector code (B / 8 groups per pixel). */
 static inline __attribute__((always_inline)) void
@@ -350,13 +359,8 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
                     v8f best = -INFINITY + (v8f){0};
                     v8i bi = (win.h0 * W + win.w0) + (v8i){0};
                     for (int h = win.h0; h < win.h1; h++)
-                        for (int w = win.w0; w < win.w1; w++) {
-                            v8f v;
-                            memcpy(&v, xp + ((int64_t)h * W + w) * B + g, sizeof v);
-                            const v8i t = (v > best) | (v != v);
-                            best = (v8f)(((v8i)v & t) | ((v8i)best & ~t));
-                            bi = ((h * W + w) & t) | (bi & ~t);
-                        }
+                        for (int w = win.w0; w < win.w1; w++)
+                            max_step(load8(xp + ((int64_t)h * W + w) * B + g), h * W + w, &best, &bi);
                     memcpy(y + o + g, &best, sizeof best);
                     memcpy(argmax + o + g, &bi, sizeof bi);
                 }
@@ -369,13 +373,6 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
  * (the first cell always replaces the initial -inf, or equals it). */
 static inline int is_2x2_stride2(const pc_pool_shape *s) {
     return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0;
-}
-
-static inline __attribute__((always_inline)) void
-max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
-    const v8i t = (v > *best) | (v != v);
-    *best = (v8f)(((v8i)v & t) | ((v8i)*best & ~t));
-    *bi = (cell & t) | (*bi & ~t);
 }
 
 static inline __attribute__((always_inline)) void
