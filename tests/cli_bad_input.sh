@@ -51,6 +51,8 @@ printf '[conv] filters=6 size=2 init=whiten\n[gap]\n[dense] units=classes\n' > "
 expect "whitening with the wrong filter count" 2 "whiten.cfg:1: \[conv\] init=whiten needs a conv on the input images with 4 or 8 filters" -- "$parcnn" train "${small[@]}" --model "$tmp/whiten.cfg"
 expect "bad precision" 2 "--precision fp16: expected fp32 or bf16" -- "$parcnn" train --precision fp16
 expect "bf16 on the reference kernels" 2 "--precision bf16 runs on the oneDNN kernels" -- "$parcnn" train --precision bf16 --kernels ref
+expect "bad conv algorithm" 2 "--conv-algo fft: expected auto, direct or winograd" -- "$parcnn" train --conv-algo fft
+expect "predict: bad conv algorithm" 2 "--conv-algo x: expected auto, direct or winograd" -- "$parcnn" predict --weights x --conv-algo x 1
 expect "eval: bad precision" 2 "--precision half: expected fp32 or bf16" -- "$parcnn" eval --weights x --precision half
 expect "unknown model" 2 "unknown model 'resnet9000'" -- "$parcnn" train "${small[@]}" --model resnet9000
 expect "unknown dataset" 2 "unknown dataset 'imagenet'" -- "$parcnn" train "${small[@]}" --data imagenet

@@ -43,6 +43,20 @@ else
     passed=$((passed + 1)); echo "ok   bf16 differs from fp32"
 fi
 
+# Winograd convolutions (forced on every layer they apply to) keep the contract, and are
+# really used: --profile marks the layers, and the bytes differ from the direct algorithm's
+for w in 1 2 4; do
+    "$parcnn" train --model whitenet-s "${common[@]}" --conv-algo winograd --workers $w --profile \
+        --out "$tmp/wino-w$w" > "$tmp/wino-w$w.log" 2>&1 || { echo "FAIL winograd workers $w:"; cat "$tmp/wino-w$w.log"; }
+done
+"$parcnn" train --model whitenet-s "${common[@]}" --conv-algo direct --workers 2 --out "$tmp/direct-w2" \
+    > "$tmp/direct-w2.log" 2>&1 || { echo "FAIL direct:"; cat "$tmp/direct-w2.log"; }
+check "winograd: model.safetensors identical for 1, 2, 4 workers" "$tmp"/wino-w{1,2,4}/model.safetensors
+if grep -q 'conv:wino' "$tmp/wino-w1.log" && ! cmp -s "$tmp/wino-w1/model.safetensors" "$tmp/direct-w2/model.safetensors"; then
+    passed=$((passed + 1)); echo "ok   winograd runs (conv:wino in --profile) and differs from direct"
+else
+    failed=$((failed + 1)); echo "FAIL winograd not used, or the same bytes as direct"
+fi
 # a shipped recipe (bf16, EMA, one-cycle, flips, TTA) keeps the contract too
 for w in 1 2; do
     "$parcnn" train --recipe fmnist --limit 1200 --eval-limit 256 --epochs 2 --batch 96 --shard-size 8 --workers $w \

@@ -87,6 +87,8 @@ dnnl_status_t dnnl_primitive_execute(const_dnnl_primitive_t p, dnnl_stream_t s, 
 }
 #endif
 
+static pc_conv_algo conv_algo = PC_CONV_AUTO; /* of the runs below */
+
 /* Allocations made by a training run of `steps` steps (oneDNN's in *onednn). */
 static long run(const char *model, int workers, pc_kernel_set kernels, int64_t steps, long *onednn) {
     pc_train_config c;
@@ -97,6 +99,7 @@ static long run(const char *model, int workers, pc_kernel_set kernels, int64_t s
     c.epochs = 1;
     c.workers = workers;
     c.kernels = kernels;
+    c.conv_algo = conv_algo;
     c.max_steps = steps;
     c.log = NULL;
     long before = atomic_load(&allocations), before_dnnl = atomic_load(&in_onednn_execute);
@@ -122,6 +125,9 @@ int main(void) {
     no_allocation_in_steps("simple-cnn", 2, PC_KERNELS_AUTO);
     no_allocation_in_steps("minixception", 2, PC_KERNELS_AUTO);
     no_allocation_in_steps("resnet20", 2, PC_KERNELS_AUTO);
+    conv_algo = PC_CONV_WINOGRAD; /* on every convolution it applies to */
+    no_allocation_in_steps("whitenet-s", 2, PC_KERNELS_AUTO);
+    conv_algo = PC_CONV_AUTO;
 #ifdef PARCNN_HAVE_DNNL
     no_allocation_in_steps("simple-cnn", 2, PC_KERNELS_DNNL_BF16);
 #endif

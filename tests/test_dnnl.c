@@ -763,6 +763,90 @@ static void gelu_tests(void) {
 
 /* -------------------------------------------------------- error handling */
 
+/* ------------------------------------------------------------------ Winograd */
+
+/* Winograd plans (blocked activations, fp32, 3x3 and 5x5, "same" padding) against the
+ * plain reference: forward with bias and ReLU, dx, dw and db within WINO_TOL; repeats
+ * bitwise; the direct algorithm on the same shape for comparison. Shapes cover outputs
+ * that are not a multiple of the tile (partial tiles), several chunks of images (the 64x64
+ * planes), and C != K. */
+#define WINO_TOL 1e-4
+static void winograd_tests(void) {
+    const int B = pc_dnnl_activation_block();
+    CHECK(B == 8 || B == 16, "activation block %d", B);
+    if (B != 8 && B != 16) return;
+    const struct { int n, c, k, h, w, r; } shapes[] = {
+        {2, 16, 16, 8, 8, 3},  {3, 16, 32, 7, 9, 3}, {2, 32, 16, 14, 14, 5}, {1, 16, 16, 1, 1, 3},
+        {2, 16, 48, 5, 3, 5},  {4, 16, 64, 64, 64, 3},
+    };
+    int before = check_failed;
+    double worst = 0, worst_direct = 0;
+    for (int t = 0; t < (int)(sizeof shapes / sizeof *shapes); t++) {
+        const int r = shapes[t].r;
+        pc_conv_shape s = {.n = shapes[t].n, .c = shapes[t].c, .h = shapes[t].h,
+                           .w = shapes[t].w, .k = shapes[t].k, .kh = r, .kw = r, .sh = 1,
+                           .sw = 1, .ph = r / 2, .pw = r / 2, .groups = 1};
+        CHECK(pc_conv_shape_finish(&s) == 0, "shape %d", t);
+        const long hw = (long)s.h * s.w, nx = (long)s.n * s.c * hw, ny = (long)s.n * s.k * hw;
+        const long nw = (long)s.k * s.c * r * r;
+        float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *dy = rvec(ny);
+        float *yr = vec(ny), *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.k);
+        ref_conv2d_forward(&s, x, w, b, yr);
+        ref_relu_forward(ny, yr, yr);
+        for (long i = 0; i < ny; i++) if (yr[i] <= 0) dy[i] = 0; /* masked, as exec does */
+        ref_conv2d_backward(&s, x, w, dy, dxr, dwr, dbr);
+        float *xb = blocked_copy(s.n, s.c, hw, B, x), *dyb = blocked_copy(s.n, s.k, hw, B, dy);
+        const long nyb = (long)s.n * fast_blocked_size(s.k, hw, B), nxb = (long)s.n * fast_blocked_size(s.c, hw, B);
+        float *y = vec(nyb), *y2 = vec(nyb), *dx = vec(nxb), *dx2 = vec(nxb), *dw = vec(nw), *dw2 = vec(nw), *db = vec(s.k);
+        for (int algo = 0; algo < 2; algo++) {
+            pc_dnnl_set_conv_algo(algo ? PC_CONV_DIRECT : PC_CONV_WINOGRAD);
+            pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 1, B, B);
+            CHECK(p != NULL, "conv create (%s): %s", algo ? "direct" : "auto", pc_last_error());
+            if (!p) continue;
+            CHECK(!strcmp(pc_dnnl_conv_algo_name(p), algo ? "direct" : "winograd"),
+                  "shape %d: algorithm %s", t, pc_dnnl_conv_algo_name(p));
+            pc_dnnl_conv_weights_version(p, 7);
+            double before_max = max_nerr;
+            max_nerr = 0;
+            poison(y, nyb), poison(dx, nxb), poison(dw, nw), poison(db, s.k);
+            pc_dnnl_conv_forward(p, xb, w, b, y);
+            cmp_blocked(algo ? "direct forward" : "winograd forward", s.n, s.k, hw, B, y, yr, WINO_TOL);
+            pc_dnnl_conv_backward(p, xb, w, dyb, dx, dw, db);
+            cmp_blocked(algo ? "direct dx" : "winograd dx", s.n, s.c, hw, B, dx, dxr, WINO_TOL);
+            cmp(algo ? "direct dw" : "winograd dw", "blocked", dw, dwr, nw, WINO_TOL);
+            cmp(algo ? "direct db" : "winograd db", "blocked", db, dbr, s.k, WINO_TOL);
+            pc_dnnl_conv_forward(p, xb, w, b, y2);
+            pc_dnnl_conv_backward(p, xb, w, dyb, dx2, dw2, NULL);
+            CHECK(same_bits(y, y2, nyb) && same_bits(dx, dx2, nxb) && same_bits(dw, dw2, nw),
+                  "conv %s (shape %d): repeat not bitwise identical", algo ? "direct" : "winograd", t);
+            if (algo) worst_direct = fmax(worst_direct, max_nerr);
+            else worst = fmax(worst, max_nerr);
+            max_nerr = fmax(max_nerr, before_max);
+            pc_dnnl_conv_destroy(p);
+        }
+        pc_dnnl_set_conv_algo(PC_CONV_AUTO);
+        pc_free(x), pc_free(w), pc_free(b), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(dwr);
+        pc_free(dbr), pc_free(xb), pc_free(dyb), pc_free(y), pc_free(y2), pc_free(dx), pc_free(dx2);
+        pc_free(dw), pc_free(dw2), pc_free(db);
+    }
+    /* AUTO: Winograd only with enough channels; never for strided or unpadded shapes */
+    pc_conv_shape narrow = {.n = 2, .c = B, .h = 8, .w = 8, .k = B, .kh = 3, .kw = 3, .sh = 1,
+                            .sw = 1, .ph = 1, .pw = 1, .groups = 1};
+    pc_conv_shape wide = narrow, strided = narrow, unpadded = narrow;
+    wide.c = wide.k = strided.c = strided.k = unpadded.c = unpadded.k = 64;
+    strided.sh = strided.sw = 2, unpadded.ph = unpadded.pw = 0;
+    pc_conv_shape *cases[4] = {&narrow, &wide, &strided, &unpadded};
+    for (int i = 0; i < 4; i++) {
+        pc_conv_shape_finish(cases[i]);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(cases[i], 0, PC_DNNL_F32, 0, B, B);
+        CHECK(p && !strcmp(pc_dnnl_conv_algo_name(p), i == 1 ? "winograd" : "direct"),
+              "auto algorithm for case %d: %s", i, p ? pc_dnnl_conv_algo_name(p) : pc_last_error());
+        pc_dnnl_conv_destroy(p);
+    }
+    printf("%s winograd conv (block %d): max nerr %.2g (direct on the same shapes %.2g)\n",
+           check_failed == before ? "ok  " : "FAIL", B, worst, worst_direct);
+}
+
 static void error_tests(void) {
     pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
                          .sw = 1, .groups = 2};
@@ -884,6 +968,7 @@ int main(void) {
     gelu_tests();
     fast_maxpool_tests();
     blocked_tests();
+    winograd_tests();
     error_tests();
     int default_threads = get_threads();
     bench(1);

@@ -49,6 +49,14 @@ static int parse_kernels(const char *s, pc_kernel_set *k) {
     return 0;
 }
 
+static int parse_conv_algo(const char *cmd, const char *s, pc_conv_algo *a) {
+    if (strcmp(s, "auto") == 0) *a = PC_CONV_AUTO;
+    else if (strcmp(s, "direct") == 0) *a = PC_CONV_DIRECT;
+    else if (strcmp(s, "winograd") == 0) *a = PC_CONV_WINOGRAD;
+    else return usage_error(cmd, "--conv-algo %s: expected auto, direct or winograd", s);
+    return 0;
+}
+
 /* --precision bf16: the oneDNN kernels in bf16 mixed precision (refused with --kernels ref). */
 static int apply_precision(const char *cmd, const char *precision, pc_kernel_set *k) {
     if (!precision || strcmp(precision, "fp32") == 0) return 0;
@@ -155,6 +163,12 @@ static const char train_help[] =
     "                       bfloat16 (AVX512_BF16 through oneDNN, fp32 accumulation),\n"
     "                       fp32 master weights, optimizer and other layers; emulated\n"
     "                       (same rounding, fp32 speed) where oneDNN has no bf16 kernels\n"
+    "  --conv-algo A        auto (default): Winograd F(4x4,3x3) / F(2x2,5x5) for fp32\n"
+    "                       convolutions with stride 1, \"same\" padding and enough\n"
+    "                       channels to be faster, oneDNN's direct algorithm elsewhere;\n"
+    "                       direct: direct everywhere; winograd: wherever it applies.\n"
+    "                       Results differ by rounding between algorithms, never across\n"
+    "                       worker counts; --profile marks Winograd layers conv:wino\n"
     "  --no-progress        no live progress bar even on a terminal\n"
     "  --profile            per layer forward/backward ms and GFLOP/s per step, and the\n"
     "                       data/reduce/communication/optimizer time (also DIR/profile.json)\n";
@@ -169,7 +183,7 @@ static int train_args(int argc, char **argv) {
         O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_LOOKAHEAD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
         O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
         O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
-        O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_NOPROG, O_PROFILE, O_HELP
+        O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_CONVALGO, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
         {"data", 1, 0, O_DATA}, {"model", 1, 0, O_MODEL}, {"epochs", 1, 0, O_EPOCHS},
@@ -187,7 +201,8 @@ static int train_args(int argc, char **argv) {
         {"image-size", 1, 0, O_ISIZE},
         {"channels", 1, 0, O_CHANNELS}, {"val-split", 1, 0, O_VSPLIT}, {"cache", 1, 0, O_CACHE},
         {"on-bad-image", 1, 0, O_BAD}, {"decode-threads", 1, 0, O_DTHREADS},
-        {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
+        {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION},
+        {"conv-algo", 1, 0, O_CONVALGO}, {"no-progress", 0, 0, O_NOPROG}, {"profile", 0, 0, O_PROFILE}, {"help", 0, 0, O_HELP},
         {0, 0, 0, 0}};
     long v;
     int o;
@@ -275,6 +290,7 @@ static int train_args(int argc, char **argv) {
                 return usage_error("train", "--kernels %s: expected onednn or ref", optarg);
             break;
         case O_PRECISION: precision = optarg; break;
+        case O_CONVALGO: if (parse_conv_algo("train", optarg, &c.conv_algo)) return 2; break;
         case O_NOPROG: c.progress = 0; break;
         case O_PROFILE: c.profile = 1; break;
         case O_HELP: fputs(train_help, stdout); return 0;
@@ -354,7 +370,8 @@ static const char eval_help[] =
     "  --workers N      parallel replicas (default 1)\n"
     "  --batch N        samples per forward pass (default 100)\n"
     "  --kernels K      onednn or ref\n"
-    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
+    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n"
+    "  --conv-algo A    auto (default), direct or winograd (see parcnn train --help)\n";
 
 static const char predict_help[] =
     "usage: parcnn predict --weights FILE [--top K] [--tta MODE] IMAGE...\n"
@@ -369,21 +386,24 @@ static const char predict_help[] =
     "  --top K          classes to print per sample (default 3)\n"
     "  --tta MODE       test-time augmentation: flip or flip,translate=N (see eval --help)\n"
     "  --kernels K      onednn or ref\n"
-    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n";
+    "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n"
+    "  --conv-algo A    auto (default), direct or winograd (see parcnn train --help)\n";
 
 typedef struct {
     const char *weights, *data;
     int json, workers, batch, top, train_split;
     pc_kernel_set kernels;
+    pc_conv_algo conv_algo;
     pc_tta tta;
 } infer_opts;
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
-    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_TS, O_TTA, O_H };
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_CA, O_TS, O_TTA, O_H };
     static const struct option opts[] = {
         {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
         {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
-        {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"train-split", 0, 0, O_TS},
+        {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"conv-algo", 1, 0, O_CA},
+        {"train-split", 0, 0, O_TS},
         {"tta", 1, 0, O_TTA}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
     int c;
     long v;
@@ -393,6 +413,7 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         switch (c) {
         case O_W: o->weights = optarg; break;
         case O_P: precision = optarg; break;
+        case O_CA: if (parse_conv_algo(cmd, optarg, &o->conv_algo)) return 2; break;
         case O_D: o->data = optarg; break;
         case O_J: o->json = 1; break;
         case O_TS: o->train_split = 1; break;
@@ -442,6 +463,7 @@ static int cmd_eval(int argc, char **argv) {
     pc_metrics mt = {0};
     pc_status st = load_for_inference(&o, &m, &meta, &d);
     if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
+    pc_exec_set_conv_algo(o.conv_algo);
     if (st == PC_OK) st = pc_engine_create(m, o.workers, 1, o.batch, o.kernels, &e);
     if (st == PC_OK) {
         memcpy(e->mean, meta.mean, sizeof meta.mean);
@@ -509,6 +531,7 @@ static int cmd_predict(int argc, char **argv) {
     pc_engine *e = NULL;
     pc_status st = by_index ? load_for_inference(&o, &m, &meta, &d) : pc_model_load(o.weights, &m, &meta);
     if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
+    pc_exec_set_conv_algo(o.conv_algo);
     if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
     float *input = NULL, *probs = NULL;
     if (st == PC_OK) {

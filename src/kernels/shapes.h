@@ -29,6 +29,11 @@ typedef struct {
     float eps;
 } pc_bn_shape;
 
+/* The convolution algorithm (oneDNN kernels): AUTO, Winograd where it applies and is
+ * expected to be faster, else direct; DIRECT everywhere; WINOGRAD wherever it applies
+ * (kernels/dnnl/dnnl_wino.c). */
+typedef enum { PC_CONV_AUTO = 0, PC_CONV_DIRECT, PC_CONV_WINOGRAD } pc_conv_algo;
+
 /* Fill the derived output sizes; return 0 when the shape is valid, -1 otherwise. */
 int pc_conv_shape_finish(pc_conv_shape *s);
 int pc_pool_shape_finish(pc_pool_shape *s);

@@ -89,6 +89,22 @@ const char *pc_exec_kernel_name(const pc_exec *ex) {
 
 float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
 
+void pc_exec_set_conv_algo(pc_conv_algo algo) {
+#ifdef PARCNN_HAVE_DNNL
+    pc_dnnl_set_conv_algo(algo);
+#else
+    (void)algo;
+#endif
+}
+
+const char *pc_exec_conv_algo(const pc_exec *ex, int i) {
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->ls[i].dconv) return pc_dnnl_conv_algo_name(ex->ls[i].dconv);
+#endif
+    (void)ex, (void)i;
+    return NULL;
+}
+
 void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
 #ifdef PARCNN_HAVE_DNNL
     for (int i = 0; ex->use_dnnl && i < ex->m->n_layers; i++) {

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "kernels/shapes.h"
 #include "nn/model.h"
 
 /* AUTO: oneDNN when built with it, else the reference kernels. DNNL_BF16: oneDNN with
@@ -20,6 +21,12 @@ int64_t pc_exec_bn_stats_size(const pc_model *m);
 
 pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out);
 void pc_exec_destroy(pc_exec *ex);
+/* The convolution algorithm of execs created from now on, process-wide (default AUTO;
+ * the reference kernels have only direct). */
+void pc_exec_set_conv_algo(pc_conv_algo algo);
+/* The algorithm layer i runs ("winograd" or "direct") when it is a oneDNN convolution,
+ * else NULL. */
+const char *pc_exec_conv_algo(const pc_exec *ex, int i);
 const char *pc_exec_kernel_name(const pc_exec *ex);
 
 /* The weights version of the following forward/backward calls (see

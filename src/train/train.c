@@ -760,11 +760,15 @@ static pc_status report_profile(trainer *t) {
         double flops = (double)l->flops * images;
         char shape[32];
         snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
-        say(t, "%-26s %-9s %11s %9.3f %9.3f %9.1f %9.1f\n", l->name, pc_layer_kind_name(l->kind),
+        const char *algo = pc_exec_conv_algo(t->e->execs[0], i);
+        const int wino = algo && strcmp(algo, "winograd") == 0;
+        say(t, "%-26s %-9s %11s %9.3f %9.3f %9.1f %9.1f\n", l->name,
+            wino ? "conv:wino" : pc_layer_kind_name(l->kind),
             shape, 1e3 * f, 1e3 * b, f > 0 ? flops / f / 1e9 : 0, b > 0 ? 2 * flops / b / 1e9 : 0);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", l->name);
         cJSON_AddStringToObject(o, "kind", pc_layer_kind_name(l->kind));
+        if (algo) cJSON_AddStringToObject(o, "algorithm", algo);
         cJSON_AddStringToObject(o, "output", shape);
         cJSON_AddNumberToObject(o, "forward_ms", 1e3 * f);
         cJSON_AddNumberToObject(o, "backward_ms", 1e3 * b);
@@ -1063,6 +1067,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
                            c->seed, &t->m));
     PC_TRY(whiten_layers(t));
+    pc_exec_set_conv_algo(c->conv_algo);
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
     memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
     memcpy(t->e->std, t->meta.std, sizeof t->meta.std);

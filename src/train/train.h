@@ -48,6 +48,7 @@ typedef struct {
     pc_lr_scale lr_scale;      /* scale --lr for the global batch against lr_ref_batch */
     int lr_ref_batch;
     pc_kernel_set kernels;
+    pc_conv_algo conv_algo;    /* oneDNN convolutions: auto, direct or winograd */
     int progress;              /* 1: live progress bar on stderr */
     int profile;               /* per-layer timing table at the end (and profile.json) */
     pc_folder_options folder;  /* image folders: size, channels, split, cache, bad images */

@@ -54,6 +54,7 @@ static int operand_port(linear_plan *p, pcd_port *pt, const dnnl_memory_desc_t *
 
 struct pc_dnnl_conv {
     linear_plan lp;
+    pcd_wino *wino; /* the Winograd plan, when used (then lp has no primitives) */
 };
 struct pc_dnnl_dense {
     linear_plan lp;
@@ -195,6 +196,14 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     p->spatial = (long long)s.oh * s.ow;
     p->y_block = y_block;
     if (pcd_base_init(&p->b)) goto fail;
+    const pc_conv_algo algo = pc_dnnl_conv_algo();
+    if (prec == PC_DNNL_F32 && algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
+        (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s))) {
+        if (!(c->wino = pcd_wino_create(&s, x_block, relu))) goto fail;
+        if (p->has_bias && !(p->zero_bias = pcd_buf_new(&p->b, (size_t)s.k * sizeof(float))))
+            goto fail;
+        return c;
+    }
 
     int g = s.groups;
     dnnl_dim_t src_dims[4] = {s.n, s.c, s.h, s.w};
@@ -230,7 +239,8 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
         pcd_md_init_dt(&wei_in, wei_nd, wei_dims, in_dt, dnnl_format_tag_any, "conv weights"))
         goto fail;
 
-    /* Direct algorithm only (no Winograd): accurate and deterministic. */
+    /* oneDNN's direct algorithm (its Winograd is AVX-512 and forward only; ours is in
+     * dnnl_wino.c, chosen above). */
     dnnl_convolution_desc_t fd, bdd, bwd;
     PCD_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
                                                dnnl_convolution_direct, &src_in, &wei_in,
@@ -256,25 +266,36 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     if (linear_ports(p, &src_md, &wei_md, &bias_md, &dst_md)) goto fail;
     return c;
 fail:
-    linear_free(p);
-    free(c);
+    pc_dnnl_conv_destroy(c);
     return NULL;
 }
 
 void pc_dnnl_conv_forward(pc_dnnl_conv *c, const float *x, const float *w, const float *b,
                           float *y) {
-    linear_forward(&c->lp, x, w, b, y);
+    if (c->wino)
+        pcd_wino_forward(c->wino, x, w, c->lp.has_bias ? (b ? b : c->lp.zero_bias) : NULL,
+                         c->lp.w_version, y);
+    else
+        linear_forward(&c->lp, x, w, b, y);
 }
 
 void pc_dnnl_conv_backward(pc_dnnl_conv *c, const float *x, const float *w, const float *dy,
                            float *dx, float *dw, float *db) {
-    linear_backward(&c->lp, x, w, dy, dx, dw, db);
+    if (!c->wino) {
+        linear_backward(&c->lp, x, w, dy, dx, dw, db);
+        return;
+    }
+    if (dx || dw) pcd_wino_backward(c->wino, x, w, dy, c->lp.w_version, dx, dw);
+    if (db && c->lp.has_bias) bias_grad(&c->lp, dy, db);
 }
 
 void pc_dnnl_conv_weights_version(pc_dnnl_conv *c, uint64_t version) { c->lp.w_version = version; }
 
+const char *pc_dnnl_conv_algo_name(const pc_dnnl_conv *c) { return c->wino ? "winograd" : "direct"; }
+
 void pc_dnnl_conv_destroy(pc_dnnl_conv *c) {
     if (!c) return;
+    pcd_wino_destroy(c->wino);
     linear_free(&c->lp);
     free(c);
 }

@@ -14,7 +14,10 @@
 
 #include <dnnl.h>
 
+#include <stdint.h>
+
 #include "../../core/common.h"
+#include "../shapes.h"
 
 #define PCD_MAX_PRIMS 24
 #define PCD_MAX_MEMS 64
@@ -68,6 +71,8 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
                        const_dnnl_primitive_desc_t hint, const char *what);
 /* A forward primitive whose output passes through ReLU (a oneDNN post-op). */
 pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
+/* A primitive that adds its result to the destination (a oneDNN sum post-op). */
+pcd_prim *pcd_prim_new_sum(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
 dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handle);
 void *pcd_buf_new(pcd_base *b, size_t bytes);
 /* is_output: 0 = input (reorder user -> inner), 1 = output (reorder inner -> user).
@@ -103,6 +108,21 @@ void pcd_port_in_kept(pcd_base *b, pcd_port *pt, const void *ptr, uint64_t versi
 void pcd_port_bind(pcd_port *pt, void *ptr);                  /* bind an output */
 void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if needed */
 void pcd_wait(pcd_base *b);
+
+/* Winograd convolution (dnnl_wino.c) where it applies: stride 1, "same" padding, 3x3 or
+ * 5x5 kernels, channel-blocked x and y (block 8 or 16) with channel counts that are
+ * multiples of the block; and where it is expected to be faster than direct (enough
+ * channels). The calls mirror pc_dnnl_conv's; version is the weights version (0: transform
+ * the weights on every call). No bias gradient here. */
+typedef struct pcd_wino pcd_wino;
+int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block);
+int pcd_wino_profitable(const pc_conv_shape *s);
+pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu);
+void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float *b,
+                      uint64_t version, float *y);
+void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
+                       uint64_t version, float *dx, float *dw);
+void pcd_wino_destroy(pcd_wino *w);
 
 /* Creation-time status check: on failure, record the message and jump to `fail`. */
 #define PCD_TRY(call, what)                                                         \

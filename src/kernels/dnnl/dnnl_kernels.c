@@ -104,6 +104,10 @@ int pc_dnnl_activation_block(void) {
     return act_block;
 }
 
+static pc_conv_algo conv_algo = PC_CONV_AUTO;
+void pc_dnnl_set_conv_algo(pc_conv_algo algo) { conv_algo = algo; }
+pc_conv_algo pc_dnnl_conv_algo(void) { return conv_algo; }
+
 /* ---- creation helpers ---- */
 
 int pcd_base_init(pcd_base *b) {
@@ -155,15 +159,19 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
     return prim_finish(b, p, what);
 }
 
-pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
+/* A primitive with one post-op: ReLU on its output, or the sum dst += result. */
+static pcd_prim *prim_new_post_op(pcd_base *b, const_dnnl_op_desc_t desc, int sum,
+                                  const char *what) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     pcd_prim *p = NULL;
     if (dnnl_primitive_attr_clone(&attr, b->attr) != dnnl_success ||
         dnnl_post_ops_create(&ops) != dnnl_success ||
-        dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success ||
+        (sum ? dnnl_post_ops_append_sum(ops, 1.0f)
+             : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) != dnnl_success ||
         dnnl_primitive_attr_set_post_ops(attr, ops) != dnnl_success) {
-        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s: ReLU post-op attribute failed", what);
+        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s: %s post-op attribute failed", what,
+                sum ? "sum" : "ReLU");
     } else if ((p = prim_slot(b))) {
         dnnl_status_t st = dnnl_primitive_desc_create(&p->pd, desc, attr, pcd_engine(), NULL);
         if (st != dnnl_success) {
@@ -177,6 +185,14 @@ pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *
     if (ops) dnnl_post_ops_destroy(ops);
     if (attr) dnnl_primitive_attr_destroy(attr);
     return p;
+}
+
+pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
+    return prim_new_post_op(b, desc, 0, what);
+}
+
+pcd_prim *pcd_prim_new_sum(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
+    return prim_new_post_op(b, desc, 1, what);
 }
 
 static pcd_prim *reorder_new(pcd_base *b, const dnnl_memory_desc_t *src,

@@ -48,6 +48,15 @@ int pc_dnnl_bf16_native(void);
 int pc_dnnl_activation_block(void);
 
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
+/* The convolution algorithm of the plans created from now on, for the whole process.
+ * AUTO (the default): Winograd F(4x4, 3x3) / F(2x2, 5x5) where it applies (fp32, stride 1,
+ * "same" padding, channel-blocked: see dnnl_wino.c) and has enough channels to be faster,
+ * oneDNN's direct convolution elsewhere. DIRECT: direct everywhere. WINOGRAD: Winograd
+ * wherever it applies. Results differ between algorithms by rounding; each is
+ * deterministic and independent of the worker count. */
+void pc_dnnl_set_conv_algo(pc_conv_algo algo);
+pc_conv_algo pc_dnnl_conv_algo(void);
+
 typedef struct pc_dnnl_conv pc_dnnl_conv;
 /* relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
  * backward takes dy already masked by y > 0, as for a separate ReLU.
@@ -66,6 +75,8 @@ void pc_dnnl_conv_backward(pc_dnnl_conv *p, const float *x, const float *w, cons
  * caller must change it whenever the weights change (the trainer passes step + 1). 0, the
  * initial value: convert on every call. */
 void pc_dnnl_conv_weights_version(pc_dnnl_conv *p, uint64_t version);
+/* "winograd" or "direct": the algorithm the plan runs. */
+const char *pc_dnnl_conv_algo_name(const pc_dnnl_conv *p);
 void pc_dnnl_conv_destroy(pc_dnnl_conv *p);
 
 /* ---- dense (inner product): x (N, IN), weight (OUT, IN), bias (OUT), y (N, OUT) ---- */

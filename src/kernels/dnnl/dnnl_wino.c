@@ -1,0 +1,524 @@
+/* Winograd convolution F(m x m, r x r) on channel-blocked activations, with the products
+ * in the Winograd domain done by oneDNN's batched matmul (Lavin & Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016).
+ *
+ * One tile size for both kernels: alpha = 6 (interpolation points 0, 1, -1, 2, -2 and
+ * infinity), F(4x4, 3x3) and F(2x2, 5x5). A tile of alpha x alpha input values gives
+ * m x m outputs with alpha^2 products per channel pair instead of m^2 r^2: 2.25x (3x3) and
+ * 2.8x (5x5) fewer than the direct algorithm. oneDNN 2.6 has Winograd only for AVX-512
+ * and forward; this plan runs on every CPU and in all three directions:
+ *
+ *   forward          V = B^T x B per tile and input channel, U = G w G^T per channel pair,
+ *                    M[p] = V[p] U[p] for each of the 36 positions p (a matmul batch),
+ *                    y = A^T M A (+ bias, ReLU)
+ *   backward data    the forward's algorithm on dy with the kernel rotated by 180 degrees
+ *                    and its channels swapped (stride 1, "same" padding: dx has x's size)
+ *   backward weights dU[p] = V[p]^T (A dy A^T)[p] summed over tiles, dw = G^T dU G
+ *
+ * The images of a shard are processed in chunks that keep V and M near the caches. Every
+ * sum has a fixed order (the chunks in order, oneDNN's matmul for a fixed shape and thread
+ * count), so results do not depend on the worker count. Outputs differ from the direct
+ * algorithm's by rounding only: the transforms have small integer entries (and G's are
+ * exact fractions), the error stays within a few ulps of the sums' magnitude. */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnnl_internal.h"
+#include "dnnl_kernels.h"
+
+#define ALPHA 6
+#define POS (ALPHA * ALPHA)
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int v8i __attribute__((vector_size(32)));
+static inline v8 ld(const float *p) { return *(const v8u *)p; }
+static inline void st(float *p, v8 v) { *(v8u *)p = v; }
+static inline v8 splat(float f) { return (v8){f, f, f, f, f, f, f, f}; }
+
+struct pcd_wino {
+    pcd_base b;
+    pc_conv_shape s;
+    int block, relu;
+    int m, r;                     /* F(m x m, r x r) */
+    int th, tw;                   /* tiles per image: rows, columns */
+    int chunk;                    /* images per chunk (divides s.n) */
+    int tiles;                    /* tiles per chunk */
+    /* Floats from one position to the next in V and M, and in U, Ub and dU: the rows of
+     * the 36 positions are padded apart so that they do not fall on the same cache sets
+     * (their sizes are often multiples of 4 KiB). */
+    size_t vstride, ustride;
+    float G[ALPHA][5];            /* the weight transform, alpha x r */
+    float *U, *Ub;                /* (POS, C, K) and (POS, K, C): forward, backward data */
+    uint64_t u_version, ub_version;
+    const float *u_ptr, *ub_ptr;
+    float *V, *M, *dU;            /* (POS, tiles, max(C, K)) twice, (POS, C, K) */
+    pcd_prim *fwd, *bwd_d, *bwd_w, *bwd_w_acc;
+    /* the matmuls' arguments, over the buffers above: forward (V, U, M), backward data
+     * (V, Ub, M with the channel counts swapped), backward weights (V transposed, M, dU) */
+    dnnl_memory_t f_v, f_u, f_m, d_v, d_u, d_m, w_v, w_m, w_du;
+};
+
+/* fn(lo, hi, ...) over the rows [0, n) of a transform, split among the calling worker's
+ * OpenMP threads when it has several (static split: every row is computed alike whoever
+ * runs it); inline when it has one, as libgomp allocates a team for every parallel region
+ * of one thread and the training step must not allocate. */
+#define SPLIT_ROWS(n, fn, ...)                                                             \
+    do {                                                                                   \
+        const int n_ = (n);                                                                \
+        if (omp_get_max_threads() <= 1) {                                                  \
+            fn(0, n_, __VA_ARGS__);                                                        \
+        } else {                                                                           \
+            _Pragma("omp parallel") {                                                      \
+                const long t_ = omp_get_thread_num(), T_ = omp_get_num_threads();          \
+                fn((int)(n_ * t_ / T_), (int)(n_ * (t_ + 1) / T_), __VA_ARGS__);           \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+/* ---- the transforms (rows of 6 or m vectors of 8 channels) ---- */
+
+/* o = B^T d */
+static inline void bt(const v8 *d, int ds, v8 *o, int os) {
+    const v8 d0 = d[0], d1 = d[ds], d2 = d[2 * ds], d3 = d[3 * ds], d4 = d[4 * ds],
+             d5 = d[5 * ds];
+    o[0] = 4 * d0 - 5 * d2 + d4;
+    o[os] = -4 * (d1 + d2) + d3 + d4;
+    o[2 * os] = 4 * (d1 - d2) - d3 + d4;
+    o[3 * os] = 2 * (d3 - d1) - d2 + d4;
+    o[4 * os] = 2 * (d1 - d3) - d2 + d4;
+    o[5 * os] = 4 * d1 - 5 * d3 + d5;
+}
+
+/* o = A^T i (m outputs from 6): the points' powers, infinity in the last row. */
+static inline void at(int m, const v8 *i, int is, v8 *o, int os) {
+    const v8 i0 = i[0], i1 = i[is], i2 = i[2 * is], i3 = i[3 * is], i4 = i[4 * is],
+             i5 = i[5 * is];
+    const v8 s1 = i1 + i2, d1 = i1 - i2, s2 = i3 + i4, d2 = i3 - i4;
+    o[0] = i0 + s1 + s2;
+    if (m == 2) {
+        o[os] = d1 + 2 * d2 + i5;
+        return;
+    }
+    o[os] = d1 + 2 * d2;
+    o[2 * os] = s1 + 4 * s2;
+    o[3 * os] = d1 + 8 * d2 + i5;
+}
+
+/* o = A i (6 outputs from m): the transpose of at. */
+static inline void a(int m, const v8 *i, int is, v8 *o, int os) {
+    if (m == 2) {
+        const v8 i0 = i[0], i1 = i[is];
+        o[0] = i0;
+        o[os] = i0 + i1;
+        o[2 * os] = i0 - i1;
+        o[3 * os] = i0 + 2 * i1;
+        o[4 * os] = i0 - 2 * i1;
+        o[5 * os] = i1;
+        return;
+    }
+    const v8 i0 = i[0], i1 = i[is], i2 = i[2 * is], i3 = i[3 * is];
+    const v8 e = i0 + i2, o1 = i1 + i3, e4 = i0 + 4 * i2, o4 = 2 * i1 + 8 * i3;
+    o[0] = i0;
+    o[os] = e + o1;
+    o[2 * os] = e - o1;
+    o[3 * os] = e4 + o4;
+    o[4 * os] = e4 - o4;
+    o[5 * os] = i3;
+}
+
+/* A tensor (n, ch, h, w) blocked by `block` channels, and a tile grid over its output. */
+typedef struct {
+    int ch, h, w, block, pad; /* the input read by the tiles */
+    int m, th, tw;            /* tile outputs per side, tiles per image */
+} tile_geom;
+
+/* The first float of channels c .. c + 7 (c a multiple of 8) of image n: the cell (y, x)
+ * follows at + (y * w + x) * block. */
+static inline const float *plane(const tile_geom *g, const float *t, int n, int c) {
+    return t + (((size_t)n * (g->ch / g->block) + c / g->block) * g->h * g->w) * g->block +
+           c % g->block;
+}
+
+/* Tile tx of tile row `row` (counted from image n0): its image, first output row and
+ * column, index t in the chunk, and how many of its m x m outputs lie inside the image. */
+typedef struct {
+    int n, y, x, t, rows, cols;
+} tile_pos;
+static inline tile_pos tile_at(const tile_geom *g, int n0, int row, int tx) {
+    const int ty = row % g->th, y = ty * g->m, x = tx * g->m;
+    return (tile_pos){.n = n0 + row / g->th, .y = y, .x = x,
+                      .t = (row / g->th) * g->th * g->tw + ty * g->tw + tx,
+                      .rows = PC_MIN(g->m, g->h - y), .cols = PC_MIN(g->m, g->w - x)};
+}
+
+/* V[p][t][c] = (B^T d B)[p] for the 6x6 input window d of tile t and channel c, for the
+ * tile rows lo .. hi - 1 of the chunk that starts at image n0 of x; rows and columns
+ * outside x read as zero (the padding). */
+static void input_transform(int lo, int hi, const tile_geom *g, const float *x, int n0,
+                            float *V, size_t pstride) {
+    const int B = g->block, W = g->w;
+    for (int row = lo; row < hi; row++)
+        for (int tx = 0; tx < g->tw; tx++) {
+            const tile_pos tp = tile_at(g, n0, row, tx);
+            const int y0 = tp.y - g->pad, x0 = tp.x - g->pad;
+            const int inside = y0 >= 0 && y0 + ALPHA <= g->h && x0 >= 0 && x0 + ALPHA <= W;
+            float *out = V + (size_t)tp.t * g->ch;
+            for (int c = 0; c < g->ch; c += 8) {
+                const float *src = plane(g, x, tp.n, c);
+                v8 d[ALPHA][ALPHA], u[ALPHA][ALPHA];
+                if (inside) {
+                    const float *line = src + ((size_t)y0 * W + x0) * B;
+                    for (int i = 0; i < ALPHA; i++, line += (size_t)W * B)
+                        for (int j = 0; j < ALPHA; j++) d[i][j] = ld(line + j * B);
+                } else {
+                    for (int i = 0; i < ALPHA; i++) {
+                        const int y = y0 + i;
+                        for (int j = 0; j < ALPHA; j++) {
+                            const int xx = x0 + j;
+                            d[i][j] = y >= 0 && y < g->h && xx >= 0 && xx < W
+                                          ? ld(src + ((size_t)y * W + xx) * B)
+                                          : splat(0);
+                        }
+                    }
+                }
+                for (int j = 0; j < ALPHA; j++) bt(&d[0][j], ALPHA, &u[0][j], ALPHA);
+                for (int i = 0; i < ALPHA; i++) bt(u[i], 1, d[i], 1);
+                for (int p = 0; p < POS; p++)
+                    st(out + (size_t)p * pstride + c, d[p / ALPHA][p % ALPHA]);
+            }
+        }
+}
+
+/* y = A^T M A + bias (then ReLU) per tile and output channel, for the tile rows
+ * lo .. hi - 1 of the chunk that starts at image n0; g describes y (pad unused). */
+static void output_transform(int lo, int hi, const tile_geom *g, const float *M,
+                             size_t pstride, const float *bias, int relu, int n0, float *y) {
+    const int m = g->m, B = g->block, W = g->w;
+    for (int row = lo; row < hi; row++)
+        for (int tx = 0; tx < g->tw; tx++) {
+            const tile_pos tp = tile_at(g, n0, row, tx);
+            const float *in = M + (size_t)tp.t * g->ch;
+            for (int c = 0; c < g->ch; c += 8) {
+                v8 q[ALPHA][ALPHA], u[4][ALPHA], o[4][4];
+                for (int p = 0; p < POS; p++)
+                    q[p / ALPHA][p % ALPHA] = ld(in + (size_t)p * pstride + c);
+                for (int j = 0; j < ALPHA; j++) at(m, &q[0][j], ALPHA, &u[0][j], ALPHA);
+                for (int i = 0; i < m; i++) at(m, u[i], 1, o[i], 1);
+                const v8 b = bias ? ld(bias + c) : splat(0);
+                float *dst = (float *)plane(g, y, tp.n, c) + ((size_t)tp.y * W + tp.x) * B;
+                for (int i = 0; i < tp.rows; i++, dst += (size_t)W * B)
+                    for (int j = 0; j < tp.cols; j++) {
+                        v8 v = o[i][j] + b;
+                        if (relu) v = (v8)((v8i)v & (v > 0)); /* max(v, 0); NaN -> 0 */
+                        st(dst + j * B, v);
+                    }
+            }
+        }
+}
+
+/* D[p][t][k] = (A dy A^T)[p] for the m x m tile t of dy (zero beyond its edges). */
+static void grad_transform(int lo, int hi, const tile_geom *g, const float *dy, int n0,
+                           float *D, size_t pstride) {
+    const int m = g->m, B = g->block, W = g->w;
+    for (int row = lo; row < hi; row++)
+        for (int tx = 0; tx < g->tw; tx++) {
+            const tile_pos tp = tile_at(g, n0, row, tx);
+            float *out = D + (size_t)tp.t * g->ch;
+            for (int c = 0; c < g->ch; c += 8) {
+                const float *src = plane(g, dy, tp.n, c) + ((size_t)tp.y * W + tp.x) * B;
+                v8 e[4][4], u[ALPHA][4], q[ALPHA][ALPHA];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < m; j++)
+                        e[i][j] = i < tp.rows && j < tp.cols ? ld(src + ((size_t)i * W + j) * B)
+                                                       : splat(0);
+                for (int j = 0; j < m; j++) a(m, &e[0][j], 4, &u[0][j], 4);
+                for (int i = 0; i < ALPHA; i++) a(m, u[i], 1, q[i], 1);
+                for (int p = 0; p < POS; p++)
+                    st(out + (size_t)p * pstride + c, q[p / ALPHA][p % ALPHA]);
+            }
+        }
+}
+
+/* ---- weights ---- */
+
+/* U[p][i][o] = (G g G^T)[p] for each kernel g = w[k][c] (or rotated by 180 degrees, for
+ * backward data): (i, o) = (c, k) for the forward, (k, c) for backward data. Eight
+ * consecutive o at a time, one per vector lane (O is a multiple of the channel block), so
+ * each of the 36 rows of U is written in order. */
+static void weight_transform(int lo, int hi, const pcd_wino *wp, const float *w, int rotate,
+                             float *U) {
+    const int C = wp->s.c, K = wp->s.k, r = wp->r, rr = r * r;
+    const int O = rotate ? C : K;
+    const size_t stride = wp->ustride;
+    for (int i = lo; i < hi; i++)
+        for (int o = 0; o < O; o += 8) {
+            v8 g[25], t[ALPHA][5];
+            for (int l = 0; l < 8; l++) {
+                const int k = rotate ? i : o + l, c = rotate ? o + l : i;
+                const float *src = w + ((size_t)k * C + c) * rr;
+                for (int e = 0; e < rr; e++) g[e][l] = src[rotate ? rr - 1 - e : e];
+            }
+            for (int a = 0; a < ALPHA; a++)
+                for (int v = 0; v < r; v++) {
+                    v8 acc = splat(0);
+                    for (int u = 0; u < r; u++) acc += wp->G[a][u] * g[u * r + v];
+                    t[a][v] = acc;
+                }
+            float *dst = U + (size_t)i * O + o;
+            for (int a = 0; a < ALPHA; a++)
+                for (int b = 0; b < ALPHA; b++) {
+                    v8 acc = splat(0);
+                    for (int v = 0; v < r; v++) acc += t[a][v] * wp->G[b][v];
+                    st(dst + (size_t)(a * ALPHA + b) * stride, acc);
+                }
+        }
+}
+
+/* dw[k][c] = G^T dU[.][c][k] G, eight consecutive k at a time (dU read along k). */
+static void weight_grad(int lo, int hi, const pcd_wino *wp, const float *dU, float *dw) {
+    const int C = wp->s.c, K = wp->s.k, r = wp->r, rr = r * r;
+    const size_t stride = wp->ustride;
+    for (int c = lo; c < hi; c++)
+        for (int k = 0; k < K; k += 8) {
+            const float *q = dU + (size_t)c * K + k;
+            v8 t[5][ALPHA], g[25];
+            for (int u = 0; u < r; u++)
+                for (int b = 0; b < ALPHA; b++) {
+                    v8 acc = splat(0);
+                    for (int a = 0; a < ALPHA; a++)
+                        acc += wp->G[a][u] * ld(q + (size_t)(a * ALPHA + b) * stride);
+                    t[u][b] = acc;
+                }
+            for (int u = 0; u < r; u++)
+                for (int v = 0; v < r; v++) {
+                    v8 acc = splat(0);
+                    for (int b = 0; b < ALPHA; b++) acc += t[u][b] * wp->G[b][v];
+                    g[u * r + v] = acc;
+                }
+            for (int l = 0; l < 8; l++) {
+                float *dst = dw + ((size_t)(k + l) * C + c) * rr;
+                for (int e = 0; e < rr; e++) dst[e] = g[e][l];
+            }
+        }
+}
+
+/* G for F(m, r) with the fixed B^T and A^T above: the alpha x r matrix for which
+ * A^T [(G g) * (B^T d)] is the correlation of d with g for every d and g, solved by least
+ * squares per column (m * alpha equations in alpha unknowns). Returns the residual. */
+static double solve_g(int m, int r, float G[ALPHA][5]) {
+    static const double BT[ALPHA][ALPHA] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0},
+                                            {0, 4, -4, -1, 1, 0}, {0, -2, -1, 2, 1, 0},
+                                            {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    static const double P[5] = {0, 1, -1, 2, -2};
+    double AT[4][ALPHA];
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < 5; j++) AT[i][j] = pow(P[j], i);
+        AT[i][5] = i == m - 1;
+    }
+    double worst = 0;
+    for (int k = 0; k < r; k++) {
+        /* rows (i, l): sum_j AT[i][j] BT[j][l] x_j = [l == i + k] */
+        double ata[ALPHA][ALPHA + 1] = {{0}};
+        for (int i = 0; i < m; i++)
+            for (int l = 0; l < ALPHA; l++) {
+                double row[ALPHA], rhs = l == i + k;
+                for (int j = 0; j < ALPHA; j++) row[j] = AT[i][j] * BT[j][l];
+                for (int p = 0; p < ALPHA; p++) {
+                    for (int q = 0; q < ALPHA; q++) ata[p][q] += row[p] * row[q];
+                    ata[p][ALPHA] += row[p] * rhs;
+                }
+            }
+        for (int p = 0; p < ALPHA; p++) { /* Gauss-Jordan with partial pivoting */
+            int best = p;
+            for (int q = p + 1; q < ALPHA; q++)
+                if (fabs(ata[q][p]) > fabs(ata[best][p])) best = q;
+            if (fabs(ata[best][p]) < 1e-12) return INFINITY;
+            for (int q = 0; q <= ALPHA; q++) {
+                double t = ata[p][q];
+                ata[p][q] = ata[best][q];
+                ata[best][q] = t;
+            }
+            for (int q = 0; q < ALPHA; q++) {
+                if (q == p) continue;
+                const double f = ata[q][p] / ata[p][p];
+                for (int z = p; z <= ALPHA; z++) ata[q][z] -= f * ata[p][z];
+            }
+        }
+        double x[ALPHA];
+        for (int j = 0; j < ALPHA; j++) x[j] = ata[j][ALPHA] / ata[j][j];
+        for (int i = 0; i < m; i++)
+            for (int l = 0; l < ALPHA; l++) {
+                double acc = 0;
+                for (int j = 0; j < ALPHA; j++) acc += AT[i][j] * BT[j][l] * x[j];
+                worst = fmax(worst, fabs(acc - (l == i + k)));
+            }
+        for (int j = 0; j < ALPHA; j++) G[j][k] = (float)x[j];
+    }
+    return worst;
+}
+
+/* ---- the plan ---- */
+
+/* The transforms cost about (C + K) per tile and position, the products C K: with few
+ * channels the transforms' memory traffic eats the saving. Measured on Zen 3 with two
+ * workers (bench of dnnl_wino in docs/benchmarks.md): 24 -> 32 channels on 31x31 ran
+ * slower than direct, 64 -> 64 on 15x15 1.6x faster; the break-even is near
+ * C K / (C + K) = 20. */
+int pcd_wino_profitable(const pc_conv_shape *s) { return (long)s->c * s->k >= 24L * (s->c + s->k); }
+
+int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
+    const int r = s->kh;
+    return x_block && x_block == y_block && x_block % 8 == 0 && s->groups == 1 &&
+           (r == 3 || r == 5) && s->kw == r && s->sh == 1 && s->sw == 1 &&
+           s->ph == (r - 1) / 2 && s->pw == s->ph && s->c % x_block == 0 &&
+           s->k % x_block == 0;
+}
+
+/* A matmul (batch POS) of src (POS, rows, inner) by weights (POS, inner, cols), each
+ * operand's positions `*_ps` floats apart; src_t: src is stored transposed, as (POS, inner,
+ * rows). accumulate: dst += the product. */
+static pcd_prim *matmul_new(pcd_base *b, int rows, int inner, int cols, size_t src_ps, int src_t,
+                            size_t wei_ps, size_t dst_ps, int accumulate,
+                            dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
+                            dnnl_memory_desc_t *dst) {
+    dnnl_dims_t sd = {POS, rows, inner}, wd = {POS, inner, cols}, dd = {POS, rows, cols};
+    dnnl_dims_t ss = {(dnnl_dim_t)src_ps, src_t ? 1 : inner, src_t ? rows : 1};
+    dnnl_dims_t ws = {(dnnl_dim_t)wei_ps, cols, 1}, ds = {(dnnl_dim_t)dst_ps, cols, 1};
+    PCD_TRY(dnnl_memory_desc_init_by_strides(src, 3, sd, dnnl_f32, ss), "Winograd matmul source");
+    PCD_TRY(dnnl_memory_desc_init_by_strides(wei, 3, wd, dnnl_f32, ws), "Winograd matmul weights");
+    PCD_TRY(dnnl_memory_desc_init_by_strides(dst, 3, dd, dnnl_f32, ds),
+            "Winograd matmul destination");
+    dnnl_matmul_desc_t md;
+    PCD_TRY(dnnl_matmul_desc_init(&md, src, wei, NULL, dst), "Winograd matmul descriptor");
+    return accumulate ? pcd_prim_new_sum(b, &md, "Winograd matmul")
+                      : pcd_prim_new(b, &md, NULL, "Winograd matmul");
+fail:
+    return NULL;
+}
+
+/* n floats rounded up to whole cache lines, plus one line (see vstride). */
+static size_t padded(size_t n) { return (n + 15) / 16 * 16 + 16; }
+
+/* Images per chunk: the most (a divisor of n) whose V and M stay within about 8 MB. */
+static int chunk_images(const pc_conv_shape *s, int tiles_per_image) {
+    const size_t budget = (size_t)8 << 20, ch = PC_MAX(s->c, s->k);
+    int best = 1;
+    for (int d = 1; d <= s->n; d++)
+        if (s->n % d == 0 && 2 * sizeof(float) * POS * (size_t)d * tiles_per_image * ch <= budget)
+            best = d;
+    return best;
+}
+
+pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu) {
+    pcd_wino *w = calloc(1, sizeof *w);
+    if (!w) {
+        pc_fail(PC_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    w->s = *s;
+    w->block = block;
+    w->relu = relu;
+    w->r = s->kh;
+    w->m = ALPHA + 1 - w->r;
+    if (solve_g(w->m, w->r, w->G) > 1e-9) {
+        pc_fail(PC_ERR_INTERNAL, "Winograd F(%d, %d): no weight transform", w->m, w->r);
+        free(w);
+        return NULL;
+    }
+    if (pcd_base_init(&w->b)) goto fail;
+    w->th = (s->oh + w->m - 1) / w->m;
+    w->tw = (s->ow + w->m - 1) / w->m;
+    w->chunk = chunk_images(s, w->th * w->tw);
+    w->tiles = w->chunk * w->th * w->tw;
+    const int C = s->c, K = s->k, T = w->tiles;
+    w->vstride = padded((size_t)T * PC_MAX(C, K));
+    w->ustride = padded((size_t)C * K);
+    const size_t pair = POS * w->ustride * sizeof(float), chunk = POS * w->vstride * sizeof(float);
+    if (!(w->U = pcd_buf_new(&w->b, pair)) || !(w->Ub = pcd_buf_new(&w->b, pair)) ||
+        !(w->dU = pcd_buf_new(&w->b, pair)) || !(w->V = pcd_buf_new(&w->b, chunk)) ||
+        !(w->M = pcd_buf_new(&w->b, chunk)))
+        goto fail;
+
+    const size_t vs = w->vstride, us = w->ustride;
+    dnnl_memory_desc_t src, wei, dst;
+    if (!(w->fwd = matmul_new(&w->b, T, C, K, vs, 0, us, vs, 0, &src, &wei, &dst)) ||
+        !(w->f_v = pcd_mem_new(&w->b, &src, w->V)) || !(w->f_u = pcd_mem_new(&w->b, &wei, w->U)) ||
+        !(w->f_m = pcd_mem_new(&w->b, &dst, w->M)))
+        goto fail;
+    if (!(w->bwd_d = matmul_new(&w->b, T, K, C, vs, 0, us, vs, 0, &src, &wei, &dst)) ||
+        !(w->d_v = pcd_mem_new(&w->b, &src, w->V)) || !(w->d_u = pcd_mem_new(&w->b, &wei, w->Ub)) ||
+        !(w->d_m = pcd_mem_new(&w->b, &dst, w->M)))
+        goto fail;
+    if (!(w->bwd_w = matmul_new(&w->b, C, T, K, vs, 1, vs, us, 0, &src, &wei, &dst)) ||
+        !(w->bwd_w_acc = matmul_new(&w->b, C, T, K, vs, 1, vs, us, 1, &src, &wei, &dst)) ||
+        !(w->w_v = pcd_mem_new(&w->b, &src, w->V)) || !(w->w_m = pcd_mem_new(&w->b, &wei, w->M)) ||
+        !(w->w_du = pcd_mem_new(&w->b, &dst, w->dU)))
+        goto fail;
+    if (pcd_base_finish(&w->b)) goto fail;
+    return w;
+fail:
+    pcd_wino_destroy(w);
+    return NULL;
+}
+
+static tile_geom geom(const pcd_wino *w, int ch, int block) {
+    return (tile_geom){.ch = ch, .h = w->s.h, .w = w->s.w, .block = block,
+                       .pad = w->s.ph, .m = w->m, .th = w->th, .tw = w->tw};
+}
+
+/* The forward algorithm on `in` (in_ch channels) by matmul mm with arguments v, u, m. */
+static void run_forward(pcd_wino *w, const pcd_prim *mm, dnnl_memory_t v, dnnl_memory_t u,
+                        dnnl_memory_t m, const float *in, int in_ch, int out_ch,
+                        const float *bias, int relu, float *out) {
+    const tile_geom gi = geom(w, in_ch, w->block), go = geom(w, out_ch, w->block);
+    for (int n0 = 0; n0 < w->s.n; n0 += w->chunk) {
+        SPLIT_ROWS(w->chunk * w->th, input_transform, &gi, in, n0, w->V, w->vstride);
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, u}, {DNNL_ARG_DST, m}};
+        pcd_exec(&w->b, mm, 3, args);
+        pcd_wait(&w->b);
+        SPLIT_ROWS(w->chunk * w->th, output_transform, &go, w->M, w->vstride, bias, relu, n0,
+                   out);
+    }
+}
+
+void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float *b,
+                      uint64_t version, float *y) {
+    if (!(version && version == w->u_version && wt == w->u_ptr)) {
+        SPLIT_ROWS(w->s.c, weight_transform, w, wt, 0, w->U);
+        w->u_version = version;
+        w->u_ptr = wt;
+    }
+    run_forward(w, w->fwd, w->f_v, w->f_u, w->f_m, x, w->s.c, w->s.k, b, w->relu, y);
+}
+
+void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
+                       uint64_t version, float *dx, float *dw) {
+    if (dx) {
+        if (!(version && version == w->ub_version && wt == w->ub_ptr)) {
+            SPLIT_ROWS(w->s.k, weight_transform, w, wt, 1, w->Ub);
+            w->ub_version = version;
+            w->ub_ptr = wt;
+        }
+        run_forward(w, w->bwd_d, w->d_v, w->d_u, w->d_m, dy, w->s.k, w->s.c, NULL, 0, dx);
+    }
+    if (!dw) return;
+    const tile_geom gx = geom(w, w->s.c, w->block), gy = geom(w, w->s.k, w->block);
+    for (int n0 = 0; n0 < w->s.n; n0 += w->chunk) {
+        SPLIT_ROWS(w->chunk * w->th, input_transform, &gx, x, n0, w->V, w->vstride);
+        SPLIT_ROWS(w->chunk * w->th, grad_transform, &gy, dy, n0, w->M, w->vstride);
+        dnnl_exec_arg_t args[3] = {
+            {DNNL_ARG_SRC, w->w_v}, {DNNL_ARG_WEIGHTS, w->w_m}, {DNNL_ARG_DST, w->w_du}};
+        pcd_exec(&w->b, n0 == 0 ? w->bwd_w : w->bwd_w_acc, 3, args);
+        pcd_wait(&w->b);
+    }
+    SPLIT_ROWS(w->s.c, weight_grad, w, w->dU, dw);
+}
+
+void pcd_wino_destroy(pcd_wino *w) {
+    if (!w) return;
+    pcd_base_free(&w->b);
+    free(w);
+}
