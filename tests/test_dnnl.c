@@ -824,6 +824,30 @@ static void winograd_tests(void) {
             max_nerr = fmax(max_nerr, before_max);
             pc_dnnl_conv_destroy(p);
         }
+        /* emulated bf16 (no native bf16 here): Winograd reads its operands rounded, so it
+         * gives bitwise what the fp32 plan gives on rounded copies */
+        pc_dnnl_set_conv_algo(PC_CONV_WINOGRAD);
+        if (!pc_dnnl_bf16_native()) {
+            pc_dnnl_conv *pb = pc_dnnl_conv_create(&s, 1, PC_DNNL_BF16, 1, B, B);
+            pc_dnnl_conv *pf = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 1, B, B);
+            CHECK(pb && pf && !strcmp(pc_dnnl_conv_algo_name(pb), "winograd"),
+                  "emulated bf16 Winograd plan (shape %d): %s", t, pc_last_error());
+            if (pb && pf) {
+                float *xq = vec(nxb), *wq = vec(nw), *dyq = vec(nyb);
+                for (long i = 0; i < nxb; i++) xq[i] = bf16_value(xb[i]);
+                for (long i = 0; i < nw; i++) wq[i] = bf16_value(w[i]);
+                for (long i = 0; i < nyb; i++) dyq[i] = bf16_value(dyb[i]);
+                pc_dnnl_conv_forward(pb, xb, w, b, y);
+                pc_dnnl_conv_backward(pb, xb, w, dyb, dx, dw, NULL);
+                pc_dnnl_conv_forward(pf, xq, wq, b, y2);
+                pc_dnnl_conv_backward(pf, xq, wq, dyq, dx2, dw2, NULL);
+                CHECK(same_bits(y, y2, nyb) && same_bits(dx, dx2, nxb) && same_bits(dw, dw2, nw),
+                      "emulated bf16 Winograd (shape %d) is not fp32 Winograd on rounded operands", t);
+                pc_free(xq), pc_free(wq), pc_free(dyq);
+            }
+            pc_dnnl_conv_destroy(pb);
+            pc_dnnl_conv_destroy(pf);
+        }
         pc_dnnl_set_conv_algo(PC_CONV_AUTO);
         pc_free(x), pc_free(w), pc_free(b), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(dwr);
         pc_free(dbr), pc_free(xb), pc_free(dyb), pc_free(y), pc_free(y2), pc_free(dx), pc_free(dx2);

@@ -196,10 +196,14 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     p->spatial = (long long)s.oh * s.ow;
     p->y_block = y_block;
     if (pcd_base_init(&p->b)) goto fail;
+    /* Winograd runs in fp32, also for emulated bf16 (its operands rounded as it reads them);
+     * native bf16 keeps oneDNN's bf16 convolutions */
     const pc_conv_algo algo = pc_dnnl_conv_algo();
-    if (prec == PC_DNNL_F32 && algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
+    const int emulated_bf16 = prec == PC_DNNL_BF16 && !pc_dnnl_bf16_native();
+    if ((prec == PC_DNNL_F32 || emulated_bf16) && algo != PC_CONV_DIRECT &&
+        pcd_wino_eligible(&s, x_block, y_block) &&
         (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s))) {
-        if (!(c->wino = pcd_wino_create(&s, x_block, relu))) goto fail;
+        if (!(c->wino = pcd_wino_create(&s, x_block, relu, emulated_bf16))) goto fail;
         if (p->has_bias && !(p->zero_bias = pcd_buf_new(&p->b, (size_t)s.k * sizeof(float))))
             goto fail;
         return c;

@@ -34,14 +34,24 @@
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
 typedef int v8i __attribute__((vector_size(32)));
+typedef unsigned v8w __attribute__((vector_size(32)));
 static inline v8 ld(const float *p) { return *(const v8u *)p; }
 static inline void st(float *p, v8 v) { *(v8u *)p = v; }
 static inline v8 splat(float f) { return (v8){f, f, f, f, f, f, f, f}; }
+/* x rounded to the nearest bfloat16 (ties to even), NaN quieted: pcd_round_bf16's rule. */
+static inline v8 bf16_round8(v8 x) {
+    const v8w v = (v8w)x;
+    const v8w even = (v + 0x7fffu + ((v >> 16) & 1u)) & 0xffff0000u;
+    const v8w qnan = (v | 0x00400000u) & 0xffff0000u;
+    const v8w nan = (v8w)((v & 0x7fffffffu) > 0x7f800000u);
+    return (v8)((qnan & nan) | (even & ~nan));
+}
 
 struct pcd_wino {
     pcd_base b;
     pc_conv_shape s;
     int block, relu;
+    int bf16;                     /* emulated bf16: operands rounded to bf16 as they are read */
     int m, r;                     /* F(m x m, r x r) */
     int th, tw;                   /* tiles per image: rows, columns */
     int chunk;                    /* images per chunk (divides s.n) */
@@ -132,11 +142,17 @@ static inline void a(int m, const v8 *i, int is, v8 *o, int os) {
 /* A tensor (n, ch, h, w) blocked by `block` channels, and a tile grid over its output. */
 typedef struct {
     int ch, h, w, block, pad; /* the input read by the tiles */
+    int bf16;                 /* round what is read to bf16 (emulated bf16) */
     int m, th, tw;            /* tile outputs per side, tiles per image */
 } tile_geom;
 
 /* The first float of channels c .. c + 7 (c a multiple of 8) of image n: the cell (y, x)
  * follows at + (y * w + x) * block. */
+/* The 8 floats at p, as the transforms read them. */
+static inline v8 ld_in(const tile_geom *g, const float *p) {
+    return g->bf16 ? bf16_round8(ld(p)) : ld(p);
+}
+
 static inline const float *plane(const tile_geom *g, const float *t, int n, int c) {
     return t + (((size_t)n * (g->ch / g->block) + c / g->block) * g->h * g->w) * g->block +
            c % g->block;
@@ -172,14 +188,14 @@ static void input_transform(int lo, int hi, const tile_geom *g, const float *x, 
                 if (inside) {
                     const float *line = src + ((size_t)y0 * W + x0) * B;
                     for (int i = 0; i < ALPHA; i++, line += (size_t)W * B)
-                        for (int j = 0; j < ALPHA; j++) d[i][j] = ld(line + j * B);
+                        for (int j = 0; j < ALPHA; j++) d[i][j] = ld_in(g, line + j * B);
                 } else {
                     for (int i = 0; i < ALPHA; i++) {
                         const int y = y0 + i;
                         for (int j = 0; j < ALPHA; j++) {
                             const int xx = x0 + j;
                             d[i][j] = y >= 0 && y < g->h && xx >= 0 && xx < W
-                                          ? ld(src + ((size_t)y * W + xx) * B)
+                                          ? ld_in(g, src + ((size_t)y * W + xx) * B)
                                           : splat(0);
                         }
                     }
@@ -232,8 +248,9 @@ static void grad_transform(int lo, int hi, const tile_geom *g, const float *dy, 
                 v8 e[4][4], u[ALPHA][4], q[ALPHA][ALPHA];
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < m; j++)
-                        e[i][j] = i < tp.rows && j < tp.cols ? ld(src + ((size_t)i * W + j) * B)
-                                                       : splat(0);
+                        e[i][j] = i < tp.rows && j < tp.cols
+                                      ? ld_in(g, src + ((size_t)i * W + j) * B)
+                                      : splat(0);
                 for (int j = 0; j < m; j++) a(m, &e[0][j], 4, &u[0][j], 4);
                 for (int i = 0; i < ALPHA; i++) a(m, u[i], 1, q[i], 1);
                 for (int p = 0; p < POS; p++)
@@ -261,6 +278,8 @@ static void weight_transform(int lo, int hi, const pcd_wino *wp, const float *w,
                 const float *src = w + ((size_t)k * C + c) * rr;
                 for (int e = 0; e < rr; e++) g[e][l] = src[rotate ? rr - 1 - e : e];
             }
+            if (wp->bf16)
+                for (int e = 0; e < rr; e++) g[e] = bf16_round8(g[e]);
             for (int a = 0; a < ALPHA; a++)
                 for (int v = 0; v < r; v++) {
                     v8 acc = splat(0);
@@ -412,7 +431,7 @@ static int chunk_images(const pc_conv_shape *s, int tiles_per_image) {
     return best;
 }
 
-pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu) {
+pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16) {
     pcd_wino *w = calloc(1, sizeof *w);
     if (!w) {
         pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -421,6 +440,7 @@ pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu) {
     w->s = *s;
     w->block = block;
     w->relu = relu;
+    w->bf16 = bf16;
     w->r = s->kh;
     w->m = ALPHA + 1 - w->r;
     if (solve_g(w->m, w->r, w->G) > 1e-9) {
@@ -465,8 +485,8 @@ fail:
 }
 
 static tile_geom geom(const pcd_wino *w, int ch, int block) {
-    return (tile_geom){.ch = ch, .h = w->s.h, .w = w->s.w, .block = block,
-                       .pad = w->s.ph, .m = w->m, .th = w->th, .tw = w->tw};
+    return (tile_geom){.ch = ch, .h = w->s.h, .w = w->s.w, .block = block, .pad = w->s.ph,
+                       .bf16 = w->bf16, .m = w->m, .th = w->th, .tw = w->tw};
 }
 
 /* The forward algorithm on `in` (in_ch channels) by matmul mm with arguments v, u, m. */
