@@ -5,11 +5,13 @@
  * One-rank runs train in this process; runs on several ranks are `parcnn train`
  * under mpirun, as child processes.
  * Also: bench comm (the MPI gradient exchange), bench loader (the input pipeline) and
- * bench gemm (the machine's GEMM peak through oneDNN's matmul). */
+ * bench gemm (the machine's GEMM peak through oneDNN's matmul) and bench conv (one
+ * convolution layer, direct against Winograd). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +65,7 @@ static const char bench_help[] =
     "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
     "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
     "       parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16]  (GEMM peak)\n"
+    "       parcnn bench conv [--channels C] [--filters K] [--size S] [--kernel R] ...\n"
     "Train the same model with each (ranks, workers) configuration and compare against\n"
     "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
     "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
@@ -634,6 +637,167 @@ static int cmd_bench_gemm(int argc, char **argv) {
 #endif
 }
 
+/* parcnn bench conv: one convolution layer as training runs it (channel-blocked, a new
+ * weights version every step), oneDNN's direct algorithm against Winograd, on `copies`
+ * threads at once that each run their own plan: the memory traffic of that many workers. */
+static const char conv_help[] =
+    "usage: parcnn bench conv [--batch N] [--channels C] [--filters K] [--size S] [--kernel R]\n"
+    "                         [--copies W] [--reps R]\n"
+    "One convolution (stride 1, \"same\" padding, fp32, channel-blocked activations) timed\n"
+    "with oneDNN's direct algorithm and with Winograd: forward, backward data and backward\n"
+    "weights in ms (median of R steps, each with new weights, as in training), the direct\n"
+    "algorithm's FLOPs over the time of one copy, and the speed-up. W copies run at once,\n"
+    "one per thread, each on its own data: W training workers' load on the memory system.\n"
+    "\n"
+    "  --batch N      images (a shard; default 32)   --channels C  input channels (default 64)\n"
+    "  --filters K    output channels (default 64)   --size S      S x S images (default 16)\n"
+    "  --kernel R     3 or 5 (default 3)             --copies W    (default: the cores)\n"
+    "  --reps R       timed steps (default 20)\n";
+
+#ifdef PARCNN_HAVE_DNNL
+typedef struct {
+    pc_conv_shape s;
+    int block, reps;
+    double ms[3]; /* median forward, backward data, backward weights */
+    int failed;
+    const char *algo;
+} conv_job;
+
+static void *conv_copy(void *arg) {
+    conv_job *j = arg;
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    const pc_conv_shape *s = &j->s;
+    const long hw = (long)s->h * s->w, nx = (long)s->n * s->c * hw, ny = (long)s->n * s->k * hw;
+    const long nw = (long)s->k * s->c * s->kh * s->kw;
+    float *x = pc_alloc(sizeof(float) * nx), *dx = pc_alloc(sizeof(float) * nx);
+    float *y = pc_alloc(sizeof(float) * ny), *dy = pc_alloc(sizeof(float) * ny);
+    float *w = pc_alloc(sizeof(float) * nw), *dw = pc_alloc(sizeof(float) * nw);
+    double *t = calloc(3 * (size_t)j->reps, sizeof(double));
+    pc_dnnl_conv *p = x && dx && y && dy && w && dw && t
+                          ? pc_dnnl_conv_create(s, 0, PC_DNNL_F32, 0, j->block, j->block)
+                          : NULL;
+    j->failed = !p;
+    if (p) {
+        j->algo = pc_dnnl_conv_algo_name(p);
+        for (long i = 0; i < nx; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (long i = 0; i < ny; i++) dy[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+        for (long i = 0; i < nw; i++) w[i] = (float)((i * 31) % 100) / 1000.0f - 0.05f;
+        for (int r = -2; r < j->reps; r++) { /* two untimed steps first */
+            pc_dnnl_conv_weights_version(p, (uint64_t)(r + 3));
+            double t0 = pc_now();
+            pc_dnnl_conv_forward(p, x, w, NULL, y);
+            double t1 = pc_now();
+            pc_dnnl_conv_backward(p, x, w, dy, dx, NULL, NULL);
+            double t2 = pc_now();
+            pc_dnnl_conv_backward(p, x, w, dy, NULL, dw, NULL);
+            double t3 = pc_now();
+            if (r < 0) continue;
+            t[r] = t1 - t0, t[j->reps + r] = t2 - t1, t[2 * j->reps + r] = t3 - t2;
+        }
+        for (int k = 0; k < 3; k++) {
+            qsort(t + k * j->reps, (size_t)j->reps, sizeof(double), cmp_double);
+            j->ms[k] = 1e3 * t[k * j->reps + j->reps / 2];
+        }
+    }
+    pc_dnnl_conv_destroy(p);
+    pc_free(x), pc_free(dx), pc_free(y), pc_free(dy), pc_free(w), pc_free(dw);
+    free(t);
+    return NULL;
+}
+
+/* Runs `copies` conv_copy threads with algorithm `algo`; their mean times in ms[3]. */
+static int conv_run(const pc_conv_shape *s, int block, int copies, int reps, pc_conv_algo algo,
+                    double ms[3], const char **name) {
+    conv_job jobs[64];
+    pthread_t th[64];
+    pc_dnnl_set_conv_algo(algo);
+    for (int i = 0; i < copies; i++) {
+        jobs[i] = (conv_job){.s = *s, .block = block, .reps = reps};
+        if (pthread_create(&th[i], NULL, conv_copy, &jobs[i]) != 0) return -1;
+    }
+    int failed = 0;
+    ms[0] = ms[1] = ms[2] = 0;
+    for (int i = 0; i < copies; i++) {
+        pthread_join(th[i], NULL);
+        failed |= jobs[i].failed;
+        for (int k = 0; k < 3; k++) ms[k] += jobs[i].ms[k] / copies;
+    }
+    *name = jobs[0].algo;
+    pc_dnnl_set_conv_algo(PC_CONV_AUTO);
+    return failed ? -1 : 0;
+}
+#endif
+
+static int cmd_bench_conv(int argc, char **argv) {
+    long v[7] = {32, 64, 64, 16, 3, sysconf(_SC_NPROCESSORS_ONLN), 20};
+    static const struct option opts[] = {
+        {"batch", 1, 0, 0},  {"channels", 1, 0, 1}, {"filters", 1, 0, 2}, {"size", 1, 0, 3},
+        {"kernel", 1, 0, 4}, {"copies", 1, 0, 5},   {"reps", 1, 0, 6},    {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    static const long lo[7] = {1, 1, 1, 1, 3, 1, 1}, hi[7] = {4096, 4096, 4096, 1024, 5, 64, 10000};
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o == 'h') {
+            fputs(conv_help, stdout);
+            return 0;
+        }
+        if (o < 0 || o > 6) {
+            fprintf(stderr, "parcnn bench conv: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", opts[o].name);
+        if (parse_long("bench conv", flag, optarg, lo[o], hi[o], &v[o])) return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "parcnn bench conv: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (v[4] != 3 && v[4] != 5) {
+        fprintf(stderr, "parcnn bench conv: --kernel %ld: expected 3 or 5\n", v[4]);
+        return 2;
+    }
+#ifdef PARCNN_HAVE_DNNL
+    const int block = pc_dnnl_activation_block(), r = (int)v[4];
+    pc_conv_shape s = {.n = (int)v[0], .c = (int)v[1], .k = (int)v[2], .h = (int)v[3],
+                       .w = (int)v[3], .kh = r, .kw = r, .sh = 1, .sw = 1, .ph = r / 2,
+                       .pw = r / 2, .groups = 1};
+    if (!block || pc_conv_shape_finish(&s) != 0 || s.c % block || s.k % block) {
+        fprintf(stderr, "parcnn bench conv: --channels and --filters must be multiples of the "
+                        "activation block (%d on this CPU)\n", block);
+        return 2;
+    }
+    const double flop = 2.0 * s.n * s.k * s.c * r * r * (double)s.oh * s.ow;
+    printf("parcnn bench conv: batch %d, %d -> %d channels, %dx%d, %dx%d kernel, block %d, "
+           "%ld copies at once, median of %ld steps\n", s.n, s.c, s.k, s.h, s.w, r, r, block,
+           v[5], v[6]);
+    printf("%-9s %9s %9s %9s %9s %9s\n", "algorithm", "fwd ms", "bwd-d ms", "bwd-w ms",
+           "GF/s each", "speed-up");
+    double base = 0;
+    for (int a = 0; a < 2; a++) {
+        double ms[3];
+        const char *name = NULL;
+        if (conv_run(&s, block, (int)v[5], (int)v[6], a ? PC_CONV_WINOGRAD : PC_CONV_DIRECT, ms,
+                     &name) != 0) {
+            fprintf(stderr, "parcnn bench conv: %s\n", pc_last_error());
+            return 1;
+        }
+        const double total = ms[0] + ms[1] + ms[2];
+        if (!a) base = total;
+        printf("%-9s %9.2f %9.2f %9.2f %9.1f %8.2fx\n", name, ms[0], ms[1], ms[2],
+               3 * flop / (total * 1e-3) * 1e-9, base / total);
+    }
+    return 0;
+#else
+    fprintf(stderr, "parcnn bench conv: this parcnn was built without oneDNN\n");
+    return 1;
+#endif
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
@@ -642,9 +806,10 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(argv[1], "comm") == 0) return cmd_bench_comm(argc - 1, argv + 1);
     if (strcmp(argv[1], "loader") == 0) return cmd_bench_loader(argc - 1, argv + 1);
     if (strcmp(argv[1], "gemm") == 0) return cmd_bench_gemm(argc - 1, argv + 1);
+    if (strcmp(argv[1], "conv") == 0) return cmd_bench_conv(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
-        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader or "
-                        "gemm)\n", argv[1]);
+        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader, "
+                        "gemm or conv)\n", argv[1]);
         return 2;
     }
     argv++;

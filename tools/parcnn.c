@@ -691,7 +691,7 @@ static const char main_help[] =
     "  models    list the model zoo\n"
     "  recipes   list the training recipes (parcnn train --recipe NAME)\n"
     "  check-data  decode a whole image folder and report bad files\n"
-    "  bench     benchmarks: scaling, comm, loader, gemm (parcnn bench --help)\n";
+    "  bench     benchmarks: scaling, comm, loader, gemm, conv (parcnn bench --help)\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -82,7 +82,7 @@ const char *pc_exec_kernel_name(const pc_exec *ex) {
 #ifdef PARCNN_HAVE_DNNL
     if (!pc_dnnl_bf16_native())
         return "onednn, bf16 mixed precision emulated in fp32 (this CPU has no AVX-512, which "
-               "oneDNN 2.6 needs for bf16: same rounding, no speed-up)";
+               "oneDNN 2.6 needs for bf16: the same rounding at fp32 speed)";
 #endif
     return "onednn, bf16 mixed precision";
 }

@@ -382,11 +382,11 @@ static double solve_g(int m, int r, float G[ALPHA][5]) {
 /* ---- the plan ---- */
 
 /* The transforms cost about (C + K) per tile and position, the products C K: with few
- * channels the transforms' memory traffic eats the saving. Measured on Zen 3 with two
- * workers (bench of dnnl_wino in docs/benchmarks.md): 24 -> 32 channels on 31x31 ran
- * slower than direct, 64 -> 64 on 15x15 1.6x faster; the break-even is near
- * C K / (C + K) = 20. */
-int pcd_wino_profitable(const pc_conv_shape *s) { return (long)s->c * s->k >= 24L * (s->c + s->k); }
+ * channels the transforms' memory traffic eats the saving. `parcnn bench conv` on Zen 3
+ * with two copies at once (docs/benchmarks.md, session 7): 8 -> 16 and 16 -> 16 channels
+ * ran 0.7-0.9x the direct speed, 16 -> 32 1.55x, 24 -> 32 1.18x, 64 -> 64 2.1x, 256 -> 256
+ * 2.4x; the break-even is near C K / (C + K) = 9. */
+int pcd_wino_profitable(const pc_conv_shape *s) { return (long)s->c * s->k >= 10L * (s->c + s->k); }
 
 int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
     const int r = s->kh;
