@@ -122,5 +122,16 @@ gemm_bad "--dtype fp16" "^parcnn bench gemm: --dtype fp16: expected f32 or bf16$
 gemm_bad "unknown option" "^parcnn bench gemm: unknown or incomplete option '--bogus'$" --bogus
 gemm_bad "missing value" "^parcnn bench gemm: unknown or incomplete option '--size'$" --size
 gemm_bad "stray argument" "^parcnn bench gemm: unexpected argument '4096'$" 4096
+
+# bench conv: a small layer gives both algorithms' rows; bad flags are one line, exit 2
+"$parcnn" bench conv --batch 2 --channels 16 --filters 16 --size 8 --copies 1 --reps 2 > "$tmp/conv.out" 2>&1
+rc=$?
+if [ $rc = 0 ] && grep -q '^direct ' "$tmp/conv.out" && grep -q '^winograd ' "$tmp/conv.out"; then
+    passed=$((passed + 1)); echo "ok   bench conv: direct and winograd rows"
+else
+    failed=$((failed + 1)); echo "FAIL bench conv: exit $rc, output:"; cat "$tmp/conv.out"
+fi
+expect "bench conv --kernel 4" 2 "^parcnn bench conv: --kernel 4: expected 3 or 5$" -- "$parcnn" bench conv --kernel 4
+expect "bench conv channels not a multiple of the block" 2 "must be multiples of the activation block" -- "$parcnn" bench conv --channels 12
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]
