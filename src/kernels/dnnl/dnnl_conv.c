@@ -196,16 +196,15 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     p->spatial = (long long)s.oh * s.ow;
     p->y_block = y_block;
     if (pcd_base_init(&p->b)) goto fail;
+    /* *_any: fp32, the primitives' outputs; *_in: what they read (bf16 in mixed precision) */
+    const dnnl_data_type_t in_dt = input_type(p, prec);
     /* Winograd runs in fp32, also for emulated bf16 (its operands rounded as it reads them);
      * native bf16 keeps oneDNN's bf16 convolutions */
     const pc_conv_algo algo = pc_dnnl_conv_algo();
-    const int emulated_bf16 = prec == PC_DNNL_BF16 && !pc_dnnl_bf16_native();
-    if ((prec == PC_DNNL_F32 || emulated_bf16) && algo != PC_CONV_DIRECT &&
-        pcd_wino_eligible(&s, x_block, y_block) &&
+    if (in_dt == dnnl_f32 && algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
         (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s))) {
-        if (!(c->wino = pcd_wino_create(&s, x_block, relu, emulated_bf16))) goto fail;
-        if (p->has_bias && !(p->zero_bias = pcd_buf_new(&p->b, (size_t)s.k * sizeof(float))))
-            goto fail;
+        c->wino = pcd_wino_create(&s, x_block, relu, p->emulate_bf16);
+        if (!c->wino) goto fail;
         return c;
     }
 
@@ -226,8 +225,6 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     }
     dnnl_dims_t strides = {s.sh, s.sw}, pad = {s.ph, s.pw};
 
-    /* *_any: fp32, the primitives' outputs; *_in: what they read (bf16 in mixed precision) */
-    dnnl_data_type_t in_dt = input_type(p, prec);
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_any, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 4, src_dims, activation_tag(x_block), "conv src") ||
@@ -276,9 +273,8 @@ fail:
 
 void pc_dnnl_conv_forward(pc_dnnl_conv *c, const float *x, const float *w, const float *b,
                           float *y) {
-    if (c->wino)
-        pcd_wino_forward(c->wino, x, w, c->lp.has_bias ? (b ? b : c->lp.zero_bias) : NULL,
-                         c->lp.w_version, y);
+    if (c->wino) /* a NULL bias is a zero bias */
+        pcd_wino_forward(c->wino, x, w, c->lp.has_bias ? b : NULL, c->lp.w_version, y);
     else
         linear_forward(&c->lp, x, w, b, y);
 }
