@@ -48,12 +48,28 @@ typedef struct {
     int narena;
 } pcd_base;
 
+/* What a cached transform of an input (a reordered copy, Winograd-transformed weights)
+ * was made from: the input's address and version. */
+typedef struct {
+    const void *ptr;
+    uint64_t version;
+} pcd_kept;
+
+/* 1 if a cache made from (ptr, version) is current; version 0 means "unknown" and is
+ * never current. Otherwise records (ptr, version) as what the cache is about to be made
+ * from and returns 0. */
+static inline int pcd_kept_current(pcd_kept *k, const void *ptr, uint64_t version) {
+    if (version && version == k->version && ptr == k->ptr) return 1;
+    k->ptr = ptr;
+    k->version = version;
+    return 0;
+}
+
 typedef struct {
     dnnl_memory_t user;  /* plain layout; data handle set to the caller's pointer per call */
     dnnl_memory_t inner; /* the primitive's layout; == user when no reorder is needed */
     pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
-    const void *kept_ptr; /* PCD_PHASE_KEEP: the input and version inner holds now */
-    uint64_t kept_version;
+    pcd_kept kept;       /* PCD_PHASE_KEEP: the input and version inner holds now */
     size_t round_n;      /* emulated bf16: floats of inner rounded to bf16 after each reorder */
 } pcd_port;
 

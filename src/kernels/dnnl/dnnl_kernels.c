@@ -401,10 +401,8 @@ void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr) {
 }
 
 void pcd_port_in_kept(pcd_base *b, pcd_port *pt, const void *ptr, uint64_t version) {
-    if (pt->reorder && version && version == pt->kept_version && ptr == pt->kept_ptr) return;
+    if (pcd_kept_current(&pt->kept, ptr, version) && pt->reorder) return;
     pcd_port_in(b, pt, ptr);
-    pt->kept_ptr = ptr;
-    pt->kept_version = version;
 }
 
 void pcd_port_bind(pcd_port *pt, void *ptr) { pcd_set(pt->user, ptr); }

@@ -62,8 +62,7 @@ struct pcd_wino {
     size_t vstride, ustride;
     float G[ALPHA][5];            /* the weight transform, alpha x r */
     float *U, *Ub;                /* (POS, C, K) and (POS, K, C): forward, backward data */
-    uint64_t u_version, ub_version;
-    const float *u_ptr, *ub_ptr;
+    pcd_kept u_from, ub_from;     /* the weights U and Ub were transformed from */
     float *V, *M, *dU;            /* (POS, tiles, max(C, K)) twice, (POS, C, K) */
     pcd_prim *fwd, *bwd_d, *bwd_w, *bwd_w_acc;
     /* the matmuls' arguments, over the buffers above: forward (V, U, M), backward data
@@ -506,22 +505,16 @@ static void run_forward(pcd_wino *w, const pcd_prim *mm, dnnl_memory_t v, dnnl_m
 
 void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float *b,
                       uint64_t version, float *y) {
-    if (!(version && version == w->u_version && wt == w->u_ptr)) {
+    if (!pcd_kept_current(&w->u_from, wt, version))
         SPLIT_ROWS(w->s.c, weight_transform, w, wt, 0, w->U);
-        w->u_version = version;
-        w->u_ptr = wt;
-    }
     run_forward(w, w->fwd, w->f_v, w->f_u, w->f_m, x, w->s.c, w->s.k, b, w->relu, y);
 }
 
 void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
                        uint64_t version, float *dx, float *dw) {
     if (dx) {
-        if (!(version && version == w->ub_version && wt == w->ub_ptr)) {
+        if (!pcd_kept_current(&w->ub_from, wt, version))
             SPLIT_ROWS(w->s.k, weight_transform, w, wt, 1, w->Ub);
-            w->ub_version = version;
-            w->ub_ptr = wt;
-        }
         run_forward(w, w->bwd_d, w->d_v, w->d_u, w->d_m, dy, w->s.k, w->s.c, NULL, 0, dx);
     }
     if (!dw) return;
