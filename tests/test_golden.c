@@ -17,7 +17,13 @@
 #define LOGITS_TOL 1e-5 /* normalized error */
 #define LOSS_TOL 1e-5   /* relative error */
 #define GRAD_TOL 1e-4   /* normalized error, per tensor */
-#define STEP_TOL 1e-4   /* normalized error, per tensor, after the optimizer steps */
+/* Normalized error per tensor after the optimizer steps. Adam's first updates are about
+ * lr * g / (|g| + eps): a gradient element near eps in size moves its weight by a fraction
+ * of lr that its rounding decides. With Winograd convolutions (gradients within 5e-6 of
+ * PyTorch's instead of 5e-7) simple-cnn's 5x5 layer ends 1.1e-4 from PyTorch after 3 Adam
+ * steps (3e-7 with direct convolutions); SGD, linear in g, stays below 2e-6. */
+#define STEP_TOL_ADAM 3e-4
+#define STEP_TOL_SGD 1e-4
 #define STEPS 3
 #define CLASSES 10
 #define SMOOTHING 0.1f
@@ -101,14 +107,15 @@ static int load_initial(pc_model *m, const pc_st_file *f, const char *path,
 
 /* Compare every parameter and buffer with the fixture's "<prefix><name>". */
 static void compare_state(pc_model *m, const pc_st_file *f, const char *path, const char *prefix,
-                          const char *what, const pc_param_info *infos, int n_infos, worst *w) {
+                          const char *what, double tol, const pc_param_info *infos, int n_infos,
+                          worst *w) {
     for (int i = 0; i < n_infos; i++) {
         const float *want = get_tensor(f, path, prefix, infos[i].name, infos[i].ndim,
                                        infos[i].shape);
         if (!want) continue;
         double e = check_nerr(param_ptr(m, &infos[i]), want, (long)infos[i].numel);
         worst_update(w, e, infos[i].name);
-        CHECK(e < STEP_TOL, "%s [%s]: %s%s differs from PyTorch: normalized error %.3e",
+        CHECK(e < tol, "%s [%s]: %s%s differs from PyTorch: normalized error %.3e",
               m->name, what, prefix, infos[i].name, e);
     }
 }
@@ -134,12 +141,14 @@ typedef struct {
     const char *name;     /* "adam" / "sgd": fixture prefix "<name>." */
     pc_opt_config cfg;
     float lr;
+    double tol;           /* the parameters' normalized error after STEPS steps */
 } golden_opt;
 
 static const golden_opt opts[] = {
     {"adam", {.kind = PC_OPT_ADAM, .weight_decay = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f,
-              .eps = 1e-8f}, 1e-3f},
-    {"sgd", {.kind = PC_OPT_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f}, 0.05f},
+              .eps = 1e-8f}, 1e-3f, STEP_TOL_ADAM},
+    {"sgd", {.kind = PC_OPT_SGD, .momentum = 0.9f, .nesterov = 1, .weight_decay = 5e-4f}, 0.05f,
+     STEP_TOL_SGD},
 };
 
 static void run_kernels(const char *model_name, pc_model *m, const pc_st_file *f,
@@ -213,7 +222,7 @@ static void run_kernels(const char *model_name, pc_model *m, const pc_st_file *f
         char prefix[16], what[48];
         snprintf(prefix, sizeof prefix, "%s.", go->name);
         snprintf(what, sizeof what, "%s, %d %s steps", kname, STEPS, go->name);
-        compare_state(m, f, path, prefix, what, infos, n_infos, &wo[o]);
+        compare_state(m, f, path, prefix, what, go->tol, infos, n_infos, &wo[o]);
     }
 
     printf("golden %-12s %-9s logits %.2e  loss %.2e  smooth %.2e  grad %.2e (%s)  "

@@ -163,7 +163,7 @@ static const char train_help[] =
     "                       bfloat16 (AVX512_BF16 through oneDNN, fp32 accumulation),\n"
     "                       fp32 master weights, optimizer and other layers; emulated\n"
     "                       (same rounding, fp32 speed) where oneDNN has no bf16 kernels\n"
-    "  --conv-algo A        auto (default): Winograd F(4x4,3x3) / F(2x2,5x5) for fp32\n"
+    "  --conv-algo A        auto (default): Winograd F(4x4,3x3) / F(4x4,5x5) for fp32\n"
     "                       convolutions with stride 1, \"same\" padding and enough\n"
     "                       channels to be faster, oneDNN's direct algorithm elsewhere;\n"
     "                       direct: direct everywhere; winograd: wherever it applies.\n"

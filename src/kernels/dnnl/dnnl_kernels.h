@@ -49,7 +49,7 @@ int pc_dnnl_activation_block(void);
 
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
 /* The convolution algorithm of the plans created from now on, for the whole process.
- * AUTO (the default): Winograd F(4x4, 3x3) / F(2x2, 5x5) where it applies (fp32, stride 1,
+ * AUTO (the default): Winograd F(4x4, 3x3) / F(4x4, 5x5) where it applies (fp32, stride 1,
  * "same" padding, channel-blocked: see dnnl_wino.c) and has enough channels to be faster,
  * oneDNN's direct convolution elsewhere. DIRECT: direct everywhere. WINOGRAD: Winograd
  * wherever it applies. Results differ between algorithms by rounding; each is
