@@ -203,6 +203,16 @@ static inline tile_pos tile_at(const tile_geom *g, int n0, int row, int tx) {
             body(6, __VA_ARGS__);                                                          \
     } while (0)
 
+/* The transformed tile t[i][j] to position i * alpha + j of a tensor whose positions are
+ * pstride floats apart (unrolled: the compiler leaves this loop rolled otherwise). */
+static inline __attribute__((always_inline)) void
+store_tile(const int alpha, v8 t[ALPHA_MAX][ALPHA_MAX], float *out, size_t pstride) {
+#pragma GCC unroll 8
+    for (int i = 0; i < alpha; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < alpha; j++) st(out + (size_t)(i * alpha + j) * pstride, t[i][j]);
+}
+
 /* V[p][t][c] = (B^T d B)[p] for the alpha x alpha input window d of tile t and channel
  * c, for the tile rows lo .. hi - 1 of the chunk that starts at image n0 of x; rows and
  * columns outside x read as zero (the padding). */
@@ -223,21 +233,18 @@ input_transform_a(const int alpha, int lo, int hi, const tile_geom *g, const flo
                     const float *line = src + ((size_t)y0 * W + x0) * B;
                     for (int i = 0; i < alpha; i++, line += (size_t)W * B)
                         for (int j = 0; j < alpha; j++) d[i][j] = ld_in(g, line + j * B);
-                } else {
-                    for (int i = 0; i < alpha; i++) {
-                        const int y = y0 + i;
-                        for (int j = 0; j < alpha; j++) {
-                            const int xx = x0 + j;
-                            d[i][j] = y >= 0 && y < g->h && xx >= 0 && xx < W
-                                          ? ld_in(g, src + ((size_t)y * W + xx) * B)
-                                          : splat(0);
-                        }
-                    }
+                } else { /* rows i0 .. i1 - 1 and columns j0 .. j1 - 1 lie inside x */
+                    const int i0 = PC_MAX(0, -y0), i1 = PC_MIN(alpha, g->h - y0);
+                    const int j0 = PC_MAX(0, -x0), j1 = PC_MIN(alpha, W - x0);
+                    for (int i = 0; i < alpha; i++)
+                        for (int j = 0; j < alpha; j++) d[i][j] = splat(0);
+                    for (int i = i0; i < i1; i++)
+                        for (int j = j0; j < j1; j++)
+                            d[i][j] = ld_in(g, src + ((size_t)(y0 + i) * W + x0 + j) * B);
                 }
                 for (int j = 0; j < alpha; j++) bt(alpha, &d[0][j], ALPHA_MAX, &u[0][j], ALPHA_MAX);
                 for (int i = 0; i < alpha; i++) bt(alpha, u[i], 1, d[i], 1);
-                for (int p = 0; p < alpha * alpha; p++)
-                    st(out + (size_t)p * pstride + c, d[p / alpha][p % alpha]);
+                store_tile(alpha, d, out + c, pstride);
             }
         }
 }
@@ -258,8 +265,11 @@ output_transform_a(const int alpha, int lo, int hi, const tile_geom *g, const fl
             const float *in = M + (size_t)tp.t * g->ch;
             for (int c = 0; c < g->ch; c += 8) {
                 v8 q[ALPHA_MAX][ALPHA_MAX], u[TILE][ALPHA_MAX], o[TILE][TILE];
-                for (int p = 0; p < alpha * alpha; p++)
-                    q[p / alpha][p % alpha] = ld(in + (size_t)p * pstride + c);
+#pragma GCC unroll 8
+                for (int i = 0; i < alpha; i++)
+#pragma GCC unroll 8
+                    for (int j = 0; j < alpha; j++)
+                        q[i][j] = ld(in + (size_t)(i * alpha + j) * pstride + c);
                 for (int j = 0; j < alpha; j++)
                     at(alpha, &q[0][j], ALPHA_MAX, &u[0][j], ALPHA_MAX);
                 for (int i = 0; i < TILE; i++) at(alpha, u[i], 1, o[i], 1);
@@ -298,8 +308,7 @@ grad_transform_a(const int alpha, int lo, int hi, const tile_geom *g, const floa
                                       : splat(0);
                 for (int j = 0; j < TILE; j++) a(alpha, &e[0][j], TILE, &u[0][j], TILE);
                 for (int i = 0; i < alpha; i++) a(alpha, u[i], 1, q[i], 1);
-                for (int p = 0; p < alpha * alpha; p++)
-                    st(out + (size_t)p * pstride + c, q[p / alpha][p % alpha]);
+                store_tile(alpha, q, out + c, pstride);
             }
         }
 }
