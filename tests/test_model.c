@@ -280,6 +280,63 @@ static void test_dense_scale(void) {
     pc_model_free(b);
 }
 
+/* A frozen start (trainable=none on the first layers) changes no other gradient: backward
+ * skips the input gradients that lead only to frozen layers, and the frozen layers'
+ * gradients are zeros. The same model with everything trainable gives bitwise the same
+ * gradients elsewhere, with both kernel sets; the [add] reads a frozen layer too. */
+static void test_frozen_start(void) {
+    const char *frozen = "[conv] filters=8 size=3 pad=1 trainable=none\n"
+                         "[batchnorm] trainable=none name=f\n"
+                         "[conv] filters=8 size=3 pad=1 activation=relu\n"
+                         "[add] from=-1,f\n[gap]\n[dense] units=classes\n";
+    const char *open = "[conv] filters=8 size=3 pad=1\n[batchnorm] name=f\n"
+                       "[conv] filters=8 size=3 pad=1 activation=relu\n"
+                       "[add] from=-1,f\n[gap]\n[dense] units=classes\n";
+    enum { BATCH = 4 };
+    int32_t labels[BATCH] = {0, 2, 4, 6};
+    for (int ks = 0; ks < 2; ks++) {
+        pc_kernel_set set = ks ? PC_KERNELS_DNNL : PC_KERNELS_REF;
+        pc_model *a = NULL, *b = NULL;
+        CHECK(parse(frozen, &a) == PC_OK && parse(open, &b) == PC_OK, "%s", pc_last_error());
+        if (!a || !b) return;
+        pc_exec *ea = NULL, *eb = NULL;
+        if (pc_exec_create(a, BATCH, set, &ea) != PC_OK || pc_exec_create(b, BATCH, set, &eb) != PC_OK) {
+            CHECK(set == PC_KERNELS_DNNL, "%s", pc_last_error()); /* a build without oneDNN */
+            pc_exec_destroy(ea), pc_model_free(a), pc_model_free(b);
+            continue;
+        }
+        CHECK(a->n_params == b->n_params, "parameter counts differ");
+        memcpy(a->params, b->params, sizeof(float) * (size_t)b->n_params);
+        int64_t in = (int64_t)BATCH * 3 * 16 * 16;
+        for (int64_t k = 0; k < in; k++)
+            pc_exec_input(ea)[k] = pc_exec_input(eb)[k] =
+                pc_uniform01(pc_rand64(5, 0, (uint64_t)k, 0, 0)) - 0.5f;
+        float *ga = malloc(sizeof(float) * (size_t)a->n_params);
+        float *gb = malloc(sizeof(float) * (size_t)b->n_params);
+        for (int64_t i = 0; i < a->n_params; i++) ga[i] = NAN; /* every gradient is written */
+        pc_exec_forward(ea, 1, 0, 0, 0, NULL);
+        pc_exec_forward(eb, 1, 0, 0, 0, NULL);
+        pc_exec_loss(ea, labels, 0.0f, 1.0f / BATCH, NULL);
+        pc_exec_loss(eb, labels, 0.0f, 1.0f / BATCH, NULL);
+        pc_exec_backward(ea, ga);
+        pc_exec_backward(eb, gb);
+        const int64_t frozen_end = a->layers[3].weight_off; /* the first trainable layer */
+        int64_t nonzero = 0, differ = 0, open_nonzero = 0;
+        for (int64_t i = 0; i < a->n_params; i++) {
+            if (i < frozen_end) nonzero += ga[i] != 0.0f, open_nonzero += gb[i] != 0.0f;
+            else differ += memcmp(&ga[i], &gb[i], sizeof(float)) != 0;
+        }
+        CHECK(frozen_end > 0 && nonzero == 0 && open_nonzero > 0,
+              "%s: frozen gradients not zero (%lld of %lld)", pc_exec_kernel_name(ea),
+              (long long)nonzero, (long long)frozen_end);
+        CHECK(differ == 0, "%s: %lld trainable gradients differ from the all-trainable model's",
+              pc_exec_kernel_name(ea), (long long)differ);
+        free(ga), free(gb);
+        pc_exec_destroy(ea), pc_exec_destroy(eb);
+        pc_model_free(a), pc_model_free(b);
+    }
+}
+
 /* The default kernel set against the reference set on one model: logits and every
  * parameter gradient of a training step (dropout masks are the same in both). */
 static void compare_kernel_sets(const char *what, const char *text) {
@@ -450,6 +507,7 @@ int main(void) {
     test_identity_init();
     test_whiten();
     test_dense_scale();
+    test_frozen_start();
     test_gelu_layers();
     test_blocked_layouts();
     test_parse_errors();

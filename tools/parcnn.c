@@ -674,7 +674,8 @@ static int cmd_models(int argc, char **argv) {
     }
     printf("(input %dx%dx%d, %d classes; FLOPs count a multiply-add as 2. MFLOP/image: forward,\n"
            " all layers. train MFLOP: one training image, conv and dense layers only: forward +\n"
-           " backward-data + backward-weights, no backward-data into the input images)\n",
+           " backward-data + backward-weights as training computes them: none into the input\n"
+           " images or a frozen start, no weight gradient for frozen weights)\n",
            c, h, w, classes);
     return 0;
 }

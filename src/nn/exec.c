@@ -46,6 +46,10 @@ struct pc_exec {
     float *input_blocked; /* the input images blocked, for layers other than conv reading them */
     float *logits;       /* the last layer's output, plain (its own buffer when blocked) */
     char *grad_ready;    /* per layer: dout already holds a contribution */
+    /* per layer: its output's gradient is needed (pc_model_grad_wanted). Backward skips the
+     * others: for a frozen first layer (whitenet's whitening), the next convolution's
+     * backward data, a third of its backward. */
+    char *grad_wanted;
     float *dlogits;      /* the gradient at the logits, plain (last layer's dout unless blocked) */
     int train_forward;   /* last forward was in training mode */
     uint64_t seed, step;
@@ -261,7 +265,9 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
 #endif
     ex->ls = calloc(m->n_layers, sizeof(layer_state));
     ex->grad_ready = calloc(m->n_layers, 1);
-    if (!ex->ls || !ex->grad_ready) goto nomem;
+    ex->grad_wanted = calloc(m->n_layers, 1);
+    if (!ex->ls || !ex->grad_ready || !ex->grad_wanted) goto nomem;
+    pc_model_grad_wanted(m, ex->grad_wanted);
 #ifdef PARCNN_HAVE_DNNL
     if (ex->use_dnnl) ex->block = pc_dnnl_activation_block();
 #endif
@@ -356,6 +362,7 @@ void pc_exec_destroy(pc_exec *ex) {
 #endif
     }
     free(ex->grad_ready);
+    free(ex->grad_wanted);
     free(ex->prof_fwd);
     pc_free(ex->scratch);
     pc_free(ex->scratch_plain);
@@ -592,14 +599,15 @@ void pc_exec_probs(pc_exec *ex, float *probs) {
 /* ----------------------------------------------------------- backward */
 
 /* Where the gradient for input `j` should be written: straight into its dout the
- * first time, into scratch (then added) when another consumer already wrote. */
+ * first time, into scratch (then added) when another consumer already wrote; NULL when
+ * nothing trainable lies at or before j (the input images; a frozen first layer). */
 static float *grad_target(pc_exec *ex, int j) {
-    if (j == 0) return NULL; /* nobody needs the gradient of the input images */
+    if (!ex->grad_wanted[j]) return NULL;
     return ex->grad_ready[j] ? ex->scratch : ex->ls[j].dout;
 }
 
 static void grad_commit(pc_exec *ex, int j, const float *target) {
-    if (j == 0) return;
+    if (!ex->grad_wanted[j]) return;
     if (target == ex->scratch) {
         int64_t n = out_floats(ex, j);
         float *d = ex->ls[j].dout;
@@ -627,6 +635,13 @@ static void add_backward_b(int n, const pc_layer *l, const pc_layer *lb, const f
                 float *br = db + (((int64_t)s * lb->c + c) * lb->h + h * l->sh) * lb->w;
                 for (int w = 0; w < l->w; w++) br[w * l->sw] = yr[w];
             }
+}
+
+/* The gradients of a layer's parameters set to zero: the reduction and the optimizer read
+ * every parameter's gradient, frozen or not. */
+static void zero_param_grads(const pc_layer *l, float *grads) {
+    if (l->weight_off >= 0) memset(grads + l->weight_off, 0, sizeof(float) * l->weight_n);
+    if (l->bias_off >= 0) memset(grads + l->bias_off, 0, sizeof(float) * l->bias_n);
 }
 
 static void layer_backward(pc_exec *ex, int i, float *grads) {
@@ -754,6 +769,11 @@ void pc_exec_backward(pc_exec *ex, float *grads) {
         fast_to_blocked(ex->batch, last->c, (int64_t)last->h * last->w, ex->block, ex->dlogits,
                         ex->ls[m->n_layers - 1].dout);
     for (int i = m->n_layers - 1; i >= 1; i--) {
+        if (!ex->grad_wanted[i]) { /* frozen, and only frozen layers before it */
+            zero_param_grads(&m->layers[i], grads);
+            if (ex->hook) ex->hook(ex->hook_ctx, i);
+            continue;
+        }
         if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
             memset(ex->ls[i].dout, 0, sizeof(float) * out_floats(ex, i));
         double t0 = ex->prof_bwd ? pc_now() : 0;

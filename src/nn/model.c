@@ -48,17 +48,38 @@ int64_t pc_model_flops(const pc_model *m) {
     return f;
 }
 
-/* Per conv or dense layer, its forward multiply-adds three times over: forward,
- * backward-data (dx = W^T dy) and backward-weights (dW = dy x^T), each the same count.
- * A layer reading the input images computes no dx (exec.c's grad_target), so it counts
- * twice. Everything else is left out. */
+void pc_model_grad_wanted(const pc_model *m, char *wanted) {
+    for (int i = 0; i < m->n_layers; i++) { /* layers come after their inputs */
+        const pc_layer *l = &m->layers[i];
+        int w = (l->weight_off >= 0 && (l->trainable & PC_TRAIN_WEIGHT)) ||
+                (l->bias_off >= 0 && (l->trainable & PC_TRAIN_BIAS));
+        for (int k = 0; k < l->n_inputs && !w; k++) w = wanted[l->inputs[k]];
+        wanted[i] = (char)(i > 0 && w); /* layer 0: the input images */
+    }
+}
+
+/* A conv or dense layer's backward data (dx = W^T dy) and backward weights (dW = dy x^T)
+ * each take its forward's multiply-adds; it skips the first when its input's gradient is
+ * not wanted (the input images, a frozen start) and the second when its weights are
+ * frozen, as exec.c does. Other layers: twice their forward count, a convention. */
+int64_t pc_layer_backward_flops(const pc_model *m, const char *wanted, int i) {
+    const pc_layer *l = &m->layers[i];
+    if (!wanted[i]) return 0;
+    if (l->kind != PC_L_CONV && l->kind != PC_L_DENSE) return 2 * l->flops;
+    return (wanted[l->inputs[0]] ? l->flops : 0) + (l->trainable & PC_TRAIN_WEIGHT ? l->flops : 0);
+}
+
 int64_t pc_model_train_flops(const pc_model *m) {
+    char *wanted = calloc((size_t)m->n_layers, 1);
+    if (!wanted) return 0;
+    pc_model_grad_wanted(m, wanted);
     int64_t f = 0;
     for (int i = 1; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
         if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE)
-            f += l->flops * (l->inputs[0] == 0 ? 2 : 3);
+            f += l->flops + pc_layer_backward_flops(m, wanted, i);
     }
+    free(wanted);
     return f;
 }
 

@@ -106,9 +106,16 @@ const char *pc_zoo_summary(const char *name);
 
 const char *pc_layer_kind_name(pc_layer_kind k);
 int64_t pc_model_flops(const pc_model *m); /* forward FLOPs per sample */
-/* Training FLOPs per sample of the conv and dense layers alone: forward + backward-data +
- * backward-weights (no backward-data for a layer on the input images); batch norm, pooling,
- * activations, adds and the optimizer are not counted. */
+/* wanted[i] (n_layers entries): the gradient of layer i's output is needed in training,
+ * because layer i or a layer before it (through its inputs) has trainable parameters.
+ * Not for the input images, nor for a frozen start (whitenet's whitening layer). */
+void pc_model_grad_wanted(const pc_model *m, char *wanted);
+/* Backward FLOPs per sample of layer i, given pc_model_grad_wanted's answer. */
+int64_t pc_layer_backward_flops(const pc_model *m, const char *wanted, int i);
+/* Training FLOPs per sample of the conv and dense layers alone: forward + the
+ * backward-data and backward-weights that training computes (none into the input images
+ * or a frozen start, no weight gradient for frozen weights); batch norm, pooling,
+ * activations, adds and the optimizer are not counted. 0 if out of memory. */
 int64_t pc_model_train_flops(const pc_model *m);
 int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
 

@@ -742,7 +742,14 @@ static pc_status report_profile(trainer *t) {
     double steps = t->run_steps > 0 ? (double)t->run_steps : 1;
     double images = (double)c->shard_size * t->shards / (t->ranks * W); /* per worker and step */
     cJSON *root = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(root, "layers");
-    say(t, "profile (per step, mean over workers; backward FLOPs counted as 2x forward)\n");
+    char *wanted = calloc((size_t)m->n_layers, 1);
+    if (!wanted) {
+        cJSON_Delete(root);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    pc_model_grad_wanted(m, wanted);
+    say(t, "profile (per step, mean over workers; backward FLOPs: conv and dense layers' "
+           "backward data and weights as computed, other layers 2x forward)\n");
     say(t, "%-26s %-9s %11s %9s %9s %9s %9s\n", "layer", "kind", "output", "fwd ms", "bwd ms",
         "fwd GF/s", "bwd GF/s");
     double total_f = 0, total_b = 0;
@@ -758,13 +765,14 @@ static pc_status report_profile(trainer *t) {
         total_f += f;
         total_b += b;
         double flops = (double)l->flops * images;
+        double bflops = (double)pc_layer_backward_flops(m, wanted, i) * images;
         char shape[32];
         snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
         const char *algo = pc_exec_conv_algo(t->e->execs[0], i);
         const int wino = algo && strcmp(algo, "winograd") == 0;
         say(t, "%-26s %-9s %11s %9.3f %9.3f %9.1f %9.1f\n", l->name,
             wino ? "conv:wino" : pc_layer_kind_name(l->kind),
-            shape, 1e3 * f, 1e3 * b, f > 0 ? flops / f / 1e9 : 0, b > 0 ? 2 * flops / b / 1e9 : 0);
+            shape, 1e3 * f, 1e3 * b, f > 0 ? flops / f / 1e9 : 0, b > 0 ? bflops / b / 1e9 : 0);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", l->name);
         cJSON_AddStringToObject(o, "kind", pc_layer_kind_name(l->kind));
@@ -773,9 +781,10 @@ static pc_status report_profile(trainer *t) {
         cJSON_AddNumberToObject(o, "forward_ms", 1e3 * f);
         cJSON_AddNumberToObject(o, "backward_ms", 1e3 * b);
         cJSON_AddNumberToObject(o, "forward_gflops", f > 0 ? flops / f / 1e9 : 0);
-        cJSON_AddNumberToObject(o, "backward_gflops", b > 0 ? 2 * flops / b / 1e9 : 0);
+        cJSON_AddNumberToObject(o, "backward_gflops", b > 0 ? bflops / b / 1e9 : 0);
         cJSON_AddItemToArray(layers, o);
     }
+    free(wanted);
     say(t, "%-26s %-9s %11s %9.3f %9.3f\n", "all layers", "", "", 1e3 * total_f, 1e3 * total_b);
     cJSON *split = cJSON_AddObjectToObject(root, "step_ms");
     say(t, "per step:");
