@@ -37,6 +37,7 @@ expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is n
 expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
 expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
 expect "EMA decay of 0" 2 "--ema 0: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 0
+expect "ensemble of 0 models" 2 "--ensemble 0: expected an integer" -- "$parcnn" train --ensemble 0
 expect "lookahead of 0 steps" 2 "--lookahead 0: " -- "$parcnn" train --lookahead 0
 expect "lookahead with --ema" 2 "--ema and --lookahead both average the weights: choose one" -- "$parcnn" train --ema 0.9 --lookahead 5
 expect "bad test-time augmentation" 2 "--tta: unknown item 'mirror' \(expected flip or translate=N\)" -- "$parcnn" train --tta mirror
@@ -97,6 +98,17 @@ printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": nonsense }' > "$tmp/json.safetenso
 expect "safetensors with a bad header" 1 "json.safetensors" -- "$parcnn" eval --weights "$tmp/json.safetensors"
 expect "missing weights" 1 "missing.safetensors" -- "$parcnn" eval --weights "$tmp/missing.safetensors"
 expect "eval without --weights" 2 "--weights FILE is required" -- "$parcnn" eval
+# ensembles: members must share input, normalization and classes; a fresh ensemble checks
+# every member's folder before it trains anything
+"$parcnn" train --limit 512 --eval-limit 64 --epochs 1 --batch 64 --no-progress --out "$tmp/other" > /dev/null 2>&1
+expect "ensemble of models normalized differently" 2 "other/model.safetensors: not a member of one ensemble with" -- \
+    "$parcnn" eval --weights "$tmp/good/model.safetensors,$tmp/other/model.safetensors"
+expect "ensemble with an empty file name" 2 "--weights a,,b: an empty file name" -- "$parcnn" eval --weights a,,b
+mkdir -p "$tmp/ens/member-2" && cp "$tmp/good/checkpoint.safetensors" "$tmp/ens/member-2/"
+expect "fresh ensemble into a used member folder" 2 "member-2 already holds a training run" -- \
+    "$parcnn" train "${small[@]}" --ensemble 2 --out "$tmp/ens"
+[ ! -e "$tmp/ens/member-1" ] && { passed=$((passed + 1)); echo "ok   ... and trains no member"; } \
+    || { failed=$((failed + 1)); echo "FAIL member 1 trained before the check"; }
 expect "eval with a bad --tta" 2 "--tta: bad item 'translate=x'" -- "$parcnn" eval --weights "$tmp/good/model.safetensors" --tta flip,translate=x
 expect "predict with a test-time shift larger than the images" 2 "--tta translate=28: must be smaller than the 28x28 images" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" --tta translate=28 0
 expect "predict index out of range" 2 "sample index 99999 out of range" -- "$parcnn" predict --weights "$tmp/good/model.safetensors" 99999

@@ -113,6 +113,28 @@ averaged() { # averaged NAME FLAG VALUE
 averaged ema --ema 0.99
 averaged lookahead --lookahead 3
 
+# --ensemble 2 with the recipe features and test-time augmentation: members and ensemble
+# metrics identical for 1 and 2 workers; member 1 is the plain run of seed 1 (the
+# lookahead run above), member 2 another model.
+for w in 1 2; do
+    "$parcnn" train "${recipe[@]}" --lookahead 3 --ensemble 2 --tta flip,translate=1 --workers $w \
+        --out "$tmp/ens-w$w" > "$tmp/ens-w$w.log" 2>&1 || { echo "FAIL ensemble workers $w:"; cat "$tmp/ens-w$w.log"; }
+done
+check "--ensemble 2: member 1 identical for 1, 2 workers and to the single run" \
+    "$tmp/lookahead-w1/model.safetensors" "$tmp"/ens-w{1,2}/member-1/model.safetensors
+check "--ensemble 2: member 2 identical for 1, 2 workers" "$tmp"/ens-w{1,2}/member-2/model.safetensors
+if /usr/bin/env python3 - "$tmp"/ens-w{1,2}/ensemble.json "$tmp"/ens-w1/member-{1,2}/model.safetensors <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+keys = ["test_accuracy", "test_loss", "macro_f1", "tta"]
+assert [a[k] for k in keys] == [b[k] for k in keys], (a, b)
+assert [m["test_accuracy"] for m in a["members"]] == [m["test_accuracy"] for m in b["members"]]
+assert [m["seed"] for m in a["members"]] == [1, 2] and a["tta"] == "flip,translate=1"
+assert open(sys.argv[3], "rb").read() != open(sys.argv[4], "rb").read(), "the members are the same model"
+PY
+then passed=$((passed + 1)); echo "ok   --ensemble 2: ensemble metrics identical for 1, 2 workers; the members differ"
+else failed=$((failed + 1)); echo "FAIL --ensemble 2 metrics"; fi
+
 # The lookahead arithmetic: 4 steps with --lookahead 4 sync once, after the last step, with
 # d = 0.95^4, from the initial weights (the slow weights of a checkpoint before any sync)
 # towards the weights of 4 plain steps; after the sync the weights are the slow ones.

@@ -56,6 +56,20 @@ for avg in "--ema 0.99" "--lookahead 3"; do
     rm -rf "$tmp/avg1" "$tmp/avg2"
 done
 
+# --ensemble 2 under MPI: each member trained across the ranks, the previous member kept in
+# every rank's memory with its averaged weights complete, the ensemble evaluated across
+# the ranks: the members and the ensemble's metrics of one process
+ens=("${recipe[@]}" --epochs 1 --lookahead 3 --ensemble 2 --tta flip)
+"$parcnn" train "${ens[@]}" --workers 1 --out "$tmp/ens1" > "$tmp/ens1.log" 2>&1 || bad "ensemble on 1 process failed"
+mpi 2 "$parcnn" train "${ens[@]}" --workers 1 --out "$tmp/ens2" > "$tmp/ens2.log" 2>&1 \
+    || { bad "ensemble on 2 ranks failed:"; cat "$tmp/ens2.log"; }
+same "$tmp/ens1/member-1/model.safetensors" "$tmp/ens2/member-1/model.safetensors" \
+    && same "$tmp/ens1/member-2/model.safetensors" "$tmp/ens2/member-2/model.safetensors" \
+    && [ "$(grep '^final: ensemble' "$tmp/ens1.log" | cut -d';' -f1)" = "$(grep '^final: ensemble' "$tmp/ens2.log" | cut -d';' -f1)" ] \
+    && grep -q '^final: ensemble' "$tmp/ens1.log" \
+    && ok "--ensemble 2: 2 ranks give the members and ensemble metrics of 1 process" \
+    || bad "--ensemble 2 under MPI differs from 1 process"
+
 # --reduce fast: MPI's own allreduce; runs, and learns as well (bits may differ)
 mpi 2 "$parcnn" train "${common[@]}" --workers 1 --reduce fast --out "$tmp/fast" > "$tmp/fast.log" 2>&1 \
     && grep -q "NOT bit-reproducible" "$tmp/fast.log" && ok "--reduce fast runs and says it is not reproducible" \

@@ -51,6 +51,29 @@ PY
 "$parcnn" predict --weights "$tmp/run/model.safetensors" --top 2 0 1 > "$tmp/pred.txt" 2>&1
 [ $? = 0 ] && [ "$(grep -c '^sample' "$tmp/pred.txt")" = 2 ] && ok "predict prints one line per sample" || bad "predict: $(cat "$tmp/pred.txt")"
 grep -q "sample 0 (true: Ankle boot)" "$tmp/pred.txt" && ok "predict names the true class" || bad "predict true class"
+# --ensemble 2 rates the ensemble of its members on the whole test set: eval of the two
+# saved members (same batch, so the same arithmetic) gives the same accuracy and loss;
+# --resume of the finished ensemble trains nothing and reports it again
+"$parcnn" train --limit 1200 --epochs 1 --ensemble 2 --tta flip --workers 2 --no-progress \
+    --out "$tmp/ens" > "$tmp/ens.log" 2>&1 || bad "train --ensemble 2: $(cat "$tmp/ens.log")"
+grep -q "^final: ensemble of 2 models: test accuracy" "$tmp/ens.log" && ok "train --ensemble prints the ensemble's metrics" || bad "no ensemble line"
+"$parcnn" eval --weights "$tmp/ens/member-1/model.safetensors" --weights "$tmp/ens/member-2/model.safetensors" \
+    --tta flip --batch 32 --json > "$tmp/ens-eval.json" 2> "$tmp/ens-eval.err" || bad "eval of an ensemble: $(cat "$tmp/ens-eval.err")"
+"$parcnn" eval --weights "$tmp/ens/member-1/model.safetensors" --tta flip --batch 32 --json > "$tmp/m1-eval.json" 2>&1
+"$parcnn" train --limit 1200 --epochs 1 --ensemble 2 --tta flip --workers 2 --no-progress --resume \
+    --out "$tmp/ens" > "$tmp/ens-resume.log" 2>&1 || bad "resume of a finished ensemble: $(cat "$tmp/ens-resume.log")"
+/usr/bin/env python3 - "$tmp/ens/ensemble.json" "$tmp/ens-eval.json" "$tmp/m1-eval.json" "$tmp/ens.log" "$tmp/ens-resume.log" <<'PY' \
+    && ok "eval --weights A,B = train --ensemble 2's metrics; not member 1's; resume reports the same" || bad "ensemble evaluation"
+import json, re, sys
+train, ev, one = (json.load(open(p)) for p in sys.argv[1:4])
+assert train["test_accuracy"] == ev["accuracy"] and train["test_loss"] == ev["loss"], (train, ev)
+assert one["accuracy"] == train["members"][0]["test_accuracy"], (one, train)
+assert one["loss"] != ev["loss"]
+final = lambda p: re.findall(r"^final: ensemble.*test accuracy ([0-9.]+), test loss ([0-9.]+)", open(p).read(), re.M)
+assert final(sys.argv[4]) == final(sys.argv[5]) != [], (final(sys.argv[4]), final(sys.argv[5]))
+assert "resuming from" in open(sys.argv[5]).read()
+PY
+
 # --tta flip averages the image and its mirror, so it is symmetric: evaluating the test
 # set with every image mirrored gives the same metrics (while plain evaluation differs)
 mkdir -p "$tmp/mirrored"

@@ -119,6 +119,11 @@ static const char train_help[] =
     "                       from them; d = 0.95^K (s/S)^3 after step s of S (default off;\n"
     "                       not with --ema)\n"
     "  --seed N             default 1\n"
+    "  --ensemble K         train K models one after another (seeds N, N+1, ...; into\n"
+    "                       DIR/member-1 ... DIR/member-K) and end with the test metrics of\n"
+    "                       their ensemble, the class probabilities (after --tta) averaged,\n"
+    "                       also in DIR/ensemble.json; `parcnn eval --weights A,B` rates an\n"
+    "                       ensemble of saved models (default 1)\n"
     "  --augment SPEC       training-time augmentation, e.g. flip,crop=4,zoom=0.8,shear=10,\n"
     "                       rotate=15,translate=0.1,brightness=0.2,contrast=0.2,cutout=0.5\n"
     "                       (default none; never applied to evaluation); flip=alt is\n"
@@ -182,7 +187,7 @@ static int train_args(int argc, char **argv) {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
         O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_LOOKAHEAD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
         O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
-        O_OUT, O_RESUME, O_OVERWRITE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
+        O_OUT, O_RESUME, O_OVERWRITE, O_ENSEMBLE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
         O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_CONVALGO, O_NOPROG, O_PROFILE, O_HELP
     };
     static const struct option opts[] = {
@@ -195,7 +200,7 @@ static int train_args(int argc, char **argv) {
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
         {"peak-epoch", 1, 0, O_PEAK}, {"start-factor", 1, 0, O_START},
-        {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"limit", 1, 0, O_LIMIT},
+        {"label-smoothing", 1, 0, O_SMOOTH}, {"lr-scale", 1, 0, O_LRSCALE}, {"lr-ref-batch", 1, 0, O_LRREF}, {"seed", 1, 0, O_SEED}, {"ensemble", 1, 0, O_ENSEMBLE}, {"limit", 1, 0, O_LIMIT},
         {"max-steps", 1, 0, O_MAXSTEPS}, {"eval-limit", 1, 0, O_EVALLIMIT}, {"out", 1, 0, O_OUT}, {"resume", 0, 0, O_RESUME}, {"overwrite", 0, 0, O_OVERWRITE}, {"timeout", 1, 0, O_TIMEOUT}, {"reduce", 1, 0, O_REDUCE},
         {"augment", 1, 0, O_AUG}, {"tta", 1, 0, O_TTA}, {"loader-threads", 1, 0, O_LTHREADS},
         {"image-size", 1, 0, O_ISIZE},
@@ -247,6 +252,7 @@ static int train_args(int argc, char **argv) {
             break;
         case O_LRREF: bad = parse_long("train", "--lr-ref-batch", optarg, 1, 1 << 20, &v); c.lr_ref_batch = (int)v; break;
         case O_SEED: bad = parse_long("train", "--seed", optarg, 0, 0x7fffffffL, &v); c.seed = (uint64_t)v; break;
+        case O_ENSEMBLE: bad = parse_long("train", "--ensemble", optarg, 1, 64, &v); c.ensemble = (int)v; break;
         case O_LIMIT: bad = parse_long("train", "--limit", optarg, 1, 0x7fffffffL, &v); c.limit = v; break;
         case O_MAXSTEPS: bad = parse_long("train", "--max-steps", optarg, 1, 0x7fffffffL, &v); c.max_steps = v; break;
         case O_EVALLIMIT: bad = parse_long("train", "--eval-limit", optarg, 1, 0x7fffffffL, &v); c.eval_limit = v; break;
@@ -356,11 +362,14 @@ static int cmd_recipes(int argc, char **argv) {
 /* ----------------------------------------------------------- eval/predict */
 
 static const char eval_help[] =
-    "usage: parcnn eval --weights FILE [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
-    "Evaluate a trained model on the test part of a dataset: accuracy, loss, per-class\n"
-    "precision, recall and F1, macro averages and the confusion matrix.\n"
+    "usage: parcnn eval --weights FILE[,FILE...] [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
+    "Evaluate a trained model, or an ensemble of models, on the test part of a dataset:\n"
+    "accuracy, loss, per-class precision, recall and F1, macro averages and the confusion\n"
+    "matrix.\n"
     "\n"
-    "  --weights FILE   model.safetensors written by parcnn train\n"
+    "  --weights FILE   model.safetensors written by parcnn train; several (comma-separated\n"
+    "                   or the flag repeated) evaluate their ensemble: the class\n"
+    "                   probabilities of the models (each after --tta) averaged\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --train-split    evaluate on the training part instead\n"
     "  --json           print one JSON object (accuracy, loss, macro_f1, per_class, confusion)\n"
@@ -374,14 +383,15 @@ static const char eval_help[] =
     "  --conv-algo A    auto (default), direct or winograd (see parcnn train --help)\n";
 
 static const char predict_help[] =
-    "usage: parcnn predict --weights FILE [--top K] [--tta MODE] IMAGE...\n"
-    "       parcnn predict --weights FILE [--data SPEC] [--top K] [--tta MODE] INDEX...\n"
+    "usage: parcnn predict --weights FILE[,FILE...] [--top K] [--tta MODE] IMAGE...\n"
+    "       parcnn predict --weights FILE[,FILE...] [--data SPEC] [--top K] [--tta MODE] INDEX...\n"
     "Classify image files (JPEG or PNG, preprocessed exactly as in training: converted to\n"
     "the model's channels, resized to its input, normalized with its mean and std), or\n"
     "test samples of a dataset given by their indices; prints the top-K classes with\n"
     "probabilities (and the true class for dataset samples).\n"
     "\n"
-    "  --weights FILE   model.safetensors written by parcnn train\n"
+    "  --weights FILE   model.safetensors written by parcnn train; several: their ensemble\n"
+    "                   (see eval --help)\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --top K          classes to print per sample (default 3)\n"
     "  --tta MODE       test-time augmentation: flip or flip,translate=N (see eval --help)\n"
@@ -389,13 +399,37 @@ static const char predict_help[] =
     "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n"
     "  --conv-algo A    auto (default), direct or winograd (see parcnn train --help)\n";
 
+enum { MAX_MEMBERS = 64 };
+
 typedef struct {
-    const char *weights, *data;
+    char *weights[MAX_MEMBERS]; /* one file per ensemble member */
+    int n_weights;
+    const char *data;
     int json, workers, batch, top, train_split;
     pc_kernel_set kernels;
     pc_conv_algo conv_algo;
     pc_tta tta;
 } infer_opts;
+
+/* --weights A,B,...: append each file (the flag may also be repeated). */
+static int add_weights(const char *cmd, const char *list, infer_opts *o) {
+    for (const char *p = list;; p++) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0) return usage_error(cmd, "--weights %s: an empty file name", list);
+        if (o->n_weights == MAX_MEMBERS)
+            return usage_error(cmd, "--weights %s: more than 64 files", list); /* MAX_MEMBERS */
+        if (!(o->weights[o->n_weights] = strndup(p, len)))
+            return usage_error(cmd, "%s", "out of memory");
+        o->n_weights++;
+        if (!end) return 0;
+        p = end;
+    }
+}
+
+static void free_infer(infer_opts *o) {
+    for (int k = 0; k < o->n_weights; k++) free(o->weights[k]);
+}
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
     enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_CA, O_TS, O_TTA, O_H };
@@ -411,7 +445,9 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case O_W: o->weights = optarg; break;
+        case O_W:
+            if (add_weights(cmd, optarg, o)) return 2;
+            break;
         case O_P: precision = optarg; break;
         case O_CA: if (parse_conv_algo(cmd, optarg, &o->conv_algo)) return 2; break;
         case O_D: o->data = optarg; break;
@@ -433,20 +469,68 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         default: return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
-    if (!o->weights) return usage_error(cmd, "%s", "--weights FILE is required");
+    if (!o->n_weights) return usage_error(cmd, "%s", "--weights FILE is required");
     return apply_precision(cmd, precision, &o->kernels) ? 2 : 0;
 }
 
-/* Load the model and the dataset part, and check they fit together. */
-static pc_status load_for_inference(const infer_opts *o, pc_model **m, pc_model_meta *meta,
-                                    pc_dataset *d) {
-    PC_TRY(pc_model_load(o->weights, m, meta));
+/* The models of --weights: the first one's meta data, which the others must share. */
+typedef struct {
+    pc_model *models[MAX_MEMBERS];
+    int n;
+    pc_model_meta meta;
+} loaded_models;
+
+static void free_models(loaded_models *lm) {
+    for (int k = 0; k < lm->n; k++) pc_model_free(lm->models[k]);
+    pc_model_meta_free(&lm->meta);
+}
+
+/* Member k must take the same input, normalization and classes as member 0. */
+static pc_status check_member(const char *path, const char *first, const pc_model_meta *a,
+                              const pc_model_meta *b) {
+    int same = a->c == b->c && a->h == b->h && a->w == b->w && a->classes == b->classes &&
+               memcmp(a->mean, b->mean, sizeof a->mean) == 0 &&
+               memcmp(a->std, b->std, sizeof a->std) == 0;
+    for (int j = 0; same && j < a->classes; j++) same = strcmp(a->class_names[j], b->class_names[j]) == 0;
+    if (same) return PC_OK;
+    return pc_fail(PC_ERR_USAGE, "%s: not a member of one ensemble with %s (the input size, "
+                   "normalization or class names differ)", path, first);
+}
+
+static pc_status load_models(const infer_opts *o, loaded_models *lm) {
+    for (int k = 0; k < o->n_weights; k++) {
+        pc_model_meta meta = {0};
+        PC_TRY(pc_model_load(o->weights[k], &lm->models[k], k ? &meta : &lm->meta));
+        lm->n++;
+        if (k == 0) continue;
+        pc_status st = check_member(o->weights[k], o->weights[0], &lm->meta, &meta);
+        pc_model_meta_free(&meta);
+        PC_TRY(st);
+    }
+    return PC_OK;
+}
+
+/* An engine running all of lm's models, normalizing as the first was trained. */
+static pc_status open_engine(const infer_opts *o, loaded_models *lm, int workers, int batch,
+                             pc_engine **e) {
+    pc_exec_set_conv_algo(o->conv_algo);
+    PC_TRY(pc_engine_create(lm->models[0], workers, 1, batch, o->kernels, e));
+    memcpy((*e)->mean, lm->meta.mean, sizeof lm->meta.mean);
+    memcpy((*e)->std, lm->meta.std, sizeof lm->meta.std);
+    for (int k = 1; k < lm->n; k++) PC_TRY(pc_engine_add_member(*e, lm->models[k], o->kernels));
+    return PC_OK;
+}
+
+/* Load the models and the dataset part, and check they fit together. */
+static pc_status load_for_inference(const infer_opts *o, loaded_models *lm, pc_dataset *d) {
+    PC_TRY(load_models(o, lm));
+    const pc_model_meta *meta = &lm->meta;
     PC_TRY(pc_dataset_load(o->data, o->train_split, d));
     if (d->c != meta->c || d->h != meta->h || d->w != meta->w)
         return pc_fail(PC_ERR_USAGE, "%s: model expects %dx%dx%d images, %s has %dx%dx%d",
-                       o->weights, meta->c, meta->h, meta->w, o->data, d->c, d->h, d->w);
+                       o->weights[0], meta->c, meta->h, meta->w, o->data, d->c, d->h, d->w);
     if (d->classes > meta->classes)
-        return pc_fail(PC_ERR_USAGE, "%s: model has %d classes, %s has %d", o->weights,
+        return pc_fail(PC_ERR_USAGE, "%s: model has %d classes, %s has %d", o->weights[0],
                        meta->classes, o->data, d->classes);
     return PC_OK;
 }
@@ -454,34 +538,34 @@ static pc_status load_for_inference(const infer_opts *o, pc_model **m, pc_model_
 static int cmd_eval(int argc, char **argv) {
     infer_opts o = {.data = "fashion-mnist", .workers = 1, .batch = 100, .top = 3};
     int r = parse_infer("eval", argc, argv, &o);
-    if (r) return r < 0 ? 0 : r;
-    if (optind < argc) return usage_error("eval", "unexpected argument '%s'", argv[optind]);
-    pc_model *m = NULL;
-    pc_model_meta meta = {0};
+    if (r) {
+        free_infer(&o);
+        return r < 0 ? 0 : r;
+    }
+    if (optind < argc) {
+        free_infer(&o);
+        return usage_error("eval", "unexpected argument '%s'", argv[optind]);
+    }
+    loaded_models lm = {0};
     pc_dataset d = {0};
     pc_engine *e = NULL;
     pc_metrics mt = {0};
-    pc_status st = load_for_inference(&o, &m, &meta, &d);
-    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
-    pc_exec_set_conv_algo(o.conv_algo);
-    if (st == PC_OK) st = pc_engine_create(m, o.workers, 1, o.batch, o.kernels, &e);
-    if (st == PC_OK) {
-        memcpy(e->mean, meta.mean, sizeof meta.mean);
-        memcpy(e->std, meta.std, sizeof meta.std);
-        if (pc_metrics_init(&mt, m->classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
-    }
+    pc_status st = load_for_inference(&o, &lm, &d);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, lm.meta.h, lm.meta.w);
+    if (st == PC_OK) st = open_engine(&o, &lm, o.workers, o.batch, &e);
+    if (st == PC_OK && pc_metrics_init(&mt, lm.meta.classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &o.tta, &mt, NULL, NULL);
     if (st == PC_OK) {
         if (o.json)
-            pc_metrics_print_json(&mt, meta.class_names, stdout);
+            pc_metrics_print_json(&mt, lm.meta.class_names, stdout);
         else
-            pc_metrics_print(&mt, meta.class_names, stdout);
+            pc_metrics_print(&mt, lm.meta.class_names, stdout);
     }
     pc_metrics_free(&mt);
     pc_engine_destroy(e);
     pc_dataset_free(&d);
-    pc_model_free(m);
-    pc_model_meta_free(&meta);
+    free_models(&lm);
+    free_infer(&o);
     return st == PC_OK ? 0 : fail(st);
 }
 
@@ -522,21 +606,26 @@ static pc_status load_image_input(const char *path, const pc_model_meta *meta, f
 static int cmd_predict(int argc, char **argv) {
     infer_opts o = {.data = "fashion-mnist", .workers = 1, .batch = 1, .top = 3};
     int r = parse_infer("predict", argc, argv, &o);
-    if (r) return r < 0 ? 0 : r;
-    if (optind >= argc) return usage_error("predict", "%s", "give image files or sample INDEXes");
+    if (r) {
+        free_infer(&o);
+        return r < 0 ? 0 : r;
+    }
+    if (optind >= argc) {
+        free_infer(&o);
+        return usage_error("predict", "%s", "give image files or sample INDEXes");
+    }
     int by_index = all_digits(argv[optind]);
-    pc_model *m = NULL;
-    pc_model_meta meta = {0};
+    loaded_models lm = {0};
+    const pc_model_meta *meta = &lm.meta;
     pc_dataset d = {0};
     pc_engine *e = NULL;
-    pc_status st = by_index ? load_for_inference(&o, &m, &meta, &d) : pc_model_load(o.weights, &m, &meta);
-    if (st == PC_OK) st = pc_tta_check(&o.tta, meta.h, meta.w);
-    pc_exec_set_conv_algo(o.conv_algo);
-    if (st == PC_OK) st = pc_engine_create(m, 1, 1, 1, o.kernels, &e);
+    pc_status st = by_index ? load_for_inference(&o, &lm, &d) : load_models(&o, &lm);
+    if (st == PC_OK) st = pc_tta_check(&o.tta, meta->h, meta->w);
+    if (st == PC_OK) st = open_engine(&o, &lm, 1, 1, &e);
     float *input = NULL, *probs = NULL;
     if (st == PC_OK) {
-        input = malloc(sizeof(float) * meta.c * meta.h * meta.w);
-        probs = malloc(2 * sizeof(float) * m->classes); /* and the views' scratch */
+        input = malloc(sizeof(float) * meta->c * meta->h * meta->w);
+        probs = malloc(3 * sizeof(float) * meta->classes); /* and pc_engine_probs' scratch */
         if (!input || !probs) st = pc_fail(PC_ERR_NOMEM, "out of memory");
     }
     for (int a = optind; st == PC_OK && a < argc; a++) {
@@ -548,24 +637,24 @@ static int cmd_predict(int argc, char **argv) {
                 break;
             }
             int64_t i64 = idx;
-            if ((st = pc_dataset_gather(&d, &i64, 1, meta.mean, meta.std, input, NULL)) != PC_OK)
+            if ((st = pc_dataset_gather(&d, &i64, 1, meta->mean, meta->std, input, NULL)) != PC_OK)
                 break;
-        } else if ((st = load_image_input(argv[a], &meta, input)) != PC_OK) {
+        } else if ((st = load_image_input(argv[a], meta, input)) != PC_OK) {
             break;
         }
-        pc_engine_probs(e, 0, &o.tta, input, probs, probs + m->classes);
+        pc_engine_probs(e, 0, &o.tta, input, probs, probs + meta->classes);
         if (by_index)
-            printf("sample %ld (true: %s):", idx, meta.class_names[d.labels[idx]]);
+            printf("sample %ld (true: %s):", idx, meta->class_names[d.labels[idx]]);
         else
             printf("%s:", argv[a]);
-        print_top(probs, m->classes, meta.class_names, o.top);
+        print_top(probs, meta->classes, meta->class_names, o.top);
     }
     free(input);
     free(probs);
     pc_engine_destroy(e);
     pc_dataset_free(&d);
-    pc_model_free(m);
-    pc_model_meta_free(&meta);
+    free_models(&lm);
+    free_infer(&o);
     return st == PC_OK ? 0 : fail(st);
 }
 

@@ -13,6 +13,7 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
     e->workers = workers;
     e->threads = threads;
     e->batch = batch;
+    e->members = 1;
     for (int c = 0; c < 4; c++) e->std[c] = 1.0f;
     e->execs = calloc(workers, sizeof(pc_exec *));
     if (!e->execs) {
@@ -35,17 +36,34 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
 void pc_engine_destroy(pc_engine *e) {
     if (!e) return;
     if (e->pool) pc_pool_destroy(e->pool);
-    for (int w = 0; e->execs && w < e->workers; w++) pc_exec_destroy(e->execs[w]);
+    for (int k = 0; e->execs && k < e->members * e->workers; k++) pc_exec_destroy(e->execs[k]);
     free(e->execs);
     free(e);
 }
 
-void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
-                     float *scratch) {
+pc_status pc_engine_add_member(pc_engine *e, pc_model *model, pc_kernel_set kernels) {
+    const pc_layer *a = &e->model->layers[0], *b = &model->layers[0];
+    if (a->c != b->c || a->h != b->h || a->w != b->w || e->model->classes != model->classes)
+        return pc_fail(PC_ERR_USAGE, "ensemble member %s takes %dx%dx%d images to %d classes, "
+                       "the first member %dx%dx%d to %d", model->name, b->c, b->h, b->w,
+                       model->classes, a->c, a->h, a->w, e->model->classes);
+    int n = (e->members + 1) * e->workers;
+    pc_exec **execs = realloc(e->execs, sizeof(pc_exec *) * n);
+    if (!execs) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    e->execs = execs;
+    for (int k = e->members * e->workers; k < n; k++) execs[k] = NULL;
+    e->members++; /* counted now, so that destroy frees a partly built member */
+    for (int k = n - e->workers; k < n; k++)
+        PC_TRY(pc_exec_create(model, e->batch, kernels, &execs[k]));
+    return PC_OK;
+}
+
+/* One replica's probabilities, averaged over the views of tta. */
+static void replica_probs(const pc_engine *e, pc_exec *ex, const pc_tta *tta,
+                          const float *inputs, float *probs, float *scratch) {
     const pc_layer *in = &e->model->layers[0];
     int64_t sample = (int64_t)in->c * in->h * in->w, n = (int64_t)e->batch * e->model->classes;
     int views = pc_tta_views(tta);
-    pc_exec *ex = e->execs[w];
     for (int v = 0; v < views; v++) {
         float *x = pc_exec_input(ex);
         for (int i = 0; i < e->batch; i++)
@@ -61,6 +79,20 @@ void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs
     }
 }
 
+void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
+                     float *scratch) {
+    if (e->members == 1) {
+        replica_probs(e, e->execs[w], tta, inputs, probs, scratch);
+        return;
+    }
+    int64_t n = (int64_t)e->batch * e->model->classes;
+    float weight = 1.0f / (float)e->members, *one = scratch;
+    for (int m = 0; m < e->members; m++) {
+        replica_probs(e, e->execs[m * e->workers + w], tta, inputs, one, scratch + n);
+        for (int64_t k = 0; k < n; k++) probs[k] = (m ? probs[k] : 0.0f) + weight * one[k];
+    }
+}
+
 typedef struct {
     pc_engine *e;
     const pc_dataset *d;
@@ -70,7 +102,7 @@ typedef struct {
     int32_t *pred;                /* per sample of d */
     float *probs;                 /* optional output */
     float **inputs;               /* per worker: one normalized batch */
-    float **scratch;              /* per worker: 2 x batch x classes probabilities */
+    float **scratch;              /* per worker: 3 x batch x classes probabilities */
     pc_error_slot error;          /* a sample that could not be gathered */
 } eval_job;
 
@@ -153,7 +185,7 @@ pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, c
     size_t input_bytes = sizeof(float) * e->batch * d->c * d->h * d->w;
     for (int w = 0; ok && w < e->workers; w++)
         ok = (j.inputs[w] = malloc(input_bytes)) != NULL &&
-             (j.scratch[w] = malloc(2 * sizeof(float) * e->batch * e->model->classes)) != NULL;
+             (j.scratch[w] = malloc(3 * sizeof(float) * e->batch * e->model->classes)) != NULL;
     pc_status st = ok ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory during evaluation");
     pc_error_slot_init(&j.error);
     if (st == PC_OK && j.chunks > 0) pc_pool_run(e->pool, eval_worker, &j);

@@ -1,5 +1,7 @@
 /* An engine: a model, a team of workers and one replica (pc_exec) per worker, all
- * with the same fixed batch size. Training, evaluation and prediction run on it. */
+ * with the same fixed batch size. Training, evaluation and prediction run on it. For
+ * evaluation and prediction it can hold an ensemble: more models of the same input and
+ * classes, each with its own replicas, whose probabilities are averaged. */
 #ifndef PC_ENGINE_H
 #define PC_ENGINE_H
 
@@ -12,20 +14,25 @@
 #include "train/pool.h"
 
 typedef struct {
-    pc_model *model;       /* not owned */
+    pc_model *model;       /* not owned; the first member of an ensemble */
     pc_pool *pool;
-    pc_exec **execs;       /* one per worker */
-    int workers, threads, batch;
+    pc_exec **execs;       /* members x workers: member m's replica of worker w at
+                              m * workers + w (training uses member 0's) */
+    int workers, threads, batch, members;
     float mean[4], std[4]; /* input normalization per channel */
 } pc_engine;
 
 pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
                            pc_kernel_set kernels, pc_engine **out);
 void pc_engine_destroy(pc_engine *e);
+/* Add a model (not owned) to the ensemble: it must take the same input and have the
+ * same number of classes as the first. */
+pc_status pc_engine_add_member(pc_engine *e, pc_model *model, pc_kernel_set kernels);
 
 /* Softmax probabilities (batch x classes) of one batch of normalized inputs (NCHW, the
- * engine's batch size) on worker w's replica, averaged over the views of tta (NULL or
- * off: the inputs alone) in view order; scratch holds batch x classes floats. */
+ * engine's batch size) on worker w's replicas, averaged over the views of tta (NULL or
+ * off: the inputs alone) in view order, then over the members in member order; scratch
+ * holds 2 x batch x classes floats. */
 void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
                      float *scratch);
 

@@ -48,8 +48,18 @@ typedef struct {
     double v[5];
 } time_split;
 
+/* One model of pc_train's ensemble (a plain run is an ensemble of one). */
+typedef struct {
+    uint64_t split_seed;  /* the data split's seed: the first member's, for every member */
+    pc_model **earlier;   /* the members trained before this one, rated with it at the end */
+    int n_earlier;
+    pc_model **keep;      /* non-NULL: receives the final model (averaged weights) */
+    pc_metrics *ensemble; /* n_earlier > 0: the ensemble's test metrics */
+} member_ctx;
+
 typedef struct {
     const pc_train_config *cfg;
+    const member_ctx *mx;
     pc_engine *e;
     pc_model *m;
     pc_dataset train, test;
@@ -519,7 +529,7 @@ static pc_status load_data(trainer *t) {
     pc_folder_options fo = c->folder;
     pc_folder_report report;
     memset(&report, 0, sizeof report);
-    fo.seed = c->seed;
+    fo.seed = t->mx->split_seed;
     fo.report = &report;
     fo.list_dir = t->rank == 0 ? c->out_dir : NULL;
     fo.comm = t->comm;
@@ -816,6 +826,27 @@ static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
     return st;
 }
 
+/* The ensemble of the earlier members and this run's final model on the test data,
+ * with the run's test-time augmentation. */
+static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
+    const pc_train_config *c = t->cfg;
+    pc_engine *e = NULL;
+    if (pc_metrics_init(vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
+    swap_ema(t);
+    pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels, &e);
+    if (st == PC_OK) {
+        memcpy(e->mean, t->meta.mean, sizeof t->meta.mean);
+        memcpy(e->std, t->meta.std, sizeof t->meta.std);
+    }
+    for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
+        st = pc_engine_add_member(e, t->mx->earlier[k], c->kernels);
+    if (st == PC_OK) st = pc_engine_evaluate(e, t->comm, &t->test, &c->tta, vm, NULL, NULL);
+    pc_engine_destroy(e);
+    swap_ema(t);
+    return st;
+}
+
 /* Rank 0 did something that can fail; every rank returns its outcome. */
 static pc_status share_status(trainer *t, pc_status st) {
     if (t->ranks == 1) return st;
@@ -915,9 +946,10 @@ static pc_status run(trainer *t, pc_train_result *result) {
         result->images_seen += seen;
     }
     result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
-    /* test-time augmentation costs a forward pass per view: only for the final metrics */
-    int tta = pc_tta_views(&c->tta) > 1 && result->epochs_run > 0;
-    if (st == PC_OK && tta) st = evaluate(t, &c->tta, &vm);
+    /* test-time augmentation costs a forward pass per view: only for the final metrics
+     * (which a resumed finished run, with no epoch line, evaluates anew) */
+    int tta = pc_tta_views(&c->tta) > 1;
+    if (st == PC_OK && (tta || result->epochs_run == 0)) st = evaluate(t, tta ? &c->tta : NULL, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK && c->profile) st = report_profile(t);
@@ -930,6 +962,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm, tta) : PC_OK);
+    if (st == PC_OK && t->mx->n_earlier > 0) st = evaluate_ensemble(t, t->mx->ensemble);
     pc_metrics_free(&vm);
     return st;
 }
@@ -1107,18 +1140,24 @@ static pc_status setup(trainer *t) {
     return broadcast_state(t);
 }
 
-pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
+static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
+                              pc_train_result *result) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.cfg = c;
+    t.mx = mx;
     pc_error_slot_init(&t.data_error);
-    pc_train_result local;
-    if (!result) result = &local;
     memset(result, 0, sizeof *result);
     pc_status st = setup(&t);
     if (st == PC_OK) {
         print_startup(&t);
         st = run(&t, result);
+    }
+    if (st == PC_OK && mx->keep) { /* the averaged weights, complete on every rank */
+        if (t.ema_params && !t.fast_acc) st = pc_reducer_allgather_chunks(t.red, t.ema_params, 1);
+        swap_ema(&t);
+        *mx->keep = t.m;
+        t.m = NULL;
     }
     loader_free(&t);
     pc_reducer_destroy(t.red);
@@ -1137,6 +1176,142 @@ pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
     pc_dataset_free(&t.test);
     pc_error_slot_destroy(&t.data_error);
     return st;
+}
+
+/* Member k's folder, OUT/member-k (1-based). */
+static void member_dir(const pc_train_config *c, int k, char *buf, size_t n) {
+    snprintf(buf, n, "%s/member-%d", c->out_dir, k + 1);
+}
+
+/* Rank 0 checks a file; every rank learns the answer. */
+static pc_status shared_exists(const char *path, int *exists) {
+    pc_comm *comm = pc_comm_world();
+    int32_t yes = pc_comm_rank(comm) == 0 && access(path, F_OK) == 0;
+    if (pc_comm_size(comm) > 1) PC_TRY(pc_comm_bcast(comm, &yes, sizeof yes, 0));
+    *exists = yes;
+    return PC_OK;
+}
+
+/* Before the first member trains: a fresh ensemble must not find an earlier run in any
+ * member's folder (rather than fail after hours of training). */
+static pc_status check_member_dirs(const pc_train_config *c) {
+    if (!c->out_dir || c->resume || c->overwrite) return PC_OK;
+    for (int k = 0; k < c->ensemble; k++) {
+        char dir[4096], path[4200];
+        int exists;
+        member_dir(c, k, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+        PC_TRY(shared_exists(path, &exists));
+        if (exists)
+            return pc_fail(PC_ERR_USAGE, "--out %s already holds a training run; use --resume to "
+                           "continue it or --overwrite to start over", dir);
+    }
+    return PC_OK;
+}
+
+/* OUT/ensemble.json: the members' and the ensemble's results (rank 0 writes). */
+static pc_status write_ensemble_json(const pc_train_config *c, const pc_metrics *vm,
+                                     const pc_train_result *members, double seconds) {
+    if (!c->out_dir || pc_comm_rank(pc_comm_world()) != 0) return PC_OK;
+    char path[4096], views[64];
+    pc_tta_format(&c->tta, views, sizeof views);
+    snprintf(path, sizeof path, "%s/ensemble.json", c->out_dir);
+    cJSON *root = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(root, "members");
+    for (int k = 0; k < c->ensemble; k++) {
+        char dir[32];
+        snprintf(dir, sizeof dir, "member-%d", k + 1);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "dir", dir); /* in out_dir */
+        cJSON_AddNumberToObject(o, "seed", (double)(c->seed + (uint64_t)k));
+        cJSON_AddNumberToObject(o, "test_accuracy", members[k].test_accuracy);
+        cJSON_AddNumberToObject(o, "train_seconds", members[k].train_seconds);
+        cJSON_AddItemToArray(list, o);
+    }
+    cJSON_AddStringToObject(root, "tta", views);
+    cJSON_AddNumberToObject(root, "test_accuracy", pc_metrics_accuracy(vm));
+    cJSON_AddNumberToObject(root, "test_loss", pc_metrics_loss(vm));
+    cJSON_AddNumberToObject(root, "macro_f1", pc_metrics_macro_f1(vm));
+    cJSON_AddNumberToObject(root, "train_seconds", seconds);
+    char *text = cJSON_Print(root);
+    FILE *f = fopen(path, "w");
+    pc_status st = PC_OK;
+    if (!f || !text || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
+        st = pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    free(text);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* The summed times and counts of the members, and the ensemble's metrics. */
+static void ensemble_result(const pc_train_result *runs, int K, const pc_metrics *vm,
+                            pc_train_result *r) {
+    memset(r, 0, sizeof *r);
+    for (int k = 0; k < K; k++) {
+        r->epochs_run += runs[k].epochs_run;
+        r->train_seconds += runs[k].train_seconds;
+        r->images_seen += runs[k].images_seen;
+    }
+    r->images_per_second = r->train_seconds > 0 ? r->images_seen / r->train_seconds : 0;
+    r->test_accuracy = pc_metrics_accuracy(vm);
+    r->test_loss = pc_metrics_loss(vm);
+}
+
+static pc_status train_ensemble(const pc_train_config *c, pc_train_result *result) {
+    const int K = c->ensemble;
+    pc_model **models = calloc(K, sizeof *models);
+    pc_train_result *runs = calloc(K, sizeof *runs);
+    pc_metrics vm = {0};
+    pc_status st = models && runs ? check_member_dirs(c) : pc_fail(PC_ERR_NOMEM, "out of memory");
+    FILE *log = pc_comm_rank(pc_comm_world()) == 0 ? c->log : NULL;
+    for (int k = 0; st == PC_OK && k < K; k++) {
+        char dir[4096] = "", path[4200];
+        pc_train_config mc = *c;
+        mc.seed = c->seed + (uint64_t)k;
+        if (c->out_dir) {
+            member_dir(c, k, dir, sizeof dir);
+            mc.out_dir = dir;
+            snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+            int exists = 0;
+            if (c->resume && (st = shared_exists(path, &exists)) != PC_OK) break;
+            mc.resume = c->resume && exists; /* members not started yet start now */
+        }
+        if (log)
+            fprintf(log, "parcnn: ensemble member %d of %d, seed %llu%s%s\n", k + 1, K,
+                    (unsigned long long)mc.seed, c->out_dir ? ", into " : "", dir);
+        member_ctx mx = {.split_seed = c->seed, .earlier = models, .n_earlier = k == K - 1 ? k : 0,
+                         .keep = k < K - 1 ? &models[k] : NULL, .ensemble = &vm};
+        st = train_member(&mc, &mx, &runs[k]);
+    }
+    if (st == PC_OK) {
+        ensemble_result(runs, K, &vm, result);
+        char views[64] = "";
+        int tta = pc_tta_views(&c->tta) > 1;
+        if (tta) pc_tta_format(&c->tta, views, sizeof views);
+        if (log)
+            fprintf(log, "final: ensemble of %d models: test accuracy %.4f, test loss %.4f, macro "
+                    "F1 %.4f%s%s; %.1f s of training in all\n", K, pc_metrics_accuracy(&vm),
+                    pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm),
+                    tta ? ", test-time augmentation " : "", views, result->train_seconds);
+        st = write_ensemble_json(c, &vm, runs, result->train_seconds);
+        int32_t status = st;
+        if (pc_comm_size(pc_comm_world()) > 1 &&
+            pc_comm_bcast(pc_comm_world(), &status, sizeof status, 0) == PC_OK && status != PC_OK &&
+            st == PC_OK)
+            st = pc_fail((pc_status)status, "rank 0 could not write ensemble.json");
+    }
+    for (int k = 0; models && k < K; k++) pc_model_free(models[k]);
+    free(models);
+    free(runs);
+    pc_metrics_free(&vm);
+    return st;
+}
+
+pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
+    pc_train_result local;
+    if (!result) result = &local;
+    if (c->ensemble > 1) return train_ensemble(c, result);
+    member_ctx mx = {.split_seed = c->seed};
+    return train_member(c, &mx, result);
 }
 
 static const char *const lr_scale_names[] = {"none", "linear", "sqrt"};

@@ -57,6 +57,8 @@ typedef struct {
                                   while the workers compute (0: workers assemble their own) */
     int reduce_fast;           /* MPI: bucketed non-blocking allreduce overlapping backward */
     double timeout;            /* seconds a collective may wait for the other ranks (0: forever) */
+    int ensemble;              /* train this many models (seeds seed, seed + 1, ...; the data
+                                  split keeps seed) and rate their ensemble (0, 1: one model) */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 
@@ -65,14 +67,20 @@ typedef struct {
     double train_seconds;      /* time in training steps, all epochs */
     double images_seen;
     double images_per_second;  /* training images / train_seconds */
-    double test_accuracy, test_loss;
+    double test_accuracy, test_loss; /* of the ensemble when there is one */
 } pc_train_result;
 
 void pc_train_config_defaults(pc_train_config *c);
 
 /* Run training as configured, printing the start-up summary and one line per epoch
  * to c->log. Fills result when non-NULL. Returns PC_OK or an error with
- * pc_last_error() set. */
+ * pc_last_error() set.
+ *
+ * With c->ensemble = K > 1 the models are trained one after another, member k into
+ * out_dir/member-k (each a complete run: checkpoint, metrics.jsonl, report.svg; --resume
+ * continues the unfinished ones), and the last member's run ends with the ensemble's
+ * test metrics (class probabilities averaged over the members), also written to
+ * out_dir/ensemble.json; result's times and counts sum over the members. */
 pc_status pc_train(const pc_train_config *c, pc_train_result *result);
 
 #endif
