@@ -178,14 +178,16 @@ static float lookahead_decay(const trainer *t) {
 
 /* The weight average after the step being taken, on [begin, end) of x (the parameters, or
  * the batch-norm statistics) and avg: --ema avg = d avg + (1 - d) x every step; --lookahead
- * the same on its sync steps, then x = avg. Element by element, so chunked like the
+ * the same on its sync steps, then x = avg. Computed as avg + (1 - d) (x - avg), which
+ * leaves avg exactly as it is where x equals it (frozen parameters stay put; d avg +
+ * (1 - d) avg can round away from avg). Element by element, so chunked like the
  * optimizer it gives the bits of a whole update. */
 static void average_update(const trainer *t, float *x, float *avg, int64_t begin, int64_t end) {
     if (!avg) return;
     const int lookahead = t->cfg->lookahead > 0;
     const float d = lookahead ? lookahead_decay(t) : ema_decay(t), r = 1.0f - d;
     if (d < 0) return;
-    for (int64_t i = begin; i < end; i++) avg[i] = d * avg[i] + r * x[i];
+    for (int64_t i = begin; i < end; i++) avg[i] += r * (x[i] - avg[i]);
     if (lookahead) memcpy(x + begin, avg + begin, sizeof(float) * (end - begin));
 }
 
