@@ -850,13 +850,15 @@ static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
 }
 
 /* Rank 0 did something that can fail; every rank returns its outcome. */
-static pc_status share_status(trainer *t, pc_status st) {
-    if (t->ranks == 1) return st;
+static pc_status share_status_on(pc_comm *comm, pc_status st) {
+    if (pc_comm_size(comm) == 1) return st;
     int32_t status = st;
-    PC_TRY(pc_comm_bcast(t->comm, &status, sizeof status, 0));
-    if (t->rank == 0 || status == PC_OK) return (pc_status)status;
+    PC_TRY(pc_comm_bcast(comm, &status, sizeof status, 0));
+    if (pc_comm_rank(comm) == 0 || status == PC_OK) return (pc_status)status;
     return pc_fail((pc_status)status, "%s", PC_SHARED_ERROR);
 }
+
+static pc_status share_status(trainer *t, pc_status st) { return share_status_on(t->comm, st); }
 
 /* DIR/report.svg, headed by the model, the data and the final metrics. */
 static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
@@ -1211,7 +1213,8 @@ static pc_status check_member_dirs(const pc_train_config *c) {
     return PC_OK;
 }
 
-/* OUT/ensemble.json: the members' and the ensemble's results (rank 0 writes). */
+/* OUT/ensemble.json: the members' and the ensemble's results (rank 0 writes, the others
+ * return PC_OK). */
 static pc_status write_ensemble_json(const pc_train_config *c, const pc_metrics *vm,
                                      const pc_train_result *members, double seconds) {
     if (!c->out_dir || pc_comm_rank(pc_comm_world()) != 0) return PC_OK;
@@ -1294,12 +1297,7 @@ static pc_status train_ensemble(const pc_train_config *c, pc_train_result *resul
                     "F1 %.4f%s%s; %.1f s of training in all\n", K, pc_metrics_accuracy(&vm),
                     pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm),
                     tta ? ", test-time augmentation " : "", views, result->train_seconds);
-        st = write_ensemble_json(c, &vm, runs, result->train_seconds);
-        int32_t status = st;
-        if (pc_comm_size(pc_comm_world()) > 1 &&
-            pc_comm_bcast(pc_comm_world(), &status, sizeof status, 0) == PC_OK && status != PC_OK &&
-            st == PC_OK)
-            st = pc_fail((pc_status)status, "rank 0 could not write ensemble.json");
+        st = share_status_on(pc_comm_world(), write_ensemble_json(c, &vm, runs, result->train_seconds));
     }
     for (int k = 0; models && k < K; k++) pc_model_free(models[k]);
     free(models);
