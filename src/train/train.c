@@ -818,14 +818,24 @@ static pc_status report_profile(trainer *t) {
     return st;
 }
 
-/* The test metrics, of the averaged weights with --ema (whose chunks the ranks
- * first share, as the optimizer state). */
-static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
-    if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
+/* --ema: the ranks share their chunks of the average (as of the optimizer state), so
+ * that every rank holds all of it. */
+static pc_status share_average(trainer *t) {
+    if (!t->ema_params || t->fast_acc) return PC_OK;
+    return pc_reducer_allgather_chunks(t->red, t->ema_params, 1);
+}
+
+/* The test metrics on engine e (running t->m), of the averaged weights with --ema. */
+static pc_status evaluate_on(trainer *t, pc_engine *e, const pc_tta *tta, pc_metrics *vm) {
+    PC_TRY(share_average(t));
     swap_ema(t);
-    pc_status st = pc_engine_evaluate(t->e, t->comm, &t->test, tta, vm, NULL, NULL);
+    pc_status st = pc_engine_evaluate(e, t->comm, &t->test, tta, vm, NULL, NULL);
     swap_ema(t);
     return st;
+}
+
+static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
+    return evaluate_on(t, t->e, tta, vm);
 }
 
 /* The ensemble of the earlier members and this run's final model on the test data,
@@ -834,8 +844,6 @@ static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
     const pc_train_config *c = t->cfg;
     pc_engine *e = NULL;
     if (pc_metrics_init(vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (t->ema_params && !t->fast_acc) PC_TRY(pc_reducer_allgather_chunks(t->red, t->ema_params, 1));
-    swap_ema(t);
     pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels, &e);
     if (st == PC_OK) {
         memcpy(e->mean, t->meta.mean, sizeof t->meta.mean);
@@ -843,9 +851,8 @@ static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
     }
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
         st = pc_engine_add_member(e, t->mx->earlier[k], c->kernels);
-    if (st == PC_OK) st = pc_engine_evaluate(e, t->comm, &t->test, &c->tta, vm, NULL, NULL);
+    if (st == PC_OK) st = evaluate_on(t, e, &c->tta, vm);
     pc_engine_destroy(e);
-    swap_ema(t);
     return st;
 }
 
@@ -1158,10 +1165,12 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
         st = run(&t, result);
     }
     if (st == PC_OK && mx->keep) { /* the averaged weights, complete on every rank */
-        if (t.ema_params && !t.fast_acc) st = pc_reducer_allgather_chunks(t.red, t.ema_params, 1);
-        swap_ema(&t);
-        *mx->keep = t.m;
-        t.m = NULL;
+        st = share_average(&t);
+        if (st == PC_OK) {
+            swap_ema(&t);
+            *mx->keep = t.m;
+            t.m = NULL;
+        }
     }
     loader_free(&t);
     pc_reducer_destroy(t.red);
