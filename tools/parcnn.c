@@ -514,9 +514,8 @@ static pc_status load_models(const infer_opts *o, loaded_models *lm) {
 static pc_status open_engine(const infer_opts *o, loaded_models *lm, int workers, int batch,
                              pc_engine **e) {
     pc_exec_set_conv_algo(o->conv_algo);
-    PC_TRY(pc_engine_create(lm->models[0], workers, 1, batch, o->kernels, e));
-    memcpy((*e)->mean, lm->meta.mean, sizeof lm->meta.mean);
-    memcpy((*e)->std, lm->meta.std, sizeof lm->meta.std);
+    PC_TRY(pc_engine_create(lm->models[0], workers, 1, batch, o->kernels, lm->meta.mean,
+                            lm->meta.std, e));
     for (int k = 1; k < lm->n; k++) PC_TRY(pc_engine_add_member(*e, lm->models[k], o->kernels));
     return PC_OK;
 }

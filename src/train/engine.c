@@ -5,7 +5,8 @@
 #include <string.h>
 
 pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
-                           pc_kernel_set kernels, pc_engine **out) {
+                           pc_kernel_set kernels, const float *mean, const float *std,
+                           pc_engine **out) {
     *out = NULL;
     pc_engine *e = calloc(1, sizeof *e);
     if (!e) return pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -14,7 +15,10 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
     e->threads = threads;
     e->batch = batch;
     e->members = 1;
-    for (int c = 0; c < 4; c++) e->std[c] = 1.0f;
+    for (int c = 0; c < 4; c++) {
+        e->mean[c] = mean ? mean[c] : 0.0f;
+        e->std[c] = std ? std[c] : 1.0f;
+    }
     e->execs = calloc(workers, sizeof(pc_exec *));
     if (!e->execs) {
         free(e);

@@ -22,8 +22,11 @@ typedef struct {
     float mean[4], std[4]; /* input normalization per channel */
 } pc_engine;
 
+/* mean and std: the input normalization per channel (at most 4) the engine applies to
+ * the images it gathers; NULL for none. */
 pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
-                           pc_kernel_set kernels, pc_engine **out);
+                           pc_kernel_set kernels, const float *mean, const float *std,
+                           pc_engine **out);
 void pc_engine_destroy(pc_engine *e);
 /* Add a model (not owned) to the ensemble: it must take the same input and have the
  * same number of classes as the first. */

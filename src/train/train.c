@@ -844,11 +844,8 @@ static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
     const pc_train_config *c = t->cfg;
     pc_engine *e = NULL;
     if (pc_metrics_init(vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels, &e);
-    if (st == PC_OK) {
-        memcpy(e->mean, t->meta.mean, sizeof t->meta.mean);
-        memcpy(e->std, t->meta.std, sizeof t->meta.std);
-    }
+    pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels,
+                                    t->meta.mean, t->meta.std, &e);
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
         st = pc_engine_add_member(e, t->mx->earlier[k], c->kernels);
     if (st == PC_OK) st = evaluate_on(t, e, &c->tta, vm);
@@ -1121,9 +1118,8 @@ static pc_status setup(trainer *t) {
                            c->seed, &t->m));
     PC_TRY(whiten_layers(t));
     pc_exec_set_conv_algo(c->conv_algo);
-    PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels, &t->e));
-    memcpy(t->e->mean, t->meta.mean, sizeof t->meta.mean);
-    memcpy(t->e->std, t->meta.std, sizeof t->meta.std);
+    PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels,
+                            t->meta.mean, t->meta.std, &t->e));
     t->shards = c->batch / c->shard_size;
     PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
