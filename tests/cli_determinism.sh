@@ -87,7 +87,7 @@ check "5 steps + 5 resumed steps = 10 steps (checkpoint)" "$tmp/half/checkpoint.
 # 1 worker reaches them too (7 steps: between two lookahead syncs of every 3); and the
 # average changes the weights saved.
 recipe=(--model minixception "${common[@]}" --schedule triangular --peak-epoch 0.5
-        --optimizer sgd --lr 0.05 --nesterov --weight-decay 5e-4 --no-decay-bn-bias --bias-lr-mult 4
+        --optimizer sgd --lr 0.05 --nesterov --weight-decay 5e-4 --no-decay-bn-bias --bias-lr-mult 4 --norm-bias-lr-mult 8
         --augment flip=alt,crop=2)
 "$parcnn" train "${recipe[@]}" --workers 2 --out "$tmp/recipe-plain" > /dev/null 2>&1
 averaged() { # averaged NAME FLAG VALUE

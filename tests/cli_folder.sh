@@ -85,6 +85,31 @@ assert one["whiten.weight"] == two["whiten.weight"]
 moved = [k for k in one if one[k] != two[k]]
 assert any(k.endswith(".bias") for k in moved) and "layers.4.weight" in moved, moved
 PY
+# train_epochs=1 on the whitening layer: its bias trains in epoch 1 (steps 1-2) and then
+# stays put while the rest trains on; a run stopped in epoch 2 and resumed freezes it too.
+# (Lookahead syncs every step here: with the recipe's 5, the run's last step would move
+# the weights towards slow ones older than step 2.)
+sed 's/train_epochs=3/train_epochs=1/' "$src/models/whitenet.cfg" > "$tmp/whitenet-1.cfg"
+timed=("${recipe[@]}" --model "$tmp/whitenet-1.cfg" --lookahead 1)
+"$parcnn" train "${timed[@]}" --max-steps 2 --out "$tmp/timed-1" > "$tmp/timed-1.log" 2>&1 || bad "train_epochs: 2 steps"
+"$parcnn" train "${timed[@]}" --out "$tmp/timed" > "$tmp/timed.log" 2>&1 || bad "train_epochs: whole run"
+"$parcnn" train "${timed[@]}" --max-steps 3 --out "$tmp/timed-r" > /dev/null 2>&1 \
+    && "$parcnn" train "${timed[@]}" --resume --out "$tmp/timed-r" > /dev/null 2>&1 || bad "train_epochs: resumed run"
+grep -q "layer whiten trains for the first 1 epoch(s), then freezes" "$tmp/timed.log" && ok "train_epochs: said at start" || bad "train_epochs not said"
+cmp -s "$tmp/timed/model.safetensors" "$tmp/timed-r/model.safetensors" && ok "train_epochs: 3 steps + resumed = the whole run" || bad "train_epochs: resumed run differs"
+/usr/bin/env python3 - "$tmp/timed-1/model.safetensors" "$tmp/timed/model.safetensors" <<'PY' \
+    && ok "train_epochs=1: the whitening bias trains in epoch 1, then freezes" || bad "train_epochs: bias not frozen after epoch 1"
+import json, struct, sys
+def load(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+            for k, v in head.items() if k != "__metadata__"}
+one, two = load(sys.argv[1]), load(sys.argv[2])
+assert one["whiten.bias"] == two["whiten.bias"] and any(one["whiten.bias"][i] for i in range(96))
+assert one["layers.4.weight"] != two["layers.4.weight"]
+PY
 "$parcnn" train --recipe cifar10 --no-progress > "$tmp/recipe-nodata.log" 2>&1
 [ $? = 2 ] && grep -q -- "--recipe cifar10 needs --data" "$tmp/recipe-nodata.log" && ok "recipe cifar10 without --data: usage error" || { bad "recipe without data:"; cat "$tmp/recipe-nodata.log"; }
 

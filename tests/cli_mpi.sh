@@ -44,7 +44,7 @@ done
 # average (lookahead: and moves its chunk of the weights to it); the chunks are shared for
 # evaluation and the files: still the bytes of one process
 recipe=("${common[@]}" --schedule triangular --optimizer sgd --lr 0.05 --weight-decay 5e-4
-        --no-decay-bn-bias --bias-lr-mult 4 --augment flip=alt)
+        --no-decay-bn-bias --bias-lr-mult 4 --norm-bias-lr-mult 8 --augment flip=alt)
 for avg in "--ema 0.99" "--lookahead 3"; do
     name=${avg%% *}
     "$parcnn" train "${recipe[@]}" $avg --workers 1 --out "$tmp/avg1" > "$tmp/avg1.log" 2>&1 || bad "$name on 1 process failed"

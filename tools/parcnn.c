@@ -94,9 +94,11 @@ static const char train_help[] =
     "  --nesterov           Nesterov momentum for SGD\n"
     "  --weight-decay X     L2 (sgd, adam) or decoupled (adamw) weight decay (default 0)\n"
     "  --no-decay-bn-bias   no weight decay on biases and batch-norm scales and shifts\n"
-    "  --bias-lr-mult X     learning-rate multiplier of biases, batch-norm shifts included;\n"
-    "                       their weight decay is divided by X, so they decay per step as\n"
-    "                       the weights do (default 1; airbench uses 64 with SGD)\n"
+    "  --bias-lr-mult X     learning-rate multiplier of conv and dense biases; their weight\n"
+    "                       decay is divided by X, so they decay per step as the weights\n"
+    "                       do (default 1)\n"
+    "  --norm-bias-lr-mult X  the same for batch-norm shifts (default 1; airbench uses 64\n"
+    "                       with SGD)\n"
     "  --schedule NAME      constant, exp (default), step, cosine or triangular\n"
     "  --decay-rate X       exp/step: factor per --decay-epochs (default 0.8)\n"
     "  --decay-epochs X     exp/step: period in epochs (default 1)\n"
@@ -185,7 +187,7 @@ static int train_args(int argc, char **argv) {
     c.progress = isatty(2);
     enum {
         O_DATA = 256, O_MODEL, O_EPOCHS, O_BATCH, O_SHARD, O_WORKERS, O_THREADS, O_OPT, O_LR,
-        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_EMA, O_LOOKAHEAD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
+        O_MOM, O_NEST, O_WD, O_NODECAY, O_BIASLR, O_NORMBIASLR, O_EMA, O_LOOKAHEAD, O_SCHED, O_DRATE, O_DEPOCHS, O_WARM,
         O_PEAK, O_START, O_SMOOTH, O_LRSCALE, O_LRREF, O_SEED, O_LIMIT, O_MAXSTEPS, O_EVALLIMIT,
         O_OUT, O_RESUME, O_OVERWRITE, O_ENSEMBLE, O_TIMEOUT, O_REDUCE, O_AUG, O_TTA, O_LTHREADS, O_ISIZE,
         O_CHANNELS, O_VSPLIT, O_CACHE, O_BAD, O_DTHREADS, O_KERNELS, O_PRECISION, O_CONVALGO, O_NOPROG, O_PROFILE, O_HELP
@@ -196,6 +198,7 @@ static int train_args(int argc, char **argv) {
         {"threads", 1, 0, O_THREADS}, {"optimizer", 1, 0, O_OPT}, {"lr", 1, 0, O_LR},
         {"momentum", 1, 0, O_MOM}, {"nesterov", 0, 0, O_NEST}, {"weight-decay", 1, 0, O_WD},
         {"no-decay-bn-bias", 0, 0, O_NODECAY}, {"bias-lr-mult", 1, 0, O_BIASLR},
+        {"norm-bias-lr-mult", 1, 0, O_NORMBIASLR},
         {"ema", 1, 0, O_EMA}, {"lookahead", 1, 0, O_LOOKAHEAD},
         {"schedule", 1, 0, O_SCHED}, {"decay-rate", 1, 0, O_DRATE},
         {"decay-epochs", 1, 0, O_DEPOCHS}, {"warmup-epochs", 1, 0, O_WARM},
@@ -238,6 +241,9 @@ static int train_args(int argc, char **argv) {
             break;
         case O_LOOKAHEAD: bad = parse_long("train", "--lookahead", optarg, 1, 1000000, &v); c.lookahead = (int)v; break;
         case O_BIASLR: bad = parse_float("train", "--bias-lr-mult", optarg, 1e-6, 1e4, &c.bias_lr_mult); break;
+        case O_NORMBIASLR:
+            bad = parse_float("train", "--norm-bias-lr-mult", optarg, 1e-6, 1e4, &c.norm_bias_lr_mult);
+            break;
         case O_SCHED:
             if (pc_sched_parse(optarg, &c.sched.kind) != PC_OK) return fail(PC_ERR_USAGE);
             break;

@@ -48,7 +48,8 @@ struct pc_exec {
     char *grad_ready;    /* per layer: dout already holds a contribution */
     /* per layer: its output's gradient is needed (pc_model_grad_wanted). Backward skips the
      * others: for a frozen first layer (whitenet's whitening), the next convolution's
-     * backward data, a third of its backward. */
+     * backward data, a third of its backward. Set at every backward, as a layer with
+     * train_epochs= freezes during training. */
     char *grad_wanted;
     float *dlogits;      /* the gradient at the logits, plain (last layer's dout unless blocked) */
     int train_forward;   /* last forward was in training mode */
@@ -267,7 +268,6 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
     ex->grad_ready = calloc(m->n_layers, 1);
     ex->grad_wanted = calloc(m->n_layers, 1);
     if (!ex->ls || !ex->grad_ready || !ex->grad_wanted) goto nomem;
-    pc_model_grad_wanted(m, ex->grad_wanted);
 #ifdef PARCNN_HAVE_DNNL
     if (ex->use_dnnl) ex->block = pc_dnnl_activation_block();
 #endif
@@ -762,6 +762,7 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
 
 void pc_exec_backward(pc_exec *ex, float *grads) {
     const pc_model *m = ex->m;
+    pc_model_grad_wanted(m, ex->grad_wanted);
     memset(ex->grad_ready, 0, m->n_layers);
     ex->grad_ready[m->n_layers - 1] = 1; /* seeded by pc_exec_loss */
     const pc_layer *last = &m->layers[m->n_layers - 1];

@@ -352,9 +352,12 @@ static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer
     return PC_OK;
 }
 
-/* trainable=all|weight|bias|none, for layers with parameters. */
+/* trainable=all|weight|bias|none, for layers with parameters, and train_epochs=E: those
+ * parameters train for the first E epochs only, then freeze (airbench trains its
+ * whitening layer's bias for 3). */
 static pc_status read_trainable(parse_ctx *ctx, section *sec, pc_layer *l) {
     static const char *names[] = {"none", "weight", "bias", "all"};
+    PC_TRY(get_float(ctx, sec, "train_epochs", 0.0f, 0.0f, 1e6f, &l->train_epochs));
     const char *v = get_value(sec, "trainable");
     l->trainable = PC_TRAIN_ALL;
     if (!v) return PC_OK;
@@ -449,6 +452,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         PC_TRY(finish_conv(ctx, sec, p, l));
         PC_TRY(read_trainable(ctx, sec, p));
         l->trainable = p->trainable;
+        l->train_epochs = p->train_epochs;
     } else if (strcmp(k, "dense") == 0) {
         l->kind = PC_L_DENSE;
         PC_TRY(get_int(ctx, sec, "units", 0, 1, &l->filters));
@@ -714,7 +718,8 @@ void pc_model_param_roles(const pc_model *m, uint8_t *roles) {
         const pc_layer *l = &m->layers[i];
         int weight_role = l->kind == PC_L_BN ? PC_PARAM_NORM_SCALE : PC_PARAM_WEIGHT;
         if (!(l->trainable & PC_TRAIN_WEIGHT)) weight_role = PC_PARAM_FROZEN;
-        int bias_role = l->trainable & PC_TRAIN_BIAS ? PC_PARAM_BIAS : PC_PARAM_FROZEN;
+        int bias_role = l->kind == PC_L_BN ? PC_PARAM_NORM_SHIFT : PC_PARAM_BIAS;
+        if (!(l->trainable & PC_TRAIN_BIAS)) bias_role = PC_PARAM_FROZEN;
         if (l->weight_off >= 0) memset(roles + l->weight_off, weight_role, (size_t)l->weight_n);
         if (l->bias_off >= 0) memset(roles + l->bias_off, bias_role, (size_t)l->bias_n);
     }

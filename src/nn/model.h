@@ -59,6 +59,8 @@ typedef struct {
     pc_activation act;          /* applied to the layer's output */
     pc_init init;               /* conv and dense weights */
     int trainable;              /* PC_TRAIN_* bits */
+    float train_epochs;         /* > 0: the trainable parameters freeze after this many
+                                   epochs (train_epochs= in the model file) */
 
     /* hyper-parameters (those that apply to the kind) */
     int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */
@@ -119,12 +121,13 @@ int64_t pc_layer_backward_flops(const pc_model *m, const char *wanted, int i);
 int64_t pc_model_train_flops(const pc_model *m);
 int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
 
-/* What each parameter is, for per-group optimizer settings: conv and dense weights,
- * biases (conv, dense and the batch-norm shift), batch-norm scales, and frozen ones. */
+/* What each parameter is, for per-group optimizer settings: conv and dense weights, their
+ * biases, batch-norm scales and shifts, and frozen ones. */
 typedef enum {
     PC_PARAM_WEIGHT = 0,
     PC_PARAM_BIAS,
     PC_PARAM_NORM_SCALE,
+    PC_PARAM_NORM_SHIFT,
     PC_PARAM_FROZEN,            /* not trainable (trainable= in the model file) */
     PC_PARAM_ROLES
 } pc_param_role;

@@ -33,6 +33,7 @@ void pc_train_config_defaults(pc_train_config *c) {
     c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
                                  .decay_epochs = 1.0f, .peak_epoch = -1, .start_factor = 0.2f};
     c->bias_lr_mult = 1.0f;
+    c->norm_bias_lr_mult = 1.0f;
     c->seed = 1;
     c->lr_ref_batch = 128;
     c->timeout = 300;
@@ -597,7 +598,9 @@ static void make_fingerprint(trainer *t) {
              c->folder.val_split);
     if (c->sched.kind == PC_SCHED_TRIANGULAR)
         fingerprint_add(t, " peak=%g start=%g", c->sched.peak_epoch, c->sched.start_factor);
-    if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " bias_lr_mult=%g", c->bias_lr_mult);
+    if (c->bias_lr_mult != 1.0f) fingerprint_add(t, " lr_mult=bias:%g", c->bias_lr_mult);
+    if (c->norm_bias_lr_mult != 1.0f)
+        fingerprint_add(t, " lr_mult=norm_bias:%g", c->norm_bias_lr_mult);
     if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
     if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
     if (c->lookahead > 0) fingerprint_add(t, " lookahead=%d", c->lookahead);
@@ -664,11 +667,17 @@ static void print_startup(const trainer *t) {
         say(t, " (x%g rising to the peak at epoch %g, then down to 0)", c->sched.start_factor, peak);
     }
     if (c->bias_lr_mult != 1.0f) say(t, ", biases at %g x lr", c->bias_lr_mult);
+    if (c->norm_bias_lr_mult != 1.0f)
+        say(t, ", batch-norm shifts at %g x lr", c->norm_bias_lr_mult);
     if (c->no_decay_bn_bias) say(t, ", no weight decay on biases and batch-norm scales");
     if (c->ema > 0) say(t, ", weights averaged with decay %g (evaluated and saved)", c->ema);
     if (c->lookahead > 0) say(t, ", lookahead every %d steps", c->lookahead);
     say(t, ", %d epoch(s) of %lld steps, seed %llu\n", c->epochs,
         (long long)(t->train.n / c->batch), (unsigned long long)c->seed);
+    for (int i = 1; i < t->m->n_layers; i++)
+        if (t->m->layers[i].train_epochs > 0)
+            say(t, "parcnn: layer %s trains for the first %g epoch(s), then freezes\n",
+                t->m->layers[i].name, t->m->layers[i].train_epochs);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if ((long)c->workers * c->threads > cores && t->rank == 0)
         fprintf(stderr, "parcnn: warning: %d workers x %d threads exceed the %ld cores\n",
@@ -879,6 +888,20 @@ static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
 
 /* ------------------------------------------------------------- the loop */
 
+/* train_epochs=E: a layer's parameters train for the first ceil(E x steps per epoch)
+ * steps (airbench's whitening bias: 3 epochs), then freeze: into the frozen optimizer
+ * group, and out of backward, which reads the trainable bits at every step. Checked
+ * before every step, so a resumed run freezes them at the step the whole run did. */
+static void freeze_layers(trainer *t, int64_t steps_per_epoch) {
+    for (int i = 1; i < t->m->n_layers; i++) {
+        pc_layer *l = &t->m->layers[i];
+        if (l->train_epochs <= 0 || !l->trainable) continue;
+        if (t->step < (int64_t)ceil((double)l->train_epochs * (double)steps_per_epoch)) continue;
+        l->trainable = 0;
+        pc_model_param_roles(t->m, t->param_roles);
+    }
+}
+
 static pc_status run(trainer *t, pc_train_result *result) {
     const pc_train_config *c = t->cfg;
     int64_t spe = t->train.n / c->batch;
@@ -897,6 +920,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         double loss_sum = 0, t0 = pc_now();
         int64_t correct = 0, seen = 0, first_step = t->step;
         while (t->step < epoch_end) {
+            freeze_layers(t, spe);
             t->lr = pc_sched_lr(&sched, t->step);
             t->batch_first = (t->step % spe) * c->batch;
             st = t->loader ? prepare_input(t, epoch_end) : PC_OK;
@@ -1043,10 +1067,10 @@ static pc_status prepare_out_dir(trainer *t) {
     return PC_OK;
 }
 
-/* The optimizer's parameter groups, one per pc_param_role: biases get --bias-lr-mult
- * and their weight decay divided by it (the same decay per step, as airbench); with
- * --no-decay-bn-bias, biases and batch-norm scales get none; frozen parameters neither
- * move nor decay. */
+/* The optimizer's parameter groups, one per pc_param_role: conv and dense biases get
+ * --bias-lr-mult, batch-norm shifts --norm-bias-lr-mult, each with its weight decay
+ * divided by it (the same decay per step, as airbench); with --no-decay-bn-bias, biases
+ * and batch-norm scales and shifts get none; frozen parameters neither move nor decay. */
 static pc_status setup_param_groups(trainer *t) {
     const pc_train_config *c = t->cfg;
     _Static_assert(PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role");
@@ -1056,7 +1080,10 @@ static pc_status setup_param_groups(trainer *t) {
     t->groups.group = t->param_roles;
     for (int k = 0; k < PC_PARAM_ROLES; k++) {
         int decayed = k == PC_PARAM_WEIGHT || (k != PC_PARAM_FROZEN && !c->no_decay_bn_bias);
-        float lr_mult = k == PC_PARAM_BIAS ? c->bias_lr_mult : k == PC_PARAM_FROZEN ? 0.0f : 1.0f;
+        float lr_mult = k == PC_PARAM_BIAS         ? c->bias_lr_mult
+                        : k == PC_PARAM_NORM_SHIFT ? c->norm_bias_lr_mult
+                        : k == PC_PARAM_FROZEN     ? 0.0f
+                                                   : 1.0f;
         t->groups.lr_mult[k] = lr_mult;
         t->groups.weight_decay[k] = decayed ? c->opt.weight_decay / lr_mult : 0.0f;
     }

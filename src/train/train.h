@@ -33,8 +33,9 @@ typedef struct {
     int workers, threads;
     pc_opt_config opt;
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
-    float bias_lr_mult;        /* learning-rate multiplier of biases (batch-norm shift too) */
-    int no_decay_bn_bias;      /* no weight decay on biases and batch-norm scales */
+    float bias_lr_mult;        /* learning-rate multiplier of conv and dense biases */
+    float norm_bias_lr_mult;   /* learning-rate multiplier of batch-norm shifts */
+    int no_decay_bn_bias;      /* no weight decay on biases, batch-norm scales and shifts */
     float ema;                 /* decay of the weight average evaluated and saved (0: off) */
     int lookahead;             /* airbench's lookahead every this many steps (0: off) */
     pc_tta tta;                /* test-time augmentation of the final evaluation */
