@@ -13,6 +13,20 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# tensors FILE... <<'PY': the Python check on stdin, with `files` the tensors (name -> raw
+# bytes) of each safetensors FILE; its exit status
+tensors() {
+    /usr/bin/env python3 -c '
+import json, struct, sys
+def load(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
+            for k, v in head.items() if k != "__metadata__"}
+files = [load(path) for path in sys.argv[1:]]
+exec(sys.stdin.read())' "$@"
+}
 
 tar -xzf "$tarball" -C "$tmp"
 # a small copy: 60 training and 20 test images per class
@@ -67,16 +81,9 @@ cmp -s "$tmp/recipe-w1/model.safetensors" "$tmp/recipe-w2/model.safetensors" && 
     && ok "recipe cifar10: model and final (TTA) metrics identical for 1 and 2 workers" || bad "recipe cifar10 differs across workers"
 grep -q "whiten whitens patches (init from 600 training images)" "$tmp/recipe-w1.log" && ok "recipe cifar10: first layer whitened from the data" || bad "no whitening line"
 "$parcnn" train "${recipe[@]}" --max-steps 1 --out "$tmp/recipe-1step" > "$tmp/recipe-1step.log" 2>&1 || bad "recipe cifar10, 1 step"
-/usr/bin/env python3 - "$tmp/recipe-1step/model.safetensors" "$tmp/recipe-w1/model.safetensors" <<'PY' \
+tensors "$tmp/recipe-1step/model.safetensors" "$tmp/recipe-w1/model.safetensors" <<'PY' \
     && ok "frozen parameters (whitening filters, batch-norm scales) stay put while the rest trains" || bad "frozen parameters moved"
-import json, struct, sys
-def load(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
-            for k, v in head.items() if k != "__metadata__"}
-one, two = load(sys.argv[1]), load(sys.argv[2])
+one, two = files
 scales = [k for k in one if k.endswith(".weight") and k.replace(".weight", ".running_mean") in one]
 assert len(scales) == 6, scales
 for k in scales:
@@ -97,16 +104,9 @@ timed=("${recipe[@]}" --model "$tmp/whitenet-1.cfg" --lookahead 1)
     && "$parcnn" train "${timed[@]}" --resume --out "$tmp/timed-r" > /dev/null 2>&1 || bad "train_epochs: resumed run"
 grep -q "layer whiten trains for the first 1 epoch(s), then freezes" "$tmp/timed.log" && ok "train_epochs: said at start" || bad "train_epochs not said"
 cmp -s "$tmp/timed/model.safetensors" "$tmp/timed-r/model.safetensors" && ok "train_epochs: 3 steps + resumed = the whole run" || bad "train_epochs: resumed run differs"
-/usr/bin/env python3 - "$tmp/timed-1/model.safetensors" "$tmp/timed/model.safetensors" <<'PY' \
+tensors "$tmp/timed-1/model.safetensors" "$tmp/timed/model.safetensors" <<'PY' \
     && ok "train_epochs=1: the whitening bias trains in epoch 1, then freezes" || bad "train_epochs: bias not frozen after epoch 1"
-import json, struct, sys
-def load(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    return {k: raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]
-            for k, v in head.items() if k != "__metadata__"}
-one, two = load(sys.argv[1]), load(sys.argv[2])
+one, two = files
 assert one["whiten.bias"] == two["whiten.bias"] and any(one["whiten.bias"][i] for i in range(96))
 assert one["layers.4.weight"] != two["layers.4.weight"]
 PY
