@@ -33,6 +33,7 @@ expect "triangular with a warm-up" 2 "--warmup-epochs 1: the triangular schedule
 expect "peak after the last epoch" 2 "--peak-epoch 3: must be at most --epochs 1" -- "$parcnn" train "${small[@]}" --schedule triangular --peak-epoch 3
 expect "start factor above 1" 2 "--start-factor 1.5: expected a number in \[0, 1\]" -- "$parcnn" train --start-factor 1.5
 expect "bias learning-rate multiplier of 0" 2 "--bias-lr-mult 0: expected a number" -- "$parcnn" train --bias-lr-mult 0
+expect "norm-bias learning-rate multiplier of 0" 2 "--norm-bias-lr-mult 0: expected a number" -- "$parcnn" train --norm-bias-lr-mult 0
 expect "no-decay-bn-bias without weight decay" 2 "--no-decay-bn-bias: there is no weight decay to turn off" -- "$parcnn" train "${small[@]}" --no-decay-bn-bias
 expect "bad flip mode" 2 "--augment: bad item 'flip=maybe': expected no value or alt" -- "$parcnn" train --augment flip=maybe
 expect "EMA decay of 1" 2 "--ema 1: expected a decay in \(0, 1\)" -- "$parcnn" train --ema 1
