@@ -22,6 +22,7 @@ int main(void) {
 #include <string.h>
 
 #include "core/common.h"
+#include "kernels/dnnl/dnnl_internal.h"
 #include "kernels/dnnl/dnnl_kernels.h"
 #include "kernels/fast/fast.h"
 #include "kernels/ref/ref.h"
@@ -354,6 +355,80 @@ static void weights_version_tests(void) {
         pc_dnnl_conv_destroy(p);
     }
     pc_free(x), pc_free(w), pc_free(y1), pc_free(y2), pc_free(y3);
+}
+
+/* --------------------------------------------------- bf16 weight packing */
+
+/* dnnl_pack.c against oneDNN's reorder, bit for bit, on the weights layout a bf16 inner
+ * product picks for (n, in, out); values include ties, NaN, infinities and zeros. Returns
+ * whether the fast packer applied. */
+static int test_pack(int n, int in, int out) {
+    char d[64];
+    snprintf(d, sizeof d, "n%d in%d out%d", n, in, out);
+    pcd_base b;
+    int used = 0;
+    if (pcd_base_init(&b)) {
+        CHECK(0, "pack %s: base: %s", d, pc_last_error());
+        return 0;
+    }
+    dnnl_dim_t sd[2] = {n, in}, wd[2] = {out, in}, dd[2] = {n, out};
+    dnnl_memory_desc_t s, w, y, user;
+    pcd_md_init_dt(&s, 2, sd, dnnl_bf16, dnnl_nc, "src");
+    pcd_md_init_dt(&w, 2, wd, dnnl_bf16, dnnl_format_tag_any, "weights");
+    pcd_md_init(&y, 2, dd, dnnl_nc, "dst");
+    pcd_md_init(&user, 2, wd, dnnl_oi, "user weights");
+    dnnl_inner_product_desc_t ip;
+    pcd_prim *p = NULL;
+    pcd_port port;
+    if (dnnl_inner_product_forward_desc_init(&ip, dnnl_forward_training, &s, &w, NULL, &y) ||
+        !(p = pcd_prim_new(&b, &ip, NULL, "inner product")) ||
+        pcd_port_init(&b, &port, &user, pcd_arg_md(p, DNNL_ARG_WEIGHTS), 0, PCD_PHASE_KEEP) ||
+        pcd_base_finish(&b)) {
+        CHECK(0, "pack %s: plan: %s", d, pc_last_error());
+        pcd_base_free(&b);
+        return 0;
+    }
+    const long nw = (long)out * in;
+    float *x = rvec(nw);
+    static const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7fc00000u, 0xffa00001u,
+                                       0x7f800000u, 0xff800000u, 0x80000000u, 0x7f7fffffu};
+    for (long i = 0; i < nw; i += 97) memcpy(&x[i], &special[(i / 97) % 8], sizeof(float));
+    void *inner = NULL;
+    dnnl_memory_get_data_handle(port.inner, &inner);
+    size_t bytes = dnnl_memory_desc_get_size(pcd_arg_md(p, DNNL_ARG_WEIGHTS));
+    char *want = pc_alloc(bytes);
+    if (port.pack) {
+        used = 1;
+        pcd_set(port.user, x);
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, port.user}, {DNNL_ARG_TO, port.inner}};
+        pcd_exec(&b, port.reorder, 2, a);
+        pcd_wait(&b);
+        memcpy(want, inner, bytes);
+        memset(inner, 0xff, bytes);
+        pcd_port_in(&b, &port, x); /* the packer */
+        CHECK(memcmp(want, inner, bytes) == 0, "pack %s: differs from oneDNN's reorder", d);
+    }
+    pc_free(want);
+    pc_free(x);
+    pcd_base_free(&b);
+    return used;
+}
+
+static void pack_tests(void) {
+    if (!pc_dnnl_bf16_native()) {
+        printf("bf16 packing: no native bf16 on this CPU, skipped\n");
+        return;
+    }
+    int before = check_failed;
+    /* simple-cnn's dense layers on 28x28 and 32x32 input, and smaller ones */
+    static const int shapes[][3] = {{32, 3136, 1024}, {32, 4096, 1024}, {32, 1024, 10},
+                                    {16, 64, 64},     {128, 512, 64},   {32, 48, 80}};
+    int packed = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        packed += test_pack(shapes[i][0], shapes[i][1], shapes[i][2]);
+    CHECK(test_pack(32, 4096, 1024), "the 4096x1024 dense weights do not use the packer");
+    printf("bf16 packing: %d of %zu layouts packed, %s\n", packed,
+           sizeof shapes / sizeof shapes[0], check_failed == before ? "bitwise oneDNN's" : "FAILED");
 }
 
 /* --------------------------------------------------------------- pooling */
@@ -988,6 +1063,7 @@ int main(void) {
     prec = PC_DNNL_F32;
     tol = TOL;
     weights_version_tests();
+    pack_tests();
     pool_tests();
     bn_tests();
     gelu_tests();

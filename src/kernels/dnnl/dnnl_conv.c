@@ -10,9 +10,11 @@
  *                     when both backward primitives want the same layout);
  *                     diff_weights -> dw, diff_bias -> db (out)
  * Each reorder exists only when the chosen layout differs from the plain one. Reorder targets
- * live in the plan's arena (forward and backward calls reuse the same bytes). Dense plans with
- * n <= 64 pin the weights to the plain (OUT, IN) layout (see pc_dnnl_dense_create), so their
- * only possible reorders are on activations. */
+ * live in the plan's arena (forward and backward calls reuse the same bytes); converted
+ * weights have their own buffer, made once per weights version, shared by forward and
+ * backward data when both want one layout. fp32 dense plans with n <= 64 pin the weights to
+ * the plain (OUT, IN) layout (see pc_dnnl_dense_create), so their only possible reorders
+ * are on activations. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,8 @@ typedef struct {
     int w_dy_shared;                   /* w_dy is d_dy (same layout): reorder dy once */
     int w_x_shared;                    /* w_x is f_x (same layout): backward weights reuses
                                           the forward's reordered x (its own buffer) */
+    int d_w_shared;                    /* backward data reads the forward's weights layout:
+                                          one converted copy (f_w) serves both */
     uint64_t forwards;                 /* forward calls so far: the version of f_x */
     float *zero_bias;                  /* used when forward gets b == NULL */
     float *db_sink;                    /* receives diff_bias when dw is wanted but not db */
@@ -74,8 +78,11 @@ static int linear_ports(linear_plan *p, const dnnl_memory_desc_t *src,
     if (p->has_bias && pcd_port_init(b, &p->f_b, bias, pcd_arg_md(p->fwd, DNNL_ARG_BIAS), 0, 0))
         return -1;
 
+    const dnnl_memory_desc_t *dw = pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS);
+    p->d_w_shared = p->f_w.reorder && dw &&
+                    dnnl_memory_desc_equal(dw, pcd_arg_md(p->fwd, DNNL_ARG_WEIGHTS));
     if (operand_port(p, &p->d_dy, dst, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_DST), PCD_PHASE_BWD) ||
-        operand_port(p, &p->d_w, wei, pcd_arg_md(p->bwd_d, DNNL_ARG_WEIGHTS), PCD_PHASE_KEEP) ||
+        (!p->d_w_shared && operand_port(p, &p->d_w, wei, dw, PCD_PHASE_KEEP)) ||
         pcd_port_init(b, &p->d_dx, src, pcd_arg_md(p->bwd_d, DNNL_ARG_DIFF_SRC), 1, 1))
         return -1;
 
@@ -134,11 +141,12 @@ static void linear_backward(linear_plan *p, const float *x, const float *w, cons
     pcd_base *b = &p->b;
     if (!p->has_bias) db = NULL;
     if (dx) {
+        pcd_port *wp = p->d_w_shared ? &p->f_w : &p->d_w;
         pcd_port_in(b, &p->d_dy, dy);
-        pcd_port_in_kept(b, &p->d_w, w, p->w_version);
+        pcd_port_in_kept(b, wp, w, p->w_version);
         pcd_port_bind(&p->d_dx, dx);
         dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, p->d_dy.inner},
-                                   {DNNL_ARG_WEIGHTS, p->d_w.inner},
+                                   {DNNL_ARG_WEIGHTS, wp->inner},
                                    {DNNL_ARG_DIFF_SRC, p->d_dx.inner}};
         pcd_exec(b, p->bwd_d, 3, args);
         pcd_port_out(b, &p->d_dx);
@@ -321,16 +329,21 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
     if (pcd_base_init(&p->b)) goto fail;
 
     dnnl_dim_t src_dims[2] = {s->n, s->in}, wei_dims[2] = {s->out, s->in};
-    /* Weights layout: with format_tag_any oneDNN picks a blocked layout (brgemm), which costs
-     * three full passes over the weights per step (reorder in for forward and for backward
-     * data, reorder out of diff_weights). For small batches those passes cost more than the
-     * blocked kernels save (n=32, 3136x1024, 1 thread: 16.3 ms any vs 12.6 ms plain), so up
-     * to n=64 the primitives use the plain (OUT, IN) layout directly (gemm implementation, no
-     * weight reorders). The choice depends on the shape only: plans stay reproducible. */
-    dnnl_format_tag_t wei_tag = s->n <= 64 ? dnnl_oi : dnnl_format_tag_any;
+    /* Weights layout. With format_tag_any oneDNN picks a blocked layout (brgemm), which in
+     * fp32 costs three full passes over the weights per step (reorder in for forward and for
+     * backward data, reorder out of diff_weights). For small batches those passes cost more
+     * than the blocked kernels save (n=32, 3136x1024, 1 thread: 16.3 ms any vs 12.6 ms
+     * plain), so up to n=64 the fp32 primitives use the plain (OUT, IN) layout directly
+     * (gemm implementation, no weight reorders). In native bf16 the weights are converted
+     * anyway, once per step, and the blocked bf16 kernels are twice as fast as the plain
+     * gemm (n=32, 4096x1024: forward 0.68 vs 1.51 ms, backward data 0.68 vs 1.01), so there
+     * forward and backward data read blocked weights (one layout, one conversion) while
+     * diff_weights stays plain up to n=64 (no reorder out per shard). The choice depends on
+     * the shape and precision only: plans stay reproducible. */
+    dnnl_data_type_t in_dt = input_type(p, prec); /* fp32 outputs, inputs read in bf16 */
+    dnnl_format_tag_t dw_tag = s->n <= 64 ? dnnl_oi : dnnl_format_tag_any;
+    dnnl_format_tag_t wei_tag = in_dt == dnnl_bf16 ? dnnl_format_tag_any : dw_tag;
     dnnl_dim_t dst_dims[2] = {s->n, s->out}, bias_dims[1] = {s->out};
-    /* as for convolutions: fp32 outputs, inputs read in bf16 in mixed precision */
-    dnnl_data_type_t in_dt = input_type(p, prec);
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_pmd, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
     if (pcd_md_init(&src_md, 2, src_dims, dnnl_nc, "dense src") ||
@@ -339,7 +352,7 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
         pcd_md_init(&bias_md, 1, bias_dims, dnnl_x, "dense bias") ||
         pcd_md_init(&src_any, 2, src_dims, dnnl_format_tag_any, "dense src") ||
         pcd_md_init(&dst_any, 2, dst_dims, dnnl_format_tag_any, "dense dst") ||
-        pcd_md_init(&wei_pmd, 2, wei_dims, wei_tag, "dense weights") ||
+        pcd_md_init(&wei_pmd, 2, wei_dims, dw_tag, "dense weights") ||
         pcd_md_init(&bias_any, 1, bias_dims, dnnl_format_tag_any, "dense bias") ||
         pcd_md_init_dt(&src_in, 2, src_dims, in_dt, dnnl_format_tag_any, "dense src") ||
         pcd_md_init_dt(&dst_in, 2, dst_dims, in_dt, dnnl_format_tag_any, "dense dst") ||

@@ -71,7 +71,17 @@ typedef struct {
     pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
     pcd_kept kept;       /* PCD_PHASE_KEEP: the input and version inner holds now */
     size_t round_n;      /* emulated bf16: floats of inner rounded to bf16 after each reorder */
+    struct pcd_pack *pack; /* KEEP inputs converted to blocked bf16 by dnnl_pack.c instead of
+                              the reorder (which stays as the fallback definition) */
 } pcd_port;
+
+/* dnnl_pack.c: plain fp32 -> blocked bf16 conversion by offset tables. *out is NULL when
+ * the layouts are not supported (padded, offset, not plain fp32 -> bf16). -1 on
+ * allocation failure (pc_fail set). */
+typedef struct pcd_pack pcd_pack;
+int pcd_pack_new(pcd_base *b, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *prim,
+                 pcd_pack **out);
+void pcd_pack_run(const pcd_pack *k, const float *src, void *dst);
 
 /* Port phases: reorder targets of forward (0) and backward (1) calls share the arena;
  * KEEP gives an input its own buffer, so that a reordered input that has not changed

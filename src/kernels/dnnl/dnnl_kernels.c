@@ -283,7 +283,8 @@ static int port_init(pcd_base *b, pcd_port *pt, const dnnl_memory_desc_t *user_m
         void *own = pcd_buf_new(b, bytes);
         if (!own || !(pt->inner = pcd_mem_new(b, prim_md, own))) return -1;
         pt->reorder = reorder_new(b, user_md, prim_md);
-        return pt->reorder ? 0 : -1;
+        if (!pt->reorder || pcd_pack_new(b, user_md, prim_md, &pt->pack)) return -1;
+        return 0;
     }
     pt->inner = pcd_mem_new(b, prim_md, NULL);
     if (!pt->inner) return -1;
@@ -388,7 +389,12 @@ void pcd_round_bf16(float *x, size_t n) {
 
 void pcd_port_in(pcd_base *b, pcd_port *pt, const void *ptr) {
     pcd_set(pt->user, ptr);
-    if (pt->reorder) {
+    if (pt->pack) {
+        void *inner = NULL;
+        pcd_check(dnnl_memory_get_data_handle(pt->inner, &inner), "get data handle");
+        pcd_wait(b); /* the primitives that read inner have finished */
+        pcd_pack_run(pt->pack, ptr, inner);
+    } else if (pt->reorder) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, pt->user}, {DNNL_ARG_TO, pt->inner}};
         pcd_exec(b, pt->reorder, 2, a);
     }
