@@ -142,7 +142,8 @@ void pcd_wait(pcd_base *b);
  * the weights on every call). No bias gradient here. */
 typedef struct pcd_wino pcd_wino;
 int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block);
-int pcd_wino_profitable(const pc_conv_shape *s);
+/* against_bf16: compared with oneDNN's native bf16 convolution rather than fp32 direct */
+int pcd_wino_profitable(const pc_conv_shape *s, int against_bf16);
 /* bf16: emulated bf16, x, w and dy rounded to bf16 as they are read (pc_dnnl_bf16_native) */
 pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16);
 void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float *b,

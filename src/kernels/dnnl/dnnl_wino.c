@@ -453,8 +453,15 @@ static double solve_g(int alpha, int r, float G[ALPHA_MAX][5]) {
  * with two copies at once (docs/benchmarks.md, session 7): 8 -> 16 and 16 -> 16 channels
  * ran 0.7-0.9x the direct speed, 16 -> 32 1.55x, 24 -> 32 1.18x, 64 -> 64 2.1x, 256 -> 256
  * 2.4x; the break-even is near C K / (C + K) = 9. 5x5 in session 8 (batch 64, 16x16): 8 -> 16
- * 0.66x, 16 -> 16 0.96x, 16 -> 32 1.04x, 32 -> 64 1.7-2.0x: the same threshold fits. */
-int pcd_wino_profitable(const pc_conv_shape *s) { return (long)s->c * s->k >= 10L * (s->c + s->k); }
+ * 0.66x, 16 -> 16 0.96x, 16 -> 32 1.04x, 32 -> 64 1.7-2.0x: the same threshold fits.
+ * Against oneDNN's native bf16 convolutions (twice the fp32 rate) the fp32 Winograd plan
+ * wins only with many channels. `parcnn train --profile` on a Zen 5, forward + backward per
+ * 512 images: 64 -> 256 at 15x15 247 ms Winograd vs 288 bf16 direct, 256 -> 256 at 7x7 211
+ * vs 278, but 64 -> 64 at 15x15 80 vs 76, 32 -> 64 5x5 at 16x16 (32 images) 11.2 vs 11.6,
+ * 32 -> 32 at 16x16 4.1 vs 2.8: the break-even is near C K / (C + K) = 48. */
+int pcd_wino_profitable(const pc_conv_shape *s, int against_bf16) {
+    return (long)s->c * s->k >= (against_bf16 ? 48L : 10L) * (s->c + s->k);
+}
 
 int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
     const int r = s->kh;
