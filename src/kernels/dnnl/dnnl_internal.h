@@ -71,8 +71,9 @@ typedef struct {
     pcd_prim *reorder;   /* user -> inner (input) or inner -> user (output); NULL if none */
     pcd_kept kept;       /* PCD_PHASE_KEEP: the input and version inner holds now */
     size_t round_n;      /* emulated bf16: floats of inner rounded to bf16 after each reorder */
-    struct pcd_pack *pack; /* KEEP inputs converted to blocked bf16 by dnnl_pack.c instead of
-                              the reorder (which stays as the fallback definition) */
+    struct pcd_pack *pack; /* KEEP inputs: converted to blocked bf16 by dnnl_pack.c instead
+                              of by `reorder` (still made: it defines the result, which
+                              test_dnnl compares, and marks the port as converting) */
 } pcd_port;
 
 /* dnnl_pack.c: plain fp32 -> blocked bf16 conversion by offset tables. *out is NULL when
