@@ -942,6 +942,20 @@ static void winograd_tests(void) {
               "auto algorithm for case %d: %s", i, p ? pc_dnnl_conv_algo_name(p) : pc_last_error());
         pc_dnnl_conv_destroy(p);
     }
+    /* bf16, native: Winograd (in fp32) only where it beats the bf16 kernels, C K / (C + K)
+     * >= 48; emulated: as fp32 */
+    pc_conv_shape mid = wide, big = wide;
+    big.c = big.k = 128;
+    pc_conv_shape_finish(&mid), pc_conv_shape_finish(&big);
+    const int native = pc_dnnl_bf16_native();
+    pc_dnnl_conv *pm = pc_dnnl_conv_create(&mid, 0, PC_DNNL_BF16, 0, B, B);
+    pc_dnnl_conv *pg = pc_dnnl_conv_create(&big, 0, PC_DNNL_BF16, 0, B, B);
+    CHECK(pm && !strcmp(pc_dnnl_conv_algo_name(pm), native ? "direct" : "winograd"),
+          "auto algorithm, bf16, 64 -> 64: %s", pm ? pc_dnnl_conv_algo_name(pm) : pc_last_error());
+    CHECK(pg && !strcmp(pc_dnnl_conv_algo_name(pg), "winograd"), "auto algorithm, bf16, 128 -> 128: %s",
+          pg ? pc_dnnl_conv_algo_name(pg) : pc_last_error());
+    pc_dnnl_conv_destroy(pm);
+    pc_dnnl_conv_destroy(pg);
     printf("%s winograd conv (block %d): max nerr %.2g (3x3), %.2g (5x5); direct on the same "
            "shapes %.2g\n", check_failed == before ? "ok  " : "FAIL", B, worst[0], worst[1],
            worst_direct);
