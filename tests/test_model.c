@@ -12,7 +12,7 @@
 #include "train/tree.h"
 
 static void test_zoo(void) {
-    CHECK(pc_zoo_count() == 6, "zoo has %d models", pc_zoo_count());
+    CHECK(pc_zoo_count() == 7, "zoo has %d models", pc_zoo_count());
     struct { const char *name; int c, h, w; int64_t params; } cases[] = {
         /* simple-cnn 28x28: 32*25+32 + 64*32*25+64 + 3136*1024+1024 + 1024*10+10 */
         {"simple-cnn", 1, 28, 28, 832 + 51264 + 3212288 + 10250},
