@@ -388,8 +388,14 @@ static int test_pack(int n, int in, int out) {
         pcd_base_free(&b);
         return 0;
     }
+    /* its own numbers, not rnd_uniform's: the tests after this one keep their data */
     const long nw = (long)out * in;
-    float *x = rvec(nw);
+    float *x = vec(nw);
+    uint32_t state = 12345;
+    for (long i = 0; i < nw; i++) {
+        state = state * 1664525u + 1013904223u;
+        x[i] = (float)(state >> 8) / 16777216.0f * 2.0f - 1.0f;
+    }
     static const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7fc00000u, 0xffa00001u,
                                        0x7f800000u, 0xff800000u, 0x80000000u, 0x7f7fffffu};
     for (long i = 0; i < nw; i += 97) memcpy(&x[i], &special[(i / 97) % 8], sizeof(float));
@@ -424,9 +430,12 @@ static void pack_tests(void) {
     static const int shapes[][3] = {{32, 3136, 1024}, {32, 4096, 1024}, {32, 1024, 10},
                                     {16, 64, 64},     {128, 512, 64},   {32, 48, 80}};
     int packed = 0;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        packed += test_pack(shapes[i][0], shapes[i][1], shapes[i][2]);
-    CHECK(test_pack(32, 4096, 1024), "the 4096x1024 dense weights do not use the packer");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int used = test_pack(shapes[i][0], shapes[i][1], shapes[i][2]);
+        CHECK(used || i >= 2, "simple-cnn's %dx%d dense weights do not use the packer",
+              shapes[i][2], shapes[i][1]);
+        packed += used;
+    }
     printf("bf16 packing: %d of %zu layouts packed, %s\n", packed,
            sizeof shapes / sizeof shapes[0], check_failed == before ? "bitwise oneDNN's" : "FAILED");
 }
