@@ -25,15 +25,21 @@ static inline int check_summary(void) {
     return check_failed ? 1 : 0;
 }
 
-/* Normalized error: ||a - b|| / max(||b||, tiny) in double precision. */
-static inline double check_nerr(const float *a, const float *b, long n) {
+/* Normalized error in double precision: ||a - b|| / ||b||, or / floor where floor is
+ * larger (the size of the terms that b sums, when they may nearly cancel: then ||b|| says
+ * nothing of the rounding). */
+static inline double check_nerr_floor(const float *a, const float *b, long n, double floor) {
     double num = 0, den = 0;
     for (long i = 0; i < n; i++) {
         double d = (double)a[i] - (double)b[i];
         num += d * d;
         den += (double)b[i] * (double)b[i];
     }
-    return sqrt(num) / (den > 1e-30 ? sqrt(den) : 1.0);
+    den = sqrt(den) > floor ? sqrt(den) : floor;
+    return sqrt(num) / (den > 1e-30 ? den : 1.0);
+}
+static inline double check_nerr(const float *a, const float *b, long n) {
+    return check_nerr_floor(a, b, n, 0);
 }
 
 #endif
