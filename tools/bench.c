@@ -35,7 +35,7 @@
 #include "core/svg.h"
 #include "data/augment.h"
 #include "data/folder.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "train/pool.h"
 #include "train/train.h"
 

@@ -11,7 +11,7 @@
 #include "data/folder.h"
 #include "data/image.h"
 #include "data/tta.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "nn/model.h"
 #include "train/engine.h"
 #include "train/metrics.h"

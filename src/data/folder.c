@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "data/image.h"
 
 #define MAX_IMAGE_SIDE 4096

@@ -7,7 +7,7 @@
 
 #include "data/dataset.h"
 #include "data/tta.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "nn/exec.h"
 #include "nn/model.h"
 #include "train/metrics.h"

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "core/common.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 
 typedef struct pc_reducer pc_reducer;
 

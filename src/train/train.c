@@ -12,7 +12,7 @@
 
 #include "core/rng.h"
 #include "data/dataset.h"
-#include "dist/comm.h"
+#include "comm/comm.h"
 #include "train/engine.h"
 #include "train/metrics.h"
 #include "train/modelio.h"
