@@ -66,7 +66,7 @@ printf '[conv] filters=8 size=3\n[pool]\n' > "$tmp/badlayer.cfg"
 expect "model file with an unknown layer" 2 "badlayer.cfg:2: unknown layer type \[pool\]" -- "$parcnn" train "${small[@]}" --model "$tmp/badlayer.cfg"
 printf '[conv] filters=8 size=3\n[gap]\n' > "$tmp/noclasses.cfg"
 expect "model file not ending in the classes" 2 "noclasses.cfg: the last layer must output the 10 class scores" -- "$parcnn" train "${small[@]}" --model "$tmp/noclasses.cfg"
-expect "missing model file" 1 "nothere.cfg: cannot read model file" -- "$parcnn" train "${small[@]}" --model "$tmp/nothere.cfg"
+expect "missing model file" 1 "nothere.cfg: cannot open: No such file" -- "$parcnn" train "${small[@]}" --model "$tmp/nothere.cfg"
 
 # corrupt IDX: a truncated image file in an idx:DIR dataset
 mkdir -p "$tmp/idx"

@@ -1,12 +1,14 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static _Thread_local char last_error[1024];
 
@@ -116,4 +118,52 @@ pc_status pc_parse_choice(const char *flag, const char *name, const char *const 
                  names[k]);
     }
     return pc_fail(PC_ERR_USAGE, "%s %s: expected %s", flag, name, expected);
+}
+
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return " (a directory)";
+    if (S_ISFIFO(mode)) return " (a named pipe)";
+    if (S_ISSOCK(mode)) return " (a socket)";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return " (a device)";
+    return "";
+}
+
+int pc_open_regular(const char *path) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        pc_fail(PC_ERR_DATA, "%s: cannot stat: %s", path, strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        pc_fail(PC_ERR_DATA, "%s: not a regular file%s", path, file_kind(st.st_mode));
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) {
+        int e = errno;
+        close(fd);
+        pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+FILE *pc_fopen_regular(const char *path) {
+    int fd = pc_open_regular(path);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(e));
+    }
+    return f;
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef enum {
     PC_OK = 0,
@@ -66,6 +67,15 @@ pc_status pc_parse_choice(const char *flag, const char *name, const char *const 
 /* dir + "/" + name (no doubled slash; an empty dir gives name), malloc'ed; NULL when
  * out of memory. */
 char *pc_path_join(const char *dir, const char *name);
+
+/* Open `path` for reading only when it is a regular file: opened non-blocking (a FIFO
+ * or device opens at once instead of waiting for a writer), checked with fstat on the
+ * descriptor (no race with a rename), then switched back to blocking reads. Returns the
+ * descriptor, or -1 with a PC_ERR_DATA error "PATH: cannot open: ..." or "PATH: not a
+ * regular file (a named pipe)". */
+int pc_open_regular(const char *path);
+/* The same as a stdio stream opened "rb" (NULL on error). */
+FILE *pc_fopen_regular(const char *path);
 
 /* mkdir -p; errors name `what` (e.g. the flag that gave the path) and the path. */
 pc_status pc_mkdirs(const char *dir, const char *what);

@@ -293,12 +293,12 @@ void pc_st_close(pc_st_file *f) {
 }
 
 static pc_status read_whole(const char *path, uint8_t **buf, size_t *size) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp = pc_fopen_regular(path); /* a named pipe would block until a writer comes */
+    if (!fp) return PC_ERR_DATA;
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fileno(fp), &st) != 0) {
         fclose(fp);
-        return pc_fail(PC_ERR_DATA, "%s: not a regular file", path);
+        return pc_fail(PC_ERR_DATA, "%s: cannot stat: %s", path, strerror(errno));
     }
     if ((uint64_t)st.st_size > SIZE_MAX - 64) {
         fclose(fp);

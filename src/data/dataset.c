@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAGIC_IMAGES 0x00000803u
@@ -80,17 +81,26 @@ static void idx_close(idx_file *f) {
 static pc_status idx_open(idx_file *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->path = path;
+    int fd = pc_open_regular(path); /* a named pipe would block until a writer comes */
+    if (fd < 0) return PC_ERR_DATA;
     struct stat st;
-    if (stat(path, &st) != 0)
-        return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return pc_fail(PC_ERR_DATA, "%s: not a regular file", path);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return pc_fail(PC_ERR_DATA, "%s: cannot stat: %s", path, strerror(e));
+    }
     f->disk_size = (int64_t)st.st_size;
-    if (f->disk_size == 0) return pc_fail(PC_ERR_DATA, "%s: file is empty (expected an IDX file)", path);
+    if (f->disk_size == 0) {
+        close(fd);
+        return pc_fail(PC_ERR_DATA, "%s: file is empty (expected an IDX file)", path);
+    }
     errno = 0;
-    f->gz = gzopen(path, "rb");
-    if (!f->gz)
-        return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "zlib error");
+    f->gz = gzdopen(fd, "rb"); /* owns fd from here */
+    if (!f->gz) {
+        int e = errno;
+        close(fd);
+        return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, e ? strerror(e) : "zlib error");
+    }
     gzbuffer(f->gz, 1 << 17);
     f->direct = gzdirect(f->gz);
     return PC_OK;
@@ -345,9 +355,9 @@ pc_status pc_dataset_load_cifar(const char *const *paths, int n_paths, int cifar
     }
     int64_t k = 0;
     for (int i = 0; i < n_paths && s == PC_OK; i++) {
-        FILE *fp = fopen(paths[i], "rb");
+        FILE *fp = pc_fopen_regular(paths[i]);
         if (!fp) {
-            s = pc_fail(PC_ERR_DATA, "%s: cannot open: %s", paths[i], strerror(errno));
+            s = PC_ERR_DATA;
             break;
         }
         int64_t rec_in_file = 0;
@@ -400,8 +410,8 @@ fail:
 
 /* CIFAR-100 fine label names, one per line (blank lines skipped); exactly 100 required. */
 static pc_status read_cifar100_names(const char *path, pc_dataset *d) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
+    FILE *fp = pc_fopen_regular(path);
+    if (!fp) return PC_ERR_DATA;
     char **names = calloc(100, sizeof *names);
     if (!names) {
         fclose(fp);

@@ -450,7 +450,7 @@ typedef struct {
  * Returns 1 on a hit, 0 on anything else (missing, stale, corrupt: rebuilt by the caller). */
 static int cache_read(const char *path, const cache_header *want, int want_c, int allow_bad,
                       uint8_t **pixels_out, uint8_t **kept_out, char ***bad_msgs, int *c_out) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = pc_fopen_regular(path);
     if (!f) return 0;
     cache_header h;
     uint8_t *kept = NULL, *pix = NULL;

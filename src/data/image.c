@@ -353,18 +353,13 @@ pc_status pc_image_decode(const char *name, const uint8_t *buf, size_t n, int ch
 
 pc_status pc_image_read(const char *path, int channels, int64_t max_pixels, pc_image *out) {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return pc_fail(PC_ERR_DATA, "%s: cannot open: %s", path, strerror(errno));
+    int fd = pc_open_regular(path); /* a named pipe would block until a writer comes */
+    if (fd < 0) return PC_ERR_DATA;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
         return pc_fail(PC_ERR_DATA, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return pc_fail(PC_ERR_DATA, "%s: not a regular file%s", path,
-                       S_ISDIR(st.st_mode) ? " (a directory)" : "");
     }
     if (st.st_size == 0) {
         close(fd);

@@ -664,7 +664,7 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
 }
 
 static char *read_text_file(const char *path) {
-    FILE *f = fopen(path, "rb");
+    FILE *f = pc_fopen_regular(path); /* a named pipe would block until a writer comes */
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
@@ -676,6 +676,7 @@ static char *read_text_file(const char *path) {
     }
     fclose(f);
     if (buf) buf[n] = 0;
+    else pc_fail(PC_ERR_DATA, "%s: cannot read model file", path);
     return buf;
 }
 
@@ -693,7 +694,7 @@ pc_status pc_model_create(const char *name_or_path, int c, int h, int w, int cla
                        name_or_path, names);
     }
     char *text = read_text_file(name_or_path);
-    if (!text) return pc_fail(PC_ERR_DATA, "%s: cannot read model file", name_or_path);
+    if (!text) return PC_ERR_DATA; /* read_text_file said why */
     if (strlen(text) == 0) {
         free(text);
         return pc_fail(PC_ERR_USAGE, "%s: empty model file", name_or_path);

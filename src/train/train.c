@@ -546,6 +546,10 @@ static pc_status load_data(trainer *t) {
     if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->test, c->log);
     pc_folder_report_free(&report);
     if (st != PC_OK) return st;
+    if (t->test.c != t->train.c || t->test.h != t->train.h || t->test.w != t->train.w)
+        return pc_fail(PC_ERR_DATA, "%s: the test images are %dx%dx%d, the training images "
+                       "%dx%dx%d (both parts must have one size)", c->data, t->test.c, t->test.h,
+                       t->test.w, t->train.c, t->train.h, t->train.w);
     if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
     if (c->eval_limit > 0) pc_dataset_truncate(&t->test, c->eval_limit);
     if (t->train.n < c->batch)

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Reliability: inputs that once crashed, hung or were used silently (docs/reliability.md):
+# test images of another size than the training images, named pipes where files are
+# read, class folders whose names are not UTF-8, corrupt caches and checkpoints,
+# leftover temporaries, metrics.jsonl after a kill, --overwrite on a full disk.
+# usage: cli_reliability.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# expect NAME STATUS PATTERN -- COMMAND...: exit status, an output line matching PATTERN
+# (check-data reports on stdout), and done within 60 s (a hang fails, not a stuck test)
+expect() {
+    local name=$1 want=$2 pattern=$3; shift 4
+    timeout 60 "$@" > "$tmp/out" 2> "$tmp/err"
+    local rc=$?
+    if [ $rc = "$want" ] && cat "$tmp/out" "$tmp/err" | grep -qE -- "$pattern"; then
+        ok "$name"
+    else
+        bad "$name: exit $rc (want $want), stderr:"; cat "$tmp/err"
+    fi
+}
+small=(--limit 256 --eval-limit 64 --epochs 1 --batch 64 --workers 1 --no-progress)
+
+# images DIR CLASS... : 12 random 8x8 PNGs per class folder DIR/CLASS (class names may be
+# any bytes: they are passed as hex)
+images() {
+    python3 - "$@" <<'PY'
+import os, random, struct, sys, zlib
+root = sys.argv[1].encode()
+def png(path, seed):
+    rnd = random.Random(seed)
+    rows = b"".join(b"\0" + bytes(rnd.randrange(256) for _ in range(8 * 3)) for _ in range(8))
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+for k, hexname in enumerate(sys.argv[2:]):
+    d = os.path.join(root, bytes.fromhex(hexname))
+    os.makedirs(d, exist_ok=True)
+    for i in range(12):
+        png(os.path.join(d, b"%02d.png" % i), 1000 * k + i)
+PY
+}
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# --- test images of another size than the training images (IDX)
+mkdir -p "$tmp/idx"
+python3 - "$tmp/idx" <<'PY'
+import random, struct, sys
+def write(path, magic, dims, data):
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + data)
+rnd = random.Random(1)
+for part, n, side in (("train", 256, 28), ("t10k", 64, 20)):
+    write(f"{sys.argv[1]}/{part}-images-idx3-ubyte", 0x803, (n, side, side),
+          bytes(rnd.randrange(256) for _ in range(n * side * side)))
+    write(f"{sys.argv[1]}/{part}-labels-idx1-ubyte", 0x801, (n,), bytes(i % 10 for i in range(n)))
+PY
+expect "IDX test images smaller than the training images" 1 \
+    "the test images are 1x20x20, the training images 1x28x28" -- \
+    "$parcnn" train "${small[@]}" --data "idx:$tmp/idx"
+
+# --- named pipes where parcnn reads a file: refused at once, never waited on
+images "$tmp/fifo/train" "$(hex cat)" "$(hex dog)"
+mkfifo "$tmp/fifo/train/cat/zz.png"
+expect "check-data: a named pipe as an image" 1 "zz.png: not a regular file \(a named pipe\)" -- \
+    "$parcnn" check-data --data "folder:$tmp/fifo"
+expect "train: a named pipe as an image" 1 "zz.png: not a regular file \(a named pipe\)" -- \
+    "$parcnn" train --data "folder:$tmp/fifo" --val-split 0.25 --image-size 8 --epochs 1 --batch 8 --shard-size 8 --no-progress
+mkfifo "$tmp/pipe.cfg"
+expect "train: a named pipe as --model" 1 "pipe.cfg: not a regular file \(a named pipe\)" -- \
+    "$parcnn" train "${small[@]}" --model "$tmp/pipe.cfg"
+mkdir -p "$tmp/pipe-run" && mkfifo "$tmp/pipe-run/checkpoint.safetensors"
+expect "train --resume: a named pipe as the checkpoint" 1 "checkpoint.safetensors: not a regular file \(a named pipe\)" -- \
+    "$parcnn" train "${small[@]}" --resume --out "$tmp/pipe-run"
+expect "eval: a named pipe as --weights" 1 "checkpoint.safetensors: not a regular file \(a named pipe\)" -- \
+    "$parcnn" eval --weights "$tmp/pipe-run/checkpoint.safetensors"
+
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
