@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev
-          libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist python3 procps time)
+          libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist python3 procps time
+          libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-numpy
+          python3-torch python3-torchvision nodejs)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm > /dev/null || missing+=(npm) # tests/cli_onnx.sh installs onnxruntime-node
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

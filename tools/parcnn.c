@@ -19,6 +19,7 @@
 #include "train/train.h"
 #include "train/recipe.h"
 #include "cli.h"
+#include "interchange.h"
 
 int cmd_bench(int argc, char **argv); /* tools/bench.c */
 
@@ -392,6 +393,7 @@ static const char eval_help[] =
 static const char predict_help[] =
     "usage: parcnn predict --weights FILE[,FILE...] [--top K] [--tta MODE] IMAGE...\n"
     "       parcnn predict --weights FILE[,FILE...] [--data SPEC] [--top K] [--tta MODE] INDEX...\n"
+    "       parcnn predict --weights FILE --npy-in X.npy --npy-out Y.npy\n"
     "Classify image files (JPEG or PNG, preprocessed exactly as in training: converted to\n"
     "the model's channels, resized to its input, normalized with its mean and std), or\n"
     "test samples of a dataset given by their indices; prints the top-K classes with\n"
@@ -401,6 +403,9 @@ static const char predict_help[] =
     "                   (see eval --help)\n"
     "  --data SPEC      dataset (default fashion-mnist); its test part is used\n"
     "  --top K          classes to print per sample (default 3)\n"
+    "  --npy-in X.npy   instead of images: a float32 (N, C, H, W) array fed to the network\n"
+    "                   as it is (no resizing, no normalization); with --npy-out Y.npy,\n"
+    "                   which receives the (N, classes) float32 logits\n"
     "  --tta MODE       test-time augmentation: flip or flip,translate=N (see eval --help)\n"
     "  --kernels K      onednn or ref\n"
     "  --precision P    fp32 (default) or bf16 (see parcnn train --help)\n"
@@ -416,6 +421,7 @@ typedef struct {
     pc_kernel_set kernels;
     pc_conv_algo conv_algo;
     pc_tta tta;
+    const char *npy_in, *npy_out; /* predict --npy-in/--npy-out */
 } infer_opts;
 
 /* --weights A,B,...: append each file (the flag may also be repeated). */
@@ -439,13 +445,14 @@ static void free_infer(infer_opts *o) {
 }
 
 static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
-    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_CA, O_TS, O_TTA, O_H };
+    enum { O_W = 256, O_D, O_J, O_WK, O_B, O_T, O_K, O_P, O_CA, O_TS, O_TTA, O_H, O_NI, O_NO };
     static const struct option opts[] = {
         {"weights", 1, 0, O_W}, {"data", 1, 0, O_D}, {"json", 0, 0, O_J},
         {"workers", 1, 0, O_WK}, {"batch", 1, 0, O_B}, {"top", 1, 0, O_T},
         {"kernels", 1, 0, O_K}, {"precision", 1, 0, O_P}, {"conv-algo", 1, 0, O_CA},
         {"train-split", 0, 0, O_TS},
-        {"tta", 1, 0, O_TTA}, {"help", 0, 0, O_H}, {0, 0, 0, 0}};
+        {"tta", 1, 0, O_TTA}, {"help", 0, 0, O_H}, {"npy-in", 1, 0, O_NI}, {"npy-out", 1, 0, O_NO},
+        {0, 0, 0, 0}};
     int c;
     long v;
     const char *precision = NULL;
@@ -460,6 +467,8 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
         case O_D: o->data = optarg; break;
         case O_J: o->json = 1; break;
         case O_TS: o->train_split = 1; break;
+        case O_NI: o->npy_in = optarg; break;
+        case O_NO: o->npy_out = optarg; break;
         case O_WK: if (parse_long(cmd, "--workers", optarg, 1, 1024, &v)) return 2; o->workers = (int)v; break;
         case O_B: if (parse_long(cmd, "--batch", optarg, 1, 1 << 16, &v)) return 2; o->batch = (int)v; break;
         case O_T: if (parse_long(cmd, "--top", optarg, 1, 1000, &v)) return 2; o->top = (int)v; break;
@@ -615,6 +624,14 @@ static int cmd_predict(int argc, char **argv) {
     if (r) {
         free_infer(&o);
         return r < 0 ? 0 : r;
+    }
+    if (o.npy_in || o.npy_out) {
+        r = !o.npy_in || !o.npy_out || o.n_weights > 1 || optind < argc
+                ? usage_error("predict", "%s", "--npy-in X.npy needs --npy-out Y.npy, one "
+                              "--weights FILE and no other arguments")
+                : predict_npy(o.weights[0], o.kernels, o.npy_in, o.npy_out);
+        free_infer(&o);
+        return r;
     }
     if (optind >= argc) {
         free_infer(&o);
@@ -787,6 +804,8 @@ static const char main_help[] =
     "  models    list the model zoo\n"
     "  recipes   list the training recipes (parcnn train --recipe NAME)\n"
     "  check-data  decode a whole image folder and report bad files\n"
+    "  export    write a model as ONNX; import: an ONNX model as a parcnn model\n"
+    "  inspect   layers, shapes, parameters, FLOPs and metadata of a model file\n"
     "  bench     benchmarks: scaling, comm, loader, gemm, conv (parcnn bench --help)\n";
 
 int main(int argc, char **argv) {
@@ -809,6 +828,9 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "recipes") == 0) rc = cmd_recipes(argc, argv);
     else if (strcmp(cmd, "bench") == 0) rc = cmd_bench(argc, argv);
     else if (strcmp(cmd, "check-data") == 0) rc = cmd_check_data(argc, argv);
+    else if (strcmp(cmd, "export") == 0) rc = cmd_export(argc, argv);
+    else if (strcmp(cmd, "import") == 0) rc = cmd_import(argc, argv);
+    else if (strcmp(cmd, "inspect") == 0) rc = cmd_inspect(argc, argv);
     else {
         fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
         rc = 2;

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/safetensors.h"
+#include "onnx/onnx.h"
 
 void pc_model_meta_free(pc_model_meta *meta) {
     for (int k = 0; meta->class_names && k < meta->classes; k++) free(meta->class_names[k]);
@@ -142,6 +143,7 @@ static pc_status parse_meta(const char *path, const pc_st_file *f, pc_model_meta
 
 pc_status pc_model_load(const char *path, pc_model **out, pc_model_meta *meta) {
     *out = NULL;
+    if (pc_onnx_is_onnx_path(path)) return pc_onnx_import(path, NULL, out, meta);
     pc_st_file *f;
     PC_TRY(pc_safetensors_read(path, &f));
     pc_status st = parse_meta(path, f, meta);

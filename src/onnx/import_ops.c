@@ -1,0 +1,592 @@
+/* ONNX import: operators to parcnn layers. Each handler reads one node (a few for the
+ * fused patterns: GELU, a dense layer's scale or bias) and adds a layer or maps its
+ * output onto an existing one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx/import_graph.h"
+
+/* The node's first output is the newest layer's. */
+static pc_status new_layer_output(imp_graph *g, const Onnx__NodeProto *nd, int rank2) {
+    return imp_map_value(g, nd->output[0], g->n_layers - 1, rank2);
+}
+
+/* Outputs beyond the first (a BatchNormalization's training statistics, a Dropout's mask,
+ * a MaxPool's indices) must not be used. */
+static pc_status only_first_output(imp_graph *g, const Onnx__NodeProto *nd) {
+    for (size_t k = 1; k < nd->n_output; k++)
+        if (*nd->output[k] && imp_consumers(g, nd->output[k]))
+            return imp_node_error(g, nd, "output %zu (%s) is used; parcnn provides only the first",
+                                  k, nd->output[k]);
+    return nd->n_output ? PC_OK : imp_node_error(g, nd, "has no output");
+}
+
+static pc_status check_ints_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *name,
+                                 int64_t want) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
+    for (size_t k = 0; a && k < a->n_ints; k++)
+        if (a->ints[k] != want)
+            return imp_node_error(g, nd, "%s other than %lld: not supported", name, (long long)want);
+    return PC_OK;
+}
+
+/* Two equal values of an ints attribute (kernel_shape, strides), or def when absent. */
+static pc_status square_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *name, int def,
+                             int *out) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
+    *out = def;
+    if (!a) return PC_OK;
+    if (a->n_ints != 2 || a->ints[0] != a->ints[1] || a->ints[0] < 1 || a->ints[0] > 1024)
+        return imp_node_error(g, nd, "%s must be two equal positive values (non-square %s is not "
+                              "supported)", name, name);
+    *out = (int)a->ints[0];
+    return PC_OK;
+}
+
+/* Padding: pads (all four equal) or auto_pad SAME_* when it comes out symmetric. */
+static pc_status window_pad(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in, int k,
+                            int s, int *pad) {
+    const Onnx__AttributeProto *ap = imp_attr(nd, "auto_pad");
+    const Onnx__AttributeProto *pads = imp_attr(nd, "pads");
+    *pad = 0;
+    char mode[16] = "NOTSET";
+    if (ap && ap->has_s) snprintf(mode, sizeof mode, "%.*s", (int)ap->s.len, (const char *)ap->s.data);
+    if (strcmp(mode, "SAME_UPPER") == 0 || strcmp(mode, "SAME_LOWER") == 0) {
+        int total = PC_MAX(((in->h + s - 1) / s - 1) * s + k - in->h, 0);
+        int total_w = PC_MAX(((in->w + s - 1) / s - 1) * s + k - in->w, 0);
+        if (total % 2 || total != total_w)
+            return imp_node_error(g, nd, "auto_pad=%s gives asymmetric padding here, which is not "
+                                  "supported", mode);
+        *pad = total / 2;
+        return PC_OK;
+    }
+    if (strcmp(mode, "NOTSET") != 0 && strcmp(mode, "VALID") != 0)
+        return imp_node_error(g, nd, "auto_pad=%s is not supported", mode);
+    if (!pads || strcmp(mode, "VALID") == 0) return PC_OK;
+    if (pads->n_ints != 4 || pads->ints[0] != pads->ints[1] || pads->ints[0] != pads->ints[2] ||
+        pads->ints[0] != pads->ints[3] || pads->ints[0] < 0 || pads->ints[0] > 1024)
+        return imp_node_error(g, nd, "pads [%lld, %lld, %lld, %lld]: only equal padding on all "
+                              "sides is supported", (long long)(pads->n_ints > 0 ? pads->ints[0] : 0),
+                              (long long)(pads->n_ints > 1 ? pads->ints[1] : 0),
+                              (long long)(pads->n_ints > 2 ? pads->ints[2] : 0),
+                              (long long)(pads->n_ints > 3 ? pads->ints[3] : 0));
+    *pad = (int)pads->ints[0];
+    return PC_OK;
+}
+
+static pc_status spatial_input(imp_graph *g, const Onnx__NodeProto *nd, int *x) {
+    int rank2;
+    PC_TRY(imp_input_layer(g, nd, 0, x, &rank2));
+    if (rank2) return imp_node_error(g, nd, "its input is 2-D; a 4-D (N, C, H, W) tensor is expected");
+    return PC_OK;
+}
+
+/* "layer1.0.conv1" from an initializer named "layer1.0.conv1.weight" (PyTorch's names),
+ * else NULL: the layer is then named after the node. */
+static const char *param_base(const Onnx__TensorProto *t, char *buf, size_t size) {
+    const char *name = t->name ? t->name : "";
+    size_t n = strlen(name);
+    if (n <= 7 || strcmp(name + n - 7, ".weight") != 0) return NULL;
+    snprintf(buf, size, "%.*s", (int)(n - 7), name);
+    return buf;
+}
+
+static imp_layer *layer_on(imp_graph *g, const Onnx__NodeProto *nd, const char *kind,
+                           const char *base, int x) {
+    imp_layer *l = imp_new_layer(g, nd, kind, base);
+    if (!l) return NULL;
+    const imp_layer *in = &g->layers[x];
+    l->inputs[0] = x;
+    l->n_inputs = 1;
+    l->c = in->c, l->h = in->h, l->w = in->w;
+    return l;
+}
+
+static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, k, s, pad;
+    const Onnx__TensorProto *w, *b;
+    PC_TRY(spatial_input(g, nd, &x));
+    PC_TRY(imp_input_const(g, nd, 1, 0, &w));
+    PC_TRY(imp_input_const(g, nd, 2, 1, &b));
+    PC_TRY(check_ints_attr(g, nd, "dilations", 1));
+    imp_layer in = g->layers[x];
+    int64_t groups = imp_attr_int(nd, "group", 1);
+    if (w->n_dims != 4 || w->dims[2] != w->dims[3] || groups < 1 || w->dims[0] < 1 ||
+        w->dims[0] % groups || in.c % groups || w->dims[1] != in.c / groups || w->dims[0] > 1 << 20)
+        return imp_node_error(g, nd, "weight %s: expected (filters, %d/group, k, k) with group "
+                              "%lld dividing the filters", w->name, in.c, (long long)groups);
+    PC_TRY(square_attr(g, nd, "kernel_shape", (int)w->dims[2], &k));
+    PC_TRY(square_attr(g, nd, "strides", 1, &s));
+    PC_TRY(window_pad(g, nd, &in, k, s, &pad));
+    if (k != w->dims[2] || in.h + 2 * pad < k || in.w + 2 * pad < k)
+        return imp_node_error(g, nd, "kernel %d does not fit its %dx%d input", k, in.h, in.w);
+    char base[64];
+    imp_layer *l = layer_on(g, nd, "conv", param_base(w, base, sizeof base), x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->c = (int)w->dims[0];
+    l->h = (in.h + 2 * pad - k) / s + 1;
+    l->w = (in.w + 2 * pad - k) / s + 1;
+    l->bias = b != NULL;
+    snprintf(l->keys, sizeof l->keys, "filters=%d size=%d stride=%d pad=%d groups=%lld bias=%d",
+             l->c, k, s, pad, (long long)groups, l->bias);
+    l->weight_n = w->dims[0] * w->dims[1] * k * k;
+    PC_TRY(imp_const_floats(g, nd, w, l->weight_n, &l->weight));
+    if (b) PC_TRY(imp_const_floats(g, nd, b, l->bias_n = l->c, &l->bias_v));
+    return new_layer_output(g, nd, 0);
+}
+
+static pc_status op_batchnorm(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    const Onnx__TensorProto *t[4];
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    for (int k = 0; k < 4; k++) PC_TRY(imp_input_const(g, nd, k + 1, 0, &t[k]));
+    PC_TRY(only_first_output(g, nd));
+    float eps = imp_attr_float(nd, "epsilon", 1e-5f), mom = imp_attr_float(nd, "momentum", 0.9f);
+    if (!(eps >= 1e-12f && eps <= 1) || !(mom >= 0 && mom <= 1))
+        return imp_node_error(g, nd, "epsilon %g or momentum %g out of range", eps, mom);
+    char base[64];
+    imp_layer *l = layer_on(g, nd, "batchnorm", param_base(t[0], base, sizeof base), x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    /* ONNX: running = momentum running + (1 - momentum) batch; parcnn is PyTorch's way round */
+    char e[32], mo[32];
+    snprintf(l->keys, sizeof l->keys, "eps=%s momentum=%s", imp_fmt_float(eps, e, sizeof e),
+             imp_fmt_float(1.0f - mom, mo, sizeof mo));
+    l->weight_n = l->bias_n = l->c;
+    PC_TRY(imp_const_floats(g, nd, t[0], l->c, &l->weight));
+    PC_TRY(imp_const_floats(g, nd, t[1], l->c, &l->bias_v));
+    PC_TRY(imp_const_floats(g, nd, t[2], l->c, &l->mean));
+    PC_TRY(imp_const_floats(g, nd, t[3], l->c, &l->var));
+    return new_layer_output(g, nd, rank2);
+}
+
+/* Fuse the activation into layer x when nothing else reads its output; otherwise (ReLU
+ * only) a [relu] layer. `reads`: how many inputs of the activation's nodes read x. */
+static pc_status add_activation(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2,
+                                pc_activation act, int reads, const char *out) {
+    imp_layer *p = &g->layers[x];
+    if (x > 0 && p->act == PC_ACT_NONE && p->consumers == reads && strcmp(p->kind, "relu") != 0) {
+        p->act = act;
+        p->consumers -= reads;
+        return imp_map_value(g, out, x, rank2);
+    }
+    if (act != PC_ACT_RELU)
+        return imp_node_error(g, nd, "GELU of a tensor that other nodes also read is not supported");
+    if (!layer_on(g, nd, "relu", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    return imp_map_value(g, out, g->n_layers - 1, rank2);
+}
+
+static pc_status op_relu(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    return add_activation(g, nd, x, rank2, PC_ACT_RELU, 1, nd->output[0]);
+}
+
+static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
+    int x, k, s, pad;
+    PC_TRY(spatial_input(g, nd, &x));
+    PC_TRY(only_first_output(g, nd));
+    PC_TRY(check_ints_attr(g, nd, "dilations", 1));
+    if (!imp_attr(nd, "kernel_shape")) return imp_node_error(g, nd, "kernel_shape is missing");
+    PC_TRY(square_attr(g, nd, "kernel_shape", 1, &k));
+    PC_TRY(square_attr(g, nd, "strides", 1, &s));
+    imp_layer in = g->layers[x];
+    PC_TRY(window_pad(g, nd, &in, k, s, &pad));
+    if (in.h + 2 * pad < k || in.w + 2 * pad < k || 2 * pad > k)
+        return imp_node_error(g, nd, "window %d with padding %d does not fit the %dx%d input "
+                              "(parcnn pads at most half the window)", k, pad, in.h, in.w);
+    int h = (in.h + 2 * pad - k) / s + 1, w = (in.w + 2 * pad - k) / s + 1;
+    if (imp_attr_int(nd, "ceil_mode", 0) &&
+        ((in.h + 2 * pad - k + s - 1) / s + 1 != h || (in.w + 2 * pad - k + s - 1) / s + 1 != w))
+        return imp_node_error(g, nd, "ceil_mode=1 changes the output size here; only floor mode "
+                              "is supported");
+    if (imp_attr_int(nd, "storage_order", 0))
+        return imp_node_error(g, nd, "storage_order=1 is not supported");
+    if (!is_max && pad && imp_attr_int(nd, "count_include_pad", 0))
+        return imp_node_error(g, nd, "count_include_pad=1 with padding is not supported (parcnn "
+                              "averages over the input pixels only)");
+    imp_layer *l = layer_on(g, nd, is_max ? "maxpool" : "avgpool", NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->h = h, l->w = w;
+    snprintf(l->keys, sizeof l->keys, "size=%d stride=%d pad=%d", k, s, pad);
+    return new_layer_output(g, nd, 0);
+}
+
+/* GlobalAveragePool, or ReduceMean over H and W (keepdims=0: a 2-D output). */
+static pc_status op_gap(imp_graph *g, const Onnx__NodeProto *nd, int keepdims) {
+    int x;
+    PC_TRY(spatial_input(g, nd, &x));
+    imp_layer *l = layer_on(g, nd, "gap", NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->h = l->w = 1;
+    return new_layer_output(g, nd, !keepdims);
+}
+
+static pc_status op_reduce_mean(imp_graph *g, const Onnx__NodeProto *nd) {
+    const Onnx__AttributeProto *axes = imp_attr(nd, "axes");
+    int ok = axes && axes->n_ints == 2 && ((axes->ints[0] == 2 && axes->ints[1] == 3) ||
+                                           (axes->ints[0] == -2 && axes->ints[1] == -1));
+    if (!ok) return imp_node_error(g, nd, "only the mean over axes [2, 3] (global average "
+                                   "pooling) is supported");
+    return op_gap(g, nd, (int)imp_attr_int(nd, "keepdims", 1));
+}
+
+/* An output that is the input under another name (Identity, Dropout in inference, a
+ * Flatten of a (C, 1, 1) tensor): the aliasing node does not count as a reader. */
+static pc_status alias(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2) {
+    g->layers[x].consumers--;
+    return imp_map_value(g, nd->output[0], x, rank2);
+}
+
+/* (N, C, H, W) -> (N, C*H*W): a [flatten] layer, or none when H = W = 1 (parcnn's layers
+ * treat (C, 1, 1) and (C) alike). */
+static pc_status flatten_value(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2) {
+    const imp_layer *in = &g->layers[x];
+    if (rank2 || (in->h == 1 && in->w == 1)) return alias(g, nd, x, 1);
+    imp_layer *l = layer_on(g, nd, "flatten", NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->c = l->c * l->h * l->w, l->h = l->w = 1;
+    return new_layer_output(g, nd, 1);
+}
+
+static pc_status op_flatten(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    if (imp_attr_int(nd, "axis", 1) != 1)
+        return imp_node_error(g, nd, "axis=%lld: only axis=1 (keep the batch) is supported",
+                              (long long)imp_attr_int(nd, "axis", 1));
+    return flatten_value(g, nd, x, rank2);
+}
+
+/* Reshape to (N, features): the shape constant is [N|0|-1, features|-1]. */
+static pc_status op_reshape(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2, n;
+    const Onnx__TensorProto *t;
+    int64_t shape[8];
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    PC_TRY(imp_input_const(g, nd, 1, 0, &t));
+    PC_TRY(imp_const_ints(g, nd, t, 8, shape, &n));
+    const imp_layer *in = &g->layers[x];
+    int64_t features = (int64_t)in->c * in->h * in->w;
+    int ok = n == 2 && (shape[1] == -1 || shape[1] == features) &&
+             (shape[0] == 0 || shape[0] == -1 || (shape[0] >= 1 && shape[1] != -1));
+    if (!ok) return imp_node_error(g, nd, "only a reshape to (N, %lld) is supported",
+                                   (long long)features);
+    return flatten_value(g, nd, x, rank2);
+}
+
+/* A dense layer on x with weight (units, inputs) from w (transposed when trans_b = 0). */
+static pc_status dense_layer(imp_graph *g, const Onnx__NodeProto *nd, int x,
+                             const Onnx__TensorProto *w, int trans_b, const Onnx__TensorProto *b) {
+    const imp_layer *in = &g->layers[x];
+    int64_t inputs = (int64_t)in->c * in->h * in->w;
+    int64_t units = w->n_dims == 2 ? w->dims[trans_b ? 0 : 1] : -1;
+    if (w->n_dims != 2 || w->dims[trans_b ? 1 : 0] != inputs || units < 1 || units > 1 << 20)
+        return imp_node_error(g, nd, "weight %s: expected a 2-D matrix with %lld inputs",
+                              w->name ? w->name : "", (long long)inputs);
+    char base[64];
+    imp_layer *l = layer_on(g, nd, "dense", param_base(w, base, sizeof base), x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->c = (int)units, l->h = l->w = 1;
+    l->bias = b != NULL;
+    l->weight_n = units * inputs;
+    float *raw;
+    PC_TRY(imp_const_floats(g, nd, w, l->weight_n, &raw));
+    if (trans_b) {
+        l->weight = raw;
+    } else {
+        if (!(l->weight = malloc(sizeof(float) * l->weight_n))) {
+            free(raw);
+            return pc_fail(PC_ERR_NOMEM, "out of memory");
+        }
+        for (int64_t i = 0; i < inputs; i++)
+            for (int64_t u = 0; u < units; u++) l->weight[u * inputs + i] = raw[i * units + u];
+        free(raw);
+    }
+    if (b) PC_TRY(imp_const_floats(g, nd, b, l->bias_n = units, &l->bias_v));
+    return new_layer_output(g, nd, 1);
+}
+
+static pc_status op_gemm(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    const Onnx__TensorProto *w, *b;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    PC_TRY(imp_input_const(g, nd, 1, 0, &w));
+    PC_TRY(imp_input_const(g, nd, 2, 1, &b));
+    const imp_layer *in = &g->layers[x];
+    if (!rank2 && (in->h != 1 || in->w != 1))
+        return imp_node_error(g, nd, "input A is 4-D; Gemm takes a 2-D matrix");
+    if (imp_attr_int(nd, "transA", 0))
+        return imp_node_error(g, nd, "transA=1 is not supported");
+    if (imp_attr_float(nd, "alpha", 1.0f) != 1.0f || (b && imp_attr_float(nd, "beta", 1.0f) != 1.0f))
+        return imp_node_error(g, nd, "alpha or beta other than 1 is not supported");
+    return dense_layer(g, nd, x, w, (int)imp_attr_int(nd, "transB", 0), b);
+}
+
+static pc_status op_matmul(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    const Onnx__TensorProto *w;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    PC_TRY(imp_input_const(g, nd, 1, 0, &w));
+    if (!rank2) return imp_node_error(g, nd, "input A is 4-D; only a 2-D x (inputs, units) "
+                                      "product is supported");
+    return dense_layer(g, nd, x, w, 0, NULL);
+}
+
+/* A constant operand of a two-input node, and the other one's index; -1 if none. */
+static int const_operand(imp_graph *g, const Onnx__NodeProto *nd) {
+    for (int k = 0; k < 2 && (size_t)k < nd->n_input; k++) {
+        imp_value *v = imp_find(g, nd->input[k]);
+        if (v && v->kind == V_CONST) return k;
+    }
+    return -1;
+}
+
+/* Add of a per-unit constant onto a bias-less dense layer (MatMul + Add): its bias. */
+static pc_status add_bias(imp_graph *g, const Onnx__NodeProto *nd, int k_const) {
+    int x, rank2;
+    PC_TRY(imp_input_layer(g, nd, 1 - k_const, &x, &rank2));
+    imp_layer *l = &g->layers[x];
+    if (strcmp(l->kind, "dense") != 0 || l->bias || l->act || l->scale != 1.0f || l->consumers != 1)
+        return imp_node_error(g, nd, "adding a constant is supported only as the bias of a "
+                              "MatMul (broadcast Add is not supported)");
+    const Onnx__TensorProto *b = imp_find(g, nd->input[k_const])->t;
+    PC_TRY(imp_const_floats(g, nd, b, l->c, &l->bias_v));
+    l->bias = 1;
+    l->bias_n = l->c;
+    l->consumers--;
+    return imp_map_value(g, nd->output[0], x, rank2);
+}
+
+/* A shortcut operand: the input of a strided Slice and/or a channel Pad (ResNet option A). */
+static int shortcut_layer(imp_graph *g, const char *name, const imp_layer *a) {
+    imp_value *v = imp_find(g, name);
+    if (!v || v->kind != V_SHORTCUT) return -1;
+    const imp_layer *b = &g->layers[v->layer];
+    int ok = b->c + v->cpad == a->c && b->h == a->h * v->stride && b->w == a->w * v->stride;
+    return ok ? v->layer : -1;
+}
+
+static pc_status op_add(imp_graph *g, const Onnx__NodeProto *nd) {
+    int kc = const_operand(g, nd);
+    if (kc >= 0) return add_bias(g, nd, kc);
+    int a, ra, b = -1, rb = 0;
+    PC_TRY(imp_input_layer(g, nd, 0, &a, &ra));
+    const imp_layer *la = &g->layers[a];
+    int sc = nd->n_input == 2 ? shortcut_layer(g, nd->input[1], la) : -1;
+    if (sc >= 0) b = sc, rb = ra;
+    else PC_TRY(imp_input_layer(g, nd, 1, &b, &rb));
+    const imp_layer *lb = &g->layers[b];
+    if (sc < 0 && (la->c != lb->c || la->h != lb->h || la->w != lb->w || ra != rb))
+        return imp_node_error(g, nd, "inputs of shapes %dx%dx%d and %dx%dx%d: broadcasting Add "
+                              "is not supported", la->c, la->h, la->w, lb->c, lb->h, lb->w);
+    imp_layer *l = layer_on(g, nd, "add", NULL, a);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->inputs[1] = b;
+    l->n_inputs = 2;
+    return new_layer_output(g, nd, ra);
+}
+
+/* Slice(x, starts 0, ends >= size, axes [2, 3], steps [s, s]): a subsampled shortcut. */
+static pc_status op_slice(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2, n[4];
+    int64_t v[4][4];
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    if (nd->n_input < 5 || imp_attr(nd, "starts"))
+        return imp_node_error(g, nd, "only Slice with starts, ends, axes and steps inputs "
+                              "(opset 10 and later) is supported");
+    for (int k = 0; k < 4; k++) {
+        const Onnx__TensorProto *t;
+        PC_TRY(imp_input_const(g, nd, k + 1, 0, &t));
+        PC_TRY(imp_const_ints(g, nd, t, 4, v[k], &n[k]));
+    }
+    const imp_layer *in = &g->layers[x];
+    int ok = !rank2 && n[0] == 2 && n[1] == 2 && n[2] == 2 && n[3] == 2 && v[0][0] == 0 &&
+             v[0][1] == 0 && v[1][0] >= in->h && v[1][1] >= in->w && v[2][0] == 2 &&
+             v[2][1] == 3 && v[3][0] == v[3][1] && v[3][0] >= 1 && in->h % v[3][0] == 0 &&
+             in->w % v[3][0] == 0;
+    if (!ok) return imp_node_error(g, nd, "only a whole-tensor strided Slice over H and W "
+                                   "feeding an Add (a ResNet shortcut) is supported");
+    g->layers[x].consumers += 1000; /* read through the shortcut: no activation fusion */
+    return imp_set_value(g, nd->output[0], (imp_value){.kind = V_SHORTCUT, .layer = x,
+                                                       .stride = (int)v[3][0]});
+}
+
+/* Pad with zeros at the end of the channels (pads input, opset 11 and later). */
+static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
+    imp_value *v = nd->n_input ? imp_find(g, nd->input[0]) : NULL;
+    imp_value sc = {0};
+    if (v && v->kind == V_SHORTCUT) sc = *v;
+    else if (v && v->kind == V_LAYER && !v->rank2) sc = (imp_value){.kind = V_SHORTCUT, .layer = v->layer, .stride = 1};
+    const Onnx__TensorProto *t, *cv;
+    int n;
+    int64_t pads[8];
+    char mode[16] = "constant";
+    const Onnx__AttributeProto *m = imp_attr(nd, "mode");
+    if (m && m->has_s) snprintf(mode, sizeof mode, "%.*s", (int)m->s.len, (const char *)m->s.data);
+    if (!sc.kind || imp_attr(nd, "pads") || strcmp(mode, "constant") != 0)
+        return imp_node_error(g, nd, "only a constant zero Pad of the channels feeding an Add "
+                              "(a ResNet shortcut, opset 11 and later) is supported");
+    PC_TRY(imp_input_const(g, nd, 1, 0, &t));
+    PC_TRY(imp_input_const(g, nd, 2, 1, &cv));
+    PC_TRY(imp_const_ints(g, nd, t, 8, pads, &n));
+    float *zero = NULL;
+    if (cv) PC_TRY(imp_const_floats(g, nd, cv, 1, &zero));
+    int ok = n == 8 && (!zero || *zero == 0.0f) && pads[5] >= 0;
+    for (int k = 0; k < 8; k++) ok = ok && (k == 5 || pads[k] == 0);
+    free(zero);
+    if (!ok) return imp_node_error(g, nd, "only a constant zero Pad at the end of the channels "
+                                   "feeding an Add (a ResNet shortcut) is supported");
+    if (v->kind == V_LAYER) g->layers[v->layer].consumers += 1000;
+    sc.cpad += (int)pads[5];
+    return imp_set_value(g, nd->output[0], sc);
+}
+
+/* The one node reading `name`, which must be of type op; -1 if not so. */
+static int sole_reader(const imp_graph *g, const char *name, const char *op) {
+    const Onnx__GraphProto *gp = g->mp->graph;
+    int found = -1, n = 0;
+    for (size_t i = 0; i < gp->n_node; i++)
+        for (size_t k = 0; k < gp->node[i]->n_input; k++)
+            if (strcmp(gp->node[i]->input[k], name) == 0) found = (int)i, n++;
+    if (n != 1 || imp_consumers(g, name) != 1 || strcmp(gp->node[found]->op_type, op) != 0) return -1;
+    return found;
+}
+
+/* The other input of a two-input node is a scalar constant equal to want (within tol). */
+static int other_is_scalar(imp_graph *g, const Onnx__NodeProto *nd, const char *mine, double want,
+                           double tol) {
+    if (nd->n_input != 2) return 0;
+    const char *other = strcmp(nd->input[0], mine) == 0 ? nd->input[1] : nd->input[0];
+    imp_value *v = imp_find(g, other);
+    float *c = NULL;
+    int64_t n;
+    if (!v || v->kind != V_CONST || imp_const_numel(g, nd, v->t, &n) != PC_OK || n != 1 ||
+        imp_const_floats(g, nd, v->t, 1, &c) != PC_OK)
+        return 0;
+    int ok = fabs(*c - want) <= tol * fabs(want);
+    free(c);
+    return ok;
+}
+
+/* GELU as PyTorch exports it below opset 20: Div(x, sqrt 2) -> Erf -> Add 1 -> Mul x ->
+ * Mul 0.5, fused into the layer producing x. */
+static pc_status op_div(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    const Onnx__GraphProto *gp = g->mp->graph;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    const char *unsupported = "only the division by sqrt(2) of a GELU (x * 0.5 * (1 + erf(x / "
+                              "sqrt(2)))) is supported";
+    if (!other_is_scalar(g, nd, nd->input[0], M_SQRT2, 1e-6)) return imp_node_error(g, nd, "%s", unsupported);
+    int erf = sole_reader(g, nd->output[0], "Erf");
+    int add = erf < 0 ? -1 : sole_reader(g, gp->node[erf]->output[0], "Add");
+    if (add >= 0 && !other_is_scalar(g, gp->node[add], gp->node[erf]->output[0], 1.0, 0)) add = -1;
+    int mul = add < 0 ? -1 : sole_reader(g, gp->node[add]->output[0], "Mul");
+    const Onnx__NodeProto *m1 = mul < 0 ? NULL : gp->node[mul];
+    if (m1 && !(m1->n_input == 2 && (strcmp(m1->input[0], nd->input[0]) == 0 ||
+                                     strcmp(m1->input[1], nd->input[0]) == 0)))
+        mul = -1;
+    int half = mul < 0 ? -1 : sole_reader(g, m1->output[0], "Mul");
+    if (half >= 0 && !other_is_scalar(g, gp->node[half], m1->output[0], 0.5, 0)) half = -1;
+    if (half < 0) return imp_node_error(g, nd, "%s", unsupported);
+    g->done[erf] = g->done[add] = g->done[mul] = g->done[half] = 1;
+    return add_activation(g, nd, x, rank2, PC_ACT_GELU, 2, gp->node[half]->output[0]);
+}
+
+/* Mul of a dense layer's output by a scalar constant: its scale= (airbench's logits). */
+static pc_status op_mul(imp_graph *g, const Onnx__NodeProto *nd) {
+    int kc = const_operand(g, nd), x, rank2;
+    const char *unsupported = "only the multiplication of a dense layer's output by a scalar "
+                              "is supported";
+    if (kc < 0 || nd->n_input != 2) return imp_node_error(g, nd, "%s", unsupported);
+    PC_TRY(imp_input_layer(g, nd, 1 - kc, &x, &rank2));
+    imp_layer *l = &g->layers[x];
+    float *c = NULL;
+    int64_t n;
+    PC_TRY(imp_const_numel(g, nd, imp_find(g, nd->input[kc])->t, &n));
+    if (n != 1 || strcmp(l->kind, "dense") != 0 || l->act || l->scale != 1.0f || l->consumers != 1)
+        return imp_node_error(g, nd, "%s", unsupported);
+    PC_TRY(imp_const_floats(g, nd, imp_find(g, nd->input[kc])->t, 1, &c));
+    l->scale = *c;
+    free(c);
+    if (!(l->scale >= 1e-6f && l->scale <= 1e6f))
+        return imp_node_error(g, nd, "scale %g out of parcnn's range [1e-6, 1e6]", l->scale);
+    l->consumers--;
+    return imp_map_value(g, nd->output[0], x, rank2);
+}
+
+static pc_status op_dropout(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x, rank2;
+    const Onnx__TensorProto *r = NULL, *tm = NULL;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    PC_TRY(only_first_output(g, nd));
+    float rate = imp_attr_float(nd, "ratio", 0.5f), *v = NULL;
+    PC_TRY(imp_input_const(g, nd, 1, 1, &r));
+    PC_TRY(imp_input_const(g, nd, 2, 1, &tm));
+    if (r) {
+        PC_TRY(imp_const_floats(g, nd, r, 1, &v));
+        rate = *v;
+        free(v);
+    }
+    if (tm) {
+        PC_TRY(imp_const_floats(g, nd, tm, 1, &v));
+        float on = *v;
+        free(v);
+        if (on != 0) return imp_node_error(g, nd, "training_mode=true is not supported");
+    }
+    if (!(rate >= 0 && rate <= 0.99f)) return imp_node_error(g, nd, "ratio %g out of [0, 0.99]", rate);
+    if (rate == 0) return alias(g, nd, x, rank2);
+    imp_layer *l = layer_on(g, nd, "dropout", NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    char r_text[32];
+    snprintf(l->keys, sizeof l->keys, "rate=%s", imp_fmt_float(rate, r_text, sizeof r_text));
+    return new_layer_output(g, nd, rank2);
+}
+
+static pc_status op_identity(imp_graph *g, const Onnx__NodeProto *nd) {
+    imp_value *v = nd->n_input == 1 ? imp_find(g, nd->input[0]) : NULL;
+    if (!v) return imp_node_error(g, nd, "input %s is not produced by any earlier node",
+                                  nd->n_input ? nd->input[0] : "(none)");
+    if (v->kind == V_LAYER) return alias(g, nd, v->layer, v->rank2);
+    if (v->kind == V_SHORTCUT) g->layers[v->layer].consumers += 1000;
+    return imp_set_value(g, nd->output[0], *v);
+}
+
+static pc_status op_constant(imp_graph *g, const Onnx__NodeProto *nd) {
+    const Onnx__AttributeProto *a = imp_attr(nd, "value");
+    if (!a || !a->t) {
+        const char *what = nd->n_attribute && nd->attribute[0]->name ? nd->attribute[0]->name : "none";
+        return imp_node_error(g, nd, "only the 'value' tensor attribute is supported (it has %s)", what);
+    }
+    return imp_set_value(g, nd->output[0], (imp_value){.kind = V_CONST, .t = a->t});
+}
+
+static pc_status op_maxpool(imp_graph *g, const Onnx__NodeProto *nd) { return op_pool(g, nd, 1); }
+static pc_status op_avgpool(imp_graph *g, const Onnx__NodeProto *nd) { return op_pool(g, nd, 0); }
+static pc_status op_global_avg(imp_graph *g, const Onnx__NodeProto *nd) { return op_gap(g, nd, 1); }
+
+static const struct {
+    const char *op;
+    pc_status (*fn)(imp_graph *g, const Onnx__NodeProto *nd);
+} handlers[] = {
+    {"Conv", op_conv}, {"BatchNormalization", op_batchnorm}, {"Relu", op_relu},
+    {"MaxPool", op_maxpool}, {"AveragePool", op_avgpool}, {"GlobalAveragePool", op_global_avg},
+    {"ReduceMean", op_reduce_mean}, {"Flatten", op_flatten}, {"Reshape", op_reshape},
+    {"Gemm", op_gemm}, {"MatMul", op_matmul}, {"Add", op_add}, {"Mul", op_mul}, {"Div", op_div},
+    {"Slice", op_slice}, {"Pad", op_pad}, {"Dropout", op_dropout}, {"Identity", op_identity},
+    {"Constant", op_constant},
+};
+
+pc_status imp_node(imp_graph *g, int i) {
+    const Onnx__NodeProto *nd = g->mp->graph->node[i];
+    if (g->done[i]) return PC_OK;
+    if (!nd->op_type || (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0))
+        return imp_node_error(g, nd, "operator of domain '%s' is not supported",
+                              nd->domain ? nd->domain : "");
+    if (!nd->n_output || !*nd->output[0]) return imp_node_error(g, nd, "has no output");
+    for (size_t k = 0; k < sizeof handlers / sizeof handlers[0]; k++)
+        if (strcmp(handlers[k].op, nd->op_type) == 0) return handlers[k].fn(g, nd);
+    return imp_node_error(g, nd, "operator %s is not supported (docs/interchange.md lists the "
+                          "supported ones)", nd->op_type);
+}

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# ONNX and .npy interchange (docs/interchange.md), against real producers and consumers:
+# - every zoo model (briefly trained) exported; Debian's onnx checker (full_check) accepts
+#   it; onnxruntime-node computes the same logits as parcnn predict --npy-in within 1e-4;
+#   import(export(m)) gives bit-identical logits;
+# - torchvision resnet18 exported by torch.onnx.export (eval mode: batch norm folded, and
+#   TrainingMode.PRESERVE: BatchNormalization kept) imports and gives PyTorch's logits
+#   within 1e-4; parcnn's re-export of it runs on onnxruntime;
+# - bad ONNX and .npy files: one clear line, exit 1 or 2.
+# onnxruntime-node is installed once into the build tree (npm; ONNXRUNTIME_NODE_INSTALL=skip,
+# the package bundles libonnxruntime.so).
+# usage: cli_onnx.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+src=$2
+py=/usr/bin/python3   # Debian's, with python3-onnx, -numpy, -torch, -torchvision
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+# check NAME COMMAND...: the command succeeds (its output is shown on failure)
+check() {
+    local name=$1; shift
+    if "$@" > "$tmp/out" 2>&1; then ok "$name: $(tail -n 1 "$tmp/out")"; else bad "$name"; cat "$tmp/out"; fi
+}
+# expect NAME STATUS PATTERN -- COMMAND...: exit status and one stderr line matching PATTERN
+expect() {
+    local name=$1 want=$2 pattern=$3; shift 4
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    local rc=$?
+    if [ $rc = "$want" ] && grep -qE -- "$pattern" "$tmp/err" && [ "$(wc -l < "$tmp/err")" = 1 ]; then
+        ok "$name"
+    else
+        bad "$name: exit $rc (want $want), stderr:"; cat "$tmp/err"
+    fi
+}
+
+ort_dir=$PWD/onnx-node
+if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ]; then
+    mkdir -p "$ort_dir"
+    (cd "$ort_dir" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --silent \
+        onnxruntime-node@1.31.1) || { echo "FAIL: npm install onnxruntime-node"; exit 1; }
+fi
+ort() { NODE_PATH="$ort_dir/node_modules" node "$src/tests/onnx/ort_run.js" "$@"; }
+compare() { "$py" "$src/tests/onnx/compare.py" "$@"; }
+
+# ---- every zoo model: export, checker, onnxruntime, round trip
+"$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32))"
+exports=()
+for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}'); do
+    d=$tmp/$m
+    "$parcnn" train --model "$m" --limit 64 --eval-limit 32 --epochs 1 --batch 32 --no-progress \
+        --out "$d" > "$tmp/train.log" 2>&1 || { bad "$m: train"; cat "$tmp/train.log"; continue; }
+    "$parcnn" export --weights "$d/model.safetensors" --out "$d.onnx" > /dev/null &&
+    "$parcnn" predict --weights "$d/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$d.parcnn.npy" > /dev/null &&
+    ort "$d.onnx" "$tmp/x.npy" "$d.ort.npy" || { bad "$m: export or predict"; continue; }
+    exports+=("$d.onnx")
+    check "$m: onnxruntime vs parcnn" compare "$d.ort.npy" "$d.parcnn.npy" 1e-4 "$m"
+    "$parcnn" import "$d.onnx" --out "$d-imported" > /dev/null &&
+    "$parcnn" predict --weights "$d-imported/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$d.rt.npy" > /dev/null
+    check "$m: import(export(m))" compare "$d.rt.npy" "$d.parcnn.npy" 0 "$m round trip"
+done
+check "onnx checker on every export" "$py" "$src/tests/onnx/check_model.py" "${exports[@]}"
+check "predict --weights MODEL.onnx" "$parcnn" predict --weights "$tmp/resnet20.onnx" --npy-in "$tmp/x.npy" --npy-out "$tmp/direct.npy"
+check "  same logits" compare "$tmp/direct.npy" "$tmp/resnet20.parcnn.npy" 0 "ONNX as --weights"
+check "inspect safetensors" "$parcnn" inspect "$tmp/resnet20/model.safetensors"
+grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's parameters" || bad "inspect total"
+check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
+
+# ---- PyTorch as the producer: torchvision resnet18, both export modes
+"$py" "$src/tests/onnx/torch_export.py" resnet18 64 "$tmp/r18" eval preserve || bad "torch.onnx.export"
+for mode in eval preserve; do
+    "$parcnn" import "$tmp/r18-$mode.onnx" --out "$tmp/r18-$mode" > /dev/null &&
+    "$parcnn" predict --weights "$tmp/r18-$mode/model.safetensors" --npy-in "$tmp/r18.x.npy" --npy-out "$tmp/r18-$mode.npy" > /dev/null
+    check "resnet18 ($mode export) vs PyTorch" compare "$tmp/r18-$mode.npy" "$tmp/r18.torch.npy" 1e-4 "resnet18 $mode"
+done
+"$parcnn" export --weights "$tmp/r18-preserve/model.safetensors" --out "$tmp/r18-re.onnx" > /dev/null &&
+ort "$tmp/r18-re.onnx" "$tmp/r18.x.npy" "$tmp/r18-re.npy"
+check "resnet18 re-exported, onnxruntime vs PyTorch" compare "$tmp/r18-re.npy" "$tmp/r18.torch.npy" 1e-4 "resnet18 re-export"
+
+# ---- bad input
+"$py" "$src/tests/onnx/make_bad.py" "$tmp"
+head -c 3000 "$tmp/resnet20.onnx" > "$tmp/trunc.onnx"
+printf 'this is not a protobuf message at all \377\377\377\377' > "$tmp/corrupt.onnx"
+: > "$tmp/empty.onnx"
+expect "truncated ONNX" 1 "trunc.onnx: " -- "$parcnn" import "$tmp/trunc.onnx" --out "$tmp/o"
+expect "corrupt ONNX" 1 "corrupt.onnx: not an ONNX model" -- "$parcnn" import "$tmp/corrupt.onnx" --out "$tmp/o"
+expect "empty ONNX" 1 "empty.onnx: " -- "$parcnn" import "$tmp/empty.onnx" --out "$tmp/o"
+expect "missing ONNX" 1 "nothere.onnx: cannot open" -- "$parcnn" import "$tmp/nothere.onnx" --out "$tmp/o"
+expect "unsupported op" 1 "node leaky \(LeakyRelu\): operator LeakyRelu is not supported" -- "$parcnn" import "$tmp/unsupported_op.onnx" --out "$tmp/o"
+expect "unsupported attribute" 1 "node conv \(Conv\): dilations other than 1" -- "$parcnn" import "$tmp/dilation.onnx" --out "$tmp/o"
+expect "missing initializer" 1 "node conv \(Conv\): input w is neither an initializer" -- "$parcnn" import "$tmp/missing_init.onnx" --out "$tmp/o"
+expect "3-D input" 1 "input x is not a 4-D float tensor" -- "$parcnn" import "$tmp/input_3d.onnx" --out "$tmp/o"
+expect "huge input" 1 "input x of 1x100000x100000" -- "$parcnn" import "$tmp/huge_dims.onnx" --out "$tmp/o"
+expect "old opset" 1 "opset 7 of the default domain" -- "$parcnn" import "$tmp/opset_7.onnx" --out "$tmp/o"
+expect "import without --out" 2 "give one MODEL.onnx and --out DIR" -- "$parcnn" import "$tmp/good.onnx"
+expect "import --mean count" 2 "--mean: 3 values for a 1-channel input" -- "$parcnn" import "$tmp/good.onnx" --out "$tmp/o" --mean 1,2,3
+expect "export without --out" 2 "--weights FILE and --out FILE are required" -- "$parcnn" export --weights "$tmp/x.npy"
+expect "export of a non-model" 1 "x.npy: " -- "$parcnn" export --weights "$tmp/x.npy" --out "$tmp/o.onnx"
+check "good small ONNX imports" "$parcnn" import "$tmp/good.onnx" --out "$tmp/good"
+w=$tmp/resnet20/model.safetensors
+"$py" - "$tmp" <<'PY'
+import sys
+import numpy as np
+t = sys.argv[1]
+np.save(f"{t}/f64.npy", np.zeros((1, 1, 28, 28)))
+np.save(f"{t}/fortran.npy", np.asfortranarray(np.zeros((2, 1, 28, 28), np.float32)))
+np.save(f"{t}/rank3.npy", np.zeros((1, 28, 28), np.float32))
+np.save(f"{t}/rgb.npy", np.zeros((1, 3, 28, 28), np.float32))
+np.save(f"{t}/small.npy", np.zeros((1, 1, 20, 20), np.float32))
+b = open(f"{t}/rgb.npy", "rb").read()
+open(f"{t}/trunc.npy", "wb").write(b[:-10])
+open(f"{t}/long.npy", "wb").write(b + b"xxxx")
+PY
+npy() { "$parcnn" predict --weights "$w" --npy-in "$tmp/$1" --npy-out "$tmp/y.npy"; }
+expect "npy float64" 1 "f64.npy: dtype '<f8', expected little-endian float32" -- npy f64.npy
+expect "npy Fortran order" 1 "fortran.npy: array in Fortran order" -- npy fortran.npy
+expect "npy 3-D" 1 "rank3.npy: expected a 4-D float32 array \(N, C, H, W\), got 3" -- npy rank3.npy
+expect "npy wrong channels" 2 "takes \(N, 1, 28, 28\) inputs, the array is \(1, 3, 28, 28\)" -- npy rgb.npy
+expect "npy truncated" 1 "trunc.npy: truncated" -- npy trunc.npy
+expect "npy trailing bytes" 1 "long.npy: bytes after the" -- npy long.npy
+expect "npy not npy" 1 "resnet20.onnx: not a .npy file" -- npy resnet20.onnx
+expect "npy missing" 1 "nothere.npy: cannot open" -- npy nothere.npy
+expect "--npy-in without --npy-out" 2 "needs --npy-out" -- "$parcnn" predict --weights "$w" --npy-in "$tmp/x.npy"
+# a fully convolutional network takes any input size (resnet20: convolutions, gap, dense)
+check "npy of another size (fully convolutional)" npy small.npy
+
+echo "cli_onnx: $passed passed, $failed failed"
+[ "$failed" = 0 ]

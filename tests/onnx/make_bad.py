@@ -1,0 +1,49 @@
+"""Write ONNX files that parcnn import must refuse with one clear line: python3 make_bad.py DIR
+Each is a small valid-protobuf graph with one problem, named by its file."""
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+out = sys.argv[1]
+
+
+def model(nodes, inits, shape=(None, 1, 8, 8), out_shape=(None, 4), opset=13, name="x"):
+    dims = ["N" if d is None else d for d in shape]
+    g = helper.make_graph(
+        nodes, "bad",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       ["N" if d is None else d for d in out_shape])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+rng = np.random.default_rng(0)
+w = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+fc = rng.standard_normal((4, 4)).astype(np.float32)
+head = [helper.make_node("GlobalAveragePool", ["c"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], name="fc", transB=1)]
+
+
+def conv(**attrs):
+    return helper.make_node("Conv", ["x", "w"], ["c"], name="conv", **attrs)
+
+
+cases = {
+    "good": model([conv(pads=[1, 1, 1, 1])] + head, {"w": w, "fc": fc}),
+    "unsupported_op": model([conv(), helper.make_node("LeakyRelu", ["c"], ["l"], name="leaky")]
+                            + [helper.make_node("GlobalAveragePool", ["l"], ["p"], name="pool")]
+                            + head[1:], {"w": w, "fc": fc}),
+    "dilation": model([conv(dilations=[2, 2])] + head, {"w": w, "fc": fc}),
+    "missing_init": model([conv()] + head, {"fc": fc}),
+    "input_3d": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 8, 8)),
+    "huge_dims": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 1, 100000, 100000)),
+    "opset_7": model([conv()] + head, {"w": w, "fc": fc}, opset=7),
+}
+for k, m in cases.items():
+    onnx.save(m, f"{out}/{k}.onnx")

@@ -1,0 +1,37 @@
+"""Export a torchvision classifier (random weights, randomized batch-norm statistics) with
+torch.onnx.export and save PyTorch's own logits for a random input:
+  python3 torch_export.py MODEL SIZE OUT_PREFIX MODE...
+MODE eval: eval-mode export (batch norm folded into the convolutions, Identity nodes);
+MODE preserve: training=TrainingMode.PRESERVE of the eval-mode model (BatchNormalization
+nodes kept). Writes OUT_PREFIX-MODE.onnx for each MODE, OUT_PREFIX.x.npy (2, 3, SIZE, SIZE)
+and OUT_PREFIX.torch.npy (the logits)."""
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torchvision
+
+name, size, prefix, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+torch.manual_seed(0)
+model = getattr(torchvision.models, name)(num_classes=10)
+with torch.no_grad():  # batch norm that is not the identity, so folding it matters
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+model.eval()
+x = torch.randn(2, 3, size, size)
+for mode in modes:
+    training = {"eval": torch.onnx.TrainingMode.EVAL,
+                "preserve": torch.onnx.TrainingMode.PRESERVE}[mode]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, x, f"{prefix}-{mode}.onnx", opset_version=13, training=training,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+with torch.no_grad():
+    np.save(prefix + ".torch.npy", model(x).numpy())
+np.save(prefix + ".x.npy", x.numpy())

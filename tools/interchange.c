@@ -1,0 +1,269 @@
+/* parcnn export, import, inspect and predict --npy-in/--npy-out: models and tensors in
+ * the formats other frameworks read (ONNX, .npy). docs/interchange.md. */
+#include "interchange.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "nn/exec.h"
+#include "onnx/npy.h"
+#include "onnx/onnx.h"
+#include "train/modelio.h"
+
+static int report(pc_status st) {
+    fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+    return st == PC_ERR_USAGE ? 2 : 1;
+}
+
+/* ---------------------------------------------------------- predict --npy-in */
+
+/* The model for inputs of (c, h, w): m itself, or m's description rebuilt for that size
+ * when its weights fit it (a fully convolutional network takes any size). */
+static pc_status model_for_input(const char *weights, pc_model *m, const pc_model_meta *meta,
+                                 const pc_npy *x, pc_model **out) {
+    int c = (int)x->shape[1], h = (int)x->shape[2], w = (int)x->shape[3];
+    *out = m;
+    if (c == meta->c && h == meta->h && w == meta->w) return PC_OK;
+    pc_model *r = NULL;
+    int fits = c == meta->c &&
+               pc_model_parse(m->source, m->name, c, h, w, m->classes, 0, &r) == PC_OK &&
+               r->n_params == m->n_params && r->n_buffers == m->n_buffers;
+    if (!fits) {
+        pc_model_free(r);
+        return pc_fail(PC_ERR_USAGE, "--npy-in: the model %s takes (N, %d, %d, %d) inputs, the "
+                       "array is (%lld, %d, %d, %d)", weights, meta->c, meta->h, meta->w,
+                       (long long)x->shape[0], c, h, w);
+    }
+    memcpy(r->params, m->params, sizeof(float) * m->n_params);
+    memcpy(r->buffers, m->buffers, sizeof(float) * m->n_buffers);
+    *out = r;
+    return PC_OK;
+}
+
+/* Logits of every sample of x, in chunks of up to 32 (the last one zero-padded). */
+static pc_status run_logits(pc_model *m, pc_kernel_set kernels, const pc_npy *x, float *logits) {
+    int64_t n = x->shape[0], sample = x->numel / (n ? n : 1);
+    int batch = n < 32 ? (int)n : 32;
+    pc_exec *ex;
+    PC_TRY(pc_exec_create(m, batch, kernels, &ex));
+    for (int64_t first = 0; first < n; first += batch) {
+        int64_t k = PC_MIN((int64_t)batch, n - first);
+        float *in = pc_exec_input(ex);
+        memcpy(in, x->data + first * sample, sizeof(float) * k * sample);
+        memset(in + k * sample, 0, sizeof(float) * (batch - k) * sample);
+        const float *y = pc_exec_forward(ex, 0, 0, 0, first, NULL);
+        memcpy(logits + first * m->classes, y, sizeof(float) * k * m->classes);
+    }
+    pc_exec_destroy(ex);
+    return PC_OK;
+}
+
+int predict_npy(const char *weights, pc_kernel_set kernels, const char *in_path,
+                const char *out_path) {
+    pc_model *m = NULL, *sized = NULL;
+    pc_model_meta meta = {0};
+    pc_npy x = {0};
+    float *logits = NULL;
+    pc_status st = pc_npy_read(in_path, (int64_t)1 << 31, &x);
+    if (st == PC_OK && (x.ndim != 4 || x.shape[0] < 1 || x.shape[1] < 1 || x.shape[2] < 1 ||
+                        x.shape[3] < 1 || x.shape[2] > 16384 || x.shape[3] > 16384))
+        st = pc_fail(PC_ERR_DATA, "%s: expected a 4-D float32 array (N, C, H, W), got %d "
+                     "dimensions", in_path, x.ndim);
+    if (st == PC_OK) st = pc_model_load(weights, &m, &meta);
+    if (st == PC_OK) st = model_for_input(weights, m, &meta, &x, &sized);
+    if (st == PC_OK && !(logits = malloc(sizeof(float) * x.shape[0] * m->classes)))
+        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK) st = run_logits(sized, kernels, &x, logits);
+    int64_t shape[2] = {x.shape[0], m ? m->classes : 0};
+    if (st == PC_OK) st = pc_npy_write(out_path, logits, 2, shape);
+    if (st == PC_OK)
+        printf("%s: logits of %lld samples (%lld classes) written to %s\n", in_path,
+               (long long)shape[0], (long long)shape[1], out_path);
+    free(logits);
+    if (sized != m) pc_model_free(sized);
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    pc_npy_free(&x);
+    return st == PC_OK ? 0 : report(st);
+}
+
+/* ---------------------------------------------------------------- export */
+
+static const char export_help[] =
+    "usage: parcnn export --weights FILE --out MODEL.onnx\n"
+    "Write a trained model (model.safetensors, or an ONNX file) as an ONNX graph (IR version\n"
+    "8, opset 13) that onnxruntime, PyTorch and other runtimes read. Its input \"input\" is\n"
+    "(N, C, H, W) float32 after the model's mean/std normalization (recorded in the\n"
+    "metadata_props mean, std and normalization, with the class names in classes), as\n"
+    "parcnn predict --npy-in takes it; its output \"logits\" is (N, classes). N is symbolic.\n";
+
+int cmd_export(int argc, char **argv) {
+    const char *weights = NULL, *out = NULL;
+    static const struct option opts[] = {{"weights", 1, 0, 'w'}, {"out", 1, 0, 'o'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': weights = optarg; break;
+        case 'o': out = optarg; break;
+        case 'h': fputs(export_help, stdout); return 0;
+        default: return usage_error("export", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return usage_error("export", "unexpected argument '%s'", argv[optind]);
+    if (!weights || !out) return usage_error("export", "%s", "--weights FILE and --out FILE are required");
+    pc_model *m;
+    pc_model_meta meta;
+    pc_status st = pc_model_load(weights, &m, &meta);
+    if (st != PC_OK) return report(st);
+    st = pc_onnx_export(out, m, &meta);
+    if (st == PC_OK)
+        printf("%s: %s (%d layers, %lld parameters) exported to %s\n", weights, m->name,
+               m->n_layers - 1, (long long)m->n_params, out);
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    return st == PC_OK ? 0 : report(st);
+}
+/* ---------------------------------------------------------------- import */
+
+static const char import_help[] =
+    "usage: parcnn import MODEL.onnx --out DIR [--mean M1,M2,M3] [--std S1,S2,S3]\n"
+    "Convert an ONNX image classifier (opsets 9 to 17; weights in initializers or Constant\n"
+    "nodes) to DIR/model.safetensors, which eval, predict, export and inspect take like a\n"
+    "trained model (they also take the ONNX file itself). The graph must take one float\n"
+    "(N, C, H, W) input of fixed C, H, W and output the logits; docs/interchange.md lists\n"
+    "the operators. An unsupported operator or attribute is an error naming the node.\n"
+    "\n"
+    "  --out DIR        where model.safetensors goes (created if missing)\n"
+    "  --mean LIST      per-channel input normalization the network was trained with,\n"
+    "  --std LIST       applied by predict to images: (pixel/255 - mean) / std; default:\n"
+    "                   the file's metadata (parcnn exports), else mean 0 and std 1\n"
+    "                   (torchvision ImageNet models: --mean 0.485,0.456,0.406\n"
+    "                   --std 0.229,0.224,0.225)\n";
+
+/* "a,b,c" into up to 4 floats; the count must be n (or 1, repeated). */
+static int parse_channels(const char *flag, const char *s, float *v, int *n) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double x = strtod(tok, &end);
+        if (*n == 4 || *end || end == tok || x != x || x < -1e6 || x > 1e6)
+            return usage_error("import", "%s: expected 1 to 4 comma-separated numbers", flag);
+        v[(*n)++] = (float)x;
+    }
+    return *n ? 0 : usage_error("import", "%s: expected 1 to 4 comma-separated numbers", flag);
+}
+
+int cmd_import(int argc, char **argv) {
+    const char *out = NULL;
+    pc_onnx_import_options opt = {0};
+    int n_mean = 0, n_std = 0;
+    static const struct option opts[] = {{"out", 1, 0, 'o'}, {"mean", 1, 0, 'm'},
+                                         {"std", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'm': if (parse_channels("--mean", optarg, opt.mean, &n_mean)) return 2; opt.have_mean = 1; break;
+        case 's': if (parse_channels("--std", optarg, opt.std, &n_std)) return 2; opt.have_std = 1; break;
+        case 'h': fputs(import_help, stdout); return 0;
+        default: return usage_error("import", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc || !out)
+        return usage_error("import", "%s", "give one MODEL.onnx and --out DIR");
+    const char *path = argv[optind];
+    pc_model *m;
+    pc_model_meta meta;
+    pc_status st = pc_onnx_import(path, &opt, &m, &meta);
+    if (st != PC_OK) return report(st);
+    for (int k = 0; k < 2; k++) { /* one value means every channel */
+        int n = k ? n_std : n_mean;
+        float *v = k ? meta.std : meta.mean;
+        if (n && n != 1 && n != meta.c)
+            st = pc_fail(PC_ERR_USAGE, "%s: %d values for a %d-channel input", k ? "--std" : "--mean",
+                         n, meta.c);
+        for (int ch = 1; n == 1 && ch < meta.c; ch++) v[ch] = v[0];
+        for (int ch = 0; k && ch < meta.c && st == PC_OK; ch++)
+            if (!(v[ch] > 0)) st = pc_fail(PC_ERR_USAGE, "--std: values must be positive");
+    }
+    char *file = NULL;
+    if (st == PC_OK) st = pc_mkdirs(out, "--out");
+    if (st == PC_OK && !(file = pc_path_join(out, "model.safetensors")))
+        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK) st = pc_model_save(file, m, &meta);
+    if (st == PC_OK)
+        printf("%s: %d layers, %lld parameters, input %dx%dx%d, %d classes -> %s\n", path,
+               m->n_layers - 1, (long long)m->n_params, meta.c, meta.h, meta.w, meta.classes, file);
+    free(file);
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    return st == PC_OK ? 0 : report(st);
+}
+
+/* ---------------------------------------------------------------- inspect */
+
+static const char inspect_help[] =
+    "usage: parcnn inspect FILE\n"
+    "Describe a model (model.safetensors, a training checkpoint, or an ONNX file, shown as\n"
+    "parcnn imports it): every layer with its inputs, output shape, parameters and forward\n"
+    "FLOPs per image, the totals, and the metadata (input, normalization, classes).\n";
+
+static void print_layer(const pc_model *m, int i) {
+    const pc_layer *l = &m->layers[i];
+    char from[64] = "";
+    for (int k = 0; k < l->n_inputs; k++) {
+        size_t n = strlen(from);
+        snprintf(from + n, sizeof from - n, "%s%d", k ? "," : "", l->inputs[k]);
+    }
+    char what[64] = "";
+    if (l->kind == PC_L_CONV)
+        snprintf(what, sizeof what, "%dx%d/%d pad %d%s", l->kh, l->kw, l->sh, l->ph,
+                 l->groups > 1 ? (l->groups == l->c ? " depthwise" : " grouped") : "");
+    else if (l->kind == PC_L_MAXPOOL || l->kind == PC_L_AVGPOOL)
+        snprintf(what, sizeof what, "%dx%d/%d pad %d", l->kh, l->kw, l->sh, l->ph);
+    if (l->act) strcat(what, l->act == PC_ACT_RELU ? " +relu" : " +gelu");
+    char shape[48];
+    snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
+    printf("%4d  %-28s %-10s %-8s %-22s %16s %10lld %12.2f\n", i, l->name,
+           pc_layer_kind_name(l->kind), from, what, shape, (long long)(l->weight_n + l->bias_n),
+           l->flops / 1e6);
+}
+
+int cmd_inspect(int argc, char **argv) {
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(inspect_help, stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') return usage_error("inspect", "%s", "give one model FILE");
+    pc_model *m;
+    pc_model_meta meta;
+    pc_status st = pc_model_load(argv[1], &m, &meta);
+    if (st != PC_OK) return report(st);
+    printf("%s: model %s (%s)\n", argv[1], m->name,
+           pc_onnx_is_onnx_path(argv[1]) ? "ONNX, as parcnn imports it" : "parcnn safetensors");
+    printf("%4s  %-28s %-10s %-8s %-22s %16s %10s %12s\n", "#", "layer", "kind", "from", "",
+           "output CxHxW", "params", "MFLOP/img");
+    for (int i = 0; i < m->n_layers; i++) print_layer(m, i);
+    printf("total: %lld parameters, %lld batch-norm statistics, %.2f MFLOP per image forward, "
+           "%.2f MFLOP training (conv and dense)\n", (long long)m->n_params,
+           (long long)m->n_buffers, pc_model_flops(m) / 1e6, pc_model_train_flops(m) / 1e6);
+    printf("input: %dx%dx%d, normalized per channel as (pixel/255 - mean) / std, mean", meta.c,
+           meta.h, meta.w);
+    for (int c = 0; c < meta.c; c++) printf("%s%g", c ? "," : " ", meta.mean[c]);
+    printf(" std");
+    for (int c = 0; c < meta.c; c++) printf("%s%g", c ? "," : " ", meta.std[c]);
+    printf("\nclasses (%d):", meta.classes);
+    for (int k = 0; k < meta.classes && k < 20; k++) printf(" %s", meta.class_names[k]);
+    printf("%s\n", meta.classes > 20 ? " ..." : "");
+    pc_model_free(m);
+    pc_model_meta_free(&meta);
+    return 0;
+}
