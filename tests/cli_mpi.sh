@@ -82,7 +82,7 @@ awk -v a="$(awk '/^final/ {print $4}' "$tmp/fast.log" | tr -d ,)" -v b="$(awk '/
 mpirun --oversubscribe -np 1 "$parcnn" train "${common[@]}" --lr 0.001 : -np 1 "$parcnn" train "${common[@]}" --lr 0.002 \
     > "$tmp/mismatch.log" 2>&1
 rc=$?
-[ $rc != 0 ] && grep -q "rank 1 was started with other settings than rank 0: lr=0.001 (now lr=0.002)" "$tmp/mismatch.log" \
+[ $rc != 0 ] && grep -q "rank 1 was started with other settings than rank 0: lr: rank 0 has 0.001, rank 1 has 0.002$" "$tmp/mismatch.log" \
     && ok "flag mismatch stops all ranks and names rank 1 and lr" || { bad "flag mismatch (exit $rc):"; cat "$tmp/mismatch.log"; }
 
 # a stalled rank: the collective times out and names it

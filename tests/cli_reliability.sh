@@ -81,5 +81,32 @@ expect "train --resume: a named pipe as the checkpoint" 1 "checkpoint.safetensor
 expect "eval: a named pipe as --weights" 1 "checkpoint.safetensors: not a regular file \(a named pipe\)" -- \
     "$parcnn" eval --weights "$tmp/pipe-run/checkpoint.safetensors"
 
+# --- MPI start-up: every setting compared across ranks, each difference named; a rank that
+# stops before the first collective brings the others down at once (not after --timeout)
+if command -v mpirun > /dev/null; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" # see cli_mpi.sh
+    two() { # two "RANK 0 FLAGS" "RANK 1 FLAGS": a 2-rank job, its output in $tmp/mpi.log
+        start=$(date +%s.%N)
+        timeout 60 mpirun --oversubscribe --bind-to none -np 1 "$parcnn" train "${small[@]}" $1 \
+            : -np 1 "$parcnn" train "${small[@]}" $2 > "$tmp/mpi.log" 2>&1
+        rc=$?
+        elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    }
+    two "--epochs 1 --out $tmp/mpi-e" "--epochs 2 --out $tmp/mpi-e"
+    [ $rc != 0 ] && grep -q "rank 1 was started with other settings than rank 0: epochs: rank 0 has 1, rank 1 has 2$" "$tmp/mpi.log" \
+        && [ ! -e "$tmp/mpi-e/model.safetensors" ] \
+        && ok "MPI: --epochs differs between ranks: refused, named, no model written" || { bad "MPI --epochs mismatch (exit $rc):"; cat "$tmp/mpi.log"; }
+    two "--lr 0.001" "--lr 0.002 --precision bf16"
+    [ $rc != 0 ] && grep -q "other settings than rank 0: lr: rank 0 has 0.001, rank 1 has 0.002; kernels: rank 0 has auto, rank 1 has onednn-bf16$" "$tmp/mpi.log" \
+        && ok "MPI: two differences, each as 'name: rank 0 has X, rank 1 has Y'" || { bad "MPI mismatch message (exit $rc):"; cat "$tmp/mpi.log"; }
+    two "--lr 0.001" "--lr -5"
+    [ $rc = 2 ] && grep -q "\-\-lr -5: expected a number" "$tmp/mpi.log" && awk -v e="$elapsed" 'BEGIN {exit !(e < 5)}' \
+        && ok "MPI: a usage error on rank 1 only stops both ranks in ${elapsed}s" || { bad "MPI usage error on one rank (exit $rc, ${elapsed}s):"; cat "$tmp/mpi.log"; }
+else
+    echo "skipped MPI cases: mpirun not found"
+fi
+
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]

@@ -835,6 +835,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "parcnn: unknown command '%s' (try 'parcnn --help')\n", cmd);
         rc = 2;
     }
+    /* A rank that stops on its own (a usage error only it has) must not leave the others
+     * waiting in a collective until the time-out: stop the whole job. */
+    if (rc != 0 && pc_comm_size(comm) > 1) pc_comm_abort(comm, rc);
     pc_comm_finalize(comm);
     return rc;
 }

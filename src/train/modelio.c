@@ -8,6 +8,7 @@
 
 #include "core/safetensors.h"
 #include "onnx/onnx.h"
+#include "train/settings.h"
 
 void pc_model_meta_free(pc_model_meta *meta) {
     for (int k = 0; meta->class_names && k < meta->classes; k++) free(meta->class_names[k]);
@@ -185,21 +186,6 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
     return save(path, m, meta, extra, n_extra, md, 3);
 }
 
-void pc_settings_diff(const char *was, const char *now, char *diff, size_t size) {
-    char a[1024], b[1024];
-    snprintf(a, sizeof a, "%s", was);
-    snprintf(b, sizeof b, "%s", now);
-    diff[0] = 0;
-    char *sa, *sb;
-    char *wa = strtok_r(a, " ", &sa), *wb = strtok_r(b, " ", &sb);
-    for (; wa || wb; wa = strtok_r(NULL, " ", &sa), wb = strtok_r(NULL, " ", &sb)) {
-        if (wa && wb && strcmp(wa, wb) == 0) continue;
-        size_t len = strlen(diff);
-        snprintf(diff + len, size - len, "%s%s (now %s)", len ? ", " : "", wa ? wa : "-",
-                 wb ? wb : "-");
-    }
-}
-
 /* Copy the 1-d tensor `name` of n floats into dst. */
 static pc_status load_flat(const char *path, const pc_st_file *f, const char *name, float *dst,
                            int64_t n) {
@@ -223,7 +209,7 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *
     else if (strcmp(fp, info->fingerprint) != 0)
     {
         char diff[1024];
-        pc_settings_diff(fp, info->fingerprint, diff, sizeof diff);
+        pc_settings_diff(fp, "the checkpoint", info->fingerprint, "this run", diff, sizeof diff);
         st = pc_fail(PC_ERR_USAGE, "%s: was written with other settings: %s", path, diff);
     }
     if (st == PC_OK) st = load_tensors(path, f, m);

@@ -42,8 +42,4 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
  * fingerprint and the sizes of the optimizer and EMA state; fills info->step. */
 pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *info);
 
-/* Compare two settings strings of space-separated key=value words and describe the
- * words that differ as "key=old (now key=new), ...". */
-void pc_settings_diff(const char *was, const char *now, char *diff, size_t size);
-
 #endif

@@ -18,6 +18,7 @@
 #include "train/modelio.h"
 #include "train/reduce.h"
 #include "train/report.h"
+#include "train/settings.h"
 
 void pc_train_config_defaults(pc_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -1003,26 +1004,23 @@ static pc_status run(trainer *t, pc_train_result *result) {
     return st;
 }
 
-/* Every rank must train the same thing: compare the settings of all ranks. */
-static pc_status check_ranks_agree(trainer *t) {
+/* Every rank must train the same thing: compare `mine` (settings as key=value words) of
+ * all ranks; rank 0 names the first rank that differs and each setting that does. */
+static pc_status check_ranks_agree(trainer *t, const char *mine, const char *what) {
     if (t->ranks == 1) return PC_OK;
-    enum { LEN = 1024 };
-    char mine[LEN + 64];
-    char tta[64];
-    pc_tta_format(&t->cfg->tta, tta, sizeof tta);
-    snprintf(mine, sizeof mine, "%.900s workers=%d threads=%d kernels=%d reduce=%s tta=%s",
-             t->fingerprint, t->cfg->workers, t->cfg->threads, (int)t->cfg->kernels,
-             t->cfg->reduce_fast ? "fast" : "deterministic", tta);
-    char *all = calloc(t->ranks, LEN);
+    enum { LEN = 4096 };
+    char *all = calloc(t->ranks + 1, LEN), *send = all + (size_t)t->ranks * LEN;
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    pc_status st = pc_comm_allgather_bytes(t->comm, mine, LEN, all);
+    snprintf(send, LEN, "%s", mine);
+    pc_status st = pc_comm_allgather_bytes(t->comm, send, LEN, all);
     for (int r = 1; r < t->ranks && st == PC_OK; r++) {
         if (strcmp(all, all + (size_t)r * LEN) == 0) continue;
         st = pc_fail(PC_ERR_USAGE, "%s", t->rank == 0 ? "" : PC_SHARED_ERROR);
         if (t->rank == 0) {
-            char diff[LEN];
-            pc_settings_diff(all, all + (size_t)r * LEN, diff, sizeof diff);
-            pc_fail(PC_ERR_USAGE, "rank %d was started with other settings than rank 0: %s", r,
+            char diff[LEN], other[32];
+            snprintf(other, sizeof other, "rank %d", r);
+            pc_settings_diff(all, "rank 0", all + (size_t)r * LEN, other, diff, sizeof diff);
+            pc_fail(PC_ERR_USAGE, "rank %d was started with other %s than rank 0: %s", r, what,
                     diff);
         }
     }
@@ -1140,6 +1138,9 @@ static pc_status setup(trainer *t) {
     t->rank = pc_comm_rank(t->comm);
     t->ranks = pc_comm_size(t->comm);
     pc_comm_set_timeout(t->comm, c->timeout);
+    char settings[4096];
+    pc_train_settings_format(c, settings, sizeof settings);
+    PC_TRY(check_ranks_agree(t, settings, "settings")); /* the first collective */
     pc_status st = check_config(c);
     if (st != PC_OK) /* every rank sees the same flags */
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
@@ -1173,7 +1174,7 @@ static pc_status setup(trainer *t) {
     if (!t->opt_state || !t->perm || !t->shard_rec || !t->rec_send || !t->worker_data)
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     make_fingerprint(t);
-    PC_TRY(check_ranks_agree(t));
+    PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));
     return broadcast_state(t);
 }
