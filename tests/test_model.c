@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "core/rng.h"
 #include "nn/exec.h"
+#include "nn/layer.h"
 #include "nn/model.h"
 #include "train/pool.h"
 #include "train/tree.h"
@@ -505,6 +506,28 @@ static void test_split(void) {
         }
 }
 
+/* Every kind has a complete descriptor, found by its section name; names are unique. */
+static void test_descriptors(void) {
+    for (int k = 0; k < PC_L_KIND_COUNT; k++) {
+        const pc_layer_ops *ops = pc_layer_ops_of((pc_layer_kind)k);
+        CHECK(ops && ops->name && ops->setup, "kind %d has a descriptor with a name", k);
+        if (!ops || !ops->name) continue;
+        CHECK(strcmp(pc_layer_kind_name((pc_layer_kind)k), ops->name) == 0, "kind name %s", ops->name);
+        if (k == PC_L_INPUT) {
+            CHECK(ops->n_inputs == 0 && pc_layer_kind_of_section("input") == k,
+                  "the input is no section's layer");
+            continue;
+        }
+        CHECK(ops->n_inputs >= 1 && ops->n_inputs <= PC_MAX_INPUTS && ops->forward && ops->backward,
+              "%s: inputs, forward and backward", ops->name);
+        CHECK(pc_layer_kind_of_section(ops->name) == k, "[%s] maps to its kind", ops->name);
+        CHECK(!(ops->flags & PC_OPS_WEIGHTED) || (ops->init && ops->param_info),
+              "%s: a weighted kind initializes and names its weights", ops->name);
+    }
+    CHECK(pc_layer_kind_of_section("sepconv") == PC_L_CONV, "[sepconv] is built by conv");
+    CHECK(pc_layer_kind_of_section("nosuch") == -1, "unknown section");
+}
+
 /* An error that wraps the previous one (pc_fail(s, "...: %s", pc_last_error())). */
 static void test_error_wrapping(void) {
     pc_fail(PC_ERR_DATA, "inner reason");
@@ -515,6 +538,7 @@ static void test_error_wrapping(void) {
 
 int main(void) {
     test_error_wrapping();
+    test_descriptors();
     test_zoo();
     test_frozen_roles();
     test_identity_init();

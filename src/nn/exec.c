@@ -5,60 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
-#include "kernels/fast/fast.h"
 #include "kernels/ref/ref.h"
-#ifdef PARCNN_HAVE_DNNL
-#include "kernels/dnnl/dnnl_kernels.h"
-#endif
-
-/* Per-layer working state. Plans are only set for the oneDNN kernel set. */
-typedef struct {
-    int blocked;     /* out, pre and dout are channel-blocked (ex->block), see assign_layouts */
-    float *out;      /* (batch, c, h, w) output, after the activation */
-    float *pre;      /* the output before a GELU that its kernel does not fuse (GELU's
-                        backward needs its input); NULL otherwise */
-    float *dout;     /* gradient of the loss w.r.t. out */
-    int32_t *argmax; /* max pool (reference kernels) */
-    void *pool_scratch; /* max pool (fast kernel): a padded plane */
-    float *mean, *var, *invstd; /* batch norm statistics of the last training forward */
-    float *plain_in; /* dense after a blocked tensor: its input in plain layout */
-    pc_conv_shape conv;
-    pc_dense_shape dense;
-    pc_pool_shape pool;
-    pc_bn_shape bn;
-#ifdef PARCNN_HAVE_DNNL
-    pc_dnnl_conv *dconv;
-    pc_dnnl_dense *ddense;
-    pc_dnnl_pool *dpool;
-#endif
-} layer_state;
-
-struct pc_exec {
-    const pc_model *m;
-    int batch;
-    int use_dnnl;
-    int bf16;            /* oneDNN convolutions and dense layers in bf16 mixed precision */
-    int block;           /* channel block of blocked activations (0: all plain) */
-    layer_state *ls;
-    float *scratch;      /* for gradients of outputs read by several layers */
-    float *scratch_plain; /* a gradient in plain layout before it is blocked */
-    float *input_blocked; /* the input images blocked, for layers other than conv reading them */
-    float *logits;       /* the last layer's output, plain (its own buffer when blocked) */
-    char *grad_ready;    /* per layer: dout already holds a contribution */
-    /* per layer: its output's gradient is needed (pc_model_grad_wanted). Backward skips the
-     * others: for a frozen first layer (whitenet's whitening), the next convolution's
-     * backward data, a third of its backward. Set at every backward, as a layer with
-     * train_epochs= freezes during training. */
-    char *grad_wanted;
-    float *dlogits;      /* the gradient at the logits, plain (last layer's dout unless blocked) */
-    int train_forward;   /* last forward was in training mode */
-    uint64_t seed, step;
-    int64_t first_sample;
-    pc_backward_hook hook;
-    void *hook_ctx;
-    double *prof_fwd, *prof_bwd; /* per layer seconds when profiling */
-};
+#include "nn/layer.h"
 
 void pc_exec_enable_profile(pc_exec *ex) {
     if (!ex->prof_fwd) ex->prof_fwd = calloc(2 * ex->m->n_layers, sizeof(double));
@@ -122,75 +70,24 @@ void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
 #endif
 }
 
-static void fill_shapes(const pc_model *m, int batch, int i, layer_state *s) {
-    const pc_layer *l = &m->layers[i];
-    const pc_layer *in = &m->layers[l->inputs[0]];
-    switch (l->kind) {
-    case PC_L_CONV:
-        s->conv = (pc_conv_shape){.n = batch, .c = in->c, .h = in->h, .w = in->w,
-                                  .k = l->filters, .kh = l->kh, .kw = l->kw, .sh = l->sh,
-                                  .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups};
-        pc_conv_shape_finish(&s->conv);
-        break;
-    case PC_L_DENSE:
-        s->dense = (pc_dense_shape){.n = batch, .in = (int)pc_layer_out_size(in), .out = l->filters};
-        break;
-    case PC_L_MAXPOOL:
-    case PC_L_AVGPOOL:
-        s->pool = (pc_pool_shape){.n = batch, .c = in->c, .h = in->h, .w = in->w, .kh = l->kh,
-                                  .kw = l->kw, .sh = l->sh, .sw = l->sw, .ph = l->ph, .pw = l->pw};
-        pc_pool_shape_finish(&s->pool);
-        break;
-    case PC_L_BN:
-        s->bn = (pc_bn_shape){.n = batch, .c = l->c, .hw = l->h * l->w, .eps = l->eps};
-        break;
-    default:
-        break;
-    }
+/* A layer's activation runs inside its kernel where the kind says it can (fuses_act): ReLU
+ * as a oneDNN post-op after convolutions and dense layers, ReLU and GELU in the fast
+ * batch-norm kernels, ReLU in the blocked residual add (one pass over the output, not two).
+ * Backward, only batch norm's kernels fuse it (GELU' from the recomputed batch-norm
+ * output); elsewhere dy is masked by ReLU's output, or multiplied by GELU' of the kept
+ * pre-activation. The reference kernel set fuses nothing. */
+static int act_fused(const pc_exec *ex, int i) {
+    const pc_layer *l = &ex->m->layers[i];
+    const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
+    return ex->use_dnnl && l->act != PC_ACT_NONE && ops->fuses_act && ops->fuses_act(ex, i);
 }
-
-#ifdef PARCNN_HAVE_DNNL
-/* x_block, y_block: the layer's input and output layouts (0 plain, else the block). */
-static pc_status create_plans(const pc_layer *l, layer_state *s, pc_dnnl_precision prec,
-                              int x_block, int y_block) {
-    switch (l->kind) {
-    case PC_L_CONV:
-        s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, prec, l->act == PC_ACT_RELU, x_block,
-                                       y_block);
-        return s->dconv ? PC_OK : PC_ERR_INTERNAL;
-    case PC_L_DENSE:
-        s->ddense = pc_dnnl_dense_create(&s->dense, l->bias, prec, l->act == PC_ACT_RELU);
-        return s->ddense ? PC_OK : PC_ERR_INTERNAL;
-    case PC_L_MAXPOOL:
-    case PC_L_AVGPOOL:
-        if (y_block) return PC_OK; /* the blocked C kernels */
-        s->dpool = pc_dnnl_pool_create(&s->pool, l->kind == PC_L_MAXPOOL);
-        if (!s->dpool) return PC_ERR_INTERNAL;
-        if (!pc_dnnl_pool_jit(s->dpool)) { /* the C kernels are faster than its generic code */
-            pc_dnnl_pool_destroy(s->dpool);
-            s->dpool = NULL;
-        }
-        return PC_OK;
-    default: return PC_OK;
-    }
+static int act_fused_backward(const pc_exec *ex, int i) {
+    const pc_layer *l = &ex->m->layers[i];
+    const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
+    return ex->use_dnnl && l->act != PC_ACT_NONE && ops->fuses_act_backward &&
+           ops->fuses_act_backward(ex, i);
 }
-#endif
-
-/* A layer's activation runs inside its kernel where one can: ReLU as a oneDNN post-op after
- * convolutions and dense layers, ReLU and GELU in the fast batch-norm kernels, ReLU in the
- * blocked residual add (one pass over the output, not two). Backward, only batch norm's kernels fuse it (GELU' from the
- * recomputed batch-norm output); before convolutions and dense layers dy is masked by
- * ReLU's output, or multiplied by GELU' of the kept pre-activation. */
-static int act_fused(const pc_exec *ex, const pc_layer *l) {
-    if (!ex->use_dnnl || l->act == PC_ACT_NONE) return 0;
-    return l->kind == PC_L_BN ||
-           (l->act == PC_ACT_RELU && (l->kind == PC_L_CONV || l->kind == PC_L_DENSE)) ||
-           (l->act == PC_ACT_RELU && l->kind == PC_L_ADD && ex->ls[l - ex->m->layers].blocked);
-}
-static int act_fused_backward(const pc_exec *ex, const pc_layer *l) {
-    return ex->use_dnnl && l->act != PC_ACT_NONE && l->kind == PC_L_BN;
-}
-static pc_fast_act fast_act(const pc_layer *l) {
+pc_fast_act pc_exec_fast_act(const pc_layer *l) {
     return l->act == PC_ACT_RELU ? PC_FAST_RELU : l->act == PC_ACT_GELU ? PC_FAST_GELU
                                                                         : PC_FAST_LINEAR;
 }
@@ -198,38 +95,35 @@ static pc_fast_act fast_act(const pc_layer *l) {
 /* Layouts. With oneDNN, activations between layers are kept in the channel-blocked layout
  * its convolutions want (pc_dnnl_activation_block), so convolutions read and write them
  * without reorders, and batch norm, pooling, the residual add and the activations run on
- * the blocked kernels of kernels/fast. Blocked: every convolution's output, and the output
- * of batch norm, pooling, add, ReLU and dropout whose input is blocked or the input images
- * (blocked once per forward, ex->input_blocked). Plain: the input, dense, global average
- * pooling and flatten outputs (flatten and a dense layer convert a blocked input), and
- * so whatever follows them. The logits are made plain after the last layer if it is
- * blocked. A residual add of a blocked and a plain tensor has no kernel: such a model keeps
- * every activation plain. Returns 0, or -1 for that mix. */
-static int preserves_layout(pc_layer_kind k) {
-    return k == PC_L_BN || k == PC_L_MAXPOOL || k == PC_L_AVGPOOL || k == PC_L_ADD ||
-           k == PC_L_RELU || k == PC_L_DROPOUT;
-}
-
+ * the kinds' blocked kernels. Each kind's descriptor gives its rule (pc_out_layout):
+ * convolutions always write blocked outputs (and read the images plain themselves); kinds
+ * that keep their input's layout (batch norm, pooling, add, the activations, dropout) are
+ * blocked when their input is blocked or the input images (blocked once per forward,
+ * ex->input_blocked); the others (dense, global average pooling, flatten) write plain
+ * outputs, converting a blocked input, and so does whatever follows them. The logits are
+ * made plain after the last layer if it is blocked. A kind reading several inputs whose
+ * layouts differ has no kernel: such a model keeps every activation plain. Returns 0, or
+ * -1 for that mix. */
 static int assign_layouts(pc_exec *ex) {
     const pc_model *m = ex->m;
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
+        const pc_out_layout rule = pc_layer_ops_of(l->kind)->layout;
         layer_state *s = &ex->ls[i];
         s->blocked = 0;
         if (!ex->block || i == 0) continue;
         const int a = l->inputs[0], a_blocked = a == 0 || ex->ls[a].blocked;
-        if (l->kind == PC_L_CONV) s->blocked = 1;
-        else if (preserves_layout(l->kind)) s->blocked = a_blocked;
-        if (l->kind == PC_L_ADD) {
-            const int b = l->inputs[1];
+        if (rule == PC_OUT_BLOCKED) s->blocked = 1;
+        else if (rule == PC_OUT_AS_INPUT) s->blocked = a_blocked;
+        for (int k = 1; rule == PC_OUT_AS_INPUT && k < l->n_inputs; k++) {
+            const int b = l->inputs[k];
             if ((b == 0 || ex->ls[b].blocked) != a_blocked) return -1;
         }
     }
     return 0;
 }
 
-/* Floats of layer i's output (and of its gradient): padded to whole blocks when blocked. */
-static int64_t out_floats(const pc_exec *ex, int i) {
+int64_t pc_exec_out_floats(const pc_exec *ex, int i) {
     const pc_layer *l = &ex->m->layers[i];
     if (!ex->ls[i].blocked) return (int64_t)ex->batch * pc_layer_out_size(l);
     return (int64_t)ex->batch * fast_blocked_size(l->c, (int64_t)l->h * l->w, ex->block);
@@ -239,13 +133,16 @@ static int64_t out_floats(const pc_exec *ex, int i) {
  * convolution, which reads the plain images itself). */
 static int reads_blocked_images(const pc_exec *ex, int i, int k) {
     return ex->m->layers[i].inputs[k] == 0 && ex->ls[i].blocked &&
-           ex->m->layers[i].kind != PC_L_CONV;
+           pc_layer_ops_of(ex->m->layers[i].kind)->layout == PC_OUT_AS_INPUT;
 }
 
-/* Layer i's k-th input as layer i reads it. */
-static const float *input_of(const pc_exec *ex, int i, int k) {
+const float *pc_exec_input_of(const pc_exec *ex, int i, int k) {
     if (reads_blocked_images(ex, i, k)) return ex->input_blocked;
     return ex->ls[ex->m->layers[i].inputs[k]].out;
+}
+
+int pc_exec_input_blocked(const pc_exec *ex, int i, int k) {
+    return reads_blocked_images(ex, i, k) || ex->ls[ex->m->layers[i].inputs[k]].blocked;
 }
 
 pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out) {
@@ -280,7 +177,7 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
         layer_state *s = &ex->ls[i];
-        int64_t size = out_floats(ex, i);
+        int64_t size = pc_exec_out_floats(ex, i);
         max_size = PC_MAX(max_size, size);
         max_plain = PC_MAX(max_plain, (int64_t)batch * pc_layer_out_size(l));
         for (int k = 0; k < l->n_inputs; k++) input_blocked |= reads_blocked_images(ex, i, k);
@@ -290,34 +187,15 @@ pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc
             s->dout = pc_alloc(sizeof(float) * size);
             if (!s->dout) goto nomem;
         }
-        if (l->act == PC_ACT_GELU && !act_fused(ex, l)) {
+        if (l->act == PC_ACT_GELU && !act_fused(ex, i)) {
             s->pre = pc_alloc(sizeof(float) * size);
             if (!s->pre) goto nomem;
         }
-        fill_shapes(m, batch, i, s);
-        if (l->kind == PC_L_BN) {
-            s->mean = pc_alloc(sizeof(float) * 3 * l->c);
-            if (!s->mean) goto nomem;
-            s->var = s->mean + l->c;
-            s->invstd = s->var + l->c;
-        }
-        const int in_blocked = i > 0 && ex->ls[l->inputs[0]].blocked;
-        if (l->kind == PC_L_DENSE && in_blocked) {
-            s->plain_in = pc_alloc(sizeof(float) * batch * pc_layer_out_size(&m->layers[l->inputs[0]]));
-            if (!s->plain_in) goto nomem;
-        }
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl &&
-            create_plans(l, s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
-                         in_blocked ? ex->block : 0, s->blocked ? ex->block : 0) != PC_OK) {
+        pc_status st = pc_layer_ops_of(l->kind)->setup(ex, i);
+        if (st == PC_ERR_NOMEM) goto nomem;
+        if (st != PC_OK) {
             pc_exec_destroy(ex);
-            return PC_ERR_INTERNAL; /* message set by the plan */
-        }
-#endif
-        if (l->kind == PC_L_MAXPOOL && !s->dpool) { /* the C kernels' argmax */
-            s->argmax = pc_alloc(sizeof(int32_t) * size);
-            if (!s->blocked) s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
-            if (!s->argmax || (!s->blocked && !s->pool_scratch)) goto nomem;
+            return st; /* message set by the kind */
         }
     }
     ex->scratch = pc_alloc(sizeof(float) * max_size);
@@ -374,164 +252,13 @@ void pc_exec_destroy(pc_exec *ex) {
 
 /* ------------------------------------------------------------ forward */
 
-static void gap_forward(int n, int c, int hw, const float *x, float *y) {
-    for (int64_t p = 0; p < (int64_t)n * c; p++) {
-        float s = 0;
-        for (int i = 0; i < hw; i++) s += x[p * hw + i];
-        y[p] = s / (float)hw;
-    }
-}
-
-/* y = a + P(b): b subsampled by `stride` in space, its channels placed first. */
-static void add_forward(int n, const pc_layer *l, const pc_layer *lb, const float *a,
-                        const float *b, float *y) {
-    int64_t size = pc_layer_out_size(l);
-    memcpy(y, a, sizeof(float) * n * size);
-    for (int s = 0; s < n; s++)
-        for (int c = 0; c < lb->c; c++)
-            for (int h = 0; h < l->h; h++) {
-                float *yr = y + s * size + ((int64_t)c * l->h + h) * l->w;
-                const float *br = b + (((int64_t)s * lb->c + c) * lb->h + h * l->sh) * lb->w;
-                for (int w = 0; w < l->w; w++) yr[w] += br[w * l->sw];
-            }
-}
-
-/* Keep each element with probability 1-rate, scaled by 1/(1-rate). The mask is a
- * function of (seed, step, layer, global sample index, element). */
-static void dropout_apply(const pc_exec *ex, int layer, const pc_layer *l, const float *x,
-                          float *y) {
-    const int64_t size = pc_layer_out_size(l), hw = (int64_t)l->h * l->w;
-    const int B = ex->ls[layer].blocked ? ex->block : 0;
-    const int64_t stride = B ? fast_blocked_size(l->c, hw, B) : size; /* floats per sample */
-    const float keep = 1.0f - l->rate, scale = 1.0f / keep;
-    if (B) memset(y, 0, sizeof(float) * ex->batch * stride); /* padded channels */
-    for (int s = 0; s < ex->batch; s++) {
-        uint64_t sample = (uint64_t)(ex->first_sample + s);
-        for (int64_t j = 0; j < size; j++) { /* j: the element's plain index in the sample */
-            uint64_t bits = pc_rand64(ex->seed, PC_RNG_DROPOUT, ex->step, (uint64_t)layer,
-                                      sample * (uint64_t)size + (uint64_t)j);
-            const int64_t c = j / hw, p = j % hw;
-            const int64_t k = s * stride + (B ? ((c / B) * hw + p) * B + c % B : j);
-            y[k] = pc_uniform01(bits) < keep ? x[k] * scale : 0.0f;
-        }
-    }
-}
-
-/* The residual add's shape for the blocked kernels. */
-static fast_add_shape add_shape(const pc_exec *ex, const pc_layer *l, const pc_layer *lb) {
-    return (fast_add_shape){.n = ex->batch, .c = l->c, .h = l->h, .w = l->w, .cb = lb->c,
-                            .hb = lb->h, .wb = lb->w, .sh = l->sh, .sw = l->sw};
-}
-
-/* Batch norm: the reference kernels for the reference set, otherwise the vectorized C
- * kernels (oneDNN 2.6 only has non-JIT code for plain NCHW batch norm), with the layer's
- * activation fused. y: s->out, or s->pre before an unfused GELU. */
-static void bn_forward(pc_exec *ex, const pc_layer *l, layer_state *s, const float *x, int train,
-                       float *y) {
-    const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
-    const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
-    if (s->blocked) {
-        if (train)
-            fast_bnb_forward_train(&s->bn, ex->block, x, gamma, beta, y, s->mean, s->var,
-                                   s->invstd, fast_act(l));
-        else
-            fast_bnb_forward_eval(&s->bn, ex->block, x, gamma, beta, rmean, rvar, y, fast_act(l));
-    } else if (!ex->use_dnnl) {
-        if (train) ref_bn_forward_train(&s->bn, x, gamma, beta, y, s->mean, s->var, s->invstd);
-        else ref_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, y);
-    } else if (train) {
-        fast_bn_forward_train(&s->bn, x, gamma, beta, y, s->mean, s->var, s->invstd, fast_act(l));
-    } else {
-        fast_bn_forward_eval(&s->bn, x, gamma, beta, rmean, rvar, y, fast_act(l));
-    }
-}
-
-/* A dense layer's scale=, applied before its activation (positive, so it commutes with a
- * ReLU fused into the kernel). */
-static void scale_array(int64_t n, float scale, float *v) {
-    for (int64_t k = 0; k < n; k++) v[k] *= scale;
-}
-
 static void layer_forward(pc_exec *ex, int i, int train) {
-    const pc_model *m = ex->m;
-    const pc_layer *l = &m->layers[i];
+    const pc_layer *l = &ex->m->layers[i];
     layer_state *s = &ex->ls[i];
-    const pc_layer *in = &m->layers[l->inputs[0]];
-    const int in_blocked = ex->ls[l->inputs[0]].blocked, B = ex->block;
-    const float *x = input_of(ex, i, 0);
-    const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
-    const float *b = l->bias_off >= 0 ? m->params + l->bias_off : NULL;
-    int64_t n_out = out_floats(ex, i);
+    const int64_t n_out = pc_exec_out_floats(ex, i);
     float *y = s->pre ? s->pre : s->out; /* the layer's output before its activation */
-    switch (l->kind) {
-    case PC_L_INPUT:
-        break;
-    case PC_L_CONV:
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_conv_forward(s->dconv, x, w, b, y); break; }
-#endif
-        ref_conv2d_forward(&s->conv, x, w, b, y);
-        break;
-    case PC_L_DENSE:
-        if (s->plain_in) {
-            fast_to_plain(ex->batch, in->c, (int64_t)in->h * in->w, B, x, s->plain_in);
-            x = s->plain_in;
-        }
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_dense_forward(s->ddense, x, w, b, y); break; }
-#endif
-        ref_dense_forward(&s->dense, x, w, b, y);
-        break;
-    case PC_L_BN:
-        bn_forward(ex, l, s, x, train, y);
-        break;
-    case PC_L_MAXPOOL:
-    case PC_L_AVGPOOL:
-#ifdef PARCNN_HAVE_DNNL
-        if (s->dpool) { pc_dnnl_pool_forward(s->dpool, x, y); break; }
-#endif
-        if (s->blocked && l->kind == PC_L_MAXPOOL)
-            fast_maxpoolb_forward(&s->pool, B, x, y, s->argmax);
-        else if (s->blocked)
-            fast_avgpoolb_forward(&s->pool, B, x, y);
-        else if (l->kind == PC_L_MAXPOOL && ex->use_dnnl)
-            fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
-        else if (l->kind == PC_L_MAXPOOL)
-            ref_maxpool_forward(&s->pool, x, y, s->argmax);
-        else
-            ref_avgpool_forward(&s->pool, x, y);
-        break;
-    case PC_L_GAP:
-        if (in_blocked) fast_gapb_forward(ex->batch, l->c, (int64_t)in->h * in->w, B, x, y);
-        else gap_forward(ex->batch, l->c, in->h * in->w, x, y);
-        break;
-    case PC_L_DROPOUT:
-        if (train && l->rate > 0) {
-            dropout_apply(ex, i, l, x, y);
-            break;
-        }
-        /* identity in inference */
-        /* fall through */
-    case PC_L_FLATTEN:
-    case PC_L_RELU:
-        if (in_blocked && !s->blocked) /* flatten */
-            fast_to_plain(ex->batch, in->c, (int64_t)in->h * in->w, B, x, y);
-        else
-            memcpy(y, x, sizeof(float) * n_out);
-        break;
-    case PC_L_ADD:
-        if (s->blocked) {
-            fast_add_shape as = add_shape(ex, l, &m->layers[l->inputs[1]]);
-            fast_addb_forward(&as, B, x, input_of(ex, i, 1), y, l->act == PC_ACT_RELU);
-        } else {
-            add_forward(ex->batch, l, &m->layers[l->inputs[1]], x, input_of(ex, i, 1), y);
-        }
-        break;
-    case PC_L_KIND_COUNT:
-        break;
-    }
-    if (l->kind == PC_L_DENSE && l->scale != 1.0f) scale_array(n_out, l->scale, y);
-    if (act_fused(ex, l)) return;
+    pc_layer_ops_of(l->kind)->forward(ex, i, train, y);
+    if (act_fused(ex, i)) return;
     if (l->act == PC_ACT_RELU) ref_relu_forward(n_out, y, y);
     if (l->act == PC_ACT_GELU) (ex->use_dnnl ? fast_gelu_forward : ref_gelu_forward)(n_out, y, s->out);
 }
@@ -609,32 +336,11 @@ static float *grad_target(pc_exec *ex, int j) {
 static void grad_commit(pc_exec *ex, int j, const float *target) {
     if (!ex->grad_wanted[j]) return;
     if (target == ex->scratch) {
-        int64_t n = out_floats(ex, j);
+        int64_t n = pc_exec_out_floats(ex, j);
         float *d = ex->ls[j].dout;
         for (int64_t k = 0; k < n; k++) d[k] += ex->scratch[k];
     }
     ex->grad_ready[j] = 1;
-}
-
-static void gap_backward(int n, int c, int hw, const float *dy, float *dx) {
-    for (int64_t p = 0; p < (int64_t)n * c; p++) {
-        float g = dy[p] / (float)hw;
-        for (int i = 0; i < hw; i++) dx[p * hw + i] = g;
-    }
-}
-
-/* Gradient of the subsampled, zero-padded second input of add. */
-static void add_backward_b(int n, const pc_layer *l, const pc_layer *lb, const float *dy,
-                           float *db) {
-    if (l->sh > 1) memset(db, 0, sizeof(float) * n * pc_layer_out_size(lb));
-    int64_t size = pc_layer_out_size(l);
-    for (int s = 0; s < n; s++)
-        for (int c = 0; c < lb->c; c++)
-            for (int h = 0; h < l->h; h++) {
-                const float *yr = dy + s * size + ((int64_t)c * l->h + h) * l->w;
-                float *br = db + (((int64_t)s * lb->c + c) * lb->h + h * l->sh) * lb->w;
-                for (int w = 0; w < l->w; w++) br[w * l->sw] = yr[w];
-            }
 }
 
 /* The gradients of a layer's parameters set to zero: the reduction and the optimizer read
@@ -645,20 +351,13 @@ static void zero_param_grads(const pc_layer *l, float *grads) {
 }
 
 static void layer_backward(pc_exec *ex, int i, float *grads) {
-    const pc_model *m = ex->m;
-    const pc_layer *l = &m->layers[i];
+    const pc_layer *l = &ex->m->layers[i];
+    const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
     layer_state *s = &ex->ls[i];
-    int j = l->inputs[0];
-    const pc_layer *in = &m->layers[j];
-    const int in_blocked = ex->ls[j].blocked, B = ex->block;
-    const float *x = input_of(ex, i, 0);
-    const float *w = l->weight_off >= 0 ? m->params + l->weight_off : NULL;
     float *dw = l->weight_off >= 0 ? grads + l->weight_off : NULL;
     float *db = l->bias_off >= 0 ? grads + l->bias_off : NULL;
-    int64_t n_in = out_floats(ex, j);
     float *dy = s->dout;
-    float *dx = grad_target(ex, j);
-    if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE) {
+    if (ops->flags & PC_OPS_WEIGHTED) {
         /* frozen parameters: no gradient work (a frozen first layer then has none at
          * all); zeros keep the reduction and the optimizer's inputs finite */
         if (dw && !(l->trainable & PC_TRAIN_WEIGHT)) {
@@ -669,94 +368,19 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
             memset(db, 0, sizeof(float) * l->bias_n);
             db = NULL;
         }
-        if (!dx && !dw && !db) return; /* not even its activation's backward is needed */
+        if (!ex->grad_wanted[l->inputs[0]] && !dw && !db)
+            return; /* not even its activation's backward is needed */
     }
-
-    int64_t n_out = out_floats(ex, i);
-    if (l->act == PC_ACT_RELU && !act_fused_backward(ex, l)) ref_relu_backward(n_out, s->out, dy, dy);
-    if (l->act == PC_ACT_GELU && !act_fused_backward(ex, l))
+    const int64_t n_out = pc_exec_out_floats(ex, i);
+    if (l->act == PC_ACT_RELU && !act_fused_backward(ex, i)) ref_relu_backward(n_out, s->out, dy, dy);
+    if (l->act == PC_ACT_GELU && !act_fused_backward(ex, i))
         (ex->use_dnnl ? fast_gelu_backward : ref_gelu_backward)(n_out, s->pre, dy, dy);
-    if (l->kind == PC_L_DENSE && l->scale != 1.0f)
-        scale_array(n_out, l->scale, dy);
-    switch (l->kind) {
-    case PC_L_CONV:
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) { pc_dnnl_conv_backward(s->dconv, x, w, dy, dx, dw, db); break; }
-#endif
-        ref_conv2d_backward(&s->conv, x, w, dy, dx, dw, db);
-        break;
-    case PC_L_DENSE: {
-        /* after a blocked tensor: x is the forward's plain copy, dx is blocked afterwards */
-        float *dxp = s->plain_in && dx ? ex->scratch_plain : dx;
-        if (s->plain_in) x = s->plain_in;
-#ifdef PARCNN_HAVE_DNNL
-        if (ex->use_dnnl) pc_dnnl_dense_backward(s->ddense, x, w, dy, dxp, dw, db);
-        else
-#endif
-            ref_dense_backward(&s->dense, x, w, dy, dxp, dw, db);
-        if (dxp != dx) fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, B, dxp, dx);
-        break;
-    }
-    case PC_L_BN:
-        if (s->blocked)
-            fast_bnb_backward(&s->bn, B, x, s->out, w,
-                              l->bias_off >= 0 ? m->params + l->bias_off : NULL, s->mean,
-                              s->invstd, dy, dx, dw, db,
-                              act_fused_backward(ex, l) ? fast_act(l) : PC_FAST_LINEAR);
-        else if (ex->use_dnnl)
-            fast_bn_backward(&s->bn, x, s->out, w, l->bias_off >= 0 ? m->params + l->bias_off : NULL,
-                             s->mean, s->invstd,
-                             dy, dx, dw, db, act_fused_backward(ex, l) ? fast_act(l) : PC_FAST_LINEAR);
-        else
-            ref_bn_backward(&s->bn, x, w, s->mean, s->invstd, dy, dx, dw, db);
-        break;
-    case PC_L_MAXPOOL:
-    case PC_L_AVGPOOL:
-        if (!dx) break;
-#ifdef PARCNN_HAVE_DNNL
-        if (s->dpool) { pc_dnnl_pool_backward(s->dpool, dy, dx); break; }
-#endif
-        if (s->blocked && l->kind == PC_L_MAXPOOL)
-            fast_maxpoolb_backward(&s->pool, B, s->argmax, dy, dx);
-        else if (s->blocked)
-            fast_avgpoolb_backward(&s->pool, B, dy, dx);
-        else if (l->kind == PC_L_MAXPOOL)
-            ref_maxpool_backward(&s->pool, s->argmax, dy, dx);
-        else
-            ref_avgpool_backward(&s->pool, dy, dx);
-        break;
-    case PC_L_GAP:
-        if (dx && in_blocked) fast_gapb_backward(ex->batch, l->c, (int64_t)in->h * in->w, B, dy, dx);
-        else if (dx) gap_backward(ex->batch, l->c, in->h * in->w, dy, dx);
-        break;
-    case PC_L_DROPOUT:
-        if (dx && l->rate > 0) {
-            dropout_apply(ex, i, l, dy, dx); /* same mask, same scale */
-            break;
-        }
-        /* fall through */
-    case PC_L_FLATTEN:
-    case PC_L_RELU:
-    case PC_L_ADD:
-        if (dx && in_blocked && !s->blocked) /* flatten */
-            fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, B, dy, dx);
-        else if (dx)
-            memcpy(dx, dy, sizeof(float) * n_in);
-        break;
-    case PC_L_INPUT:
-    case PC_L_KIND_COUNT:
-        break;
-    }
-    if (dx) grad_commit(ex, j, dx);
-    if (l->kind == PC_L_ADD) {
-        int k = l->inputs[1];
-        float *dxb = grad_target(ex, k);
-        if (dxb) {
-            fast_add_shape as = add_shape(ex, l, &m->layers[k]);
-            if (s->blocked) fast_addb_backward_b(&as, B, dy, dxb);
-            else add_backward_b(ex->batch, l, &m->layers[k], dy, dxb);
-            grad_commit(ex, k, dxb);
-        }
+    /* one input at a time: a second input's target may be the shared scratch */
+    for (int k = 0; k < l->n_inputs; k++) {
+        const int j = l->inputs[k];
+        float *dx = grad_target(ex, j);
+        ops->backward(ex, i, k, dy, dx, k == 0 ? dw : NULL, k == 0 ? db : NULL);
+        if (dx) grad_commit(ex, j, dx);
     }
 }
 
@@ -776,7 +400,7 @@ void pc_exec_backward(pc_exec *ex, float *grads) {
             continue;
         }
         if (!ex->grad_ready[i]) /* an output nobody reads: zero gradient */
-            memset(ex->ls[i].dout, 0, sizeof(float) * out_floats(ex, i));
+            memset(ex->ls[i].dout, 0, sizeof(float) * pc_exec_out_floats(ex, i));
         double t0 = ex->prof_bwd ? pc_now() : 0;
         layer_backward(ex, i, grads);
         if (ex->prof_bwd) ex->prof_bwd[i] += pc_now() - t0;

@@ -2,22 +2,20 @@
 #include "nn/model.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
+#include "nn/layer.h"
 
 extern const int pc_zoo_n;
 extern const char *const pc_zoo_names[];
 extern const char *const pc_zoo_texts[];
 
-static const char *const kind_names[PC_L_KIND_COUNT] = {
-    "input", "conv", "dense", "batchnorm", "maxpool", "avgpool",
-    "gap",   "flatten", "relu", "dropout", "add"};
-
-const char *pc_layer_kind_name(pc_layer_kind k) { return kind_names[k]; }
+const char *pc_layer_kind_name(pc_layer_kind k) { return pc_layer_ops_of(k)->name; }
 
 int pc_zoo_count(void) { return pc_zoo_n; }
 const char *pc_zoo_name(int i) { return (i >= 0 && i < pc_zoo_n) ? pc_zoo_names[i] : NULL; }
@@ -58,14 +56,17 @@ void pc_model_grad_wanted(const pc_model *m, char *wanted) {
     }
 }
 
-/* A conv or dense layer's backward data (dx = W^T dy) and backward weights (dW = dy x^T)
- * each take its forward's multiply-adds; it skips the first when its input's gradient is
- * not wanted (the input images, a frozen start) and the second when its weights are
- * frozen, as exec.c does. Other layers: twice their forward count, a convention. */
+/* A weighted layer's (conv, dense) backward data (dx = W^T dy) and backward weights
+ * (dW = dy x^T) each take its forward's multiply-adds; it skips the first when its input's
+ * gradient is not wanted (the input images, a frozen start) and the second when its
+ * weights are frozen, as exec.c does. Other layers: twice their forward count, a
+ * convention. */
+static int weighted(const pc_layer *l) { return pc_layer_ops_of(l->kind)->flags & PC_OPS_WEIGHTED; }
+
 int64_t pc_layer_backward_flops(const pc_model *m, const char *wanted, int i) {
     const pc_layer *l = &m->layers[i];
     if (!wanted[i]) return 0;
-    if (l->kind != PC_L_CONV && l->kind != PC_L_DENSE) return 2 * l->flops;
+    if (!weighted(l)) return 2 * l->flops;
     return (wanted[l->inputs[0]] ? l->flops : 0) + (l->trainable & PC_TRAIN_WEIGHT ? l->flops : 0);
 }
 
@@ -76,8 +77,7 @@ int64_t pc_model_train_flops(const pc_model *m) {
     int64_t f = 0;
     for (int i = 1; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
-        if (l->kind == PC_L_CONV || l->kind == PC_L_DENSE)
-            f += l->flops + pc_layer_backward_flops(m, wanted, i);
+        if (weighted(l)) f += l->flops + pc_layer_backward_flops(m, wanted, i);
     }
     free(wanted);
     return f;
@@ -278,49 +278,54 @@ static pc_status resolve_inputs(parse_ctx *ctx, section *sec, const int *section
                        sec->line, sec->kind, expected);
     return PC_OK;
 }
+/* ------------------------------------------------ building a section's layers */
 
-static pc_status finish_conv(parse_ctx *ctx, section *sec, pc_layer *l, const pc_layer *in) {
-    if (in->c % l->groups || l->filters % l->groups)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [conv] groups=%d must divide the %d input channels "
-                       "and the %d filters", ctx->origin, sec->line, l->groups, in->c, l->filters);
-    int eh = in->h + 2 * l->ph - l->kh, ew = in->w + 2 * l->pw - l->kw;
-    if (eh < 0 || ew < 0)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] kernel %dx%d does not fit the %dx%d input",
-                       ctx->origin, sec->line, sec->kind, l->kh, l->kw, in->h, in->w);
-    l->c = l->filters;
-    l->h = eh / l->sh + 1;
-    l->w = ew / l->sw + 1;
-    l->weight_n = (int64_t)l->filters * (in->c / l->groups) * l->kh * l->kw;
-    l->bias_n = l->bias ? l->filters : 0;
-    l->flops = 2 * l->weight_n * l->h * l->w;
-    return PC_OK;
+struct pc_build {
+    parse_ctx *ctx;
+    section *sec;
+    layer_list *ll;
+    int si;                     /* the section's index */
+    int li;                     /* the index of the layer being built */
+    int inputs[PC_MAX_INPUTS];
+};
+
+const char *pc_build_value(pc_build *b, const char *key) { return get_value(b->sec, key); }
+
+pc_status pc_build_int(pc_build *b, const char *key, int def, int min, int *out) {
+    return get_int(b->ctx, b->sec, key, def, min, out);
 }
 
-/* Read conv hyper-parameters shared by [conv] and [sepconv]. */
-/* in_c > 0: a conv on in_c channels, whose filters= may be left out with init=whiten
- * (then two per patch value: 2 * in_c * size * size). */
-static pc_status read_conv_keys(parse_ctx *ctx, section *sec, pc_layer *l, int in_c) {
-    int size, stride, pad;
-    const char *init = in_c > 0 ? get_value(sec, "init") : NULL;
-    int whiten_auto = init && strcmp(init, "whiten") == 0 && !get_value(sec, "filters");
-    PC_TRY(get_int(ctx, sec, "filters", 0, 1, &l->filters));
-    if (!whiten_auto && (l->filters == 0 || !get_value(sec, "filters")))
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] needs filters=", ctx->origin, sec->line,
-                       sec->kind);
-    PC_TRY(get_int(ctx, sec, "size", 3, 1, &size));
-    if (whiten_auto) l->filters = 2 * in_c * size * size;
-    PC_TRY(get_int(ctx, sec, "stride", 1, 1, &stride));
-    PC_TRY(get_int(ctx, sec, "pad", 0, 0, &pad));
-    PC_TRY(get_int(ctx, sec, "bias", 1, 0, &l->bias));
-    l->kh = l->kw = size;
-    l->sh = l->sw = stride;
-    l->ph = l->pw = pad;
-    l->groups = 1;
-    return PC_OK;
+pc_status pc_build_float(pc_build *b, const char *key, float def, float min, float max,
+                         float *out) {
+    return get_float(b->ctx, b->sec, key, def, min, max, out);
 }
 
-static pc_status read_activation(parse_ctx *ctx, section *sec, pc_layer *l) {
-    const char *a = get_value(sec, "activation");
+pc_status pc_build_fail(pc_build *b, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return pc_fail(PC_ERR_USAGE, "%s:%d: %s", b->ctx->origin, b->sec->line, msg);
+}
+
+const char *pc_build_section(const pc_build *b) { return b->sec->kind; }
+const pc_layer *pc_build_input(const pc_build *b, int k) { return &b->ll->v[b->inputs[k]]; }
+int pc_build_reads_images(const pc_build *b) { return b->inputs[0] == 0; }
+
+pc_layer *pc_build_push(pc_build *b, pc_layer **l) {
+    int at = (int)(*l - b->ll->v);
+    pc_layer *p = push_layer(b->ll);
+    *l = &b->ll->v[at];
+    if (!p) return NULL;
+    p->kind = (*l)->kind;
+    p->n_inputs = 1;
+    p->inputs[0] = at;
+    return p;
+}
+
+pc_status pc_build_activation(pc_build *b, pc_layer *l) {
+    const char *a = get_value(b->sec, "activation");
     if (!a || strcmp(a, "linear") == 0 || strcmp(a, "none") == 0)
         l->act = PC_ACT_NONE;
     else if (strcmp(a, "relu") == 0)
@@ -328,26 +333,21 @@ static pc_status read_activation(parse_ctx *ctx, section *sec, pc_layer *l) {
     else if (strcmp(a, "gelu") == 0)
         l->act = PC_ACT_GELU;
     else
-        return pc_fail(PC_ERR_USAGE, "%s:%d: activation=%s: expected relu, gelu or linear",
-                       ctx->origin, sec->line, a);
+        return pc_build_fail(b, "activation=%s: expected relu, gelu or linear", a);
     return PC_OK;
 }
 
-static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer *l,
-                          int index, const char *suffix) {
-    const char *name = get_value(sec, "name");
+pc_status pc_build_name(pc_build *b, pc_layer *l, const char *suffix) {
+    const char *name = get_value(b->sec, "name");
     char buf[PC_NAME_LEN + 8];
     if (name)
         snprintf(buf, sizeof buf, "%s%s", name, suffix);
     else
-        snprintf(buf, sizeof buf, "layers.%d%s", index, suffix);
+        snprintf(buf, sizeof buf, "layers.%d%s", b->si, suffix);
     if (strlen(buf) >= PC_NAME_LEN || (name && strchr(name, '.')))
-        return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s: too long or contains '.'", ctx->origin,
-                       sec->line, name);
-    int same = name ? find_layer(ll, buf) : -1;
-    if (same >= 0 && &ll->v[same] != l)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: name=%s is used twice", ctx->origin, sec->line,
-                       name);
+        return pc_build_fail(b, "name=%s: too long or contains '.'", name);
+    int same = name ? find_layer(b->ll, buf) : -1;
+    if (same >= 0 && &b->ll->v[same] != l) return pc_build_fail(b, "name=%s is used twice", name);
     strcpy(l->name, buf);
     return PC_OK;
 }
@@ -355,10 +355,10 @@ static pc_status set_name(parse_ctx *ctx, section *sec, layer_list *ll, pc_layer
 /* trainable=all|weight|bias|none, for layers with parameters, and train_epochs=E: those
  * parameters train for the first E epochs only, then freeze (airbench trains its
  * whitening layer's bias for 3). */
-static pc_status read_trainable(parse_ctx *ctx, section *sec, pc_layer *l) {
+pc_status pc_build_trainable(pc_build *b, pc_layer *l) {
     static const char *names[] = {"none", "weight", "bias", "all"};
-    PC_TRY(get_float(ctx, sec, "train_epochs", 0.0f, 0.0f, 1e6f, &l->train_epochs));
-    const char *v = get_value(sec, "trainable");
+    PC_TRY(pc_build_float(b, "train_epochs", 0.0f, 0.0f, 1e6f, &l->train_epochs));
+    const char *v = get_value(b->sec, "trainable");
     l->trainable = PC_TRAIN_ALL;
     if (!v) return PC_OK;
     for (int k = 0; k < 4; k++)
@@ -366,15 +366,15 @@ static pc_status read_trainable(parse_ctx *ctx, section *sec, pc_layer *l) {
             l->trainable = k;
             return PC_OK;
         }
-    return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] trainable=%s: expected all, weight, bias or none",
-                   ctx->origin, sec->line, sec->kind, v);
+    return pc_build_fail(b, "[%s] trainable=%s: expected all, weight, bias or none", b->sec->kind,
+                         v);
 }
 
-/* init=he|torch|identity|whiten for conv and dense weights; whiten needs a conv on the input
- * images with a filter per patch dimension, or two (the whitening and its negative). */
-static pc_status read_init(parse_ctx *ctx, section *sec, pc_layer *l, const pc_layer *in,
-                           int reads_input) {
-    const char *v = get_value(sec, "init");
+/* init=he|torch|identity|whiten for weighted layers; whiten needs a layer with a kernel (a
+ * conv) on the input images with a filter per patch dimension, or two (the whitening and
+ * its negative). */
+pc_status pc_build_init(pc_build *b, pc_layer *l) {
+    const char *v = get_value(b->sec, "init");
     l->init = PC_INIT_HE;
     if (!v || strcmp(v, "he") == 0) return PC_OK;
     if (strcmp(v, "torch") == 0) {
@@ -386,162 +386,63 @@ static pc_status read_init(parse_ctx *ctx, section *sec, pc_layer *l, const pc_l
         return PC_OK;
     }
     if (strcmp(v, "whiten") != 0)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] init=%s: expected he, torch, identity or whiten",
-                       ctx->origin, sec->line, sec->kind, v);
+        return pc_build_fail(b, "[%s] init=%s: expected he, torch, identity or whiten",
+                             b->sec->kind, v);
+    const pc_layer *in = pc_build_input(b, 0);
     int d = in->c * l->kh * l->kw;
-    if (l->kind != PC_L_CONV || !reads_input || l->groups != 1 ||
-        (l->filters != d && l->filters != 2 * d))
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] init=whiten needs a conv on the input images "
-                       "with %d or %d filters (one or two per %dx%dx%d patch value)",
-                       ctx->origin, sec->line, sec->kind, d, 2 * d, in->c, l->kh, l->kw);
+    if (!pc_build_reads_images(b) || l->groups != 1 || (l->filters != d && l->filters != 2 * d))
+        return pc_build_fail(b, "[%s] init=whiten needs a conv on the input images with %d or %d "
+                             "filters (one or two per %dx%dx%d patch value)",
+                             b->sec->kind, d, 2 * d, in->c, l->kh, l->kw);
     l->init = PC_INIT_WHITEN;
     return PC_OK;
 }
 
-/* Build one section into one layer (two for sepconv). */
+/* Build one section into its layer (or layers) with its kind's descriptor. */
 static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *section_last_layer) {
     section *sec = &ctx->sections[si];
-    const char *k = sec->kind;
-    int expected_inputs = strcmp(k, "add") == 0 ? 2 : 1;
-    int inputs[PC_MAX_INPUTS];
-    PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, expected_inputs, inputs));
+    const int kind = pc_layer_kind_of_section(sec->kind);
+    const pc_layer_ops *ops = kind >= 0 ? pc_layer_ops_of(kind) : NULL;
+    if (!ops || ops->n_inputs == 0)
+        return pc_fail(PC_ERR_USAGE, "%s:%d: unknown layer type [%s]", ctx->origin, sec->line,
+                       sec->kind);
+    pc_build b = {.ctx = ctx, .sec = sec, .ll = ll, .si = si};
+    PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, ops->n_inputs, b.inputs));
     pc_layer *l = push_layer(ll);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    int li = ll->n - 1;
-    l->n_inputs = expected_inputs;
-    memcpy(l->inputs, inputs, sizeof inputs);
-    const pc_layer *in = &ll->v[inputs[0]];
-    PC_TRY(set_name(ctx, sec, ll, l, si, ""));
-    PC_TRY(read_activation(ctx, sec, l));
+    b.li = ll->n - 1;
+    l->kind = (pc_layer_kind)kind;
+    l->n_inputs = ops->n_inputs;
+    memcpy(l->inputs, b.inputs, sizeof b.inputs);
+    const pc_layer *in = pc_build_input(&b, 0);
     l->c = in->c;
     l->h = in->h;
     l->w = in->w;
-
-    if (strcmp(k, "conv") == 0) {
-        l->kind = PC_L_CONV;
-        PC_TRY(read_conv_keys(ctx, sec, l, in->c));
-        PC_TRY(get_int(ctx, sec, "groups", 1, 1, &l->groups));
-        PC_TRY(finish_conv(ctx, sec, l, in));
-        PC_TRY(read_init(ctx, sec, l, in, inputs[0] == 0));
-        PC_TRY(read_trainable(ctx, sec, l));
-    } else if (strcmp(k, "sepconv") == 0) {
-        /* depthwise size x size over the input channels, then pointwise 1x1 */
-        pc_layer point;
-        memset(&point, 0, sizeof point);
-        PC_TRY(read_conv_keys(ctx, sec, &point, 0));
-        l->kind = PC_L_CONV;
-        l->act = PC_ACT_NONE;
-        l->filters = l->groups = in->c;
-        l->kh = point.kh; l->kw = point.kw;
-        l->sh = point.sh; l->sw = point.sw;
-        l->ph = point.ph; l->pw = point.pw;
-        l->bias = 0;
-        PC_TRY(set_name(ctx, sec, ll, l, si, ".depthwise"));
-        PC_TRY(finish_conv(ctx, sec, l, in));
-        pc_layer *p = push_layer(ll);
-        if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
-        l = &ll->v[li]; /* push may have moved the array */
-        p->kind = PC_L_CONV;
-        p->n_inputs = 1;
-        p->inputs[0] = li;
-        p->filters = point.filters;
-        p->kh = p->kw = p->sh = p->sw = p->groups = 1;
-        p->bias = point.bias;
-        PC_TRY(read_activation(ctx, sec, p));
-        PC_TRY(set_name(ctx, sec, ll, p, si, ".pointwise"));
-        PC_TRY(finish_conv(ctx, sec, p, l));
-        PC_TRY(read_trainable(ctx, sec, p));
-        l->trainable = p->trainable;
-        l->train_epochs = p->train_epochs;
-    } else if (strcmp(k, "dense") == 0) {
-        l->kind = PC_L_DENSE;
-        PC_TRY(get_int(ctx, sec, "units", 0, 1, &l->filters));
-        if (!l->filters)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [dense] needs units=", ctx->origin, sec->line);
-        PC_TRY(get_int(ctx, sec, "bias", 1, 0, &l->bias));
-        l->c = l->filters;
-        l->h = l->w = 1;
-        l->weight_n = (int64_t)l->filters * pc_layer_out_size(in);
-        l->bias_n = l->bias ? l->filters : 0;
-        l->flops = 2 * l->weight_n;
-        PC_TRY(read_init(ctx, sec, l, in, 0));
-        PC_TRY(read_trainable(ctx, sec, l));
-        PC_TRY(get_float(ctx, sec, "scale", 1.0f, 1e-6f, 1e6f, &l->scale));
-    } else if (strcmp(k, "batchnorm") == 0) {
-        l->kind = PC_L_BN;
-        PC_TRY(get_float(ctx, sec, "eps", 1e-5f, 1e-12f, 1.0f, &l->eps));
-        PC_TRY(get_float(ctx, sec, "momentum", 0.1f, 0.0f, 1.0f, &l->momentum));
-        l->weight_n = l->bias_n = l->c;
-        l->flops = 4LL * l->c * l->h * l->w;
-        PC_TRY(read_trainable(ctx, sec, l));
-    } else if (strcmp(k, "maxpool") == 0 || strcmp(k, "avgpool") == 0) {
-        l->kind = k[0] == 'm' ? PC_L_MAXPOOL : PC_L_AVGPOOL;
-        int size, stride, pad;
-        PC_TRY(get_int(ctx, sec, "size", 2, 1, &size));
-        PC_TRY(get_int(ctx, sec, "stride", size, 1, &stride));
-        PC_TRY(get_int(ctx, sec, "pad", 0, 0, &pad));
-        if (2 * pad > size)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] pad=%d is more than half of size=%d",
-                           ctx->origin, sec->line, k, pad, size);
-        l->kh = l->kw = size;
-        l->sh = l->sw = stride;
-        l->ph = l->pw = pad;
-        int eh = in->h + 2 * pad - size, ew = in->w + 2 * pad - size;
-        if (eh < 0 || ew < 0)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] window %d does not fit the %dx%d input",
-                           ctx->origin, sec->line, k, size, in->h, in->w);
-        l->h = eh / stride + 1;
-        l->w = ew / stride + 1;
-        l->flops = (int64_t)l->c * l->h * l->w * size * size;
-    } else if (strcmp(k, "gap") == 0) {
-        l->kind = PC_L_GAP;
-        l->h = l->w = 1;
-        l->flops = pc_layer_out_size(in);
-    } else if (strcmp(k, "flatten") == 0) {
-        l->kind = PC_L_FLATTEN;
-        l->c = (int)pc_layer_out_size(in);
-        l->h = l->w = 1;
-    } else if (strcmp(k, "relu") == 0) {
-        l->kind = PC_L_RELU;
-        l->act = PC_ACT_RELU;
-    } else if (strcmp(k, "dropout") == 0) {
-        l->kind = PC_L_DROPOUT;
-        PC_TRY(get_float(ctx, sec, "rate", 0.5f, 0.0f, 0.99f, &l->rate));
-    } else if (strcmp(k, "add") == 0) {
-        l->kind = PC_L_ADD;
-        const pc_layer *b = &ll->v[inputs[1]];
-        /* The second input may be larger in space (by an integer stride) and have fewer
-         * channels: it is then subsampled and zero-padded (ResNet option A shortcut). */
-        int ok = b->c <= in->c && b->h % in->h == 0 && b->w % in->w == 0 &&
-                 b->h / in->h == b->w / in->w;
-        if (!ok)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [add] inputs %dx%dx%d and %dx%dx%d do not match",
-                           ctx->origin, sec->line, in->c, in->h, in->w, b->c, b->h, b->w);
-        l->sh = l->sw = b->h / in->h;
-        l->flops = pc_layer_out_size(l);
-    } else {
-        return pc_fail(PC_ERR_USAGE, "%s:%d: unknown layer type [%s]", ctx->origin, sec->line,
-                       k);
+    PC_TRY(pc_build_name(&b, l, ""));
+    PC_TRY(pc_build_activation(&b, l));
+    if (ops->build) PC_TRY(ops->build(&b, l));
+    for (int j = b.li; j < ll->n; j++) {
+        const pc_layer *made = &ll->v[j];
+        if (made->c <= 0 || made->h <= 0 || made->w <= 0)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] produces an empty output", ctx->origin,
+                           sec->line, sec->kind);
     }
-    if (l->c <= 0 || l->h <= 0 || l->w <= 0)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] produces an empty output", ctx->origin,
-                       sec->line, k);
     for (int key = 0; key < sec->n_keys; key++)
         if (!sec->used[key])
             return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] has no key '%s'", ctx->origin, sec->line,
-                           k, sec->key[key]);
+                           sec->kind, sec->key[key]);
     section_last_layer[si] = ll->n - 1;
     return PC_OK;
 }
 
-/* Lay parameters out in layer order: weight then bias per layer. */
+/* Lay parameters out in layer order: weight then bias per layer; buffers likewise. */
 static pc_status layout_params(pc_model *m) {
     int64_t off = 0, boff = 0;
     for (int i = 0; i < m->n_layers; i++) {
         pc_layer *l = &m->layers[i];
         if (l->weight_n) { l->weight_off = off; off += l->weight_n; }
         if (l->bias_n) { l->bias_off = off; off += l->bias_n; }
-        if (l->kind == PC_L_BN) { l->buffer_off = boff; boff += 2LL * l->c; }
+        if (l->buffer_n) { l->buffer_off = boff; boff += l->buffer_n; }
     }
     m->n_params = off;
     m->n_buffers = boff;
@@ -551,13 +452,20 @@ static pc_status layout_params(pc_model *m) {
     return PC_OK;
 }
 
-/* Filter f < min(filters, inputs per group) becomes the identity on input channel f:
+/* He-uniform weights (bound sqrt(6 / fan_in)) or, for init=torch and identity, PyTorch's
+ * default (bound 1 / sqrt(fan_in)). Each value is keyed by its flat index. For identity,
+ * filter f < min(filters, inputs per group) then becomes the identity on input channel f:
  * 1 at the kernel's centre, 0 elsewhere (torch.nn.init.dirac_). */
-static void init_identity(pc_model *m, const pc_layer *l) {
+void pc_init_weights(pc_model *m, const pc_layer *l, uint64_t seed, int64_t taps,
+                     int64_t centre) {
     int64_t fan_in = l->weight_n / l->filters;
-    int64_t taps = l->kind == PC_L_CONV ? (int64_t)l->kh * l->kw : 1;
+    float bound = l->init == PC_INIT_HE ? sqrtf(6.0f / (float)fan_in) : 1.0f / sqrtf((float)fan_in);
+    for (int64_t j = 0; j < l->weight_n; j++) {
+        uint64_t bits = pc_rand64(seed, PC_RNG_INIT, (uint64_t)(l->weight_off + j), 0, 0);
+        m->params[l->weight_off + j] = (2.0f * pc_uniform01(bits) - 1.0f) * bound;
+    }
+    if (l->init != PC_INIT_IDENTITY) return;
     int64_t inputs = fan_in / taps;
-    int64_t centre = l->kind == PC_L_CONV ? (int64_t)(l->kh / 2) * l->kw + l->kw / 2 : 0;
     for (int64_t f = 0; f < l->filters && f < inputs; f++) {
         float *w = m->params + l->weight_off + f * fan_in;
         memset(w, 0, sizeof(float) * fan_in);
@@ -565,27 +473,11 @@ static void init_identity(pc_model *m, const pc_layer *l) {
     }
 }
 
-/* He-uniform weights (bound sqrt(6 / fan_in)) or, for init=torch and identity, PyTorch's
- * default (bound 1 / sqrt(fan_in)), zero biases, BN gamma 1 and beta 0, running mean 0
- * and var 1. Each value is keyed by its flat index. */
+/* Biases start at zero (pc_alloc zero-fills); the kinds set their weights and buffers. */
 static void init_params(pc_model *m, uint64_t seed) {
     for (int i = 0; i < m->n_layers; i++) {
-        pc_layer *l = &m->layers[i];
-        if (l->kind == PC_L_BN) {
-            for (int c = 0; c < l->c; c++) {
-                m->params[l->weight_off + c] = 1.0f;
-                m->buffers[l->buffer_off + l->c + c] = 1.0f;
-            }
-            continue;
-        }
-        if (!l->weight_n) continue;
-        int64_t fan_in = l->weight_n / l->filters;
-        float bound = l->init == PC_INIT_HE ? sqrtf(6.0f / (float)fan_in) : 1.0f / sqrtf((float)fan_in);
-        for (int64_t j = 0; j < l->weight_n; j++) {
-            uint64_t bits = pc_rand64(seed, PC_RNG_INIT, (uint64_t)(l->weight_off + j), 0, 0);
-            m->params[l->weight_off + j] = (2.0f * pc_uniform01(bits) - 1.0f) * bound;
-        }
-        if (l->init == PC_INIT_IDENTITY) init_identity(m, l);
+        const pc_layer_ops *ops = pc_layer_ops_of(m->layers[i].kind);
+        if (ops->init) ops->init(m, &m->layers[i], seed);
     }
 }
 
@@ -717,49 +609,29 @@ void pc_model_free(pc_model *m) {
 void pc_model_param_roles(const pc_model *m, uint8_t *roles) {
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
-        int weight_role = l->kind == PC_L_BN ? PC_PARAM_NORM_SCALE : PC_PARAM_WEIGHT;
-        if (!(l->trainable & PC_TRAIN_WEIGHT)) weight_role = PC_PARAM_FROZEN;
-        int bias_role = l->kind == PC_L_BN ? PC_PARAM_NORM_SHIFT : PC_PARAM_BIAS;
-        if (!(l->trainable & PC_TRAIN_BIAS)) bias_role = PC_PARAM_FROZEN;
+        const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
+        int weight_role = l->trainable & PC_TRAIN_WEIGHT ? ops->weight_role : PC_PARAM_FROZEN;
+        int bias_role = l->trainable & PC_TRAIN_BIAS ? ops->bias_role : PC_PARAM_FROZEN;
         if (l->weight_off >= 0) memset(roles + l->weight_off, weight_role, (size_t)l->weight_n);
         if (l->bias_off >= 0) memset(roles + l->bias_off, bias_role, (size_t)l->bias_n);
     }
+}
+
+pc_param_info pc_param_tensor(const pc_layer *l, const char *suffix, int ndim,
+                              const int64_t *shape, int64_t offset, int is_buffer) {
+    pc_param_info t = {.ndim = ndim, .offset = offset, .numel = 1, .is_buffer = is_buffer};
+    for (int d = 0; d < ndim; d++) t.numel *= (t.shape[d] = shape[d]);
+    snprintf(t.name, sizeof t.name, "%s.%s", l->name, suffix);
+    return t;
 }
 
 int pc_model_param_info(const pc_model *m, pc_param_info *infos, int max) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer *l = &m->layers[i];
-        const pc_layer *in = &m->layers[l->inputs[0]];
+        const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
         pc_param_info item[4];
-        int k = 0;
-        memset(item, 0, sizeof item);
-        if (l->kind == PC_L_CONV) {
-            item[k] = (pc_param_info){.ndim = 4, .shape = {l->filters, in->c / l->groups, l->kh, l->kw}};
-            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
-            item[k].offset = l->weight_off; item[k].numel = l->weight_n; k++;
-        } else if (l->kind == PC_L_DENSE) {
-            item[k] = (pc_param_info){.ndim = 2, .shape = {l->filters, pc_layer_out_size(in)}};
-            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
-            item[k].offset = l->weight_off; item[k].numel = l->weight_n; k++;
-        } else if (l->kind == PC_L_BN) {
-            item[k] = (pc_param_info){.ndim = 1, .shape = {l->c}};
-            snprintf(item[k].name, sizeof item[k].name, "%s.weight", l->name);
-            item[k].offset = l->weight_off; item[k].numel = l->c; k++;
-        }
-        if (l->bias_n) {
-            item[k] = (pc_param_info){.ndim = 1, .shape = {l->bias_n}};
-            snprintf(item[k].name, sizeof item[k].name, "%s.bias", l->name);
-            item[k].offset = l->bias_off; item[k].numel = l->bias_n; k++;
-        }
-        if (l->kind == PC_L_BN) {
-            const char *bn_names[2] = {"running_mean", "running_var"};
-            for (int b = 0; b < 2; b++) {
-                item[k] = (pc_param_info){.ndim = 1, .shape = {l->c}, .is_buffer = 1};
-                snprintf(item[k].name, sizeof item[k].name, "%s.%s", l->name, bn_names[b]);
-                item[k].offset = l->buffer_off + b * l->c; item[k].numel = l->c; k++;
-            }
-        }
+        int k = ops->param_info ? ops->param_info(m, l, item) : 0;
         for (int j = 0; j < k; j++) {
             item[j].layer = i;
             if (infos && n < max) infos[n] = item[j];

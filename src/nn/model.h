@@ -3,16 +3,9 @@
  * statistics in a second flat "buffers" array), so the optimizer and the
  * gradient reduction are single loops over contiguous memory.
  *
- * Models come from a plain-text model file (see docs/model-format.md):
- *
- *   [net]            optional: channels/height/width defaults
- *   [conv]           filters= size= stride= pad= groups= bias= activation=
- *   [sepconv]        depthwise size x size + pointwise 1x1 (two layers)
- *   [dense]          units= bias= activation=
- *   [batchnorm]      eps= momentum= activation=
- *   [maxpool] [avgpool]  size= stride= pad=
- *   [gap] [flatten] [relu] [dropout] rate=   [add] from=a,b activation=
- * "filters=classes" / "units=classes" take the dataset's class count.
+ * Models come from a plain-text model file (docs/model-format.md): one [section] per
+ * layer. Each layer kind is described once, by its descriptor (nn/layer.h, one file per
+ * kind in nn/layers/), listed in nn/layer_kinds.def.
  */
 #ifndef PC_MODEL_H
 #define PC_MODEL_H
@@ -22,17 +15,9 @@
 #include "core/common.h"
 
 typedef enum {
-    PC_L_INPUT,
-    PC_L_CONV,
-    PC_L_DENSE,
-    PC_L_BN,
-    PC_L_MAXPOOL,
-    PC_L_AVGPOOL,
-    PC_L_GAP,
-    PC_L_FLATTEN,
-    PC_L_RELU,
-    PC_L_DROPOUT,
-    PC_L_ADD,
+#define PC_LAYER_KIND(KIND, ops) PC_L_##KIND,
+#include "nn/layer_kinds.def"
+#undef PC_LAYER_KIND
     PC_L_KIND_COUNT
 } pc_layer_kind;
 
@@ -74,7 +59,7 @@ typedef struct {
     /* parameters: offsets into model->params (-1 when absent) */
     int64_t weight_off, weight_n;
     int64_t bias_off, bias_n;   /* batch norm: gamma in weight, beta in bias */
-    int64_t buffer_off;         /* batch norm: running mean (c) then running var (c) */
+    int64_t buffer_off, buffer_n; /* batch norm: running mean (c) then running var (c) */
     int64_t flops;              /* forward multiply-adds x2 per sample */
 } pc_layer;
 

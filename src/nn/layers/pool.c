@@ -1,0 +1,95 @@
+/* [maxpool] and [avgpool]: size x size windows at a stride, zero padding of at most half a
+ * window, floor mode; padded cells never win a max and are left out of an average
+ * (count_include_pad=False). oneDNN's JIT kernels on plain tensors where it has them, else
+ * the vectorized C kernels (plain max pooling, blocked both) or the reference kernels. */
+#include "kernels/ref/ref.h"
+#include "nn/layer.h"
+
+static pc_status pool_build(pc_build *b, pc_layer *l) {
+    const pc_layer *in = pc_build_input(b, 0);
+    const char *k = pc_build_section(b);
+    int size, stride, pad;
+    PC_TRY(pc_build_int(b, "size", 2, 1, &size));
+    PC_TRY(pc_build_int(b, "stride", size, 1, &stride));
+    PC_TRY(pc_build_int(b, "pad", 0, 0, &pad));
+    if (2 * pad > size) return pc_build_fail(b, "[%s] pad=%d is more than half of size=%d", k, pad, size);
+    l->kh = l->kw = size;
+    l->sh = l->sw = stride;
+    l->ph = l->pw = pad;
+    int eh = in->h + 2 * pad - size, ew = in->w + 2 * pad - size;
+    if (eh < 0 || ew < 0)
+        return pc_build_fail(b, "[%s] window %d does not fit the %dx%d input", k, size, in->h, in->w);
+    l->h = eh / stride + 1;
+    l->w = ew / stride + 1;
+    l->flops = (int64_t)l->c * l->h * l->w * size * size;
+    return PC_OK;
+}
+
+static pc_status pool_setup(pc_exec *ex, int i) {
+    const pc_layer *l = &ex->m->layers[i], *in = &ex->m->layers[l->inputs[0]];
+    layer_state *s = &ex->ls[i];
+    const int is_max = l->kind == PC_L_MAXPOOL;
+    s->pool = (pc_pool_shape){.n = ex->batch, .c = in->c, .h = in->h, .w = in->w, .kh = l->kh,
+                              .kw = l->kw, .sh = l->sh, .sw = l->sw, .ph = l->ph, .pw = l->pw};
+    pc_pool_shape_finish(&s->pool);
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->use_dnnl && !s->blocked) { /* blocked: the C kernels */
+        s->dpool = pc_dnnl_pool_create(&s->pool, is_max);
+        if (!s->dpool) return PC_ERR_INTERNAL; /* message set by the plan */
+        if (!pc_dnnl_pool_jit(s->dpool)) { /* the C kernels are faster than its generic code */
+            pc_dnnl_pool_destroy(s->dpool);
+            s->dpool = NULL;
+        }
+    }
+    if (s->dpool) return PC_OK;
+#endif
+    if (is_max) { /* the C kernels' argmax */
+        s->argmax = pc_alloc(sizeof(int32_t) * pc_exec_out_floats(ex, i));
+        if (!s->blocked) s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
+        if (!s->argmax || (!s->blocked && !s->pool_scratch)) return PC_ERR_NOMEM;
+    }
+    return PC_OK;
+}
+
+static void pool_forward(pc_exec *ex, int i, int train, float *y) {
+    const int is_max = ex->m->layers[i].kind == PC_L_MAXPOOL, B = ex->block;
+    layer_state *s = &ex->ls[i];
+    const float *x = pc_exec_input_of(ex, i, 0);
+#ifdef PARCNN_HAVE_DNNL
+    if (s->dpool) {
+        pc_dnnl_pool_forward(s->dpool, x, y);
+        return;
+    }
+#endif
+    if (s->blocked && is_max) fast_maxpoolb_forward(&s->pool, B, x, y, s->argmax);
+    else if (s->blocked) fast_avgpoolb_forward(&s->pool, B, x, y);
+    else if (is_max && ex->use_dnnl) fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
+    else if (is_max) ref_maxpool_forward(&s->pool, x, y, s->argmax);
+    else ref_avgpool_forward(&s->pool, x, y);
+}
+
+static void pool_backward(pc_exec *ex, int i, int k, float *dy, float *dx, float *dw, float *db) {
+    const int is_max = ex->m->layers[i].kind == PC_L_MAXPOOL, B = ex->block;
+    layer_state *s = &ex->ls[i];
+    if (!dx) return;
+#ifdef PARCNN_HAVE_DNNL
+    if (s->dpool) {
+        pc_dnnl_pool_backward(s->dpool, dy, dx);
+        return;
+    }
+#endif
+    if (s->blocked && is_max) fast_maxpoolb_backward(&s->pool, B, s->argmax, dy, dx);
+    else if (s->blocked) fast_avgpoolb_backward(&s->pool, B, dy, dx);
+    else if (is_max) ref_maxpool_backward(&s->pool, s->argmax, dy, dx);
+    else ref_avgpool_backward(&s->pool, dy, dx);
+}
+
+const pc_layer_ops pc_maxpool_ops = {
+    .name = "maxpool", .n_inputs = 1, .layout = PC_OUT_AS_INPUT, .build = pool_build,
+    .setup = pool_setup, .forward = pool_forward, .backward = pool_backward,
+};
+
+const pc_layer_ops pc_avgpool_ops = {
+    .name = "avgpool", .n_inputs = 1, .layout = PC_OUT_AS_INPUT, .build = pool_build,
+    .setup = pool_setup, .forward = pool_forward, .backward = pool_backward,
+};
