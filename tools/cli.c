@@ -1,8 +1,13 @@
 /* Command-line helpers shared by the subcommands in tools/parcnn.c and tools/bench.c. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm/comm.h"
 
 int usage_error(const char *cmd, const char *fmt, const char *arg) {
     fprintf(stderr, "parcnn %s: ", cmd);
@@ -34,4 +39,131 @@ int parse_float(const char *cmd, const char *flag, const char *s, double lo, dou
     }
     *out = (float)v;
     return 0;
+}
+
+int cli_fail(pc_status st) {
+    int code = st == PC_ERR_USAGE ? 2 : 1;
+    pc_comm *comm = pc_comm_world();
+    int rank = pc_comm_rank(comm);
+    int shared = strcmp(pc_last_error(), PC_SHARED_ERROR) == 0;
+    if (rank == 0)
+        fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+    else if (!shared)
+        fprintf(stderr, "[rank %d] parcnn: error: %s\n", rank, pc_last_error());
+    if (pc_comm_size(comm) > 1) {
+        /* an error every rank hit at once is reported by rank 0 alone: the others give
+         * it a moment to do so */
+        if (rank != 0 && shared) sleep(2);
+        pc_comm_abort(comm, code);
+    }
+    return code;
+}
+
+enum { HELP_INDENT = 23, HELP_WIDTH = 92 };
+#define NBSP '\x01' /* a space the wrapping keeps: "(default: X)" stays on one line */
+
+/* Print `text` from column `col`, wrapped at HELP_WIDTH, continuation lines at HELP_INDENT. */
+static void print_wrapped(const char *text, int col, FILE *out) {
+    int first = 1;
+    for (const char *p = text; *p;) {
+        while (*p == ' ') p++;
+        const char *w = p;
+        while (*p && *p != ' ') p++;
+        int len = (int)(p - w);
+        if (len == 0) break;
+        if (!first && col + 1 + len > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_INDENT, "");
+            col = HELP_INDENT;
+        } else if (!first) {
+            fputc(' ', out);
+            col++;
+        }
+        for (const char *c = w; c < p; c++) fputc(*c == NBSP ? ' ' : *c, out);
+        col += len;
+        first = 0;
+    }
+    fputc('\n', out);
+}
+
+static void print_flag(const pc_flag *f, FILE *out) {
+    if (f->type == PC_FLAG_SECTION) {
+        fprintf(out, "%s\n", f->help);
+        return;
+    }
+    char left[64];
+    int n = snprintf(left, sizeof left, "  --%s%s%s", f->name, f->metavar ? " " : "",
+                     f->metavar ? f->metavar : "");
+    fputs(left, out);
+    int col = n + 2 <= HELP_INDENT ? HELP_INDENT : n + 2;
+    fprintf(out, "%*s", col - n, "");
+    const char *def = f->def_text ? f->def_text : f->def ? f->def : "off";
+    char text[2048];
+    if (f->required)
+        snprintf(text, sizeof text, "%s (required)", f->help);
+    else
+        snprintf(text, sizeof text, "%s (default:%c%s)", f->help, NBSP, def);
+    print_wrapped(text, col, out);
+}
+
+void cli_print_flags(const pc_flag *table, FILE *out) {
+    for (const pc_flag *f = table; f->type != PC_FLAG_END; f++) print_flag(f, out);
+}
+
+/* getopt_long's table for `table`: option i has the value 256 + its entry's index; --help
+ * comes last with the value 1. */
+static struct option *build_options(const pc_flag *table) {
+    int n = 0;
+    while (table[n].type != PC_FLAG_END) n++;
+    struct option *opts = calloc((size_t)n + 2, sizeof *opts);
+    if (!opts) return NULL;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (table[i].type == PC_FLAG_SECTION) continue;
+        int arg = table[i].type == PC_FLAG_SWITCH ? no_argument : required_argument;
+        opts[k++] = (struct option){table[i].name, arg, NULL, 256 + i};
+    }
+    opts[k] = (struct option){"help", no_argument, NULL, 1};
+    return opts;
+}
+
+static int report_bad_flag(const char *cmd, pc_flag_result r) {
+    if (r == PC_FLAG_ERR_RANGE) {
+        fprintf(stderr, "parcnn %s: %s\n", cmd, pc_last_error());
+        return 2;
+    }
+    if (r == PC_FLAG_ERR_USAGE) return usage_error(cmd, "%s", pc_last_error());
+    return cli_fail(PC_ERR_USAGE);
+}
+
+int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const char *usage,
+                    const char *epilogue, int argc, char **argv) {
+    int n = 0;
+    while (table[n].type != PC_FLAG_END) n++;
+    struct option *options = build_options(table);
+    char *given = calloc((size_t)n + 1, 1);
+    int o, rc = 0;
+    if (!options || !given) rc = usage_error(cmd, "%s", "out of memory");
+    opterr = 0;
+    while (rc == 0 && (o = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (o == 1) {
+            fputs(usage, stdout);
+            cli_print_flags(table, stdout);
+            if (epilogue) fputs(epilogue, stdout);
+            rc = -1;
+        } else if (o >= 256) {
+            pc_flag_result r = pc_flag_set(&table[o - 256], opts, optarg);
+            if (r != PC_FLAG_OK) rc = report_bad_flag(cmd, r);
+            given[o - 256] = 1;
+        } else {
+            rc = usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        char flag[128];
+        snprintf(flag, sizeof flag, "--%s %s is required", table[i].name, table[i].metavar);
+        if (table[i].required && !given[i]) rc = usage_error(cmd, "%s", flag);
+    }
+    free(given);
+    free(options);
+    return rc;
 }

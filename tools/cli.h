@@ -3,6 +3,11 @@
 #ifndef PC_CLI_H
 #define PC_CLI_H
 
+#include <stdio.h>
+
+#include "core/common.h"
+#include "core/flags.h"
+
 /* "parcnn CMD: <fmt with arg> (see 'parcnn CMD --help')"; returns 2. */
 int usage_error(const char *cmd, const char *fmt, const char *arg);
 /* Strict number parsing: the whole argument must be a number within [lo, hi]; otherwise
@@ -10,5 +15,18 @@ int usage_error(const char *cmd, const char *fmt, const char *arg);
 int parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
 int parse_float(const char *cmd, const char *flag, const char *s, double lo, double hi,
                 float *out);
+
+/* Report pc_last_error() and return the exit status (1 data or I/O, 2 usage). Under MPI,
+ * the other ranks may be waiting in a collective, so the whole job stops. */
+int cli_fail(pc_status st);
+
+/* Parse argv's flags into opts by `table` (core/flags.h), with --help added: it prints
+ * `usage`, the table's help (defaults from the table) and `epilogue` (may be NULL).
+ * Returns 0 when every flag parsed (optind is then the first other argument), -1 after
+ * --help, or the exit status of a bad flag after reporting it. */
+int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const char *usage,
+                    const char *epilogue, int argc, char **argv);
+/* The flags' help: one entry per flag, its paragraph wrapped, its default last. */
+void cli_print_flags(const pc_flag *table, FILE *out);
 
 #endif

@@ -20,29 +20,6 @@
 #include "train/report.h"
 #include "train/settings.h"
 
-void pc_train_config_defaults(pc_train_config *c) {
-    memset(c, 0, sizeof *c);
-    c->data = "fashion-mnist";
-    c->model = "simple-cnn";
-    c->epochs = 12;
-    c->batch = 128;
-    c->shard_size = 32;
-    c->workers = 1;
-    c->threads = 1;
-    c->opt = (pc_opt_config){.kind = PC_OPT_ADAM, .momentum = 0.9f, .beta1 = 0.9f,
-                             .beta2 = 0.999f, .eps = 1e-8f};
-    c->sched = (pc_sched_config){.kind = PC_SCHED_EXP, .base_lr = 1e-3f, .decay_rate = 0.8f,
-                                 .decay_epochs = 1.0f, .peak_epoch = -1, .start_factor = 0.2f};
-    c->bias_lr_mult = 1.0f;
-    c->norm_bias_lr_mult = 1.0f;
-    c->seed = 1;
-    c->lr_ref_batch = 128;
-    c->timeout = 300;
-    pc_folder_options_default(&c->folder);
-    c->loader_threads = 1;
-    c->log = stdout;
-}
-
 /* Where an epoch's training time went, on this rank: input assembly (mean over
  * workers), forward/backward, gradient reduction in memory, waiting for other
  * ranks, optimizer. */
@@ -1343,7 +1320,10 @@ static pc_status train_ensemble(const pc_train_config *c, pc_train_result *resul
     return st;
 }
 
-pc_status pc_train(const pc_train_config *c, pc_train_result *result) {
+pc_status pc_train(const pc_train_config *config, pc_train_result *result) {
+    pc_train_config resolved = *config;
+    PC_TRY(pc_train_config_resolve(&resolved));
+    const pc_train_config *c = &resolved;
     pc_train_result local;
     if (!result) result = &local;
     if (c->ensemble > 1) return train_ensemble(c, result);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/flags.h"
 #include "data/augment.h"
 #include "data/folder.h"
 #include "data/tta.h"
@@ -23,6 +24,10 @@ float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch);
 const char *pc_lr_scale_name(pc_lr_scale s);
 pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out);
 
+/* Arithmetic of convolutions and dense layers: fp32, or bf16 mixed precision (oneDNN's
+ * kernels; fp32 master weights and accumulation). */
+typedef enum { PC_PRECISION_FP32 = 0, PC_PRECISION_BF16 } pc_precision;
+
 typedef struct {
     const char *data;          /* dataset spec, see data/dataset.h */
     const char *model;         /* zoo name or model file */
@@ -30,7 +35,8 @@ typedef struct {
     int epochs;
     int batch;                 /* global batch */
     int shard_size;
-    int workers, threads;
+    int workers;               /* 0: pc_train_auto_workers */
+    int threads;
     pc_opt_config opt;
     pc_sched_config sched;     /* kind, base_lr, decay_rate, decay_epochs, warmup_epochs */
     float bias_lr_mult;        /* learning-rate multiplier of conv and dense biases */
@@ -49,6 +55,7 @@ typedef struct {
     pc_lr_scale lr_scale;      /* scale --lr for the global batch against lr_ref_batch */
     int lr_ref_batch;
     pc_kernel_set kernels;
+    pc_precision precision;    /* bf16: the oneDNN kernels in bf16 (not with PC_KERNELS_REF) */
     pc_conv_algo conv_algo;    /* oneDNN convolutions: auto, direct or winograd */
     int progress;              /* 1: live progress bar on stderr */
     int profile;               /* per-layer timing table at the end (and profile.json) */
@@ -71,7 +78,22 @@ typedef struct {
     double test_accuracy, test_loss; /* of the ensemble when there is one */
 } pc_train_result;
 
+/* The flags of `parcnn train` (src/train/config.c): one entry per flag with its field of
+ * pc_train_config, range, default and help; the command line's parser and --help are
+ * generated from it. */
+extern const pc_flag pc_train_flags[];
+/* The names of --kernels, --precision and --conv-algo (shared with eval and predict). */
+extern const pc_flag_choice pc_kernel_choices[], pc_precision_choices[], pc_conv_algo_choices[];
+
+/* Every field at the default of its flag in pc_train_flags (workers 0: chosen by
+ * pc_train_config_resolve; log stdout; progress bar off). */
 void pc_train_config_defaults(pc_train_config *c);
+/* The default worker count: the most workers, up to the core count, that divide the
+ * shard count per rank (batch / shard_size / ranks). */
+int pc_train_auto_workers(int batch, int shard_size, int ranks);
+/* What pc_train runs: workers 0 replaced by pc_train_auto_workers, precision bf16 folded
+ * into kernels (an error with PC_KERNELS_REF). */
+pc_status pc_train_config_resolve(pc_train_config *c);
 
 /* Run training as configured, printing the start-up summary and one line per epoch
  * to c->log. Fills result when non-NULL. Returns PC_OK or an error with
