@@ -1,6 +1,7 @@
 #include "core/flags.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,8 +83,11 @@ pc_flag_result pc_flag_set(const pc_flag *f, void *opts, const char *arg) {
 pc_status pc_flags_defaults(const pc_flag *table, void *opts) {
     for (const pc_flag *f = table; f->type != PC_FLAG_END; f++) {
         if (!f->def || f->type == PC_FLAG_SWITCH || f->type == PC_FLAG_SECTION) continue;
-        if (set_value(f, opts, f->def, 0) != PC_FLAG_OK)
-            return pc_fail(PC_ERR_INTERNAL, "the default of --%s: %s", f->name, pc_last_error());
+        if (set_value(f, opts, f->def, 0) != PC_FLAG_OK) {
+            char why[512]; /* pc_fail writes over pc_last_error()'s buffer */
+            snprintf(why, sizeof why, "%s", pc_last_error());
+            return pc_fail(PC_ERR_INTERNAL, "the default of --%s: %s", f->name, why);
+        }
     }
     return PC_OK;
 }
