@@ -32,7 +32,24 @@ typedef struct {
     const char *model;
 } golden_case;
 
-static const golden_case cases[] = {{"simple-cnn"}, {"minixception"}, {"resnet20"}};
+/* zoo models, and model files of tests/golden (layers.cfg: the layers of imported networks) */
+static const golden_case cases[] = {{"simple-cnn"}, {"minixception"}, {"resnet20"}, {"layers"}};
+
+/* A zoo model's text, or tests/golden/<name>.cfg (malloc'ed); NULL when neither exists. */
+static char *model_text(const char *name) {
+    const char *zoo = pc_zoo_text(name);
+    if (zoo) return strdup(zoo);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/golden/%s.cfg", PARCNN_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = calloc(1, 1 << 16);
+    if (!text) abort();
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return text;
+}
 
 /* The worst error of a group of comparisons (NaN counts as the worst). */
 typedef struct {
@@ -262,14 +279,15 @@ static void run_case(const golden_case *gc) {
     }
 
     /* The model as the zoo describes it; dropout off (our masks come from our own RNG). */
-    const char *zoo = pc_zoo_text(gc->model);
-    CHECK(zoo != NULL, "zoo model %s is missing", gc->model);
-    if (!zoo) {
+    char *source = model_text(gc->model);
+    CHECK(source != NULL, "model %s is missing from the zoo and tests/golden", gc->model);
+    if (!source) {
         pc_st_close(f);
         return;
     }
     int replaced = 0;
-    char *text = replace_all(zoo, "rate=0.4", "rate=0", &replaced);
+    char *text = replace_all(source, "rate=0.4", "rate=0", &replaced);
+    free(source);
     if (strcmp(gc->model, "simple-cnn") == 0)
         CHECK(replaced == 1, "simple-cnn: expected one 'rate=0.4' in the zoo text, found %d",
               replaced);

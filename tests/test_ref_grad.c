@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "kernels/fast/fast.h"
 #include "kernels/ref/ref.h"
 #include "kernels/ref/ref_double.h"
 
@@ -575,6 +576,85 @@ static void test_gelu(void) {
     free(c.x), free(c.r), free(c.y), free(dx);
 }
 
+/* ------------------------------------------- element-wise activation layers */
+
+/* One element-wise activation: its double and float reference kernels and the vectorized
+ * ones (backward from the forward's input x), checked on [lo, hi] away from its kinks. */
+typedef struct {
+    const char *name;
+    void (*fwd_d)(int64_t, const double *, double *);
+    void (*bwd_d)(int64_t, const double *, const double *, double *);
+    void (*fwd_f)(int64_t, const float *, float *);
+    void (*bwd_f)(int64_t, const float *, const float *, float *);
+    void (*fwd_fast)(int64_t, const float *, float *);
+    void (*bwd_fast)(int64_t, const float *, const float *, float *);
+    double lo, hi;
+    double kinks[2]; /* where the derivative jumps (finite differences keep away) */
+    int n_kinks;
+} unary_case;
+
+typedef struct {
+    const unary_case *u;
+    relu_ctx c;
+} unary_ctx;
+
+static double unary_loss(void *p) {
+    unary_ctx *uc = p;
+    uc->u->fwd_d(uc->c.n, uc->c.x, uc->c.y);
+    return ddot(uc->c.r, uc->c.y, uc->c.n);
+}
+
+static void test_unary(const unary_case *u) {
+    const int64_t n = 203; /* not a multiple of any vector width */
+    unary_ctx uc = {u, {n, dnew(n), drand_new(n, -1, 1), dnew(n)}};
+    for (int64_t i = 0; i < n; i++) {
+        double v;
+        int near;
+        do {
+            v = u->lo + (u->hi - u->lo) * rng_unif();
+            near = 0;
+            for (int k = 0; k < u->n_kinks; k++) near |= fabs(v - u->kinks[k]) < 1e-3;
+        } while (near);
+        uc.c.x[i] = v;
+    }
+    double *dx = dnew(n);
+    u->bwd_d(n, uc.c.x, uc.c.r, dx);
+    check_fd(u->name, 0, "dx", unary_loss, &uc, uc.c.x, n, dx);
+    u->fwd_d(n, uc.c.x, uc.c.y);
+
+    float *fx = to_float(uc.c.x, n), *fr = to_float(uc.c.r, n);
+    float *fy = fnew(n), *fdx = fnew(n), *gy = fnew(n), *gdx = fnew(n);
+    u->fwd_f(n, fx, fy);
+    u->bwd_f(n, fx, fr, fdx);
+    CHECK(nerr_fd(fy, uc.c.y, n) < FLOAT_TOL && nerr_fd(fdx, dx, n) < FLOAT_TOL,
+          "%s: float kernels agree with double", u->name);
+    u->fwd_fast(n, fx, gy);
+    u->bwd_fast(n, fx, fr, gdx);
+    CHECK(memcmp(gy, fy, sizeof(float) * n) == 0 && memcmp(gdx, fdx, sizeof(float) * n) == 0,
+          "%s: vectorized kernels bitwise the reference", u->name);
+    u->bwd_fast(n, fx, fr, fr); /* in place: dx aliases dy */
+    CHECK(memcmp(fr, fdx, sizeof(float) * n) == 0, "%s: aliased backward", u->name);
+    free(uc.c.x), free(uc.c.r), free(uc.c.y), free(dx), free(fx), free(fr), free(fy), free(fdx);
+    free(gy), free(gdx);
+}
+
+static void test_unary_kernels(void) {
+    static const unary_case cases[] = {
+        {"hardswish", refd_hardswish_forward, refd_hardswish_backward, ref_hardswish_forward,
+         ref_hardswish_backward, fast_hardswish_forward, fast_hardswish_backward, -5, 5,
+         {-3, 3}, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_unary(&cases[i]);
+    /* by hand, at and around the kinks */
+    float x[6] = {-4, -3, -1.5f, 0, 3, 4}, y[6], dy[6] = {1, 1, 1, 1, 1, 1}, dx[6];
+    ref_hardswish_forward(6, x, y);
+    ref_hardswish_backward(6, x, dy, dx);
+    CHECK(y[0] == 0 && y[1] == 0 && y[2] == -0.375f && y[3] == 0 && y[4] == 3 && y[5] == 4,
+          "hand hardswish");
+    CHECK(dx[0] == 0 && dx[1] == -0.5f && dx[2] == 0 && dx[3] == 0.5f && dx[4] == 1.5f && dx[5] == 1,
+          "hand hardswish backward (PyTorch's values at the kinks)");
+}
+
 /* ------------------------------------------------------------ softmax + xent */
 
 typedef struct {
@@ -702,6 +782,7 @@ int main(void) {
     test_bn();
     test_relu();
     test_gelu();
+    test_unary_kernels();
     test_softmax_xent();
     time_conv();
     return check_summary();

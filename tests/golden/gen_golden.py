@@ -40,7 +40,13 @@ CASES = [
     ("simple-cnn", (1, 8, 8), 6),
     ("minixception", (1, 28, 28), 8),
     ("resnet20", (3, 16, 16), 6),
+    ("layers", (3, 12, 12), 6),   # tests/golden/layers.cfg: the layers of imported networks
 ]
+
+# element-wise layers: section -> function of the input
+ELEMENTWISE = {
+    "hardswish": lambda keys: F.hardswish,
+}
 
 
 # ------------------------------------------------------------ model files
@@ -172,6 +178,9 @@ class Graph(nn.Module):
             elif kind == "relu":
                 self.nodes.append(("identity", name, inputs, True, None))
                 shapes.append((c, h, w))
+            elif kind in ELEMENTWISE:
+                self.nodes.append(("fn", name, inputs, relu, ELEMENTWISE[kind](keys)))
+                shapes.append((c, h, w))
             elif kind == "dropout":
                 rate = float(keys.get("rate", 0.5))
                 if drop_dropout:
@@ -283,7 +292,10 @@ def train_steps(model, x, y, opt_cls, opt_kw):
 
 def generate(name, in_shape, batch, seed):
     torch.manual_seed(seed)
-    with open(os.path.join(ROOT, "models", name + ".cfg")) as f:
+    path = os.path.join(ROOT, "models", name + ".cfg")
+    if not os.path.exists(path):
+        path = os.path.join(HERE, name + ".cfg")
+    with open(path) as f:
         text = f.read()
     model = Graph(text, in_shape, CLASSES, drop_dropout=True)
     # Random BN affine parameters and running statistics, so they are all tested.

@@ -78,4 +78,10 @@ void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, f
 void fast_gelu_forward(int64_t n, const float *x, float *y);
 void fast_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 
+/* Element-wise activation layers (act.c), bitwise the reference kernels of the same name
+ * (ref_hardswish_* etc.), over n floats of a plain or a blocked buffer. HardSwish maps 0 to
+ * 0 both ways, so a blocked buffer's padded channels stay zero. */
+void fast_hardswish_forward(int64_t n, const float *x, float *y);
+void fast_hardswish_backward(int64_t n, const float *x, const float *dy, float *dx);
+
 #endif

@@ -56,6 +56,11 @@ void ref_gelu_forward(int64_t n, const float *x, float *y);
 /* dx = dy * GELU'(x), x being the forward's INPUT (dx may alias dy) */
 void ref_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 
+/* HardSwish (PyTorch's nn.Hardswish): y = x relu6(x + 3) / 6; backward from the forward's
+ * input x, dx = dy * (0 below -3, x/3 + 1/2 on [-3, 3], 1 above) (dx may alias dy). */
+void ref_hardswish_forward(int64_t n, const float *x, float *y);
+void ref_hardswish_backward(int64_t n, const float *x, const float *dy, float *dx);
+
 /* Softmax cross-entropy with integer labels and label smoothing eps:
  * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
  * over the n samples (caller divides). dlogits = (softmax - target) * grad_scale

@@ -37,6 +37,8 @@ void refd_relu_forward(int64_t n, const double *x, double *y);
 void refd_relu_backward(int64_t n, const double *y, const double *dy, double *dx);
 void refd_gelu_forward(int64_t n, const double *x, double *y);
 void refd_gelu_backward(int64_t n, const double *x, const double *dy, double *dx);
+void refd_hardswish_forward(int64_t n, const double *x, double *y);
+void refd_hardswish_backward(int64_t n, const double *x, const double *dy, double *dx);
 
 double refd_softmax_xent(int n, int classes, const double *logits, const int32_t *labels,
                          double smoothing, double grad_scale, double *dlogits, double *probs);
