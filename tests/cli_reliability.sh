@@ -81,6 +81,45 @@ expect "train --resume: a named pipe as the checkpoint" 1 "checkpoint.safetensor
 expect "eval: a named pipe as --weights" 1 "checkpoint.safetensors: not a regular file \(a named pipe\)" -- \
     "$parcnn" eval --weights "$tmp/pipe-run/checkpoint.safetensors"
 
+# --- class folders whose names are not UTF-8: the byte is stored as the text \xNN and the
+# model's header stays JSON that Python reads
+images "$tmp/latin1" "$(printf 'caf\xe9' | od -An -tx1 | tr -d ' \n')" "$(hex dog)"
+tiny=(--val-split 0.25 --image-size 8 --epochs 1 --batch 8 --shard-size 8 --workers 1 --no-progress)
+timeout 60 "$parcnn" train --data "folder:$tmp/latin1" "${tiny[@]}" --out "$tmp/latin1-run" > "$tmp/out" 2>&1 \
+    || { bad "training on a Latin-1 class folder name:"; cat "$tmp/out"; }
+python3 - "$tmp/latin1-run" <<'PY' && ok "Latin-1 class folder: the model's header is JSON, the class named caf\\xe9" || bad "Latin-1 class folder: header"
+import json, struct, sys
+for name in ("model", "checkpoint"):
+    raw = open(f"{sys.argv[1]}/{name}.safetensors", "rb").read()
+    head = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+    assert json.loads(head["__metadata__"]["classes"]) == ["caf\\xe9", "dog"], head["__metadata__"]["classes"]
+PY
+
+# --- a corrupt image cache is rebuilt with a warning (same model as from a good cache); a
+# corrupt checkpoint is one clear error
+run_cached() { timeout 60 "$parcnn" train --data "folder:$tmp/latin1" "${tiny[@]}" --cache "$tmp/cache" --overwrite --out "$tmp/cached" > "$tmp/cached.log" 2>&1; }
+run_cached && cp "$tmp/cached/model.safetensors" "$tmp/cached-model" || bad "training with --cache DIR"
+cache=$(ls "$tmp/cache"/*-train-*.cache | head -1)
+flip() { # flip FILE: two bytes in the middle of FILE change
+    python3 - "$1" <<'PY'
+import sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+for k in (0, 1):
+    raw[len(raw) // 2 + k] ^= 0x5a
+open(sys.argv[1], "wb").write(raw)
+PY
+}
+flip "$cache"
+run_cached
+grep -q "warning: the cache file .*was corrupt (checksum or structure): decoded again and rewritten" "$tmp/cached.log" \
+    && cmp -s "$tmp/cached/model.safetensors" "$tmp/cached-model" \
+    && ok "corrupt cache: rebuilt with a warning, the model identical" || { bad "corrupt cache:"; cat "$tmp/cached.log"; }
+run_cached
+grep -q "loaded from cache" "$tmp/cached.log" && ok "the rebuilt cache loads" || { bad "rebuilt cache:"; cat "$tmp/cached.log"; }
+flip "$tmp/cached/checkpoint.safetensors"
+expect "corrupt checkpoint: --resume fails naming it" 1 "cached/checkpoint.safetensors: the file is corrupt: its checksum does not match" -- \
+    "$parcnn" train --data "folder:$tmp/latin1" "${tiny[@]}" --epochs 2 --cache "$tmp/cache" --resume --out "$tmp/cached"
+
 # --- MPI start-up: every setting compared across ranks, each difference named; a rank that
 # stops before the first collective brings the others down at once (not after --timeout)
 if command -v mpirun > /dev/null; then

@@ -69,8 +69,9 @@ static void test_round_trip(void) {
     for (int i = 0; i < 8; i++) hl |= (uint64_t)raw[i] << (8 * i);
     CHECK(hl % 8 == 0 && 8 + hl + 3 + 24 + 32 + 4 == size, "header length %llu, size %zu",
           (unsigned long long)hl, size);
-    CHECK(memcmp(raw + 8, "{\"__metadata__\":{\"format\":\"pt\"", 30) == 0, "header starts %.40s",
-          raw + 8);
+    CHECK(memcmp(raw + 8, "{\"__metadata__\":{\"crc32\":\"", 26) == 0 &&
+              memcmp(raw + 8 + 34, "\",\"format\":\"pt\"", 15) == 0,
+          "header starts %.60s", raw + 8);
     CHECK(raw[8 + hl - 1] == ' ' || raw[8 + hl - 1] == '}', "padding");
     free(raw);
 
@@ -334,12 +335,66 @@ static void test_failed_writes(void) {
     if (s == PC_OK) pc_st_close(f);
 }
 
+/* Files parcnn writes carry a CRC-32: any flipped byte, in the data or in the header, is
+ * "corrupt" (a flip in the header must not be read as other settings). */
+static void test_checksum(void) {
+    pc_st_tensor t[5];
+    int n = make_tensors(t);
+    const char *p = tpath("crc.safetensors"), *q = tpath("crc-flipped.safetensors");
+    CHECK(pc_safetensors_write(p, t, n, meta, 2) == PC_OK, "write: %s", pc_last_error());
+    size_t size = 0;
+    uint8_t *raw = read_file(p, &size);
+    const char *where[3] = {"data", "metadata value", "checksum digit"};
+    size_t at[3] = {size - 5, 0, 8 + 26};
+    char *pt = raw ? memmem(raw, size, "\"pt\"", 4) : NULL;
+    at[1] = pt ? (size_t)(pt - (char *)raw) + 2 : 0;
+    for (int k = 0; raw && k < 3; k++) {
+        raw[at[k]] ^= 0x01;
+        FILE *f = fopen(q, "wb");
+        fwrite(raw, 1, size, f);
+        fclose(f);
+        raw[at[k]] ^= 0x01;
+        pc_st_file *r = NULL;
+        pc_status s = pc_safetensors_read(q, &r);
+        CHECK(s == PC_ERR_DATA && strstr(pc_last_error(), "crc-flipped.safetensors: the file is corrupt"),
+              "a flipped bit in the %s: %d %s", where[k], s, pc_last_error());
+        if (s == PC_OK) pc_st_close(r);
+    }
+    free(raw);
+    pc_st_meta reserved = {"crc32", "0"};
+    CHECK(pc_safetensors_write(q, t, n, &reserved, 1) == PC_ERR_USAGE, "metadata crc32 accepted");
+}
+
+/* The header must stay JSON that any reader accepts: strings that are not UTF-8 are
+ * refused (class names are escaped before they get here). */
+static void test_utf8(void) {
+    pc_st_tensor t[5];
+    int n = make_tensors(t);
+    pc_st_meta latin1 = {"classes", "[\"caf\xe9\"]"};
+    pc_status s = pc_safetensors_write(tpath("l1.safetensors"), t, n, &latin1, 1);
+    CHECK(s == PC_ERR_USAGE && strstr(pc_last_error(), "metadata 'classes' is not valid UTF-8"),
+          "Latin-1 metadata: %d %s", s, pc_last_error());
+    t[0].name = "w\xff";
+    s = pc_safetensors_write(tpath("l1.safetensors"), t, n, NULL, 0);
+    CHECK(s == PC_ERR_USAGE && strstr(pc_last_error(), "not valid UTF-8"), "tensor name: %s",
+          pc_last_error());
+    CHECK(pc_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac"), "valid 2-, 3- and 4-byte forms");
+    const char *invalid[] = {"\xe9", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                             "\xc3", "\xe2\x82", "\x80"};
+    for (int i = 0; i < 8; i++) CHECK(!pc_utf8_valid(invalid[i]), "invalid form %d accepted", i);
+    char *e = pc_utf8_escape("caf\xe9-\xc3\xa9-\xed\xa0\x80");
+    CHECK(e && strcmp(e, "caf\\xe9-\xc3\xa9-\\xed\\xa0\\x80") == 0, "escaped: %s", e ? e : "(NULL)");
+    CHECK(e && pc_utf8_valid(e), "the escaped name is UTF-8");
+    free(e);
+}
 
 int main(void) {
     if (testfs_start("st")) return 2;
     test_round_trip();
     test_corrupt();
     test_failed_writes();
+    test_checksum();
+    test_utf8();
     testfs_finish();
     return check_summary();
 }

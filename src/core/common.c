@@ -167,3 +167,45 @@ FILE *pc_fopen_regular(const char *path) {
     }
     return f;
 }
+
+int pc_utf8_sequence(const unsigned char *s) {
+    unsigned c = s[0];
+    if (c < 0x80) return c ? 1 : 0;
+    int n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!n) return 0;
+    for (int k = 1; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    /* the second byte's range rules out overlong forms, surrogates and > U+10FFFF */
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return n;
+}
+
+int pc_utf8_valid(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = pc_utf8_sequence(p);
+        if (!n) return 0;
+        p += n;
+    }
+    return 1;
+}
+
+char *pc_utf8_escape(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    char *out = malloc(4 * strlen(s) + 1), *o = out;
+    if (!out) return NULL;
+    while (*p) {
+        int n = pc_utf8_sequence(p);
+        if (n) {
+            memcpy(o, p, (size_t)n);
+            o += n;
+            p += n;
+        } else {
+            o += sprintf(o, "\\x%02x", *p++);
+        }
+    }
+    *o = 0;
+    return out;
+}

@@ -77,6 +77,14 @@ int pc_open_regular(const char *path);
 /* The same as a stdio stream opened "rb" (NULL on error). */
 FILE *pc_fopen_regular(const char *path);
 
+/* The length of the valid UTF-8 sequence at s (1-4 bytes; overlong forms, surrogates and
+ * code points above U+10FFFF are invalid), or 0 when s does not start one. */
+int pc_utf8_sequence(const unsigned char *s);
+int pc_utf8_valid(const char *s);
+/* A malloc'ed copy of s in which every byte that is not part of valid UTF-8 is written as
+ * the four characters \xNN (Python's "backslashreplace"); NULL when out of memory. */
+char *pc_utf8_escape(const char *s);
+
 /* mkdir -p; errors name `what` (e.g. the flag that gave the path) and the path. */
 pc_status pc_mkdirs(const char *dir, const char *what);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host"
@@ -20,6 +21,10 @@
 
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
 #define ST_MAX_NDIM 8
+/* Every file written starts with this; the 8 hex digits that follow are the CRC-32 of the
+ * whole file with those 8 digits read as "00000000". */
+#define ST_CRC_PREFIX "{\"__metadata__\":{\"crc32\":\""
+#define ST_CRC_AT (8 + sizeof ST_CRC_PREFIX - 1) /* file offset of the digits */
 
 static const char *const dtype_names[] = {"F32", "I64", "U8", "I32"};
 static const int dtype_sizes[] = {4, 8, 1, 4};
@@ -60,7 +65,7 @@ static void sb_fmt(sbuf *b, const char *fmt, long long v) {
     sb_put(b, tmp, (size_t)n);
 }
 
-/* JSON string literal; bytes >= 0x80 pass through (UTF-8 is the caller's business). */
+/* JSON string literal; bytes >= 0x80 pass through (checked to be UTF-8 before). */
 static void sb_json_str(sbuf *b, const char *s) {
     sb_put(b, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -131,12 +136,11 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
     if (n_tensors < 0 || n_meta < 0 || (n_tensors > 0 && !tensors) || (n_meta > 0 && !meta))
         return pc_fail(PC_ERR_USAGE, "%s: bad tensor or metadata list", path);
 
-    /* Validate the inputs and build the header. */
+    /* Validate the inputs and build the header, the checksum first (as 0 for now). */
     sbuf h = {0};
-    sb_put(&h, "{", 1);
-    int first = 1;
-    if (n_meta > 0) {
-        sb_str(&h, "\"__metadata__\":{");
+    sb_str(&h, ST_CRC_PREFIX "00000000\"");
+    int first = 0;
+    {
         for (int i = 0; i < n_meta; i++) {
             if (!meta[i].key || !meta[i].value) {
                 free(h.p);
@@ -148,13 +152,21 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
                     return pc_fail(PC_ERR_USAGE, "%s: duplicate metadata key '%s'", path,
                                    meta[i].key);
                 }
-            if (i) sb_put(&h, ",", 1);
+            if (!pc_utf8_valid(meta[i].key) || !pc_utf8_valid(meta[i].value)) {
+                free(h.p);
+                return pc_fail(PC_ERR_USAGE, "%s: metadata '%s' is not valid UTF-8 (the header "
+                               "must be JSON)", path, meta[i].key);
+            }
+            if (strcmp(meta[i].key, "crc32") == 0) {
+                free(h.p);
+                return pc_fail(PC_ERR_USAGE, "%s: metadata key 'crc32' is reserved", path);
+            }
+            sb_put(&h, ",", 1);
             sb_json_str(&h, meta[i].key);
             sb_put(&h, ":", 1);
             sb_json_str(&h, meta[i].value);
         }
         sb_put(&h, "}", 1);
-        first = 0;
     }
     int64_t offset = 0;
     for (int i = 0; i < n_tensors; i++) {
@@ -163,6 +175,7 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
         const char *bad = NULL;
         if (!t->name) bad = "has no name";
         else if (strcmp(t->name, "__metadata__") == 0) bad = "uses the reserved name __metadata__";
+        else if (!pc_utf8_valid(t->name)) bad = "has a name that is not valid UTF-8";
         else if (!dtype_valid((int)t->dtype)) bad = "has an unknown dtype";
         else if (t->ndim < 0 || t->ndim > ST_MAX_NDIM) bad = "has more than 8 dimensions";
         else if (!tensor_bytes(t, &bytes)) bad = "has a negative or overflowing shape";
@@ -216,6 +229,15 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
     uint8_t len8[8];
     uint64_t hl = h.len;
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
+    uLong crc = crc32_z(crc32_z(0, len8, 8), (const Bytef *)h.p, h.len);
+    for (int i = 0; i < n_tensors; i++) {
+        int64_t bytes = 0;
+        tensor_bytes(&tensors[i], &bytes);
+        if (bytes > 0) crc = crc32_z(crc, tensors[i].data, (size_t)bytes);
+    }
+    char digits[9];
+    snprintf(digits, sizeof digits, "%08lx", crc & 0xffffffffUL);
+    memcpy(h.p + ST_CRC_AT - 8, digits, 8);
     const char *step = "write";
     int rc = write_all(fd, len8, 8);
     if (rc == 0) rc = write_all(fd, h.p, h.len);
@@ -322,6 +344,31 @@ static pc_status read_whole(const char *path, uint8_t **buf, size_t *size) {
     return PC_OK;
 }
 
+/* A file that records its CRC-32 (every file parcnn writes) and does not match it; files
+ * of other writers have none and are checked by their structure only. */
+static int checksum_says_corrupt(const uint8_t *buf, size_t size, uint64_t hl, const char *path) {
+    if (hl < sizeof ST_CRC_PREFIX + 8 || memcmp(buf + 8, ST_CRC_PREFIX, sizeof ST_CRC_PREFIX - 1))
+        return 0;
+    const char *digits = (const char *)buf + ST_CRC_AT;
+    unsigned long want = 0;
+    for (int i = 0; i < 8; i++) {
+        int c = digits[i], v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0) {
+            pc_fail(PC_ERR_DATA, "%s: the file is corrupt (its checksum '%.8s' is not 8 hex digits)",
+                    path, digits);
+            return 1;
+        }
+        want = want << 4 | (unsigned long)v;
+    }
+    uLong crc = crc32_z(0, buf, ST_CRC_AT);
+    crc = crc32_z(crc, (const Bytef *)"00000000", 8);
+    crc = crc32_z(crc, buf + ST_CRC_AT + 8, size - ST_CRC_AT - 8);
+    if ((crc & 0xffffffffUL) == want) return 0;
+    pc_fail(PC_ERR_DATA, "%s: the file is corrupt: its checksum does not match (CRC-32 %08lx, "
+            "recorded %08lx)", path, crc & 0xffffffffUL, want);
+    return 1;
+}
+
 pc_status pc_safetensors_read(const char *path, pc_st_file **out) {
     *out = NULL;
     pc_st_file *f = calloc(1, sizeof *f);
@@ -341,6 +388,10 @@ pc_status pc_safetensors_read(const char *path, pc_st_file **out) {
         BAD("%s: header length %llu exceeds file size %zu", path, (unsigned long long)hl, f->size);
     if (hl >= ST_MAX_HEADER) BAD("%s: header length %llu is too large", path, (unsigned long long)hl);
     if (hl < 2 || f->buf[8] != '{') BAD("%s: header is not a JSON object", path);
+    if (checksum_says_corrupt(f->buf, f->size, hl, path)) {
+        s = PC_ERR_DATA;
+        goto fail;
+    }
     const char *hdr = (const char *)f->buf + 8;
     const char *end = NULL;
     f->root = cJSON_ParseWithLengthOpts(hdr, (size_t)hl, &end, 0);

@@ -24,6 +24,8 @@ typedef struct {
 } pc_st_meta;
 
 /* Write atomically: to "<path>.tmp.<pid>", fsync, rename over path, fsync the directory.
+ * The header starts with metadata "crc32": the CRC-32 (zlib's) of the whole file with its
+ * own 8 hex digits read as "00000000"; the key is reserved.
  * Tensors are written in the order given and the JSON header keys in that order too, with
  * no timestamps: identical inputs give identical bytes. On any failure the old file at
  * path is untouched and the temporary is removed. */
@@ -32,8 +34,10 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
 
 typedef struct pc_st_file pc_st_file; /* an opened file, fully read and validated */
 
-/* Read and validate (header JSON well-formed, dtypes known, offsets in bounds and
- * non-overlapping, sizes consistent with shapes). Errors name the path and the problem. */
+/* Read and validate (the checksum when the file records one, as parcnn's do; header JSON
+ * well-formed, dtypes known, offsets in bounds and non-overlapping, sizes consistent with
+ * shapes). Errors name the path and the problem ("the file is corrupt" for a checksum
+ * that does not match). */
 pc_status pc_safetensors_read(const char *path, pc_st_file **out);
 int pc_st_count(const pc_st_file *f);
 const pc_st_tensor *pc_st_get_index(const pc_st_file *f, int i);

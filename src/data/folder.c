@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "core/rng.h"
 #include "comm/comm.h"
@@ -23,7 +24,7 @@
 #define MAX_IMAGE_SIDE 4096
 #define MAX_FILES ((int64_t)1 << 30)
 #define CACHE_MAGIC "PCFOLDC1"
-#define CACHE_VERSION 1u
+#define CACHE_VERSION 2u
 #define CACHE_ENDIAN 0x01020304u
 #define MAX_BAD_MSG 4096
 
@@ -444,32 +445,56 @@ typedef struct {
     uint64_t key_a, key_b;
     uint32_t h, w, c, classes;
     uint64_t listed, kept;
+    uint32_t crc, reserved; /* CRC-32 (zlib's) of the whole file with crc read as 0 */
 } cache_header;
 
+/* fread that also folds what it read into a CRC-32. */
+static int cread(void *p, size_t n, FILE *f, uLong *crc) {
+    if (n == 0) return 1;
+    if (fread(p, 1, n, f) != n) return 0;
+    *crc = crc32_z(*crc, p, n);
+    return 1;
+}
+
+/* The header of a cache file, checked against `want` (key, sizes, version). */
+static int cache_header_matches(const cache_header *h, const cache_header *want, int want_c) {
+    return memcmp(h->magic, CACHE_MAGIC, 8) == 0 && h->version == CACHE_VERSION &&
+           h->endian == CACHE_ENDIAN && h->key_a == want->key_a && h->key_b == want->key_b &&
+           h->h == want->h && h->w == want->w && h->classes == want->classes &&
+           h->listed == want->listed && (h->c == 1 || h->c == 3) && (!want_c || (int)h->c == want_c);
+}
+
 /* Fills the dataset pixels, kept flags and bad messages from a matching cache file.
- * Returns 1 on a hit, 0 on anything else (missing, stale, corrupt: rebuilt by the caller). */
-static int cache_read(const char *path, const cache_header *want, int want_c, int allow_bad,
-                      uint8_t **pixels_out, uint8_t **kept_out, char ***bad_msgs, int *c_out) {
-    FILE *f = pc_fopen_regular(path);
-    if (!f) return 0;
+ * Returns 1 on a hit; 0 when it does not match (another key or version, or fail mode with
+ * bad files in it: decoded again to report them); -1 when it matches but is corrupt
+ * (checksum, structure); on 0 and -1 the caller decodes and rewrites it. */
+static int cache_parse(FILE *f, const cache_header *want, int want_c, int allow_bad,
+                       uint8_t **pixels_out, uint8_t **kept_out, char ***bad_msgs, int *c_out) {
     cache_header h;
     uint8_t *kept = NULL, *pix = NULL;
     char **msgs = NULL;
     int64_t nbad = 0, nmsg = 0;
-    int ok = 0;
-    if (fread(&h, sizeof h, 1, f) != 1) goto done;
-    if (memcmp(h.magic, CACHE_MAGIC, 8) != 0 || h.version != CACHE_VERSION ||
-        h.endian != CACHE_ENDIAN || h.key_a != want->key_a || h.key_b != want->key_b ||
-        h.h != want->h || h.w != want->w || h.classes != want->classes ||
-        h.listed != want->listed || h.kept > h.listed)
+    int result = 0;
+    uLong crc = 0;
+    if (fread(&h, sizeof h, 1, f) != 1 || !cache_header_matches(&h, want, want_c)) goto done;
+    result = -1; /* the key matches: from here anything wrong is corruption */
+    long here = ftell(f), end = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (here < 0 || end < here || fseek(f, here, SEEK_SET) != 0) goto done;
+    uint64_t left = (uint64_t)(end - here), bytes = 0; /* nothing larger than the file is allocated */
+    if (h.kept > h.listed || h.listed > left || h.h > MAX_IMAGE_SIDE || h.w > MAX_IMAGE_SIDE ||
+        __builtin_mul_overflow(h.kept, (uint64_t)h.c * h.h * h.w, &bytes) || bytes > left)
         goto done;
-    if (!(h.c == 1 || h.c == 3) || (want_c && (int)h.c != want_c)) goto done;
     nbad = (int64_t)(h.listed - h.kept);
-    if (nbad > 0 && !allow_bad) goto done; /* fail mode: decode again to report the file */
+    if (nbad > 0 && !allow_bad) {
+        result = 0;
+        goto done;
+    }
+    cache_header zeroed = h;
+    zeroed.crc = 0;
+    crc = crc32_z(0, (const Bytef *)&zeroed, sizeof zeroed);
     kept = malloc(h.listed ? (size_t)h.listed : 1);
     msgs = calloc((size_t)nbad + 1, sizeof *msgs);
-    if (!kept || !msgs) goto done;
-    if (h.listed && fread(kept, 1, (size_t)h.listed, f) != h.listed) goto done;
+    if (!kept || !msgs || !cread(kept, (size_t)h.listed, f, &crc)) goto done;
     uint64_t nk = 0;
     for (uint64_t i = 0; i < h.listed; i++) {
         if (kept[i] > 1) goto done;
@@ -478,29 +503,26 @@ static int cache_read(const char *path, const cache_header *want, int want_c, in
     if (nk != h.kept) goto done;
     for (nmsg = 0; nmsg < nbad; nmsg++) {
         uint32_t len;
-        if (fread(&len, sizeof len, 1, f) != 1 || len > MAX_BAD_MSG) goto done;
+        if (!cread(&len, sizeof len, f, &crc) || len > MAX_BAD_MSG) goto done;
         if (!(msgs[nmsg] = malloc(len + 1))) goto done;
-        if (len && fread(msgs[nmsg], 1, len, f) != len) {
+        if (!cread(msgs[nmsg], len, f, &crc)) {
             nmsg++;
             goto done;
         }
         msgs[nmsg][len] = 0;
     }
-    size_t bytes = (size_t)h.kept * h.c * h.h * h.w;
-    pix = pc_alloc(bytes ? bytes : 1);
-    if (!pix) goto done;
-    if (bytes && fread(pix, 1, bytes, f) != bytes) goto done;
+    pix = pc_alloc(bytes ? (size_t)bytes : 1);
+    if (!pix || !cread(pix, (size_t)bytes, f, &crc)) goto done;
     if (fgetc(f) != EOF) goto done; /* trailing garbage */
-    ok = 1;
+    if ((crc & 0xffffffffUL) == h.crc) result = 1;
 done:
-    fclose(f);
-    if (!ok) {
+    if (result != 1) {
         free(kept);
         pc_free(pix);
         if (msgs)
             for (int64_t i = 0; i < nmsg; i++) free(msgs[i]);
         free(msgs);
-        return 0;
+        return result;
     }
     *pixels_out = pix;
     *kept_out = kept;
@@ -509,7 +531,38 @@ done:
     return 1;
 }
 
-static pc_status cache_write(const char *path, const cache_header *h, const uint8_t *kept,
+static int cache_read(const char *path, const cache_header *want, int want_c, int allow_bad,
+                      uint8_t **pixels_out, uint8_t **kept_out, char ***bad_msgs, int *c_out) {
+    FILE *f = pc_fopen_regular(path);
+    if (!f) return 0;
+    int r = cache_parse(f, want, want_c, allow_bad, pixels_out, kept_out, bad_msgs, c_out);
+    fclose(f);
+    return r;
+}
+
+int pc_folder_cache_probe(FILE *f, int allow_bad) {
+    cache_header want;
+    if (fread(&want, sizeof want, 1, f) != 1 || fseek(f, 0, SEEK_SET) != 0) return 0;
+    uint8_t *pixels = NULL, *kept = NULL;
+    char **msgs = NULL;
+    int c = 0, r = cache_parse(f, &want, 0, allow_bad, &pixels, &kept, &msgs, &c);
+    if (r == 1) {
+        for (uint64_t i = 0; i < want.listed - want.kept; i++) free(msgs[i]);
+        free(msgs);
+        free(kept);
+        pc_free(pixels);
+    }
+    return r;
+}
+
+/* fwrite that also folds what it wrote into a CRC-32. */
+static int cwrite(const void *p, size_t n, FILE *f, uLong *crc) {
+    if (n == 0) return 1;
+    *crc = crc32_z(*crc, p, n);
+    return fwrite(p, 1, n, f) == n;
+}
+
+static pc_status cache_write(const char *path, const cache_header *h_in, const uint8_t *kept,
                              char *const *msgs, int64_t nbad, const uint8_t *pixels) {
     static atomic_uint counter;
     size_t plen = strlen(path) + 64;
@@ -522,16 +575,24 @@ static pc_status cache_write(const char *path, const cache_header *h, const uint
         free(tmp);
         return s;
     }
-    int ok = fwrite(h, sizeof *h, 1, f) == 1;
-    if (ok && h->listed) ok = fwrite(kept, 1, (size_t)h->listed, f) == h->listed;
+    cache_header h = *h_in;
+    h.crc = h.reserved = 0;
+    uLong crc = 0;
+    int ok = cwrite(&h, sizeof h, f, &crc) && cwrite(kept, (size_t)h.listed, f, &crc);
     for (int64_t i = 0; ok && i < nbad; i++) {
         const char *m = msgs[i] ? msgs[i] : "";
         uint32_t len = (uint32_t)PC_MIN(strlen(m), (size_t)MAX_BAD_MSG);
-        ok = fwrite(&len, sizeof len, 1, f) == 1 && (len == 0 || fwrite(m, 1, len, f) == len);
+        ok = cwrite(&len, sizeof len, f, &crc) && cwrite(m, len, f, &crc);
     }
-    size_t bytes = (size_t)h->kept * h->c * h->h * h->w;
-    if (ok && bytes) ok = fwrite(pixels, 1, bytes, f) == bytes;
+    size_t bytes = (size_t)h.kept * h.c * h.h * h.w;
+    if (ok) ok = cwrite(pixels, bytes, f, &crc);
+    h.crc = (uint32_t)(crc & 0xffffffffUL); /* then the header again, with its checksum */
+    if (ok) ok = fseek(f, 0, SEEK_SET) == 0 && fwrite(&h, sizeof h, 1, f) == 1;
     int e = errno;
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) {
+        ok = 0;
+        e = errno;
+    }
     if (fclose(f) != 0 && ok) {
         ok = 0;
         e = errno;
@@ -615,6 +676,9 @@ void pc_folder_report_print(const pc_folder_report *r, const pc_dataset *d, FILE
     }
     if (r->ignored) fprintf(f, "  ignored %lld other entries (hidden, not .jpg/.jpeg/.png, or folders)\n", (long long)r->ignored);
     if (r->warnings) fprintf(f, "  %lld non-fatal decoder warnings\n", (long long)r->warnings);
+    if (r->cache_corrupt)
+        fprintf(f, "  warning: the cache file %s was corrupt (checksum or structure): decoded "
+                "again and rewritten\n", r->cache_file ? r->cache_file : "?");
     if (r->from_cache)
         fprintf(f, "  loaded from cache %s in %.2f s\n", r->cache_file ? r->cache_file : "?", r->load_seconds);
     else {
@@ -934,6 +998,8 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         ch.listed = (uint64_t)np;
         from_cache = cache_read(cache_path, &ch, opt.channels, opt.on_bad_skip, &pixels, &kept_flags,
                                 &cache_msgs, &res_c);
+        rep->cache_corrupt = from_cache < 0;
+        if (from_cache < 0) from_cache = 0;
         rep->cache_file = strdup(cache_path);
     }
 
@@ -1105,9 +1171,13 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         s = pc_fail(PC_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int c = 0; c < classes.n; c++) {
-        out->class_names[c] = classes.v[c]; /* moved */
-        classes.v[c] = NULL;
+    out->classes = classes.n; /* from here pc_dataset_free frees the names */
+    for (int c = 0; c < classes.n; c++) { /* names go into JSON (model files): UTF-8 only */
+        out->class_names[c] = pc_utf8_escape(classes.v[c]);
+        if (!out->class_names[c]) {
+            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
     }
     out->classes = classes.n;
     out->n = kept;

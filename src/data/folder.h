@@ -12,7 +12,8 @@
  * .png (any case); the decoder is chosen by the magic bytes. Hidden entries (".name"),
  * other files and sub-folders are ignored (counted in the report); a sub-folder or dangling
  * symlink named like an image is a bad file. Class names are the sorted (strcmp) folder
- * names; labels are their indices. Samples are ordered round-robin over the classes
+ * names, with every byte that is not part of valid UTF-8 written as \xNN (the names go
+ * into the JSON header of model files); labels are their indices. Samples are ordered round-robin over the classes
  * (the first file of every class in class order, then the second, ...; files sorted by
  * name within a class), so that the first N samples are balanced over the classes.
  *
@@ -37,7 +38,9 @@
  * the sorted relative paths, labels, sizes and mtimes of the part's files, image size,
  * channels, pixel limit, split settings and the codec versions; a matching key loads the
  * pixels without decoding, anything else (a file added, removed, touched) decodes again and
- * rewrites the cache atomically (temporary file + rename). "none" checks every image once
+ * rewrites the cache atomically (temporary file, fsync, rename). The file carries a CRC-32
+ * of its bytes: a matching key with a wrong checksum or structure is a corrupt cache,
+ * decoded again and rewritten with a warning in the report. "none" checks every image once
  * at load time (decoding it, keeping only its pixel sums for the normalization) and returns
  * a dataset whose samples are decoded from their files whenever they are gathered: memory
  * stays small, and each process decodes only the samples it trains on.
@@ -118,6 +121,7 @@ struct pc_folder_report {
     int64_t decoded_here;     /* images this process decoded (0 when loaded from the cache) */
     int on_demand;            /* 1: --cache none, pixels decoded when gathered */
     int from_cache;           /* 1: pixels loaded from the cache file */
+    int cache_corrupt;        /* 1: the cache file matched but was corrupt: rebuilt */
     char *cache_file;         /* the cache file used or written (NULL for "memory") */
     double decode_seconds;    /* wall time of decoding + resizing (0 when cached) */
     double images_per_second; /* decoded images per second (0 when cached) */
@@ -131,6 +135,10 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
                                  pc_dataset *out, pc_folder_report *report);
 
 void pc_folder_report_free(pc_folder_report *r);
+
+/* Parse a cache file's bytes as the loader does, with the key its own header gives (for
+ * tests and fuzzing): 1 valid, 0 not a cache file of this version, -1 corrupt. */
+int pc_folder_cache_probe(FILE *f, int allow_bad);
 
 /* Print the summary: images per class, skipped files, cache and speed. `d` gives the class
  * names (the dataset returned with this report). */
