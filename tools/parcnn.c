@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parcnn.h"
 #include "core/common.h"
 #include "data/dataset.h"
 #include "data/folder.h"
@@ -588,7 +589,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("parcnn %s\n", PARCNN_VERSION);
+        printf("parcnn %s\n", parcnn_version());
         return 0;
     }
     pc_comm *comm;
