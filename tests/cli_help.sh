@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # --help of every subcommand lists each flag with its default (generated from the flag
-# tables), every train flag is documented in README.md, and --version is CMake's version.
+# tables), every train flag is documented in README.md, and --version is CMake's version,
+# which CHANGELOG.md describes.
 # usage: cli_help.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1 src=$2
@@ -33,6 +34,9 @@ want=$(sed -n 's/^project(parcnn VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.tx
 got=$("$parcnn" --version)
 if [ -n "$want" ] && [ "$got" = "parcnn $want" ]; then ok "--version: $got"
 else bad "--version: '$got', CMakeLists.txt says '$want'"; fi
+
+grep -q "^## $want\$" "$src/CHANGELOG.md" && ok "CHANGELOG.md has a section for $want" \
+    || bad "CHANGELOG.md: no '## $want' section"
 
 "$parcnn" train --epochs 2>/dev/null; rc=$?
 [ $rc = 2 ] && ok "a flag without its value: exit 2" || bad "a flag without its value: exit $rc"
