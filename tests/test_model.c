@@ -351,6 +351,26 @@ static void test_frozen_start(void) {
     }
 }
 
+/* The invariant of blocked activations: the padded channels of every blocked output (and,
+ * after a backward, of every gradient) are zero. */
+static void check_blocked_padding(const char *what, const pc_exec *ex, int gradients) {
+    for (int i = 1; i < ex->m->n_layers; i++) {
+        const pc_layer *l = &ex->m->layers[i];
+        const layer_state *s = &ex->ls[i];
+        const int B = ex->block;
+        if (!s->blocked || l->c % B == 0) continue;
+        const int64_t hw = (int64_t)l->h * l->w, per = fast_blocked_size(l->c, hw, B);
+        const float *v = gradients ? s->dout : s->out;
+        int nonzero = 0;
+        for (int n = 0; n < ex->batch; n++)
+            for (int64_t p = 0; p < hw; p++)
+                for (int k = l->c % B; k < B; k++)
+                    nonzero |= v[n * per + ((int64_t)(l->c / B) * hw + p) * B + k] != 0;
+        CHECK(!nonzero, "%s: layer %d (%s): padded channels of its %s not zero", what, i,
+              pc_layer_kind_name(l->kind), gradients ? "gradient" : "output");
+    }
+}
+
 /* The default kernel set against the reference set on one model: logits and every
  * parameter gradient of a training step (dropout masks are the same in both). */
 static void compare_kernel_sets(const char *what, const char *text) {
@@ -375,8 +395,10 @@ static void compare_kernel_sets(const char *what, const char *text) {
               check_nerr(lf, lr, BATCH * 10));
         pc_exec_loss(ref, labels, 0.0f, 1.0f / BATCH, NULL);
         pc_exec_loss(fast, labels, 0.0f, 1.0f / BATCH, NULL);
+        check_blocked_padding(what, fast, 0);
         pc_exec_backward(ref, gr);
         pc_exec_backward(fast, gf);
+        check_blocked_padding(what, fast, 1);
         for (int i = 1; i < m->n_layers; i++) {
             const pc_layer *l = &m->layers[i];
             if (l->weight_off < 0) continue;
@@ -441,6 +463,20 @@ static void test_blocked_layouts(void) {
                                            "[batchnorm] activation=gelu\n"
                                            "[maxpool] size=16 stride=16\n"
                                            "[conv] filters=classes size=1\n");
+}
+
+/* The element-wise layers of imported networks against the reference kernels, blocked
+ * (after convolutions, 13 channels: a part-empty block) and plain (after a dense layer). */
+static void test_elementwise_layers(void) {
+    compare_kernel_sets("element-wise model", "[conv] filters=13 size=3 pad=1\n"
+                                              "[sigmoid]\n[conv] filters=13 size=3 pad=1\n"
+                                              "[hardsigmoid]\n[conv] filters=13 size=1\n"
+                                              "[clip] min=0.25 max=1\n[batchnorm]\n"
+                                              "[hardswish]\n[conv] filters=13 size=1\n"
+                                              "[silu]\n[relu6]\n[conv] filters=13 size=1\n"
+                                              "[clip] max=-0.1\n[maxpool] size=2\n"
+                                              "[dense] units=16\n[sigmoid]\n"
+                                              "[dense] units=classes\n");
 }
 
 /* Every worker count that divides the shard count covers the shards exactly once with
@@ -547,6 +583,7 @@ int main(void) {
     test_frozen_start();
     test_gelu_layers();
     test_blocked_layouts();
+    test_elementwise_layers();
     test_parse_errors();
     test_graph();
     test_roles();

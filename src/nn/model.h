@@ -52,6 +52,7 @@ typedef struct {
     float rate;                 /* dropout */
     float scale;                /* dense: output multiplier (1 = none; airbench's logits 1/9) */
     float eps, momentum;        /* batch norm (PyTorch convention: new = (1-m) old + m batch) */
+    float alpha, beta;          /* hardsigmoid: slope and offset; clip: min and max */
 
     /* output shape per sample */
     int c, h, w;

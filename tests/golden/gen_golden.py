@@ -44,8 +44,21 @@ CASES = [
 ]
 
 # element-wise layers: section -> function of the input
+def hardsigmoid(keys):
+    if "alpha" not in keys and "beta" not in keys:
+        return F.hardsigmoid  # PyTorch's: alpha 1/6, beta 1/2
+    alpha, beta = float(keys.get("alpha", 1 / 6)), float(keys.get("beta", 0.5))
+    return lambda x: torch.clamp(alpha * x + beta, 0.0, 1.0)
+
+
 ELEMENTWISE = {
     "hardswish": lambda keys: F.hardswish,
+    "hardsigmoid": hardsigmoid,
+    "sigmoid": lambda keys: torch.sigmoid,
+    "silu": lambda keys: F.silu,
+    "relu6": lambda keys: F.relu6,
+    "clip": lambda keys: lambda x: F.hardtanh(x, float(keys.get("min", "-inf")),
+                                              float(keys.get("max", "inf"))),
 }
 
 

@@ -78,10 +78,24 @@ void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, f
 void fast_gelu_forward(int64_t n, const float *x, float *y);
 void fast_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 
-/* Element-wise activation layers (act.c), bitwise the reference kernels of the same name
- * (ref_hardswish_* etc.), over n floats of a plain or a blocked buffer. HardSwish maps 0 to
- * 0 both ways, so a blocked buffer's padded channels stay zero. */
+/* Element-wise activation layers (act.c) over n floats of a plain or a blocked buffer, with
+ * the semantics of the reference kernels of the same name (ref_hardswish_* etc.): bitwise
+ * theirs, except sigmoid and SiLU (float arithmetic, within 4e-7 relative of the double
+ * reference). A backward maps a zero dy to zero, so a blocked gradient's padded channels
+ * stay zero; a forward whose f(0) is not 0 (hardsigmoid, sigmoid, clip above 0) leaves
+ * padded channels to fast_zero_padding. */
 void fast_hardswish_forward(int64_t n, const float *x, float *y);
 void fast_hardswish_backward(int64_t n, const float *x, const float *dy, float *dx);
+void fast_hardsigmoid_forward(int64_t n, float alpha, float beta, const float *x, float *y);
+void fast_hardsigmoid_backward(int64_t n, float alpha, float beta, const float *x,
+                               const float *dy, float *dx);
+void fast_sigmoid_forward(int64_t n, const float *x, float *y);
+void fast_sigmoid_backward(int64_t n, const float *x, const float *dy, float *dx);
+void fast_silu_forward(int64_t n, const float *x, float *y);
+void fast_silu_backward(int64_t n, const float *x, const float *dy, float *dx);
+void fast_clip_forward(int64_t n, float lo, float hi, const float *x, float *y);
+void fast_clip_backward(int64_t n, float lo, float hi, const float *x, const float *dy, float *dx);
+/* y (n, c, hw) blocked: its padded channels (c up to a whole block) set to zero. */
+void fast_zero_padding(int n, int c, int64_t hw, int block, float *y);
 
 #endif

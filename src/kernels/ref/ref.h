@@ -61,6 +61,21 @@ void ref_gelu_backward(int64_t n, const float *x, const float *dy, float *dx);
 void ref_hardswish_forward(int64_t n, const float *x, float *y);
 void ref_hardswish_backward(int64_t n, const float *x, const float *dy, float *dx);
 
+/* HardSigmoid (ONNX): y = max(0, min(1, alpha x + beta)); PyTorch's nn.Hardsigmoid is
+ * alpha 1/6, beta 1/2. Backward: dx = dy alpha where 0 < alpha x + beta < 1, else 0. */
+void ref_hardsigmoid_forward(int64_t n, float alpha, float beta, const float *x, float *y);
+void ref_hardsigmoid_backward(int64_t n, float alpha, float beta, const float *x,
+                              const float *dy, float *dx);
+/* Sigmoid and SiLU (x sigmoid(x)), computed in double; backward from the forward's input. */
+void ref_sigmoid_forward(int64_t n, const float *x, float *y);
+void ref_sigmoid_backward(int64_t n, const float *x, const float *dy, float *dx);
+void ref_silu_forward(int64_t n, const float *x, float *y);
+void ref_silu_backward(int64_t n, const float *x, const float *dy, float *dx);
+/* Clip: y = min(max(x, lo), hi); dx = dy where lo < x < hi, else 0 (as PyTorch's hardtanh,
+ * ReLU6 being lo 0, hi 6). */
+void ref_clip_forward(int64_t n, float lo, float hi, const float *x, float *y);
+void ref_clip_backward(int64_t n, float lo, float hi, const float *x, const float *dy, float *dx);
+
 /* Softmax cross-entropy with integer labels and label smoothing eps:
  * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
  * over the n samples (caller divides). dlogits = (softmax - target) * grad_scale

@@ -39,6 +39,16 @@ void refd_gelu_forward(int64_t n, const double *x, double *y);
 void refd_gelu_backward(int64_t n, const double *x, const double *dy, double *dx);
 void refd_hardswish_forward(int64_t n, const double *x, double *y);
 void refd_hardswish_backward(int64_t n, const double *x, const double *dy, double *dx);
+void refd_hardsigmoid_forward(int64_t n, double alpha, double beta, const double *x, double *y);
+void refd_hardsigmoid_backward(int64_t n, double alpha, double beta, const double *x,
+                               const double *dy, double *dx);
+void refd_sigmoid_forward(int64_t n, const double *x, double *y);
+void refd_sigmoid_backward(int64_t n, const double *x, const double *dy, double *dx);
+void refd_silu_forward(int64_t n, const double *x, double *y);
+void refd_silu_backward(int64_t n, const double *x, const double *dy, double *dx);
+void refd_clip_forward(int64_t n, double lo, double hi, const double *x, double *y);
+void refd_clip_backward(int64_t n, double lo, double hi, const double *x, const double *dy,
+                        double *dx);
 
 double refd_softmax_xent(int n, int classes, const double *logits, const int32_t *labels,
                          double smoothing, double grad_scale, double *dlogits, double *probs);

@@ -3,6 +3,11 @@
 #include "kernels/ref/ref.h"
 #include "nn/layer.h"
 
+static pc_status hardswish_build(pc_build *b, pc_layer *l) {
+    l->flops = 4 * pc_layer_out_size(l);
+    return PC_OK;
+}
+
 static pc_status hardswish_setup(pc_exec *ex, int i) { return PC_OK; }
 
 static void hardswish_forward(pc_exec *ex, int i, int train, float *y) {
@@ -19,6 +24,7 @@ static void hardswish_backward(pc_exec *ex, int i, int k, float *dy, float *dx, 
 }
 
 const pc_layer_ops pc_hardswish_ops = {
-    .name = "hardswish", .n_inputs = 1, .layout = PC_OUT_AS_INPUT, .setup = hardswish_setup,
+    .name = "hardswish", .n_inputs = 1, .layout = PC_OUT_AS_INPUT, .build = hardswish_build,
+    .setup = hardswish_setup,
     .forward = hardswish_forward, .backward = hardswish_backward,
 };
