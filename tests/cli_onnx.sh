@@ -79,6 +79,24 @@ done
 ort "$tmp/r18-re.onnx" "$tmp/r18.x.npy" "$tmp/r18-re.npy"
 check "resnet18 re-exported, onnxruntime vs PyTorch" compare "$tmp/r18-re.npy" "$tmp/r18.torch.npy" 1e-4 "resnet18 re-export"
 
+# ---- training an imported model: one SGD step's gradients against PyTorch's, and the same
+# bytes on 1 and 2 workers. (The oneDNN direct convolutions: the default's Winograd and the
+# reference kernels are further from PyTorch here, see docs/interchange.md.)
+mkdir -p "$tmp/sgd/data"
+"$py" "$src/tests/onnx/torch_sgd.py" prepare resnet18 "$tmp/sgd" || bad "torch_sgd.py prepare"
+"$parcnn" import "$tmp/sgd/model.onnx" --out "$tmp/sgd/imported" --mean 0.5 --std 0.25 > /dev/null
+sgd=(--data "cifar10:$tmp/sgd/data" --model "$tmp/sgd/imported/model.safetensors" --epochs 1
+     --batch 32 --optimizer sgd --momentum 0 --lr 1 --schedule constant --no-progress)
+"$parcnn" train "${sgd[@]}" --shard-size 32 --workers 1 --conv-algo direct --out "$tmp/sgd/run" > /dev/null
+check "resnet18 imported, one SGD step vs PyTorch" "$py" "$src/tests/onnx/torch_sgd.py" check resnet18 \
+    "$tmp/sgd" "$tmp/sgd/imported/model.safetensors" "$tmp/sgd/run/model.safetensors" 1 0.5 0.25
+for w in 1 2; do
+    "$parcnn" train "${sgd[@]}" --shard-size 16 --workers $w --out "$tmp/sgd/w$w" > /dev/null
+done
+check "imported model trains to the same bytes on 1 and 2 workers" cmp "$tmp/sgd/w1/model.safetensors" "$tmp/sgd/w2/model.safetensors"
+expect "train --model of another input size" 2 "--model .*r18-eval.onnx: takes 3x64x64 images of 10 classes, the data has 3x32x32" -- \
+    "$parcnn" train "${sgd[@]}" --model "$tmp/r18-eval.onnx" --out "$tmp/sgd/bad"
+
 # ---- bad input
 "$py" "$src/tests/onnx/make_bad.py" "$tmp"
 head -c 3000 "$tmp/resnet20.onnx" > "$tmp/trunc.onnx"

@@ -179,20 +179,20 @@ int cmd_import(int argc, char **argv) {
     }
     if (optind + 1 != argc || !out)
         return usage_error("import", "%s", "give one MODEL.onnx and --out DIR");
+    for (int ch = 1; ch < 4; ch++) { /* one value stands for every channel */
+        if (n_mean == 1) opt.mean[ch] = opt.mean[0];
+        if (n_std == 1) opt.std[ch] = opt.std[0];
+    }
     const char *path = argv[optind];
     pc_model *m;
     pc_model_meta meta;
     pc_status st = pc_onnx_import(path, &opt, &m, &meta);
     if (st != PC_OK) return report(st);
-    for (int k = 0; k < 2; k++) { /* one value means every channel */
+    for (int k = 0; k < 2; k++) {
         int n = k ? n_std : n_mean;
-        float *v = k ? meta.std : meta.mean;
-        if (n && n != 1 && n != meta.c)
+        if (n > 1 && n != meta.c)
             st = pc_fail(PC_ERR_USAGE, "%s: %d values for a %d-channel input", k ? "--std" : "--mean",
                          n, meta.c);
-        for (int ch = 1; n == 1 && ch < meta.c; ch++) v[ch] = v[0];
-        for (int ch = 0; k && ch < meta.c && st == PC_OK; ch++)
-            if (!(v[ch] > 0)) st = pc_fail(PC_ERR_USAGE, "--std: values must be positive");
     }
     char *file = NULL;
     if (st == PC_OK) st = pc_mkdirs(out, "--out");

@@ -233,7 +233,9 @@ static pc_status fill_meta(const imp_graph *g, const pc_onnx_import_options *opt
     if (opt && opt->have_mean) memcpy(meta->mean, opt->mean, sizeof meta->mean);
     if (opt && opt->have_std) memcpy(meta->std, opt->std, sizeof meta->std);
     for (int c = 0; c < in->c; c++)
-        if (!(meta->std[c] > 0)) return pc_fail(PC_ERR_DATA, "%s: std must be positive", g->path);
+        if (!(meta->std[c] > 0))
+            return pc_fail(opt && opt->have_std ? PC_ERR_USAGE : PC_ERR_DATA, "%s: std must be "
+                           "positive", opt && opt->have_std ? "--std" : g->path);
     return PC_OK;
 }
 

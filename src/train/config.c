@@ -39,7 +39,10 @@ const pc_flag pc_train_flags[] = {
      .help = "fashion-mnist, mnist, idx:DIR, cifar10:DIR, cifar100:DIR, folder:DIR (image "
              "folders, see below)"},
     {"model", PC_FLAG_STRING, AT(model), "NAME|FILE", .def = "simple-cnn",
-     .help = "zoo model (parcnn models lists them) or a model file"},
+     .help = "zoo model (parcnn models lists them) or a model file (random initial weights "
+             "from --seed); or a trained or imported model (FILE.safetensors, FILE.onnx): "
+             "training starts from its weights and normalization; its input and classes must "
+             "be the data's"},
     {"epochs", PC_FLAG_INT, AT(epochs), "N", 1, 100000, "12",
      .help = "passes over the training data"},
     {"batch", PC_FLAG_INT, AT(batch), "N", 1, 1 << 20, "128",

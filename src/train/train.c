@@ -1109,6 +1109,33 @@ static pc_status whiten_layers(trainer *t) {
     return st;
 }
 
+/* --model: a zoo name or model file (initialized from the seed, whitened where asked), or a
+ * trained or imported model (.safetensors, .onnx) whose weights and normalization training
+ * starts from; its input and classes must be the data's. */
+static pc_status create_model(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    size_t n = strlen(c->model);
+    int weights = (n > 12 && strcmp(c->model + n - 12, ".safetensors") == 0) ||
+                  (n > 5 && strcmp(c->model + n - 5, ".onnx") == 0);
+    if (!weights) {
+        PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
+                               c->seed, &t->m));
+        return whiten_layers(t);
+    }
+    pc_model_meta meta;
+    PC_TRY(pc_model_load(c->model, &t->m, &meta));
+    pc_status st = PC_OK;
+    if (meta.c != t->train.c || meta.h != t->train.h || meta.w != t->train.w ||
+        meta.classes != t->train.classes)
+        st = pc_fail(PC_ERR_USAGE, "--model %s: takes %dx%dx%d images of %d classes, the data "
+                     "has %dx%dx%d images of %d classes", c->model, meta.c, meta.h, meta.w,
+                     meta.classes, t->train.c, t->train.h, t->train.w, t->train.classes);
+    memcpy(t->meta.mean, meta.mean, sizeof meta.mean); /* what its weights were trained on */
+    memcpy(t->meta.std, meta.std, sizeof meta.std);
+    pc_model_meta_free(&meta);
+    return st;
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -1123,9 +1150,7 @@ static pc_status setup(trainer *t) {
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
     PC_TRY(load_data(t));
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
-    PC_TRY(pc_model_create(c->model, t->train.c, t->train.h, t->train.w, t->train.classes,
-                           c->seed, &t->m));
-    PC_TRY(whiten_layers(t));
+    PC_TRY(create_model(t));
     pc_exec_set_conv_algo(c->conv_algo);
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels,
                             t->meta.mean, t->meta.std, &t->e));

@@ -12,26 +12,38 @@ import numpy as np
 import torch
 import torchvision
 
-name, size, prefix, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
-torch.manual_seed(0)
-model = getattr(torchvision.models, name)(num_classes=10)
-with torch.no_grad():  # batch norm that is not the identity, so folding it matters
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.uniform_(0.5, 1.5)
-            m.bias.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-model.eval()
-x = torch.randn(2, 3, size, size)
-for mode in modes:
+
+def build(name, seed=0):
+    """The torchvision model `name` with 10 classes, random weights from `seed` and batch norm
+    that is not the identity (so folding it or not matters), in eval mode."""
+    torch.manual_seed(seed)
+    model = getattr(torchvision.models, name)(num_classes=10)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def export(model, x, path, mode):
     training = {"eval": torch.onnx.TrainingMode.EVAL,
                 "preserve": torch.onnx.TrainingMode.PRESERVE}[mode]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, x, f"{prefix}-{mode}.onnx", opset_version=13, training=training,
+        torch.onnx.export(model, x, path, opset_version=13, training=training,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
-with torch.no_grad():
-    np.save(prefix + ".torch.npy", model(x).numpy())
-np.save(prefix + ".x.npy", x.numpy())
+
+
+if __name__ == "__main__":
+    name, size, prefix, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    model = build(name)
+    x = torch.randn(2, 3, size, size)
+    for mode in modes:
+        export(model, x, f"{prefix}-{mode}.onnx", mode)
+    with torch.no_grad():
+        np.save(prefix + ".torch.npy", model(x).numpy())
+    np.save(prefix + ".x.npy", x.numpy())
