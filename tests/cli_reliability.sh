@@ -120,6 +120,25 @@ flip "$tmp/cached/checkpoint.safetensors"
 expect "corrupt checkpoint: --resume fails naming it" 1 "cached/checkpoint.safetensors: the file is corrupt: its checksum does not match" -- \
     "$parcnn" train --data "folder:$tmp/latin1" "${tiny[@]}" --epochs 2 --cache "$tmp/cache" --resume --out "$tmp/cached"
 
+# --- leftovers and metrics.jsonl: temporaries of killed writers are removed; metrics.jsonl
+# agrees with the checkpoint a run resumes from; --overwrite on a full disk keeps it
+"$parcnn" train "${small[@]}" --out "$tmp/run" > /dev/null 2>&1 || bad "a 1-epoch run"
+touch "$tmp/run/checkpoint.safetensors.tmp.999999999" "$tmp/run/model.safetensors.tmp.999999999"
+sed -i '$d' "$tmp/run/metrics.jsonl" # as if killed between the checkpoint's rename and the metrics
+timeout 60 "$parcnn" train "${small[@]}" --epochs 2 --resume --out "$tmp/run" > "$tmp/out" 2>&1 || { bad "resume:"; cat "$tmp/out"; }
+ls "$tmp/run" | grep -q '\.tmp\.' && bad "temporaries of a killed run left behind: $(ls "$tmp/run")" \
+    || ok "temporaries of a killed run removed on --resume"
+python3 - "$tmp/run/metrics.jsonl" <<'PY' && ok "metrics.jsonl after a kill before its write: epochs 1 and 2 at steps 4 and 8" || { bad "metrics.jsonl after resume:"; cat "$tmp/run/metrics.jsonl"; }
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert [(l["epoch"], l["step"]) for l in lines] == [(1, 4), (2, 8)], lines
+PY
+sums=$(sha256sum "$tmp/run"/*)
+expect "--overwrite on a full disk" 1 "checkpoint.safetensors" -- \
+    bash -c "trap '' XFSZ; ulimit -f 16; exec \"\$0\" \"\$@\"" "$parcnn" train "${small[@]}" --overwrite --out "$tmp/run"
+[ "$(sha256sum "$tmp/run"/*)" = "$sums" ] && ok "... and every file of the old run is as it was, metrics.jsonl included" \
+    || { bad "--overwrite on a full disk changed the old run"; ls -l "$tmp/run"; }
+
 # --- MPI start-up: every setting compared across ranks, each difference named; a rank that
 # stops before the first collective brings the others down at once (not after --timeout)
 if command -v mpirun > /dev/null; then

@@ -1,6 +1,8 @@
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -208,4 +210,62 @@ char *pc_utf8_escape(const char *s) {
     }
     *o = 0;
     return out;
+}
+
+pc_status pc_write_file_atomic(const char *path, const void *data, size_t len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    const char *p = data;
+    size_t left = len;
+    int err = 0;
+    while (left > 0 && !err) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) err = errno;
+        else p += w, left -= (size_t)w;
+    }
+    if (!err && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) {
+        unlink(tmp);
+        return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+    }
+    return PC_OK;
+}
+
+/* The PID of a temporary's name "NAME.tmp.PID" or "NAME.tmp.PID.N", or 0. */
+static long temporary_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    if (pid <= 0 || (*end && *end != '.')) return 0;
+    if (*end == '.') {
+        for (const char *q = end + 1; *q; q++)
+            if (*q < '0' || *q > '9') return 0;
+    }
+    return pid;
+}
+
+int pc_remove_stale_temporaries(const char *dir, double min_age) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    time_t now = time(NULL);
+    while ((e = readdir(d)) != NULL) {
+        long pid = temporary_pid(e->d_name);
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *path = pc_path_join(dir, e->d_name);
+        struct stat st;
+        if (path && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            difftime(now, st.st_mtime) >= min_age && unlink(path) == 0)
+            removed++;
+        free(path);
+    }
+    closedir(d);
+    return removed;
 }

@@ -85,6 +85,16 @@ int pc_utf8_valid(const char *s);
  * the four characters \xNN (Python's "backslashreplace"); NULL when out of memory. */
 char *pc_utf8_escape(const char *s);
 
+/* Replace `path` by `len` bytes atomically: written to "<path>.tmp.<pid>", fsync'ed and
+ * renamed over path, so path holds either the old or the new bytes, never a mix or none
+ * (a full disk leaves the old file as it was). Errors name path (PC_ERR_IO). */
+pc_status pc_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Remove the temporaries "NAME.tmp.PID[.N]" in dir that a killed process left: those whose
+ * PID is not running here, last changed at least min_age seconds ago (a folder shared
+ * between machines sees other hosts' PIDs as dead). Returns how many were removed. */
+int pc_remove_stale_temporaries(const char *dir, double min_age);
+
 /* mkdir -p; errors name `what` (e.g. the flag that gave the path) and the path. */
 pc_status pc_mkdirs(const char *dir, const char *what);
 

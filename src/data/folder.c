@@ -983,6 +983,9 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
                  (unsigned long long)nh.a);
         s = pc_mkdirs(cache_dir, "--cache");
         if (s != PC_OK) goto fail;
+        /* a process killed while writing a cache left its temporary (the folder may be
+         * shared between machines: only those of dead local PIDs an hour old) */
+        pc_remove_stale_temporaries(cache_dir, 3600);
         cache_path = pc_path_join(cache_dir, fname);
         if (!cache_path) {
             s = pc_fail(PC_ERR_NOMEM, "out of memory");

@@ -182,8 +182,9 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
     char step[32], seed[32];
     snprintf(step, sizeof step, "%lld", (long long)info->step);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
-    pc_st_meta md[3] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint}};
-    return save(path, m, meta, extra, n_extra, md, 3);
+    pc_st_meta md[4] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint},
+                        {"metrics", info->metrics ? info->metrics : ""}};
+    return save(path, m, meta, extra, n_extra, md, 4);
 }
 
 /* Copy the 1-d tensor `name` of n floats into dst. */
@@ -219,6 +220,10 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *
         st = load_flat(path, f, "ema.params", info->ema_params, m->n_params);
     if (st == PC_OK && info->ema_buffers && m->n_buffers)
         st = load_flat(path, f, "ema.buffers", info->ema_buffers, m->n_buffers);
+    const char *metrics = pc_st_meta_get(f, "metrics");
+    info->metrics = NULL;
+    if (st == PC_OK && metrics && !(info->metrics = strdup(metrics)))
+        st = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (st == PC_OK) info->step = s;
     pc_st_close(f);
     return st;

@@ -5,8 +5,9 @@
  * "C,H,W", classes (JSON list of names), mean and std (JSON lists). Nothing that
  * varies between identical runs.
  * checkpoint.safetensors: the same plus "optimizer.state", with --ema "ema.params" and
- * "ema.buffers" (the averaged weights), and metadata step, seed and fingerprint (the
- * training settings that must match on --resume). */
+ * "ema.buffers" (the averaged weights), and metadata step, seed, fingerprint (the
+ * training settings that must match on --resume) and metrics (the text of metrics.jsonl up
+ * to this checkpoint, restored on --resume so that both always agree). */
 #ifndef PC_MODELIO_H
 #define PC_MODELIO_H
 
@@ -34,6 +35,8 @@ typedef struct {
     int64_t opt_state_n;
     float *ema_params;     /* --ema: the averaged parameters (n_params floats) and */
     float *ema_buffers;    /* batch-norm statistics (n_buffers); NULL without --ema */
+    char *metrics;         /* metrics.jsonl as of this checkpoint: saved from it; on load
+                              set to a malloc'ed copy, or NULL (older checkpoints) */
 } pc_checkpoint_info;
 
 pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,

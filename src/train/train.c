@@ -85,6 +85,7 @@ typedef struct {
     int64_t bn_size;
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
+    char *metrics_text;   /* rank 0: metrics.jsonl as of the last checkpoint (malloc'ed) */
 } trainer;
 
 /* ------------------------------------------------------------- the step */
@@ -666,14 +667,27 @@ static void print_startup(const trainer *t) {
                 c->workers, c->threads, cores);
 }
 
-/* Write model and checkpoint (atomically) and append the epoch's metrics line. */
+/* Append a line to the metrics text. */
+static pc_status add_metrics_line(trainer *t, const char *line) {
+    size_t had = t->metrics_text ? strlen(t->metrics_text) : 0, len = strlen(line);
+    char *grown = realloc(t->metrics_text, had + len + 2);
+    if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(grown + had, line, len);
+    memcpy(grown + had + len, "\n", 2);
+    t->metrics_text = grown;
+    return PC_OK;
+}
+
+/* Write checkpoint, model and metrics.jsonl, each atomically; the checkpoint carries the
+ * metrics text too, so a run killed between the files resumes with metrics that agree. */
 static pc_status write_outputs(trainer *t, const char *metrics_line) {
     const char *dir = t->cfg->out_dir;
     char path[4096];
+    PC_TRY(add_metrics_line(t, metrics_line));
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
                                .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
-                               .ema_buffers = t->ema_buffers};
+                               .ema_buffers = t->ema_buffers, .metrics = t->metrics_text};
     path_in(path, sizeof path, dir, "checkpoint.safetensors");
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
     path_in(path, sizeof path, dir, "model.safetensors");
@@ -682,10 +696,7 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     swap_ema(t);
     PC_TRY(st);
     path_in(path, sizeof path, dir, "metrics.jsonl");
-    FILE *f = fopen(path, "a");
-    if (!f || fprintf(f, "%s\n", metrics_line) < 0 || fclose(f) != 0)
-        return pc_fail(PC_ERR_IO, "%s: cannot append: %s", path, strerror(errno));
-    return PC_OK;
+    return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
 
 /* Rank 0 writes; every rank learns whether it worked (the broadcast doubles as the
@@ -1018,6 +1029,24 @@ static pc_status broadcast_state(trainer *t) {
     return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
 }
 
+/* --resume: metrics.jsonl as the checkpoint recorded it (a kill after the checkpoint's
+ * rename may have left it an epoch behind); a checkpoint without that record keeps the
+ * file as it is. */
+static pc_status restore_metrics(trainer *t) {
+    char path[4096];
+    path_in(path, sizeof path, t->cfg->out_dir, "metrics.jsonl");
+    if (t->metrics_text) return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
+    FILE *f = fopen(path, "rb");
+    char line[4096];
+    pc_status st = PC_OK;
+    while (f && st == PC_OK && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0]) st = add_metrics_line(t, line);
+    }
+    if (f) fclose(f);
+    return st;
+}
+
 /* --resume, or a fresh run: rank 0 reads or prepares the output folder. */
 static pc_status prepare_out_dir(trainer *t) {
     const pc_train_config *c = t->cfg;
@@ -1030,19 +1059,24 @@ static pc_status prepare_out_dir(trainer *t) {
                                    .ema_buffers = t->ema_buffers};
         PC_TRY(pc_checkpoint_load(path, t->m, &info));
         t->step = info.step;
+        t->metrics_text = info.metrics;
         say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
-        return PC_OK;
+        pc_remove_stale_temporaries(c->out_dir, 0);
+        return restore_metrics(t);
     }
     if (!c->out_dir) return PC_OK;
     PC_TRY(pc_mkdirs(c->out_dir, "--out"));
+    pc_remove_stale_temporaries(c->out_dir, 0);
     path_in(path, sizeof path, c->out_dir, "checkpoint.safetensors");
-    if (!c->overwrite && access(path, F_OK) == 0)
+    int had_run = access(path, F_OK) == 0;
+    if (!c->overwrite && had_run)
         return pc_fail(PC_ERR_USAGE, "--out %s already holds a training run; use --resume to "
                        "continue it or --overwrite to start over", c->out_dir);
+    /* --overwrite keeps the old metrics.jsonl (it agrees with the old checkpoint) until the
+     * first epoch replaces both; a metrics.jsonl without a checkpoint is stale */
     path_in(path, sizeof path, c->out_dir, "metrics.jsonl");
-    FILE *f = fopen(path, "w");
-    if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    fclose(f);
+    if (!had_run && unlink(path) != 0 && errno != ENOENT)
+        return pc_fail(PC_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
     return PC_OK;
 }
 
@@ -1214,6 +1248,7 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     pc_free(t.shard_rec);
     pc_free(t.rec_send);
     free(t.worker_data);
+    free(t.metrics_text);
     free(t.perm);
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
