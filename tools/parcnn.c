@@ -9,6 +9,7 @@
 
 #include "parcnn.h"
 #include "core/common.h"
+#include "core/fpenv.h"
 #include "data/dataset.h"
 #include "data/folder.h"
 #include "data/image.h"
@@ -592,6 +593,8 @@ int main(int argc, char **argv) {
         printf("parcnn %s\n", parcnn_version());
         return 0;
     }
+    /* every command computes in the trainer's floating-point mode; threads inherit it */
+    pc_fp_flush_denormals();
     pc_comm *comm;
     if (pc_comm_init(&argc, &argv, &comm) != PC_OK) return cli_fail(PC_ERR_USAGE);
     const command *cmd = NULL;

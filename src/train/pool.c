@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "core/fpenv.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -31,12 +33,29 @@ static void set_threads(int n) {
 #endif
 }
 
+/* Subnormals flushed in the calling thread's OpenMP team too (where oneDNN runs): a
+ * team's threads are created once, inheriting the mode of the thread that created them,
+ * which may have been another mode; libgomp then reuses them for every region of the same
+ * size. The caller's own mode is set by the caller. */
+static void flush_denormals_in_team(int n) {
+#ifdef _OPENMP
+    if (n > 1) {
+#pragma omp parallel num_threads(n)
+        pc_fp_flush_denormals();
+    }
+#else
+    (void)n;
+#endif
+}
+
 static void *worker_main(void *p) {
     worker_arg *wa = p;
     pc_pool *pool = wa->pool;
     int w = wa->worker;
     free(wa);
+    pc_fp_flush_denormals(); /* a pool thread computes only: no mode to give back */
     set_threads(pool->threads);
+    flush_denormals_in_team(pool->threads);
     for (;;) {
         pthread_barrier_wait(&pool->start);
         if (pool->quit) break;
@@ -61,7 +80,12 @@ static pc_status create(int workers, int threads_per_worker, int caller_works, p
     int parties = caller_works ? workers : workers + 1;
     pthread_barrier_init(&p->start, NULL, parties);
     pthread_barrier_init(&p->done, NULL, parties);
-    if (caller_works) set_threads(threads_per_worker);
+    if (caller_works) {
+        set_threads(threads_per_worker);
+        pc_fp_mode caller = pc_fp_flush_denormals();
+        flush_denormals_in_team(threads_per_worker);
+        pc_fp_restore(caller);
+    }
     for (int w = p->first_thread; w < workers; w++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (!wa) return pc_fail(PC_ERR_NOMEM, "out of memory"); /* leaks a partial pool: fatal anyway */
@@ -97,7 +121,13 @@ void pc_pool_wait(pc_pool *p) {
 
 void pc_pool_run(pc_pool *p, pc_job_fn fn, void *arg) {
     pc_pool_start(p, fn, arg);
-    if (p->first_thread) fn(0, arg);
+    if (p->first_thread) {
+        /* worker 0 is the caller's thread: the workers' mode for the job, then the
+         * caller's again */
+        pc_fp_mode caller = pc_fp_flush_denormals();
+        fn(0, arg);
+        pc_fp_restore(caller);
+    }
     pc_pool_wait(p);
 }
 

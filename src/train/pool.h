@@ -1,7 +1,9 @@
 /* A fixed team of worker threads that run one job at a time. The calling thread is
  * worker 0, so a team of one runs everything inline. Every worker sets its OpenMP
  * thread count once, which oneDNN uses for its kernels: per-worker kernels run with a
- * fixed thread count, as the determinism contract requires. */
+ * fixed thread count, as the determinism contract requires. Every job runs with
+ * subnormals flushed to zero (core/fpenv.h) on every worker and its OpenMP team, the
+ * caller's thread included while it runs worker 0's part. */
 #ifndef PC_POOL_H
 #define PC_POOL_H
 

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/fpenv.h"
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "comm/comm.h"
@@ -1386,9 +1387,13 @@ pc_status pc_train(const pc_train_config *config, pc_train_result *result) {
     const pc_train_config *c = &resolved;
     pc_train_result local;
     if (!result) result = &local;
-    if (c->ensemble > 1) return train_ensemble(c, result);
+    /* the workers' floating-point mode on this thread too (it initializes, whitens and
+     * folds the batch-norm statistics), and on the threads it starts */
+    pc_fp_mode caller = pc_fp_flush_denormals();
     member_ctx mx = {.split_seed = c->seed};
-    return train_member(c, &mx, result);
+    pc_status st = c->ensemble > 1 ? train_ensemble(c, result) : train_member(c, &mx, result);
+    pc_fp_restore(caller);
+    return st;
 }
 
 static const char *const lr_scale_names[] = {"none", "linear", "sqrt"};
