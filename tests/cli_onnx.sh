@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # ONNX and .npy interchange (docs/interchange.md), against real producers and consumers:
-# - every zoo model (briefly trained) exported; Debian's onnx checker (full_check) accepts
+# - every zoo model and tests/onnx/elementwise.cfg (briefly trained) exported; Debian's onnx checker (full_check) accepts
 #   it; onnxruntime-node computes the same logits as parcnn predict --npy-in within 1e-4;
 #   import(export(m)) gives bit-identical logits;
-# - torchvision resnet18 exported by torch.onnx.export (eval mode: batch norm folded, and
-#   TrainingMode.PRESERVE: BatchNormalization kept) imports and gives PyTorch's logits
-#   within 1e-4; parcnn's re-export of it runs on onnxruntime;
+# - torchvision resnet18 and mobilenet_v2 exported by torch.onnx.export (eval mode: batch
+#   norm folded, and TrainingMode.PRESERVE: BatchNormalization kept) import and give
+#   PyTorch's logits within 1e-4; parcnn's re-export of resnet18 runs on onnxruntime;
+# - an imported resnet18 trains: one SGD step's gradients within 1e-3 of PyTorch's, the same
+#   bytes on 1 and 2 workers;
 # - bad ONNX and .npy files: one clear line, exit 1 or 2.
 # onnxruntime-node is installed once into the build tree (npm; ONNXRUNTIME_NODE_INSTALL=skip,
 # the package bundles libonnxruntime.so).
@@ -48,18 +50,19 @@ compare() { "$py" "$src/tests/onnx/compare.py" "$@"; }
 # ---- every zoo model: export, checker, onnxruntime, round trip
 "$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32))"
 exports=()
-for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}'); do
-    d=$tmp/$m
+for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}') "$src/tests/onnx/elementwise.cfg"; do
+    name=$(basename "$m" .cfg)
+    d=$tmp/$name
     "$parcnn" train --model "$m" --limit 64 --eval-limit 32 --epochs 1 --batch 32 --no-progress \
-        --out "$d" > "$tmp/train.log" 2>&1 || { bad "$m: train"; cat "$tmp/train.log"; continue; }
+        --out "$d" > "$tmp/train.log" 2>&1 || { bad "$name: train"; cat "$tmp/train.log"; continue; }
     "$parcnn" export --weights "$d/model.safetensors" --out "$d.onnx" > /dev/null &&
     "$parcnn" predict --weights "$d/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$d.parcnn.npy" > /dev/null &&
-    ort "$d.onnx" "$tmp/x.npy" "$d.ort.npy" || { bad "$m: export or predict"; continue; }
+    ort "$d.onnx" "$tmp/x.npy" "$d.ort.npy" || { bad "$name: export or predict"; continue; }
     exports+=("$d.onnx")
-    check "$m: onnxruntime vs parcnn" compare "$d.ort.npy" "$d.parcnn.npy" 1e-4 "$m"
+    check "$name: onnxruntime vs parcnn" compare "$d.ort.npy" "$d.parcnn.npy" 1e-4 "$name"
     "$parcnn" import "$d.onnx" --out "$d-imported" > /dev/null &&
     "$parcnn" predict --weights "$d-imported/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$d.rt.npy" > /dev/null
-    check "$m: import(export(m))" compare "$d.rt.npy" "$d.parcnn.npy" 0 "$m round trip"
+    check "$name: import(export(m))" compare "$d.rt.npy" "$d.parcnn.npy" 0 "$name round trip"
 done
 check "onnx checker on every export" "$py" "$src/tests/onnx/check_model.py" "${exports[@]}"
 check "predict --weights MODEL.onnx" "$parcnn" predict --weights "$tmp/resnet20.onnx" --npy-in "$tmp/x.npy" --npy-out "$tmp/direct.npy"
@@ -68,12 +71,16 @@ check "inspect safetensors" "$parcnn" inspect "$tmp/resnet20/model.safetensors"
 grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's parameters" || bad "inspect total"
 check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
 
-# ---- PyTorch as the producer: torchvision resnet18, both export modes
+# ---- PyTorch as the producer: torchvision resnet18 and mobilenet_v2, both export modes
 "$py" "$src/tests/onnx/torch_export.py" resnet18 64 "$tmp/r18" eval preserve || bad "torch.onnx.export"
-for mode in eval preserve; do
-    "$parcnn" import "$tmp/r18-$mode.onnx" --out "$tmp/r18-$mode" > /dev/null &&
-    "$parcnn" predict --weights "$tmp/r18-$mode/model.safetensors" --npy-in "$tmp/r18.x.npy" --npy-out "$tmp/r18-$mode.npy" > /dev/null
-    check "resnet18 ($mode export) vs PyTorch" compare "$tmp/r18-$mode.npy" "$tmp/r18.torch.npy" 1e-4 "resnet18 $mode"
+"$py" "$src/tests/onnx/torch_export.py" mobilenet_v2 64 "$tmp/mv2" eval preserve || bad "torch.onnx.export"
+for net in r18:resnet18 mv2:mobilenet_v2; do
+    for mode in eval preserve; do
+        p=$tmp/${net%%:*}
+        "$parcnn" import "$p-$mode.onnx" --out "$p-$mode" > /dev/null &&
+        "$parcnn" predict --weights "$p-$mode/model.safetensors" --npy-in "$p.x.npy" --npy-out "$p-$mode.npy" > /dev/null
+        check "${net#*:} ($mode export) vs PyTorch" compare "$p-$mode.npy" "$p.torch.npy" 1e-4 "${net#*:} $mode"
+    done
 done
 "$parcnn" export --weights "$tmp/r18-preserve/model.safetensors" --out "$tmp/r18-re.onnx" > /dev/null &&
 ort "$tmp/r18-re.onnx" "$tmp/r18.x.npy" "$tmp/r18-re.npy"

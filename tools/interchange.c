@@ -95,7 +95,7 @@ int predict_npy(const char *weights, pc_kernel_set kernels, const char *in_path,
 static const char export_help[] =
     "usage: parcnn export --weights FILE --out MODEL.onnx\n"
     "Write a trained model (model.safetensors, or an ONNX file) as an ONNX graph (IR version\n"
-    "8, opset 13) that onnxruntime, PyTorch and other runtimes read. Its input \"input\" is\n"
+    "8, opset 14) that onnxruntime, PyTorch and other runtimes read. Its input \"input\" is\n"
     "(N, C, H, W) float32 after the model's mean/std normalization (recorded in the\n"
     "metadata_props mean, std and normalization, with the class names in classes), as\n"
     "parcnn predict --npy-in takes it; its output \"logits\" is (N, classes). N is symbolic.\n";

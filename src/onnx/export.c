@@ -1,7 +1,8 @@
-/* parcnn model -> ONNX graph (opset 13, IR version 8). One layer becomes one or a few
+/* parcnn model -> ONNX graph (opset 14, IR version 8). One layer becomes one or a few
  * nodes; each layer's output tensor is named after the layer, the graph's input is
  * "input" (N, C, H, W) and its output "logits" (N, classes). */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,24 @@ static void emit_add(builder *b, const pc_model *m, const pc_layer *l, const cha
     add_node(b, "Add", join(name, sizeof name, l->name, "/Add"), in, 2, out);
 }
 
+/* [silu]: x * Sigmoid(x), as PyTorch exports nn.SiLU; [clip]/[relu6]: Clip with its bounds
+ * as inputs (absent for an unbounded side). */
+static void emit_silu(builder *b, const pc_layer *l, const char *x, const char *out) {
+    char name[128], sig[128];
+    const char *in[2] = {x, NULL};
+    add_node(b, "Sigmoid", join(sig, sizeof sig, l->name, "/Sigmoid"), in, 1, sig);
+    in[1] = sig;
+    add_node(b, "Mul", join(name, sizeof name, l->name, "/Mul"), in, 2, out);
+}
+
+static void emit_clip(builder *b, const pc_layer *l, const char *x, const char *out) {
+    char name[128], lo[128] = "", hi[128] = "";
+    if (l->alpha > -FLT_MAX) add_scalar(b, join(lo, sizeof lo, l->name, ".min"), l->alpha);
+    if (l->beta < FLT_MAX) add_scalar(b, join(hi, sizeof hi, l->name, ".max"), l->beta);
+    const char *in[3] = {x, lo, hi};
+    add_node(b, "Clip", join(name, sizeof name, l->name, "/Clip"), in, *hi ? 3 : 2, out);
+}
+
 static void emit_simple(builder *b, const pc_layer *l, const char *op, const char *x,
                         const char *out) {
     char name[128];
@@ -293,6 +312,10 @@ static void emit_simple(builder *b, const pc_layer *l, const char *op, const cha
     snprintf(name, sizeof name, "%s/%s", l->name, op);
     Onnx__NodeProto *nd = add_node(b, op, name, in, n_in, out);
     if (l->kind == PC_L_FLATTEN) attr_int(b, nd, "axis", 1);
+    if (l->kind == PC_L_HARDSIGMOID) {
+        attr_float(b, nd, "alpha", l->alpha);
+        attr_float(b, nd, "beta", l->beta);
+    }
 }
 
 /* Layer i's nodes, reading its inputs' tensors and writing out_name[i]. */
@@ -321,6 +344,11 @@ static pc_status emit_layer(builder *b, const pc_model *m, int i) {
         return PC_OK;
     }
     case PC_L_DROPOUT: emit_simple(b, l, "Dropout", x, dst); break;
+    case PC_L_HARDSWISH: emit_simple(b, l, "HardSwish", x, dst); break;
+    case PC_L_HARDSIGMOID: emit_simple(b, l, "HardSigmoid", x, dst); break;
+    case PC_L_SIGMOID: emit_simple(b, l, "Sigmoid", x, dst); break;
+    case PC_L_SILU: emit_silu(b, l, x, dst); break;
+    case PC_L_CLIP: emit_clip(b, l, x, dst); break;
     case PC_L_ADD:
         if (b->rank2[l->inputs[1]] != x_rank2)
             return pc_fail(PC_ERR_USAGE, "layer %s: add of a flat and a spatial tensor cannot be "

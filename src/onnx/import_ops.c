@@ -1,12 +1,15 @@
 /* ONNX import: operators to parcnn layers. Each handler reads one node (a few for the
  * fused patterns: GELU, a dense layer's scale or bias) and adds a layer or maps its
  * output onto an existing one. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "onnx/import_graph.h"
+
+static int sole_reader(const imp_graph *g, const char *name, const char *op);
 
 /* The node's first output is the newest layer's. */
 static pc_status new_layer_output(imp_graph *g, const Onnx__NodeProto *nd, int rank2) {
@@ -498,7 +501,8 @@ static pc_status op_div(imp_graph *g, const Onnx__NodeProto *nd) {
 static pc_status op_mul(imp_graph *g, const Onnx__NodeProto *nd) {
     int kc = const_operand(g, nd), x, rank2;
     const char *unsupported = "only the multiplication of a dense layer's output by a scalar "
-                              "is supported";
+                              "is supported (not a product of two computed tensors, such as "
+                              "squeeze-and-excitation)";
     if (kc < 0 || nd->n_input != 2) return imp_node_error(g, nd, "%s", unsupported);
     PC_TRY(imp_input_layer(g, nd, 1 - kc, &x, &rank2));
     imp_layer *l = &g->layers[x];
@@ -562,6 +566,102 @@ static pc_status op_constant(imp_graph *g, const Onnx__NodeProto *nd) {
     return imp_set_value(g, nd->output[0], (imp_value){.kind = V_CONST, .t = a->t});
 }
 
+/* An element-wise layer of `kind` on input 0 (keys: its section's key=value words). */
+static pc_status elementwise(imp_graph *g, const Onnx__NodeProto *nd, const char *kind,
+                             const char *keys) {
+    int x, rank2;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    imp_layer *l = layer_on(g, nd, kind, NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    snprintf(l->keys, sizeof l->keys, "%s", keys);
+    return new_layer_output(g, nd, rank2);
+}
+
+static pc_status op_hardswish(imp_graph *g, const Onnx__NodeProto *nd) {
+    return elementwise(g, nd, "hardswish", "");
+}
+
+/* HardSigmoid, or HardSwish when it is PyTorch's hardsigmoid (alpha 1/6, beta 1/2) and its
+ * only reader multiplies it by its input (torch.onnx's hardswish below opset 14). */
+static pc_status op_hardsigmoid(imp_graph *g, const Onnx__NodeProto *nd) {
+    float alpha = imp_attr_float(nd, "alpha", 0.2f), beta = imp_attr_float(nd, "beta", 0.5f);
+    int mul = fabsf(alpha - 1.0f / 6) < 1e-7f && beta == 0.5f
+                  ? sole_reader(g, nd->output[0], "Mul") : -1;
+    const Onnx__NodeProto *m = mul < 0 ? NULL : g->mp->graph->node[mul];
+    if (m && m->n_input == 2 && nd->n_input == 1 &&
+        (strcmp(m->input[0], nd->input[0]) == 0 || strcmp(m->input[1], nd->input[0]) == 0)) {
+        int x, rank2;
+        PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+        if (!layer_on(g, nd, "hardswish", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        g->layers[x].consumers--; /* x is read twice (HardSigmoid, Mul) by the one layer */
+        g->done[mul] = 1;
+        return imp_map_value(g, m->output[0], g->n_layers - 1, rank2);
+    }
+    char keys[96], a[32], b[32];
+    snprintf(keys, sizeof keys, "alpha=%s beta=%s",
+             imp_fmt_float(imp_attr_float(nd, "alpha", 0.2f), a, sizeof a),
+             imp_fmt_float(imp_attr_float(nd, "beta", 0.5f), b, sizeof b));
+    return elementwise(g, nd, "hardsigmoid", keys);
+}
+
+/* Sigmoid, or SiLU when the only reader of the sigmoid multiplies it by its input. */
+static pc_status op_sigmoid(imp_graph *g, const Onnx__NodeProto *nd) {
+    const Onnx__GraphProto *gp = g->mp->graph;
+    int mul = sole_reader(g, nd->output[0], "Mul");
+    const Onnx__NodeProto *m = mul < 0 ? NULL : gp->node[mul];
+    if (!m || m->n_input != 2 || nd->n_input != 1 ||
+        (strcmp(m->input[0], nd->input[0]) != 0 && strcmp(m->input[1], nd->input[0]) != 0))
+        return elementwise(g, nd, "sigmoid", "");
+    int x, rank2;
+    PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+    if (!layer_on(g, nd, "silu", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    g->layers[x].consumers--; /* x is read twice (Sigmoid, Mul) by the one [silu] */
+    g->done[mul] = 1;
+    return imp_map_value(g, m->output[0], g->n_layers - 1, rank2);
+}
+
+/* A Clip bound: an input (opset 11 and later) or an attribute; absent: unbounded. */
+static pc_status clip_bound(imp_graph *g, const Onnx__NodeProto *nd, int k, const char *attr,
+                            int *have, float *v) {
+    const Onnx__TensorProto *t;
+    const Onnx__AttributeProto *a = imp_attr(nd, attr);
+    *have = 0;
+    if (a && a->has_f) {
+        *have = 1, *v = a->f;
+    } else {
+        PC_TRY(imp_input_const(g, nd, k, 1, &t));
+        float *c;
+        if (t) {
+            PC_TRY(imp_const_floats(g, nd, t, 1, &c));
+            *have = 1, *v = *c;
+            free(c);
+        }
+    }
+    if (*have && (*v >= FLT_MAX || *v <= -FLT_MAX)) *have = 0; /* infinite: unbounded */
+    if (*have && *v != *v) return imp_node_error(g, nd, "%s is NaN", attr);
+    return PC_OK;
+}
+
+static pc_status op_clip(imp_graph *g, const Onnx__NodeProto *nd) {
+    int have_lo, have_hi;
+    float lo = 0, hi = 0;
+    PC_TRY(clip_bound(g, nd, 1, "min", &have_lo, &lo));
+    PC_TRY(clip_bound(g, nd, 2, "max", &have_hi, &hi));
+    if (have_lo && have_hi && lo > hi) return imp_node_error(g, nd, "min %g above max %g", lo, hi);
+    if (have_lo && have_hi && lo == 0.0f && hi == 6.0f) return elementwise(g, nd, "relu6", "");
+    if (!have_lo && !have_hi) { /* no bounds: the identity */
+        int x, rank2;
+        PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+        return alias(g, nd, x, rank2);
+    }
+    char keys[96] = "", a[32], b[32];
+    if (have_lo) snprintf(keys, sizeof keys, "min=%s", imp_fmt_float(lo, a, sizeof a));
+    if (have_hi)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%smax=%s", have_lo ? " " : "",
+                 imp_fmt_float(hi, b, sizeof b));
+    return elementwise(g, nd, "clip", keys);
+}
+
 static pc_status op_maxpool(imp_graph *g, const Onnx__NodeProto *nd) { return op_pool(g, nd, 1); }
 static pc_status op_avgpool(imp_graph *g, const Onnx__NodeProto *nd) { return op_pool(g, nd, 0); }
 static pc_status op_global_avg(imp_graph *g, const Onnx__NodeProto *nd) { return op_gap(g, nd, 1); }
@@ -575,7 +675,8 @@ static const struct {
     {"ReduceMean", op_reduce_mean}, {"Flatten", op_flatten}, {"Reshape", op_reshape},
     {"Gemm", op_gemm}, {"MatMul", op_matmul}, {"Add", op_add}, {"Mul", op_mul}, {"Div", op_div},
     {"Slice", op_slice}, {"Pad", op_pad}, {"Dropout", op_dropout}, {"Identity", op_identity},
-    {"Constant", op_constant},
+    {"Constant", op_constant}, {"HardSwish", op_hardswish}, {"HardSigmoid", op_hardsigmoid},
+    {"Sigmoid", op_sigmoid}, {"Clip", op_clip},
 };
 
 pc_status imp_node(imp_graph *g, int i) {

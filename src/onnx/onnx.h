@@ -12,7 +12,7 @@
 #include "nn/model.h"
 #include "train/modelio.h"
 
-#define PC_ONNX_OPSET 13
+#define PC_ONNX_OPSET 14 /* HardSwish */
 #define PC_ONNX_IR_VERSION 8
 
 /* Write m (with meta's input shape, classes and normalization) to path, atomically.
