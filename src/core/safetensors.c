@@ -369,13 +369,37 @@ static int checksum_says_corrupt(const uint8_t *buf, size_t size, uint64_t hl, c
     return 1;
 }
 
+static pc_status parse(const char *path, pc_st_file *f, pc_st_file **out);
+
 pc_status pc_safetensors_read(const char *path, pc_st_file **out) {
     *out = NULL;
     pc_st_file *f = calloc(1, sizeof *f);
     if (!f) return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status s = read_whole(path, &f->buf, &f->size);
+    if (s != PC_OK) {
+        pc_st_close(f);
+        return s;
+    }
+    return parse(path, f, out);
+}
+
+pc_status pc_safetensors_parse(const char *name, const void *buf, size_t size, pc_st_file **out) {
+    *out = NULL;
+    pc_st_file *f = calloc(1, sizeof *f);
+    if (f) f->buf = pc_alloc(size + 1);
+    if (!f || !f->buf) {
+        pc_st_close(f);
+        return pc_fail(PC_ERR_NOMEM, "%s: out of memory", name);
+    }
+    if (size) memcpy(f->buf, buf, size);
+    f->size = size;
+    return parse(name, f, out);
+}
+
+/* Validate f->buf (f->size bytes) and index its tensors; f is freed on failure. */
+static pc_status parse(const char *path, pc_st_file *f, pc_st_file **out) {
+    pc_status s = PC_OK;
     span *spans = NULL;
-    if (s != PC_OK) goto fail;
 #define BAD(...)                                   \
     do {                                           \
         s = pc_fail(PC_ERR_DATA, __VA_ARGS__);     \

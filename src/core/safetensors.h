@@ -39,6 +39,8 @@ typedef struct pc_st_file pc_st_file; /* an opened file, fully read and validate
  * shapes). Errors name the path and the problem ("the file is corrupt" for a checksum
  * that does not match). */
 pc_status pc_safetensors_read(const char *path, pc_st_file **out);
+/* The same on a file's bytes in memory (copied); `name` is used in error messages. */
+pc_status pc_safetensors_parse(const char *name, const void *buf, size_t size, pc_st_file **out);
 int pc_st_count(const pc_st_file *f);
 const pc_st_tensor *pc_st_get_index(const pc_st_file *f, int i);
 const pc_st_tensor *pc_st_get(const pc_st_file *f, const char *name); /* NULL if absent */

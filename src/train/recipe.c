@@ -83,28 +83,33 @@ static pc_status check_required(const char *name, const char *text, int argc, ch
 
 pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_out,
                            const char **name_out) {
-    const int max = argc + 256;
-    char **out = calloc((size_t)max + 1, sizeof *out);
-    if (!out) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    int n = 0;
     const char *name = NULL;
     int skip = -1; /* argv indices of the --recipe flag and its value */
     for (int i = 1; i < argc && !name; i++) {
         if (strcmp(argv[i], "--") == 0) break;
         if (strncmp(argv[i], "--recipe=", 9) == 0) name = argv[i] + 9, skip = i;
         else if (strcmp(argv[i], "--recipe") == 0) {
-            if (i + 1 >= argc) {
-                free(out);
+            if (i + 1 >= argc)
                 return pc_fail(PC_ERR_USAGE, "--recipe: expected a name (see parcnn recipes)");
-            }
             name = argv[i + 1], skip = i;
         }
     }
-    pc_status s = PC_OK;
     const char *text = name ? pc_recipe_text(name) : NULL;
     if (name && !text)
-        s = pc_fail(PC_ERR_USAGE, "--recipe %s: no such recipe (see parcnn recipes)", name);
-    if (s == PC_OK && text) s = check_required(name, text, argc, argv);
+        return pc_fail(PC_ERR_USAGE, "--recipe %s: no such recipe (see parcnn recipes)", name);
+    pc_status s = pc_recipe_expand_text(name, text, skip, argc, argv, argc_out, argv_out);
+    if (s == PC_OK) *name_out = name;
+    return s;
+}
+
+pc_status pc_recipe_expand_text(const char *name, const char *text, int skip, int argc,
+                                char **argv, int *argc_out, char ***argv_out) {
+    const int max = argc + 256;
+    char **out = calloc((size_t)max + 1, sizeof *out);
+    if (!out) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int n = 0;
+    pc_status s = PC_OK;
+    if (text) s = check_required(name, text, argc, argv);
     if (s == PC_OK && !(out[n++] = strdup(argv[0]))) s = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (s == PC_OK && text) s = push_recipe_words(text, out, &n, max);
     for (int i = 1; s == PC_OK && i < argc; i++) {
@@ -120,7 +125,6 @@ pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_ou
     }
     *argc_out = n;
     *argv_out = out;
-    *name_out = name;
     return PC_OK;
 }
 

@@ -22,5 +22,9 @@ const char *pc_recipe_summary(const char *name);
 pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_out,
                            const char **name_out);
 void pc_recipe_argv_free(int argc, char **argv);
+/* The expansion with the recipe's text given (text NULL: none), argv[skip] being the
+ * --recipe flag (-1: none); for pc_recipe_expand, tests and fuzzing. */
+pc_status pc_recipe_expand_text(const char *name, const char *text, int skip, int argc,
+                                char **argv, int *argc_out, char ***argv_out);
 
 #endif
