@@ -19,6 +19,7 @@ struct pc_comm {
     double timeout;
     int64_t step;
     int64_t op;                       /* collectives entered so far */
+    int64_t bytes_sent, messages_sent; /* payload this rank sent to other ranks */
 #ifdef PARCNN_HAVE_MPI
     int64_t sent[ARRIVE_RING];        /* ranks > 0: buffers of arrival messages */
     int64_t *arrived;                 /* rank 0: last collective each rank entered */
@@ -38,6 +39,17 @@ int pc_comm_rank(const pc_comm *c) { return c->rank; }
 int pc_comm_size(const pc_comm *c) { return c->size; }
 void pc_comm_set_timeout(pc_comm *c, double seconds) { c->timeout = seconds; }
 void pc_comm_set_step(pc_comm *c, int64_t step) { c->step = step; }
+
+void pc_comm_traffic(const pc_comm *c, int64_t *bytes, int64_t *messages) {
+    *bytes = c->bytes_sent;
+    *messages = c->messages_sent;
+}
+
+/* Count `bytes` of payload sent in `messages` transfers to other ranks. */
+static inline void add_traffic(pc_comm *c, int64_t bytes, int64_t messages) {
+    c->bytes_sent += bytes;
+    c->messages_sent += messages;
+}
 
 static int launched_by_mpi(void) {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
@@ -161,6 +173,8 @@ pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_count
                             const int *recv_displs) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi) {
+        for (int d = 0; d < c->size; d++)
+            if (d != c->rank && send_counts[d] > 0) add_traffic(c, (int64_t)sizeof(float) * send_counts[d], 1);
         announce(c);
         MPI_Request req;
         MPI_Ialltoallv(send, send_counts, send_displs, MPI_FLOAT, recv, recv_counts, recv_displs,
@@ -175,6 +189,7 @@ pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_count
 pc_status pc_comm_allgatherv(pc_comm *c, float *recv, const int *counts, const int *displs) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi) {
+        add_traffic(c, (int64_t)sizeof(float) * counts[c->rank] * (c->size - 1), c->size - 1);
         announce(c);
         MPI_Request req;
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, recv, counts, displs, MPI_FLOAT,
@@ -201,6 +216,7 @@ pc_status pc_comm_allgatherv_bytes(pc_comm *c, void *recv, const int64_t *counts
 pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void *recv) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi) {
+        add_traffic(c, (int64_t)bytes * (c->size - 1), c->size - 1);
         announce(c);
         MPI_Request req;
         MPI_Iallgather(send, bytes, MPI_BYTE, recv, bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
@@ -210,6 +226,8 @@ pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void 
     memmove(recv, send, bytes);
     return PC_OK;
 }
+
+static inline int64_t count_per_rank(int count, int size) { return ((int64_t)count + size - 1) / size; }
 
 pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count) {
 #ifdef PARCNN_HAVE_MPI
@@ -221,6 +239,9 @@ pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count) {
             c->pending = grown;
             c->cap_pending = cap;
         }
+        /* as a ring allreduce: a reduce-scatter and an allgather of count/size each step */
+        add_traffic(c, 2 * (int64_t)sizeof(float) * count_per_rank(count, c->size) * (c->size - 1),
+              2 * (c->size - 1));
         announce(c);
         MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
                        &c->pending[c->n_pending++]);
@@ -249,6 +270,7 @@ pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root) {
         char *p = buf;
         while (bytes > 0) { /* MPI counts are int */
             int chunk = bytes > (1 << 30) ? (1 << 30) : (int)bytes;
+            if (c->rank == root) add_traffic(c, (int64_t)chunk * (c->size - 1), c->size - 1);
             announce(c);
             MPI_Request req;
             MPI_Ibcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD, &req);

@@ -24,6 +24,12 @@ void pc_comm_set_timeout(pc_comm *c, double seconds);
 /* Label collectives in time-out messages with the training step. */
 void pc_comm_set_step(pc_comm *c, int64_t step);
 
+/* The payload this rank has sent to other ranks since the start, in bytes and in
+ * point-to-point transfers, counted as a direct exchange would send it (alltoallv: its
+ * parts for the others; allgather: its part to each other rank; broadcast: the root to
+ * each other rank; allreduce: a ring's 2 (R-1)/R of the data); 0 for a single process. */
+void pc_comm_traffic(const pc_comm *c, int64_t *bytes, int64_t *messages);
+
 /* Each rank sends send_counts[d] floats from send + send_displs[d] to rank d. */
 pc_status pc_comm_alltoallv(pc_comm *c, const float *send, const int *send_counts,
                             const int *send_displs, float *recv, const int *recv_counts,

@@ -30,6 +30,7 @@ static pc_flag_result parse_schedule(const char *a, void *f) { return report(pc_
 static pc_flag_result parse_lr_scale(const char *a, void *f) { return report(pc_lr_scale_parse(a, f)); }
 static pc_flag_result parse_augment(const char *a, void *f) { return report(pc_augment_parse(a, f)); }
 static pc_flag_result parse_tta(const char *a, void *f) { return report(pc_tta_parse(a, f)); }
+static pc_flag_result parse_sync(const char *a, void *f) { return report(pc_sync_parse(a, f)); }
 
 #define AT(field) offsetof(pc_train_config, field)
 #define MAX31 2147483647.0
@@ -162,6 +163,16 @@ const pc_flag pc_train_flags[] = {
      .help = "under MPI: deterministic (fixed-tree reduce-scatter, identical bytes for any "
              "ranks x workers) or fast (MPI_Iallreduce of 1 MiB buckets started while backward "
              "runs, as PyTorch DDP; NOT bit-reproducible across rank counts)"},
+    {"sync", PC_FLAG_PARSED, AT(sync), "S", .def = "allreduce", .parse = parse_sync,
+     .help = "allreduce (the gradients summed every step) or local-sgd=K: --replicas models, "
+             "each stepping on its own 1/R of every batch with its own optimizer state, their "
+             "weights and batch-norm statistics averaged every K steps and at every epoch's end; "
+             "identical bytes for any ranks x workers dividing R (docs/strategies.md)"},
+    {"replicas", PC_FLAG_INT, AT(replicas), "R", 1, 4096, .def_text = "none: required by local-sgd",
+     .help = "local-sgd: the number of replicas, a multiple of ranks x --workers dividing the "
+             "shard count (the results depend on R, never on ranks or workers)"},
+    {"average-opt-state", PC_FLAG_SWITCH, AT(average_opt_state), .lo = 1,
+     .help = "local-sgd: average the optimizer state too (with Adam 3x the bytes of an average)"},
     {"timeout", PC_FLAG_DOUBLE, AT(timeout), "SECONDS", 0, 1e7, "300",
      .help = "under MPI: stop all ranks when a collective waits longer (0 waits forever)"},
     {"kernels", PC_FLAG_CHOICE, AT(kernels), "K", .def = "auto", .choices = pc_kernel_choices,

@@ -87,6 +87,9 @@ typedef struct {
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
     char *metrics_text;   /* rank 0: metrics.jsonl as of the last checkpoint (malloc'ed) */
+    pc_local_sgd *lsgd;   /* --sync local-sgd: the replicas (NULL: allreduce) */
+    char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
+    pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
 } trainer;
 
 /* ------------------------------------------------------------- the step */
@@ -337,10 +340,41 @@ static void combine_update_job(int w, void *arg) {
 static void combine_local_job(int w, void *arg) { pc_reducer_combine_local(((trainer *)arg)->red, w); }
 static void combine_global_job(int w, void *arg) { pc_reducer_combine_global(((trainer *)arg)->red, w); }
 
+static const float *shard_bn_stats(void *ctx, int shard) { return rec_bn(ctx, shard); }
+
+/* Local SGD under MPI: the ranks share only their shards' loss and correct count (the
+ * replicas keep their batch-norm statistics), for the epoch's training metrics. */
+static pc_status share_shard_losses(trainer *t) {
+    int first, last;
+    pc_reducer_rank_shards(t->red, &first, &last);
+    char *send = t->loss_rec, *all = t->loss_rec + 16 * t->shards;
+    for (int s = first; s < last; s++) memcpy(send + 16 * (s - first), t->shard_rec + s * t->rec_size, 16);
+    PC_TRY(pc_comm_allgather_bytes(t->comm, send, 16 * (last - first), all));
+    for (int s = 0; s < t->shards; s++) memcpy(t->shard_rec + s * t->rec_size, all + 16 * s, 16);
+    return PC_OK;
+}
+
+/* --sync local-sgd: every replica steps on its part of the batch (averaged every K). */
+static pc_status local_sgd_step(trainer *t) {
+    pc_local_step step = {.leaf = compute_shard, .ctx = t, .shard_bn = shard_bn_stats,
+                          .shard_size = t->cfg->shard_size, .opt = &t->cfg->opt,
+                          .groups = &t->groups, .lr = t->lr, .step = t->step};
+    double t0 = pc_now();
+    pc_status st = pc_local_sgd_step(t->lsgd, &step);
+    PC_TRY(pc_error_slot_take(&t->data_error));
+    PC_TRY(st);
+    double t1 = pc_now();
+    if (t->ranks > 1) PC_TRY(share_shard_losses(t));
+    t->time_compute += t1 - t0;
+    t->time_comm += pc_now() - t1;
+    return PC_OK;
+}
+
 /* One optimizer step on the global batch at t->batch_first. */
 static pc_status train_step(trainer *t) {
     pc_pool *pool = t->e->pool;
     pc_comm_set_step(t->comm, t->step);
+    if (t->lsgd) return local_sgd_step(t);
     if (t->fast_acc) return fast_step(t);
     double t0 = pc_now();
     PC_TRY(compute_shards(t, compute_job));
@@ -472,6 +506,34 @@ static void make_perm(trainer *t, int epoch) {
 
 /* ------------------------------------------------------------- setup */
 
+/* --sync, --replicas, --average-opt-state. */
+static pc_status check_strategy(const pc_train_config *c, int shards, int ranks) {
+    if (c->sync.kind != PC_SYNC_LOCAL_SGD) {
+        if (c->replicas > 0)
+            return pc_fail(PC_ERR_USAGE, "--replicas %d: only --sync local-sgd=K trains replicas",
+                           c->replicas);
+        if (c->average_opt_state)
+            return pc_fail(PC_ERR_USAGE, "--average-opt-state: only --sync local-sgd=K averages");
+        return PC_OK;
+    }
+    int R = c->replicas;
+    if (R < 1)
+        return pc_fail(PC_ERR_USAGE, "--sync local-sgd=%d needs --replicas R (the results depend "
+                       "on R, so it has no default)", c->sync.every);
+    if (R % (c->workers * ranks))
+        return pc_fail(PC_ERR_USAGE, "--replicas %d is not divisible by %d rank(s) x --workers %d "
+                       "(each worker computes whole replicas)", R, ranks, c->workers);
+    if (shards % R)
+        return pc_fail(PC_ERR_USAGE, "--replicas %d must divide the %d shards (--batch %d / "
+                       "--shard-size %d)", R, shards, c->batch, c->shard_size);
+    if (c->reduce_fast)
+        return pc_fail(PC_ERR_USAGE, "--reduce fast: --sync local-sgd exchanges no gradients");
+    if (c->ema > 0 || c->lookahead > 0)
+        return pc_fail(PC_ERR_USAGE, "--%s with --sync local-sgd: the replicas' average is the "
+                       "model; a second weight average is not supported", c->ema > 0 ? "ema" : "lookahead");
+    return PC_OK;
+}
+
 static pc_status check_config(const pc_train_config *c) {
     if (c->epochs < 1) return pc_fail(PC_ERR_USAGE, "--epochs %d: must be at least 1", c->epochs);
     if (c->batch < 1) return pc_fail(PC_ERR_USAGE, "--batch %d: must be at least 1", c->batch);
@@ -504,7 +566,7 @@ static pc_status check_config(const pc_train_config *c) {
                        c->sched.peak_epoch, c->epochs);
     if (c->ema > 0 && c->lookahead > 0)
         return pc_fail(PC_ERR_USAGE, "--ema and --lookahead both average the weights: choose one");
-    return PC_OK;
+    return check_strategy(c, shards, ranks);
 }
 
 static pc_status load_data(trainer *t) {
@@ -546,6 +608,9 @@ static pc_status load_data(trainer *t) {
         if (t->meta.std[ch] < 1e-6f) t->meta.std[ch] = 1.0f;
     return PC_OK;
 }
+
+/* --sync local-sgd: the number of replicas. */
+static int replica_count(const trainer *t) { return t->cfg->replicas; }
 
 /* Append " key=value" to the fingerprint. */
 static void fingerprint_add(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -589,6 +654,9 @@ static void make_fingerprint(trainer *t) {
     if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
     if (c->lookahead > 0) fingerprint_add(t, " lookahead=%d", c->lookahead);
     if (c->kernels == PC_KERNELS_DNNL_BF16) fingerprint_add(t, " precision=bf16");
+    if (c->sync.kind == PC_SYNC_LOCAL_SGD)
+        fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
+                        replica_count(t), c->average_opt_state);
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -640,6 +708,11 @@ static void print_startup(const trainer *t) {
         say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
             "(the batch is global; results do not depend on the worker count)\n",
             c->workers, c->threads, c->batch, t->shards, c->shard_size);
+    if (t->lsgd)
+        say(t, "parcnn: --sync local-sgd=%d: %d replicas of %d shard(s) each, their weights and "
+            "batch-norm statistics%s averaged every %d steps and at every epoch's end\n",
+            c->sync.every, replica_count(t), t->shards / replica_count(t),
+            c->average_opt_state ? " and optimizer state" : "", c->sync.every);
     say(t, "parcnn: %s lr %g", pc_opt_name(c->opt.kind), t->sched.base_lr);
     if (c->lr_scale != PC_LR_SCALE_NONE)
         say(t, " (= %g x %s scaling for batch %d against reference batch %d)", c->sched.base_lr,
@@ -704,7 +777,9 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
  * barrier after the checkpoint), so all stop together on a failed write. */
 static pc_status save_outputs(trainer *t, const char *metrics_line) {
     if (!t->cfg->out_dir) return PC_OK;
-    if (!t->fast_acc) /* deterministic MPI: each rank holds its chunk of the state */
+    if (t->lsgd) /* every replica's state: each rank holds its replicas' */
+        PC_TRY(pc_local_sgd_gather_state(t->lsgd, t->opt_state));
+    else if (!t->fast_acc) /* deterministic MPI: each rank holds its chunk of the state */
         PC_TRY(pc_reducer_allgather_chunks(t->red, t->opt_state,
                                            pc_opt_state_per_param(&t->cfg->opt)));
     int32_t status = PC_OK;
@@ -913,6 +988,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         make_perm(t, epoch);
         double loss_sum = 0, t0 = pc_now();
         int64_t correct = 0, seen = 0, first_step = t->step;
+        pc_traffic_begin(t->comm, &t->traffic_mark);
         while (t->step < epoch_end) {
             freeze_layers(t, spe);
             t->lr = pc_sched_lr(&sched, t->step);
@@ -922,7 +998,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
             st = train_step(t);
             t->stage_cur = 1 - t->stage_cur;
             if (st != PC_OK) break;
-            update_running_stats(t);
+            if (!t->lsgd) update_running_stats(t); /* local SGD: each replica its own */
             average_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
             for (int s = 0; s < t->shards; s++) {
                 loss_sum += *rec_loss(t, s);
@@ -941,6 +1017,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
         }
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
+        pc_traffic traffic;
+        st = pc_traffic_end(t->comm, &t->traffic_mark, &traffic);
+        if (st != PC_OK) break;
         if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
         st = evaluate(t, NULL, &vm);
         if (st != PC_OK) break;
@@ -955,17 +1034,17 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (st != PC_OK) break;
         for (int k = 0; k < 5; k++) t->run_split.v[k] += ts.v[k];
         t->run_steps += t->step - first_step;
-        char line[768];
+        char line[896];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                  "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g, \"epoch_seconds\": %.3f, "
                  "\"train_seconds\": %.6f, \"images_per_second\": %.1f, \"data_seconds\": %.3f, "
                  "\"compute_seconds\": %.3f, \"reduce_seconds\": %.3f, \"comm_seconds\": %.3f, "
-                 "\"optimizer_seconds\": %.3f}",
+                 "\"optimizer_seconds\": %.3f, \"comm_bytes\": %lld, \"comm_messages\": %lld}",
                  epoch + 1, (long long)t->step, loss_sum / (double)seen,
                  (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
                  t->lr, epoch_seconds, train_seconds, ips, ts.v[0], ts.v[1], ts.v[2], ts.v[3],
-                 ts.v[4]);
+                 ts.v[4], (long long)traffic.bytes, (long long)traffic.messages);
         st = save_outputs(t, line);
         result->epochs_run++;
         result->train_seconds += train_seconds;
@@ -1171,6 +1250,22 @@ static pc_status create_model(trainer *t) {
     return st;
 }
 
+/* --sync local-sgd: the replicas, on the engine's workers. */
+static pc_status strategy_setup(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    if (c->sync.kind != PC_SYNC_LOCAL_SGD) return PC_OK;
+    int64_t spe = t->train.n / c->batch, total = (int64_t)c->epochs * spe;
+    pc_local_sgd_config lc = {
+        .model = t->m, .engine = t->e, .kernels = c->kernels, .comm = t->comm,
+        .replicas = replica_count(t), .sync_every = c->sync.every, .shards = t->shards,
+        .average_opt_state = c->average_opt_state,
+        .opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params,
+        .steps_per_epoch = spe, .stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total};
+    t->loss_rec = pc_alloc(32 * (size_t)t->shards);
+    if (!t->loss_rec) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    return pc_local_sgd_create(&lc, &t->lsgd);
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -1192,6 +1287,7 @@ static pc_status setup(trainer *t) {
     t->shards = c->batch / c->shard_size;
     PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
+    PC_TRY(strategy_setup(t));
     t->sched = c->sched;
     t->sched.base_lr *= pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
     t->sched.steps_per_epoch = t->train.n / c->batch;
@@ -1200,7 +1296,9 @@ static pc_status setup(trainer *t) {
     for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
     PC_TRY(setup_param_groups(t));
     PC_TRY(setup_ema(t));
-    t->opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
+    /* local SGD: the checkpoint's optimizer state is every replica's whole state */
+    t->opt_state_n = t->lsgd ? pc_local_sgd_state_size(t->lsgd)
+                             : (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
     t->bn_size = pc_exec_bn_stats_size(t->m);
@@ -1213,7 +1311,9 @@ static pc_status setup(trainer *t) {
     make_fingerprint(t);
     PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));
-    return broadcast_state(t);
+    PC_TRY(broadcast_state(t));
+    if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
+    return PC_OK;
 }
 
 static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
@@ -1241,6 +1341,8 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     pc_reducer_destroy(t.red);
     fast_free(&t);
     pc_engine_destroy(t.e);
+    pc_local_sgd_destroy(t.lsgd); /* after the engine: its replicas read the views */
+    pc_free(t.loss_rec);
     pc_model_free(t.m);
     pc_free(t.opt_state);
     free(t.param_roles);

@@ -17,6 +17,7 @@
 #include "data/tta.h"
 #include "nn/exec.h"
 #include "optim/optim.h"
+#include "train/strategy.h"
 
 /* Learning-rate scaling for large batches (Goyal et al. 2017): lr x B/ref or x sqrt(B/ref). */
 typedef enum { PC_LR_SCALE_NONE = 0, PC_LR_SCALE_LINEAR, PC_LR_SCALE_SQRT } pc_lr_scale;
@@ -67,6 +68,9 @@ typedef struct {
     double timeout;            /* seconds a collective may wait for the other ranks (0: forever) */
     int ensemble;              /* train this many models (seeds seed, seed + 1, ...; the data
                                   split keeps seed) and rate their ensemble (0, 1: one model) */
+    pc_sync sync;              /* allreduce (every step) or local-sgd=K (train/strategy.h) */
+    int replicas;              /* local-sgd: replicas (0: workers x ranks) */
+    int average_opt_state;     /* local-sgd: average the optimizer state too */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 

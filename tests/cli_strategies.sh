@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Synchronization strategies (docs/strategies.md): --sync local-sgd=K gives the same
+# bytes however its replicas are spread over workers and MPI ranks, resumes exactly on
+# another layout, really differs from allreduce, communicates less, counts its traffic in
+# metrics.jsonl; bad combinations are usage errors.
+# usage: cli_strategies.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+same() { cmp -s "$1" "$2"; }
+have_mpi=0
+if command -v mpirun > /dev/null; then
+    have_mpi=1
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" # see cli_mpi.sh
+    export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+fi
+mpi() { local np=$1; shift; mpirun --oversubscribe --bind-to none -np "$np" "$@"; }
+run() { # run NAME ARGS...: train into $tmp/NAME, log in $tmp/NAME.log
+    local name=$1; shift
+    "$parcnn" train "${common[@]}" "$@" --out "$tmp/$name" > "$tmp/$name.log" 2>&1 \
+        || { bad "$name failed:"; cat "$tmp/$name.log"; }
+}
+# minixception has batch norm (per-replica running statistics); 768 images, batch 96
+# = 12 shards of 8: 8 steps per epoch, averages after steps 4, 8 (epoch end), 12, 16
+common=(--model minixception --limit 768 --eval-limit 128 --epochs 2 --batch 96 --shard-size 8
+        --no-progress)
+lsgd=(--sync local-sgd=4 --replicas 2)
+
+run l2w1 "${lsgd[@]}" --workers 1
+run l2w2 "${lsgd[@]}" --workers 2
+same "$tmp/l2w1/model.safetensors" "$tmp/l2w2/model.safetensors" \
+    && ok "local-sgd R=2: 1 and 2 workers give identical model bytes" || bad "local-sgd R=2: 1 vs 2 workers differ"
+grep -q "local-sgd=4: 2 replicas of 6 shard(s)" "$tmp/l2w1.log" && ok "start-up line names the strategy" \
+    || bad "start-up line"
+run allreduce --workers 2
+same "$tmp/allreduce/model.safetensors" "$tmp/l2w1/model.safetensors" \
+    && bad "local-sgd gave allreduce's bytes" || ok "local-sgd differs from allreduce"
+acc() { grep '^final' "$1" | awk '{print $4}' | tr -d ,; }
+awk -v a="$(acc "$tmp/l2w1.log")" -v b="$(acc "$tmp/allreduce.log")" 'BEGIN { exit !(a > 0.3 && b - a < 0.1) }' \
+    && ok "local-sgd trains (accuracy $(acc "$tmp/l2w1.log") vs allreduce $(acc "$tmp/allreduce.log"))" \
+    || bad "local-sgd accuracy $(acc "$tmp/l2w1.log") vs allreduce $(acc "$tmp/allreduce.log")"
+
+# 4 replicas on 1, 2 and 4 workers; the optimizer state averaged too
+run l4w1 --sync local-sgd=4 --replicas 4 --workers 1
+run l4w4 --sync local-sgd=4 --replicas 4 --workers 4
+same "$tmp/l4w1/model.safetensors" "$tmp/l4w4/model.safetensors" \
+    && ok "local-sgd R=4: 1 and 4 workers identical" || bad "local-sgd R=4: 1 vs 4 workers differ"
+same "$tmp/l4w1/model.safetensors" "$tmp/l2w1/model.safetensors" && bad "R=4 gave R=2's bytes" || ok "R=4 differs from R=2"
+run avg1 "${lsgd[@]}" --average-opt-state --workers 1
+run avg2 "${lsgd[@]}" --average-opt-state --workers 2
+same "$tmp/avg1/model.safetensors" "$tmp/avg2/model.safetensors" \
+    && ok "--average-opt-state: 1 and 2 workers identical" || bad "--average-opt-state: 1 vs 2 workers differ"
+same "$tmp/avg1/model.safetensors" "$tmp/l2w1/model.safetensors" \
+    && bad "--average-opt-state changed nothing" || ok "--average-opt-state changes the run"
+
+# resume between two averages (after step 7, and 14 in the second epoch) on another layout
+run res1 "${lsgd[@]}" --workers 2 --max-steps 7
+"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --max-steps 14 --resume --out "$tmp/res1" > /dev/null 2>&1
+"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 2 --resume --out "$tmp/res1" > "$tmp/res1b.log" 2>&1 \
+    || { bad "resume failed:"; cat "$tmp/res1b.log"; }
+same "$tmp/res1/model.safetensors" "$tmp/l2w1/model.safetensors" \
+    && ok "stopped after steps 7 and 14, resumed on 1 then 2 workers: identical" || bad "resumed run differs"
+
+if [ $have_mpi = 1 ]; then
+    mpi 2 "$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --out "$tmp/l2r2" > "$tmp/l2r2.log" 2>&1 \
+        || { bad "2 ranks failed:"; cat "$tmp/l2r2.log"; }
+    same "$tmp/l2r2/model.safetensors" "$tmp/l2w1/model.safetensors" \
+        && ok "local-sgd R=2: 2 ranks x 1 worker identical to 1 worker" || bad "local-sgd: 2 ranks differ"
+    mpi 2 "$parcnn" train "${common[@]}" --workers 1 --out "$tmp/ar2" > "$tmp/ar2.log" 2>&1 \
+        || { bad "2 ranks allreduce failed:"; cat "$tmp/ar2.log"; }
+    mpi 2 "$parcnn" train "${common[@]}" --sync local-sgd=4 --replicas 4 --workers 2 --max-steps 7 \
+        --out "$tmp/l4r2" > /dev/null 2>&1
+    "$parcnn" train "${common[@]}" --sync local-sgd=4 --replicas 4 --workers 1 --resume --out "$tmp/l4r2" \
+        > "$tmp/l4r2.log" 2>&1 || { bad "resume of a 2-rank run failed:"; cat "$tmp/l4r2.log"; }
+    same "$tmp/l4r2/model.safetensors" "$tmp/l4w1/model.safetensors" \
+        && ok "R=4 on 2 ranks x 2 workers, resumed on 1 worker: identical" || bad "R=4 2-rank resume differs"
+    # traffic: 8 steps per epoch; allreduce exchanges gradients and parameters every
+    # step, local-sgd=4 parameters and statistics twice (and 16 bytes a shard per step)
+    bytes() { sed -n "$2p" "$1" | grep -o '"comm_bytes": [0-9]*' | awk '{print $2}'; }
+    lb=$(bytes "$tmp/l2r2/metrics.jsonl" 1) ab=$(bytes "$tmp/ar2/metrics.jsonl" 1)
+    awk -v l="$lb" -v a="$ab" 'BEGIN { exit !(l > 0 && 2.5 * l < a) }' \
+        && ok "metrics.jsonl: local-sgd=4 sent $lb bytes in epoch 1, allreduce $ab" \
+        || bad "traffic: local-sgd $lb bytes, allreduce $ab"
+    grep -q '"comm_messages": [1-9]' "$tmp/ar2/metrics.jsonl" && ok "messages counted" || bad "no comm_messages"
+fi
+grep -q '"comm_bytes": 0, "comm_messages": 0' "$tmp/l2w1/metrics.jsonl" \
+    && ok "one process: no bytes between ranks" || bad "one process counted traffic"
+
+# bad input: one line naming the flag, exit status 2
+usage() { # usage NAME PATTERN ARGS...
+    local name=$1 pattern=$2; shift 2
+    "$parcnn" train "${common[@]}" --max-steps 1 "$@" > "$tmp/u.out" 2> "$tmp/u.err"
+    local rc=$?
+    if [ $rc = 2 ] && grep -q -- "$pattern" "$tmp/u.err"; then ok "usage error: $name"
+    else bad "usage error $name: exit $rc: $(cat "$tmp/u.err")"; fi
+}
+usage "replicas not divisible by workers" "--replicas 3 is not divisible by 1 rank(s) x --workers 2" \
+    --sync local-sgd=4 --replicas 3 --workers 2
+usage "replicas not dividing the shards" "--replicas 8 must divide the 12 shards" --sync local-sgd=4 --replicas 8
+usage "local-sgd=0" "--sync local-sgd=0" --sync local-sgd=0
+usage "local-sgd without --replicas" "--sync local-sgd=4 needs --replicas" --sync local-sgd=4
+usage "unknown strategy" "--sync gossip: expected" --sync gossip
+usage "--replicas with allreduce" "--replicas 2: only --sync local-sgd" --replicas 2
+usage "--average-opt-state with allreduce" "--average-opt-state: only" --average-opt-state
+usage "--ema with local-sgd" "--ema with --sync local-sgd" --sync local-sgd=2 --replicas 2 --ema 0.99
+if [ $have_mpi = 1 ]; then
+    mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync local-sgd=4 --replicas 3 > "$tmp/u.out" 2> "$tmp/u.err"
+    rc=$?
+    [ $rc != 0 ] && grep -q -- "--replicas 3 is not divisible by 2 rank(s)" "$tmp/u.err" \
+        && ok "usage error: replicas not divisible by the ranks" || bad "replicas vs ranks: exit $rc: $(cat "$tmp/u.err")"
+fi
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
