@@ -157,7 +157,7 @@ if command -v mpirun > /dev/null; then
         && [ ! -e "$tmp/mpi-e/model.safetensors" ] \
         && ok "MPI: --epochs differs between ranks: refused, named, no model written" || { bad "MPI --epochs mismatch (exit $rc):"; cat "$tmp/mpi.log"; }
     two "--lr 0.001" "--lr 0.002 --precision bf16"
-    [ $rc != 0 ] && grep -q "other settings than rank 0: lr: rank 0 has 0.001, rank 1 has 0.002; kernels: rank 0 has auto, rank 1 has onednn-bf16$" "$tmp/mpi.log" \
+    [ $rc != 0 ] && grep -q "other settings than rank 0: lr: rank 0 has 0.001, rank 1 has 0.002; kernels: rank 0 has auto, rank 1 has onednn; precision: rank 0 has fp32, rank 1 has bf16$" "$tmp/mpi.log" \
         && ok "MPI: two differences, each as 'name: rank 0 has X, rank 1 has Y'" || { bad "MPI mismatch message (exit $rc):"; cat "$tmp/mpi.log"; }
     two "--lr 0.001" "--lr -5"
     [ $rc = 2 ] && grep -q "\-\-lr -5: expected a number" "$tmp/mpi.log" && awk -v e="$elapsed" 'BEGIN {exit !(e < 5)}' \

@@ -1,6 +1,10 @@
 #include "train/settings.h"
 
+#include "core/flags.h"
+
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,41 +20,62 @@ static void add(char *buf, size_t size, const char *fmt, ...) {
     va_end(ap);
 }
 
-static const char *const kernel_names[] = {"auto", "ref", "onednn", "onednn-bf16"};
-static const char *const conv_algo_names[] = {"auto", "direct", "winograd"};
+/* One flag's value in c as text. PARSED fields are enums (int-sized) except the two
+ * structured ones, which have their own formats. */
+static void format_flag(const pc_flag *f, const pc_train_config *c, char *out, size_t size) {
+    const char *field = (const char *)c + f->offset;
+    switch (f->type) {
+    case PC_FLAG_INT64: snprintf(out, size, "%lld", (long long)*(const int64_t *)field); break;
+    case PC_FLAG_UINT64:
+        snprintf(out, size, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case PC_FLAG_FLOAT: /* the shortest text that reads back as the same float */
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(out, size, "%.*g", digits, (double)*(const float *)field);
+            if (strtof(out, NULL) == *(const float *)field) break;
+        }
+        break;
+    case PC_FLAG_DOUBLE:
+        for (int digits = 6; digits <= 17; digits++) {
+            snprintf(out, size, "%.*g", digits, *(const double *)field);
+            if (strtod(out, NULL) == *(const double *)field) break;
+        }
+        break;
+    case PC_FLAG_STRING: {
+        const char *v = *(const char *const *)field;
+        snprintf(out, size, "%s", v ? v : "none");
+        break;
+    }
+    case PC_FLAG_CHOICE:
+        for (const pc_flag_choice *ch = f->choices; ch && ch->name; ch++)
+            if (ch->value == *(const int *)field) {
+                snprintf(out, size, "%s", ch->name);
+                return;
+            }
+        snprintf(out, size, "%d", *(const int *)field);
+        break;
+    case PC_FLAG_PARSED:
+        if (f->offset == offsetof(pc_train_config, augment)) pc_augment_format(&c->augment, out, size);
+        else if (f->offset == offsetof(pc_train_config, tta)) pc_tta_format(&c->tta, out, size);
+        else snprintf(out, size, "%d", *(const int *)field);
+        break;
+    default: snprintf(out, size, "%d", *(const int *)field); break;
+    }
+}
 
-void pc_train_settings_format(const pc_train_config *c, char *buf, size_t size) {
-    char augment[256], tta[64];
-    pc_augment_format(&c->augment, augment, sizeof augment);
-    pc_tta_format(&c->tta, tta, sizeof tta);
-    const pc_opt_config *o = &c->opt;
-    const pc_sched_config *s = &c->sched;
-    const pc_folder_options *f = &c->folder;
+void pc_train_settings_format(const pc_train_config *in, char *buf, size_t size) {
+    pc_train_config copy = *in, *c = &copy;
+    if (c->kernels == PC_KERNELS_DNNL_BF16) c->kernels = PC_KERNELS_DNNL; /* --precision tells */
     buf[0] = 0;
-    add(buf, size, "data=%s model=%s out=%s", c->data, c->model, c->out_dir ? c->out_dir : "none");
-    add(buf, size, "epochs=%d batch=%d shard_size=%d workers=%d threads=%d", c->epochs,
-        c->batch, c->shard_size, c->workers, c->threads);
-    add(buf, size, "optimizer=%s momentum=%g nesterov=%d weight_decay=%g beta1=%g beta2=%g "
-        "eps=%g", pc_opt_name(o->kind), o->momentum, o->nesterov, o->weight_decay, o->beta1,
-        o->beta2, o->eps);
-    add(buf, size, "schedule=%s lr=%g decay_rate=%g decay_epochs=%g warmup_epochs=%g min_lr=%g "
-        "peak_epoch=%g start_factor=%g", pc_sched_name(s->kind), s->base_lr, s->decay_rate,
-        s->decay_epochs, s->warmup_epochs, s->min_lr, s->peak_epoch, s->start_factor);
-    add(buf, size, "bias_lr_mult=%g norm_bias_lr_mult=%g no_decay_bn_bias=%d ema=%g "
-        "lookahead=%d", c->bias_lr_mult, c->norm_bias_lr_mult, c->no_decay_bn_bias, c->ema,
-        c->lookahead);
-    add(buf, size, "tta=%s seed=%llu resume=%d overwrite=%d limit=%lld eval_limit=%lld "
-        "max_steps=%lld", tta, (unsigned long long)c->seed, c->resume, c->overwrite,
-        (long long)c->limit, (long long)c->eval_limit, (long long)c->max_steps);
-    add(buf, size, "label_smoothing=%g lr_scale=%s lr_ref_batch=%d kernels=%s conv_algo=%s "
-        "profile=%d", c->label_smoothing, pc_lr_scale_name(c->lr_scale), c->lr_ref_batch,
-        kernel_names[c->kernels], conv_algo_names[c->conv_algo], c->profile);
-    add(buf, size, "image_size=%d channels=%d val_split=%g cache=%s on_bad_image=%s "
-        "decode_threads=%d max_pixels=%lld", f->image_size, f->channels, f->val_split,
-        f->cache ? f->cache : "memory", f->on_bad_skip ? "skip" : "fail", f->decode_threads,
-        (long long)f->max_pixels);
-    add(buf, size, "augment=%s loader_threads=%d reduce=%s timeout=%g ensemble=%d", augment,
-        c->loader_threads, c->reduce_fast ? "fast" : "deterministic", c->timeout, c->ensemble);
+    for (const pc_flag *f = pc_train_flags; f->type != PC_FLAG_END; f++) {
+        if (!f->name || f->offset == offsetof(pc_train_config, progress)) continue; /* rank 0's */
+        char value[512];
+        format_flag(f, c, value, sizeof value);
+        add(buf, size, "%s=%s", f->name, value);
+    }
+    /* the optimizer constants no flag sets */
+    add(buf, size, "beta1=%g beta2=%g eps=%g", (double)c->opt.beta1, (double)c->opt.beta2,
+        (double)c->opt.eps);
 }
 
 /* The words of a settings string as keys and values (a word without '=' continues the

@@ -7,9 +7,9 @@
 
 #include "train/train.h"
 
-/* Every setting of c, as space-separated key=value words in a fixed order (values may
- * hold spaces: a word without '=' continues the previous value). The log stream and the
- * progress bar (on rank 0 only) are left out. */
+/* Every flag of pc_train_flags (so every flag added later too) with its value in c, as
+ * space-separated NAME=VALUE words in the table's order (values may hold spaces: a word
+ * without '=' continues the previous value); the progress bar (rank 0's only) left out. */
 void pc_train_settings_format(const pc_train_config *c, char *buf, size_t size);
 
 /* Compare two settings strings key by key and describe every key whose values differ as
