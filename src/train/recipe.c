@@ -32,6 +32,8 @@ const char *pc_recipe_summary(const char *name) {
     return buf;
 }
 
+#define MAX_RECIPE_WORDS 256
+
 /* Append the whitespace-separated words of the recipe's non-comment lines. */
 static pc_status push_recipe_words(const char *text, char **out, int *n, int max) {
     for (const char *line = text; *line;) {
@@ -44,7 +46,9 @@ static pc_status push_recipe_words(const char *text, char **out, int *n, int max
                 const char *w = p;
                 while (p < end && *p != ' ' && *p != '\t' && *p != '\r') p++;
                 if (p > w) {
-                    if (*n == max) return pc_fail(PC_ERR_USAGE, "--recipe: too many words");
+                    if (*n == max)
+                        return pc_fail(PC_ERR_USAGE, "--recipe: more than %d words",
+                                       MAX_RECIPE_WORDS);
                     if (!(out[(*n)++] = strndup(w, (size_t)(p - w))))
                         return pc_fail(PC_ERR_NOMEM, "out of memory");
                 }
@@ -104,14 +108,14 @@ pc_status pc_recipe_expand(int argc, char **argv, int *argc_out, char ***argv_ou
 
 pc_status pc_recipe_expand_text(const char *name, const char *text, int skip, int argc,
                                 char **argv, int *argc_out, char ***argv_out) {
-    const int max = argc + 256;
+    const int max = argc + MAX_RECIPE_WORDS; /* argv[0], the recipe's words, argv[1..] */
     char **out = calloc((size_t)max + 1, sizeof *out);
     if (!out) return pc_fail(PC_ERR_NOMEM, "out of memory");
     int n = 0;
     pc_status s = PC_OK;
     if (text) s = check_required(name, text, argc, argv);
     if (s == PC_OK && !(out[n++] = strdup(argv[0]))) s = pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (s == PC_OK && text) s = push_recipe_words(text, out, &n, max);
+    if (s == PC_OK && text) s = push_recipe_words(text, out, &n, 1 + MAX_RECIPE_WORDS);
     for (int i = 1; s == PC_OK && i < argc; i++) {
         if (i == skip) {
             if (strcmp(argv[i], "--recipe") == 0) i++;
