@@ -104,9 +104,14 @@ static int cmd_recipes(int argc, char **argv) {
 static const char eval_usage[] =
     "usage: parcnn eval --weights FILE[,FILE...] [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
     "Evaluate a trained model, or an ensemble of models, on the test part of a dataset:\n"
-    "accuracy, loss, per-class precision, recall and F1, macro averages and the confusion\n"
-    "matrix.\n"
-    "\n";
+    "accuracy, loss, balanced accuracy, Cohen's kappa (also quadratic-weighted, for
+"
+    "ordered classes), per-class precision, recall, F1 and one-vs-rest ROC AUC, macro
+"
+    "averages and the confusion matrix.
+"
+    "
+";
 
 static const char predict_usage[] =
     "usage: parcnn predict --weights FILE[,FILE...] [--top K] [--tta MODE] IMAGE...\n"
@@ -197,7 +202,9 @@ static void free_infer(infer_opts *o) {
 static const pc_flag eval_flags[] = {
     INFER_FLAGS,
     {"json", PC_FLAG_SWITCH, AT(json), .lo = 1,
-     .help = "print one JSON object (accuracy, loss, macro_f1, per_class, confusion)"},
+     .help = "print one JSON object (accuracy, loss, balanced_accuracy, kappa, quadratic_kappa, "
+             "roc_auc_macro, macro_f1, per_class, confusion, tta): the schema of train's "
+             "DIR/eval.json"},
     {"workers", PC_FLAG_INT, AT(workers), "N", 1, 1024, "1", .help = "parallel replicas"},
     {"batch", PC_FLAG_INT, AT(batch), "N", 1, 1 << 16, "100", .help = "samples per forward pass"},
     {0}};
@@ -304,13 +311,19 @@ static int cmd_eval(int argc, char **argv) {
     pc_status st = load_for_inference(&o, &lm, &d);
     if (st == PC_OK) st = pc_tta_check(&o.tta, lm.meta.h, lm.meta.w);
     if (st == PC_OK) st = open_engine(&o, &lm, o.workers, o.batch, &e);
-    if (st == PC_OK && pc_metrics_init(&mt, lm.meta.classes)) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK && (pc_metrics_init(&mt, lm.meta.classes) || pc_metrics_keep_scores(&mt, d.n)))
+        st = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &o.tta, &mt, NULL, NULL);
-    if (st == PC_OK) {
-        if (o.json)
-            pc_metrics_print_json(&mt, lm.meta.class_names, stdout);
+    if (st == PC_OK && pc_comm_rank(pc_comm_world()) == 0) { /* under MPI, rank 0 prints */
+        char views[64], *json = NULL;
+        pc_tta_format(&o.tta, views, sizeof views);
+        if (o.json && (json = pc_metrics_json(&mt, lm.meta.class_names, views)))
+            printf("%s\n", json);
+        else if (o.json)
+            st = pc_fail(PC_ERR_NOMEM, "out of memory");
         else
             pc_metrics_print(&mt, lm.meta.class_names, stdout);
+        free(json);
     }
     pc_metrics_free(&mt);
     pc_engine_destroy(e);

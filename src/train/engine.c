@@ -174,11 +174,34 @@ static pc_status merge_ranks(pc_comm *comm, int64_t total_chunks, const eval_job
     return st;
 }
 
+/* The kept scores: each rank filled its chunks' samples; every rank gets all of them. */
+static pc_status share_scores(pc_comm *comm, int64_t total_chunks, int batch, const pc_dataset *d,
+                              pc_metrics *m) {
+    memcpy(m->labels, d->labels, sizeof(int32_t) * d->n);
+    int R = pc_comm_size(comm);
+    if (R == 1) return PC_OK;
+    int64_t *counts = malloc(sizeof(int64_t) * 2 * R), *displs = counts + R;
+    if (!counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int64_t row = sizeof(float) * (int64_t)m->classes;
+    for (int r = 0; r < R; r++) {
+        int64_t begin = PC_MIN(d->n, total_chunks * r / R * batch);
+        int64_t end = PC_MIN(d->n, total_chunks * (r + 1) / R * batch);
+        displs[r] = begin * row;
+        counts[r] = (end - begin) * row;
+    }
+    pc_status st = pc_comm_allgatherv_bytes(comm, m->scores, counts, displs);
+    free(counts);
+    return st;
+}
+
 pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, const pc_tta *tta,
                              pc_metrics *metrics, int32_t *predictions, float *probs) {
     int R = pc_comm_size(comm), rank = pc_comm_rank(comm);
     int64_t total = (d->n + e->batch - 1) / e->batch;
-    eval_job j = {.e = e, .d = d, .tta = tta, .probs = probs};
+    if (metrics->scores && metrics->scores_cap < d->n)
+        return pc_fail(PC_ERR_NOMEM, "evaluation: room for %lld scores, %lld samples",
+                       (long long)metrics->scores_cap, (long long)d->n);
+    eval_job j = {.e = e, .d = d, .tta = tta, .probs = probs ? probs : metrics->scores};
     j.first_chunk = total * rank / R;
     j.chunks = total * (rank + 1) / R - j.first_chunk;
     j.chunk_loss = calloc(j.chunks ? j.chunks : 1, sizeof(double));
@@ -204,6 +227,7 @@ pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, c
         for (int64_t i = begin; i < end; i++)
             metrics->confusion[(int64_t)d->labels[i] * metrics->classes + j.pred[i]]++;
         if (R > 1) st = merge_ranks(comm, total, &j, metrics);
+        if (st == PC_OK && metrics->scores) st = share_scores(comm, total, e->batch, d, metrics);
     }
     for (int w = 0; j.scratch && w < e->workers; w++) free(j.scratch[w]);
     for (int w = 0; j.inputs && w < e->workers; w++) free(j.inputs[w]);

@@ -41,7 +41,8 @@ void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs
 
 /* Evaluate on all of d in chunks of `batch` (the last one padded), each chunk on
  * exactly one rank and worker, with test-time augmentation tta (NULL: none): fills
- * metrics (confusion, loss; the same on every rank) and, when non-NULL, this rank's
+ * metrics (confusion, loss, and the kept scores of pc_metrics_keep_scores: the same on
+ * every rank) and, when non-NULL, this rank's
  * predicted classes and probabilities (n x classes). Results do not depend on the rank
  * or worker count. */
 pc_status pc_engine_evaluate(pc_engine *e, pc_comm *comm, const pc_dataset *d, const pc_tta *tta,

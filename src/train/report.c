@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -115,4 +116,18 @@ pc_status pc_report_write(const char *dir, const char *title, int64_t steps_per_
     }
     history_free(&h);
     return st;
+}
+
+pc_status pc_write_file_atomic(const char *path, const void *data, size_t len) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return PC_OK;
+    if (ok) err = errno;
+    remove(tmp);
+    return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(err));
 }

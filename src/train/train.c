@@ -35,6 +35,7 @@ typedef struct {
     int n_earlier;
     pc_model **keep;      /* non-NULL: receives the final model (averaged weights) */
     pc_metrics *ensemble; /* n_earlier > 0: the ensemble's test metrics */
+    const char *ensemble_dir; /* n_earlier > 0: where the ensemble's eval.json goes (or NULL) */
 } member_ctx;
 
 typedef struct {
@@ -921,7 +922,8 @@ static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
 static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
     const pc_train_config *c = t->cfg;
     pc_engine *e = NULL;
-    if (pc_metrics_init(vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (pc_metrics_init(vm, t->m->classes) || pc_metrics_keep_scores(vm, t->test.n))
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
     pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels,
                                     t->meta.mean, t->meta.std, &e);
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
@@ -942,10 +944,19 @@ static pc_status share_status_on(pc_comm *comm, pc_status st) {
 
 static pc_status share_status(trainer *t, pc_status st) { return share_status_on(t->comm, st); }
 
-/* DIR/report.svg, headed by the model, the data and the final metrics. */
+/* DIR/eval.json: the final metrics, as `parcnn eval --json` prints them. */
+static pc_status write_eval_json(trainer *t, const pc_metrics *vm, const char *dir) {
+    char path[4096], views[64];
+    pc_tta_format(&t->cfg->tta, views, sizeof views);
+    path_in(path, sizeof path, dir, "eval.json");
+    return pc_metrics_write_json(vm, t->meta.class_names, views, path);
+}
+
+/* DIR/eval.json and DIR/report.svg, headed by the model, the data and the final metrics. */
 static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
     const pc_train_config *c = t->cfg;
     char title[512], views[64] = "", notes[128] = "";
+    PC_TRY(write_eval_json(t, vm, c->out_dir));
     if (tta) pc_tta_format(&c->tta, views, sizeof views);
     if (tta || c->ema > 0)
         snprintf(notes, sizeof notes, " (%s%s%s%s)", tta ? "tta " : "", views,
@@ -978,7 +989,10 @@ static pc_status run(trainer *t, pc_train_result *result) {
     int64_t stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total;
     pc_sched_config sched = t->sched;
     pc_metrics vm;
-    if (pc_metrics_init(&vm, t->m->classes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (pc_metrics_init(&vm, t->m->classes) || pc_metrics_keep_scores(&vm, t->test.n)) {
+        pc_metrics_free(&vm);
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
     say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc", "test_loss",
            "test_acc", "lr", "seconds", "images/s");
     pc_status st = PC_OK;
@@ -1068,6 +1082,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
     }
     if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm, tta) : PC_OK);
     if (st == PC_OK && t->mx->n_earlier > 0) st = evaluate_ensemble(t, t->mx->ensemble);
+    if (st == PC_OK && t->mx->n_earlier > 0 && t->mx->ensemble_dir) /* the ensemble's eval.json */
+        st = share_status(t, t->rank == 0 ? write_eval_json(t, t->mx->ensemble, t->mx->ensemble_dir) : PC_OK);
     pc_metrics_free(&vm);
     return st;
 }
@@ -1461,7 +1477,8 @@ static pc_status train_ensemble(const pc_train_config *c, pc_train_result *resul
             fprintf(log, "parcnn: ensemble member %d of %d, seed %llu%s%s\n", k + 1, K,
                     (unsigned long long)mc.seed, c->out_dir ? ", into " : "", dir);
         member_ctx mx = {.split_seed = c->seed, .earlier = models, .n_earlier = k == K - 1 ? k : 0,
-                         .keep = k < K - 1 ? &models[k] : NULL, .ensemble = &vm};
+                         .keep = k < K - 1 ? &models[k] : NULL, .ensemble = &vm,
+                         .ensemble_dir = c->out_dir};
         st = train_member(&mc, &mx, &runs[k]);
     }
     if (st == PC_OK) {
