@@ -23,12 +23,12 @@ for key in epoch train_loss train_acc val_loss val_acc lr epoch_seconds train_se
 done
 ok "metrics.jsonl keys"
 [ -s "$tmp/run/model.safetensors" ] && [ -s "$tmp/run/checkpoint.safetensors" ] && ok "model and checkpoint written" || bad "model/checkpoint missing"
-/usr/bin/env python3 - "$tmp/run/report.svg" <<'PY' && ok "report.svg: valid SVG, two charts of the 3 epochs" || bad "report.svg"
+/usr/bin/env python3 - "$tmp/run/report.svg" <<'PY' && ok "report.svg: valid SVG, accuracy and loss charts of the 3 epochs" || bad "report.svg"
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
 lines = root.findall("{http://www.w3.org/2000/svg}polyline")
-assert len(lines) == 2 and all(len(l.get("points").split()) == 3 for l in lines), [l.get("points") for l in lines]
+assert len(lines) == 4 and all(len(l.get("points").split()) == 3 for l in lines), [l.get("points") for l in lines]
 texts = "".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
 assert "final test accuracy" in texts and "wall-clock seconds" in texts and "epoch" in texts
 PY

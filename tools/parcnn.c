@@ -21,6 +21,7 @@
 #include "train/modelio.h"
 #include "train/train.h"
 #include "train/recipe.h"
+#include "train/report.h"
 #include "cli.h"
 #include "interchange.h"
 
@@ -496,6 +497,46 @@ static int cmd_check_data(int argc, char **argv) {
     return bad ? 1 : 0;
 }
 
+/* ---------------------------------------------------------------- report */
+
+static const char report_usage[] =
+    "usage: parcnn report DIR [DIR...] [--out FILE]\n"
+    "Rebuild the report of training runs from their --out folders (metrics.jsonl, and\n"
+    "eval.json, samples.json and settings.json where present). One DIR: DIR/report.html\n"
+    "and DIR/report.svg. Several: one page overlaying their curves (e.g. a sequential and\n"
+    "a parallel run, strategies, seeds). The page is self-contained: no network, open it\n"
+    "in any browser.\n"
+    "\n";
+
+typedef struct {
+    const char *out;
+} report_opts;
+
+static const pc_flag report_flags[] = {
+    {"out", PC_FLAG_STRING, offsetof(report_opts, out), "FILE",
+     .def_text = "DIR/report.html for one DIR, report.html for several",
+     .help = "where the page goes"},
+    {0}};
+
+static int cmd_report(int argc, char **argv) {
+    report_opts ro = {0};
+    pc_flags_defaults(report_flags, &ro);
+    int rc = cli_parse_flags("report", report_flags, &ro, report_usage, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    int n = argc - optind;
+    if (n < 1) return usage_error("report", "%s", "give at least one run folder");
+    pc_status st;
+    if (n == 1 && !ro.out) {
+        st = pc_report_write(argv[optind]);
+        if (st == PC_OK) printf("wrote %s/report.html and %s/report.svg\n", argv[optind], argv[optind]);
+    } else {
+        const char *out = ro.out ? ro.out : "report.html";
+        st = pc_report_write_html((const char *const *)argv + optind, n, out);
+        if (st == PC_OK) printf("wrote %s (%d runs)\n", out, n);
+    }
+    return st == PC_OK ? 0 : cli_fail(st);
+}
+
 /* ---------------------------------------------------------------- models */
 
 static const char models_usage[] =
@@ -580,6 +621,7 @@ static const command commands[] = {
     {"export", cmd_export, "write a model as ONNX"},
     {"import", cmd_import, "an ONNX model as a parcnn model"},
     {"inspect", cmd_inspect, "layers, shapes, parameters, FLOPs and metadata of a model file"},
+    {"report", cmd_report, "rebuild a run's report.html, or one page comparing several runs"},
     {"bench", cmd_bench, "benchmarks: scaling, comm, loader, gemm, conv (parcnn bench --help)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

@@ -952,18 +952,22 @@ static pc_status write_eval_json(trainer *t, const pc_metrics *vm, const char *d
     return pc_metrics_write_json(vm, t->meta.class_names, views, path);
 }
 
-/* DIR/eval.json and DIR/report.svg, headed by the model, the data and the final metrics. */
-static pc_status write_report(trainer *t, const pc_metrics *vm, int tta) {
-    const pc_train_config *c = t->cfg;
-    char title[512], views[64] = "", notes[128] = "";
-    PC_TRY(write_eval_json(t, vm, c->out_dir));
-    if (tta) pc_tta_format(&c->tta, views, sizeof views);
-    if (tta || c->ema > 0)
-        snprintf(notes, sizeof notes, " (%s%s%s%s)", tta ? "tta " : "", views,
-                 tta && c->ema > 0 ? ", " : "", c->ema > 0 ? "weight average" : "");
-    snprintf(title, sizeof title, "%s on %s: final test accuracy %.4f%s", t->m->name, c->data,
-             pc_metrics_accuracy(vm), notes);
-    return pc_report_write(c->out_dir, title, t->sched.steps_per_epoch);
+/* DIR/eval.json, DIR/samples.json (48 test images), DIR/report.svg and DIR/report.html. */
+static pc_status write_report(trainer *t, const pc_metrics *vm) {
+    PC_TRY(write_eval_json(t, vm, t->cfg->out_dir));
+    PC_TRY(pc_report_write_samples(t->cfg->out_dir, &t->test, vm, t->meta.class_names, 48));
+    return pc_report_write(t->cfg->out_dir);
+}
+
+/* DIR/settings.json, for the report. */
+static pc_status write_settings(trainer *t) {
+    pc_report_facts facts = {.model = t->m->name, .params = t->m->n_params, .ranks = t->ranks,
+                             .steps_per_epoch = t->sched.steps_per_epoch,
+                             .train_samples = t->train.n, .test_samples = t->test.n,
+                             .classes = t->m->classes, .c = t->train.c, .h = t->train.h,
+                             .w = t->train.w, .lr = t->sched.base_lr,
+                             .kernels = pc_exec_kernel_name(t->e->execs[0])};
+    return pc_report_write_settings(t->cfg->out_dir, t->cfg, &facts);
 }
 
 /* ------------------------------------------------------------- the loop */
@@ -1080,7 +1084,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
                tta ? ", test-time augmentation " : "", views);
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
-    if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm, tta) : PC_OK);
+    if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm) : PC_OK);
     if (st == PC_OK && t->mx->n_earlier > 0) st = evaluate_ensemble(t, t->mx->ensemble);
     if (st == PC_OK && t->mx->n_earlier > 0 && t->mx->ensemble_dir) /* the ensemble's eval.json */
         st = share_status(t, t->rank == 0 ? write_eval_json(t, t->mx->ensemble, t->mx->ensemble_dir) : PC_OK);
@@ -1327,6 +1331,7 @@ static pc_status setup(trainer *t) {
     make_fingerprint(t);
     PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));
+    PC_TRY(share_status(t, t->rank == 0 && c->out_dir ? write_settings(t) : PC_OK));
     PC_TRY(broadcast_state(t));
     if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
     return PC_OK;
