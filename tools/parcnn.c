@@ -105,14 +105,10 @@ static int cmd_recipes(int argc, char **argv) {
 static const char eval_usage[] =
     "usage: parcnn eval --weights FILE[,FILE...] [--data SPEC] [--json] [--tta MODE] [--workers N] [--batch N]\n"
     "Evaluate a trained model, or an ensemble of models, on the test part of a dataset:\n"
-    "accuracy, loss, balanced accuracy, Cohen's kappa (also quadratic-weighted, for
-"
-    "ordered classes), per-class precision, recall, F1 and one-vs-rest ROC AUC, macro
-"
-    "averages and the confusion matrix.
-"
-    "
-";
+    "accuracy, loss, balanced accuracy, Cohen's kappa (also quadratic-weighted, for\n"
+    "ordered classes), per-class precision, recall, F1 and one-vs-rest ROC AUC, macro\n"
+    "averages and the confusion matrix.\n"
+    "\n";
 
 static const char predict_usage[] =
     "usage: parcnn predict --weights FILE[,FILE...] [--top K] [--tta MODE] IMAGE...\n"

@@ -151,8 +151,11 @@ const pc_flag pc_train_flags[] = {
     {"max-steps", PC_FLAG_INT64, AT(max_steps), "N", 1, MAX31, .def_text = "none",
      .help = "stop after N optimizer steps in total (checkpoint kept)"},
     {"out", PC_FLAG_STRING, AT(out_dir), "DIR", .def_text = "none: write nothing",
-     .help = "write metrics.jsonl, model.safetensors, checkpoint.safetensors, and at the end "
-             "report.svg (test accuracy against time and epochs)"},
+     .help = "write metrics.jsonl, model.safetensors, checkpoint.safetensors, settings.json, "
+             "and at the end eval.json (the final metrics, as eval --json), samples.json, "
+             "report.html (open it in a browser: curves, time split, confusion matrix, "
+             "per-class metrics, test images, settings; parcnn report rebuilds it) and "
+             "report.svg"},
     {"resume", PC_FLAG_SWITCH, AT(resume), .lo = 1,
      .help = "continue from DIR/checkpoint.safetensors (same settings, any worker count): "
              "bit-identical to an uninterrupted run"},
@@ -196,6 +199,13 @@ const pc_flag pc_train_flags[] = {
     {"profile", PC_FLAG_SWITCH, AT(profile), .lo = 1,
      .help = "per layer forward/backward ms and GFLOP/s per step, and the "
              "data/reduce/communication/optimizer time (also DIR/profile.json)"},
+    {"tensorboard", PC_FLAG_STRING, AT(tensorboard), "DIR", .def_text = "none",
+     .help = "write TensorBoard event files into DIR (tensorboard --logdir DIR): per epoch the "
+             "train and test loss and accuracy, lr, images/s and seconds (epoch/...), the "
+             "batch loss, accuracy and lr every --tensorboard-every steps (batch/...), and the "
+             "final test metrics (final/...)"},
+    {"tensorboard-every", PC_FLAG_INT, AT(tensorboard_every), "N", 0, MAX31, "20",
+     .help = "steps between the batch/... scalars of --tensorboard (0: none)"},
     {0}};
 
 void pc_train_config_defaults(pc_train_config *c) {

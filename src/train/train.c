@@ -20,6 +20,7 @@
 #include "train/reduce.h"
 #include "train/report.h"
 #include "train/settings.h"
+#include "train/tensorboard.h"
 
 /* Where an epoch's training time went, on this rank: input assembly (mean over
  * workers), forward/backward, gradient reduction in memory, waiting for other
@@ -91,6 +92,7 @@ typedef struct {
     pc_local_sgd *lsgd;   /* --sync local-sgd: the replicas (NULL: allreduce) */
     char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
+    pc_tb_writer *tb;      /* --tensorboard, on rank 0 */
 } trainer;
 
 /* ------------------------------------------------------------- the step */
@@ -970,6 +972,14 @@ static pc_status write_settings(trainer *t) {
     return pc_report_write_settings(t->cfg->out_dir, t->cfg, &facts);
 }
 
+/* --tensorboard: n scalars at the current step (rank 0; a no-op elsewhere). */
+static pc_status tb_log(trainer *t, const char *const *tags, const double *values, int n) {
+    if (!t->tb) return PC_OK;
+    float v[8];
+    for (int i = 0; i < n && i < 8; i++) v[i] = (float)values[i];
+    return pc_tb_scalars(t->tb, t->step, tags, v, n < 8 ? n : 8);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 /* train_epochs=E: a layer's parameters train for the first ceil(E x steps per epoch)
@@ -1018,12 +1028,20 @@ static pc_status run(trainer *t, pc_train_result *result) {
             if (st != PC_OK) break;
             if (!t->lsgd) update_running_stats(t); /* local SGD: each replica its own */
             average_update(t, t->m->buffers, t->ema_buffers, 0, t->m->n_buffers);
+            double step_loss = 0;
+            int64_t step_correct = 0;
             for (int s = 0; s < t->shards; s++) {
-                loss_sum += *rec_loss(t, s);
-                correct += *rec_correct(t, s);
+                step_loss += *rec_loss(t, s);
+                step_correct += *rec_correct(t, s);
             }
+            loss_sum += step_loss;
+            correct += step_correct;
             seen += c->batch;
             t->step++;
+            if (t->tb && c->tensorboard_every > 0 && t->step % c->tensorboard_every == 0)
+                st = tb_log(t, (const char *[]){"batch/loss", "batch/accuracy", "batch/lr"},
+                            (double[]){step_loss / c->batch, (double)step_correct / c->batch, t->lr}, 3);
+            if (st != PC_OK) break;
             if (!isfinite(loss_sum)) {
                 st = pc_fail(PC_ERR_DATA, "training diverged at step %lld (loss is not finite); "
                              "try a lower --lr", (long long)t->step);
@@ -1064,6 +1082,13 @@ static pc_status run(trainer *t, pc_train_result *result) {
                  t->lr, epoch_seconds, train_seconds, ips, ts.v[0], ts.v[1], ts.v[2], ts.v[3],
                  ts.v[4], (long long)traffic.bytes, (long long)traffic.messages);
         st = save_outputs(t, line);
+        if (st == PC_OK)
+            st = tb_log(t, (const char *[]){"epoch/train_loss", "epoch/train_accuracy", "epoch/test_loss",
+                                            "epoch/test_accuracy", "epoch/lr", "epoch/images_per_second",
+                                            "epoch/seconds"},
+                        (double[]){loss_sum / (double)seen, (double)correct / (double)seen,
+                                   pc_metrics_loss(&vm), pc_metrics_accuracy(&vm), t->lr, ips,
+                                   epoch_seconds}, 7);
         result->epochs_run++;
         result->train_seconds += train_seconds;
         result->images_seen += seen;
@@ -1075,6 +1100,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
     if (st == PC_OK && (tta || result->epochs_run == 0)) st = evaluate(t, tta ? &c->tta : NULL, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
+    if (st == PC_OK)
+        st = tb_log(t, (const char *[]){"final/test_accuracy", "final/test_loss", "final/macro_f1"},
+                    (double[]){pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm)}, 3);
     if (st == PC_OK && c->profile) st = report_profile(t);
     if (st == PC_OK) {
         char views[64] = "";
@@ -1332,6 +1360,7 @@ static pc_status setup(trainer *t) {
     PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));
     PC_TRY(share_status(t, t->rank == 0 && c->out_dir ? write_settings(t) : PC_OK));
+    PC_TRY(share_status(t, t->rank == 0 && c->tensorboard ? pc_tb_open(c->tensorboard, &t->tb) : PC_OK));
     PC_TRY(broadcast_state(t));
     if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
     return PC_OK;
@@ -1359,6 +1388,7 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
         }
     }
     loader_free(&t);
+    pc_tb_close(t.tb);
     pc_reducer_destroy(t.red);
     fast_free(&t);
     pc_engine_destroy(t.e);
@@ -1470,6 +1500,11 @@ static pc_status train_ensemble(const pc_train_config *c, pc_train_result *resul
         char dir[4096] = "", path[4200];
         pc_train_config mc = *c;
         mc.seed = c->seed + (uint64_t)k;
+        char tb[4096];
+        if (c->tensorboard) { /* a run per member, as TensorBoard shows sub-folders */
+            snprintf(tb, sizeof tb, "%s/member-%d", c->tensorboard, k + 1);
+            mc.tensorboard = tb;
+        }
         if (c->out_dir) {
             member_dir(c, k, dir, sizeof dir);
             mc.out_dir = dir;

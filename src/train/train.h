@@ -71,6 +71,8 @@ typedef struct {
     pc_sync sync;              /* allreduce (every step) or local-sgd=K (train/strategy.h) */
     int replicas;              /* local-sgd: replicas (0: workers x ranks) */
     int average_opt_state;     /* local-sgd: average the optimizer state too */
+    const char *tensorboard;   /* TensorBoard event files into this folder (NULL: none) */
+    int tensorboard_every;     /* ... with the batch loss and lr every this many steps (0: per epoch only) */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 
