@@ -15,15 +15,28 @@ ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 py=/usr/bin/python3
 
-"$parcnn" train --limit 1024 --epochs 2 --workers 2 --tta flip --augment flip --no-progress \
+# Fashion-MNIST with its first 1,000 test images, so that evaluating is quick
+mkdir -p "$tmp/fm"
+$py - /usr/share/datasets/fashion-mnist "$tmp/fm" <<'PY'
+import gzip, os, sys
+src, dst = sys.argv[1:]
+for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]:
+    os.symlink(os.path.join(src, name + ".gz"), os.path.join(dst, name + ".gz"))
+for name, head, size in [("t10k-images-idx3-ubyte", 16, 784), ("t10k-labels-idx1-ubyte", 8, 1)]:
+    raw = bytearray(gzip.open(os.path.join(src, name + ".gz")).read()[:head + 1000 * size])
+    raw[4:8] = (1000).to_bytes(4, "big")
+    open(os.path.join(dst, name), "wb").write(raw)
+PY
+data="idx:$tmp/fm"
+"$parcnn" train --data "$data" --limit 1024 --epochs 2 --workers 2 --tta flip --augment flip --no-progress \
     --out "$tmp/run" > "$tmp/train.log" 2>&1 || { bad "train: $(tail -3 "$tmp/train.log")"; }
-"$parcnn" eval --weights "$tmp/run/model.safetensors" --tta flip --batch 32 --json > "$tmp/eval-w1.json" 2> "$tmp/eval.err" \
+"$parcnn" eval --data "$data" --weights "$tmp/run/model.safetensors" --tta flip --batch 32 --json > "$tmp/eval-w1.json" 2> "$tmp/eval.err" \
     || bad "eval --json: $(cat "$tmp/eval.err")"
 $py - "$tmp/run/eval.json" "$tmp/eval-w1.json" "$tmp/train.log" <<'PY' && ok "eval.json = the final line = eval --json (tta flip)" || bad "eval.json"
 import json, re, sys
 saved, ev = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert saved == ev, "eval.json differs from eval --json"
-assert saved["tta"] == "flip" and saved["samples"] == 10000
+assert saved["tta"] == "flip" and saved["samples"] == 1000
 acc, loss, f1 = re.search(r"^final: test accuracy ([0-9.]+), test loss ([0-9.]+), macro F1 ([0-9.]+), "
                           r"test-time augmentation flip$", open(sys.argv[3]).read(), re.M).groups()
 assert "%.4f" % saved["accuracy"] == acc and "%.4f" % saved["loss"] == loss and "%.4f" % saved["macro_f1"] == f1
@@ -34,15 +47,15 @@ PY
 ls "$tmp/run" | grep -q tmp && bad "temporary files left behind" || ok "no temporary files left"
 
 # the same bytes for 1 and 2 workers and for 2 MPI ranks
-"$parcnn" eval --weights "$tmp/run/model.safetensors" --tta flip --batch 32 --json --workers 2 > "$tmp/eval-w2.json" 2>&1
+"$parcnn" eval --data "$data" --weights "$tmp/run/model.safetensors" --tta flip --batch 32 --json --workers 2 > "$tmp/eval-w2.json" 2>&1
 cmp -s "$tmp/eval-w1.json" "$tmp/eval-w2.json" && ok "eval --json: the same bytes on 1 and 2 workers" || bad "eval differs across workers"
 if command -v mpirun > /dev/null; then
-    mpirun --oversubscribe --bind-to none -np 2 "$parcnn" eval --weights "$tmp/run/model.safetensors" --tta flip \
+    mpirun --oversubscribe --bind-to none -np 2 "$parcnn" eval --data "$data" --weights "$tmp/run/model.safetensors" --tta flip \
         --batch 32 --json > "$tmp/eval-r2.json" 2> "$tmp/eval-r2.err"
     cmp -s "$tmp/eval-w1.json" "$tmp/eval-r2.json" && ok "eval --json: the same bytes on 2 MPI ranks" \
         || bad "eval differs on 2 ranks: $(cat "$tmp/eval-r2.err")"
 fi
-"$parcnn" eval --weights "$tmp/run/model.safetensors" > "$tmp/eval.txt" 2>&1
+"$parcnn" eval --data "$data" --weights "$tmp/run/model.safetensors" > "$tmp/eval.txt" 2>&1
 grep -q "^balanced accuracy  0\.[0-9]*$" "$tmp/eval.txt" && grep -q "^quadratic kappa    0\." "$tmp/eval.txt" \
     && grep -q "^ROC AUC (macro)    0\." "$tmp/eval.txt" && grep -q "f1  support  ROC AUC" "$tmp/eval.txt" \
     && ok "eval prints balanced accuracy, kappa, AUC" || { bad "eval text:"; cat "$tmp/eval.txt"; }
@@ -71,7 +84,7 @@ assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[16:24] == (28).to_bytes(4, "big")
 PY
 
 # a 1-worker run beside the 2-worker one: the same epoch lines (but the times)
-"$parcnn" train --limit 1024 --epochs 2 --workers 1 --tta flip --augment flip --no-progress \
+"$parcnn" train --data "$data" --limit 1024 --epochs 2 --workers 1 --tta flip --augment flip --no-progress \
     --out "$tmp/seq" > "$tmp/seq.log" 2>&1 || bad "train --workers 1: $(tail -3 "$tmp/seq.log")"
 cp "$tmp/run/report.html" "$tmp/trained.html"
 "$parcnn" report "$tmp/run" > "$tmp/report.log" 2>&1 && cmp -s "$tmp/run/report.html" "$tmp/trained.html" \
