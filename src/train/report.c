@@ -17,20 +17,6 @@ static void path_in(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
 }
 
-pc_status pc_write_file_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0) return PC_OK;
-    if (ok) err = errno;
-    remove(tmp);
-    return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(err));
-}
-
 /* A cJSON tree, pretty-printed, to dir/file. */
 static pc_status write_json(const char *dir, const char *file, cJSON *root) {
     char path[4096], *text = cJSON_Print(root);

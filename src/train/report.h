@@ -50,10 +50,6 @@ pc_status pc_report_write(const char *dir);
  * to out_path. */
 pc_status pc_report_write_html(const char *const *dirs, int n, const char *out_path);
 
-/* Write len bytes to path through path.tmp, synced and renamed, so that a failed write
- * never leaves a partial file or damages the previous one. */
-pc_status pc_write_file_atomic(const char *path, const void *data, size_t len);
-
 /* ------------------------------------------------------------ for the writers */
 
 /* A run read back from its folder. */
