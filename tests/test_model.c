@@ -479,6 +479,40 @@ static void test_elementwise_layers(void) {
                                               "[dense] units=classes\n");
 }
 
+/* Squeeze-and-excitation and concatenation on blocked tensors whose channel counts start
+ * inputs inside a block, against the reference kernels; and their shape errors. */
+static void test_graph_layers(void) {
+    compare_kernel_sets("se + concat model", "[conv] filters=13 size=3 pad=1 name=x\n"
+                                             "[gap]\n[conv] filters=5 size=1 activation=relu\n"
+                                             "[conv] filters=13 size=1\n[sigmoid]\n"
+                                             "[mul] from=x,-1 name=se\n"
+                                             "[conv] filters=3 size=1 name=b1\n"
+                                             "[conv] filters=7 size=3 pad=1 from=se\n"
+                                             "[concat] from=b1,-1,se,input\n"
+                                             "[mul] from=-1,-1\n"
+                                             "[maxpool] size=2\n[dense] units=classes\n");
+    static const struct { const char *text, *error; } bad[] = {
+        {"[conv] filters=4 size=3\n[concat] from=-1,input\n[gap]\n[dense] units=classes\n",
+         "heights and widths differ"},
+        {"[conv] filters=4 size=1\n[concat] from=-1\n[gap]\n[dense] units=classes\n",
+         "takes 2 to 32 inputs"},
+        {"[conv] filters=4 size=1\n[gap]\n[mul] from=-1,-2\n[dense] units=classes\n",
+         "must have the first's shape"},
+        {"[conv] filters=4 size=1\n[mul] from=-1,-1,-1\n[gap]\n[dense] units=classes\n",
+         "takes 2 input(s)"},
+        {"[clip]\n[gap]\n[dense] units=classes\n", "needs min= or max="},
+        {"[clip] min=2 max=1\n[gap]\n[dense] units=classes\n", "above max"},
+        {"[relu6] max=3\n[gap]\n[dense] units=classes\n", "has no key 'max'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pc_model *m = NULL;
+        pc_status st = parse(bad[i].text, &m);
+        CHECK(st == PC_ERR_USAGE && strstr(pc_last_error(), bad[i].error), "bad model %zu: %s", i,
+              pc_last_error());
+        pc_model_free(m);
+    }
+}
+
 /* Every worker count that divides the shard count covers the shards exactly once with
  * tree nodes, and the worker-split evaluation gives the same floats as one worker. */
 static float tree_sum(const float *leaf, pc_tree_node n) {
@@ -584,6 +618,7 @@ int main(void) {
     test_gelu_layers();
     test_blocked_layouts();
     test_elementwise_layers();
+    test_graph_layers();
     test_parse_errors();
     test_graph();
     test_roles();

@@ -701,6 +701,103 @@ static void test_unary_kernels(void) {
           "sigmoid saturates without overflow");
 }
 
+/* ------------------------------------------------------------------- mul */
+
+typedef struct {
+    int n, c;
+    int64_t hw, hwb;
+    double *a, *b, *r, *y;
+} mul_ctx;
+
+static double mul_loss(void *p) {
+    mul_ctx *m = p;
+    refd_mul_forward(m->n, m->c, m->hw, m->hwb, m->a, m->b, m->y);
+    return ddot(m->r, m->y, (int64_t)m->n * m->c * m->hw);
+}
+
+/* Finite differences of both inputs; float vs double; the vectorized kernels bitwise the
+ * reference on plain tensors and on blocked ones (block 16, 19 channels: a padded block). */
+static void test_mul(void) {
+    for (int bcast = 0; bcast < 2; bcast++) {
+        const int n = 2, c = 19, B = 16;
+        const int64_t hw = 7, hwb = bcast ? 1 : hw, na = n * c * hw, nb = n * c * hwb;
+        mul_ctx m = {n, c, hw, hwb, drand_new(na, -1, 1), drand_new(nb, -1, 1),
+                     drand_new(na, -1, 1), dnew(na)};
+        double *da = dnew(na), *db = dnew(nb);
+        refd_mul_backward(n, c, hw, hwb, m.a, m.b, m.r, da, db);
+        check_fd("mul", bcast, "da", mul_loss, &m, m.a, na, da);
+        check_fd("mul", bcast, "db", mul_loss, &m, m.b, nb, db);
+        refd_mul_forward(n, c, hw, hwb, m.a, m.b, m.y);
+        float *fa = to_float(m.a, na), *fb = to_float(m.b, nb), *fr = to_float(m.r, na);
+        float *fy = fnew(na), *fda = fnew(na), *fdb = fnew(nb);
+        ref_mul_forward(n, c, hw, hwb, fa, fb, fy);
+        ref_mul_backward(n, c, hw, hwb, fa, fb, fr, fda, fdb);
+        CHECK(nerr_fd(fy, m.y, na) < FLOAT_TOL && nerr_fd(fda, da, na) < FLOAT_TOL &&
+              nerr_fd(fdb, db, nb) < FLOAT_TOL, "mul %d: float kernels agree with double", bcast);
+        float *gy = fnew(na), *gda = fnew(na), *gdb = fnew(nb);
+        fast_mul_forward(n, c, hw, hwb, 1, fa, fb, gy);
+        fast_mul_backward(n, c, hw, hwb, 1, fa, fb, fr, gda, gdb);
+        CHECK(!memcmp(gy, fy, sizeof(float) * na) && !memcmp(gda, fda, sizeof(float) * na) &&
+              !memcmp(gdb, fdb, sizeof(float) * nb), "mul %d: plain vectorized kernels bitwise", bcast);
+        /* blocked: convert in, run, convert out */
+        const int64_t ba = n * fast_blocked_size(c, hw, B), bb = n * fast_blocked_size(c, hwb, B);
+        float *xa = calloc(ba, 4), *xb = calloc(bb, 4), *xr = calloc(ba, 4), *xy = calloc(ba, 4);
+        float *xda = calloc(ba, 4), *xdb = calloc(bb, 4), *back = fnew(na), *backb = fnew(nb);
+        fast_to_blocked(n, c, hw, B, fa, xa);
+        fast_to_blocked(n, c, hwb, B, fb, xb);
+        fast_to_blocked(n, c, hw, B, fr, xr);
+        fast_mul_forward(n, c, hw, hwb, B, xa, xb, xy);
+        fast_mul_backward(n, c, hw, hwb, B, xa, xb, xr, xda, xdb);
+        fast_to_plain(n, c, hw, B, xy, back);
+        int same = !memcmp(back, fy, sizeof(float) * na);
+        fast_to_plain(n, c, hw, B, xda, back);
+        same &= !memcmp(back, fda, sizeof(float) * na);
+        fast_to_plain(n, c, hwb, B, xdb, backb);
+        same &= !memcmp(backb, fdb, sizeof(float) * nb);
+        CHECK(same, "mul %d: blocked vectorized kernels bitwise the reference", bcast);
+        free(m.a), free(m.b), free(m.r), free(m.y), free(da), free(db), free(fa), free(fb);
+        free(fr), free(fy), free(fda), free(fdb), free(gy), free(gda), free(gdb), free(xa);
+        free(xb), free(xr), free(xy), free(xda), free(xdb), free(back), free(backb);
+    }
+}
+
+/* Concatenation, blocked, with channel counts that start inputs inside a block: the same
+ * as plain concatenation, and the split gives each input its channels back. */
+static void test_concat(void) {
+    const int n = 2, B = 16, cs[3] = {5, 16, 12}, cy = 33;
+    const int64_t hw = 6;
+    float *x[3], *xb[3], *y = fnew(n * cy * hw), *yb = calloc(n * fast_blocked_size(cy, hw, B), 4);
+    float *back = fnew(n * cy * hw);
+    int at = 0, ok = 1;
+    for (int k = 0; k < 3; k++) {
+        double *xd = drand_new(n * cs[k] * hw, -1, 1);
+        x[k] = to_float(xd, n * cs[k] * hw);
+        free(xd);
+        xb[k] = calloc(n * fast_blocked_size(cs[k], hw, B), 4);
+        fast_to_blocked(n, cs[k], hw, B, x[k], xb[k]);
+        fast_concat_put(n, cs[k], at, cy, hw, 1, x[k], y);
+        fast_concat_put(n, cs[k], at, cy, hw, B, xb[k], yb);
+        at += cs[k];
+    }
+    for (int s = 0; s < n; s++) /* plain: the inputs one after the other in each sample */
+        for (int k = 0, off = 0; k < 3; off += cs[k], k++)
+            ok &= !memcmp(y + (s * cy + off) * hw, x[k] + s * cs[k] * hw, sizeof(float) * cs[k] * hw);
+    fast_to_plain(n, cy, hw, B, yb, back);
+    ok &= !memcmp(back, y, sizeof(float) * n * cy * hw);
+    at = 0;
+    for (int k = 0; k < 3; k++) {
+        float *dx = fnew(n * fast_blocked_size(cs[k], hw, B)), *dxp = fnew(n * cs[k] * hw);
+        fast_concat_take(n, cs[k], at, cy, hw, B, yb, dx);
+        fast_to_plain(n, cs[k], hw, B, dx, dxp);
+        ok &= !memcmp(dxp, x[k], sizeof(float) * n * cs[k] * hw);
+        for (int64_t i = 0; i < n * fast_blocked_size(cs[k], hw, B); i++) ok &= dx[i] == dx[i]; /* padding written */
+        at += cs[k];
+        free(dx), free(dxp), free(x[k]), free(xb[k]);
+    }
+    CHECK(ok, "concat: blocked = plain, and the split returns each input");
+    free(y), free(yb), free(back);
+}
+
 /* ------------------------------------------------------------ softmax + xent */
 
 typedef struct {
@@ -829,6 +926,8 @@ int main(void) {
     test_relu();
     test_gelu();
     test_unary_kernels();
+    test_mul();
+    test_concat();
     test_softmax_xent();
     time_conv();
     return check_summary();

@@ -40,6 +40,7 @@ typedef struct pc_layer_ops {
     const char *name;        /* the [section] name, and pc_layer_kind_name */
     const char *also;        /* another section this kind's build reads (conv: "sepconv") */
     int n_inputs;            /* layers read, given by from= (default: the previous one) */
+    int max_inputs;          /* > 0: from= lists n_inputs to max_inputs layers ([concat]) */
     unsigned flags;          /* PC_OPS_* */
     pc_out_layout layout;
     pc_param_role weight_role, bias_role; /* of its weight and bias, when trainable */
@@ -88,6 +89,7 @@ pc_status pc_build_fail(pc_build *b, const char *fmt, ...) __attribute__((format
 const char *pc_build_section(const pc_build *b); /* the section's name as written */
 /* The k-th input of the layer being built. */
 const pc_layer *pc_build_input(const pc_build *b, int k);
+int pc_build_n_inputs(const pc_build *b);
 /* Whether the layer being built reads the input images. */
 int pc_build_reads_images(const pc_build *b);
 /* Another layer after the one being built, reading it (a section that makes two layers,

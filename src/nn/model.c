@@ -87,12 +87,15 @@ int64_t pc_model_train_flops(const pc_model *m) {
 
 /* One section of the file as written: its kind and its key=value pairs. */
 #define MAX_KEYS 16
+#define MAX_LINE 4096   /* a line, and all the values of a section together */
 typedef struct {
     char kind[24];
     int line;
     int n_keys;
     char key[MAX_KEYS][24];
-    char value[MAX_KEYS][64];
+    int value_at[MAX_KEYS]; /* offsets into values: from= lists many layers' names */
+    int values_used;
+    char values[MAX_LINE];
     int used[MAX_KEYS];
 } section;
 
@@ -113,7 +116,7 @@ static pc_status parse_sections(const char *text, parse_ctx *ctx) {
         line_no++;
         const char *eol = strchr(p, '\n');
         size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        char buf[512];
+        char buf[MAX_LINE];
         if (len >= sizeof buf)
             return pc_fail(PC_ERR_USAGE, "%s:%d: line too long", ctx->origin, line_no);
         memcpy(buf, p, len);
@@ -158,7 +161,9 @@ static pc_status parse_sections(const char *text, parse_ctx *ctx) {
                                ctx->origin, line_no, tok);
             section *sec = &ctx->sections[ctx->n_sections - 1];
             *eq = 0;
-            if (sec->n_keys == MAX_KEYS || strlen(tok) >= 24 || strlen(eq + 1) >= 64)
+            size_t vlen = strlen(eq + 1);
+            if (sec->n_keys == MAX_KEYS || strlen(tok) >= 24 ||
+                sec->values_used + vlen + 1 > sizeof sec->values)
                 return pc_fail(PC_ERR_USAGE, "%s:%d: too many or too long keys", ctx->origin,
                                line_no);
             for (int k = 0; k < sec->n_keys; k++)
@@ -166,7 +171,9 @@ static pc_status parse_sections(const char *text, parse_ctx *ctx) {
                     return pc_fail(PC_ERR_USAGE, "%s:%d: key '%s' given twice", ctx->origin,
                                    line_no, tok);
             strcpy(sec->key[sec->n_keys], tok);
-            strcpy(sec->value[sec->n_keys], eq + 1);
+            sec->value_at[sec->n_keys] = sec->values_used;
+            memcpy(sec->values + sec->values_used, eq + 1, vlen + 1);
+            sec->values_used += (int)vlen + 1;
             sec->n_keys++;
         }
     }
@@ -177,7 +184,7 @@ static const char *get_value(section *sec, const char *key) {
     for (int k = 0; k < sec->n_keys; k++)
         if (strcmp(sec->key[k], key) == 0) {
             sec->used[k] = 1;
-            return sec->value[k];
+            return sec->values + sec->value_at[k];
         }
     return NULL;
 }
@@ -247,16 +254,19 @@ static int find_layer(const layer_list *ll, const char *name) {
 /* from=-1,name: resolve each reference to an earlier layer index. Relative
  * references count sections as written (a sepconv is one section). */
 static pc_status resolve_inputs(parse_ctx *ctx, section *sec, const int *section_last_layer,
-                                int section_index, const layer_list *ll, int expected,
-                                int *inputs) {
+                                int section_index, const layer_list *ll, int min, int max,
+                                int *inputs, int *count) {
     const char *v = get_value(sec, "from");
-    char buf[64];
+    char buf[MAX_LINE];
     snprintf(buf, sizeof buf, "%s", v ? v : "-1");
     int n = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == expected)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d input(s) in from=", ctx->origin,
-                           sec->line, sec->kind, expected);
+    char *save = NULL;
+    int too_many = 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n == max) {
+            too_many = 1;
+            break;
+        }
         char *end;
         long rel = strtol(tok, &end, 10);
         int idx;
@@ -273,9 +283,14 @@ static pc_status resolve_inputs(parse_ctx *ctx, section *sec, const int *section
         }
         inputs[n++] = idx;
     }
-    if (n != expected)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d input(s) in from=", ctx->origin,
-                       sec->line, sec->kind, expected);
+    if (n < min || too_many) {
+        if (min == max)
+            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d input(s) in from=", ctx->origin,
+                           sec->line, sec->kind, min);
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] takes %d to %d inputs in from=", ctx->origin,
+                       sec->line, sec->kind, min, max);
+    }
+    *count = n;
     return PC_OK;
 }
 /* ------------------------------------------------ building a section's layers */
@@ -286,6 +301,7 @@ struct pc_build {
     layer_list *ll;
     int si;                     /* the section's index */
     int li;                     /* the index of the layer being built */
+    int n_inputs;
     int inputs[PC_MAX_INPUTS];
 };
 
@@ -311,6 +327,7 @@ pc_status pc_build_fail(pc_build *b, const char *fmt, ...) {
 
 const char *pc_build_section(const pc_build *b) { return b->sec->kind; }
 const pc_layer *pc_build_input(const pc_build *b, int k) { return &b->ll->v[b->inputs[k]]; }
+int pc_build_n_inputs(const pc_build *b) { return b->n_inputs; }
 int pc_build_reads_images(const pc_build *b) { return b->inputs[0] == 0; }
 
 pc_layer *pc_build_push(pc_build *b, pc_layer **l) {
@@ -407,12 +424,14 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
         return pc_fail(PC_ERR_USAGE, "%s:%d: unknown layer type [%s]", ctx->origin, sec->line,
                        sec->kind);
     pc_build b = {.ctx = ctx, .sec = sec, .ll = ll, .si = si};
-    PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, ops->n_inputs, b.inputs));
+    int n_inputs = 0;
+    PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, ops->n_inputs,
+                          ops->max_inputs ? ops->max_inputs : ops->n_inputs, b.inputs, &n_inputs));
     pc_layer *l = push_layer(ll);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
     b.li = ll->n - 1;
     l->kind = (pc_layer_kind)kind;
-    l->n_inputs = ops->n_inputs;
+    l->n_inputs = b.n_inputs = n_inputs;
     memcpy(l->inputs, b.inputs, sizeof b.inputs);
     const pc_layer *in = pc_build_input(&b, 0);
     l->c = in->c;

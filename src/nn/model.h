@@ -33,7 +33,7 @@ typedef enum { PC_INIT_HE = 0, PC_INIT_TORCH, PC_INIT_IDENTITY, PC_INIT_WHITEN }
 /* Which of a layer's parameters the optimizer updates (trainable= in the model file). */
 enum { PC_TRAIN_WEIGHT = 1, PC_TRAIN_BIAS = 2, PC_TRAIN_ALL = 3 };
 
-#define PC_MAX_INPUTS 2
+#define PC_MAX_INPUTS 32 /* [concat] of a DenseNet block reads up to 25 */
 #define PC_NAME_LEN 48
 
 typedef struct {

@@ -103,9 +103,9 @@ class Graph(nn.Module):
 
         for si in range(first, len(sections)):
             kind, keys = sections[si]
-            n_in = 2 if kind == "add" else 1
+            n_in = 2 if kind in ("add", "mul") else 1
             refs = keys.get("from", "-1").split(",")
-            assert len(refs) == n_in, (kind, keys)
+            assert len(refs) == n_in or (kind == "concat" and len(refs) >= 2), (kind, keys)
             inputs = []
             for r in refs:
                 try:
@@ -200,6 +200,12 @@ class Graph(nn.Module):
                     rate = 0.0
                 self.nodes.append(("dropout", name, inputs, relu, rate))
                 shapes.append((c, h, w))
+            elif kind == "mul":
+                self.nodes.append(("mul", name, inputs, relu, None))
+                shapes.append((c, h, w))
+            elif kind == "concat":
+                self.nodes.append(("concat", name, inputs, relu, None))
+                shapes.append((sum(shapes[i][0] for i in inputs), h, w))
             elif kind == "add":
                 cb, hb, wb = shapes[inputs[1]]
                 assert cb <= c and hb % h == 0 and hb // h == wb // w, (shapes[inputs[1]], (c, h, w))
@@ -230,6 +236,10 @@ class Graph(nn.Module):
                 y = a
             elif kind == "dropout":
                 y = F.dropout(a, extra, self.training) if extra > 0 else a
+            elif kind == "mul":
+                y = a * outs[inputs[1]]  # (N,C,1,1) broadcasts over the plane
+            elif kind == "concat":
+                y = torch.cat([outs[i] for i in inputs], dim=1)
             elif kind == "add":
                 # ResNet option A: b subsampled by the stride, zero-padded at the END of C
                 b = outs[inputs[1]]

@@ -95,6 +95,17 @@ void fast_silu_forward(int64_t n, const float *x, float *y);
 void fast_silu_backward(int64_t n, const float *x, const float *dy, float *dx);
 void fast_clip_forward(int64_t n, float lo, float hi, const float *x, float *y);
 void fast_clip_backward(int64_t n, float lo, float hi, const float *x, const float *dy, float *dx);
+/* Channel-wise kernels (channels.c) on plain (block 1) or blocked tensors. mul: as
+ * ref_mul_*, bitwise (the same sums in the same order, lanes being channels). */
+void fast_mul_forward(int n, int c, int64_t hw, int64_t hwb, int block, const float *a,
+                      const float *b, float *y);
+void fast_mul_backward(int n, int c, int64_t hw, int64_t hwb, int block, const float *a,
+                       const float *b, const float *dy, float *da, float *db);
+/* Concatenation along channels: x (n, cx, hw) into channels [at, at + cx) of y (n, cy, hw),
+ * and back (split: dx = those channels of dy). */
+void fast_concat_put(int n, int cx, int at, int cy, int64_t hw, int block, const float *x, float *y);
+void fast_concat_take(int n, int cx, int at, int cy, int64_t hw, int block, const float *dy,
+                      float *dx);
 /* y (n, c, hw) blocked: its padded channels (c up to a whole block) set to zero. */
 void fast_zero_padding(int n, int c, int64_t hw, int block, float *y);
 

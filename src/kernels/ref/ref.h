@@ -76,6 +76,14 @@ void ref_silu_backward(int64_t n, const float *x, const float *dy, float *dx);
 void ref_clip_forward(int64_t n, float lo, float hi, const float *x, float *y);
 void ref_clip_backward(int64_t n, float lo, float hi, const float *x, const float *dy, float *dx);
 
+/* y = a * b, a (n, c, hw) and b (n, c, hwb) with hwb = hw, or 1: one factor per channel
+ * (squeeze-and-excitation). Backward: da = dy b, db = dy a (summed over the plane in order
+ * when hwb = 1); either may be NULL. */
+void ref_mul_forward(int n, int c, int64_t hw, int64_t hwb, const float *a, const float *b,
+                     float *y);
+void ref_mul_backward(int n, int c, int64_t hw, int64_t hwb, const float *a, const float *b,
+                      const float *dy, float *da, float *db);
+
 /* Softmax cross-entropy with integer labels and label smoothing eps:
  * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
  * over the n samples (caller divides). dlogits = (softmax - target) * grad_scale

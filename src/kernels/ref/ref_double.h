@@ -49,6 +49,10 @@ void refd_silu_backward(int64_t n, const double *x, const double *dy, double *dx
 void refd_clip_forward(int64_t n, double lo, double hi, const double *x, double *y);
 void refd_clip_backward(int64_t n, double lo, double hi, const double *x, const double *dy,
                         double *dx);
+void refd_mul_forward(int n, int c, int64_t hw, int64_t hwb, const double *a, const double *b,
+                      double *y);
+void refd_mul_backward(int n, int c, int64_t hw, int64_t hwb, const double *a, const double *b,
+                       const double *dy, double *da, double *db);
 
 double refd_softmax_xent(int n, int classes, const double *logits, const int32_t *labels,
                          double smoothing, double grad_scale, double *dlogits, double *probs);
