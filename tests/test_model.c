@@ -513,6 +513,36 @@ static void test_graph_layers(void) {
     }
 }
 
+/* Sizes beyond the limits (model.h) are one clear error, never a signed overflow (the
+ * ASan+UBSan build aborts on one) nor a wrong shape. */
+static void test_size_limits(void) {
+    static const struct { const char *text; int c, h, w; const char *error; } bad[] = {
+        {"[conv] filters=1048576 size=1 pad=1048576\n[gap]\n[dense] units=classes\n", 1, 28, 28,
+         "too large"},
+        {"[flatten]\n[dense] units=classes\n", 4, 65536, 65536, "input 4x65536x65536 is too large"},
+        {"[conv] filters=1048576 size=1024\n[gap]\n[dense] units=classes\n", 3, 1024, 1024,
+         "too many parameters"},
+        {"[maxpool] size=1048576 stride=1 pad=524288\n[gap]\n[dense] units=classes\n", 1, 1048576,
+         1024,
+         "FLOPs"},
+        {"[conv] filters=1 size=1\n[conv] filters=1048576 size=3 pad=1048576\n[gap]\n"
+         "[dense] units=classes\n", 3, 4, 4, "too large"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        pc_model *m = NULL;
+        pc_status st = pc_model_parse(bad[i].text, "big.cfg", bad[i].c, bad[i].h, bad[i].w, 10, 1, &m);
+        CHECK(st == PC_ERR_USAGE && strstr(pc_last_error(), bad[i].error), "size case %zu: %s", i,
+              pc_last_error());
+        pc_model_free(m);
+    }
+    /* at the limits: 2^31 - 1 values per sample is one too few for 65536 x 32768 */
+    pc_model *m = NULL;
+    CHECK(pc_model_parse("[gap]\n[dense] units=classes\n", "big.cfg", 1, 32768, 65535, 10, 1, &m) ==
+              PC_OK && m && m->layers[1].c == 1, "a 32768x65535 input: %s", pc_last_error());
+    CHECK(m && pc_model_flops(m) == 32768LL * 65535 + 2 * 10 + 0, "its FLOPs in 64 bits");
+    pc_model_free(m);
+}
+
 /* Every worker count that divides the shard count covers the shards exactly once with
  * tree nodes, and the worker-split evaluation gives the same floats as one worker. */
 static float tree_sum(const float *leaf, pc_tree_node n) {
@@ -619,6 +649,7 @@ int main(void) {
     test_blocked_layouts();
     test_elementwise_layers();
     test_graph_layers();
+    test_size_limits();
     test_parse_errors();
     test_graph();
     test_roles();

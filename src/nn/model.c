@@ -38,7 +38,15 @@ const char *pc_zoo_summary(const char *name) {
     return line;
 }
 
-int64_t pc_layer_out_size(const pc_layer *l) { return (int64_t)l->c * l->h * l->w; }
+int64_t pc_size_mul(int64_t a, int64_t b) {
+    int64_t r;
+    if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) return -1;
+    return r;
+}
+
+int64_t pc_layer_out_size(const pc_layer *l) {
+    return pc_size_mul(pc_size_mul(l->c, l->h), l->w);
+}
 
 int64_t pc_model_flops(const pc_model *m) {
     int64_t f = 0;
@@ -415,6 +423,23 @@ pc_status pc_build_init(pc_build *b, pc_layer *l) {
     return PC_OK;
 }
 
+/* A layer's output and parameters within the limits (model.h), its FLOPs counted (a kind
+ * sets -1 when they overflow 64 bits). */
+static pc_status check_sizes(pc_build *b, const pc_layer *l) {
+    const char *k = b->sec->kind;
+    if (l->c <= 0 || l->h <= 0 || l->w <= 0) return pc_build_fail(b, "[%s] produces an empty output", k);
+    int64_t values = pc_layer_out_size(l);
+    if (l->h > PC_MAX_SIDE || l->w > PC_MAX_SIDE || values < 0 || values > PC_MAX_VALUES)
+        return pc_build_fail(b, "[%s] output %dx%dx%d is too large (at most %d pixels a side and "
+                             "%lld values per sample)", k, l->c, l->h, l->w, PC_MAX_SIDE,
+                             PC_MAX_VALUES);
+    if (l->weight_n < 0 || l->weight_n + l->bias_n > PC_MAX_LAYER_PARAMS)
+        return pc_build_fail(b, "[%s] has too many parameters (at most %lld per layer)", k,
+                             PC_MAX_LAYER_PARAMS);
+    if (l->flops < 0) return pc_build_fail(b, "[%s] needs more FLOPs than 64 bits count", k);
+    return PC_OK;
+}
+
 /* Build one section into its layer (or layers) with its kind's descriptor. */
 static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *section_last_layer) {
     section *sec = &ctx->sections[si];
@@ -440,12 +465,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
     PC_TRY(pc_build_name(&b, l, ""));
     PC_TRY(pc_build_activation(&b, l));
     if (ops->build) PC_TRY(ops->build(&b, l));
-    for (int j = b.li; j < ll->n; j++) {
-        const pc_layer *made = &ll->v[j];
-        if (made->c <= 0 || made->h <= 0 || made->w <= 0)
-            return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] produces an empty output", ctx->origin,
-                           sec->line, sec->kind);
-    }
+    for (int j = b.li; j < ll->n; j++) PC_TRY(check_sizes(&b, &ll->v[j]));
     for (int key = 0; key < sec->n_keys; key++)
         if (!sec->used[key])
             return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] has no key '%s'", ctx->origin, sec->line,
@@ -506,6 +526,10 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
     if (c <= 0 || h <= 0 || w <= 0 || classes < 2)
         return pc_fail(PC_ERR_USAGE, "%s: bad input shape %dx%dx%d or class count %d", origin, c,
                        h, w, classes);
+    int64_t values = pc_size_mul(pc_size_mul(c, h), w);
+    if (h > PC_MAX_SIDE || w > PC_MAX_SIDE || values < 0 || values > PC_MAX_VALUES)
+        return pc_fail(PC_ERR_USAGE, "%s: input %dx%dx%d is too large (at most %d pixels a side "
+                       "and %lld values per image)", origin, c, h, w, PC_MAX_SIDE, PC_MAX_VALUES);
     parse_ctx ctx = {.origin = origin, .classes = classes};
     layer_list ll = {0};
     int *section_last = NULL;
@@ -542,6 +566,10 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
         if (si == first && first) section_last[si - 1] = 0;
         st = build_section(&ctx, si, &ll, section_last);
     }
+    int64_t train_flops = 0; /* forward + backward at most 3x forward: all sums exact */
+    for (int i = 0; i < ll.n && st == PC_OK; i++)
+        if (__builtin_add_overflow(train_flops, pc_size_mul(3, ll.v[i].flops), &train_flops))
+            st = pc_fail(PC_ERR_USAGE, "%s: the model needs more FLOPs than 64 bits count", origin);
     if (st == PC_OK) {
         const pc_layer *last = &ll.v[ll.n - 1];
         if (ll.n < 2 || pc_layer_out_size(last) != classes || last->act != PC_ACT_NONE)

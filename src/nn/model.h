@@ -33,6 +33,12 @@ typedef enum { PC_INIT_HE = 0, PC_INIT_TORCH, PC_INIT_IDENTITY, PC_INIT_WHITEN }
 /* Which of a layer's parameters the optimizer updates (trainable= in the model file). */
 enum { PC_TRAIN_WEIGHT = 1, PC_TRAIN_BIAS = 2, PC_TRAIN_ALL = 3 };
 
+/* Size limits of every layer's output (the input images included) and parameters, so that
+ * all sizes and FLOP counts are exact in 64 bits and every per-sample index fits 32 bits. */
+#define PC_MAX_SIDE (1 << 24)           /* height or width */
+#define PC_MAX_VALUES 2147483647LL      /* values per sample: channels x height x width */
+#define PC_MAX_LAYER_PARAMS 2147483647LL /* weights + biases of one layer */
+
 #define PC_MAX_INPUTS 32 /* [concat] of a DenseNet block reads up to 25 */
 #define PC_NAME_LEN 48
 
@@ -105,7 +111,9 @@ int64_t pc_layer_backward_flops(const pc_model *m, const char *wanted, int i);
  * or a frozen start, no weight gradient for frozen weights); batch norm, pooling,
  * activations, adds and the optimizer are not counted. 0 if out of memory. */
 int64_t pc_model_train_flops(const pc_model *m);
-int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w */
+int64_t pc_layer_out_size(const pc_layer *l); /* c*h*w (-1 beyond 64 bits: not in a model) */
+/* a * b for sizes: -1 when either is negative or the product overflows 64 bits. */
+int64_t pc_size_mul(int64_t a, int64_t b);
 
 /* What each parameter is, for per-group optimizer settings: conv and dense weights, their
  * biases, batch-norm scales and shifts, and frozen ones. */

@@ -19,9 +19,10 @@ static pc_status finish_conv(pc_build *b, pc_layer *l, const pc_layer *in) {
     l->c = l->filters;
     l->h = eh / l->sh + 1;
     l->w = ew / l->sw + 1;
-    l->weight_n = (int64_t)l->filters * (in->c / l->groups) * l->kh * l->kw;
+    /* in 64 bits, -1 on overflow (then rejected with the limits, see check_sizes) */
+    l->weight_n = pc_size_mul(pc_size_mul(l->filters, in->c / l->groups), (int64_t)l->kh * l->kw);
     l->bias_n = l->bias ? l->filters : 0;
-    l->flops = 2 * l->weight_n * l->h * l->w;
+    l->flops = pc_size_mul(2 * l->weight_n, (int64_t)l->h * l->w);
     return PC_OK;
 }
 

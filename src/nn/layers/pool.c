@@ -21,7 +21,7 @@ static pc_status pool_build(pc_build *b, pc_layer *l) {
         return pc_build_fail(b, "[%s] window %d does not fit the %dx%d input", k, size, in->h, in->w);
     l->h = eh / stride + 1;
     l->w = ew / stride + 1;
-    l->flops = (int64_t)l->c * l->h * l->w * size * size;
+    l->flops = pc_size_mul(pc_layer_out_size(l), (int64_t)size * size); /* -1: overflow */
     return PC_OK;
 }
 
