@@ -262,7 +262,7 @@ parcnn_status parcnn_evaluate(parcnn_model *pm, const parcnn_dataset *ds, parcnn
     TRY(check_fits(pm, &ds->d));
     pc_engine *e = NULL;
     pc_metrics mt = {0};
-    pc_status st = pc_engine_create(pm->m, 1, 1, EVAL_BATCH, PC_KERNELS_AUTO, pm->meta.mean,
+    pc_status st = pc_engine_create(pm->m, 1, 1, EVAL_BATCH, NULL, pm->meta.mean,
                                     pm->meta.std, &e);
     if (st == PC_OK && pc_metrics_init(&mt, pm->meta.classes)) st = out_of_memory();
     if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &ds->d, NULL, &mt, NULL, NULL);
@@ -282,7 +282,7 @@ static pc_status prepare_predict(parcnn_model *pm) {
     pm->input = malloc(sizeof(float) * meta->c * meta->h * meta->w);
     pm->scratch = malloc(sizeof(float) * 2 * meta->classes);
     if (!pm->input || !pm->scratch) return out_of_memory();
-    return pc_engine_create(pm->m, 1, 1, 1, PC_KERNELS_AUTO, meta->mean, meta->std, &pm->engine);
+    return pc_engine_create(pm->m, 1, 1, 1, NULL, meta->mean, meta->std, &pm->engine);
 }
 
 /* Scale pixels to [0, 1] and normalize them as the model was trained. */

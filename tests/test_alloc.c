@@ -87,10 +87,10 @@ dnnl_status_t dnnl_primitive_execute(const_dnnl_primitive_t p, dnnl_stream_t s, 
 }
 #endif
 
-static pc_conv_algo conv_algo = PC_CONV_AUTO; /* of the runs below */
+static pc_exec_options exec_opts; /* of the runs below */
 
 /* Allocations made by a training run of `steps` steps (oneDNN's in *onednn). */
-static long run(const char *model, int workers, pc_kernel_set kernels, int64_t steps, long *onednn) {
+static long run(const char *model, int workers, int64_t steps, long *onednn) {
     pc_train_config c;
     pc_train_config_defaults(&c);
     c.model = model;
@@ -98,8 +98,7 @@ static long run(const char *model, int workers, pc_kernel_set kernels, int64_t s
     c.eval_limit = 256;
     c.epochs = 1;
     c.workers = workers;
-    c.kernels = kernels;
-    c.conv_algo = conv_algo;
+    c.exec = exec_opts;
     c.max_steps = steps;
     c.log = NULL;
     long before = atomic_load(&allocations), before_dnnl = atomic_load(&in_onednn_execute);
@@ -109,11 +108,11 @@ static long run(const char *model, int workers, pc_kernel_set kernels, int64_t s
     return atomic_load(&allocations) - before;
 }
 
-static void no_allocation_in_steps(const char *model, int workers, pc_kernel_set kernels) {
+static void no_allocation_in_steps(const char *model, int workers) {
     long da, db;
-    run(model, workers, kernels, 4, &da); /* warm-up: the dataset file cache, one-time set-ups */
-    long a = run(model, workers, kernels, 10, &da), b = run(model, workers, kernels, 20, &db);
-    const char *prec = kernels == PC_KERNELS_DNNL_BF16 ? ", bf16" : "";
+    run(model, workers, 4, &da); /* warm-up: the dataset file cache, one-time set-ups */
+    long a = run(model, workers, 10, &da), b = run(model, workers, 20, &db);
+    const char *prec = exec_opts.precision == PC_PRECISION_BF16 ? ", bf16" : "";
     CHECK(a > 0 && a == b, "%s, %d worker(s)%s: %ld allocations in 10 steps, %ld in 20 (%ld per step)",
           model, workers, prec, a, b, (b - a) / 10);
     printf("%s, %d worker(s)%s: %ld allocations for set-up and evaluation, none in the steps; "
@@ -121,15 +120,16 @@ static void no_allocation_in_steps(const char *model, int workers, pc_kernel_set
 }
 
 int main(void) {
-    no_allocation_in_steps("simple-cnn", 1, PC_KERNELS_AUTO);
-    no_allocation_in_steps("simple-cnn", 2, PC_KERNELS_AUTO);
-    no_allocation_in_steps("minixception", 2, PC_KERNELS_AUTO);
-    no_allocation_in_steps("resnet20", 2, PC_KERNELS_AUTO);
-    conv_algo = PC_CONV_WINOGRAD; /* on every convolution it applies to */
-    no_allocation_in_steps("whitenet-s", 2, PC_KERNELS_AUTO);
-    conv_algo = PC_CONV_AUTO;
+    no_allocation_in_steps("simple-cnn", 1);
+    no_allocation_in_steps("simple-cnn", 2);
+    no_allocation_in_steps("minixception", 2);
+    no_allocation_in_steps("resnet20", 2);
+    exec_opts.conv_algo = PC_CONV_WINOGRAD; /* on every convolution it applies to */
+    no_allocation_in_steps("whitenet-s", 2);
+    exec_opts.conv_algo = PC_CONV_AUTO;
 #ifdef PARCNN_HAVE_DNNL
-    no_allocation_in_steps("simple-cnn", 2, PC_KERNELS_DNNL_BF16);
+    exec_opts.precision = PC_PRECISION_BF16;
+    no_allocation_in_steps("simple-cnn", 2);
 #endif
     return check_summary();
 }

@@ -110,8 +110,8 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     float *y = vec(ny), *y2 = vec(ny), *dx = vec(nx), *dx2 = vec(nx), *dw = vec(nw),
           *dw2 = vec(nw), *db = vec(s.k), *db2 = vec(s.k);
 
-    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec, 0, 0, 0);
-    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec, 0, 0, 0);
+    pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, prec, PC_CONV_AUTO, 0, 0, 0);
+    pc_dnnl_conv *q = pc_dnnl_conv_create(&s, has_bias, prec, PC_CONV_AUTO, 0, 0, 0);
     CHECK(p && q, "conv create %s: %s", d, pc_last_error());
     if (!p || !q) goto done;
 
@@ -128,7 +128,7 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
     pc_dnnl_conv_forward(q, x, w, b, y2);
     CHECK(same_bits(y, y2, ny), "conv forward second plan not bitwise identical: %s", d);
     { /* ReLU fused as a post-op: relu(reference) */
-        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, 1, 0, 0);
+        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, PC_CONV_AUTO, 1, 0, 0);
         CHECK(r != NULL, "conv+relu create %s: %s", d, pc_last_error());
         if (r) {
             ref_relu_forward(ny, yr, y2); /* y2 = relu(yr) */
@@ -332,7 +332,8 @@ static void weights_version_tests(void) {
     long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow, nw = (long)s.k * s.c * 9;
     float *x = rvec(nx), *w = rvec(nw), *y1 = vec(ny), *y2 = vec(ny), *y3 = vec(ny);
     for (int pr = 0; pr < 2; pr++) {
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0, 0, 0);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32,
+                                              PC_CONV_AUTO, 0, 0, 0);
         CHECK(p != NULL, "create: %s", pc_last_error());
         if (!p) continue;
         pc_dnnl_conv_weights_version(p, 7);
@@ -348,7 +349,8 @@ static void weights_version_tests(void) {
               pr ? "bf16" : "fp32");
         /* backward weights reuses the forward's reordered x only for that same x */
         float *x2 = rvec(nx), *dy = rvec(ny), *dw1 = vec(nw), *dw2 = vec(nw);
-        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32, 0, 0, 0);
+        pc_dnnl_conv *q = pc_dnnl_conv_create(&s, 0, pr ? PC_DNNL_BF16 : PC_DNNL_F32,
+                                              PC_CONV_AUTO, 0, 0, 0);
         pc_dnnl_conv_forward(q, x2, w, NULL, y2);
         pc_dnnl_conv_backward(q, x2, w, dy, NULL, dw1, NULL);
         pc_dnnl_conv_forward(p, x, w, NULL, y1);
@@ -937,8 +939,8 @@ static void winograd_tests(void) {
         const long nyb = (long)s.n * fast_blocked_size(s.k, hw, B), nxb = (long)s.n * fast_blocked_size(s.c, hw, B);
         float *y = vec(nyb), *y2 = vec(nyb), *dx = vec(nxb), *dx2 = vec(nxb), *dw = vec(nw), *dw2 = vec(nw), *db = vec(s.k);
         for (int algo = 0; algo < 2; algo++) {
-            pc_dnnl_set_conv_algo(algo ? PC_CONV_DIRECT : PC_CONV_WINOGRAD);
-            pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 1, B, B);
+            pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32,
+                                                  algo ? PC_CONV_DIRECT : PC_CONV_WINOGRAD, 1, B, B);
             CHECK(p != NULL, "conv create (%s): %s", algo ? "direct" : "auto", pc_last_error());
             if (!p) continue;
             CHECK(!strcmp(pc_dnnl_conv_algo_name(p), algo ? "direct" : "winograd"),
@@ -964,10 +966,9 @@ static void winograd_tests(void) {
         }
         /* emulated bf16 (no native bf16 here): Winograd reads its operands rounded, so it
          * gives bitwise what the fp32 plan gives on rounded copies */
-        pc_dnnl_set_conv_algo(PC_CONV_WINOGRAD);
         if (!pc_dnnl_bf16_native()) {
-            pc_dnnl_conv *pb = pc_dnnl_conv_create(&s, 1, PC_DNNL_BF16, 1, B, B);
-            pc_dnnl_conv *pf = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 1, B, B);
+            pc_dnnl_conv *pb = pc_dnnl_conv_create(&s, 1, PC_DNNL_BF16, PC_CONV_WINOGRAD, 1, B, B);
+            pc_dnnl_conv *pf = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, PC_CONV_WINOGRAD, 1, B, B);
             CHECK(pb && pf && !strcmp(pc_dnnl_conv_algo_name(pb), "winograd"),
                   "emulated bf16 Winograd plan (shape %d): %s", t, pc_last_error());
             if (pb && pf) {
@@ -986,7 +987,6 @@ static void winograd_tests(void) {
             pc_dnnl_conv_destroy(pb);
             pc_dnnl_conv_destroy(pf);
         }
-        pc_dnnl_set_conv_algo(PC_CONV_AUTO);
         pc_free(x), pc_free(w), pc_free(b), pc_free(dy), pc_free(yr), pc_free(dxr), pc_free(dwr);
         pc_free(dbr), pc_free(xb), pc_free(dyb), pc_free(y), pc_free(y2), pc_free(dx), pc_free(dx2);
         pc_free(dw), pc_free(dw2), pc_free(db);
@@ -1000,7 +1000,7 @@ static void winograd_tests(void) {
     pc_conv_shape *cases[4] = {&narrow, &wide, &strided, &unpadded};
     for (int i = 0; i < 4; i++) {
         pc_conv_shape_finish(cases[i]);
-        pc_dnnl_conv *p = pc_dnnl_conv_create(cases[i], 0, PC_DNNL_F32, 0, B, B);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(cases[i], 0, PC_DNNL_F32, PC_CONV_AUTO, 0, B, B);
         CHECK(p && !strcmp(pc_dnnl_conv_algo_name(p), i == 1 ? "winograd" : "direct"),
               "auto algorithm for case %d: %s", i, p ? pc_dnnl_conv_algo_name(p) : pc_last_error());
         pc_dnnl_conv_destroy(p);
@@ -1011,8 +1011,8 @@ static void winograd_tests(void) {
     big.c = big.k = 128;
     pc_conv_shape_finish(&mid), pc_conv_shape_finish(&big);
     const int native = pc_dnnl_bf16_native();
-    pc_dnnl_conv *pm = pc_dnnl_conv_create(&mid, 0, PC_DNNL_BF16, 0, B, B);
-    pc_dnnl_conv *pg = pc_dnnl_conv_create(&big, 0, PC_DNNL_BF16, 0, B, B);
+    pc_dnnl_conv *pm = pc_dnnl_conv_create(&mid, 0, PC_DNNL_BF16, PC_CONV_AUTO, 0, B, B);
+    pc_dnnl_conv *pg = pc_dnnl_conv_create(&big, 0, PC_DNNL_BF16, PC_CONV_AUTO, 0, B, B);
     CHECK(pm && !strcmp(pc_dnnl_conv_algo_name(pm), native ? "direct" : "winograd"),
           "auto algorithm, bf16, 64 -> 64: %s", pm ? pc_dnnl_conv_algo_name(pm) : pc_last_error());
     CHECK(pg && !strcmp(pc_dnnl_conv_algo_name(pg), "winograd"), "auto algorithm, bf16, 128 -> 128: %s",
@@ -1027,7 +1027,7 @@ static void winograd_tests(void) {
 static void error_tests(void) {
     pc_conv_shape bad = {.n = 1, .c = 3, .h = 4, .w = 4, .k = 4, .kh = 3, .kw = 3, .sh = 1,
                          .sw = 1, .groups = 2};
-    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32, 0, 0, 0);
+    pc_dnnl_conv *c = pc_dnnl_conv_create(&bad, 1, PC_DNNL_F32, PC_CONV_AUTO, 0, 0, 0);
     CHECK(c == NULL, "conv create accepted an invalid shape");
     pc_dnnl_conv_destroy(c);
     pc_dense_shape bd = {0, 4, 4};
@@ -1059,7 +1059,7 @@ static void bench(int threads) {
              nw = (long)s.k * s.c * s.kh * s.kw;
         float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *y = vec(ny), *dy = rvec(ny),
               *dx = vec(nx), *dw = vec(nw), *db = vec(s.k);
-        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, 0, 0, 0);
+        pc_dnnl_conv *p = pc_dnnl_conv_create(&s, 1, PC_DNNL_F32, PC_CONV_AUTO, 0, 0, 0);
         if (p) {
             double flop = 2.0 * s.n * s.k * s.oh * s.ow * (double)(s.c * s.kh * s.kw);
             for (int i = 0; i < 2; i++) { /* warm-up */

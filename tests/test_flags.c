@@ -57,8 +57,8 @@ static void test_defaults(void) {
     CHECK(c.seed == 1 && c.lr_ref_batch == 128 && c.lr_scale == PC_LR_SCALE_NONE, "seed, lr scale");
     CHECK(c.timeout == 300 && c.loader_threads == 1 && c.reduce_fast == 0 && c.ensemble == 0,
           "run");
-    CHECK(c.kernels == PC_KERNELS_AUTO && c.precision == PC_PRECISION_FP32 &&
-              c.conv_algo == PC_CONV_AUTO,
+    CHECK(c.exec.kernels == PC_KERNELS_AUTO && c.exec.precision == PC_PRECISION_FP32 &&
+              c.exec.conv_algo == PC_CONV_AUTO,
           "kernels");
     CHECK(c.folder.image_size == 32 && c.folder.channels == 0 && strcmp(c.folder.cache, "memory") == 0 &&
               c.folder.on_bad_skip == 0 && c.folder.val_split == 0,
@@ -94,7 +94,7 @@ static void test_parsing(void) {
               strcmp(pc_last_error(), "--ema 1: expected a decay in (0, 1), e.g. 0.999") == 0,
           "%s", pc_last_error());
     CHECK(set(&c, "ema", "0.99") == PC_FLAG_OK && c.ema == 0.99f, "--ema 0.99");
-    CHECK(set(&c, "kernels", "reference") == PC_FLAG_OK && c.kernels == PC_KERNELS_REF, "ref");
+    CHECK(set(&c, "kernels", "reference") == PC_FLAG_OK && c.exec.kernels == PC_KERNELS_REF, "ref");
     CHECK(set(&c, "kernels", "gpu") == PC_FLAG_ERR_USAGE &&
               strcmp(pc_last_error(), "--kernels gpu: expected onednn or ref") == 0,
           "%s", pc_last_error());
@@ -127,9 +127,9 @@ static void test_resolve(void) {
     pc_train_config_defaults(&c);
     CHECK(pc_train_config_resolve(&c) == PC_OK && c.workers >= 1 && 4 % c.workers == 0,
           "workers %d", c.workers);
-    c.precision = PC_PRECISION_BF16;
-    CHECK(pc_train_config_resolve(&c) == PC_OK && c.kernels == PC_KERNELS_DNNL_BF16, "bf16");
-    c.kernels = PC_KERNELS_REF;
+    c.exec.precision = PC_PRECISION_BF16;
+    CHECK(pc_train_config_resolve(&c) == PC_OK && c.exec.kernels == PC_KERNELS_AUTO, "bf16");
+    c.exec.kernels = PC_KERNELS_REF;
     CHECK(pc_train_config_resolve(&c) == PC_ERR_USAGE, "bf16 on ref");
 }
 

@@ -172,7 +172,7 @@ static void run_kernels(const char *model_name, pc_model *m, const pc_st_file *f
                         const char *path, pc_kernel_set ks, const pc_param_info *infos,
                         int n_infos, int batch, const float *input, const int32_t *labels) {
     pc_exec *ex = NULL;
-    pc_status st = pc_exec_create(m, batch, ks, &ex);
+    pc_status st = pc_exec_create(m, batch, &(pc_exec_options){.kernels = ks}, &ex);
     CHECK(st == PC_OK, "%s: pc_exec_create(%s): %s", model_name,
           ks == PC_KERNELS_REF ? "reference" : "onednn", pc_last_error());
     if (st != PC_OK) return;

@@ -12,6 +12,9 @@
 #include "train/pool.h"
 #include "train/tree.h"
 
+/* exec options with the kernel set k and the default precision and algorithm */
+#define KERNELS(k) (&(pc_exec_options){.kernels = (k)})
+
 static void test_zoo(void) {
     CHECK(pc_zoo_count() == 7, "zoo has %d models", pc_zoo_count());
     struct { const char *name; int c, h, w; int64_t params; } cases[] = {
@@ -257,8 +260,8 @@ static void test_dense_scale(void) {
     enum { BATCH = 4 };
     int32_t labels[BATCH] = {1, 3, 5, 7};
     pc_exec *ea = NULL, *eb = NULL;
-    CHECK(pc_exec_create(a, BATCH, PC_KERNELS_REF, &ea) == PC_OK &&
-          pc_exec_create(b, BATCH, PC_KERNELS_REF, &eb) == PC_OK, "%s", pc_last_error());
+    CHECK(pc_exec_create(a, BATCH, KERNELS(PC_KERNELS_REF), &ea) == PC_OK &&
+          pc_exec_create(b, BATCH, KERNELS(PC_KERNELS_REF), &eb) == PC_OK, "%s", pc_last_error());
     int64_t in = (int64_t)BATCH * 3 * 16 * 16;
     for (int64_t k = 0; k < in; k++)
         pc_exec_input(ea)[k] = pc_exec_input(eb)[k] = pc_uniform01(pc_rand64(3, 0, (uint64_t)k, 0, 0)) - 0.5f;
@@ -305,7 +308,7 @@ static void test_frozen_start(void) {
         CHECK(parse(frozen, &a) == PC_OK && parse(open, &b) == PC_OK, "%s", pc_last_error());
         if (!a || !b) return;
         pc_exec *ea = NULL, *eb = NULL;
-        if (pc_exec_create(a, BATCH, set, &ea) != PC_OK || pc_exec_create(b, BATCH, set, &eb) != PC_OK) {
+        if (pc_exec_create(a, BATCH, KERNELS(set), &ea) != PC_OK || pc_exec_create(b, BATCH, KERNELS(set), &eb) != PC_OK) {
             CHECK(set == PC_KERNELS_DNNL, "%s", pc_last_error()); /* a build without oneDNN */
             pc_exec_destroy(ea), pc_model_free(a), pc_model_free(b);
             continue;
@@ -381,8 +384,8 @@ static void compare_kernel_sets(const char *what, const char *text) {
     enum { BATCH = 4 };
     int32_t labels[BATCH] = {0, 2, 4, 9};
     pc_exec *ref = NULL, *fast = NULL;
-    CHECK(pc_exec_create(m, BATCH, PC_KERNELS_REF, &ref) == PC_OK &&
-              pc_exec_create(m, BATCH, PC_KERNELS_DNNL, &fast) == PC_OK, "%s", pc_last_error());
+    CHECK(pc_exec_create(m, BATCH, KERNELS(PC_KERNELS_REF), &ref) == PC_OK &&
+              pc_exec_create(m, BATCH, KERNELS(PC_KERNELS_DNNL), &fast) == PC_OK, "%s", pc_last_error());
     float *gr = calloc(m->n_params, sizeof(float)), *gf = calloc(m->n_params, sizeof(float));
     if (ref && fast && gr && gf) {
         int64_t in = (int64_t)BATCH * 3 * 16 * 16;

@@ -659,8 +659,9 @@ typedef struct {
     pc_conv_shape s;
     int block, reps;
     double ms[3]; /* median forward, backward data, backward weights */
+    pc_conv_algo want; /* the algorithm asked for */
     int failed;
-    const char *algo;
+    const char *algo;  /* the one the plan runs */
 } conv_job;
 
 static void *conv_copy(void *arg) {
@@ -676,7 +677,7 @@ static void *conv_copy(void *arg) {
     float *w = pc_alloc(sizeof(float) * nw), *dw = pc_alloc(sizeof(float) * nw);
     double *t = calloc(3 * (size_t)j->reps, sizeof(double));
     pc_dnnl_conv *p = x && dx && y && dy && w && dw && t
-                          ? pc_dnnl_conv_create(s, 0, PC_DNNL_F32, 0, j->block, j->block)
+                          ? pc_dnnl_conv_create(s, 0, PC_DNNL_F32, j->want, 0, j->block, j->block)
                           : NULL;
     j->failed = !p;
     if (p) {
@@ -712,9 +713,8 @@ static int conv_run(const pc_conv_shape *s, int block, int copies, int reps, pc_
                     double ms[3], const char **name) {
     conv_job jobs[64];
     pthread_t th[64];
-    pc_dnnl_set_conv_algo(algo);
     for (int i = 0; i < copies; i++) {
-        jobs[i] = (conv_job){.s = *s, .block = block, .reps = reps};
+        jobs[i] = (conv_job){.s = *s, .block = block, .reps = reps, .want = algo};
         if (pthread_create(&th[i], NULL, conv_copy, &jobs[i]) != 0) return -1;
     }
     int failed = 0;
@@ -725,7 +725,6 @@ static int conv_run(const pc_conv_shape *s, int block, int copies, int reps, pc_
         for (int k = 0; k < 3; k++) ms[k] += jobs[i].ms[k] / copies;
     }
     *name = jobs[0].algo;
-    pc_dnnl_set_conv_algo(PC_CONV_AUTO);
     return failed ? -1 : 0;
 }
 #endif

@@ -44,11 +44,12 @@ static pc_status model_for_input(const char *weights, pc_model *m, const pc_mode
 }
 
 /* Logits of every sample of x, in chunks of up to 32 (the last one zero-padded). */
-static pc_status run_logits(pc_model *m, pc_kernel_set kernels, const pc_npy *x, float *logits) {
+static pc_status run_logits(pc_model *m, const pc_exec_options *exec, const pc_npy *x,
+                            float *logits) {
     int64_t n = x->shape[0], sample = x->numel / (n ? n : 1);
     int batch = n < 32 ? (int)n : 32;
     pc_exec *ex;
-    PC_TRY(pc_exec_create(m, batch, kernels, &ex));
+    PC_TRY(pc_exec_create(m, batch, exec, &ex));
     for (int64_t first = 0; first < n; first += batch) {
         int64_t k = PC_MIN((int64_t)batch, n - first);
         float *in = pc_exec_input(ex);
@@ -61,7 +62,7 @@ static pc_status run_logits(pc_model *m, pc_kernel_set kernels, const pc_npy *x,
     return PC_OK;
 }
 
-int predict_npy(const char *weights, pc_kernel_set kernels, const char *in_path,
+int predict_npy(const char *weights, const pc_exec_options *exec, const char *in_path,
                 const char *out_path) {
     pc_model *m = NULL, *sized = NULL;
     pc_model_meta meta = {0};
@@ -76,7 +77,7 @@ int predict_npy(const char *weights, pc_kernel_set kernels, const char *in_path,
     if (st == PC_OK) st = model_for_input(weights, m, &meta, &x, &sized);
     if (st == PC_OK && !(logits = malloc(sizeof(float) * x.shape[0] * m->classes)))
         st = pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (st == PC_OK) st = run_logits(sized, kernels, &x, logits);
+    if (st == PC_OK) st = run_logits(sized, exec, &x, logits);
     int64_t shape[2] = {x.shape[0], m ? m->classes : 0};
     if (st == PC_OK) st = pc_npy_write(out_path, logits, 2, shape);
     if (st == PC_OK)

@@ -27,13 +27,10 @@
 
 int cmd_bench(int argc, char **argv); /* tools/bench.c */
 
-/* --precision bf16 folded into the kernel set: the oneDNN kernels in bf16 mixed precision
- * (refused with --kernels ref). */
-static int apply_precision(const char *cmd, pc_precision precision, pc_kernel_set *k) {
-    if (precision != PC_PRECISION_BF16) return 0;
-    if (*k == PC_KERNELS_REF)
+/* --precision bf16 runs on the oneDNN kernels: refused with --kernels ref. */
+static int check_precision(const char *cmd, const pc_exec_options *o) {
+    if (o->precision == PC_PRECISION_BF16 && o->kernels == PC_KERNELS_REF)
         return usage_error(cmd, "%s", "--precision bf16 runs on the oneDNN kernels, not --kernels ref");
-    *k = PC_KERNELS_DNNL_BF16;
     return 0;
 }
 
@@ -54,7 +51,7 @@ static int train_args(int argc, char **argv) {
     int rc = cli_parse_flags("train", pc_train_flags, &c, train_usage, NULL, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (apply_precision("train", c.precision, &c.kernels)) return 2;
+    if (check_precision("train", &c.exec)) return 2;
     if (pc_comm_rank(pc_comm_world()) != 0) c.progress = 0;
     pc_status st = pc_train(&c, NULL);
     return st == PC_OK ? 0 : cli_fail(st);
@@ -131,9 +128,7 @@ typedef struct {
     weight_files weights;
     const char *data;
     int json, workers, batch, top, train_split;
-    pc_kernel_set kernels;
-    pc_precision precision;
-    pc_conv_algo conv_algo;
+    pc_exec_options exec;
     pc_tta tta;
     const char *npy_in, *npy_out; /* predict --npy-in/--npy-out */
 } infer_opts;
@@ -186,13 +181,13 @@ static void free_infer(infer_opts *o) {
      .help = "test-time augmentation: flip (average the probabilities of the image and its "  \
              "mirror) or flip,translate=N (airbench's: also shifted by (N, N) and (-N, -N) "  \
              "pixels, reflect-padded)"},                                                      \
-    {"kernels", PC_FLAG_CHOICE, AT(kernels), "K", .def = "auto", .choices = pc_kernel_choices, \
+    {"kernels", PC_FLAG_CHOICE, AT(exec.kernels), "K", .def = "auto", .choices = pc_kernel_choices, \
      .expect = "onednn or ref", .def_text = "auto: onednn when built with it, else ref",      \
      .help = "onednn or ref"},                                                                \
-    {"precision", PC_FLAG_CHOICE, AT(precision), "P", .def = "fp32",                          \
+    {"precision", PC_FLAG_CHOICE, AT(exec.precision), "P", .def = "fp32",                          \
      .choices = pc_precision_choices, .expect = "fp32 or bf16",                               \
      .help = "fp32 or bf16 (see parcnn train --help)"},                                       \
-    {"conv-algo", PC_FLAG_CHOICE, AT(conv_algo), "A", .def = "auto",                          \
+    {"conv-algo", PC_FLAG_CHOICE, AT(exec.conv_algo), "A", .def = "auto",                          \
      .choices = pc_conv_algo_choices, .expect = "auto, direct or winograd",                   \
      .help = "auto, direct or winograd (see parcnn train --help)"}
 
@@ -226,7 +221,7 @@ static int parse_infer(const char *cmd, int argc, char **argv, infer_opts *o) {
     pc_flags_defaults(flags, o);
     int rc = cli_parse_flags(cmd, flags, o, is_eval ? eval_usage : predict_usage, NULL, argc, argv);
     if (rc) return rc;
-    return apply_precision(cmd, o->precision, &o->kernels);
+    return check_precision(cmd, &o->exec);
 }
 
 /* The models of --weights: the first one's meta data, which the others must share. */
@@ -269,10 +264,9 @@ static pc_status load_models(const infer_opts *o, loaded_models *lm) {
 /* An engine running all of lm's models, normalizing as the first was trained. */
 static pc_status open_engine(const infer_opts *o, loaded_models *lm, int workers, int batch,
                              pc_engine **e) {
-    pc_exec_set_conv_algo(o->conv_algo);
-    PC_TRY(pc_engine_create(lm->models[0], workers, 1, batch, o->kernels, lm->meta.mean,
+    PC_TRY(pc_engine_create(lm->models[0], workers, 1, batch, &o->exec, lm->meta.mean,
                             lm->meta.std, e));
-    for (int k = 1; k < lm->n; k++) PC_TRY(pc_engine_add_member(*e, lm->models[k], o->kernels));
+    for (int k = 1; k < lm->n; k++) PC_TRY(pc_engine_add_member(*e, lm->models[k]));
     return PC_OK;
 }
 
@@ -375,7 +369,7 @@ static int cmd_predict(int argc, char **argv) {
         r = !o.npy_in || !o.npy_out || o.weights.n > 1 || optind < argc
                 ? usage_error("predict", "%s", "--npy-in X.npy needs --npy-out Y.npy, one "
                               "--weights FILE and no other arguments")
-                : predict_npy(o.weights.files[0], o.kernels, o.npy_in, o.npy_out);
+                : predict_npy(o.weights.files[0], &o.exec, o.npy_in, o.npy_out);
         free_infer(&o);
         return r;
     }

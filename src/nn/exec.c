@@ -42,14 +42,6 @@ const char *pc_exec_kernel_name(const pc_exec *ex) {
 
 float *pc_exec_input(pc_exec *ex) { return ex->ls[0].out; }
 
-void pc_exec_set_conv_algo(pc_conv_algo algo) {
-#ifdef PARCNN_HAVE_DNNL
-    pc_dnnl_set_conv_algo(algo);
-#else
-    (void)algo;
-#endif
-}
-
 const char *pc_exec_conv_algo(const pc_exec *ex, int i) {
 #ifdef PARCNN_HAVE_DNNL
     if (ex->ls[i].dconv) return pc_dnnl_conv_algo_name(ex->ls[i].dconv);
@@ -145,21 +137,32 @@ int pc_exec_input_blocked(const pc_exec *ex, int i, int k) {
     return reads_blocked_images(ex, i, k) || ex->ls[ex->m->layers[i].inputs[k]].blocked;
 }
 
-pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out) {
+/* The options an exec can run with in this build. */
+static pc_status check_options(const pc_exec_options *o) {
+    int bf16 = o->precision == PC_PRECISION_BF16;
+    if (bf16 && o->kernels == PC_KERNELS_REF)
+        return pc_fail(PC_ERR_USAGE, "--precision bf16 runs on the oneDNN kernels, not --kernels ref");
+#ifndef PARCNN_HAVE_DNNL
+    if (o->kernels == PC_KERNELS_DNNL || bf16)
+        return pc_fail(PC_ERR_USAGE, "%s: this build has no oneDNN",
+                       bf16 ? "--precision bf16" : "--kernels onednn");
+#endif
+    return PC_OK;
+}
+
+pc_status pc_exec_create(const pc_model *m, int batch, const pc_exec_options *opt, pc_exec **out) {
     *out = NULL;
+    static const pc_exec_options defaults = {0};
+    if (!opt) opt = &defaults;
+    PC_TRY(check_options(opt));
     pc_exec *ex = calloc(1, sizeof *ex);
     if (!ex) return pc_fail(PC_ERR_NOMEM, "out of memory");
     ex->m = m;
     ex->batch = batch;
+    ex->conv_algo = opt->conv_algo;
 #ifdef PARCNN_HAVE_DNNL
-    ex->use_dnnl = kernels != PC_KERNELS_REF;
-    ex->bf16 = kernels == PC_KERNELS_DNNL_BF16;
-#else
-    if (kernels == PC_KERNELS_DNNL || kernels == PC_KERNELS_DNNL_BF16) {
-        free(ex);
-        return pc_fail(PC_ERR_USAGE, "%s: this build has no oneDNN",
-                       kernels == PC_KERNELS_DNNL ? "--kernels onednn" : "--precision bf16");
-    }
+    ex->use_dnnl = opt->kernels != PC_KERNELS_REF;
+    ex->bf16 = opt->precision == PC_PRECISION_BF16;
 #endif
     ex->ls = calloc(m->n_layers, sizeof(layer_state));
     ex->grad_ready = calloc(m->n_layers, 1);

@@ -9,9 +9,20 @@
 #include "kernels/shapes.h"
 #include "nn/model.h"
 
-/* AUTO: oneDNN when built with it, else the reference kernels. DNNL_BF16: oneDNN with
- * convolutions and dense layers in bfloat16 mixed precision (see kernels/dnnl). */
-typedef enum { PC_KERNELS_AUTO = 0, PC_KERNELS_REF, PC_KERNELS_DNNL, PC_KERNELS_DNNL_BF16 } pc_kernel_set;
+/* AUTO: oneDNN when built with it, else the reference kernels. */
+typedef enum { PC_KERNELS_AUTO = 0, PC_KERNELS_REF, PC_KERNELS_DNNL } pc_kernel_set;
+/* BF16: oneDNN's convolutions and dense layers in bfloat16 mixed precision (fp32
+ * accumulation and outputs; see kernels/dnnl); not with the reference kernels. */
+typedef enum { PC_PRECISION_FP32 = 0, PC_PRECISION_BF16 } pc_precision;
+
+/* How an exec computes: the kernel set, the precision and the convolution algorithm
+ * (oneDNN convolutions; the reference kernels have only direct). Each exec gets its own:
+ * nothing about it is process-wide. All zero: the defaults (auto, fp32, auto). */
+typedef struct {
+    pc_kernel_set kernels;
+    pc_precision precision;
+    pc_conv_algo conv_algo;
+} pc_exec_options;
 
 typedef struct pc_exec pc_exec;
 
@@ -19,11 +30,9 @@ typedef struct pc_exec pc_exec;
  * batch mean then biased variance (2*c floats), in layer order. */
 int64_t pc_exec_bn_stats_size(const pc_model *m);
 
-pc_status pc_exec_create(const pc_model *m, int batch, pc_kernel_set kernels, pc_exec **out);
+/* opt NULL: the defaults. */
+pc_status pc_exec_create(const pc_model *m, int batch, const pc_exec_options *opt, pc_exec **out);
 void pc_exec_destroy(pc_exec *ex);
-/* The convolution algorithm of execs created from now on, process-wide (default AUTO;
- * the reference kernels have only direct). */
-void pc_exec_set_conv_algo(pc_conv_algo algo);
 /* The algorithm layer i runs ("winograd" or "direct") when it is a oneDNN convolution,
  * else NULL. */
 const char *pc_exec_conv_algo(const pc_exec *ex, int i);

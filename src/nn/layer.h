@@ -147,6 +147,7 @@ struct pc_exec {
     int batch;
     int use_dnnl;
     int bf16;            /* oneDNN convolutions and dense layers in bf16 mixed precision */
+    pc_conv_algo conv_algo; /* of the oneDNN convolutions */
     int block;           /* channel block of blocked activations (0: all plain) */
     layer_state *ls;
     float *scratch;      /* for gradients of outputs read by several layers */

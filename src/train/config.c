@@ -178,15 +178,15 @@ const pc_flag pc_train_flags[] = {
      .help = "local-sgd: average the optimizer state too (with Adam 3x the bytes of an average)"},
     {"timeout", PC_FLAG_DOUBLE, AT(timeout), "SECONDS", 0, 1e7, "300",
      .help = "under MPI: stop all ranks when a collective waits longer (0 waits forever)"},
-    {"kernels", PC_FLAG_CHOICE, AT(kernels), "K", .def = "auto", .choices = pc_kernel_choices,
+    {"kernels", PC_FLAG_CHOICE, AT(exec.kernels), "K", .def = "auto", .choices = pc_kernel_choices,
      .expect = "onednn or ref", .def_text = "auto: onednn when built with it, else ref",
      .help = "onednn or ref"},
-    {"precision", PC_FLAG_CHOICE, AT(precision), "P", .def = "fp32",
+    {"precision", PC_FLAG_CHOICE, AT(exec.precision), "P", .def = "fp32",
      .choices = pc_precision_choices, .expect = "fp32 or bf16",
      .help = "fp32 or bf16: convolutions and dense layers in bfloat16 (AVX512_BF16 through "
              "oneDNN, fp32 accumulation), fp32 master weights, optimizer and other layers; "
              "emulated (same rounding, fp32 speed) where oneDNN has no bf16 kernels"},
-    {"conv-algo", PC_FLAG_CHOICE, AT(conv_algo), "A", .def = "auto",
+    {"conv-algo", PC_FLAG_CHOICE, AT(exec.conv_algo), "A", .def = "auto",
      .choices = pc_conv_algo_choices, .expect = "auto, direct or winograd",
      .help = "auto: Winograd F(4x4,3x3) / F(4x4,5x5), in fp32, for convolutions with stride 1, "
              "\"same\" padding and enough channels to be faster (in bf16: to beat the bf16 "
@@ -232,11 +232,8 @@ int pc_train_auto_workers(int batch, int shard_size, int ranks) {
 pc_status pc_train_config_resolve(pc_train_config *c) {
     if (c->workers == 0)
         c->workers = pc_train_auto_workers(c->batch, c->shard_size, pc_comm_size(pc_comm_world()));
-    if (c->precision == PC_PRECISION_BF16) {
-        if (c->kernels == PC_KERNELS_REF)
-            return pc_fail(PC_ERR_USAGE, "--precision bf16 runs on the oneDNN kernels, not "
-                                         "--kernels ref");
-        c->kernels = PC_KERNELS_DNNL_BF16;
-    }
+    if (c->exec.precision == PC_PRECISION_BF16 && c->exec.kernels == PC_KERNELS_REF)
+        return pc_fail(PC_ERR_USAGE, "--precision bf16 runs on the oneDNN kernels, not "
+                                     "--kernels ref");
     return PC_OK;
 }

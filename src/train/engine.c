@@ -5,7 +5,7 @@
 #include <string.h>
 
 pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
-                           pc_kernel_set kernels, const float *mean, const float *std,
+                           const pc_exec_options *exec, const float *mean, const float *std,
                            pc_engine **out) {
     *out = NULL;
     pc_engine *e = calloc(1, sizeof *e);
@@ -15,6 +15,7 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
     e->threads = threads;
     e->batch = batch;
     e->members = 1;
+    if (exec) e->exec = *exec;
     for (int c = 0; c < 4; c++) {
         e->mean[c] = mean ? mean[c] : 0.0f;
         e->std[c] = std ? std[c] : 1.0f;
@@ -28,7 +29,7 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
     /* Each replica is created on its own worker thread's behalf but from here: plans
      * are plain data and carry no thread affinity. */
     for (int w = 0; w < workers && st == PC_OK; w++)
-        st = pc_exec_create(model, batch, kernels, &e->execs[w]);
+        st = pc_exec_create(model, batch, &e->exec, &e->execs[w]);
     if (st != PC_OK) {
         pc_engine_destroy(e);
         return st;
@@ -45,7 +46,7 @@ void pc_engine_destroy(pc_engine *e) {
     free(e);
 }
 
-pc_status pc_engine_add_member(pc_engine *e, pc_model *model, pc_kernel_set kernels) {
+pc_status pc_engine_add_member(pc_engine *e, pc_model *model) {
     const pc_layer *a = &e->model->layers[0], *b = &model->layers[0];
     if (a->c != b->c || a->h != b->h || a->w != b->w || e->model->classes != model->classes)
         return pc_fail(PC_ERR_USAGE, "ensemble member %s takes %dx%dx%d images to %d classes, "
@@ -58,7 +59,7 @@ pc_status pc_engine_add_member(pc_engine *e, pc_model *model, pc_kernel_set kern
     for (int k = e->members * e->workers; k < n; k++) execs[k] = NULL;
     e->members++; /* counted now, so that destroy frees a partly built member */
     for (int k = n - e->workers; k < n; k++)
-        PC_TRY(pc_exec_create(model, e->batch, kernels, &execs[k]));
+        PC_TRY(pc_exec_create(model, e->batch, &e->exec, &execs[k]));
     return PC_OK;
 }
 

@@ -19,18 +19,20 @@ typedef struct {
     pc_exec **execs;       /* members x workers: member m's replica of worker w at
                               m * workers + w (training uses member 0's) */
     int workers, threads, batch, members;
+    pc_exec_options exec;  /* of every replica */
     float mean[4], std[4]; /* input normalization per channel */
 } pc_engine;
 
-/* mean and std: the input normalization per channel (at most 4) the engine applies to
- * the images it gathers; NULL for none. */
+/* exec: kernels, precision and convolution algorithm of every replica (NULL: the
+ * defaults). mean and std: the input normalization per channel (at most 4) the engine
+ * applies to the images it gathers; NULL for none. */
 pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
-                           pc_kernel_set kernels, const float *mean, const float *std,
+                           const pc_exec_options *exec, const float *mean, const float *std,
                            pc_engine **out);
 void pc_engine_destroy(pc_engine *e);
-/* Add a model (not owned) to the ensemble: it must take the same input and have the
- * same number of classes as the first. */
-pc_status pc_engine_add_member(pc_engine *e, pc_model *model, pc_kernel_set kernels);
+/* Add a model (not owned) to the ensemble, run with the engine's exec options: it must
+ * take the same input and have the same number of classes as the first. */
+pc_status pc_engine_add_member(pc_engine *e, pc_model *model);
 
 /* Softmax probabilities (batch x classes) of one batch of normalized inputs (NCHW, the
  * engine's batch size) on worker w's replicas, averaged over the views of tta (NULL or

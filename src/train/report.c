@@ -86,7 +86,7 @@ pc_status pc_report_write_settings(const char *dir, const pc_train_config *c,
     pc_tta_format(&c->tta, text, sizeof text);
     cJSON_AddStringToObject(o, "tta", text);
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
-    cJSON_AddStringToObject(o, "precision", c->kernels == PC_KERNELS_DNNL_BF16 ? "bf16" : "fp32");
+    cJSON_AddStringToObject(o, "precision", c->exec.precision == PC_PRECISION_BF16 ? "bf16" : "fp32");
     cJSON_AddStringToObject(o, "kernels", f->kernels);
     if (c->reduce_fast) cJSON_AddStringToObject(o, "reduce", "fast");
     return write_json(dir, "settings.json", o);

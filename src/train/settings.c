@@ -63,9 +63,7 @@ static void format_flag(const pc_flag *f, const pc_train_config *c, char *out, s
     }
 }
 
-void pc_train_settings_format(const pc_train_config *in, char *buf, size_t size) {
-    pc_train_config copy = *in, *c = &copy;
-    if (c->kernels == PC_KERNELS_DNNL_BF16) c->kernels = PC_KERNELS_DNNL; /* --precision tells */
+void pc_train_settings_format(const pc_train_config *c, char *buf, size_t size) {
     buf[0] = 0;
     for (const pc_flag *f = pc_train_flags; f->type != PC_FLAG_END; f++) {
         if (!f->name || f->offset == offsetof(pc_train_config, progress)) continue; /* rank 0's */

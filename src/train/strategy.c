@@ -71,7 +71,7 @@ static pc_status rebuild_execs(pc_local_sgd *s) {
     for (int w = 0; w < e->workers; w++) {
         pc_exec_destroy(e->execs[w]);
         e->execs[w] = NULL;
-        PC_TRY(pc_exec_create(&s->ws[w].view, e->batch, s->cfg.kernels, &e->execs[w]));
+        PC_TRY(pc_exec_create(&s->ws[w].view, e->batch, &e->exec, &e->execs[w]));
     }
     return PC_OK;
 }

@@ -45,8 +45,8 @@ typedef struct pc_local_sgd pc_local_sgd;
 
 typedef struct {
     pc_model *model;        /* the averaged model: holds the average after every sync */
-    pc_engine *engine;      /* its workers' replicas are rebuilt on per-worker views */
-    pc_kernel_set kernels;
+    pc_engine *engine;      /* its workers' replicas are rebuilt on per-worker views, with
+                               the engine's exec options */
     pc_comm *comm;
     int replicas, sync_every, shards;
     int average_opt_state;

@@ -271,7 +271,7 @@ static void fast_sum_workers_job(int w, void *arg) {
 }
 
 static pc_status fast_setup(trainer *t) {
-    int W = t->cfg->workers;
+    int W = t->e->workers;
     t->fast_acc = calloc(W, sizeof(float *));
     t->fast_tmp = calloc(W, sizeof(float *));
     if (!t->fast_acc || !t->fast_tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -284,7 +284,7 @@ static pc_status fast_setup(trainer *t) {
 }
 
 static void fast_free(trainer *t) {
-    for (int w = 0; t->fast_acc && w < t->cfg->workers; w++) {
+    for (int w = 0; t->fast_acc && w < t->e->workers; w++) {
         pc_free(t->fast_acc[w]);
         pc_free(t->fast_tmp[w]);
     }
@@ -656,7 +656,7 @@ static void make_fingerprint(trainer *t) {
     if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
     if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
     if (c->lookahead > 0) fingerprint_add(t, " lookahead=%d", c->lookahead);
-    if (c->kernels == PC_KERNELS_DNNL_BF16) fingerprint_add(t, " precision=bf16");
+    if (c->exec.precision == PC_PRECISION_BF16) fingerprint_add(t, " precision=bf16");
     if (c->sync.kind == PC_SYNC_LOCAL_SGD)
         fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
                         replica_count(t), c->average_opt_state);
@@ -805,10 +805,10 @@ static const char *const split_names[5] = {"data", "compute", "reduce", "communi
 /* Print this epoch's split (per rank under MPI) and reset the counters. */
 static pc_status report_time_split(trainer *t, double train_seconds, time_split *mine) {
     double data = 0;
-    for (int w = 0; w < t->cfg->workers; w++) data += t->worker_data[w] / t->cfg->workers;
+    for (int w = 0; w < t->e->workers; w++) data += t->worker_data[w] / t->e->workers;
     *mine = (time_split){{data + t->time_data_wait, t->time_compute - data, t->time_reduce,
                           t->time_comm, t->time_optimizer}};
-    memset(t->worker_data, 0, sizeof(double) * t->cfg->workers);
+    memset(t->worker_data, 0, sizeof(double) * t->e->workers);
     t->time_compute = t->time_reduce = t->time_comm = t->time_optimizer = t->time_data_wait = 0;
     time_split *all = calloc(t->ranks, sizeof(time_split));
     if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
@@ -831,7 +831,7 @@ static pc_status report_time_split(trainer *t, double train_seconds, time_split 
 static pc_status report_profile(trainer *t) {
     const pc_train_config *c = t->cfg;
     const pc_model *m = t->m;
-    int W = c->workers;
+    int W = t->e->workers;
     double steps = t->run_steps > 0 ? (double)t->run_steps : 1;
     double images = (double)c->shard_size * t->shards / (t->ranks * W); /* per worker and step */
     cJSON *root = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(root, "layers");
@@ -926,10 +926,10 @@ static pc_status evaluate_ensemble(trainer *t, pc_metrics *vm) {
     pc_engine *e = NULL;
     if (pc_metrics_init(vm, t->m->classes) || pc_metrics_keep_scores(vm, t->test.n))
         return pc_fail(PC_ERR_NOMEM, "out of memory");
-    pc_status st = pc_engine_create(t->m, c->workers, 1, c->shard_size, c->kernels,
+    pc_status st = pc_engine_create(t->m, t->e->workers, 1, c->shard_size, &c->exec,
                                     t->meta.mean, t->meta.std, &e);
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
-        st = pc_engine_add_member(e, t->mx->earlier[k], c->kernels);
+        st = pc_engine_add_member(e, t->mx->earlier[k]);
     if (st == PC_OK) st = evaluate_on(t, e, &c->tta, vm);
     pc_engine_destroy(e);
     return st;
@@ -1304,7 +1304,7 @@ static pc_status strategy_setup(trainer *t) {
     if (c->sync.kind != PC_SYNC_LOCAL_SGD) return PC_OK;
     int64_t spe = t->train.n / c->batch, total = (int64_t)c->epochs * spe;
     pc_local_sgd_config lc = {
-        .model = t->m, .engine = t->e, .kernels = c->kernels, .comm = t->comm,
+        .model = t->m, .engine = t->e, .comm = t->comm,
         .replicas = replica_count(t), .sync_every = c->sync.every, .shards = t->shards,
         .average_opt_state = c->average_opt_state,
         .opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params,
@@ -1329,11 +1329,10 @@ static pc_status setup(trainer *t) {
     PC_TRY(load_data(t));
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     PC_TRY(create_model(t));
-    pc_exec_set_conv_algo(c->conv_algo);
-    PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, c->kernels,
+    PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, &c->exec,
                             t->meta.mean, t->meta.std, &t->e));
     t->shards = c->batch / c->shard_size;
-    PC_TRY(pc_reducer_create(t->shards, c->workers, t->m->n_params, t->comm, &t->red));
+    PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
     PC_TRY(strategy_setup(t));
     t->sched = c->sched;
@@ -1341,7 +1340,7 @@ static pc_status setup(trainer *t) {
     t->sched.steps_per_epoch = t->train.n / c->batch;
     t->sched.total_steps = (int64_t)c->epochs * t->sched.steps_per_epoch;
     PC_TRY(loader_setup(t));
-    for (int w = 0; c->profile && w < c->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
+    for (int w = 0; c->profile && w < t->e->workers; w++) pc_exec_enable_profile(t->e->execs[w]);
     PC_TRY(setup_param_groups(t));
     PC_TRY(setup_ema(t));
     /* local SGD: the checkpoint's optimizer state is every replica's whole state */
@@ -1353,7 +1352,7 @@ static pc_status setup(trainer *t) {
     t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
     t->shard_rec = pc_alloc(t->rec_size * t->shards);
     t->rec_send = pc_alloc(t->rec_size * t->shards);
-    t->worker_data = calloc(c->workers, sizeof(double));
+    t->worker_data = calloc(t->e->workers, sizeof(double));
     if (!t->opt_state || !t->perm || !t->shard_rec || !t->rec_send || !t->worker_data)
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     make_fingerprint(t);

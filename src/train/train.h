@@ -25,10 +25,6 @@ float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch);
 const char *pc_lr_scale_name(pc_lr_scale s);
 pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out);
 
-/* Arithmetic of convolutions and dense layers: fp32, or bf16 mixed precision (oneDNN's
- * kernels; fp32 master weights and accumulation). */
-typedef enum { PC_PRECISION_FP32 = 0, PC_PRECISION_BF16 } pc_precision;
-
 typedef struct {
     const char *data;          /* dataset spec, see data/dataset.h */
     const char *model;         /* zoo name or model file */
@@ -55,9 +51,7 @@ typedef struct {
     float label_smoothing;
     pc_lr_scale lr_scale;      /* scale --lr for the global batch against lr_ref_batch */
     int lr_ref_batch;
-    pc_kernel_set kernels;
-    pc_precision precision;    /* bf16: the oneDNN kernels in bf16 (not with PC_KERNELS_REF) */
-    pc_conv_algo conv_algo;    /* oneDNN convolutions: auto, direct or winograd */
+    pc_exec_options exec;      /* kernel set, precision, convolution algorithm */
     int progress;              /* 1: live progress bar on stderr */
     int profile;               /* per-layer timing table at the end (and profile.json) */
     pc_folder_options folder;  /* image folders: size, channels, split, cache, bad images */
@@ -97,8 +91,8 @@ void pc_train_config_defaults(pc_train_config *c);
 /* The default worker count: the most workers, up to the core count, that divide the
  * shard count per rank (batch / shard_size / ranks). */
 int pc_train_auto_workers(int batch, int shard_size, int ranks);
-/* What pc_train runs: workers 0 replaced by pc_train_auto_workers, precision bf16 folded
- * into kernels (an error with PC_KERNELS_REF). */
+/* What pc_train runs: workers 0 replaced by pc_train_auto_workers; an error for bf16 on the
+ * reference kernels. */
 pc_status pc_train_config_resolve(pc_train_config *c);
 
 /* Run training as configured, printing the start-up summary and one line per epoch

@@ -191,7 +191,8 @@ static dnnl_format_tag_t activation_tag(int block) {
 }
 
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
-                                   pc_dnnl_precision prec, int relu, int x_block, int y_block) {
+                                   pc_dnnl_precision prec, pc_conv_algo algo, int relu,
+                                   int x_block, int y_block) {
     pc_conv_shape s = *shape;
     if (pc_conv_shape_finish(&s) != 0) {
         pc_fail(PC_ERR_USAGE, "oneDNN conv: invalid shape");
@@ -218,7 +219,6 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
      * and, where it beats oneDNN's bf16 kernels (many channels), for native bf16: in the
      * Winograd domain bf16 operands would cost a tenfold error (F(4x4, 3x3): normalized
      * error 2-5% against 0.3% direct) */
-    const pc_conv_algo algo = pc_dnnl_conv_algo();
     if (algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
         (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s, in_dt == dnnl_bf16))) {
         c->wino = pcd_wino_create(&s, x_block, relu, p->emulate_bf16);

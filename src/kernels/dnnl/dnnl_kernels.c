@@ -104,10 +104,6 @@ int pc_dnnl_activation_block(void) {
     return act_block;
 }
 
-static pc_conv_algo conv_algo = PC_CONV_AUTO;
-void pc_dnnl_set_conv_algo(pc_conv_algo algo) { conv_algo = algo; }
-pc_conv_algo pc_dnnl_conv_algo(void) { return conv_algo; }
-
 /* ---- creation helpers ---- */
 
 int pcd_base_init(pcd_base *b) {

@@ -48,22 +48,19 @@ int pc_dnnl_bf16_native(void);
 int pc_dnnl_activation_block(void);
 
 /* ---- convolution: weight (K, C/groups, KH, KW), bias (K) ---- */
-/* The convolution algorithm of the plans created from now on, for the whole process.
- * AUTO (the default): Winograd F(4x4, 3x3) / F(4x4, 5x5) where it applies (fp32, stride 1,
- * "same" padding, channel-blocked: see dnnl_wino.c) and has enough channels to be faster,
- * oneDNN's direct convolution elsewhere. DIRECT: direct everywhere. WINOGRAD: Winograd
- * wherever it applies. Results differ between algorithms by rounding; each is
- * deterministic and independent of the worker count. */
-void pc_dnnl_set_conv_algo(pc_conv_algo algo);
-pc_conv_algo pc_dnnl_conv_algo(void);
 
 typedef struct pc_dnnl_conv pc_dnnl_conv;
-/* relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
+/* algo: AUTO runs Winograd F(4x4, 3x3) / F(4x4, 5x5) where it applies (fp32, stride 1,
+ * "same" padding, channel-blocked: see dnnl_wino.c) and has enough channels to be faster,
+ * oneDNN's direct convolution elsewhere; DIRECT: direct; WINOGRAD: Winograd wherever it
+ * applies. Results differ between algorithms by rounding; each is deterministic and
+ * independent of the worker count.
+ * relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
  * backward takes dy already masked by y > 0, as for a separate ReLU.
  * x_block, y_block: the layout of x and dx, and of y and dy: 0 plain NCHW, 8 or 16 channel-
  * blocked (nChw8c / nChw16c, the last block zero-padded; kernels/fast/fast.h). */
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec,
-                                  int relu, int x_block, int y_block);
+                                  pc_conv_algo algo, int relu, int x_block, int y_block);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);

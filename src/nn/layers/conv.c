@@ -110,7 +110,7 @@ static pc_status conv_setup(pc_exec *ex, int i) {
 #ifdef PARCNN_HAVE_DNNL
     if (ex->use_dnnl) {
         s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
-                                       l->act == PC_ACT_RELU,
+                                       ex->conv_algo, l->act == PC_ACT_RELU,
                                        pc_exec_input_blocked(ex, i, 0) ? ex->block : 0,
                                        s->blocked ? ex->block : 0);
         if (!s->dconv) return PC_ERR_INTERNAL; /* message set by the plan */
