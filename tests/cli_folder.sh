@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Image folders end to end, on real CIFAR-10 JPEGs from ../shared/datasets (skipped
-# when absent): training with augmentation, identical bytes for any worker and loader
-# thread count, a validation split with its file lists, predict on image files,
-# check-data and bad images.
+# Image folders end to end, on JPEG and PNG folders that tests/make_images.c writes
+# (CIFAR-10's class names, 32x32 and some 40x36 images): training with augmentation,
+# identical bytes for any worker and loader thread count, a validation split with its
+# file lists, predict on image files, check-data, bad images, and the cifar10 recipes'
+# short runs.
 # usage: cli_folder.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1 src=$2
-tarball="$src/../shared/datasets/cifar10-jpeg.tar.gz"
-if [ ! -f "$tarball" ]; then echo "skipped: $tarball not found"; echo "0 passed, 0 failed"; exit 0; fi
+make_images="$(dirname "$parcnn")/make_images"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
@@ -28,16 +28,10 @@ files = [load(path) for path in sys.argv[1:]]
 exec(sys.stdin.read())' "$@"
 }
 
-tar -xzf "$tarball" -C "$tmp"
-# a small copy: 60 training and 20 test images per class
-for part in train test; do
-    n=60; [ $part = test ] && n=20
-    for cls in "$tmp/$part"/*/; do
-        name=$(basename "$cls")
-        mkdir -p "$tmp/small/$part/$name"
-        ls "$cls" | sort | head -$n | while read -r f; do cp "$cls/$f" "$tmp/small/$part/$name/"; done
-    done
-done
+# 60 training and 20 test images per class
+"$make_images" "$tmp/small" 60 20 || { echo "FAIL make_images"; exit 1; }
+[ "$(ls "$tmp/small/train/cat" | grep -c '\.jpg$')" = 45 ] && [ "$(ls "$tmp/small/train/cat" | grep -c '\.png$')" = 15 ] \
+    && ok "generated folders: JPEG and PNG images in every class" || bad "generated folders"
 common=(--data "folder:$tmp/small" --model simple-cnn --epochs 2 --batch 64 --shard-size 8 --augment flip,crop=4,rotate=10,brightness=0.2,cutout=0.3 --no-progress)
 
 "$parcnn" train "${common[@]}" --workers 1 --loader-threads 0 --out "$tmp/a" > "$tmp/a.log" 2>&1 || { bad "train on folders:"; cat "$tmp/a.log"; }
@@ -53,9 +47,9 @@ cmp -s "$tmp/a/model.safetensors" "$tmp/none/model.safetensors" && grep -q "chec
     && ok "--cache none (decoding every batch): identical bytes" || bad "--cache none differs"
 
 # predict on image files, with the class names stored in the model
-img=$(ls "$tmp/small/test/cat" | head -1)
-"$parcnn" predict --weights "$tmp/a/model.safetensors" --top 3 "$tmp/small/test/cat/$img" > "$tmp/pred.txt" 2>&1
-[ $? = 0 ] && grep -qE "cat/$img:  [a-z]+ 0\.[0-9]{4}  [a-z]+ 0\." "$tmp/pred.txt" && ok "predict IMAGE prints top-3 class names" || { bad "predict IMAGE:"; cat "$tmp/pred.txt"; }
+"$parcnn" predict --weights "$tmp/a/model.safetensors" --top 3 "$tmp/small/test/cat/0000.jpg" "$tmp/small/test/cat/0003.png" > "$tmp/pred.txt" 2>&1
+[ $? = 0 ] && grep -qE "cat/0000.jpg:  [a-z]+ 0\.[0-9]{4}  [a-z]+ 0\." "$tmp/pred.txt" && grep -qE "cat/0003.png:  [a-z]+ 0\.[0-9]{4}  [a-z]+ 0\." "$tmp/pred.txt" \
+    && ok "predict JPEG and PNG files prints top-3 class names" || { bad "predict IMAGE:"; cat "$tmp/pred.txt"; }
 "$parcnn" eval --weights "$tmp/a/model.safetensors" --data "folder:$tmp/small" > "$tmp/eval.txt" 2>&1 \
     && grep -q "samples   200" "$tmp/eval.txt" && ok "eval on the folder's test part" || { bad "eval on folder:"; cat "$tmp/eval.txt"; }
 

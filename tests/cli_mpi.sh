@@ -143,24 +143,19 @@ rc=$?
 
 # image folders: each rank decodes its slice of the files (memory cache) or only the
 # samples of its own shards (--cache none); the model is the same bytes either way
-tarball="$src/../shared/datasets/cifar10-jpeg.tar.gz"
-if [ -f "$tarball" ]; then
-    tar -xzf "$tarball" -C "$tmp" --wildcards 'train/*/00[0-3]?.jpg' 'test/*/000?.jpg'
-    printf 'not a JPEG' > "$tmp/train/cat/0001.jpg" # a bad file in rank 0's slice, skipped by all
-    img=(--data "folder:$tmp" --model simple-cnn --epochs 2 --batch 32 --shard-size 8 --augment flip,crop=4 --on-bad-image skip --no-progress)
-    "$parcnn" train "${img[@]}" --workers 1 --out "$tmp/f1" > "$tmp/f1.log" 2>&1 || { bad "folder, 1 rank:"; cat "$tmp/f1.log"; }
-    for cache in memory none; do
-        mpi 2 "$parcnn" train "${img[@]}" --workers 1 --cache $cache --out "$tmp/f2$cache" > "$tmp/f2$cache.log" 2>&1 \
-            || { bad "folder, 2 ranks, --cache $cache:"; cat "$tmp/f2$cache.log"; continue; }
-        same "$tmp/f1/model.safetensors" "$tmp/f2$cache/model.safetensors" \
-            && ok "folder, 2 ranks, --cache $cache: model identical to 1 rank" || bad "folder, 2 ranks, --cache $cache: model differs"
-    done
-    grep -q "decoded in .*200 of them here, the rest on 1 other rank" "$tmp/f2memory.log" \
-        && grep -q "skipped 1 bad image" "$tmp/f2none.log" \
-        && ok "each rank decodes half of the 400 training images; the bad one skipped by all" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
-else
-    echo "skipped image-folder cases: $tarball not found"
-fi
+"$(dirname "$parcnn")/make_images" "$tmp/folder" 40 10 || bad "make_images"
+printf 'not a JPEG' > "$tmp/folder/train/cat/0001.jpg" # a bad file in rank 0's slice, skipped by all
+img=(--data "folder:$tmp/folder" --model simple-cnn --epochs 2 --batch 32 --shard-size 8 --augment flip,crop=4 --on-bad-image skip --no-progress)
+"$parcnn" train "${img[@]}" --workers 1 --out "$tmp/f1" > "$tmp/f1.log" 2>&1 || { bad "folder, 1 rank:"; cat "$tmp/f1.log"; }
+for cache in memory none; do
+    mpi 2 "$parcnn" train "${img[@]}" --workers 1 --cache $cache --out "$tmp/f2$cache" > "$tmp/f2$cache.log" 2>&1 \
+        || { bad "folder, 2 ranks, --cache $cache:"; cat "$tmp/f2$cache.log"; continue; }
+    same "$tmp/f1/model.safetensors" "$tmp/f2$cache/model.safetensors" \
+        && ok "folder, 2 ranks, --cache $cache: model identical to 1 rank" || bad "folder, 2 ranks, --cache $cache: model differs"
+done
+grep -q "decoded in .*200 of them here, the rest on 1 other rank" "$tmp/f2memory.log" \
+    && grep -q "skipped 1 bad image" "$tmp/f2none.log" \
+    && ok "each rank decodes half of the 400 training images; the bad one skipped by all" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
 
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]
