@@ -66,6 +66,8 @@ static const char bench_help[] =
     "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
     "       parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16]  (GEMM peak)\n"
     "       parcnn bench conv [--channels C] [--filters K] [--size S] [--kernel R] ...\n"
+    "       parcnn bench predict --model NAME|FILE [--batch LIST] [--precision bf16]\n"
+    "                            (inference latency and throughput)\n"
     "Train the same model with each (ranks, workers) configuration and compare against\n"
     "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
     "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
@@ -806,9 +808,10 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(argv[1], "loader") == 0) return cmd_bench_loader(argc - 1, argv + 1);
     if (strcmp(argv[1], "gemm") == 0) return cmd_bench_gemm(argc - 1, argv + 1);
     if (strcmp(argv[1], "conv") == 0) return cmd_bench_conv(argc - 1, argv + 1);
+    if (strcmp(argv[1], "predict") == 0) return cmd_bench_predict(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
         fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader, "
-                        "gemm or conv)\n", argv[1]);
+                        "gemm, conv or predict)\n", argv[1]);
         return 2;
     }
     argv++;

@@ -29,4 +29,7 @@ int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const cha
 /* The flags' help: one entry per flag, its paragraph wrapped, its default last. */
 void cli_print_flags(const pc_flag *table, FILE *out);
 
+/* parcnn bench predict (tools/bench_predict.c). */
+int cmd_bench_predict(int argc, char **argv);
+
 #endif

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# parcnn bench predict: the table for each batch size and way to spend the cores, the
+# fastest per batch, fp32 and bf16, a trained weights file, and bad flags.
+# usage: cli_bench_predict.sh PARCNN SOURCE_DIR
+set -u
+parcnn=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+cores=$(nproc)
+
+"$parcnn" bench predict --model resnet20 --input 3x32x32 --batch 1,4 --reps 3 > "$tmp/fp32.txt" 2>&1
+rc=$?
+cat "$tmp/fp32.txt"
+[ $rc = 0 ] && grep -q "^parcnn bench predict: resnet20, input 3x32x32, 10 classes, 269722 parameters, .* fp32, $cores cores" "$tmp/fp32.txt" \
+    && ok "resnet20 fp32: header with parameters and precision" || bad "resnet20 fp32 (exit $rc)"
+rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 6 && $5 > 0' "$tmp/fp32.txt" | wc -l)
+want=$(( cores > 1 ? (4 % cores == 0 ? 5 : 4) : 2 ))
+[ "$rows" = "$want" ] && ok "$rows timed configurations (1x1 and 1x$cores at batch 1, also ${cores}x1 at batch 4)" || bad "rows: $rows, expected $want"
+grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ thread\(s\)\)" "$tmp/fp32.txt" \
+    && grep -qE "^best batch 4: " "$tmp/fp32.txt" && ok "the fastest configuration per batch size" || bad "best lines"
+
+"$parcnn" bench predict --model simple-cnn --precision bf16 --batch 2 --reps 2 --workers 1 --threads 1 > "$tmp/bf16.txt" 2>&1 \
+    && grep -q ", bf16, " "$tmp/bf16.txt" && [ "$(grep -c '^ *2 ' "$tmp/bf16.txt")" = 1 ] \
+    && ok "bf16, one given configuration" || { bad "bf16:"; cat "$tmp/bf16.txt"; }
+
+"$parcnn" train --limit 256 --eval-limit 64 --epochs 1 --no-progress --out "$tmp/run" > /dev/null 2>&1 || bad "train a model"
+"$parcnn" bench predict --model "$tmp/run/model.safetensors" --batch 2 --reps 2 > "$tmp/file.txt" 2>&1 \
+    && grep -q "input 1x28x28, 10 classes, 3274634 parameters" "$tmp/file.txt" \
+    && ok "a trained weights file: its own model and input" || { bad "weights file:"; cat "$tmp/file.txt"; }
+
+check_usage() { # MESSAGE ARGS...: exit 2 and one line naming the problem
+    local msg=$1; shift
+    "$parcnn" bench predict "$@" > "$tmp/err.txt" 2>&1
+    local rc=$?
+    [ $rc = 2 ] && [ "$(wc -l < "$tmp/err.txt")" = 1 ] && grep -q -- "$msg" "$tmp/err.txt" \
+        && ok "usage error: $msg" || { bad "$* (exit $rc):"; cat "$tmp/err.txt"; }
+}
+check_usage "--model is required"
+check_usage "unknown model 'nosuch'" --model nosuch
+check_usage "--batch 0: expected" --model simple-cnn --batch 0
+check_usage "--batch 1,x: expected" --model simple-cnn --batch 1,x
+check_usage "--workers 2 does not divide --batch 3" --model simple-cnn --batch 3 --workers 2 --threads 1
+check_usage "--workers and --threads go together" --model simple-cnn --workers 2
+check_usage "--precision fp16: expected fp32 or bf16" --model simple-cnn --precision fp16
+check_usage "--input 3x32: expected CxHxW" --model simple-cnn --input 3x32
+"$parcnn" bench predict --model "$tmp/missing.safetensors" > "$tmp/err.txt" 2>&1
+[ $? = 1 ] && grep -q "missing.safetensors" "$tmp/err.txt" && ok "a missing weights file: exit 1 naming it" || { bad "missing file:"; cat "$tmp/err.txt"; }
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
