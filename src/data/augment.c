@@ -344,6 +344,7 @@ pc_status pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, i
                                       const float *mean, const float *std,
                                       const pc_augment_config *a, uint64_t seed, uint64_t epoch,
                                       float *out, int32_t *labels_out) {
+    if (d->features) return pc_dataset_gather_features(d, idx, n, epoch, out, labels_out);
     if (!pc_augment_enabled(a)) return pc_dataset_gather(d, idx, n, mean, std, out, labels_out);
     const size_t hw = (size_t)d->h * d->w, sample = hw * d->c;
     uint8_t *scratch = NULL;

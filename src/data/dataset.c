@@ -674,8 +674,20 @@ pc_status pc_dataset_sample(const pc_dataset *d, int64_t i, uint8_t *scratch,
     return pc_image_files_decode(d->files, i, scratch);
 }
 
+pc_status pc_dataset_gather_features(const pc_dataset *d, const int64_t *idx, int n,
+                                     uint64_t view, float *out, int32_t *labels_out) {
+    const int64_t dim = (int64_t)d->c * d->h * d->w;
+    const float *base = d->features + (int64_t)(view % (uint64_t)d->feature_views) * d->feature_stride * dim;
+    for (int i = 0; i < n; i++) {
+        memcpy(out + i * dim, base + idx[i] * dim, sizeof(float) * dim);
+        if (labels_out) labels_out[i] = d->labels[idx[i]];
+    }
+    return PC_OK;
+}
+
 pc_status pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
                             const float *std, float *out, int32_t *labels_out) {
+    if (d->features) return pc_dataset_gather_features(d, idx, n, 0, out, labels_out);
     const int64_t hw = (int64_t)d->h * d->w, sample = hw * d->c;
     uint8_t *scratch = NULL;
     if (!d->pixels && !(scratch = malloc((size_t)sample)))
@@ -706,6 +718,7 @@ void pc_dataset_free(pc_dataset *d) {
     pc_image_files_free(d->files);
     free(d->sums);
     pc_free(d->labels);
+    pc_free(d->features);
     free_names(d->class_names, d->classes);
     memset(d, 0, sizeof *d);
 }

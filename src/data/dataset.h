@@ -19,6 +19,13 @@ typedef struct {
     pc_image_files *files; /* owned; non-NULL: decode sample i from its file when gathered */
     uint64_t *sums;       /* with files: per sample, c sums of its pixels then c sums of
                              their squares (for pc_dataset_channel_stats) */
+    float *features;      /* owned; non-NULL: a feature dataset (a frozen backbone's cached
+                             outputs, see train/transfer.h): feature_views views of
+                             feature_stride samples of c*h*w floats, already the network's
+                             input: gathering copies them (no normalization); the augmented
+                             gather takes view epoch % feature_views */
+    int64_t feature_stride;
+    int feature_views;
     int32_t *labels;      /* n labels in [0, classes) */
     int classes;
     char **class_names;   /* classes strings, owned */
@@ -63,6 +70,10 @@ pc_status pc_dataset_sample(const pc_dataset *d, int64_t i, uint8_t *scratch,
  * labels_out[i] = labels[idx[i]] (labels_out may be NULL). */
 pc_status pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, const float *mean,
                        const float *std, float *out, int32_t *labels_out);
+
+/* A feature dataset's samples idx of view `view` (modulo its views), and their labels. */
+pc_status pc_dataset_gather_features(const pc_dataset *d, const int64_t *idx, int n,
+                                     uint64_t view, float *out, int32_t *labels_out);
 
 void pc_dataset_free(pc_dataset *d);
 

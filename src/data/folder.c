@@ -294,6 +294,7 @@ typedef struct {
     const fentry *files;
     int64_t lo, hi;   /* this process's slice of the files */
     int size, c, skip;
+    int crop_short;   /* > 0: resize the shorter side to this, then centre-crop size */
     int64_t max_pixels;
     uint8_t *pixels;  /* every image's slot; NULL: check only (--cache none) */
     uint64_t *sums;   /* check only: per image, c pixel sums then c sums of squares */
@@ -320,9 +321,11 @@ static void pixel_sums(const uint8_t *p, int c, size_t hw, uint64_t *sums) {
 /* Decode file i of the job into dst (NULL: out of memory). */
 static pc_status decode_file(const djob *j, int64_t i, uint8_t *dst, int *gray, int *warnings) {
     char *path = pc_path_join(j->root, j->files[i].rel);
-    pc_status s = path && dst ? pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
-                                                  dst, gray, warnings)
-                              : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status s = !path || !dst ? pc_fail(PC_ERR_NOMEM, "out of memory")
+                  : j->crop_short ? pc_image_load_chw_cropped(path, j->c, j->size, j->crop_short,
+                                                              j->max_pixels, dst, gray, warnings)
+                                  : pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
+                                                      dst, gray, warnings);
     free(path);
     return s;
 }
@@ -700,9 +703,12 @@ pc_status pc_image_files_decode(const pc_image_files *f, int64_t i, uint8_t *out
     uint8_t *full = f->decode_c == f->c ? out : malloc((size_t)f->decode_c * hw);
     char *path = pc_path_join(f->root, f->rel[i]);
     int g, wn;
-    pc_status s = full && path ? pc_image_load_chw(path, f->decode_c, f->size, f->size,
-                                                   f->max_pixels, full, &g, &wn)
-                               : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status s = !full || !path ? pc_fail(PC_ERR_NOMEM, "out of memory")
+                  : f->crop_short ? pc_image_load_chw_cropped(path, f->decode_c, f->size,
+                                                              f->crop_short, f->max_pixels, full,
+                                                              &g, &wn)
+                                  : pc_image_load_chw(path, f->decode_c, f->size, f->size,
+                                                      f->max_pixels, full, &g, &wn);
     if (s != PC_OK) s = pc_fail(s, "%s (the file changed after it was checked)", pc_last_error());
     else if (full != out) memcpy(out, full, (size_t)f->c * hw); /* gray: planes are equal */
     if (full != out) free(full);
@@ -945,6 +951,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         h_u64(&name_h, (uint64_t)S);
         h_u64(&name_h, (uint64_t)opt.channels);
         h_u64(&name_h, (uint64_t)opt.max_pixels);
+        if (opt.crop_short) h_u64(&name_h, 0x63726f70ull ^ (uint64_t)opt.crop_short);
         if (layout != 1 && opt.val_split > 0) {
             float vs = opt.val_split;
             uint32_t vb;
@@ -1050,7 +1057,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
             goto fail;
         }
         djob job = {.root = dir, .files = part, .size = S, .c = dec_c, .skip = opt.on_bad_skip,
-                    .max_pixels = opt.max_pixels, .pixels = pixels, .sums = sums,
+                    .crop_short = opt.crop_short, .max_pixels = opt.max_pixels, .pixels = pixels, .sums = sums,
                     .status = status, .gray = gray, .warn = warn, .msg = msgs};
         double t0 = pc_now();
         s = decode_files(&job, opt.decode_threads > 0 ? opt.decode_threads : default_threads(),
@@ -1150,6 +1157,7 @@ pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_opt
         files_od->decode_c = dec_c;
         files_od->c = res_c;
         files_od->max_pixels = opt.max_pixels;
+        files_od->crop_short = opt.crop_short;
     }
     rep->ranks = opt.comm ? pc_comm_size(opt.comm) : 1;
     rep->on_demand = on_demand;

@@ -77,6 +77,7 @@ struct pc_image_files {
     int decode_c;       /* channels decoded: 3 when the data turned out gray (then c = 1) */
     int c;              /* channels kept: the first c planes of the decoded image */
     int64_t max_pixels;
+    int crop_short;     /* > 0: shorter side resized to this, then centre-cropped to size */
 };
 
 /* Decode sample i into out (c x size x size bytes); an error names the file. */
@@ -94,6 +95,9 @@ struct pc_folder_options {
     int decode_threads;    /* <= 0: one per online CPU (at most 16) */
     const char *list_dir;  /* where train.txt / val.txt go when splitting; NULL: not written */
     int64_t max_pixels;    /* refuse larger images; <= 0 means PC_IMAGE_DEFAULT_MAX_PIXELS */
+    int crop_short;        /* > 0: keep the aspect ratio: resize the shorter side to this
+                              (>= image_size), then centre-crop image_size x image_size
+                              (pc_image_load_chw_cropped); 0: stretch to image_size */
     pc_folder_report *report; /* optional: filled by pc_dataset_load_ex (see below) */
     pc_comm *comm;         /* NULL: decode everything here; else split across its ranks */
 };

@@ -539,3 +539,35 @@ pc_status pc_image_load_chw(const char *path, int channels, int h, int w, int64_
     pc_image_free(&im);
     return s;
 }
+
+pc_status pc_image_load_chw_cropped(const char *path, int channels, int size, int short_side,
+                                    int64_t max_pixels, uint8_t *out_chw, int *src_gray,
+                                    int *warnings) {
+    if (channels != 1 && channels != 3)
+        return pc_fail(PC_ERR_USAGE, "%s: cannot load with %d channels (1 or 3)", path, channels);
+    pc_image im;
+    PC_TRY(pc_image_read(path, channels, max_pixels, &im));
+    int shorter = PC_MIN(im.h, im.w);
+    if (shorter < size) {
+        pc_status s = pc_fail(PC_ERR_DATA, "%s: %dx%d pixels, smaller than the model's %dx%d "
+                              "crop", path, im.w, im.h, size, size);
+        pc_image_free(&im);
+        return s;
+    }
+    /* the resized size, rounded as torchvision's Resize(int) */
+    int rh = im.h == shorter ? short_side : (int)((int64_t)short_side * im.h / shorter);
+    int rw = im.w == shorter ? short_side : (int)((int64_t)short_side * im.w / shorter);
+    uint8_t *resized = malloc((size_t)rh * rw * channels);
+    pc_status s = resized ? pc_image_resize(im.data, im.h, im.w, im.c, rh, rw, 1, resized)
+                          : pc_fail(PC_ERR_NOMEM, "out of memory");
+    int top = (rh - size) / 2, left = (rw - size) / 2;
+    for (int c = 0; s == PC_OK && c < channels; c++)
+        for (int y = 0; y < size; y++)
+            memcpy(out_chw + ((size_t)c * size + y) * size,
+                   resized + ((size_t)c * rh + top + y) * rw + left, (size_t)size);
+    if (src_gray) *src_gray = im.src_gray;
+    if (warnings) *warnings = im.warnings;
+    free(resized);
+    pc_image_free(&im);
+    return s;
+}

@@ -282,9 +282,10 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
         layer_forward(ex, i, train);
         if (timed) ex->prof_fwd[i] += pc_now() - t0;
         const pc_layer *l = &ex->m->layers[i];
-        if (train && bn_stats && l->kind == PC_L_BN) {
-            memcpy(bn_stats, ex->ls[i].mean, sizeof(float) * l->c);
-            memcpy(bn_stats + l->c, ex->ls[i].var, sizeof(float) * l->c);
+        if (train && bn_stats && l->kind == PC_L_BN) { /* frozen: its running statistics */
+            const float *run = ex->m->buffers + l->buffer_off;
+            memcpy(bn_stats, l->bn_frozen ? run : ex->ls[i].mean, sizeof(float) * l->c);
+            memcpy(bn_stats + l->c, l->bn_frozen ? run + l->c : ex->ls[i].var, sizeof(float) * l->c);
             bn_stats += 2 * l->c;
         }
     }
@@ -310,6 +311,14 @@ double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float g
     }
     if (correct) *correct = ok;
     return loss;
+}
+
+void pc_exec_layer_output(const pc_exec *ex, int i, float *out) {
+    const pc_layer *l = &ex->m->layers[i];
+    if (ex->ls[i].blocked)
+        fast_to_plain(ex->batch, l->c, (int64_t)l->h * l->w, ex->block, ex->ls[i].out, out);
+    else
+        memcpy(out, ex->ls[i].out, sizeof(float) * ex->batch * pc_layer_out_size(l));
 }
 
 void pc_exec_probs(pc_exec *ex, float *probs) {

@@ -74,6 +74,9 @@ void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx);
 void pc_exec_enable_profile(pc_exec *ex);
 const double *pc_exec_profile(const pc_exec *ex, int backward);
 
+/* Layer i's output of the last forward, (batch, c, h, w) in plain NCHW, into out. */
+void pc_exec_layer_output(const pc_exec *ex, int i, float *out);
+
 /* Softmax probabilities of the last forward (batch, classes). */
 void pc_exec_probs(pc_exec *ex, float *probs);
 

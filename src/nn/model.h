@@ -52,6 +52,9 @@ typedef struct {
     int trainable;              /* PC_TRAIN_* bits */
     float train_epochs;         /* > 0: the trainable parameters freeze after this many
                                    epochs (train_epochs= in the model file) */
+    int bn_frozen;              /* batch norm: normalizes with its running statistics in
+                                   training too and leaves them unchanged (a frozen pretrained
+                                   backbone's, set by the trainer; no backward) */
 
     /* hyper-parameters (those that apply to the kind) */
     int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */

@@ -23,7 +23,7 @@ typedef struct {
  * parameter i, and each group has its own learning-rate multiplier and weight decay.
  * A per-index map (not per-tensor lists) keeps an update of any index range the same
  * as the same indices of a whole update. */
-#define PC_OPT_MAX_GROUPS 5
+#define PC_OPT_MAX_GROUPS 10
 typedef struct {
     const uint8_t *group;    /* n group ids; NULL: every parameter is in group 0 */
     float lr_mult[PC_OPT_MAX_GROUPS];

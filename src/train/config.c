@@ -31,6 +31,7 @@ static pc_flag_result parse_lr_scale(const char *a, void *f) { return report(pc_
 static pc_flag_result parse_augment(const char *a, void *f) { return report(pc_augment_parse(a, f)); }
 static pc_flag_result parse_tta(const char *a, void *f) { return report(pc_tta_parse(a, f)); }
 static pc_flag_result parse_sync(const char *a, void *f) { return report(pc_sync_parse(a, f)); }
+static pc_flag_result parse_freeze(const char *a, void *f) { return report(pc_transfer_parse_freeze(a, f)); }
 
 #define AT(field) offsetof(pc_train_config, field)
 #define MAX31 2147483647.0
@@ -143,6 +144,33 @@ const pc_flag pc_train_flags[] = {
      .help = "fail (stop naming the file) or skip (drop, count)"},
     {"decode-threads", PC_FLAG_INT, AT(folder.decode_threads), "N", 1, 256,
      .def_text = "one per core, at most 16", .help = "threads decoding images at start"},
+    {.type = PC_FLAG_SECTION, .help = "transfer learning (docs/transfer.md):"},
+    {"init", PC_FLAG_STRING, AT(transfer.init), "MODEL", .def_text = "none",
+     .help = "start from a pretrained network (.onnx or .safetensors), with its input size, "
+             "channels and normalization: images resized (shorter side to size/0.875) and "
+             "centre-cropped, its last dense layer replaced by a fresh head for the data's "
+             "classes"},
+    {"head", PC_FLAG_INT, AT(transfer.head), "CLASSES", 1, 1 << 20, .def_text = "the data's",
+     .help = "the new head's classes (must match the data's)"},
+    {"cut", PC_FLAG_STRING, AT(transfer.cut), "LAYER", .def_text = "none",
+     .help = "drop every layer after LAYER and add global average pooling and the new head"},
+    {"freeze", PC_FLAG_PARSED, AT(transfer), "MODE", .def = "none", .parse = parse_freeze,
+     .help = "all-but-head, up-to=LAYER or none: frozen layers are not updated and their "
+             "batch norms run in inference mode"},
+    {"unfreeze-at", PC_FLAG_FLOAT, AT(transfer.unfreeze_at), "EPOCH", 1e-6, 1e6,
+     .def_text = "never", .help = "the frozen layers train from this epoch on"},
+    {"finetune-lr-mult", PC_FLAG_FLOAT, AT(transfer.finetune_lr_mult), "X", 1e-6, 1e4, "1",
+     .help = "learning-rate multiplier of the layers unfrozen by --unfreeze-at"},
+    {"bn-recalibrate", PC_FLAG_INT, AT(transfer.bn_recalibrate), "N", 1, 2147483647,
+     .def_text = "none",
+     .help = "before training, recompute every batch norm's running statistics from the "
+             "first N training images (whole shards)"},
+    {"feature-views", PC_FLAG_INT, AT(transfer.feature_views), "K", 1, 1000, "1",
+     .help = "when only the head trains, the frozen backbone's output is computed once per "
+             "image and the head trains on it (with --cache DIR also kept there, "
+             "checksummed): K augmented views per training image (needs --augment)"},
+    {"no-feature-cache", PC_FLAG_SWITCH, AT(transfer.no_feature_cache), .lo = 1,
+     .help = "train through the frozen backbone instead (the same result, slower)"},
     {.type = PC_FLAG_SECTION, .help = "run, output and hardware:"},
     {"limit", PC_FLAG_INT64, AT(limit), "N", 1, MAX31, .def_text = "all",
      .help = "use only the first N training images"},

@@ -57,6 +57,8 @@ static void format_flag(const pc_flag *f, const pc_train_config *c, char *out, s
     case PC_FLAG_PARSED:
         if (f->offset == offsetof(pc_train_config, augment)) pc_augment_format(&c->augment, out, size);
         else if (f->offset == offsetof(pc_train_config, tta)) pc_tta_format(&c->tta, out, size);
+        else if (f->offset == offsetof(pc_train_config, transfer))
+            pc_transfer_format_freeze(&c->transfer, out, size);
         else snprintf(out, size, "%d", *(const int *)field);
         break;
     default: snprintf(out, size, "%d", *(const int *)field); break;

@@ -86,6 +86,10 @@ typedef struct {
     int load_buf;
     double time_compute, time_reduce, time_comm, time_optimizer, time_combine0;
     int64_t bn_size;
+    pc_pretrained pre;    /* --init: the pretrained network */
+    pc_transfer tr;       /* --init: the new head, the frozen prefix */
+    pc_model *full;       /* cached features: the whole network; m is its head alone */
+    double feature_seconds; /* cached features: extraction (or loading) time */
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
     char *metrics_text;   /* rank 0: metrics.jsonl as of the last checkpoint (malloc'ed) */
@@ -94,6 +98,8 @@ typedef struct {
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
     pc_tb_writer *tb;      /* --tensorboard, on rank 0 */
 } trainer;
+
+static void update_roles(trainer *t);
 
 /* ------------------------------------------------------------- the step */
 
@@ -485,7 +491,7 @@ static void update_running_stats(trainer *t) {
             float *rmean = t->m->buffers + l->buffer_off, *rvar = rmean + l->c;
             double count = (double)t->cfg->shard_size * l->h * l->w;
             float unbias = (float)(count / (count > 1 ? count - 1 : 1));
-            for (int c = 0; c < l->c; c++) {
+            for (int c = 0; c < l->c && !l->bn_frozen; c++) {
                 rmean[c] = (1 - l->momentum) * rmean[c] + l->momentum * st[c];
                 rvar[c] = (1 - l->momentum) * rvar[c] + l->momentum * st[l->c + c] * unbias;
             }
@@ -569,6 +575,7 @@ static pc_status check_config(const pc_train_config *c) {
                        c->sched.peak_epoch, c->epochs);
     if (c->ema > 0 && c->lookahead > 0)
         return pc_fail(PC_ERR_USAGE, "--ema and --lookahead both average the weights: choose one");
+    PC_TRY(pc_transfer_check(&c->transfer));
     return check_strategy(c, shards, ranks);
 }
 
@@ -581,6 +588,11 @@ static pc_status load_data(trainer *t) {
     fo.report = &report;
     fo.list_dir = t->rank == 0 ? c->out_dir : NULL;
     fo.comm = t->comm;
+    if (t->pre.model) { /* the pretrained network's input size, channels and crop */
+        fo.image_size = t->pre.meta.h;
+        fo.channels = t->pre.meta.c;
+        fo.crop_short = pc_pretrained_resize_short(&t->pre);
+    }
     if (fo.list_dir) PC_TRY(pc_mkdirs(fo.list_dir, "--out"));
     pc_status st = pc_dataset_load_ex(c->data, 1, &fo, &t->train);
     if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->train, c->log);
@@ -607,6 +619,10 @@ static pc_status load_data(trainer *t) {
     t->meta.classes = t->train.classes;
     t->meta.class_names = t->train.class_names; /* borrowed from the dataset */
     pc_dataset_channel_stats(&t->train, t->meta.mean, t->meta.std);
+    if (t->pre.model) { /* the normalization the network was trained with */
+        memcpy(t->meta.mean, t->pre.meta.mean, sizeof t->meta.mean);
+        memcpy(t->meta.std, t->pre.meta.std, sizeof t->meta.std);
+    }
     for (int ch = 0; ch < t->train.c; ch++)
         if (t->meta.std[ch] < 1e-6f) t->meta.std[ch] = 1.0f;
     return PC_OK;
@@ -660,6 +676,11 @@ static void make_fingerprint(trainer *t) {
     if (c->sync.kind == PC_SYNC_LOCAL_SGD)
         fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
                         replica_count(t), c->average_opt_state);
+    const pc_transfer_config *x = &c->transfer;
+    if (x->init)
+        fingerprint_add(t, " init=%s cut=%s freeze=%d:%s unfreeze=%g/%g recalibrate=%d views=%d",
+                        x->init, x->cut ? x->cut : "-", (int)x->freeze, x->freeze_layer,
+                        x->unfreeze_at, x->finetune_lr_mult, x->bn_recalibrate, x->feature_views);
 }
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -769,7 +790,8 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
     path_in(path, sizeof path, dir, "model.safetensors");
     swap_ema(t);
-    pc_status st = pc_model_save(path, t->m, &t->meta);
+    pc_status st = t->full ? pc_transfer_head_back(t->m, t->full) : PC_OK;
+    if (st == PC_OK) st = pc_model_save(path, t->full ? t->full : t->m, &t->meta);
     swap_ema(t);
     PC_TRY(st);
     path_in(path, sizeof path, dir, "metrics.jsonl");
@@ -987,12 +1009,14 @@ static pc_status tb_log(trainer *t, const char *const *tags, const double *value
  * group, and out of backward, which reads the trainable bits at every step. Checked
  * before every step, so a resumed run freezes them at the step the whole run did. */
 static void freeze_layers(trainer *t, int64_t steps_per_epoch) {
+    if (t->pre.model && pc_transfer_step(&t->cfg->transfer, t->m, &t->tr, t->step, steps_per_epoch))
+        update_roles(t);
     for (int i = 1; i < t->m->n_layers; i++) {
         pc_layer *l = &t->m->layers[i];
         if (l->train_epochs <= 0 || !l->trainable) continue;
         if (t->step < (int64_t)ceil((double)l->train_epochs * (double)steps_per_epoch)) continue;
         l->trainable = 0;
-        pc_model_param_roles(t->m, t->param_roles);
+        update_roles(t);
     }
 }
 
@@ -1110,6 +1134,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
         say(t, "final: test accuracy %.4f, test loss %.4f, macro F1 %.4f%s%s\n",
                pc_metrics_accuracy(&vm), pc_metrics_loss(&vm), pc_metrics_macro_f1(&vm),
                tta ? ", test-time augmentation " : "", views);
+        if (t->full)
+            say(t, "time: feature extraction %.1f s, head training %.1f s\n", t->feature_seconds,
+                result->train_seconds);
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm) : PC_OK);
@@ -1212,12 +1239,24 @@ static pc_status prepare_out_dir(trainer *t) {
  * --bias-lr-mult, batch-norm shifts --norm-bias-lr-mult, each with its weight decay
  * divided by it (the same decay per step, as airbench); with --no-decay-bn-bias, biases
  * and batch-norm scales and shifts get none; frozen parameters neither move nor decay. */
+static void update_roles(trainer *t) {
+    pc_model_param_roles(t->m, t->param_roles);
+    for (int i = 1; t->pre.model && i < t->m->n_layers; i++) {
+        const pc_layer *l = &t->m->layers[i];
+        if (!pc_transfer_in_backbone(&t->tr, i)) continue;
+        if (l->weight_off >= 0)
+            for (int64_t k = l->weight_off; k < l->weight_off + l->weight_n; k++) t->param_roles[k] += PC_PARAM_ROLES;
+        if (l->bias_off >= 0)
+            for (int64_t k = l->bias_off; k < l->bias_off + l->bias_n; k++) t->param_roles[k] += PC_PARAM_ROLES;
+    }
+}
+
 static pc_status setup_param_groups(trainer *t) {
     const pc_train_config *c = t->cfg;
-    _Static_assert(PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role");
+    _Static_assert(2 * PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role, twice");
     t->param_roles = malloc(t->m->n_params ? t->m->n_params : 1);
     if (!t->param_roles) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    pc_model_param_roles(t->m, t->param_roles);
+    update_roles(t);
     t->groups.group = t->param_roles;
     for (int k = 0; k < PC_PARAM_ROLES; k++) {
         int decayed = k == PC_PARAM_WEIGHT || (k != PC_PARAM_FROZEN && !c->no_decay_bn_bias);
@@ -1227,6 +1266,9 @@ static pc_status setup_param_groups(trainer *t) {
                                                    : 1.0f;
         t->groups.lr_mult[k] = lr_mult;
         t->groups.weight_decay[k] = decayed ? c->opt.weight_decay / lr_mult : 0.0f;
+        /* the same roles in an unfrozen backbone, at --finetune-lr-mult (the same decay) */
+        t->groups.lr_mult[PC_PARAM_ROLES + k] = lr_mult * c->transfer.finetune_lr_mult;
+        t->groups.weight_decay[PC_PARAM_ROLES + k] = t->groups.weight_decay[k] / c->transfer.finetune_lr_mult;
     }
     return PC_OK;
 }
@@ -1314,6 +1356,55 @@ static pc_status strategy_setup(trainer *t) {
     return pc_local_sgd_create(&lc, &t->lsgd);
 }
 
+/* --init: recalibrate the batch norms (a fresh run), then freeze the prefix asked for. */
+static pc_status transfer_setup(trainer *t) {
+    const pc_transfer_config *x = &t->cfg->transfer;
+    say(t, "parcnn: init from %s: new head for %d classes after %s\n", x->init, t->m->classes,
+        x->cut ? x->cut : "the network's last hidden layer");
+    if (x->bn_recalibrate > 0) { /* on resume too: cached features need it */
+        int64_t used = 0;
+        double t0 = pc_now();
+        PC_TRY(pc_transfer_recalibrate(t->m, t->e, &t->train, x->bn_recalibrate, &used));
+        say(t, "parcnn: batch-norm statistics recalibrated from %lld training images in %.1f s\n",
+            (long long)used, pc_now() - t0);
+    }
+    PC_TRY(pc_transfer_freeze(x, t->m, &t->tr));
+    if (t->tr.frozen > 0)
+        say(t, "parcnn: layers 1 to %d frozen (up to %s; their batch norms in inference mode)\n",
+            t->tr.frozen, t->m->layers[t->tr.frozen].name);
+    if (t->tr.frozen > 0 && x->unfreeze_at > 0)
+        say(t, "parcnn: they train from epoch %g on, at %g x the learning rate\n", x->unfreeze_at,
+            x->finetune_lr_mult);
+    return PC_OK;
+}
+
+/* Only the head trains: extract the backbone's features once, then train the head alone
+ * on them (t->full keeps the whole network, saved with the trained head). */
+static pc_status use_features(trainer *t) {
+    const pc_train_config *c = t->cfg;
+    if (pc_tta_views(&c->tta) > 1)
+        return pc_fail(PC_ERR_USAGE, "--tta needs the images: not with cached features (the "
+                       "frozen backbone); give --no-feature-cache");
+    const char *cache = c->folder.cache;
+    const pc_exec_options *x = &c->exec; /* the features' rounding depends on all three */
+    pc_feature_options o = {.augment = &c->augment, .seed = c->seed,
+                            .kernels = ((int)x->kernels * 4 + (int)x->precision) * 4 + (int)x->conv_algo,
+                            .write = t->rank == 0, .log = t->rank == 0 ? c->log : NULL,
+                            .cache_dir = cache && strcmp(cache, "memory") && strcmp(cache, "none")
+                                         ? cache : NULL};
+    PC_TRY(pc_transfer_features(&c->transfer, &t->tr, t->m, t->e, &o, &t->train, &t->test));
+    t->feature_seconds = o.seconds;
+    t->meta.class_names = t->train.class_names; /* the image dataset's copy is gone */
+    pc_model *head;
+    PC_TRY(pc_transfer_head_model(t->m, &t->tr, c->seed, &head));
+    t->full = t->m;
+    t->m = head;
+    pc_engine_destroy(t->e);
+    t->e = NULL;
+    return pc_engine_create(t->m, c->workers, c->threads, c->shard_size, &c->exec, NULL, NULL,
+                            &t->e);
+}
+
 static pc_status setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     t->comm = pc_comm_world();
@@ -1326,11 +1417,18 @@ static pc_status setup(trainer *t) {
     pc_status st = check_config(c);
     if (st != PC_OK) /* every rank sees the same flags */
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
+    if (c->transfer.init) PC_TRY(pc_pretrained_load(c->transfer.init, &t->pre));
     PC_TRY(load_data(t));
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
-    PC_TRY(create_model(t));
+    if (t->pre.model)
+        PC_TRY(pc_transfer_build(&c->transfer, &t->pre, t->train.c, t->train.h, t->train.w,
+                                 t->train.classes, c->seed, &t->m, &t->tr));
+    else
+        PC_TRY(create_model(t));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, &c->exec,
                             t->meta.mean, t->meta.std, &t->e));
+    if (t->pre.model) PC_TRY(transfer_setup(t));
+    if (t->pre.model && pc_transfer_uses_features(&c->transfer, &t->tr)) PC_TRY(use_features(t));
     t->shards = c->batch / c->shard_size;
     PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(fast_setup(t));
@@ -1394,6 +1492,7 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     pc_local_sgd_destroy(t.lsgd); /* after the engine: its replicas read the views */
     pc_free(t.loss_rec);
     pc_model_free(t.m);
+    pc_model_free(t.full);
     pc_free(t.opt_state);
     free(t.param_roles);
     pc_free(t.ema_params);
@@ -1405,6 +1504,8 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     free(t.perm);
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
+    pc_pretrained_free(&t.pre);
+    pc_transfer_free(&t.tr);
     pc_error_slot_destroy(&t.data_error);
     return st;
 }

@@ -18,6 +18,7 @@
 #include "nn/exec.h"
 #include "optim/optim.h"
 #include "train/strategy.h"
+#include "train/transfer.h"
 
 /* Learning-rate scaling for large batches (Goyal et al. 2017): lr x B/ref or x sqrt(B/ref). */
 typedef enum { PC_LR_SCALE_NONE = 0, PC_LR_SCALE_LINEAR, PC_LR_SCALE_SQRT } pc_lr_scale;
@@ -67,6 +68,7 @@ typedef struct {
     int average_opt_state;     /* local-sgd: average the optimizer state too */
     const char *tensorboard;   /* TensorBoard event files into this folder (NULL: none) */
     int tensorboard_every;     /* ... with the batch loss and lr every this many steps (0: per epoch only) */
+    pc_transfer_config transfer; /* --init, --cut, --head, --freeze, --bn-recalibrate ... */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 

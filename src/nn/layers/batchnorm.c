@@ -50,6 +50,7 @@ static void bn_forward(pc_exec *ex, int i, int train, float *y) {
     const float *gamma = ex->m->params + l->weight_off, *beta = ex->m->params + l->bias_off;
     const float *rmean = ex->m->buffers + l->buffer_off, *rvar = rmean + l->c;
     const pc_fast_act act = pc_exec_fast_act(l);
+    train = train && !l->bn_frozen; /* a frozen backbone's: inference mode */
     if (s->blocked) {
         if (train)
             fast_bnb_forward_train(&s->bn, ex->block, x, gamma, beta, y, s->mean, s->var,
