@@ -90,6 +90,7 @@ typedef struct {
     pc_transfer tr;       /* --init: the new head, the frozen prefix */
     pc_model *full;       /* cached features: the whole network; m is its head alone */
     double feature_seconds; /* cached features: extraction (or loading) time */
+    pc_dataset test_images; /* cached features: the test images (t->test: their features) */
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
     char *metrics_text;   /* rank 0: metrics.jsonl as of the last checkpoint (malloc'ed) */
@@ -979,7 +980,8 @@ static pc_status write_eval_json(trainer *t, const pc_metrics *vm, const char *d
 /* DIR/eval.json, DIR/samples.json (48 test images), DIR/report.svg and DIR/report.html. */
 static pc_status write_report(trainer *t, const pc_metrics *vm) {
     PC_TRY(write_eval_json(t, vm, t->cfg->out_dir));
-    PC_TRY(pc_report_write_samples(t->cfg->out_dir, &t->test, vm, t->meta.class_names, 48));
+    const pc_dataset *images = t->full ? &t->test_images : &t->test;
+    PC_TRY(pc_report_write_samples(t->cfg->out_dir, images, vm, t->meta.class_names, 48));
     return pc_report_write(t->cfg->out_dir);
 }
 
@@ -1392,7 +1394,8 @@ static pc_status use_features(trainer *t) {
                             .write = t->rank == 0, .log = t->rank == 0 ? c->log : NULL,
                             .cache_dir = cache && strcmp(cache, "memory") && strcmp(cache, "none")
                                          ? cache : NULL};
-    PC_TRY(pc_transfer_features(&c->transfer, &t->tr, t->m, t->e, &o, &t->train, &t->test));
+    PC_TRY(pc_transfer_features(&c->transfer, &t->tr, t->m, t->e, &o, &t->train, &t->test,
+                                &t->test_images));
     t->feature_seconds = o.seconds;
     t->meta.class_names = t->train.class_names; /* the image dataset's copy is gone */
     pc_model *head;
@@ -1505,6 +1508,7 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     pc_dataset_free(&t.train);
     pc_dataset_free(&t.test);
     pc_pretrained_free(&t.pre);
+    pc_dataset_free(&t.test_images);
     pc_transfer_free(&t.tr);
     pc_error_slot_destroy(&t.data_error);
     return st;

@@ -567,7 +567,7 @@ static pc_status check_views(const pc_transfer_config *c, const pc_feature_optio
 
 pc_status pc_transfer_features(const pc_transfer_config *c, const pc_transfer *tr,
                                const pc_model *m, pc_engine *e, pc_feature_options *o,
-                               pc_dataset *train, pc_dataset *test) {
+                               pc_dataset *train, pc_dataset *test, pc_dataset *test_images) {
     PC_TRY(check_views(c, o));
     const pc_layer *l = &m->layers[tr->head - 1];
     const int views = c->feature_views;
@@ -616,7 +616,7 @@ pc_status pc_transfer_features(const pc_transfer_config *c, const pc_transfer *t
         return st;
     }
     pc_dataset_free(train);
-    pc_dataset_free(test);
+    *test_images = *test;
     *train = ftrain;
     *test = ftest;
     return PC_OK;

@@ -109,10 +109,11 @@ typedef struct {
 /* Replace train and test (image datasets) by the features of m's layer tr->head - 1,
  * computed on engine e (m's replicas): from the cache file when its key (the backbone's
  * text and tensors, the images, labels, views, augmentation, seed, kernels) matches and
- * its checksum is right, else extracted (and the file rewritten atomically). */
+ * its checksum is right, else extracted (and the file rewritten atomically). The test
+ * images move to *test_images (for the run's report). */
 pc_status pc_transfer_features(const pc_transfer_config *c, const pc_transfer *tr,
                                const pc_model *m, pc_engine *e, pc_feature_options *o,
-                               pc_dataset *train, pc_dataset *test);
+                               pc_dataset *train, pc_dataset *test, pc_dataset *test_images);
 /* The head alone, reading features of m's layer tr->head - 1, with m's head tensors. */
 pc_status pc_transfer_head_model(const pc_model *m, const pc_transfer *tr, uint64_t seed,
                                  pc_model **head);
