@@ -1,5 +1,12 @@
 /* The flags of `parcnn train`, described once: pc_train_config_defaults, the command
- * line's option parser and its --help are all generated from pc_train_flags. */
+ * line's option parser and its --help, the C API's parcnn_config_set and the cross-rank
+ * settings check are all generated from pc_train_flags.
+ *
+ * A new flag is a field of pc_train_config (train/train.h) and one entry below: name,
+ * type (core/flags.h), AT(field), metavar, range, default as the flag's own argument (or
+ * def_text for a default no argument names) and help; recipes, --help and the API take
+ * it from there. README.md's `train` table must name it (tests/cli_help.sh checks), and
+ * tests/test_flags.c checks that its default parses. */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
