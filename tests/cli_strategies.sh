@@ -87,7 +87,25 @@ if [ $have_mpi = 1 ]; then
         && ok "metrics.jsonl: local-sgd=4 sent $lb bytes in epoch 1, allreduce $ab" \
         || bad "traffic: local-sgd $lb bytes, allreduce $ab"
     grep -q '"comm_messages": [1-9]' "$tmp/ar2/metrics.jsonl" && ok "messages counted" || bad "no comm_messages"
+
+    # the papers' table: sequential, allreduce and local-sgd on 2 ranks
+    "$parcnn" bench strategies --out "$tmp/bench" --strategies allreduce,local-sgd=4 "${common[@]}" \
+        --epochs 1 > "$tmp/bench.log" 2>&1 || { bad "bench strategies failed:"; cat "$tmp/bench.log"; }
+    csv=$tmp/bench/strategies.csv
+    [ "$(wc -l < "$csv")" = 4 ] && head -1 "$csv" | grep -q '^strategy,replicas,ranks,workers,test_accuracy' \
+        && ok "bench strategies: CSV with 3 runs" || bad "bench strategies CSV: $(cat "$csv")"
+    field() { grep "^$1," "$csv" | cut -d, -f"$2"; }
+    [ "$(field sequential 5)" = "$(field allreduce 5)" ] && [ "$(field sequential 9)" = 0 ] \
+        && awk -v a="$(field allreduce 9)" -v l="$(field local-sgd=4 9)" 'BEGIN { exit !(l > 0 && l < a) }' \
+        && ok "bench strategies: allreduce on 2 ranks = sequential's accuracy; local-sgd fewer bytes" \
+        || bad "bench strategies rows: $(cat "$csv")"
+    grep -q '<svg' "$tmp/bench/strategies.svg" && grep -q 'local-sgd=4 (2 x 1)' "$tmp/bench/strategies.svg" \
+        && ok "bench strategies: SVG names every strategy" || bad "bench strategies SVG"
+    grep -q '^local-sgd=4 .* 2 x 1 ' "$tmp/bench.log" && ok "bench strategies prints the table" || bad "table: $(cat "$tmp/bench.log")"
 fi
+"$parcnn" bench strategies --sync allreduce > /dev/null 2> "$tmp/u.err"
+[ $? = 2 ] && grep -q -- "--sync: the benchmark sets it" "$tmp/u.err" && ok "bench strategies: --sync is its own" \
+    || bad "bench strategies --sync: $(cat "$tmp/u.err")"
 grep -q '"comm_bytes": 0, "comm_messages": 0' "$tmp/l2w1/metrics.jsonl" \
     && ok "one process: no bytes between ranks" || bad "one process counted traffic"
 

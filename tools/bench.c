@@ -40,6 +40,8 @@
 #include "train/train.h"
 
 #define MAX_RUNS 32
+
+int cmd_bench_strategies(int argc, char **argv); /* tools/bench_strategies.c */
 #define MAX_REPEAT 15
 
 static int cmp_double(const void *a, const void *b) {
@@ -68,6 +70,7 @@ static const char bench_help[] =
     "       parcnn bench conv [--channels C] [--filters K] [--size S] [--kernel R] ...\n"
     "       parcnn bench predict --model NAME|FILE [--batch LIST] [--precision bf16]\n"
     "                            (inference latency and throughput)\n"
+    "       parcnn bench strategies [--ranks P] [train flags]  (sync strategies, see --help)\n"
     "Train the same model with each (ranks, workers) configuration and compare against\n"
     "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
     "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
@@ -809,9 +812,10 @@ int cmd_bench(int argc, char **argv) {
     if (strcmp(argv[1], "gemm") == 0) return cmd_bench_gemm(argc - 1, argv + 1);
     if (strcmp(argv[1], "conv") == 0) return cmd_bench_conv(argc - 1, argv + 1);
     if (strcmp(argv[1], "predict") == 0) return cmd_bench_predict(argc - 1, argv + 1);
+    if (strcmp(argv[1], "strategies") == 0) return cmd_bench_strategies(argc - 1, argv + 1);
     if (strcmp(argv[1], "scaling") != 0) {
         fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader, "
-                        "gemm, conv or predict)\n", argv[1]);
+                        "gemm, conv, predict or strategies)\n", argv[1]);
         return 2;
     }
     argv++;

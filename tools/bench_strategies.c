@@ -1,0 +1,303 @@
+/* parcnn bench strategies: the papers' sequential-versus-parallel table. Trains one model
+ * on one data set (any `parcnn train` flags, passed through) sequentially (1 rank x 1
+ * worker) and under each synchronization strategy on --ranks x --workers, each run a
+ * `parcnn train` child (under mpirun with several ranks); reads each run's final test
+ * metrics and its metrics.jsonl (training seconds, bytes and messages between ranks per
+ * epoch, test accuracy per epoch) and prints the table, writes it as CSV and draws test
+ * accuracy against training time per strategy as SVG. */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "core/common.h"
+#include "core/svg.h"
+#include "train/strategy.h"
+
+#define MAX_STRATEGIES 8
+#define MAX_EPOCHS 1000
+#define MAX_ARGS 256
+
+extern char **environ;
+
+typedef struct {
+    char name[64];        /* "sequential", "allreduce", "local-sgd=16" */
+    int ranks, workers, replicas;
+    double accuracy, loss, seconds;
+    double bytes, messages; /* per epoch, mean over the epochs */
+    int epochs;
+    double acc[MAX_EPOCHS], time[MAX_EPOCHS]; /* per epoch: test accuracy, seconds so far */
+} strategy_run;
+
+static const char strategies_help[] =
+    "usage: parcnn bench strategies [--ranks P] [--workers W] [--replicas R]\n"
+    "                               [--strategies LIST] [--out DIR] [train flags ...]\n"
+    "Train the same model and data sequentially (1 rank x 1 worker) and under each\n"
+    "synchronization strategy on P ranks (mpirun) x W workers, and print the table:\n"
+    "strategy, replicas, ranks x workers, final test accuracy and loss, training seconds,\n"
+    "speed-up over sequential, bytes and messages between ranks per epoch. Writes\n"
+    "DIR/strategies.csv, DIR/strategies.svg (test accuracy against training time) and\n"
+    "each run into DIR/runs/NAME.\n"
+    "  --ranks P          MPI ranks of the parallel runs (default 2; 1: one process)\n"
+    "  --workers W        workers per rank of the parallel runs (default 1)\n"
+    "  --replicas R       local-sgd replicas (default P x W)\n"
+    "  --strategies LIST  comma-separated --sync values (default allreduce,local-sgd=16)\n"
+    "  --out DIR          default bench-strategies\n"
+    "Every other flag goes to each `parcnn train` run (e.g. --model, --data, --epochs).\n"
+    "Bytes are counted between MPI ranks: with --ranks 1 they are 0.\n";
+
+/* Run argv with stdout and stderr into log; the exit status in *status. */
+static pc_status spawn_logged(const char *const *argv, const char *log, int *status) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd);
+    if (err) return pc_fail(PC_ERR_USAGE, "cannot start %s: %s", argv[0], strerror(err));
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR) return pc_fail(PC_ERR_INTERNAL, "waitpid: %s", strerror(errno));
+    return PC_OK;
+}
+
+/* The "final:" line of a run's output. */
+static pc_status read_final(const char *log, strategy_run *r) {
+    FILE *f = fopen(log, "r");
+    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", log, strerror(errno));
+    char line[1024];
+    int found = 0;
+    while (fgets(line, sizeof line, f))
+        found |= sscanf(line, "final: test accuracy %lf, test loss %lf", &r->accuracy, &r->loss) == 2;
+    fclose(f);
+    return found ? PC_OK : pc_fail(PC_ERR_DATA, "%s: no final test metrics", log);
+}
+
+static double number(const cJSON *o, const char *key, int *ok) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) *ok = 0;
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* Per epoch: training seconds, traffic and test accuracy. */
+static pc_status read_epochs(const char *path, strategy_run *r) {
+    FILE *f = fopen(path, "r");
+    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
+    char line[4096];
+    pc_status st = PC_OK;
+    while (st == PC_OK && r->epochs < MAX_EPOCHS && fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        int ok = o != NULL, k = r->epochs;
+        double secs = number(o, "train_seconds", &ok), acc = number(o, "val_acc", &ok);
+        double bytes = number(o, "comm_bytes", &ok), messages = number(o, "comm_messages", &ok);
+        cJSON_Delete(o);
+        if (!ok) {
+            st = pc_fail(PC_ERR_DATA, "%s: line %d lacks train_seconds, val_acc or comm_bytes",
+                         path, k + 1);
+            break;
+        }
+        r->seconds += secs;
+        r->time[k] = r->seconds;
+        r->acc[k] = acc;
+        r->bytes += bytes;
+        r->messages += messages;
+        r->epochs++;
+    }
+    fclose(f);
+    if (st == PC_OK && r->epochs == 0) st = pc_fail(PC_ERR_DATA, "%s: no epochs", path);
+    if (st == PC_OK) {
+        r->bytes /= r->epochs;
+        r->messages /= r->epochs;
+    }
+    return st;
+}
+
+/* One run: `parcnn train PASSTHROUGH --sync S [--replicas R] --workers W --out DIR`, under
+ * mpirun with several ranks. */
+static pc_status run_strategy(const char *out, char **pass, int n_pass, strategy_run *r) {
+    char exe[4096], dir[4096], log[4200], metrics[4200], np[16], workers[16], replicas[16];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len < 0) return pc_fail(PC_ERR_INTERNAL, "/proc/self/exe: %s", strerror(errno));
+    exe[len] = 0;
+    if (snprintf(dir, sizeof dir, "%s/runs/%.63s", out, r->name) >= (int)sizeof dir)
+        return pc_fail(PC_ERR_USAGE, "--out %s: too long", out);
+    PC_TRY(pc_mkdirs(dir, "--out"));
+    snprintf(log, sizeof log, "%s/train.log", dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    snprintf(np, sizeof np, "%d", r->ranks);
+    snprintf(workers, sizeof workers, "%d", r->workers);
+    snprintf(replicas, sizeof replicas, "%d", r->replicas);
+    const char *mpirun = getenv("PARCNN_MPIRUN");
+    const char *argv[MAX_ARGS + 32];
+    int n = 0;
+    if (r->ranks > 1) {
+        const char *launch[] = {mpirun && *mpirun ? mpirun : "mpirun", "-np", np,
+                                "--oversubscribe", "--bind-to", "none"};
+        for (int i = 0; i < 6; i++) argv[n++] = launch[i];
+    }
+    argv[n++] = exe;
+    argv[n++] = "train";
+    for (int i = 0; i < n_pass; i++) argv[n++] = pass[i];
+    const int sequential = strcmp(r->name, "sequential") == 0;
+    argv[n++] = "--sync";
+    argv[n++] = sequential ? "allreduce" : r->name;
+    if (strncmp(r->name, "local-sgd", 9) == 0) {
+        argv[n++] = "--replicas";
+        argv[n++] = replicas;
+    }
+    const char *tail[] = {"--workers", workers, "--no-progress", "--overwrite", "--out", dir};
+    for (int i = 0; i < 6; i++) argv[n++] = tail[i];
+    argv[n] = NULL;
+    fprintf(stderr, "parcnn bench strategies: %s on %d rank(s) x %d worker(s) ...\n", r->name,
+            r->ranks, r->workers);
+    int status;
+    PC_TRY(spawn_logged(argv, log, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return pc_fail(PC_ERR_DATA, "the %s run failed (its output: %s)", r->name, log);
+    PC_TRY(read_final(log, r));
+    return read_epochs(metrics, r);
+}
+
+static void print_table(FILE *f, const strategy_run *runs, int n) {
+    fprintf(f, "%-16s %8s %14s %9s %9s %9s %8s %14s %10s\n", "strategy", "replicas",
+            "ranks x workers", "test_acc", "test_loss", "seconds", "speed-up", "bytes/epoch",
+            "msgs/epoch");
+    for (int i = 0; i < n; i++) {
+        char layout[32];
+        snprintf(layout, sizeof layout, "%d x %d", runs[i].ranks, runs[i].workers);
+        fprintf(f, "%-16s %8d %14s %9.4f %9.4f %9.1f %7.2fx %14.0f %10.0f\n", runs[i].name,
+                runs[i].replicas, layout, runs[i].accuracy, runs[i].loss, runs[i].seconds,
+                runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages);
+    }
+}
+
+static void write_csv(FILE *f, const strategy_run *runs, int n) {
+    fprintf(f, "strategy,replicas,ranks,workers,test_accuracy,test_loss,train_seconds,speedup,"
+               "bytes_per_epoch,messages_per_epoch\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.0f,%.0f\n", runs[i].name, runs[i].replicas,
+                runs[i].ranks, runs[i].workers, runs[i].accuracy, runs[i].loss, runs[i].seconds,
+                runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages);
+}
+
+/* Test accuracy after each epoch against the training seconds so far, one line per run. */
+static void write_svg(FILE *f, const strategy_run *runs, int n) {
+    static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                                          "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"};
+    double tmax = 1, amin = 1, amax = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < runs[i].epochs; k++) {
+            tmax = PC_MAX(tmax, runs[i].time[k]);
+            amin = PC_MIN(amin, runs[i].acc[k]);
+            amax = PC_MAX(amax, runs[i].acc[k]);
+        }
+    pc_svg_chart c = {.left = 60, .top = 40, .width = 440, .height = 270, .x0 = 0, .x1 = tmax,
+                      .y0 = amin - 0.01, .y1 = PC_MIN(1.0, amax + 0.01)};
+    pc_svg_begin(f, 680, 360);
+    pc_svg_axes(f, &c, "test accuracy against training time, per strategy",
+                "training seconds", "test accuracy");
+    for (int i = 0; i < n; i++) {
+        const char *colour = colours[i % 8];
+        pc_svg_line(f, &c, runs[i].time, runs[i].acc, runs[i].epochs, colour, 0);
+        for (int k = 0; k < runs[i].epochs; k++)
+            pc_svg_marker(f, &c, runs[i].time[k], runs[i].acc[k], colour, i % 2);
+        pc_svg_text(f, c.left + c.width + 12, c.top + 16 + 18 * i, "start", 12, colour,
+                    "%s (%d x %d): %.4f", runs[i].name, runs[i].ranks, runs[i].workers,
+                    runs[i].accuracy);
+    }
+    pc_svg_end(f);
+}
+
+/* FILE in DIR, written whole by `write`. */
+static pc_status write_file(const char *dir, const char *name, const strategy_run *runs, int n,
+                            void (*write)(FILE *, const strategy_run *, int)) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    write(f, runs, n);
+    if (fclose(f) != 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return PC_OK;
+}
+
+/* Split LIST (comma-separated --sync values) into runs after the sequential one. */
+static int parse_strategies(char *list, strategy_run *runs, int *n) {
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        pc_sync sync;
+        if (pc_sync_parse(tok, &sync) != PC_OK) return cli_fail(PC_ERR_USAGE);
+        if (*n == MAX_STRATEGIES) return usage_error("bench strategies", "--strategies %s: too many", tok);
+        pc_sync_format(&sync, runs[*n].name, sizeof runs[*n].name);
+        (*n)++;
+    }
+    return 0;
+}
+
+/* Flags the benchmark sets itself for every run. */
+static int reserved(const char *arg) {
+    static const char *const names[] = {"--sync", "--replicas", "--workers", "--out",
+                                        "--resume", "--overwrite"};
+    for (int i = 0; i < 6; i++) {
+        size_t len = strlen(names[i]);
+        if (strncmp(arg, names[i], len) == 0 && (arg[len] == 0 || arg[len] == '=')) return 1;
+    }
+    return 0;
+}
+
+int cmd_bench_strategies(int argc, char **argv) {
+    static strategy_run runs[MAX_STRATEGIES + 1];
+    char *pass[MAX_ARGS], list[256] = "allreduce,local-sgd=16";
+    const char *out = "bench-strategies";
+    long ranks = 2, workers = 1, replicas = 0;
+    int n_pass = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (strcmp(a, "--help") == 0) { fputs(strategies_help, stdout); return 0; }
+        if (!strcmp(a, "--ranks") || !strcmp(a, "--workers") || !strcmp(a, "--replicas") ||
+            !strcmp(a, "--strategies") || !strcmp(a, "--out")) {
+            if (!v) return usage_error("bench strategies", "%s: needs a value", a);
+            if (!strcmp(a, "--ranks")) bad = parse_long("bench strategies", a, v, 1, 64, &ranks);
+            else if (!strcmp(a, "--workers")) bad = parse_long("bench strategies", a, v, 1, 256, &workers);
+            else if (!strcmp(a, "--replicas")) bad = parse_long("bench strategies", a, v, 1, 4096, &replicas);
+            else if (!strcmp(a, "--out")) out = v;
+            else snprintf(list, sizeof list, "%s", v);
+            if (bad) return 2;
+            i++;
+            continue;
+        }
+        if (reserved(a))
+            return usage_error("bench strategies", "%s: the benchmark sets it for each run", a);
+        if (n_pass == MAX_ARGS) return usage_error("bench strategies", "%s: too many flags", a);
+        pass[n_pass++] = argv[i];
+    }
+    int n = 1, st = parse_strategies(list, runs, &n);
+    if (st) return st;
+    snprintf(runs[0].name, sizeof runs[0].name, "sequential");
+    runs[0].ranks = runs[0].workers = runs[0].replicas = 1;
+    for (int i = 1; i < n; i++) {
+        runs[i].ranks = (int)ranks;
+        runs[i].workers = (int)workers;
+        runs[i].replicas = strncmp(runs[i].name, "local-sgd", 9) == 0
+                               ? (int)(replicas ? replicas : ranks * workers)
+                               : (int)(ranks * workers);
+    }
+    pc_status s = pc_mkdirs(out, "--out");
+    for (int i = 0; i < n && s == PC_OK; i++) s = run_strategy(out, pass, n_pass, &runs[i]);
+    if (s == PC_OK) s = write_file(out, "strategies.csv", runs, n, write_csv);
+    if (s == PC_OK) s = write_file(out, "strategies.svg", runs, n, write_svg);
+    if (s != PC_OK) return cli_fail(s);
+    print_table(stdout, runs, n);
+    printf("wrote %s/strategies.csv and %s/strategies.svg\n", out, out);
+    return 0;
+}
