@@ -121,10 +121,9 @@ static pc_status walk(imp_graph *g) {
 static void section_text(const imp_graph *g, int i, char *buf, size_t size) {
     const imp_layer *l = &g->layers[i];
     int n = snprintf(buf, size, "[%s] name=%s", l->kind, l->name);
-    if (l->n_inputs == 2 || l->inputs[0] != i - 1) {
-        n += snprintf(buf + n, size - n, " from=%s", g->layers[l->inputs[0]].name);
-        if (l->n_inputs == 2) n += snprintf(buf + n, size - n, ",%s", g->layers[l->inputs[1]].name);
-    }
+    if (l->n_inputs > 1 || l->inputs[0] != i - 1)
+        for (int k = 0; k < l->n_inputs; k++)
+            n += snprintf(buf + n, size - n, "%s%s", k ? "," : " from=", g->layers[l->inputs[k]].name);
     if (strcmp(l->kind, "dense") == 0) {
         n += snprintf(buf + n, size - n, " units=%d bias=%d", l->c, l->bias);
         char sc[32];
@@ -138,12 +137,13 @@ static void section_text(const imp_graph *g, int i, char *buf, size_t size) {
 }
 
 static char *model_text(const imp_graph *g) {
-    size_t cap = (size_t)g->n_layers * 320 + 256, len = 0;
+    /* a section: its kind, name and keys, and up to 32 input names of < 40 characters */
+    size_t cap = (size_t)g->n_layers * 1600 + 256, len = 0;
     char *text = malloc(cap);
     if (!text) return NULL;
     len += snprintf(text, cap, "# imported from %s\n", g->path);
     for (int i = 1; i < g->n_layers; i++) {
-        section_text(g, i, text + len, cap - len - 1);
+        section_text(g, i, text + len, 1590);
         len += strlen(text + len);
         text[len++] = '\n';
         text[len] = 0;

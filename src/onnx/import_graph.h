@@ -9,11 +9,13 @@
 #include "nn/model.h"
 #include "onnx.pb-c.h"
 
+#define IMP_MAX_INPUTS 32 /* [concat] takes up to 32 */
+
 /* A parcnn layer being built: its model-file section and its parameters. */
 typedef struct {
     char kind[16];              /* model-file section: conv, dense, batchnorm, ... */
     char name[40];
-    int inputs[2], n_inputs;    /* earlier layers (0: the network's input) */
+    int inputs[IMP_MAX_INPUTS], n_inputs; /* earlier layers (0: the network's input) */
     char keys[192];             /* key=value words of the section */
     pc_activation act;
     int c, h, w;                /* output shape per sample */

@@ -497,13 +497,65 @@ static pc_status op_div(imp_graph *g, const Onnx__NodeProto *nd) {
     return add_activation(g, nd, x, rank2, PC_ACT_GELU, 2, gp->node[half]->output[0]);
 }
 
-/* Mul of a dense layer's output by a scalar constant: its scale= (airbench's logits). */
+/* Mul of two computed tensors: [mul] of equal shapes, or of a (C, H, W) tensor by a
+ * (C, 1, 1) one (squeeze-and-excitation), which goes second. */
+static pc_status mul_layers(imp_graph *g, const Onnx__NodeProto *nd) {
+    int a, b, ra, rb;
+    PC_TRY(imp_input_layer(g, nd, 0, &a, &ra));
+    PC_TRY(imp_input_layer(g, nd, 1, &b, &rb));
+    const imp_layer *la = &g->layers[a], *lb = &g->layers[b];
+    if (la->h == 1 && la->w == 1 && (lb->h > 1 || lb->w > 1)) { /* the broadcast one second */
+        int t = a;
+        a = b, b = t, t = ra, ra = rb, rb = t;
+        la = &g->layers[a], lb = &g->layers[b];
+    }
+    int same = la->c == lb->c && la->h == lb->h && la->w == lb->w && ra == rb;
+    int per_channel = la->c == lb->c && lb->h == 1 && lb->w == 1 && !ra && !rb;
+    if (!same && !per_channel)
+        return imp_node_error(g, nd, "inputs of shapes %dx%dx%d and %dx%dx%d: only equal shapes "
+                              "or a per-channel (C, 1, 1) factor are supported", la->c, la->h,
+                              la->w, lb->c, lb->h, lb->w);
+    imp_layer *l = layer_on(g, nd, "mul", NULL, a);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    l->inputs[1] = b;
+    l->n_inputs = 2;
+    return new_layer_output(g, nd, ra);
+}
+
+/* Concat along the channels of 2 to 32 computed tensors of one height and width. */
+static pc_status op_concat(imp_graph *g, const Onnx__NodeProto *nd) {
+    int x[IMP_MAX_INPUTS], rank2 = 0, c = 0;
+    int64_t axis = imp_attr_int(nd, "axis", 1);
+    if (nd->n_input < 2 || nd->n_input > IMP_MAX_INPUTS)
+        return imp_node_error(g, nd, "%zu inputs; 2 to %d are supported", nd->n_input, IMP_MAX_INPUTS);
+    for (size_t k = 0; k < nd->n_input; k++) {
+        int r;
+        PC_TRY(imp_input_layer(g, nd, (int)k, &x[k], &r));
+        const imp_layer *l = &g->layers[x[k]], *l0 = &g->layers[x[0]];
+        if (k == 0) rank2 = r;
+        if (r != rank2 || l->h != l0->h || l->w != l0->w)
+            return imp_node_error(g, nd, "inputs of different heights, widths or ranks");
+        c += l->c;
+    }
+    if (axis != 1 && !(axis == -3 && !rank2) && !(axis == -1 && rank2))
+        return imp_node_error(g, nd, "axis=%lld: only the channels (axis 1) are supported",
+                              (long long)axis);
+    imp_layer *l = layer_on(g, nd, "concat", NULL, x[0]);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(l->inputs, x, sizeof(int) * nd->n_input);
+    l->n_inputs = (int)nd->n_input;
+    l->c = c;
+    return new_layer_output(g, nd, rank2);
+}
+
+/* Mul of a dense layer's output by a scalar constant: its scale= (airbench's logits); of two
+ * computed tensors: [mul]. */
 static pc_status op_mul(imp_graph *g, const Onnx__NodeProto *nd) {
     int kc = const_operand(g, nd), x, rank2;
-    const char *unsupported = "only the multiplication of a dense layer's output by a scalar "
-                              "is supported (not a product of two computed tensors, such as "
-                              "squeeze-and-excitation)";
-    if (kc < 0 || nd->n_input != 2) return imp_node_error(g, nd, "%s", unsupported);
+    const char *unsupported = "a constant factor is supported only as a scalar on a dense "
+                              "layer's output";
+    if (nd->n_input != 2) return imp_node_error(g, nd, "expected 2 inputs");
+    if (kc < 0) return mul_layers(g, nd);
     PC_TRY(imp_input_layer(g, nd, 1 - kc, &x, &rank2));
     imp_layer *l = &g->layers[x];
     float *c = NULL;
@@ -676,7 +728,7 @@ static const struct {
     {"Gemm", op_gemm}, {"MatMul", op_matmul}, {"Add", op_add}, {"Mul", op_mul}, {"Div", op_div},
     {"Slice", op_slice}, {"Pad", op_pad}, {"Dropout", op_dropout}, {"Identity", op_identity},
     {"Constant", op_constant}, {"HardSwish", op_hardswish}, {"HardSigmoid", op_hardsigmoid},
-    {"Sigmoid", op_sigmoid}, {"Clip", op_clip},
+    {"Sigmoid", op_sigmoid}, {"Clip", op_clip}, {"Concat", op_concat},
 };
 
 pc_status imp_node(imp_graph *g, int i) {
