@@ -416,7 +416,8 @@ static pc_status op_slice(imp_graph *g, const Onnx__NodeProto *nd) {
                                                        .stride = (int)v[3][0]});
 }
 
-/* Pad with zeros at the end of the channels (pads input, opset 11 and later). */
+/* Pad with zeros at the end of the channels (pads input, opset 11 and later), or with none
+ * at all (torch.onnx writes one before some AveragePools). */
 static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
     imp_value *v = nd->n_input ? imp_find(g, nd->input[0]) : NULL;
     imp_value sc = {0};
@@ -441,6 +442,7 @@ static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
     free(zero);
     if (!ok) return imp_node_error(g, nd, "only a constant zero Pad at the end of the channels "
                                    "feeding an Add (a ResNet shortcut) is supported");
+    if (v->kind == V_LAYER && pads[5] == 0) return alias(g, nd, v->layer, 0); /* no padding */
     if (v->kind == V_LAYER) g->layers[v->layer].consumers += 1000;
     sc.cpad += (int)pads[5];
     return imp_set_value(g, nd->output[0], sc);
@@ -522,12 +524,16 @@ static pc_status mul_layers(imp_graph *g, const Onnx__NodeProto *nd) {
     return new_layer_output(g, nd, ra);
 }
 
-/* Concat along the channels of 2 to 32 computed tensors of one height and width. */
+/* Concat along the channels of 1 to 32 computed tensors of one height and width. */
 static pc_status op_concat(imp_graph *g, const Onnx__NodeProto *nd) {
     int x[IMP_MAX_INPUTS], rank2 = 0, c = 0;
     int64_t axis = imp_attr_int(nd, "axis", 1);
-    if (nd->n_input < 2 || nd->n_input > IMP_MAX_INPUTS)
-        return imp_node_error(g, nd, "%zu inputs; 2 to %d are supported", nd->n_input, IMP_MAX_INPUTS);
+    if (nd->n_input == 1) { /* a concat of one tensor is that tensor (DenseNet's first layer) */
+        PC_TRY(imp_input_layer(g, nd, 0, &x[0], &rank2));
+        return alias(g, nd, x[0], rank2);
+    }
+    if (nd->n_input < 1 || nd->n_input > IMP_MAX_INPUTS)
+        return imp_node_error(g, nd, "%zu inputs; 1 to %d are supported", nd->n_input, IMP_MAX_INPUTS);
     for (size_t k = 0; k < nd->n_input; k++) {
         int r;
         PC_TRY(imp_input_layer(g, nd, (int)k, &x[k], &r));
