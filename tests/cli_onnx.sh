@@ -50,7 +50,8 @@ compare() { "$py" "$src/tests/onnx/compare.py" "$@"; }
 # ---- every zoo model: export, checker, onnxruntime, round trip
 "$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32))"
 exports=()
-for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}') "$src/tests/onnx/elementwise.cfg"; do
+for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}') \
+         "$src/tests/onnx/elementwise.cfg" "$src/tests/onnx/branches.cfg"; do
     name=$(basename "$m" .cfg)
     d=$tmp/$name
     "$parcnn" train --model "$m" --limit 64 --eval-limit 32 --epochs 1 --batch 32 --no-progress \
@@ -71,15 +72,18 @@ check "inspect safetensors" "$parcnn" inspect "$tmp/resnet20/model.safetensors"
 grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's parameters" || bad "inspect total"
 check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
 
-# ---- PyTorch as the producer: torchvision resnet18 and mobilenet_v2, both export modes
-"$py" "$src/tests/onnx/torch_export.py" resnet18 64 "$tmp/r18" eval preserve || bad "torch.onnx.export"
-"$py" "$src/tests/onnx/torch_export.py" mobilenet_v2 64 "$tmp/mv2" eval preserve || bad "torch.onnx.export"
-for net in r18:resnet18 mv2:mobilenet_v2; do
-    for mode in eval preserve; do
-        p=$tmp/${net%%:*}
+# ---- PyTorch as the producer: torchvision resnet18 and mobilenet_v2 in both export modes,
+# mobilenet_v3_small (squeeze-and-excitation, hardswish) and squeezenet1_1 (concat) in eval
+# mode (bench/onnx-torchvision.sh runs all of them both ways, and more)
+for net in r18:resnet18:eval,preserve mv2:mobilenet_v2:eval,preserve mv3:mobilenet_v3_small:eval \
+           sq:squeezenet1_1:eval; do
+    IFS=: read -r short model modes <<< "$net"
+    p=$tmp/$short
+    "$py" "$src/tests/onnx/torch_export.py" "$model" 64 "$p" ${modes/,/ } || bad "torch.onnx.export $model"
+    for mode in ${modes/,/ }; do
         "$parcnn" import "$p-$mode.onnx" --out "$p-$mode" > /dev/null &&
         "$parcnn" predict --weights "$p-$mode/model.safetensors" --npy-in "$p.x.npy" --npy-out "$p-$mode.npy" > /dev/null
-        check "${net#*:} ($mode export) vs PyTorch" compare "$p-$mode.npy" "$p.torch.npy" 1e-4 "${net#*:} $mode"
+        check "$model ($mode export) vs PyTorch" compare "$p-$mode.npy" "$p.torch.npy" 1e-4 "$model $mode"
     done
 done
 "$parcnn" export --weights "$tmp/r18-preserve/model.safetensors" --out "$tmp/r18-re.onnx" > /dev/null &&

@@ -21,6 +21,7 @@ typedef struct {
     int oom;
     char *rank2;         /* per layer: its ONNX output is (N, features), not (N, C, H, W) */
     char **out_name;     /* per layer: its output tensor's name */
+    const pc_layer *layers0; /* the model's layers (a layer's index is l - layers0) */
 } builder;
 
 static void *b_calloc(builder *b, size_t n, size_t size) {
@@ -299,6 +300,34 @@ static void emit_clip(builder *b, const pc_layer *l, const char *x, const char *
     add_node(b, "Clip", join(name, sizeof name, l->name, "/Clip"), in, *hi ? 3 : 2, out);
 }
 
+/* Input k of layer l as a 4-D tensor: a flat (N, C) one becomes (N, C, 1, 1). */
+static const char *as_4d(builder *b, const pc_layer *l, int k, char *buf, size_t size) {
+    const char *x = b->out_name[l->inputs[k]];
+    if (!b->rank2[l->inputs[k]]) return x;
+    char axes[128], name[128];
+    int64_t a[2] = {2, 3};
+    snprintf(axes, sizeof axes, "%s/unsqueeze%d.axes", l->name, k);
+    add_i64(b, axes, 2, a);
+    snprintf(buf, size, "%s/Unsqueeze_%d", l->name, k);
+    const char *in[2] = {x, axes};
+    add_node(b, "Unsqueeze", join(name, sizeof name, buf, ""), in, 2, buf);
+    return buf;
+}
+
+/* [mul]: Mul, whose broadcasting does the (C, 1, 1) factor; [concat]: Concat on axis 1. When
+ * a 4-D and a flat input meet, the flat one is unsqueezed. */
+static void emit_mul_concat(builder *b, const pc_layer *l, const char *out) {
+    char bufs[PC_MAX_INPUTS][128], name[128];
+    const char *in[PC_MAX_INPUTS];
+    for (int k = 0; k < l->n_inputs; k++)
+        in[k] = b->rank2[l - b->layers0] ? b->out_name[l->inputs[k]]
+                                         : as_4d(b, l, k, bufs[k], sizeof bufs[k]);
+    const char *op = l->kind == PC_L_MUL ? "Mul" : "Concat";
+    snprintf(name, sizeof name, "%s/%s", l->name, op);
+    Onnx__NodeProto *nd = add_node(b, op, name, in, l->n_inputs, out);
+    if (l->kind == PC_L_CONCAT) attr_int(b, nd, "axis", 1);
+}
+
 static void emit_simple(builder *b, const pc_layer *l, const char *op, const char *x,
                         const char *out) {
     char name[128];
@@ -349,6 +378,8 @@ static pc_status emit_layer(builder *b, const pc_model *m, int i) {
     case PC_L_SIGMOID: emit_simple(b, l, "Sigmoid", x, dst); break;
     case PC_L_SILU: emit_silu(b, l, x, dst); break;
     case PC_L_CLIP: emit_clip(b, l, x, dst); break;
+    case PC_L_MUL:
+    case PC_L_CONCAT: emit_mul_concat(b, l, dst); break;
     case PC_L_ADD:
         if (b->rank2[l->inputs[1]] != x_rank2)
             return pc_fail(PC_ERR_USAGE, "layer %s: add of a flat and a spatial tensor cannot be "
@@ -444,10 +475,13 @@ static void add_metadata(builder *b, Onnx__ModelProto *mp, const pc_model *m,
 
 static pc_status build_graph(builder *b, const pc_model *m, const pc_model_meta *meta) {
     int last = m->n_layers - 1;
-    for (int i = 1; i < m->n_layers; i++) {
+    b->layers0 = m->layers;
+    for (int i = 1; i < m->n_layers; i++) { /* flat (N, features) outputs: see rank2 */
         const pc_layer *l = &m->layers[i];
-        b->rank2[i] = (char)(b->rank2[l->inputs[0]] || l->kind == PC_L_DENSE ||
-                             l->kind == PC_L_FLATTEN);
+        int flat = b->rank2[l->inputs[0]];
+        for (int k = 1; k < l->n_inputs && l->kind == PC_L_CONCAT; k++)
+            flat = flat && b->rank2[l->inputs[k]];
+        b->rank2[i] = (char)(flat || l->kind == PC_L_DENSE || l->kind == PC_L_FLATTEN);
     }
     int last_rank2 = b->rank2[last];
     for (int i = 0; i < m->n_layers; i++) /* the last layer writes "logits" if it is (N, K) */
