@@ -321,6 +321,12 @@ void pc_exec_layer_output(const pc_exec *ex, int i, float *out) {
         memcpy(out, ex->ls[i].out, sizeof(float) * ex->batch * pc_layer_out_size(l));
 }
 
+void pc_exec_scale_dlogits(pc_exec *ex, const float *row_scale) {
+    int classes = ex->m->classes;
+    for (int s = 0; s < ex->batch; s++)
+        for (int k = 0; k < classes; k++) ex->dlogits[(int64_t)s * classes + k] *= row_scale[s];
+}
+
 void pc_exec_probs(pc_exec *ex, float *probs) {
     int classes = ex->m->classes;
     const float *logits = ex->logits;

@@ -59,6 +59,9 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
 double pc_exec_loss(pc_exec *ex, const int32_t *labels, float smoothing, float grad_scale,
                     int *correct);
 
+/* After pc_exec_loss: multiply sample s's loss gradient by row_scale[s] (class weights). */
+void pc_exec_scale_dlogits(pc_exec *ex, const float *row_scale);
+
 /* Backward pass after forward(train=1) + loss: writes every parameter gradient into
  * grads (n_params floats, overwritten). */
 void pc_exec_backward(pc_exec *ex, float *grads);

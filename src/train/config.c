@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "train/sampler.h"
 #include "train/train.h"
 
 _Static_assert(sizeof(pc_kernel_set) == sizeof(int) && sizeof(pc_conv_algo) == sizeof(int) &&
@@ -29,6 +30,8 @@ const pc_flag_choice pc_conv_algo_choices[] = {
 static const pc_flag_choice channel_choices[] = {{"1", 1}, {"3", 3}, {NULL, 0}};
 static const pc_flag_choice bad_image_choices[] = {{"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const pc_flag_choice reduce_choices[] = {{"deterministic", 0}, {"fast", 1}, {NULL, 0}};
+static const pc_flag_choice sampler_choices[] = {
+    {"shuffle", PC_SAMPLER_SHUFFLE}, {"balanced", PC_SAMPLER_BALANCED}, {NULL, 0}};
 
 /* The parsers of structured flags; their messages name the flag. */
 static pc_flag_result report(pc_status s) { return s == PC_OK ? PC_FLAG_OK : PC_FLAG_ERR_FAIL; }
@@ -234,6 +237,19 @@ const pc_flag pc_train_flags[] = {
     {"profile", PC_FLAG_SWITCH, AT(profile), .lo = 1,
      .help = "per layer forward/backward ms and GFLOP/s per step, and the "
              "data/reduce/communication/optimizer time (also DIR/profile.json)"},
+    {"class-weights", PC_FLAG_STRING, AT(class_weights), "balanced|FILE", .def_text = "none",
+     .help = "weight each sample's loss by its class's weight, normalized by the batch's "
+             "summed weights (PyTorch's CrossEntropyLoss(weight=...)): balanced gives n / "
+             "(classes x class count) (scikit-learn's 'balanced'), FILE one weight per line in "
+             "class order, WEIGHT or CLASS WEIGHT; the reported train loss stays unweighted; "
+             "not with --label-smoothing"},
+    {"sampler", PC_FLAG_CHOICE, AT(sampler), "S", .def = "shuffle", .choices = sampler_choices,
+     .expect = "shuffle or balanced",
+     .help = "the order of each epoch's training samples: shuffle (a permutation of them "
+             "all) or balanced (as many draws with replacement, each class equally likely: "
+             "PyTorch's WeightedRandomSampler with weights 1 / class count, for imbalanced "
+             "classes); a function of the seed and the epoch, so the same for any worker or "
+             "rank count"},
     {"tensorboard", PC_FLAG_STRING, AT(tensorboard), "DIR", .def_text = "none",
      .help = "write TensorBoard event files into DIR (tensorboard --logdir DIR): per epoch the "
              "train and test loss and accuracy, lr, images/s and seconds (epoch/...), the "

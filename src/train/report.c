@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "core/svg.h"
+#include "train/sampler.h"
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
     snprintf(buf, n, "%s/%s", dir, file);
@@ -89,6 +90,8 @@ pc_status pc_report_write_settings(const char *dir, const pc_train_config *c,
     cJSON_AddStringToObject(o, "precision", c->exec.precision == PC_PRECISION_BF16 ? "bf16" : "fp32");
     cJSON_AddStringToObject(o, "kernels", f->kernels);
     if (c->reduce_fast) cJSON_AddStringToObject(o, "reduce", "fast");
+    if (c->sampler == PC_SAMPLER_BALANCED) cJSON_AddStringToObject(o, "sampler", "balanced");
+    if (c->class_weights) cJSON_AddStringToObject(o, "class_weights", c->class_weights);
     return write_json(dir, "settings.json", o);
 }
 

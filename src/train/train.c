@@ -20,6 +20,7 @@
 #include "train/reduce.h"
 #include "train/report.h"
 #include "train/settings.h"
+#include "train/sampler.h"
 #include "train/tensorboard.h"
 
 /* Where an epoch's training time went, on this rank: input assembly (mean over
@@ -98,6 +99,9 @@ typedef struct {
     char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
     pc_tb_writer *tb;      /* --tensorboard, on rank 0 */
+    pc_sampler sampler;    /* the epochs' sample orders */
+    float *class_w;        /* --class-weights: per class (NULL: none) */
+    double batch_w;        /* the step's global batch's summed class weights */
 } trainer;
 
 static void update_roles(trainer *t);
@@ -134,8 +138,13 @@ static void compute_shard(void *ctx, int w, int shard, float *grads) {
     t->worker_data[w] += pc_now() - t0;
     int64_t first_sample = t->step * t->cfg->batch + (int64_t)shard * ss;
     pc_exec_forward(ex, 1, t->cfg->seed, (uint64_t)t->step, first_sample, rec_bn(t, shard));
-    *rec_loss(t, shard) = pc_exec_loss(ex, labels, t->cfg->label_smoothing,
-                                       1.0f / (float)t->cfg->batch, &correct);
+    float scale = t->class_w ? (float)(1.0 / t->batch_w) : 1.0f / (float)t->cfg->batch;
+    *rec_loss(t, shard) = pc_exec_loss(ex, labels, t->cfg->label_smoothing, scale, &correct);
+    if (t->class_w) { /* PyTorch's weighted mean: w[y] (p - onehot(y)) / sum of the batch's w[y] */
+        float row[ss];
+        for (int i = 0; i < ss; i++) row[i] = t->class_w[labels[i]];
+        pc_exec_scale_dlogits(ex, row);
+    }
     *rec_correct(t, shard) = correct;
     pc_exec_backward(ex, grads);
 }
@@ -502,16 +511,16 @@ static void update_running_stats(trainer *t) {
 }
 
 /* The epoch's permutation: Fisher-Yates keyed by (seed, epoch). */
+/* The summed class weights of the step's global batch, in batch order (the same on every
+ * worker and rank). */
+static double batch_weight(const trainer *t) {
+    double sum = 0;
+    for (int i = 0; i < t->cfg->batch; i++) sum += t->class_w[t->train.labels[t->perm[t->batch_first + i]]];
+    return sum;
+}
+
 static void make_perm(trainer *t, int epoch) {
-    int64_t n = t->train.n;
-    for (int64_t i = 0; i < n; i++) t->perm[i] = i;
-    pc_stream s = {.key = pc_rand64(t->cfg->seed, PC_RNG_SHUFFLE, (uint64_t)epoch, 0, 0)};
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)pc_stream_below(&s, (uint64_t)(i + 1));
-        int64_t tmp = t->perm[i];
-        t->perm[i] = t->perm[j];
-        t->perm[j] = tmp;
-    }
+    pc_sampler_epoch(&t->sampler, t->cfg->seed, epoch, t->train.n, t->perm);
 }
 
 /* ------------------------------------------------------------- setup */
@@ -547,6 +556,9 @@ static pc_status check_strategy(const pc_train_config *c, int shards, int ranks)
 static pc_status check_config(const pc_train_config *c) {
     if (c->epochs < 1) return pc_fail(PC_ERR_USAGE, "--epochs %d: must be at least 1", c->epochs);
     if (c->batch < 1) return pc_fail(PC_ERR_USAGE, "--batch %d: must be at least 1", c->batch);
+    if (c->class_weights && strcmp(c->class_weights, "none") != 0 && c->label_smoothing > 0)
+        return pc_fail(PC_ERR_USAGE, "--class-weights with --label-smoothing: not supported "
+                       "(give one of them)");
     if (c->shard_size < 1 || c->batch % c->shard_size)
         return pc_fail(PC_ERR_USAGE, "--batch %d is not a multiple of --shard-size %d", c->batch,
                        c->shard_size);
@@ -580,6 +592,26 @@ static pc_status check_config(const pc_train_config *c) {
     return check_strategy(c, shards, ranks);
 }
 
+/* A batch larger than the training set is refused (a silently smaller batch would change
+ * the results and the learning-rate scaling), naming the flags that fit: the largest batch
+ * of whole shards that the ranks x workers divide, or else a smaller shard size. */
+static pc_status batch_too_large(const trainer *t) {
+    const pc_train_config *c = t->cfg;
+    int64_t n = t->train.n, replicas = (int64_t)t->ranks * c->workers;
+    int64_t step = (int64_t)c->shard_size * replicas, batch = n / step * step;
+    char fix[160];
+    if (batch > 0)
+        snprintf(fix, sizeof fix, "use --batch %lld (%lld shards of %d)", (long long)batch,
+                 (long long)(batch / c->shard_size), c->shard_size);
+    else if (n >= replicas)
+        snprintf(fix, sizeof fix, "use --batch %lld --shard-size %lld", (long long)(n / replicas * replicas),
+                 (long long)(n / replicas));
+    else
+        snprintf(fix, sizeof fix, "use fewer than %lld workers in all", (long long)replicas + 1);
+    return pc_fail(PC_ERR_USAGE, "--batch %d is larger than the %lld training samples: %s",
+                   c->batch, (long long)n, fix);
+}
+
 static pc_status load_data(trainer *t) {
     const pc_train_config *c = t->cfg;
     pc_folder_options fo = c->folder;
@@ -610,9 +642,7 @@ static pc_status load_data(trainer *t) {
                        t->test.w, t->train.c, t->train.h, t->train.w);
     if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
     if (c->eval_limit > 0) pc_dataset_truncate(&t->test, c->eval_limit);
-    if (t->train.n < c->batch)
-        return pc_fail(PC_ERR_USAGE, "--batch %d is larger than the %lld training samples",
-                       c->batch, (long long)t->train.n);
+    if (t->train.n < c->batch) return batch_too_large(t);
     if (t->train.c > 4) return pc_fail(PC_ERR_DATA, "%s: more than 4 channels", c->data);
     t->meta.c = t->train.c;
     t->meta.h = t->train.h;
@@ -673,6 +703,9 @@ static void make_fingerprint(trainer *t) {
     if (c->no_decay_bn_bias) fingerprint_add(t, " no_decay_bn_bias=1");
     if (c->ema > 0) fingerprint_add(t, " ema=%g", c->ema);
     if (c->lookahead > 0) fingerprint_add(t, " lookahead=%d", c->lookahead);
+    if (c->sampler == PC_SAMPLER_BALANCED) fingerprint_add(t, " sampler=balanced");
+    for (int k = 0; t->class_w && k < t->m->classes; k++) /* --class-weights as resolved */
+        fingerprint_add(t, "%s%g", k ? "," : " class_weights=", t->class_w[k]);
     if (c->exec.precision == PC_PRECISION_BF16) fingerprint_add(t, " precision=bf16");
     if (c->sync.kind == PC_SYNC_LOCAL_SGD)
         fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
@@ -1047,6 +1080,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
             freeze_layers(t, spe);
             t->lr = pc_sched_lr(&sched, t->step);
             t->batch_first = (t->step % spe) * c->batch;
+            if (t->class_w) t->batch_w = batch_weight(t);
             st = t->loader ? prepare_input(t, epoch_end) : PC_OK;
             if (st != PC_OK) break;
             st = train_step(t);
@@ -1422,6 +1456,9 @@ static pc_status setup(trainer *t) {
         return t->rank == 0 ? st : pc_fail(st, "%s", PC_SHARED_ERROR);
     if (c->transfer.init) PC_TRY(pc_pretrained_load(c->transfer.init, &t->pre));
     PC_TRY(load_data(t));
+    PC_TRY(pc_class_weights(c->class_weights, &t->train, &t->class_w));
+    PC_TRY(pc_sampler_init(&t->sampler, (pc_sampler_kind)c->sampler, t->train.labels, t->train.n,
+                           t->train.classes));
     PC_TRY(pc_tta_check(&c->tta, t->train.h, t->train.w));
     if (t->pre.model)
         PC_TRY(pc_transfer_build(&c->transfer, &t->pre, t->train.c, t->train.h, t->train.w,
@@ -1489,6 +1526,8 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     }
     loader_free(&t);
     pc_tb_close(t.tb);
+    pc_sampler_free(&t.sampler);
+    free(t.class_w);
     pc_reducer_destroy(t.red);
     fast_free(&t);
     pc_engine_destroy(t.e);

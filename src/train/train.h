@@ -69,6 +69,8 @@ typedef struct {
     const char *tensorboard;   /* TensorBoard event files into this folder (NULL: none) */
     int tensorboard_every;     /* ... with the batch loss and lr every this many steps (0: per epoch only) */
     pc_transfer_config transfer; /* --init, --cut, --head, --freeze, --bn-recalibrate ... */
+    int sampler;               /* pc_sampler_kind: the order of an epoch's samples */
+    const char *class_weights; /* NULL, "balanced" or a file: weights of the classes' losses */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 
