@@ -139,6 +139,42 @@ expect "--overwrite on a full disk" 1 "checkpoint.safetensors" -- \
 [ "$(sha256sum "$tmp/run"/*)" = "$sums" ] && ok "... and every file of the old run is as it was, metrics.jsonl included" \
     || { bad "--overwrite on a full disk changed the old run"; ls -l "$tmp/run"; }
 
+# --- interruptions: SIGTERM finishes the step, writes the checkpoint and exits 143 saying how
+# to go on; SIGKILL at random moments with --checkpoint-every 1; each resumed (on another
+# worker count) ends with the bytes and metrics of the uninterrupted run
+run2=(--limit 512 --eval-limit 64 --batch 64 --no-progress --epochs 2)
+"$parcnn" train "${run2[@]}" --workers 1 --out "$tmp/whole" > /dev/null 2>&1 || bad "uninterrupted run"
+untimed() { python3 -c '
+import json, sys
+keys = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+for l in open(sys.argv[1]): print({k: json.loads(l)[k] for k in keys})' "$1"; }
+same_run() { # same_run DIR: model, checkpoint and metrics (without times) of the whole run
+    cmp -s "$tmp/whole/model.safetensors" "$1/model.safetensors" && cmp -s "$tmp/whole/checkpoint.safetensors" "$1/checkpoint.safetensors" \
+        && [ "$(untimed "$tmp/whole/metrics.jsonl")" = "$(untimed "$1/metrics.jsonl")" ]
+}
+"$parcnn" train "${run2[@]}" --workers 1 --checkpoint-every 1 --out "$tmp/term" > "$tmp/term.log" 2>&1 &
+pid=$!
+for i in $(seq 300); do [ -s "$tmp/term/checkpoint.safetensors" ] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid; rc=$?
+[ $rc = 143 ] && grep -qE "^parcnn: interrupted by SIGTERM at step [0-9]+: checkpoint written to .*term/checkpoint.safetensors; to continue, run the same command with --resume$" "$tmp/term.log" \
+    && ok "SIGTERM: the step finished, checkpoint written, exit 143 saying how to resume" || { bad "SIGTERM (exit $rc):"; tail -3 "$tmp/term.log"; }
+"$parcnn" train "${run2[@]}" --workers 2 --resume --out "$tmp/term" > "$tmp/term2.log" 2>&1 || { bad "resume after SIGTERM:"; cat "$tmp/term2.log"; }
+same_run "$tmp/term" && ok "SIGTERM at $(sed -n 's/.*at step \([0-9]*\):.*/step \1/p' "$tmp/term.log") then --resume on 2 workers: the uninterrupted run's bytes and metrics" \
+    || bad "resume after SIGTERM differs from the uninterrupted run"
+kills=0
+for attempt in $(seq 12); do
+    [ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" 2>/dev/null && break
+    resume=(); [ -e "$tmp/kill/checkpoint.safetensors" ] && resume=(--resume)
+    "$parcnn" train "${run2[@]}" --workers $((attempt % 2 + 1)) --checkpoint-every 1 "${resume[@]}" --out "$tmp/kill" > /dev/null 2>&1 &
+    pid=$!
+    sleep "$(awk -v s="$attempt" 'BEGIN {srand(s); printf "%.2f", 1 + 2.5 * rand()}')"
+    kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
+    wait $pid 2>/dev/null
+done
+[ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" || "$parcnn" train "${run2[@]}" --resume --out "$tmp/kill" > /dev/null 2>&1
+same_run "$tmp/kill" && ok "killed $kills times with SIGKILL, resumed each time: the uninterrupted run's bytes and metrics" \
+    || { bad "SIGKILL and resume differ from the uninterrupted run ($kills kills)"; cat "$tmp/kill/metrics.jsonl"; }
+
 # --- MPI start-up: every setting compared across ranks, each difference named; a rank that
 # stops before the first collective brings the others down at once (not after --timeout)
 if command -v mpirun > /dev/null; then

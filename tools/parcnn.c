@@ -1,6 +1,8 @@
 /* parcnn: the command line. Subcommands train, eval, predict, models, recipes, check-data
  * and bench, dispatched from `commands`; their flags are tables (core/flags.h).
  * Exit status: 0 success, 1 data or I/O error, 2 usage error. */
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,43 @@ static const char train_usage[] =
     "  --recipe NAME        start from a shipped recipe's flags (parcnn recipes lists them);\n"
     "                       flags given here override the recipe's (default: none)\n";
 
+/* SIGINT and SIGTERM: blocked in every thread (main blocks them before any thread starts)
+ * and taken by one thread with sigwait, so no handler ever interrupts the kernels. While
+ * `train` runs, the first one asks it to stop after the step in progress (with a
+ * checkpoint); otherwise, and for a second one, the signal's default action ends the
+ * process at once. */
+static volatile sig_atomic_t stop_signal, stop_gracefully;
+static sigset_t stop_signals;
+
+static void *signal_thread(void *arg) {
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&stop_signals, &sig) != 0) continue;
+        if (stop_gracefully && !stop_signal) {
+            stop_signal = sig;
+            continue;
+        }
+        signal(sig, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+        raise(sig);
+    }
+    return NULL;
+}
+
+static void start_signal_thread(void) {
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_t tid;
+    if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0) return;
+    if (pthread_create(&tid, NULL, signal_thread, NULL) != 0) {
+        pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+        return;
+    }
+    pthread_detach(tid);
+}
+
 /* The flags of pc_train_flags (src/train/config.c), then pc_train. */
 static int train_args(int argc, char **argv) {
     pc_train_config c;
@@ -53,7 +92,14 @@ static int train_args(int argc, char **argv) {
     if (optind < argc) return usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (check_precision("train", &c.exec)) return 2;
     if (pc_comm_rank(pc_comm_world()) != 0) c.progress = 0;
+    c.stop_signal = &stop_signal;
+    stop_gracefully = 1;
     pc_status st = pc_train(&c, NULL);
+    stop_gracefully = 0;
+    if (st == PC_ERR_INTERRUPTED) { /* every rank stopped at the same step: no abort */
+        if (pc_comm_rank(pc_comm_world()) == 0) fprintf(stderr, "parcnn: %s\n", pc_last_error());
+        return 128 + (int)stop_signal;
+    }
     return st == PC_OK ? 0 : cli_fail(st);
 }
 
@@ -640,6 +686,7 @@ int main(int argc, char **argv) {
     }
     /* every command computes in the trainer's floating-point mode; threads inherit it */
     pc_fp_flush_denormals();
+    start_signal_thread(); /* before MPI or any other library starts a thread */
     pc_comm *comm;
     if (pc_comm_init(&argc, &argv, &comm) != PC_OK) return cli_fail(PC_ERR_USAGE);
     const command *cmd = NULL;
@@ -654,7 +701,7 @@ int main(int argc, char **argv) {
     }
     /* A rank that stops on its own (a usage error only it has) must not leave the others
      * waiting in a collective until the time-out: stop the whole job. */
-    if (rc != 0 && pc_comm_size(comm) > 1) pc_comm_abort(comm, rc);
+    if (rc != 0 && rc < 128 && pc_comm_size(comm) > 1) pc_comm_abort(comm, rc);
     pc_comm_finalize(comm);
     return rc;
 }

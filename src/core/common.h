@@ -15,7 +15,8 @@ typedef enum {
     PC_ERR_USAGE = 2,  /* bad flag, bad model description, bad argument */
     PC_ERR_IO = 3,     /* could not write a file */
     PC_ERR_NOMEM = 4,
-    PC_ERR_INTERNAL = 5
+    PC_ERR_INTERNAL = 5,
+    PC_ERR_INTERRUPTED = 6 /* stopped on request (a signal) after writing a checkpoint */
 } pc_status;
 
 /* The message of an error that every rank hits at once and rank 0 reports: other

@@ -188,6 +188,11 @@ const pc_flag pc_train_flags[] = {
      .help = "evaluate on only the first N test images"},
     {"max-steps", PC_FLAG_INT64, AT(max_steps), "N", 1, MAX31, .def_text = "none",
      .help = "stop after N optimizer steps in total (checkpoint kept)"},
+    {"checkpoint-every", PC_FLAG_INT64, AT(checkpoint_every), "N", 1, MAX31,
+     .def_text = "at the end of each epoch",
+     .help = "also write DIR/checkpoint.safetensors every N optimizer steps; --resume goes on "
+             "from the middle of the epoch with the bytes of an uninterrupted run (SIGINT and "
+             "SIGTERM also finish the step, write the checkpoint and exit 130 / 143)"},
     {"out", PC_FLAG_STRING, AT(out_dir), "DIR", .def_text = "none: write nothing",
      .help = "write metrics.jsonl, model.safetensors, checkpoint.safetensors, settings.json, "
              "and at the end eval.json (the final metrics, as eval --json), samples.json, "

@@ -182,9 +182,13 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
     char step[32], seed[32];
     snprintf(step, sizeof step, "%lld", (long long)info->step);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
-    pc_st_meta md[4] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint},
-                        {"metrics", info->metrics ? info->metrics : ""}};
-    return save(path, m, meta, extra, n_extra, md, 4);
+    char progress[96]; /* %a: the loss sum read back bit for bit */
+    snprintf(progress, sizeof progress, "%a %lld %lld", info->epoch_loss,
+             (long long)info->epoch_correct, (long long)info->epoch_seen);
+    pc_st_meta md[5] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint},
+                        {"last_epoch", info->last_epoch ? info->last_epoch : ""},
+                        {"epoch_progress", progress}};
+    return save(path, m, meta, extra, n_extra, md, 5);
 }
 
 /* Copy the 1-d tensor `name` of n floats into dst. */
@@ -220,9 +224,16 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *
         st = load_flat(path, f, "ema.params", info->ema_params, m->n_params);
     if (st == PC_OK && info->ema_buffers && m->n_buffers)
         st = load_flat(path, f, "ema.buffers", info->ema_buffers, m->n_buffers);
-    const char *metrics = pc_st_meta_get(f, "metrics");
-    info->metrics = NULL;
-    if (st == PC_OK && metrics && !(info->metrics = strdup(metrics)))
+    const char *progress = pc_st_meta_get(f, "epoch_progress");
+    long long pc = 0, ps = 0;
+    info->epoch_loss = 0;
+    if (progress && sscanf(progress, "%la %lld %lld", &info->epoch_loss, &pc, &ps) != 3)
+        st = pc_fail(PC_ERR_DATA, "%s: bad epoch_progress '%.40s'", path, progress);
+    info->epoch_correct = pc;
+    info->epoch_seen = ps;
+    const char *last = pc_st_meta_get(f, "last_epoch");
+    info->last_epoch = NULL;
+    if (st == PC_OK && last && last[0] && !(info->last_epoch = strdup(last)))
         st = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (st == PC_OK) info->step = s;
     pc_st_close(f);

@@ -6,8 +6,10 @@
  * varies between identical runs.
  * checkpoint.safetensors: the same plus "optimizer.state", with --ema "ema.params" and
  * "ema.buffers" (the averaged weights), and metadata step, seed, fingerprint (the
- * training settings that must match on --resume) and metrics (the text of metrics.jsonl up
- * to this checkpoint, restored on --resume so that both always agree). */
+ * training settings that must match on --resume), last_epoch (the last metrics line's
+ * fields that do not depend on timing: a metrics.jsonl that lost it is completed on --resume)
+ * and epoch_progress (the sums of an epoch in progress). Identical runs give identical
+ * bytes. */
 #ifndef PC_MODELIO_H
 #define PC_MODELIO_H
 
@@ -35,8 +37,13 @@ typedef struct {
     int64_t opt_state_n;
     float *ema_params;     /* --ema: the averaged parameters (n_params floats) and */
     float *ema_buffers;    /* batch-norm statistics (n_buffers); NULL without --ema */
-    char *metrics;         /* metrics.jsonl as of this checkpoint: saved from it; on load
-                              set to a malloc'ed copy, or NULL (older checkpoints) */
+    /* the sums of the epoch in progress (a checkpoint written mid-epoch): loss, correct
+     * predictions, samples seen; zero on load from a checkpoint without them */
+    double epoch_loss;
+    int64_t epoch_correct, epoch_seen;
+    /* the deterministic fields of the last metrics line ("epoch": .. "lr": .., without
+     * braces and times): saved from it; on load a malloc'ed copy, or NULL */
+    char *last_epoch;
 } pc_checkpoint_info;
 
 pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,

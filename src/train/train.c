@@ -95,6 +95,11 @@ typedef struct {
     pc_sched_config sched; /* with the scaled learning rate and the run's length */
     char fingerprint[1024];
     char *metrics_text;   /* rank 0: metrics.jsonl as of the last checkpoint (malloc'ed) */
+    char last_epoch[512]; /* the last metrics line's fields that do not depend on timing */
+    /* the sums of the epoch in progress: kept for mid-epoch checkpoints, and loaded from
+     * one on --resume so that the epoch's metrics line is the uninterrupted run's */
+    double epoch_loss;
+    int64_t epoch_correct, epoch_seen;
     pc_local_sgd *lsgd;   /* --sync local-sgd: the replicas (NULL: allreduce) */
     char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
@@ -811,17 +816,21 @@ static pc_status add_metrics_line(trainer *t, const char *line) {
 }
 
 /* Write checkpoint, model and metrics.jsonl, each atomically; the checkpoint carries the
- * metrics text too, so a run killed between the files resumes with metrics that agree. */
+ * line's timing-free fields, so a run killed between the files resumes with metrics that
+ * agree (restore_metrics). */
 static pc_status write_outputs(trainer *t, const char *metrics_line) {
     const char *dir = t->cfg->out_dir;
     char path[4096];
-    PC_TRY(add_metrics_line(t, metrics_line));
+    if (metrics_line) PC_TRY(add_metrics_line(t, metrics_line));
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
                                .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
-                               .ema_buffers = t->ema_buffers, .metrics = t->metrics_text};
+                               .ema_buffers = t->ema_buffers, .last_epoch = t->last_epoch,
+                               .epoch_loss = t->epoch_loss, .epoch_correct = t->epoch_correct,
+                               .epoch_seen = t->epoch_seen};
     path_in(path, sizeof path, dir, "checkpoint.safetensors");
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
+    if (!metrics_line) return PC_OK; /* mid-epoch: the checkpoint alone */
     path_in(path, sizeof path, dir, "model.safetensors");
     swap_ema(t);
     pc_status st = t->full ? pc_transfer_head_back(t->m, t->full) : PC_OK;
@@ -832,8 +841,9 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
 
-/* Rank 0 writes; every rank learns whether it worked (the broadcast doubles as the
- * barrier after the checkpoint), so all stop together on a failed write. */
+/* Rank 0 writes (metrics_line NULL: the checkpoint alone, in the middle of an epoch);
+ * every rank learns whether it worked (the broadcast doubles as the barrier after the
+ * checkpoint), so all stop together on a failed write. */
 static pc_status save_outputs(trainer *t, const char *metrics_line) {
     if (!t->cfg->out_dir) return PC_OK;
     if (t->lsgd) /* every replica's state: each rank holds its replicas' */
@@ -1055,6 +1065,43 @@ static void freeze_layers(trainer *t, int64_t steps_per_epoch) {
     }
 }
 
+/* A stop requested by a signal, agreed by all ranks (they may see it at different steps):
+ * the signal's number, or 0. */
+static pc_status stop_signal(trainer *t, int *signal) {
+    int32_t mine = t->cfg->stop_signal ? (int32_t)*t->cfg->stop_signal : 0;
+    *signal = mine;
+    if (t->ranks == 1 || !t->cfg->stop_signal) return PC_OK;
+    int32_t *all = calloc((size_t)t->ranks, sizeof *all);
+    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = pc_comm_allgather_bytes(t->comm, &mine, sizeof mine, all);
+    for (int r = 0; r < t->ranks && st == PC_OK; r++)
+        if (all[r] && !*signal) *signal = all[r];
+    free(all);
+    return st;
+}
+
+static pc_status interrupted(const trainer *t, int signal) {
+    const char *name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal";
+    if (!t->cfg->out_dir)
+        return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld (no --out: nothing "
+                       "saved)", name, (long long)t->step);
+    return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld: checkpoint written to "
+                   "%s/checkpoint.safetensors; to continue, run the same command with --resume",
+                   name, (long long)t->step, t->cfg->out_dir);
+}
+
+/* After a step: --checkpoint-every, or a signal (then PC_ERR_INTERRUPTED, saying how to go
+ * on). At an epoch's end the epoch's own checkpoint follows: nothing is written here, and a
+ * signal stops the run after it (see run). */
+static pc_status after_step(trainer *t, int64_t epoch_end, int *signal) {
+    const pc_train_config *c = t->cfg;
+    PC_TRY(stop_signal(t, signal));
+    int due = c->checkpoint_every > 0 && t->step % c->checkpoint_every == 0;
+    if ((*signal || due) && t->step < epoch_end) PC_TRY(save_outputs(t, NULL));
+    if (!*signal || t->step == epoch_end) return PC_OK;
+    return interrupted(t, *signal);
+}
+
 static pc_status run(trainer *t, pc_train_result *result) {
     const pc_train_config *c = t->cfg;
     int64_t spe = t->train.n / c->batch;
@@ -1075,6 +1122,12 @@ static pc_status run(trainer *t, pc_train_result *result) {
         make_perm(t, epoch);
         double loss_sum = 0, t0 = pc_now();
         int64_t correct = 0, seen = 0, first_step = t->step;
+        if (t->step > (int64_t)epoch * spe) { /* resumed in the middle of the epoch */
+            loss_sum = t->epoch_loss;
+            correct = t->epoch_correct;
+            seen = t->epoch_seen;
+        }
+        int signal = 0;
         pc_traffic_begin(t->comm, &t->traffic_mark);
         while (t->step < epoch_end) {
             freeze_layers(t, spe);
@@ -1110,6 +1163,11 @@ static pc_status run(trainer *t, pc_train_result *result) {
             if (c->progress && t->rank == 0)
                 print_progress(t, epoch + 1, t->step - first_step, epoch_end - first_step,
                                pc_now() - t0, loss_sum, seen);
+            t->epoch_loss = loss_sum;
+            t->epoch_correct = correct;
+            t->epoch_seen = seen;
+            st = after_step(t, epoch_end, &signal);
+            if (st != PC_OK) break;
         }
         if (st != PC_OK) break;
         double train_seconds = pc_now() - t0;
@@ -1131,6 +1189,12 @@ static pc_status run(trainer *t, pc_train_result *result) {
         for (int k = 0; k < 5; k++) t->run_split.v[k] += ts.v[k];
         t->run_steps += t->step - first_step;
         char line[896];
+        snprintf(t->last_epoch, sizeof t->last_epoch,
+                 "\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                 "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g",
+                 epoch + 1, (long long)t->step, loss_sum / (double)seen,
+                 (double)correct / (double)seen, pc_metrics_loss(&vm), pc_metrics_accuracy(&vm),
+                 t->lr);
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
                  "\"val_loss\": %.6f, \"val_acc\": %.6f, \"lr\": %.6g, \"epoch_seconds\": %.3f, "
@@ -1149,6 +1213,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
                         (double[]){loss_sum / (double)seen, (double)correct / (double)seen,
                                    pc_metrics_loss(&vm), pc_metrics_accuracy(&vm), t->lr, ips,
                                    epoch_seconds}, 7);
+        if (st == PC_OK && signal) st = interrupted(t, signal); /* at the epoch's end */
         result->epochs_run++;
         result->train_seconds += train_seconds;
         result->images_seen += seen;
@@ -1220,22 +1285,40 @@ static pc_status broadcast_state(trainer *t) {
     return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
 }
 
-/* --resume: metrics.jsonl as the checkpoint recorded it (a kill after the checkpoint's
- * rename may have left it an epoch behind); a checkpoint without that record keeps the
- * file as it is. */
+/* The "step" of a metrics line, or -1. */
+static int64_t line_step(const char *line) {
+    cJSON *o = cJSON_Parse(line);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
+    int64_t step = cJSON_IsNumber(s) ? (int64_t)s->valuedouble : -1;
+    cJSON_Delete(o);
+    return step;
+}
+
+/* --resume: metrics.jsonl made to agree with the checkpoint: lines of later steps (written
+ * before a kill undid them) dropped, and the checkpoint's last epoch added when a kill
+ * between the checkpoint's rename and the metrics write lost it (its times unknown: 0, and
+ * "times_lost": true). */
 static pc_status restore_metrics(trainer *t) {
-    char path[4096];
+    char path[4096], line[4096];
     path_in(path, sizeof path, t->cfg->out_dir, "metrics.jsonl");
-    if (t->metrics_text) return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
     FILE *f = fopen(path, "rb");
-    char line[4096];
     pc_status st = PC_OK;
+    int64_t last = -1;
     while (f && st == PC_OK && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        if (line[0]) st = add_metrics_line(t, line);
+        int64_t step = line_step(line);
+        if (!line[0] || step > t->step) continue;
+        st = add_metrics_line(t, line);
+        last = PC_MAX(last, step);
     }
     if (f) fclose(f);
-    return st;
+    if (st == PC_OK && t->last_epoch[0]) {
+        snprintf(line, sizeof line, "{%s, \"epoch_seconds\": 0, \"times_lost\": true}",
+                 t->last_epoch);
+        if (line_step(line) > last) st = add_metrics_line(t, line);
+    }
+    if (st != PC_OK || !t->metrics_text) return st;
+    return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
 
 /* --resume, or a fresh run: rank 0 reads or prepares the output folder. */
@@ -1250,7 +1333,11 @@ static pc_status prepare_out_dir(trainer *t) {
                                    .ema_buffers = t->ema_buffers};
         PC_TRY(pc_checkpoint_load(path, t->m, &info));
         t->step = info.step;
-        t->metrics_text = info.metrics;
+        if (info.last_epoch) snprintf(t->last_epoch, sizeof t->last_epoch, "%s", info.last_epoch);
+        free(info.last_epoch);
+        t->epoch_loss = info.epoch_loss;
+        t->epoch_correct = info.epoch_correct;
+        t->epoch_seen = info.epoch_seen;
         say(t, "parcnn: resuming from %s at step %lld\n", path, (long long)t->step);
         pc_remove_stale_temporaries(c->out_dir, 0);
         return restore_metrics(t);

@@ -8,6 +8,7 @@
 #ifndef PC_TRAIN_H
 #define PC_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -49,6 +50,11 @@ typedef struct {
     int64_t limit;             /* use only the first `limit` training samples (0: all) */
     int64_t eval_limit;        /* evaluate on the first `eval_limit` test samples (0: all) */
     int64_t max_steps;         /* stop after this many optimizer steps in total (0: none) */
+    int64_t checkpoint_every;  /* also write the checkpoint every this many steps (0: at
+                                  epoch ends only) */
+    /* set (to a signal number) from outside, e.g. by a SIGINT handler: the run finishes the
+     * step, writes the checkpoint and returns PC_ERR_INTERRUPTED (NULL: never) */
+    volatile sig_atomic_t *stop_signal;
     float label_smoothing;
     pc_lr_scale lr_scale;      /* scale --lr for the global batch against lr_ref_batch */
     int lr_ref_batch;
