@@ -11,7 +11,7 @@ shift || true
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCNN_FUZZ=ON > /dev/null
 cmake --build build-fuzz -j2 > /dev/null
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(safetensors model recipe idx cifar image cache)
+[ ${#names[@]} -gt 0 ] || names=(safetensors model recipe idx cifar image cache npy)
 mkdir -p build-fuzz/findings
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 total=0
