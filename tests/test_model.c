@@ -482,13 +482,15 @@ static void test_elementwise_layers(void) {
                                               "[dense] units=classes\n");
 }
 
-/* Squeeze-and-excitation and concatenation on blocked tensors whose channel counts start
+/* Squeeze-and-excitation, a per-channel broadcast add and concatenation on blocked tensors whose channel counts start
  * inputs inside a block, against the reference kernels; and their shape errors. */
 static void test_graph_layers(void) {
     compare_kernel_sets("se + concat model", "[conv] filters=13 size=3 pad=1 name=x\n"
                                              "[gap]\n[conv] filters=5 size=1 activation=relu\n"
                                              "[conv] filters=13 size=1\n[sigmoid]\n"
                                              "[mul] from=x,-1 name=se\n"
+                                             "[conv] filters=13 size=1 from=-2\n"
+                                             "[add] from=se,-1\n"
                                              "[conv] filters=3 size=1 name=b1\n"
                                              "[conv] filters=7 size=3 pad=1 from=se\n"
                                              "[concat] from=b1,-1,se,input\n"

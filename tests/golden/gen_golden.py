@@ -206,6 +206,9 @@ class Graph(nn.Module):
             elif kind == "concat":
                 self.nodes.append(("concat", name, inputs, relu, None))
                 shapes.append((sum(shapes[i][0] for i in inputs), h, w))
+            elif kind == "add" and shapes[inputs[1]] == (c, 1, 1) and (h, w) != (1, 1):
+                self.nodes.append(("add", name, inputs, relu, 0))  # per-channel broadcast
+                shapes.append((c, h, w))
             elif kind == "add":
                 cb, hb, wb = shapes[inputs[1]]
                 assert cb <= c and hb % h == 0 and hb // h == wb // w, (shapes[inputs[1]], (c, h, w))
@@ -243,7 +246,7 @@ class Graph(nn.Module):
             elif kind == "add":
                 # ResNet option A: b subsampled by the stride, zero-padded at the END of C
                 b = outs[inputs[1]]
-                stride = extra
+                stride = extra  # 0: b (N,C,1,1) broadcasts
                 if stride > 1:
                     b = b[:, :, ::stride, ::stride]
                 if b.shape[1] < a.shape[1]:

@@ -45,6 +45,18 @@ void fast_mul_backward(int n, int c, int64_t hw, int64_t hwb, int block, const f
     }
 }
 
+void fast_channel_sum(int n, int c, int64_t hw, int block, const float *dy, float *db) {
+    const int B = block, cb = (c + B - 1) / B;
+    float sum[64]; /* B <= 64 lanes */
+    for (int64_t q = 0; q < (int64_t)n * cb; q++) {
+        const float *g = dy + q * hw * B;
+        for (int k = 0; k < B; k++) sum[k] = 0.0f;
+        for (int64_t p = 0; p < hw; p++)
+            for (int k = 0; k < B; k++) sum[k] += g[p * B + k];
+        memcpy(db + q * B, sum, sizeof(float) * B);
+    }
+}
+
 /* Element (channel ch, pixel p) of a sample's (channels, hw) tensor. */
 static inline int64_t at_of(int ch, int64_t p, int64_t hw, int B) {
     return ((int64_t)(ch / B) * hw + p) * B + ch % B;

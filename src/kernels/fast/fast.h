@@ -101,6 +101,8 @@ void fast_mul_forward(int n, int c, int64_t hw, int64_t hwb, int block, const fl
                       const float *b, float *y);
 void fast_mul_backward(int n, int c, int64_t hw, int64_t hwb, int block, const float *a,
                        const float *b, const float *dy, float *da, float *db);
+/* db (n, c, 1) = dy (n, c, hw) summed over the plane, in order (a broadcast add's backward). */
+void fast_channel_sum(int n, int c, int64_t hw, int block, const float *dy, float *db);
 /* Concatenation along channels: x (n, cx, hw) into channels [at, at + cx) of y (n, cy, hw),
  * and back (split: dx = those channels of dy). */
 void fast_concat_put(int n, int cx, int at, int cy, int64_t hw, int block, const float *x, float *y);

@@ -1,12 +1,19 @@
 /* [add] from=a,b: y = a + P(b), the residual add. b may be larger in space by an integer
  * stride and have fewer channels: P subsamples it and pads its channels with zeros at the
- * end (ResNet's option A shortcut). Plain, or blocked with ReLU fused. */
+ * end (ResNet's option A shortcut). Or b is (C, 1, 1) with a's C: one value per channel,
+ * broadcast over a's plane (stride 0, ONNX Add's broadcasting). Plain, or blocked with
+ * ReLU fused. */
 #include <string.h>
 
 #include "nn/layer.h"
 
 static pc_status add_build(pc_build *b, pc_layer *l) {
     const pc_layer *a = pc_build_input(b, 0), *s = pc_build_input(b, 1);
+    if (s->c == a->c && s->h == 1 && s->w == 1 && (a->h > 1 || a->w > 1)) {
+        l->sh = l->sw = 0; /* every pixel reads b's one value per channel */
+        l->flops = pc_layer_out_size(l);
+        return PC_OK;
+    }
     int ok = s->c <= a->c && s->h % a->h == 0 && s->w % a->w == 0 && s->h / a->h == s->w / a->w;
     if (!ok)
         return pc_build_fail(b, "[add] inputs %dx%dx%d and %dx%dx%d do not match", a->c, a->h,
@@ -73,6 +80,9 @@ static void add_backward(pc_exec *ex, int i, int k, float *dy, float *dx, float 
     if (!dx) return;
     if (k == 0) {
         memcpy(dx, dy, sizeof(float) * pc_exec_out_floats(ex, l->inputs[0]));
+    } else if (l->sh == 0) { /* broadcast: db = dy summed over the plane */
+        fast_channel_sum(ex->batch, l->c, (int64_t)l->h * l->w,
+                         ex->ls[i].blocked ? ex->block : 1, dy, dx);
     } else if (ex->ls[i].blocked) {
         fast_add_shape as = add_shape(ex, l, lk);
         fast_addb_backward_b(&as, ex->block, dy, dx);
