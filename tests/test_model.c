@@ -472,7 +472,7 @@ static void test_blocked_layouts(void) {
  * (after convolutions, 13 channels: a part-empty block) and plain (after a dense layer). */
 static void test_elementwise_layers(void) {
     compare_kernel_sets("element-wise model", "[conv] filters=13 size=3 pad=1\n"
-                                              "[sigmoid]\n[conv] filters=13 size=3 pad=1\n"
+                                              "[pad] top=1 right=2 value=0.3\n[sigmoid]\n[conv] filters=13 size=3 pad=1\n"
                                               "[hardsigmoid]\n[conv] filters=13 size=1\n"
                                               "[clip] min=0.25 max=1\n[batchnorm]\n"
                                               "[hardswish]\n[conv] filters=13 size=1\n"
@@ -508,6 +508,7 @@ static void test_graph_layers(void) {
         {"[clip]\n[gap]\n[dense] units=classes\n", "needs min= or max="},
         {"[clip] min=2 max=1\n[gap]\n[dense] units=classes\n", "above max"},
         {"[relu6] max=3\n[gap]\n[dense] units=classes\n", "has no key 'max'"},
+        {"[pad] top=-1\n[gap]\n[dense] units=classes\n", "top=-1: expected an integer >= 0"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pc_model *m = NULL;

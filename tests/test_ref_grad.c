@@ -798,6 +798,55 @@ static void test_concat(void) {
     free(y), free(yb), free(back);
 }
 
+/* ------------------------------------------------------------------- pad */
+
+typedef struct {
+    pc_pad_shape s;
+    double *x, *r, *y;
+    int64_t ny;
+} pad_ctx;
+
+static double pad_loss(void *p) {
+    pad_ctx *c = p;
+    refd_pad_forward(&c->s, 0.25, c->x, c->y);
+    return ddot(c->r, c->y, c->ny);
+}
+
+/* Finite differences; the vectorized kernels bitwise the reference, plain and blocked (19
+ * channels in blocks of 16, a value that is not 0: padded channels must stay 0). */
+static void test_pad(void) {
+    const pc_pad_shape s = {.n = 2, .c = 19, .h = 3, .w = 5, .top = 0, .bottom = 1, .left = 2, .right = 1};
+    const int B = 16, oh = 4, ow = 8;
+    const int64_t nx = 2 * 19 * 3 * 5, ny = 2 * 19 * oh * ow;
+    pad_ctx c = {s, drand_new(nx, -1, 1), drand_new(ny, -1, 1), dnew(ny), ny};
+    double *dx = dnew(nx);
+    refd_pad_backward(&s, c.r, dx);
+    check_fd("pad", 0, "dx", pad_loss, &c, c.x, nx, dx);
+    float *fx = to_float(c.x, nx), *fr = to_float(c.r, ny), *fy = fnew(ny), *fdx = fnew(nx);
+    float *gy = fnew(ny), *gdx = fnew(nx);
+    ref_pad_forward(&s, 0.25f, fx, fy);
+    ref_pad_backward(&s, fr, fdx);
+    fast_pad_forward(&s, 1, 0.25f, fx, gy);
+    fast_pad_backward(&s, 1, fr, gdx);
+    int ok = !memcmp(gy, fy, sizeof(float) * ny) && !memcmp(gdx, fdx, sizeof(float) * nx);
+    const int64_t bx = 2 * fast_blocked_size(19, 15, B), by = 2 * fast_blocked_size(19, oh * ow, B);
+    float *xb = calloc(bx, 4), *yb = fnew(by), *rb = calloc(by, 4), *dxb = fnew(bx);
+    fast_to_blocked(2, 19, 15, B, fx, xb);
+    fast_to_blocked(2, 19, oh * ow, B, fr, rb);
+    fast_pad_forward(&s, B, 0.25f, xb, yb);
+    fast_pad_backward(&s, B, rb, dxb);
+    for (int n = 0; n < 2; n++) /* the padded channels 19..31 of the second block */
+        for (int64_t k = 0; k < oh * ow; k++)
+            for (int l = 3; l < B; l++) ok &= yb[n * by / 2 + (oh * ow + k) * B + l] == 0;
+    fast_to_plain(2, 19, oh * ow, B, yb, gy);
+    fast_to_plain(2, 19, 15, B, dxb, gdx);
+    ok &= !memcmp(gy, fy, sizeof(float) * ny) && !memcmp(gdx, fdx, sizeof(float) * nx);
+    CHECK(ok, "pad: vectorized kernels bitwise the reference, plain and blocked");
+    CHECK(fy[0] == 0.25f && fy[2] == (float)c.x[0], "pad: value around, x in the middle");
+    free(c.x), free(c.r), free(c.y), free(dx), free(fx), free(fr), free(fy), free(fdx), free(gy);
+    free(gdx), free(xb), free(yb), free(rb), free(dxb);
+}
+
 /* ------------------------------------------------------------ softmax + xent */
 
 typedef struct {
@@ -928,6 +977,7 @@ int main(void) {
     test_unary_kernels();
     test_mul();
     test_concat();
+    test_pad();
     test_softmax_xent();
     time_conv();
     return check_summary();

@@ -29,6 +29,11 @@ typedef struct {
     float eps;
 } pc_bn_shape;
 
+typedef struct {
+    int n, c, h, w;            /* input (N, C, H, W) */
+    int top, bottom, left, right; /* padding: output (N, C, H + top + bottom, W + left + right) */
+} pc_pad_shape;
+
 /* The convolution algorithm (oneDNN kernels): AUTO, Winograd where it applies and is
  * expected to be faster, else direct; DIRECT everywhere; WINOGRAD wherever it applies
  * (kernels/dnnl/dnnl_wino.c). */

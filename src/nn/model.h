@@ -58,10 +58,12 @@ typedef struct {
 
     /* hyper-parameters (those that apply to the kind) */
     int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */
+    int ph_end, pw_end;         /* pad: bottom and right (ph, pw: top and left) */
     float rate;                 /* dropout */
     float scale;                /* dense: output multiplier (1 = none; airbench's logits 1/9) */
     float eps, momentum;        /* batch norm (PyTorch convention: new = (1-m) old + m batch) */
-    float alpha, beta;          /* hardsigmoid: slope and offset; clip: min and max */
+    float alpha, beta;          /* hardsigmoid: slope and offset; clip: min and max; pad:
+                                   the value in alpha */
 
     /* output shape per sample */
     int c, h, w;

@@ -194,6 +194,13 @@ class Graph(nn.Module):
             elif kind in ELEMENTWISE:
                 self.nodes.append(("fn", name, inputs, relu, ELEMENTWISE[kind](keys)))
                 shapes.append((c, h, w))
+            elif kind == "pad":
+                t, bt = ival(keys, "top", 0), ival(keys, "bottom", 0)
+                lf, rt = ival(keys, "left", 0), ival(keys, "right", 0)
+                v = float(keys.get("value", 0))
+                self.nodes.append(("fn", name, inputs, relu,
+                                   lambda x, p=(lf, rt, t, bt), v=v: F.pad(x, p, value=v)))
+                shapes.append((c, h + t + bt, w + lf + rt))
             elif kind == "dropout":
                 rate = float(keys.get("rate", 0.5))
                 if drop_dropout:

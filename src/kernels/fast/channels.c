@@ -57,6 +57,31 @@ void fast_channel_sum(int n, int c, int64_t hw, int block, const float *dy, floa
     }
 }
 
+void fast_pad_forward(const pc_pad_shape *s, int block, float value, const float *x, float *y) {
+    const int B = block, cb = (s->c + B - 1) / B;
+    const int OH = s->h + s->top + s->bottom, OW = s->w + s->left + s->right;
+    for (int64_t q = 0; q < (int64_t)s->n * cb; q++) {
+        float *yp = y + q * OH * OW * B;
+        const float *xp = x + q * s->h * s->w * B;
+        const int real = s->c - (int)(q % cb) * B; /* channels of this block (padded lanes: 0) */
+        for (int64_t k = 0; k < (int64_t)OH * OW; k++)
+            for (int l = 0; l < B; l++) yp[k * B + l] = l < real ? value : 0.0f;
+        for (int i = 0; i < s->h; i++)
+            memcpy(yp + ((int64_t)(i + s->top) * OW + s->left) * B, xp + (int64_t)i * s->w * B,
+                   sizeof(float) * s->w * B);
+    }
+}
+
+void fast_pad_backward(const pc_pad_shape *s, int block, const float *dy, float *dx) {
+    const int B = block, cb = (s->c + B - 1) / B;
+    const int OH = s->h + s->top + s->bottom, OW = s->w + s->left + s->right;
+    for (int64_t q = 0; q < (int64_t)s->n * cb; q++)
+        for (int i = 0; i < s->h; i++)
+            memcpy(dx + (q * s->h + i) * s->w * B,
+                   dy + (q * OH * OW + (int64_t)(i + s->top) * OW + s->left) * B,
+                   sizeof(float) * s->w * B);
+}
+
 /* Element (channel ch, pixel p) of a sample's (channels, hw) tensor. */
 static inline int64_t at_of(int ch, int64_t p, int64_t hw, int B) {
     return ((int64_t)(ch / B) * hw + p) * B + ch % B;

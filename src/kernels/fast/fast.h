@@ -103,6 +103,10 @@ void fast_mul_backward(int n, int c, int64_t hw, int64_t hwb, int block, const f
                        const float *b, const float *dy, float *da, float *db);
 /* db (n, c, 1) = dy (n, c, hw) summed over the plane, in order (a broadcast add's backward). */
 void fast_channel_sum(int n, int c, int64_t hw, int block, const float *dy, float *db);
+/* Constant padding as ref_pad_*, on plain (block 1) or blocked tensors (padded channels
+ * stay zero whatever the value). */
+void fast_pad_forward(const pc_pad_shape *s, int block, float value, const float *x, float *y);
+void fast_pad_backward(const pc_pad_shape *s, int block, const float *dy, float *dx);
 /* Concatenation along channels: x (n, cx, hw) into channels [at, at + cx) of y (n, cy, hw),
  * and back (split: dx = those channels of dy). */
 void fast_concat_put(int n, int cx, int at, int cy, int64_t hw, int block, const float *x, float *y);

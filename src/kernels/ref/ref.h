@@ -84,6 +84,11 @@ void ref_mul_forward(int n, int c, int64_t hw, int64_t hwb, const float *a, cons
 void ref_mul_backward(int n, int c, int64_t hw, int64_t hwb, const float *a, const float *b,
                       const float *dy, float *da, float *db);
 
+/* Constant padding: y = x in the middle of a plane of `value`; backward: dx = the middle of
+ * dy. */
+void ref_pad_forward(const pc_pad_shape *s, float value, const float *x, float *y);
+void ref_pad_backward(const pc_pad_shape *s, const float *dy, float *dx);
+
 /* Softmax cross-entropy with integer labels and label smoothing eps:
  * target = (1-eps) one-hot + eps/classes. Returns the SUM of per-sample losses
  * over the n samples (caller divides). dlogits = (softmax - target) * grad_scale

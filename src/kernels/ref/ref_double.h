@@ -53,6 +53,8 @@ void refd_mul_forward(int n, int c, int64_t hw, int64_t hwb, const double *a, co
                       double *y);
 void refd_mul_backward(int n, int c, int64_t hw, int64_t hwb, const double *a, const double *b,
                        const double *dy, double *da, double *db);
+void refd_pad_forward(const pc_pad_shape *s, double value, const double *x, double *y);
+void refd_pad_backward(const pc_pad_shape *s, const double *dy, double *dx);
 
 double refd_softmax_xent(int n, int classes, const double *logits, const int32_t *labels,
                          double smoothing, double grad_scale, double *dlogits, double *probs);
