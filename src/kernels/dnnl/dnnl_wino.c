@@ -450,10 +450,11 @@ static double solve_g(int alpha, int r, float G[ALPHA_MAX][5]) {
 
 /* The transforms cost about (C + K) per tile and position, the products C K: with few
  * channels the transforms' memory traffic eats the saving. `parcnn bench conv` on Zen 3
- * with two copies at once (docs/benchmarks.md, "Convolution algorithms"): 8 -> 16 and 16 -> 16 channels
- * ran 0.7-0.9x the direct speed, 16 -> 32 1.55x, 24 -> 32 1.18x, 64 -> 64 2.1x, 256 -> 256
- * 2.4x; the break-even is near C K / (C + K) = 9. 5x5 (batch 64, 16x16): 8 -> 16
- * 0.66x, 16 -> 16 0.96x, 16 -> 32 1.04x, 32 -> 64 1.7-2.0x: the same threshold fits.
+ * with two copies at once (docs/benchmarks.md, "Convolution algorithms"): 8 -> 16 and
+ * 16 -> 16 channels ran 0.7-0.9x the direct speed, 16 -> 32 1.55x, 24 -> 32 1.18x,
+ * 64 -> 64 2.1x, 256 -> 256 2.4x; the break-even is near C K / (C + K) = 9. 5x5 (batch
+ * 64, 16x16): 8 -> 16 0.66x, 16 -> 16 0.96x, 16 -> 32 1.04x, 32 -> 64 1.7-2.0x: the same
+ * threshold fits.
  * Against oneDNN's native bf16 convolutions (twice the fp32 rate) the fp32 Winograd plan
  * wins only with many channels. `parcnn train --profile` on a Zen 5, forward + backward per
  * 512 images: 64 -> 256 at 15x15 247 ms Winograd vs 288 bf16 direct, 256 -> 256 at 7x7 211
