@@ -16,7 +16,7 @@ rc=$?
 cat "$tmp/fp32.txt"
 [ $rc = 0 ] && grep -q "^parcnn bench predict: resnet20, input 3x32x32, 10 classes, 269722 parameters, .* fp32, $cores cores" "$tmp/fp32.txt" \
     && ok "resnet20 fp32: header with parameters and precision" || bad "resnet20 fp32 (exit $rc)"
-rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 6 && $5 > 0' "$tmp/fp32.txt" | wc -l)
+rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 6 && $4 > 0' "$tmp/fp32.txt" | wc -l)
 want=$(( cores > 1 ? (4 % cores == 0 ? 5 : 4) : 2 ))
 [ "$rows" = "$want" ] && ok "$rows timed configurations (1x1 and 1x$cores at batch 1, also ${cores}x1 at batch 4)" || bad "rows: $rows, expected $want"
 grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ thread\(s\)\)" "$tmp/fp32.txt" \
