@@ -10,7 +10,7 @@
 #   --unfreeze-at and cached features; cached features give the bytes of training through
 #   the frozen backbone; the disk cache is reused, and rebuilt when corrupt or the data change;
 # - bad input: unknown --cut / --freeze names (the error lists the layers), a 1-class head,
-#   a head that does not match the data, images smaller than the crop, ...
+#   a head that does not match the data, images below half the crop, ...
 # usage: cli_transfer.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1 src=$2
@@ -140,8 +140,8 @@ expect "--feature-views without --augment" 2 "^parcnn: error: --feature-views 3:
 expect "--tta with cached features" 2 "^parcnn: error: --tta needs the images: not with cached features" -- \
     "$parcnn" train "${common[@]}" --freeze all-but-head --tta flip
 expect "--init of a missing file" 1 "^parcnn: error: --init: .*nosuch.onnx" -- "$parcnn" train "${common[@]}" --init "$tmp/nosuch.onnx"
-$py -c "from PIL import Image; Image.new('RGB', (40, 20), (0, 200, 0)).save('$fx/imgs/train/c1/tiny.png')"
-expect "an image smaller than the crop" 1 "tiny.png: 40x20 pixels, smaller than the model's 32x32 crop" -- "$parcnn" train "${common[@]}"
+$py -c "from PIL import Image; Image.new('RGB', (40, 15), (0, 200, 0)).save('$fx/imgs/train/c1/tiny.png')"
+expect "an image below half the crop" 1 "tiny.png: 40x15 pixels, less than half the model's 32x32 crop" -- "$parcnn" train "${common[@]}"
 rm "$fx/imgs/train/c1/tiny.png"
 
 echo "$passed passed, $failed failed"

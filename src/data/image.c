@@ -548,8 +548,8 @@ pc_status pc_image_load_chw_cropped(const char *path, int channels, int size, in
     pc_image im;
     PC_TRY(pc_image_read(path, channels, max_pixels, &im));
     int shorter = PC_MIN(im.h, im.w);
-    if (shorter < size) {
-        pc_status s = pc_fail(PC_ERR_DATA, "%s: %dx%d pixels, smaller than the model's %dx%d "
+    if (2 * shorter < size) { /* enlarging more than twice would invent the picture */
+        pc_status s = pc_fail(PC_ERR_DATA, "%s: %dx%d pixels, less than half the model's %dx%d "
                               "crop", path, im.w, im.h, size, size);
         pc_image_free(&im);
         return s;

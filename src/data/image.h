@@ -78,8 +78,9 @@ pc_status pc_image_load_chw(const char *path, int channels, int h, int w, int64_
 
 /* As pc_image_load_chw, but keeping the aspect ratio as pretrained ImageNet models expect
  * (torchvision's Resize(short) + CenterCrop(size)): the shorter side is resized to
- * `short_side` (>= size) and the central size x size square is kept. An image whose shorter
- * side is below `size` is an error naming the file (it would have to be enlarged). */
+ * `short_side` (>= size; enlarged when smaller) and the central size x size square is kept.
+ * An image whose shorter side is below size / 2 is an error naming the file (it would have
+ * to be enlarged more than twice). */
 pc_status pc_image_load_chw_cropped(const char *path, int channels, int size, int short_side,
                                     int64_t max_pixels, uint8_t *out_chw, int *src_gray,
                                     int *warnings);
