@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
 shift || true
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCNN_FUZZ=ON > /dev/null
-cmake --build build-fuzz -j2 > /dev/null
+mkdir -p build-fuzz
+{ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCNN_FUZZ=ON &&
+  cmake --build build-fuzz -j2; } > build-fuzz/build.log 2>&1 || { cat build-fuzz/build.log; exit 1; }
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(safetensors model recipe idx cifar image cache npy)
 mkdir -p build-fuzz/findings
