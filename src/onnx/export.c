@@ -328,6 +328,17 @@ static void emit_mul_concat(builder *b, const pc_layer *l, const char *out) {
     if (l->kind == PC_L_CONCAT) attr_int(b, nd, "axis", 1);
 }
 
+/* [pad]: Pad (constant mode) of H and W by top/left (ph, pw) and bottom/right (ph_end,
+ * pw_end) with the value alpha. */
+static void emit_pad(builder *b, const pc_layer *l, const char *x, const char *out) {
+    char name[128], pads[128], value[128];
+    int64_t p[8] = {0, 0, l->ph, l->pw, 0, 0, l->ph_end, l->pw_end};
+    add_i64(b, join(pads, sizeof pads, l->name, ".pads"), 8, p);
+    add_scalar(b, join(value, sizeof value, l->name, ".value"), l->alpha);
+    const char *in[3] = {x, pads, value};
+    add_node(b, "Pad", join(name, sizeof name, l->name, "/Pad"), in, 3, out);
+}
+
 static void emit_simple(builder *b, const pc_layer *l, const char *op, const char *x,
                         const char *out) {
     char name[128];
@@ -380,6 +391,7 @@ static pc_status emit_layer(builder *b, const pc_model *m, int i) {
     case PC_L_CLIP: emit_clip(b, l, x, dst); break;
     case PC_L_MUL:
     case PC_L_CONCAT: emit_mul_concat(b, l, dst); break;
+    case PC_L_PAD: emit_pad(b, l, x, dst); break;
     case PC_L_ADD:
         if (b->rank2[l->inputs[1]] != x_rank2)
             return pc_fail(PC_ERR_USAGE, "layer %s: add of a flat and a spatial tensor cannot be "

@@ -416,6 +416,23 @@ static pc_status op_slice(imp_graph *g, const Onnx__NodeProto *nd) {
                                                        .stride = (int)v[3][0]});
 }
 
+/* Constant padding of H and W (pads: N, C, H, W begins then ends): a [pad] layer. */
+static pc_status spatial_pad(imp_graph *g, const Onnx__NodeProto *nd, int x, const int64_t *pads,
+                             float value) {
+    for (int k = 0; k < 8; k++)
+        if (pads[k] < 0 || pads[k] > 4096)
+            return imp_node_error(g, nd, "pads must be 0 to 4096 (cropping is not supported)");
+    imp_layer *l = layer_on(g, nd, "pad", NULL, x);
+    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    char v[32];
+    snprintf(l->keys, sizeof l->keys, "top=%lld left=%lld bottom=%lld right=%lld value=%s",
+             (long long)pads[2], (long long)pads[3], (long long)pads[6], (long long)pads[7],
+             imp_fmt_float(value, v, sizeof v));
+    l->h += (int)(pads[2] + pads[6]);
+    l->w += (int)(pads[3] + pads[7]);
+    return new_layer_output(g, nd, 0);
+}
+
 /* Pad with zeros at the end of the channels (pads input, opset 11 and later), or with none
  * at all (torch.onnx writes one before some AveragePools). */
 static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
@@ -437,9 +454,13 @@ static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
     PC_TRY(imp_const_ints(g, nd, t, 8, pads, &n));
     float *zero = NULL;
     if (cv) PC_TRY(imp_const_floats(g, nd, cv, 1, &zero));
-    int ok = n == 8 && (!zero || *zero == 0.0f) && pads[5] >= 0;
-    for (int k = 0; k < 8; k++) ok = ok && (k == 5 || pads[k] == 0);
+    float value = zero ? *zero : 0.0f;
     free(zero);
+    int spatial = n == 8 && v->kind == V_LAYER && pads[0] == 0 && pads[1] == 0 && pads[4] == 0 &&
+                  pads[5] == 0 && (pads[2] | pads[3] | pads[6] | pads[7]) != 0;
+    if (spatial) return spatial_pad(g, nd, v->layer, pads, value);
+    int ok = n == 8 && value == 0.0f && pads[5] >= 0;
+    for (int k = 0; k < 8; k++) ok = ok && (k == 5 || pads[k] == 0);
     if (!ok) return imp_node_error(g, nd, "only a constant zero Pad at the end of the channels "
                                    "feeding an Add (a ResNet shortcut) is supported");
     if (v->kind == V_LAYER && pads[5] == 0) return alias(g, nd, v->layer, 0); /* no padding */
