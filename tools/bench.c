@@ -8,15 +8,12 @@
  * bench gemm (the machine's GEMM peak through oneDNN's matmul) and bench conv (one
  * convolution layer, direct against Winograd). */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -179,8 +176,6 @@ static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) 
 
 /* ----------------------------------------------------------- running one configuration */
 
-extern char **environ;
-
 static void describe(const bench_run *b, char *buf, size_t n) {
     snprintf(buf, n, "%d rank(s) x %d worker(s) x %d thread(s)", b->ranks, b->workers,
              b->threads);
@@ -189,28 +184,6 @@ static void describe(const bench_run *b, char *buf, size_t n) {
 static void describe_status(int status, char *buf, size_t n) {
     if (WIFSIGNALED(status)) snprintf(buf, n, "was killed by signal %d", WTERMSIG(status));
     else snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
-}
-
-/* Start argv[0] (found on PATH) with stdin from /dev/null and stdout and stderr to log,
- * and wait for it. */
-static pc_status spawn_and_wait(const char *const *argv, const char *log, int *status) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-    if (err)
-        return pc_fail(PC_ERR_USAGE, "cannot start %s: %s (is Open MPI installed? "
-                       "PARCNN_MPIRUN names another launcher)", argv[0], strerror(err));
-    while (waitpid(pid, status, 0) < 0)
-        if (errno != EINTR) return pc_fail(PC_ERR_INTERNAL, "waitpid: %s", strerror(errno));
-    return PC_OK;
 }
 
 /* From the child's output: that it really ran on `ranks` ranks (an mpirun of another MPI
@@ -299,7 +272,7 @@ static pc_status run_under_mpirun(const pc_train_config *c, const char *out_dir,
     if (c->eval_limit > 0) { argv[n++] = "--eval-limit"; argv[n++] = eval_limit; }
     argv[n] = NULL;
     int status;
-    PC_TRY(spawn_and_wait(argv, log, &status));
+    PC_TRY(cli_spawn_logged(argv, log, "is Open MPI installed? PARCNN_MPIRUN names another launcher", &status));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         char how[64];
         describe_status(status, how, sizeof how);

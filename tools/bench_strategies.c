@@ -6,12 +6,9 @@
  * epoch, test accuracy per epoch) and prints the table, writes it as CSV and draws test
  * accuracy against training time per strategy as SVG. */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -24,8 +21,6 @@
 #define MAX_STRATEGIES 8
 #define MAX_EPOCHS 1000
 #define MAX_ARGS 256
-
-extern char **environ;
 
 typedef struct {
     char name[64];        /* "sequential", "allreduce", "local-sgd=16" */
@@ -52,25 +47,6 @@ static const char strategies_help[] =
     "  --out DIR          default bench-strategies\n"
     "Every other flag goes to each `parcnn train` run (e.g. --model, --data, --epochs).\n"
     "Bytes are counted between MPI ranks: with --ranks 1 they are 0.\n";
-
-/* Run argv with stdout and stderr into log; the exit status in *status. */
-static pc_status spawn_logged(const char *const *argv, const char *log, int *status) {
-    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, fd, 2);
-    pid_t pid;
-    int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd);
-    if (err) return pc_fail(PC_ERR_USAGE, "cannot start %s: %s", argv[0], strerror(err));
-    while (waitpid(pid, status, 0) < 0)
-        if (errno != EINTR) return pc_fail(PC_ERR_INTERNAL, "waitpid: %s", strerror(errno));
-    return PC_OK;
-}
 
 /* The "final:" line of a run's output. */
 static pc_status read_final(const char *log, strategy_run *r) {
@@ -162,7 +138,7 @@ static pc_status run_strategy(const char *out, char **pass, int n_pass, strategy
     fprintf(stderr, "parcnn bench strategies: %s on %d rank(s) x %d worker(s) ...\n", r->name,
             r->ranks, r->workers);
     int status;
-    PC_TRY(spawn_logged(argv, log, &status));
+    PC_TRY(cli_spawn_logged(argv, log, NULL, &status));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return pc_fail(PC_ERR_DATA, "the %s run failed (its output: %s)", r->name, log);
     PC_TRY(read_final(log, r));

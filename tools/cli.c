@@ -1,10 +1,14 @@
 /* Command-line helpers shared by the subcommands in tools/parcnn.c and tools/bench.c. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "comm/comm.h"
@@ -166,4 +170,27 @@ int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const cha
     free(given);
     free(options);
     return rc;
+}
+
+extern char **environ;
+
+pc_status cli_spawn_logged(const char *const *argv, const char *log, const char *hint,
+                           int *status) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return pc_fail(PC_ERR_IO, "%s: cannot write: %s", log, strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd);
+    if (err)
+        return pc_fail(PC_ERR_USAGE, "cannot start %s: %s%s%s%s", argv[0], strerror(err),
+                       hint ? " (" : "", hint ? hint : "", hint ? ")" : "");
+    while (waitpid(pid, status, 0) < 0)
+        if (errno != EINTR) return pc_fail(PC_ERR_INTERNAL, "waitpid: %s", strerror(errno));
+    return PC_OK;
 }

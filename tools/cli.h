@@ -29,6 +29,12 @@ int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const cha
 /* The flags' help: one entry per flag, its paragraph wrapped, its default last. */
 void cli_print_flags(const pc_flag *table, FILE *out);
 
+/* Start argv[0] (found on PATH) with stdin from /dev/null and stdout and stderr to log,
+ * and wait for it; its exit status in *status. A program that cannot start is a usage
+ * error, with `hint` (may be NULL) in parentheses. */
+pc_status cli_spawn_logged(const char *const *argv, const char *log, const char *hint,
+                           int *status);
+
 /* parcnn bench predict (tools/bench_predict.c). */
 int cmd_bench_predict(int argc, char **argv);
 

@@ -451,18 +451,6 @@ static void add_meta(builder *b, Onnx__ModelProto *mp, const char *key, const ch
     push_ptr(b, (void ***)&mp->metadata_props, &mp->n_metadata_props, e);
 }
 
-static char *json_floats(const float *v, int n) {
-    cJSON *a = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%.9g", (double)v[i]);
-        cJSON_AddItemToArray(a, cJSON_CreateRaw(buf));
-    }
-    char *s = cJSON_PrintUnformatted(a);
-    cJSON_Delete(a);
-    return s;
-}
-
 /* What the graph needs around it: the normalization the input had, the class names. */
 static void add_metadata(builder *b, Onnx__ModelProto *mp, const pc_model *m,
                          const pc_model_meta *meta) {
@@ -471,7 +459,7 @@ static void add_metadata(builder *b, Onnx__ModelProto *mp, const pc_model *m,
         cJSON_AddItemToArray(names, cJSON_CreateString(meta->class_names[k]));
     char *classes = cJSON_PrintUnformatted(names);
     cJSON_Delete(names);
-    char *mean = json_floats(meta->mean, meta->c), *std = json_floats(meta->std, meta->c);
+    char *mean = pc_json_floats(meta->mean, meta->c), *std = pc_json_floats(meta->std, meta->c);
     char shape[64];
     snprintf(shape, sizeof shape, "%d,%d,%d", meta->c, meta->h, meta->w);
     add_meta(b, mp, "model_name", m->name);

@@ -16,7 +16,7 @@ void pc_model_meta_free(pc_model_meta *meta) {
     meta->class_names = NULL;
 }
 
-static char *json_floats(const float *v, int n) {
+char *pc_json_floats(const float *v, int n) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
         char buf[32];
@@ -60,8 +60,8 @@ static pc_status save(const char *path, const pc_model *m, const pc_model_meta *
     char shape[64];
     snprintf(shape, sizeof shape, "%d,%d,%d", meta->c, meta->h, meta->w);
     char *classes = json_names(meta->class_names, meta->classes);
-    char *mean = json_floats(meta->mean, meta->c);
-    char *std = json_floats(meta->std, meta->c);
+    char *mean = pc_json_floats(meta->mean, meta->c);
+    char *std = pc_json_floats(meta->std, meta->c);
     pc_st_meta md[16] = {
         {"format", "parcnn-model-1"}, {"model_name", m->name}, {"model", m->source},
         {"input_shape", shape},       {"classes", classes},    {"mean", mean},

@@ -52,4 +52,8 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
  * fingerprint and the sizes of the optimizer and EMA state; fills info->step. */
 pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *info);
 
+/* A JSON list of n floats, each with %.9g (enough to read the float back exactly);
+ * malloc'ed (cJSON's allocator), NULL when out of memory. */
+char *pc_json_floats(const float *v, int n);
+
 #endif
