@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build and run every test: the Release build, then the whole suite again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then each parser's fuzzer for 15 s
+# AddressSanitizer + UndefinedBehaviorSanitizer, then each parser's fuzzer for 10 s
 # (scripts/fuzz.sh). This is what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +12,5 @@ echo "== tests (AddressSanitizer + UBSan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 (cd build-asan && ctest --output-on-failure)
-echo "== fuzzing (libFuzzer, ASan + UBSan: every parser for 15 s)"
-bash scripts/fuzz.sh 15
+echo "== fuzzing (libFuzzer, ASan + UBSan: every parser for 10 s)"
+bash scripts/fuzz.sh 10
