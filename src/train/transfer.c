@@ -183,7 +183,7 @@ static pc_status surgery_text(const pc_transfer_config *c, const char *path, con
         memcpy(buf, text, prefix);
         snprintf(buf + prefix, 256, "\n# new head (parcnn train --init%s%s)\n%s[dense] name=head "
                  "units=classes init=torch%s\n", c->cut ? " --cut " : "", c->cut ? c->cut : "",
-                 c->cut ? "[gap]\n" : "", from);
+                 c->cut ? "[gap] name=head_pool\n" : "", from);
         *out = buf;
     }
     free(s);
