@@ -66,7 +66,48 @@ run res1 "${lsgd[@]}" --workers 2 --max-steps 7
 same "$tmp/res1/model.safetensors" "$tmp/l2w1/model.safetensors" \
     && ok "stopped after steps 7 and 14, resumed on 1 then 2 workers: identical" || bad "resumed run differs"
 
+# --sync fusion: each replica trains on its own half of the data for the whole run; at the
+# end each replica, their ensemble and their weight average (statistics averaged, then
+# recomputed) are rated, the recalibrated average is saved
+fusion=(--sync fusion --replicas 2 --bn-recalibrate 192)
+run fu1 "${fusion[@]}" --workers 1
+run fu2 "${fusion[@]}" --workers 2
+for f in model replica-1 replica-2; do
+    same "$tmp/fu1/$f.safetensors" "$tmp/fu2/$f.safetensors" \
+        && ok "fusion: $f.safetensors identical on 1 and 2 workers" || bad "fusion: $f differs between 1 and 2 workers"
+done
+same "$tmp/fu1/replica-1.safetensors" "$tmp/fu1/replica-2.safetensors" && bad "fusion: the replicas are identical" \
+    || ok "fusion: the replicas differ (different data)"
+same "$tmp/fu1/model.safetensors" "$tmp/l2w1/model.safetensors" && bad "fusion gave local-sgd's bytes" \
+    || ok "fusion differs from local-sgd"
+fusion_json=$(python3 -c '
+import json, sys
+f = json.load(open(sys.argv[1])); e = json.load(open(sys.argv[2]))
+scores = [r["test_accuracy"] for r in f["replicas"]] + [f[k]["test_accuracy"] for k in ("ensemble", "average", "average_recalibrated")]
+assert len(f["replicas"]) == 2 and f["average_recalibrated"]["images"] == 192 and f["saved"] == "average_recalibrated"
+assert e["fusion"] == f and abs(e["accuracy"] - f["average_recalibrated"]["test_accuracy"]) < 1e-12
+assert min(scores) > 0.25, scores
+print(" ".join("%.4f" % x for x in scores))' "$tmp/fu1/fusion.json" "$tmp/fu1/eval.json" 2>&1) \
+    && ok "fusion.json and eval.json: replicas, ensemble, average, recalibrated ($fusion_json), the saved model's" \
+    || bad "fusion JSON: $fusion_json"
+grep -q "^fusion: ensemble of the 2 replicas" "$tmp/fu1.log" && grep -q "^fusion: replica 2 of 2 alone" "$tmp/fu1.log" \
+    && grep -q "^fusion: weight average, batch-norm statistics recomputed on 192" "$tmp/fu1.log" \
+    && ok "fusion: every model's line on the console" || bad "fusion console: $(grep fusion "$tmp/fu1.log")"
+run fures "${fusion[@]}" --workers 2 --max-steps 5
+"$parcnn" train "${common[@]}" "${fusion[@]}" --workers 1 --resume --out "$tmp/fures" > "$tmp/fures.log" 2>&1 \
+    || { bad "fusion resume failed:"; cat "$tmp/fures.log"; }
+same "$tmp/fures/model.safetensors" "$tmp/fu1/model.safetensors" \
+    && ok "fusion: stopped after step 5 on 2 workers, resumed on 1: identical" || bad "fusion resume differs"
+
 if [ $have_mpi = 1 ]; then
+    mpi 2 "$parcnn" train "${common[@]}" "${fusion[@]}" --workers 1 --out "$tmp/fur2" > "$tmp/fur2.log" 2>&1 \
+        || { bad "fusion on 2 ranks failed:"; cat "$tmp/fur2.log"; }
+    for f in model replica-1 replica-2; do
+        same "$tmp/fur2/$f.safetensors" "$tmp/fu1/$f.safetensors" \
+            && ok "fusion: $f.safetensors identical on 2 ranks x 1 worker" || bad "fusion: $f differs on 2 ranks"
+    done
+    cmp -s <(grep '^fusion' "$tmp/fu1.log") <(grep '^fusion' "$tmp/fur2.log") \
+        && ok "fusion: the same results on 2 ranks" || bad "fusion results differ on 2 ranks"
     mpi 2 "$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --out "$tmp/l2r2" > "$tmp/l2r2.log" 2>&1 \
         || { bad "2 ranks failed:"; cat "$tmp/l2r2.log"; }
     same "$tmp/l2r2/model.safetensors" "$tmp/l2w1/model.safetensors" \
@@ -87,6 +128,10 @@ if [ $have_mpi = 1 ]; then
         && ok "metrics.jsonl: local-sgd=4 sent $lb bytes in epoch 1, allreduce $ab" \
         || bad "traffic: local-sgd $lb bytes, allreduce $ab"
     grep -q '"comm_messages": [1-9]' "$tmp/ar2/metrics.jsonl" && ok "messages counted" || bad "no comm_messages"
+    fb=$(bytes "$tmp/fur2/metrics.jsonl" 1)
+    awk -v f="$fb" -v a="$ab" 'BEGIN { exit !(f > 0 && 1000 * f < a) }' \
+        && ok "fusion trains without exchanging weights: $fb bytes in epoch 1 (the shards' losses), allreduce $ab" \
+        || bad "fusion sent $fb bytes in epoch 1"
 
     # the papers' table: sequential, allreduce and local-sgd on 2 ranks
     "$parcnn" bench strategies --out "$tmp/bench" --strategies allreduce,local-sgd=4 "${common[@]}" \
@@ -126,6 +171,13 @@ usage "unknown strategy" "--sync gossip: expected" --sync gossip
 usage "--replicas with allreduce" "--replicas 2: only --sync local-sgd" --replicas 2
 usage "--average-opt-state with allreduce" "--average-opt-state: only" --average-opt-state
 usage "--ema with local-sgd" "--ema with --sync local-sgd" --sync local-sgd=2 --replicas 2 --ema 0.99
+usage "fusion without --replicas" "--sync fusion needs --replicas" --sync fusion
+usage "fusion: replicas not divisible by workers" "--replicas 3 is not divisible by 1 rank(s) x --workers 2" \
+    --sync fusion --replicas 3 --workers 2
+usage "--bn-recalibrate without --init or fusion" "--bn-recalibrate 64: only with --init" --bn-recalibrate 64
+usage "fusion with a balanced sampler" "--sampler with --sync fusion" --sync fusion --replicas 2 --sampler balanced
+usage "fusion with --ensemble" "--ensemble 2 with --sync fusion" --sync fusion --replicas 2 --ensemble 2
+usage "fusion with --average-opt-state" "--average-opt-state: --sync fusion" --sync fusion --replicas 2 --average-opt-state
 if [ $have_mpi = 1 ]; then
     mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync local-sgd=4 --replicas 3 > "$tmp/u.out" 2> "$tmp/u.err"
     rc=$?

@@ -6,6 +6,7 @@
  * epoch, test accuracy per epoch) and prints the table, writes it as CSV and draws test
  * accuracy against training time per strategy as SVG. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "train/strategy.h"
 
 #define MAX_STRATEGIES 8
+#define MAX_ROWS (1 + 5 * MAX_STRATEGIES) /* fusion adds its fused models' rows */
 #define MAX_EPOCHS 1000
 #define MAX_ARGS 256
 
@@ -42,11 +44,15 @@ static const char strategies_help[] =
     "each run into DIR/runs/NAME.\n"
     "  --ranks P          MPI ranks of the parallel runs (default 2; 1: one process)\n"
     "  --workers W        workers per rank of the parallel runs (default 1)\n"
-    "  --replicas R       local-sgd replicas (default P x W)\n"
+    "  --replicas R       local-sgd and fusion replicas (default P x W)\n"
+    "  --bn-recalibrate N fusion: recompute the weight average's batch-norm statistics on\n"
+    "                     N training images (default 2048; 0: keep the averaged ones)\n"
     "  --strategies LIST  comma-separated --sync values (default allreduce,local-sgd=16)\n"
     "  --out DIR          default bench-strategies\n"
     "Every other flag goes to each `parcnn train` run (e.g. --model, --data, --epochs).\n"
-    "Bytes are counted between MPI ranks: with --ranks 1 they are 0.\n";
+    "Bytes are counted between MPI ranks: with --ranks 1 they are 0.\n"
+    "fusion adds a row per fused model (DIR/runs/fusion/fusion.json): the replicas' mean\n"
+    "alone, their ensemble, their weight average and, recalibrated, the saved model.\n";
 
 /* The "final:" line of a run's output. */
 static pc_status read_final(const char *log, strategy_run *r) {
@@ -99,10 +105,16 @@ static pc_status read_epochs(const char *path, strategy_run *r) {
     return st;
 }
 
+/* A strategy with replicas (--replicas). */
+static int has_replicas(const char *name) {
+    return strncmp(name, "local-sgd", 9) == 0 || strcmp(name, "fusion") == 0;
+}
+
 /* One run: `parcnn train PASSTHROUGH --sync S [--replicas R] --workers W --out DIR`, under
  * mpirun with several ranks. */
-static pc_status run_strategy(const char *out, char **pass, int n_pass, strategy_run *r) {
-    char exe[4096], dir[4096], log[4200], metrics[4200], np[16], workers[16], replicas[16];
+static pc_status run_strategy(const char *out, char **pass, int n_pass, long recalibrate,
+                              strategy_run *r) {
+    char exe[4096], dir[4096], log[4200], metrics[4200], np[16], workers[16], replicas[16], recal[32];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len < 0) return pc_fail(PC_ERR_INTERNAL, "/proc/self/exe: %s", strerror(errno));
     exe[len] = 0;
@@ -128,9 +140,14 @@ static pc_status run_strategy(const char *out, char **pass, int n_pass, strategy
     const int sequential = strcmp(r->name, "sequential") == 0;
     argv[n++] = "--sync";
     argv[n++] = sequential ? "allreduce" : r->name;
-    if (strncmp(r->name, "local-sgd", 9) == 0) {
+    if (has_replicas(r->name)) {
         argv[n++] = "--replicas";
         argv[n++] = replicas;
+    }
+    snprintf(recal, sizeof recal, "%ld", recalibrate);
+    if (strcmp(r->name, "fusion") == 0 && recalibrate > 0) {
+        argv[n++] = "--bn-recalibrate";
+        argv[n++] = recal;
     }
     const char *tail[] = {"--workers", workers, "--no-progress", "--overwrite", "--out", dir};
     for (int i = 0; i < 6; i++) argv[n++] = tail[i];
@@ -145,14 +162,60 @@ static pc_status run_strategy(const char *out, char **pass, int n_pass, strategy
     return read_epochs(metrics, r);
 }
 
+/* One fused model of DIR/fusion.json as a row after the fusion run's. */
+static void fused_row(const strategy_run *run, const char *name, double accuracy, double loss,
+                      strategy_run *row) {
+    *row = *run;
+    snprintf(row->name, sizeof row->name, "fusion/%s", name);
+    row->accuracy = accuracy;
+    row->loss = loss;
+    row->epochs = 0; /* no curve of its own: the fusion run's is the average's */
+}
+
+static double score(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The fusion run's fused models (its fusion.json) as rows after it, *n of them. */
+static pc_status fusion_rows(const char *out, const strategy_run *run, strategy_run *rows, int *n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/runs/%s/fusion.json", out, run->name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    cJSON *root = cJSON_Parse(text);
+    const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(root, "replicas"), *item;
+    double acc = 0, loss = 0;
+    int count = 0;
+    cJSON_ArrayForEach(item, replicas) {
+        acc += score(item, "test_accuracy");
+        loss += score(item, "test_loss");
+        count++;
+    }
+    *n = 0;
+    const char *keys[] = {"ensemble", "average", "average_recalibrated"};
+    const char *names[] = {"ensemble", "average", "average+bn"};
+    if (root && count > 0) fused_row(run, "replica-mean", acc / count, loss / count, &rows[(*n)++]);
+    for (int k = 0; root && k < 3; k++) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, keys[k]);
+        if (o) fused_row(run, names[k], score(o, "test_accuracy"), score(o, "test_loss"), &rows[(*n)++]);
+    }
+    cJSON_Delete(root);
+    return *n >= 3 ? PC_OK : pc_fail(PC_ERR_DATA, "%s: no replicas, ensemble or average", path);
+}
+
 static void print_table(FILE *f, const strategy_run *runs, int n) {
-    fprintf(f, "%-16s %8s %14s %9s %9s %9s %8s %14s %10s\n", "strategy", "replicas",
+    fprintf(f, "%-20s %8s %14s %9s %9s %9s %8s %14s %10s\n", "strategy", "replicas",
             "ranks x workers", "test_acc", "test_loss", "seconds", "speed-up", "bytes/epoch",
             "msgs/epoch");
     for (int i = 0; i < n; i++) {
         char layout[32];
         snprintf(layout, sizeof layout, "%d x %d", runs[i].ranks, runs[i].workers);
-        fprintf(f, "%-16s %8d %14s %9.4f %9.4f %9.1f %7.2fx %14.0f %10.0f\n", runs[i].name,
+        fprintf(f, "%-20s %8d %14s %9.4f %9.4f %9.1f %7.2fx %14.0f %10.0f\n", runs[i].name,
                 runs[i].replicas, layout, runs[i].accuracy, runs[i].loss, runs[i].seconds,
                 runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages);
     }
@@ -231,21 +294,23 @@ static int reserved(const char *arg) {
 }
 
 int cmd_bench_strategies(int argc, char **argv) {
-    static strategy_run runs[MAX_STRATEGIES + 1];
+    static strategy_run runs[MAX_ROWS];
     char *pass[MAX_ARGS], list[256] = "allreduce,local-sgd=16";
     const char *out = "bench-strategies";
-    long ranks = 2, workers = 1, replicas = 0;
+    long ranks = 2, workers = 1, replicas = 0, recalibrate = 2048;
     int n_pass = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (strcmp(a, "--help") == 0) { fputs(strategies_help, stdout); return 0; }
         if (!strcmp(a, "--ranks") || !strcmp(a, "--workers") || !strcmp(a, "--replicas") ||
-            !strcmp(a, "--strategies") || !strcmp(a, "--out")) {
+            !strcmp(a, "--strategies") || !strcmp(a, "--out") || !strcmp(a, "--bn-recalibrate")) {
             if (!v) return usage_error("bench strategies", "%s: needs a value", a);
             if (!strcmp(a, "--ranks")) bad = parse_long("bench strategies", a, v, 1, 64, &ranks);
             else if (!strcmp(a, "--workers")) bad = parse_long("bench strategies", a, v, 1, 256, &workers);
             else if (!strcmp(a, "--replicas")) bad = parse_long("bench strategies", a, v, 1, 4096, &replicas);
+            else if (!strcmp(a, "--bn-recalibrate"))
+                bad = parse_long("bench strategies", a, v, 0, 2147483647, &recalibrate);
             else if (!strcmp(a, "--out")) out = v;
             else snprintf(list, sizeof list, "%s", v);
             if (bad) return 2;
@@ -264,12 +329,22 @@ int cmd_bench_strategies(int argc, char **argv) {
     for (int i = 1; i < n; i++) {
         runs[i].ranks = (int)ranks;
         runs[i].workers = (int)workers;
-        runs[i].replicas = strncmp(runs[i].name, "local-sgd", 9) == 0
-                               ? (int)(replicas ? replicas : ranks * workers)
-                               : (int)(ranks * workers);
+        runs[i].replicas = has_replicas(runs[i].name) ? (int)(replicas ? replicas : ranks * workers)
+                                                      : (int)(ranks * workers);
     }
+    /* the runs, in order; a fusion run's fused models take the rows after it */
+    static strategy_run planned[MAX_STRATEGIES + 1];
+    int planned_n = n;
+    memcpy(planned, runs, sizeof(strategy_run) * n);
     pc_status s = pc_mkdirs(out, "--out");
-    for (int i = 0; i < n && s == PC_OK; i++) s = run_strategy(out, pass, n_pass, &runs[i]);
+    n = 0;
+    for (int i = 0; i < planned_n && s == PC_OK; i++) {
+        runs[n] = planned[i];
+        s = run_strategy(out, pass, n_pass, recalibrate, &runs[n]);
+        int extra = 0;
+        if (s == PC_OK && strcmp(runs[n].name, "fusion") == 0) s = fusion_rows(out, &runs[n], &runs[n + 1], &extra);
+        n += 1 + extra;
+    }
     if (s == PC_OK) s = write_file(out, "strategies.csv", runs, n, write_csv);
     if (s == PC_OK) s = write_file(out, "strategies.svg", runs, n, write_svg);
     if (s != PC_OK) return cli_fail(s);

@@ -11,7 +11,9 @@ enum pc_rng_purpose {
     PC_RNG_SHUFFLE = 2,  /* per-epoch permutation: a = epoch */
     PC_RNG_DROPOUT = 3,  /* a = step, b = layer, index = sample*stride + element */
     PC_RNG_AUGMENT = 4,  /* a = epoch, b = sample index */
-    PC_RNG_SPLIT = 5     /* validation split */
+    PC_RNG_SPLIT = 5,    /* validation split */
+    PC_RNG_FUSION = 6    /* --sync fusion: the replicas' parts (a = 0), each epoch's order
+                            of replica b's part (a = epoch + 1) */
 };
 
 static inline uint64_t pc_mix64(uint64_t z) {

@@ -173,8 +173,9 @@ const pc_flag pc_train_flags[] = {
      .help = "learning-rate multiplier of the layers unfrozen by --unfreeze-at"},
     {"bn-recalibrate", PC_FLAG_INT, AT(transfer.bn_recalibrate), "N", 1, 2147483647,
      .def_text = "none",
-     .help = "before training, recompute every batch norm's running statistics from the "
-             "first N training images (whole shards)"},
+     .help = "with --init: before training, recompute every batch norm's running statistics "
+             "from the first N training images (whole shards); with --sync fusion: the same "
+             "for the replicas' weight average at the end"},
     {"feature-views", PC_FLAG_INT, AT(transfer.feature_views), "K", 1, 1000, "1",
      .help = "when only the head trains, the frozen backbone's output is computed once per "
              "image and the head trains on it (with --cache DIR also kept there, "
@@ -210,12 +211,15 @@ const pc_flag pc_train_flags[] = {
              "ranks x workers) or fast (MPI_Iallreduce of 1 MiB buckets started while backward "
              "runs, as PyTorch DDP; NOT bit-reproducible across rank counts)"},
     {"sync", PC_FLAG_PARSED, AT(sync), "S", .def = "allreduce", .parse = parse_sync,
-     .help = "allreduce (the gradients summed every step) or local-sgd=K: --replicas models, "
+     .help = "allreduce (the gradients summed every step), local-sgd=K: --replicas models, "
              "each stepping on its own 1/R of every batch with its own optimizer state, their "
-             "weights and batch-norm statistics averaged every K steps and at every epoch's end; "
-             "identical bytes for any ranks x workers dividing R (docs/strategies.md)"},
-    {"replicas", PC_FLAG_INT, AT(replicas), "R", 1, 4096, .def_text = "none: required by local-sgd",
-     .help = "local-sgd: the number of replicas, a multiple of ranks x --workers dividing the "
+             "weights and batch-norm statistics averaged every K steps and at every epoch's end, "
+             "or fusion: R models each trained on its own 1/R of the training set for the whole "
+             "run, then fused by weight averaging (the saved model) and by ensembling, each "
+             "rated (DIR/fusion.json, DIR/replica-K.safetensors); identical bytes for any ranks "
+             "x workers dividing R (docs/strategies.md)"},
+    {"replicas", PC_FLAG_INT, AT(replicas), "R", 1, 4096, .def_text = "none: required by local-sgd and fusion",
+     .help = "local-sgd and fusion: the number of replicas, a multiple of ranks x --workers dividing the "
              "shard count (the results depend on R, never on ranks or workers)"},
     {"average-opt-state", PC_FLAG_SWITCH, AT(average_opt_state), .lo = 1,
      .help = "local-sgd: average the optimizer state too (with Adam 3x the bytes of an average)"},

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "core/rng.h"
 #include "train/pool.h"
+#include "train/transfer.h"
 #include "train/tree.h"
 
 pc_status pc_sync_parse(const char *arg, pc_sync *out) {
@@ -23,11 +27,16 @@ pc_status pc_sync_parse(const char *arg, pc_sync *out) {
         return pc_fail(PC_ERR_USAGE, "--sync %s: the period K of local-sgd=K must be an integer "
                        "in [1, 1000000] (steps between averages)", arg);
     }
-    return pc_fail(PC_ERR_USAGE, "--sync %s: expected allreduce or local-sgd=K", arg);
+    if (strcmp(arg, "fusion") == 0) {
+        *out = (pc_sync){PC_SYNC_FUSION, 0};
+        return PC_OK;
+    }
+    return pc_fail(PC_ERR_USAGE, "--sync %s: expected allreduce, local-sgd=K or fusion", arg);
 }
 
 void pc_sync_format(const pc_sync *s, char *buf, size_t n) {
     if (s->kind == PC_SYNC_LOCAL_SGD) snprintf(buf, n, "local-sgd=%d", s->every);
+    else if (s->kind == PC_SYNC_FUSION) snprintf(buf, n, "fusion");
     else snprintf(buf, n, "allreduce");
 }
 
@@ -304,7 +313,7 @@ static pc_status synchronize(pc_local_sgd *s, int commit) {
 
 static int sync_due(const pc_local_sgd *s, int64_t done) {
     const pc_local_sgd_config *c = &s->cfg;
-    return done % c->sync_every == 0 || done % c->steps_per_epoch == 0;
+    return c->sync_every > 0 && (done % c->sync_every == 0 || done % c->steps_per_epoch == 0);
 }
 
 pc_status pc_local_sgd_step(pc_local_sgd *s, const pc_local_step *step) {
@@ -314,8 +323,10 @@ pc_status pc_local_sgd_step(pc_local_sgd *s, const pc_local_step *step) {
     views_on_model(s);
     int64_t done = step->step + 1;
     if (sync_due(s, done)) return synchronize(s, 1);
-    return done == s->cfg.stop ? synchronize(s, 0) : PC_OK;
+    return done == s->cfg.stop && s->cfg.sync_every > 0 ? synchronize(s, 0) : PC_OK;
 }
+
+pc_status pc_local_sgd_average(pc_local_sgd *s) { return synchronize(s, 0); }
 
 pc_status pc_local_sgd_gather_state(pc_local_sgd *s, float *all) {
     int64_t os = s->len;
@@ -331,6 +342,191 @@ pc_status pc_local_sgd_gather_state(pc_local_sgd *s, float *all) {
     free(counts);
     free(displs);
     return st;
+}
+
+/* ------------------------------------------------------------- fusion */
+
+/* Fisher-Yates on x[0..n) with the stream keyed by key. */
+static void shuffle(int64_t *x, int64_t n, uint64_t key) {
+    pc_stream r = {.key = key};
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)pc_stream_below(&r, (uint64_t)(i + 1)), tmp = x[i];
+        x[i] = x[j];
+        x[j] = tmp;
+    }
+}
+
+void pc_fusion_partition(uint64_t seed, int64_t n, int64_t *part) {
+    for (int64_t i = 0; i < n; i++) part[i] = i;
+    shuffle(part, n, pc_rand64(seed, PC_RNG_FUSION, 0, 0, 0));
+}
+
+void pc_fusion_epoch(uint64_t seed, int epoch, const int64_t *part, int64_t n, int R, int batch,
+                     int64_t steps, int64_t *perm, int64_t *scratch) {
+    const int64_t per = batch / R;
+    for (int r = 0; r < R; r++) {
+        int64_t begin = n * r / R, end = n * (r + 1) / R;
+        memcpy(scratch, part + begin, sizeof(int64_t) * (end - begin));
+        shuffle(scratch, end - begin, pc_rand64(seed, PC_RNG_FUSION, (uint64_t)epoch + 1, (uint64_t)r, 0));
+        for (int64_t k = 0; k < steps; k++)
+            memcpy(perm + k * batch + r * per, scratch + k * per, sizeof(int64_t) * per);
+    }
+}
+
+void pc_fusion_load_replica(pc_local_sgd *s, const float *states, int r) {
+    const float *st = states + (int64_t)r * s->len;
+    memcpy(s->cfg.model->params, st, sizeof(float) * s->n);
+    memcpy(s->cfg.model->buffers, st + s->n, sizeof(float) * s->nb);
+}
+
+/* The test metrics of the engine's model(s) into m, and their summary into score. */
+static pc_status score_on(pc_engine *e, pc_comm *comm, const pc_fusion_eval *ev, pc_metrics *m,
+                          pc_fusion_score *score) {
+    PC_TRY(pc_engine_evaluate(e, comm, ev->test, ev->tta, m, NULL, NULL));
+    *score = (pc_fusion_score){pc_metrics_accuracy(m), pc_metrics_loss(m), pc_metrics_macro_f1(m)};
+    return PC_OK;
+}
+
+/* The replicas as one ensemble: an engine over views of the model on their states. */
+static pc_status score_ensemble(pc_local_sgd *s, const pc_fusion_eval *ev, const float *states,
+                                pc_metrics *m, pc_fusion_score *score) {
+    const int R = s->cfg.replicas;
+    const pc_engine *te = s->cfg.engine;
+    pc_model *views = calloc(R, sizeof *views);
+    if (!views) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < R; r++) {
+        views[r] = *s->cfg.model;
+        views[r].params = (float *)states + (int64_t)r * s->len;
+        views[r].buffers = views[r].params + s->n;
+    }
+    pc_engine *e = NULL;
+    pc_status st = pc_engine_create(&views[0], te->workers, te->threads, te->batch, &te->exec,
+                                    te->mean, te->std, &e);
+    for (int r = 1; r < R && st == PC_OK; r++) st = pc_engine_add_member(e, &views[r]);
+    if (st == PC_OK) st = score_on(e, s->cfg.comm, ev, m, score);
+    pc_engine_destroy(e);
+    free(views);
+    return st;
+}
+
+pc_status pc_fusion_finish(pc_local_sgd *s, const pc_fusion_eval *ev, const float *states,
+                           pc_metrics *fused, pc_fusion_result *out) {
+    const int R = s->cfg.replicas;
+    pc_model *model = s->cfg.model;
+    pc_engine *e = s->cfg.engine;
+    memset(out, 0, sizeof *out);
+    out->replicas = R;
+    out->replica = calloc(R, sizeof *out->replica);
+    pc_metrics m;
+    if (!out->replica || pc_metrics_init(&m, model->classes))
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    views_on_model(s);
+    pc_status st = PC_OK;
+    for (int r = 0; r < R && st == PC_OK; r++) {
+        pc_fusion_load_replica(s, states, r);
+        st = score_on(e, s->cfg.comm, ev, &m, &out->replica[r]);
+    }
+    if (st == PC_OK) st = score_ensemble(s, ev, states, &m, &out->ensemble);
+    /* the average in replica order, as every sync of local SGD forms it */
+    average_into(model->params, states, s->len, R, s->n);
+    average_into(model->buffers, states + s->n, s->len, R, s->nb);
+    if (st == PC_OK) st = score_on(e, s->cfg.comm, ev, ev->recalibrate > 0 ? &m : fused, &out->average);
+    if (st == PC_OK && ev->recalibrate > 0) {
+        st = pc_transfer_recalibrate(model, e, ev->train, ev->recalibrate, &out->recalibrated_images);
+        if (st == PC_OK) st = score_on(e, s->cfg.comm, ev, fused, &out->recalibrated);
+    }
+    pc_metrics_free(&m);
+    return st;
+}
+
+void pc_fusion_result_free(pc_fusion_result *r) {
+    free(r->replica);
+    r->replica = NULL;
+}
+
+static cJSON *score_json(const pc_fusion_score *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "test_accuracy", s->accuracy);
+    cJSON_AddNumberToObject(o, "test_loss", s->loss);
+    cJSON_AddNumberToObject(o, "macro_f1", s->macro_f1);
+    return o;
+}
+
+void *pc_fusion_json(const pc_fusion_result *r) {
+    cJSON *root = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(root, "replicas");
+    for (int k = 0; k < r->replicas; k++) cJSON_AddItemToArray(list, score_json(&r->replica[k]));
+    cJSON_AddItemToObject(root, "ensemble", score_json(&r->ensemble));
+    cJSON_AddItemToObject(root, "average", score_json(&r->average));
+    if (r->recalibrated_images > 0) {
+        cJSON *o = score_json(&r->recalibrated);
+        cJSON_AddNumberToObject(o, "images", (double)r->recalibrated_images);
+        cJSON_AddItemToObject(root, "average_recalibrated", o);
+    }
+    cJSON_AddStringToObject(root, "saved", r->recalibrated_images > 0 ? "average_recalibrated" : "average");
+    return root;
+}
+
+/* The whole of a small text file (malloc'ed), or NULL. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *text = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len >= 0 && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)len + 1))) {
+        if (fread(text, 1, (size_t)len, f) == (size_t)len) text[len] = 0;
+        else {
+            free(text);
+            text = NULL;
+        }
+    }
+    fclose(f);
+    return text;
+}
+
+/* root as DIR/NAME, atomically. */
+static pc_status write_json(const cJSON *root, const char *dir, const char *name) {
+    char path[4200], *text = cJSON_Print(root);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    pc_status st = text ? pc_write_file_atomic(path, text, strlen(text)) : pc_fail(PC_ERR_NOMEM, "out of memory");
+    free(text);
+    return st;
+}
+
+pc_status pc_fusion_write(const pc_fusion_result *r, const char *dir) {
+    cJSON *fusion = pc_fusion_json(r);
+    pc_status st = write_json(fusion, dir, "fusion.json");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/eval.json", dir);
+    char *text = st == PC_OK ? read_text(path) : NULL;
+    cJSON *eval = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (st == PC_OK && !eval) st = pc_fail(PC_ERR_IO, "%s: cannot read it back", path);
+    if (st == PC_OK) {
+        cJSON_AddItemToObject(eval, "fusion", fusion);
+        fusion = NULL;
+        st = write_json(eval, dir, "eval.json");
+    }
+    cJSON_Delete(eval);
+    cJSON_Delete(fusion);
+    return st;
+}
+
+void pc_fusion_print(const pc_fusion_result *r, FILE *f) {
+    const char *fmt = "test accuracy %.4f, test loss %.4f, macro F1 %.4f\n";
+    for (int k = 0; k < r->replicas; k++) {
+        fprintf(f, "fusion: replica %d of %d alone: ", k + 1, r->replicas);
+        fprintf(f, fmt, r->replica[k].accuracy, r->replica[k].loss, r->replica[k].macro_f1);
+    }
+    fprintf(f, "fusion: ensemble of the %d replicas (probabilities averaged): ", r->replicas);
+    fprintf(f, fmt, r->ensemble.accuracy, r->ensemble.loss, r->ensemble.macro_f1);
+    fprintf(f, "fusion: weight average, batch-norm statistics averaged: ");
+    fprintf(f, fmt, r->average.accuracy, r->average.loss, r->average.macro_f1);
+    if (r->recalibrated_images > 0) {
+        fprintf(f, "fusion: weight average, batch-norm statistics recomputed on %lld training "
+                "images: ", (long long)r->recalibrated_images);
+        fprintf(f, fmt, r->recalibrated.accuracy, r->recalibrated.loss, r->recalibrated.macro_f1);
+    }
+    fflush(f);
 }
 
 /* ------------------------------------------------------------- traffic */

@@ -100,7 +100,10 @@ typedef struct {
      * one on --resume so that the epoch's metrics line is the uninterrupted run's */
     double epoch_loss;
     int64_t epoch_correct, epoch_seen;
-    pc_local_sgd *lsgd;   /* --sync local-sgd: the replicas (NULL: allreduce) */
+    pc_local_sgd *lsgd;   /* --sync local-sgd or fusion: the replicas (NULL: allreduce) */
+    int64_t *fusion_part; /* --sync fusion: the replicas' parts of the training set (n), then
+                             scratch for the epoch's order (n) */
+    pc_fusion_result fusion; /* --sync fusion: every model's test results, at the end */
     char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
     pc_tb_writer *tb;      /* --tensorboard, on rank 0 */
@@ -525,25 +528,51 @@ static double batch_weight(const trainer *t) {
 }
 
 static void make_perm(trainer *t, int epoch) {
-    pc_sampler_epoch(&t->sampler, t->cfg->seed, epoch, t->train.n, t->perm);
+    if (t->fusion_part) /* each replica its own part */
+        pc_fusion_epoch(t->cfg->seed, epoch, t->fusion_part, t->train.n, t->cfg->replicas,
+                        t->cfg->batch, t->train.n / t->cfg->batch, t->perm, t->fusion_part + t->train.n);
+    else
+        pc_sampler_epoch(&t->sampler, t->cfg->seed, epoch, t->train.n, t->perm);
 }
 
 /* ------------------------------------------------------------- setup */
 
+/* --sync fusion: not with what changes its data or duplicates its fusion. */
+static pc_status check_fusion(const pc_train_config *c) {
+    if (c->sync.kind != PC_SYNC_FUSION) {
+        if (c->transfer.bn_recalibrate > 0 && !c->transfer.init)
+            return pc_fail(PC_ERR_USAGE, "--bn-recalibrate %d: only with --init (before training) "
+                           "or --sync fusion (the replicas' weight average)", c->transfer.bn_recalibrate);
+        return PC_OK;
+    }
+    if (c->average_opt_state)
+        return pc_fail(PC_ERR_USAGE, "--average-opt-state: --sync fusion averages only at the end");
+    if (c->sampler != PC_SAMPLER_SHUFFLE)
+        return pc_fail(PC_ERR_USAGE, "--sampler with --sync fusion: each replica shuffles its own "
+                       "part of the data");
+    if (c->ensemble > 1)
+        return pc_fail(PC_ERR_USAGE, "--ensemble %d with --sync fusion: fusion ensembles its "
+                       "replicas itself", c->ensemble);
+    return PC_OK;
+}
+
 /* --sync, --replicas, --average-opt-state. */
 static pc_status check_strategy(const pc_train_config *c, int shards, int ranks) {
-    if (c->sync.kind != PC_SYNC_LOCAL_SGD) {
+    PC_TRY(check_fusion(c));
+    if (c->sync.kind == PC_SYNC_ALLREDUCE) {
         if (c->replicas > 0)
-            return pc_fail(PC_ERR_USAGE, "--replicas %d: only --sync local-sgd=K trains replicas",
-                           c->replicas);
+            return pc_fail(PC_ERR_USAGE, "--replicas %d: only --sync local-sgd=K and fusion train "
+                           "replicas", c->replicas);
         if (c->average_opt_state)
             return pc_fail(PC_ERR_USAGE, "--average-opt-state: only --sync local-sgd=K averages");
         return PC_OK;
     }
     int R = c->replicas;
+    char sync[32];
+    pc_sync_format(&c->sync, sync, sizeof sync);
     if (R < 1)
-        return pc_fail(PC_ERR_USAGE, "--sync local-sgd=%d needs --replicas R (the results depend "
-                       "on R, so it has no default)", c->sync.every);
+        return pc_fail(PC_ERR_USAGE, "--sync %s needs --replicas R (the results depend on R, so "
+                       "it has no default)", sync);
     if (R % (c->workers * ranks))
         return pc_fail(PC_ERR_USAGE, "--replicas %d is not divisible by %d rank(s) x --workers %d "
                        "(each worker computes whole replicas)", R, ranks, c->workers);
@@ -551,10 +580,10 @@ static pc_status check_strategy(const pc_train_config *c, int shards, int ranks)
         return pc_fail(PC_ERR_USAGE, "--replicas %d must divide the %d shards (--batch %d / "
                        "--shard-size %d)", R, shards, c->batch, c->shard_size);
     if (c->reduce_fast)
-        return pc_fail(PC_ERR_USAGE, "--reduce fast: --sync local-sgd exchanges no gradients");
+        return pc_fail(PC_ERR_USAGE, "--reduce fast: --sync %s exchanges no gradients", sync);
     if (c->ema > 0 || c->lookahead > 0)
-        return pc_fail(PC_ERR_USAGE, "--%s with --sync local-sgd: the replicas' average is the "
-                       "model; a second weight average is not supported", c->ema > 0 ? "ema" : "lookahead");
+        return pc_fail(PC_ERR_USAGE, "--%s with --sync %s: the replicas' average is the "
+                       "model; a second weight average is not supported", c->ema > 0 ? "ema" : "lookahead", sync);
     return PC_OK;
 }
 
@@ -715,6 +744,8 @@ static void make_fingerprint(trainer *t) {
     if (c->sync.kind == PC_SYNC_LOCAL_SGD)
         fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
                         replica_count(t), c->average_opt_state);
+    if (c->sync.kind == PC_SYNC_FUSION)
+        fingerprint_add(t, " sync=fusion replicas=%d", replica_count(t));
     const pc_transfer_config *x = &c->transfer;
     if (x->init)
         fingerprint_add(t, " init=%s cut=%s freeze=%d:%s unfreeze=%g/%g recalibrate=%d views=%d",
@@ -771,7 +802,12 @@ static void print_startup(const trainer *t) {
         say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
             "(the batch is global; results do not depend on the worker count)\n",
             c->workers, c->threads, c->batch, t->shards, c->shard_size);
-    if (t->lsgd)
+    if (t->fusion_part)
+        say(t, "parcnn: --sync fusion: %d replicas, each training on its own %lld of the %lld "
+            "training images (%d shard(s) of every step), fused at the end\n", replica_count(t),
+            (long long)(t->train.n / replica_count(t)), (long long)t->train.n,
+            t->shards / replica_count(t));
+    else if (t->lsgd)
         say(t, "parcnn: --sync local-sgd=%d: %d replicas of %d shard(s) each, their weights and "
             "batch-norm statistics%s averaged every %d steps and at every epoch's end\n",
             c->sync.every, replica_count(t), t->shards / replica_count(t),
@@ -1102,6 +1138,39 @@ static pc_status after_step(trainer *t, int64_t epoch_end, int *signal) {
     return interrupted(t, *signal);
 }
 
+/* OUT/NAME: the model (the whole network with cached features), by rank 0. */
+static pc_status save_model_as(trainer *t, const char *name) {
+    char path[4096];
+    path_in(path, sizeof path, t->cfg->out_dir, name);
+    PC_TRY(t->full ? pc_transfer_head_back(t->m, t->full) : PC_OK);
+    return pc_model_save(path, t->full ? t->full : t->m, &t->meta);
+}
+
+/* OUT/replica-K.safetensors for each replica (rank 0; the model ends as the last). */
+static pc_status save_replicas(trainer *t) {
+    for (int r = 0; r < t->cfg->replicas; r++) {
+        char name[64];
+        snprintf(name, sizeof name, "replica-%d.safetensors", r + 1);
+        pc_fusion_load_replica(t->lsgd, t->opt_state, r);
+        PC_TRY(save_model_as(t, name));
+    }
+    return PC_OK;
+}
+
+/* --sync fusion at the end: save each replica, evaluate each, their ensemble and their
+ * weight average (recalibrated with --bn-recalibrate); the average is the run's model. */
+static pc_status fuse(trainer *t, int tta, pc_metrics *vm) {
+    const pc_train_config *c = t->cfg;
+    PC_TRY(pc_local_sgd_gather_state(t->lsgd, t->opt_state));
+    if (c->out_dir) PC_TRY(share_status(t, t->rank == 0 ? save_replicas(t) : PC_OK));
+    pc_fusion_eval ev = {.test = &t->test, .train = &t->train, .tta = tta ? &c->tta : NULL,
+                         .recalibrate = c->transfer.bn_recalibrate};
+    PC_TRY(pc_fusion_finish(t->lsgd, &ev, t->opt_state, vm, &t->fusion));
+    if (t->rank == 0 && c->log) pc_fusion_print(&t->fusion, c->log);
+    if (!c->out_dir) return PC_OK;
+    return share_status(t, t->rank == 0 ? save_model_as(t, "model.safetensors") : PC_OK);
+}
+
 static pc_status run(trainer *t, pc_train_result *result) {
     const pc_train_config *c = t->cfg;
     int64_t spe = t->train.n / c->batch;
@@ -1175,7 +1244,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
         st = pc_traffic_end(t->comm, &t->traffic_mark, &traffic);
         if (st != PC_OK) break;
         if (c->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
-        st = evaluate(t, NULL, &vm);
+        if (t->fusion_part) st = pc_local_sgd_average(t->lsgd); /* the replicas go on apart */
+        if (st == PC_OK) st = evaluate(t, NULL, &vm);
         if (st != PC_OK) break;
         double epoch_seconds = pc_now() - t0;
         double ips = (double)seen / train_seconds;
@@ -1222,7 +1292,9 @@ static pc_status run(trainer *t, pc_train_result *result) {
     /* test-time augmentation costs a forward pass per view: only for the final metrics
      * (which a resumed finished run, with no epoch line, evaluates anew) */
     int tta = pc_tta_views(&c->tta) > 1;
-    if (st == PC_OK && (tta || result->epochs_run == 0)) st = evaluate(t, tta ? &c->tta : NULL, &vm);
+    if (st == PC_OK && (tta || result->epochs_run == 0) && !t->fusion_part)
+        st = evaluate(t, tta ? &c->tta : NULL, &vm);
+    if (st == PC_OK && t->fusion_part) st = fuse(t, tta, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK)
@@ -1241,6 +1313,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm) : PC_OK);
+    if (st == PC_OK && c->out_dir && t->fusion_part) /* after eval.json, which it extends */
+        st = share_status(t, t->rank == 0 ? pc_fusion_write(&t->fusion, c->out_dir) : PC_OK);
     if (st == PC_OK && t->mx->n_earlier > 0) st = evaluate_ensemble(t, t->mx->ensemble);
     if (st == PC_OK && t->mx->n_earlier > 0 && t->mx->ensemble_dir) /* the ensemble's eval.json */
         st = share_status(t, t->rank == 0 ? write_eval_json(t, t->mx->ensemble, t->mx->ensemble_dir) : PC_OK);
@@ -1463,10 +1537,15 @@ static pc_status create_model(trainer *t) {
     return st;
 }
 
-/* --sync local-sgd: the replicas, on the engine's workers. */
+/* --sync local-sgd or fusion: the replicas, on the engine's workers. */
 static pc_status strategy_setup(trainer *t) {
     const pc_train_config *c = t->cfg;
-    if (c->sync.kind != PC_SYNC_LOCAL_SGD) return PC_OK;
+    if (c->sync.kind == PC_SYNC_ALLREDUCE) return PC_OK;
+    if (c->sync.kind == PC_SYNC_FUSION) {
+        if (!(t->fusion_part = malloc(sizeof(int64_t) * (2 * t->train.n + 1))))
+            return pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fusion_partition(c->seed, t->train.n, t->fusion_part);
+    }
     int64_t spe = t->train.n / c->batch, total = (int64_t)c->epochs * spe;
     pc_local_sgd_config lc = {
         .model = t->m, .engine = t->e, .comm = t->comm,
@@ -1619,6 +1698,8 @@ static pc_status train_member(const pc_train_config *c, const member_ctx *mx,
     fast_free(&t);
     pc_engine_destroy(t.e);
     pc_local_sgd_destroy(t.lsgd); /* after the engine: its replicas read the views */
+    free(t.fusion_part);
+    pc_fusion_result_free(&t.fusion);
     pc_free(t.loss_rec);
     pc_model_free(t.m);
     pc_model_free(t.full);
