@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "train/early_stop.h"
 #include "train/sampler.h"
 #include "train/train.h"
 
@@ -30,6 +31,9 @@ const pc_flag_choice pc_conv_algo_choices[] = {
 static const pc_flag_choice channel_choices[] = {{"1", 1}, {"3", 3}, {NULL, 0}};
 static const pc_flag_choice bad_image_choices[] = {{"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const pc_flag_choice reduce_choices[] = {{"deterministic", 0}, {"fast", 1}, {NULL, 0}};
+static const pc_flag_choice monitor_choices[] = {
+    {"val_loss", PC_MONITOR_VAL_LOSS}, {"val_acc", PC_MONITOR_VAL_ACC}, {NULL, 0}};
+static const pc_flag_choice keep_choices[] = {{"last", 0}, {"best", 1}, {NULL, 0}};
 static const pc_flag_choice sampler_choices[] = {
     {"shuffle", PC_SAMPLER_SHUFFLE}, {"balanced", PC_SAMPLER_BALANCED}, {NULL, 0}};
 
@@ -200,6 +204,22 @@ const pc_flag pc_train_flags[] = {
              "report.html (open it in a browser: curves, time split, confusion matrix, "
              "per-class metrics, test images, settings; parcnn report rebuilds it) and "
              "report.svg"},
+    {"early-stop", PC_FLAG_INT, AT(early_stop), "PATIENCE", 1, 100000, .def_text = "off",
+     .help = "stop when --monitor has not improved for PATIENCE epochs in a row (Keras's "
+             "EarlyStopping); the checkpoint carries the best value and the count, so "
+             "--resume stops where an uninterrupted run does"},
+    {"monitor", PC_FLAG_CHOICE, AT(monitor), "M", .choices = monitor_choices,
+     .expect = "val_loss or val_acc", .def_text = "val_loss",
+     .help = "what --early-stop and --keep best watch, each epoch on the evaluation set: "
+             "val_loss (lower is better) or val_acc (higher is better); hold out a "
+             "validation set with --val-split, or the test set chooses the epoch (warned)"},
+    {"min-delta", PC_FLAG_DOUBLE, AT(min_delta), "X", 0, 1e6, "0",
+     .help = "an improvement must beat the best value so far by more than X"},
+    {"keep", PC_FLAG_CHOICE, AT(keep_best), "WHICH", .def = "last", .choices = keep_choices,
+     .expect = "last or best",
+     .help = "last (model.safetensors: the last epoch's) or best: also write "
+             "DIR/model-best.safetensors whenever --monitor improves (model.safetensors stays "
+             "the last epoch's; eval.json names the best epoch)"},
     {"resume", PC_FLAG_SWITCH, AT(resume), .lo = 1,
      .help = "continue from DIR/checkpoint.safetensors (same settings, any worker count): "
              "bit-identical to an uninterrupted run"},

@@ -187,6 +187,13 @@ static void summary_table(FILE *f, const cJSON *e) {
         else fprintf(f, "%.4f", v);
         fprintf(f, "</td></tr>\n");
     }
+    const cJSON *best = cJSON_GetObjectItemCaseSensitive(e, "best"); /* --early-stop, --keep best */
+    if (best) {
+        fprintf(f, "<tr><th>best epoch (");
+        html_text(f, string(best, "monitor"));
+        fprintf(f, ")</th><td>%.0f: %.4f%s</td></tr>\n", number(best, "epoch"), number(best, "value"),
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(best, "stopped_early")) ? ", stopped early" : "");
+    }
     fprintf(f, "</table>\n");
 }
 

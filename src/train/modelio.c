@@ -185,10 +185,10 @@ pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model
     char progress[96]; /* %a: the loss sum read back bit for bit */
     snprintf(progress, sizeof progress, "%a %lld %lld", info->epoch_loss,
              (long long)info->epoch_correct, (long long)info->epoch_seen);
-    pc_st_meta md[5] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint},
+    pc_st_meta md[6] = {{"step", step}, {"seed", seed}, {"fingerprint", info->fingerprint},
                         {"last_epoch", info->last_epoch ? info->last_epoch : ""},
-                        {"epoch_progress", progress}};
-    return save(path, m, meta, extra, n_extra, md, 5);
+                        {"epoch_progress", progress}, {"early_stop", info->early_stop}};
+    return save(path, m, meta, extra, n_extra, md, info->early_stop ? 6 : 5);
 }
 
 /* Copy the 1-d tensor `name` of n floats into dst. */
@@ -234,6 +234,10 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *
     const char *last = pc_st_meta_get(f, "last_epoch");
     info->last_epoch = NULL;
     if (st == PC_OK && last && last[0] && !(info->last_epoch = strdup(last)))
+        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    const char *early = pc_st_meta_get(f, "early_stop");
+    info->early_stop = NULL;
+    if (st == PC_OK && early && !(info->early_stop = strdup(early)))
         st = pc_fail(PC_ERR_NOMEM, "out of memory");
     if (st == PC_OK) info->step = s;
     pc_st_close(f);

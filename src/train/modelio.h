@@ -8,7 +8,8 @@
  * "ema.buffers" (the averaged weights), and metadata step, seed, fingerprint (the
  * training settings that must match on --resume), last_epoch (the last metrics line's
  * fields that do not depend on timing: a metrics.jsonl that lost it is completed on --resume)
- * and epoch_progress (the sums of an epoch in progress). Identical runs give identical
+ * epoch_progress (the sums of an epoch in progress) and, with --early-stop or --keep best,
+ * early_stop (the best value so far, its epoch, the epochs since). Identical runs give identical
  * bytes. */
 #ifndef PC_MODELIO_H
 #define PC_MODELIO_H
@@ -44,6 +45,9 @@ typedef struct {
     /* the deterministic fields of the last metrics line ("epoch": .. "lr": .., without
      * braces and times): saved from it; on load a malloc'ed copy, or NULL */
     char *last_epoch;
+    /* --early-stop, --keep best: the state of train/early_stop.h as text (NULL: none);
+     * on load a malloc'ed copy, or NULL */
+    char *early_stop;
 } pc_checkpoint_info;
 
 pc_status pc_checkpoint_save(const char *path, const pc_model *m, const pc_model_meta *meta,

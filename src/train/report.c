@@ -12,6 +12,7 @@
 #include <png.h>
 
 #include "core/svg.h"
+#include "train/early_stop.h"
 #include "train/sampler.h"
 
 static void path_in(char *buf, size_t n, const char *dir, const char *file) {
@@ -92,6 +93,12 @@ pc_status pc_report_write_settings(const char *dir, const pc_train_config *c,
     if (c->reduce_fast) cJSON_AddStringToObject(o, "reduce", "fast");
     if (c->sampler == PC_SAMPLER_BALANCED) cJSON_AddStringToObject(o, "sampler", "balanced");
     if (c->class_weights) cJSON_AddStringToObject(o, "class_weights", c->class_weights);
+    if (c->early_stop > 0) cJSON_AddNumberToObject(o, "early_stop", c->early_stop);
+    if (c->early_stop > 0 || c->keep_best) {
+        cJSON_AddStringToObject(o, "monitor", pc_monitor_name(c->monitor));
+        cJSON_AddNumberToObject(o, "min_delta", c->min_delta);
+    }
+    if (c->keep_best) cJSON_AddStringToObject(o, "keep", "best");
     return write_json(dir, "settings.json", o);
 }
 

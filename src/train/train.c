@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "data/dataset.h"
 #include "comm/comm.h"
+#include "train/early_stop.h"
 #include "train/engine.h"
 #include "train/metrics.h"
 #include "train/modelio.h"
@@ -110,6 +111,10 @@ typedef struct {
     pc_sampler sampler;    /* the epochs' sample orders */
     float *class_w;        /* --class-weights: per class (NULL: none) */
     double batch_w;        /* the step's global batch's summed class weights */
+    pc_early_stop es;      /* --early-stop, --keep best: the best epoch so far */
+    int best_now;          /* this epoch is a new best: write model-best.safetensors */
+    int eval_is_val;       /* the evaluation set is a validation set (held out by
+                              --val-split, or a folder's val/), not a test set */
 } trainer;
 
 static void update_roles(trainer *t);
@@ -587,6 +592,21 @@ static pc_status check_strategy(const pc_train_config *c, int shards, int ranks)
     return PC_OK;
 }
 
+/* --early-stop, --monitor, --min-delta, --keep: nothing watches a value unasked. */
+static int monitoring(const pc_train_config *c) { return c->early_stop > 0 || c->keep_best; }
+
+static pc_status check_monitoring(const pc_train_config *c) {
+    if (!monitoring(c) && (c->monitor != PC_MONITOR_DEFAULT || c->min_delta > 0))
+        return pc_fail(PC_ERR_USAGE, "--%s: only with --early-stop PATIENCE or --keep best",
+                       c->monitor != PC_MONITOR_DEFAULT ? "monitor" : "min-delta");
+    if (c->folder.val_split > 0 && strncmp(c->data, "folder:", 7) != 0)
+        return pc_fail(PC_ERR_USAGE, "--val-split: only for image folders (--data folder:DIR); "
+                       "%s has its own test set", c->data);
+    if (c->keep_best && !c->out_dir)
+        return pc_fail(PC_ERR_USAGE, "--keep best writes DIR/model-best.safetensors: give --out DIR");
+    return PC_OK;
+}
+
 static pc_status check_config(const pc_train_config *c) {
     if (c->epochs < 1) return pc_fail(PC_ERR_USAGE, "--epochs %d: must be at least 1", c->epochs);
     if (c->batch < 1) return pc_fail(PC_ERR_USAGE, "--batch %d: must be at least 1", c->batch);
@@ -622,6 +642,7 @@ static pc_status check_config(const pc_train_config *c) {
                        c->sched.peak_epoch, c->epochs);
     if (c->ema > 0 && c->lookahead > 0)
         return pc_fail(PC_ERR_USAGE, "--ema and --lookahead both average the weights: choose one");
+    PC_TRY(check_monitoring(c));
     PC_TRY(pc_transfer_check(&c->transfer));
     return check_strategy(c, shards, ranks);
 }
@@ -667,6 +688,7 @@ static pc_status load_data(trainer *t) {
     if (st != PC_OK) return st;
     fo.channels = t->train.c; /* the evaluation part follows the training part */
     st = pc_dataset_load_ex(c->data, 0, &fo, &t->test);
+    t->eval_is_val = st == PC_OK && report.part && strcmp(report.part, "val") == 0;
     if (st == PC_OK && report.kept && c->log && t->rank == 0) pc_folder_report_print(&report, &t->test, c->log);
     pc_folder_report_free(&report);
     if (st != PC_OK) return st;
@@ -741,6 +763,8 @@ static void make_fingerprint(trainer *t) {
     for (int k = 0; t->class_w && k < t->m->classes; k++) /* --class-weights as resolved */
         fingerprint_add(t, "%s%g", k ? "," : " class_weights=", t->class_w[k]);
     if (c->exec.precision == PC_PRECISION_BF16) fingerprint_add(t, " precision=bf16");
+    if (monitoring(c)) /* the best so far depends on them; the patience only on when to stop */
+        fingerprint_add(t, " monitor=%s min_delta=%g", pc_monitor_name(c->monitor), c->min_delta);
     if (c->sync.kind == PC_SYNC_LOCAL_SGD)
         fingerprint_add(t, " sync=local-sgd=%d replicas=%d average_opt_state=%d", c->sync.every,
                         replica_count(t), c->average_opt_state);
@@ -834,6 +858,11 @@ static void print_startup(const trainer *t) {
         if (t->m->layers[i].train_epochs > 0)
             say(t, "parcnn: layer %s trains for the first %g epoch(s), then freezes\n",
                 t->m->layers[i].name, t->m->layers[i].train_epochs);
+    if (monitoring(c) && !t->eval_is_val && t->rank == 0)
+        fprintf(stderr, "parcnn: warning: --%s chooses the epoch by %s on the test set, whose "
+                "final metrics are then optimistic; hold out a validation set with --val-split F "
+                "(image folders without test/) or give a folder's val/\n",
+                c->early_stop > 0 ? "early-stop" : "keep best", pc_monitor_name(c->monitor));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if ((long)c->workers * c->threads > cores && t->rank == 0)
         fprintf(stderr, "parcnn: warning: %d workers x %d threads exceed the %ld cores\n",
@@ -851,28 +880,39 @@ static pc_status add_metrics_line(trainer *t, const char *line) {
     return PC_OK;
 }
 
+/* DIR/file: the model as evaluated (the weight average with --ema; the whole network when
+ * only the head trains on cached features). */
+static pc_status save_model(trainer *t, const char *file) {
+    char path[4096];
+    path_in(path, sizeof path, t->cfg->out_dir, file);
+    swap_ema(t);
+    pc_status st = t->full ? pc_transfer_head_back(t->m, t->full) : PC_OK;
+    if (st == PC_OK) st = pc_model_save(path, t->full ? t->full : t->m, &t->meta);
+    swap_ema(t);
+    return st;
+}
+
 /* Write checkpoint, model and metrics.jsonl, each atomically; the checkpoint carries the
  * line's timing-free fields, so a run killed between the files resumes with metrics that
- * agree (restore_metrics). */
+ * agree (restore_metrics). model-best.safetensors goes first: a run killed before the
+ * checkpoint repeats the epoch and writes the same bytes again. */
 static pc_status write_outputs(trainer *t, const char *metrics_line) {
     const char *dir = t->cfg->out_dir;
-    char path[4096];
+    char path[4096], early_stop[96];
     if (metrics_line) PC_TRY(add_metrics_line(t, metrics_line));
+    if (metrics_line && t->best_now && t->cfg->keep_best) PC_TRY(save_model(t, "model-best.safetensors"));
+    pc_early_stop_format(&t->es, early_stop, sizeof early_stop);
     pc_checkpoint_info info = {.step = t->step, .seed = t->cfg->seed,
                                .fingerprint = t->fingerprint, .opt_state = t->opt_state,
                                .opt_state_n = t->opt_state_n, .ema_params = t->ema_params,
                                .ema_buffers = t->ema_buffers, .last_epoch = t->last_epoch,
                                .epoch_loss = t->epoch_loss, .epoch_correct = t->epoch_correct,
-                               .epoch_seen = t->epoch_seen};
+                               .epoch_seen = t->epoch_seen,
+                               .early_stop = monitoring(t->cfg) ? early_stop : NULL};
     path_in(path, sizeof path, dir, "checkpoint.safetensors");
     PC_TRY(pc_checkpoint_save(path, t->m, &t->meta, &info));
     if (!metrics_line) return PC_OK; /* mid-epoch: the checkpoint alone */
-    path_in(path, sizeof path, dir, "model.safetensors");
-    swap_ema(t);
-    pc_status st = t->full ? pc_transfer_head_back(t->m, t->full) : PC_OK;
-    if (st == PC_OK) st = pc_model_save(path, t->full ? t->full : t->m, &t->meta);
-    swap_ema(t);
-    PC_TRY(st);
+    PC_TRY(save_model(t, "model.safetensors"));
     path_in(path, sizeof path, dir, "metrics.jsonl");
     return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
@@ -1048,12 +1088,39 @@ static pc_status share_status_on(pc_comm *comm, pc_status st) {
 
 static pc_status share_status(trainer *t, pc_status st) { return share_status_on(t->comm, st); }
 
-/* DIR/eval.json: the final metrics, as `parcnn eval --json` prints them. */
+/* eval.json's "best": the epoch --early-stop and --keep best chose. */
+static void add_best(const trainer *t, cJSON *o) {
+    const pc_train_config *c = t->cfg;
+    cJSON *b = cJSON_AddObjectToObject(o, "best");
+    cJSON_AddStringToObject(b, "monitor", pc_monitor_name(c->monitor));
+    cJSON_AddNumberToObject(b, "epoch", t->es.best_epoch);
+    cJSON_AddNumberToObject(b, "value", t->es.best);
+    cJSON_AddNumberToObject(b, "min_delta", c->min_delta);
+    if (c->keep_best) cJSON_AddStringToObject(b, "model", "model-best.safetensors");
+    if (c->early_stop > 0) cJSON_AddNumberToObject(b, "patience", c->early_stop);
+    cJSON_AddBoolToObject(b, "stopped_early", t->es.stopped);
+}
+
+/* DIR/eval.json: the final metrics, as `parcnn eval --json` prints them; with --early-stop
+ * or --keep best also the best epoch (the metrics stay the last epoch's model's). */
 static pc_status write_eval_json(trainer *t, const pc_metrics *vm, const char *dir) {
     char path[4096], views[64];
     pc_tta_format(&t->cfg->tta, views, sizeof views);
     path_in(path, sizeof path, dir, "eval.json");
-    return pc_metrics_write_json(vm, t->meta.class_names, views, path);
+    if (!monitoring(t->cfg) || dir != t->cfg->out_dir) /* the ensemble's has no best epoch */
+        return pc_metrics_write_json(vm, t->meta.class_names, views, path);
+    char *text = pc_metrics_json(vm, t->meta.class_names, views);
+    cJSON *o = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (o) add_best(t, o);
+    text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    size_t len = strlen(text);
+    text[len] = '\n'; /* cJSON's string: the terminator replaced, the length given */
+    pc_status st = pc_write_file_atomic(path, text, len + 1);
+    free(text);
+    return st;
 }
 
 /* DIR/eval.json, DIR/samples.json (48 test images), DIR/report.svg and DIR/report.html. */
@@ -1084,6 +1151,39 @@ static pc_status tb_log(trainer *t, const char *const *tags, const double *value
 }
 
 /* ------------------------------------------------------------- the loop */
+
+/* --early-stop, --keep best: the epoch's monitored value against the best so far. The
+ * metrics are the same bytes on every rank; rank 0's decision is shared all the same, as
+ * ranks that disagreed would wait for each other forever. */
+static pc_status monitor_epoch(trainer *t, int epoch, const pc_metrics *vm) {
+    const pc_train_config *c = t->cfg;
+    t->best_now = 0;
+    if (!monitoring(c)) return PC_OK;
+    pc_early_stop_rule rule = {c->monitor, c->min_delta, c->early_stop};
+    pc_early_stop before = t->es;
+    double value = c->monitor == PC_MONITOR_VAL_ACC ? pc_metrics_accuracy(vm) : pc_metrics_loss(vm);
+    t->best_now = pc_early_stop_update(&t->es, &rule, epoch, value);
+    if (t->ranks > 1) {
+        PC_TRY(pc_comm_bcast(t->comm, &t->es, sizeof t->es, 0));
+        PC_TRY(pc_comm_bcast(t->comm, &t->best_now, sizeof t->best_now, 0));
+    }
+    const char *name = pc_monitor_name(c->monitor);
+    const char *saved = c->keep_best ? " (saved model-best.safetensors)" : "";
+    if (t->best_now && before.best_epoch)
+        say(t, "      %s improved from %.4f to %.4f%s\n", name, before.best, value, saved);
+    else if (t->best_now)
+        say(t, "      %s %.4f: the first epoch's%s\n", name, value, saved);
+    else if (c->early_stop > 0)
+        say(t, "      %s %.4f did not improve on %.4f (epoch %d): %d of %d epoch(s) of patience\n",
+            name, value, t->es.best, t->es.best_epoch, t->es.wait, c->early_stop);
+    else
+        say(t, "      %s %.4f did not improve on %.4f (epoch %d)\n", name, value, t->es.best,
+            t->es.best_epoch);
+    if (t->es.stopped)
+        say(t, "parcnn: early stop after epoch %d: no improvement of %s for %d epochs\n", epoch,
+            name, c->early_stop);
+    return PC_OK;
+}
 
 /* train_epochs=E: a layer's parameters train for the first ceil(E x steps per epoch)
  * steps (airbench's whitening bias: 3 epochs), then freeze: into the frozen optimizer
@@ -1185,7 +1285,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
     say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc", "test_loss",
            "test_acc", "lr", "seconds", "images/s");
     pc_status st = PC_OK;
-    while (t->step < stop && st == PC_OK) {
+    while (t->step < stop && st == PC_OK && !t->es.stopped) {
         int epoch = (int)(t->step / spe);
         int64_t epoch_end = PC_MIN((int64_t)(epoch + 1) * spe, stop);
         make_perm(t, epoch);
@@ -1258,6 +1358,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (st != PC_OK) break;
         for (int k = 0; k < 5; k++) t->run_split.v[k] += ts.v[k];
         t->run_steps += t->step - first_step;
+        st = monitor_epoch(t, epoch + 1, &vm);
+        if (st != PC_OK) break;
         char line[896];
         snprintf(t->last_epoch, sizeof t->last_epoch,
                  "\"epoch\": %d, \"step\": %lld, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -1310,6 +1412,10 @@ static pc_status run(trainer *t, pc_train_result *result) {
         if (t->full)
             say(t, "time: feature extraction %.1f s, head training %.1f s\n", t->feature_seconds,
                 result->train_seconds);
+        if (monitoring(c))
+            say(t, "best: epoch %d, %s %.4f%s%s\n", t->es.best_epoch, pc_monitor_name(c->monitor),
+                t->es.best, c->keep_best ? ", saved as model-best.safetensors" : "",
+                t->es.stopped ? " (stopped early)" : "");
         if (c->out_dir) say(t, "saved: %s/model.safetensors\n", c->out_dir);
     }
     if (st == PC_OK && c->out_dir) st = share_status(t, t->rank == 0 ? write_report(t, &vm) : PC_OK);
@@ -1356,6 +1462,7 @@ static pc_status broadcast_state(trainer *t) {
         PC_TRY(pc_comm_bcast(t->comm, t->ema_params, sizeof(float) * t->m->n_params, 0));
         PC_TRY(pc_comm_bcast(t->comm, t->ema_buffers, sizeof(float) * t->m->n_buffers, 0));
     }
+    PC_TRY(pc_comm_bcast(t->comm, &t->es, sizeof t->es, 0));
     return pc_comm_bcast(t->comm, &t->step, sizeof t->step, 0);
 }
 
@@ -1395,6 +1502,15 @@ static pc_status restore_metrics(trainer *t) {
     return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
 
+/* --resume with --early-stop or --keep best: the checkpoint's best epoch and patience count
+ * (its fingerprint names the monitor, so a checkpoint without them is damaged). */
+static pc_status restore_early_stop(trainer *t, const char *path, const char *text) {
+    const pc_train_config *c = t->cfg;
+    pc_early_stop_rule rule = {c->monitor, c->min_delta, c->early_stop};
+    if (!monitoring(c) || pc_early_stop_parse(text, &rule, &t->es)) return PC_OK;
+    return pc_fail(PC_ERR_DATA, "%s: bad or missing early_stop state '%.40s'", path, text ? text : "");
+}
+
 /* --resume, or a fresh run: rank 0 reads or prepares the output folder. */
 static pc_status prepare_out_dir(trainer *t) {
     const pc_train_config *c = t->cfg;
@@ -1409,6 +1525,9 @@ static pc_status prepare_out_dir(trainer *t) {
         t->step = info.step;
         if (info.last_epoch) snprintf(t->last_epoch, sizeof t->last_epoch, "%s", info.last_epoch);
         free(info.last_epoch);
+        pc_status st = restore_early_stop(t, path, info.early_stop);
+        free(info.early_stop);
+        PC_TRY(st);
         t->epoch_loss = info.epoch_loss;
         t->epoch_correct = info.epoch_correct;
         t->epoch_seen = info.epoch_seen;

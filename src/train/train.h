@@ -77,6 +77,11 @@ typedef struct {
     pc_transfer_config transfer; /* --init, --cut, --head, --freeze, --bn-recalibrate ... */
     int sampler;               /* pc_sampler_kind: the order of an epoch's samples */
     const char *class_weights; /* NULL, "balanced" or a file: weights of the classes' losses */
+    int early_stop;            /* stop after this many epochs without improvement (0: never) */
+    int monitor;               /* PC_MONITOR_* (train/early_stop.h): what early_stop and
+                                  keep_best watch; 0: not given (val_loss) */
+    double min_delta;          /* an improvement beats the best by more than this */
+    int keep_best;             /* also write model-best.safetensors at every improvement */
     FILE *log;                 /* start-up summary and per-epoch lines (NULL: silent) */
 } pc_train_config;
 
