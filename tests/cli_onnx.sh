@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # ONNX and .npy interchange (docs/interchange.md), against real producers and consumers:
-# - every zoo model and tests/onnx/elementwise.cfg (briefly trained) exported; Debian's onnx checker (full_check) accepts
-#   it; onnxruntime-node computes the same logits as parcnn predict --npy-in within 1e-4;
+# - every zoo model and tests/onnx/{elementwise,branches,windows}.cfg (briefly trained)
+#   exported; Debian's onnx checker (full_check) accepts it; onnxruntime-node computes the
+#   same logits as parcnn predict --npy-in within 1e-4;
 #   import(export(m)) gives bit-identical logits;
 # - torchvision resnet18 and mobilenet_v2 exported by torch.onnx.export (eval mode: batch
-#   norm folded, and TrainingMode.PRESERVE: BatchNormalization kept) import and give
-#   PyTorch's logits within 1e-4; parcnn's re-export of resnet18 runs on onnxruntime;
+#   norm folded, and TrainingMode.PRESERVE: BatchNormalization kept), and mobilenet_v3_small,
+#   squeezenet1_1 and googlenet (eval mode) import and give PyTorch's logits within 1e-4;
+#   parcnn's re-export of resnet18 runs on onnxruntime;
 # - an imported resnet18 trains: one SGD step's gradients within 1e-3 of PyTorch's (and a
 #   resnet-like model's on every kernel set and convolution algorithm), the same bytes on 1
 #   and 2 workers;
@@ -52,7 +54,8 @@ compare() { "$py" "$src/tests/onnx/compare.py" "$@"; }
 "$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32))"
 exports=()
 for m in $("$parcnn" models | awk 'NR > 1 && $2 ~ /^[0-9]+$/ {print $1}') \
-         "$src/tests/onnx/elementwise.cfg" "$src/tests/onnx/branches.cfg"; do
+         "$src/tests/onnx/elementwise.cfg" "$src/tests/onnx/branches.cfg" \
+         "$src/tests/onnx/windows.cfg"; do
     name=$(basename "$m" .cfg)
     d=$tmp/$name
     "$parcnn" train --model "$m" --limit 64 --eval-limit 32 --epochs 1 --batch 32 --no-progress \
@@ -74,10 +77,11 @@ grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's 
 check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
 
 # ---- PyTorch as the producer: torchvision resnet18 and mobilenet_v2 in both export modes,
-# mobilenet_v3_small (squeeze-and-excitation, hardswish) and squeezenet1_1 (concat) in eval
-# mode (bench/onnx-torchvision.sh runs all of them both ways, and more)
+# mobilenet_v3_small (squeeze-and-excitation, hardswish), squeezenet1_1 (concat) and
+# googlenet (pools in ceil mode) in eval mode (bench/onnx-torchvision.sh runs all of them
+# both ways, and more)
 for net in r18:resnet18:eval,preserve mv2:mobilenet_v2:eval,preserve mv3:mobilenet_v3_small:eval \
-           sq:squeezenet1_1:eval; do
+           sq:squeezenet1_1:eval gn:googlenet:eval; do
     IFS=: read -r short model modes <<< "$net"
     p=$tmp/$short
     "$py" "$src/tests/onnx/torch_export.py" "$model" 64 "$p" ${modes/,/ } || bad "torch.onnx.export $model"
@@ -132,7 +136,7 @@ expect "corrupt ONNX" 1 "corrupt.onnx: not an ONNX model" -- "$parcnn" import "$
 expect "empty ONNX" 1 "empty.onnx: " -- "$parcnn" import "$tmp/empty.onnx" --out "$tmp/o"
 expect "missing ONNX" 1 "nothere.onnx: cannot open" -- "$parcnn" import "$tmp/nothere.onnx" --out "$tmp/o"
 expect "unsupported op" 1 "node leaky \(LeakyRelu\): operator LeakyRelu is not supported" -- "$parcnn" import "$tmp/unsupported_op.onnx" --out "$tmp/o"
-expect "unsupported attribute" 1 "node conv \(Conv\): dilations other than 1" -- "$parcnn" import "$tmp/dilation.onnx" --out "$tmp/o"
+expect "unsupported attribute" 1 "node conv \(Conv\): dilations must be two equal positive values" -- "$parcnn" import "$tmp/dilation.onnx" --out "$tmp/o"
 expect "missing initializer" 1 "node conv \(Conv\): input w is neither an initializer" -- "$parcnn" import "$tmp/missing_init.onnx" --out "$tmp/o"
 expect "3-D input" 1 "input x is not a 4-D float tensor" -- "$parcnn" import "$tmp/input_3d.onnx" --out "$tmp/o"
 expect "huge input" 1 "input x of 1x100000x100000" -- "$parcnn" import "$tmp/huge_dims.onnx" --out "$tmp/o"

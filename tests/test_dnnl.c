@@ -101,8 +101,8 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
         return;
     }
     char d[160];
-    snprintf(d, sizeof d, "n%d c%d %dx%d k%d %dx%d s%d p%d g%d bias%d", s.n, s.c, s.h, s.w,
-             s.k, s.kh, s.kw, s.sh, s.ph, s.groups, has_bias);
+    snprintf(d, sizeof d, "n%d c%d %dx%d k%d %dx%d s%d p%d g%d d%dx%d bias%d", s.n, s.c, s.h,
+             s.w, s.k, s.kh, s.kw, s.sh, s.ph, s.groups, s.dil_h, s.dil_w, has_bias);
     long nx = (long)s.n * s.c * s.h * s.w, ny = (long)s.n * s.k * s.oh * s.ow;
     long nw = (long)s.k * (s.c / s.groups) * s.kh * s.kw;
     float *x = rvec(nx), *w = rvec(nw), *b = has_bias ? rvec(s.k) : NULL, *dy = rvec(ny);
@@ -197,7 +197,7 @@ static void conv_tests(void) {
         count++;
     }
     /* random shapes: kernel 1/3/5, stride 1/2, padding 0/1/2, groups 1 / 2 / depthwise
-     * (with channel multiplier 1 or 2), batch 1..16, also non-square inputs */
+     * (with channel multiplier 1 or 2), dilation 1 to 4, batch 1..16, also non-square inputs */
     for (int t = 0; t < 60; t++) {
         static const int ks[] = {1, 3, 5};
         pc_conv_shape s = {0};
@@ -216,7 +216,10 @@ static void conv_tests(void) {
         } else {
             s.c = rnd_int(1, 24), s.groups = s.c, s.k = s.c * rnd_int(1, 2);
         }
-        int minh = PC_MAX(1, s.kh - 2 * s.ph), minw = PC_MAX(1, s.kw - 2 * s.pw);
+        if (t % 4 == 3) /* dilated (oneDNN's direct kernels; never Winograd) */
+            s.dil_h = rnd_int(2, 3), s.dil_w = rnd_int(0, 2) ? s.dil_h : rnd_int(1, 4);
+        int minh = PC_MAX(1, (s.kh - 1) * PC_MAX(s.dil_h, 1) + 1 - 2 * s.ph),
+            minw = PC_MAX(1, (s.kw - 1) * PC_MAX(s.dil_w, 1) + 1 - 2 * s.pw);
         s.h = rnd_int(minh, minh + 14);
         s.w = rnd_int(minw, minw + 14);
         test_conv(s, rnd_int(0, 1), t % 8 == 5 ? 1 + (t / 8) % 3 : 0);
@@ -785,6 +788,7 @@ static void blocked_tests(void) {
         ps.ph = rnd_int(0, ps.kh / 2), ps.pw = rnd_int(0, ps.kw / 2);
         if (t % 3 == 0 && h >= 2 && w >= 2) /* the unrolled 2x2 / stride 2 kernels */
             ps.kh = ps.kw = ps.sh = ps.sw = 2, ps.ph = ps.pw = 0;
+        ps.ceil_mode = t % 2, ps.count_pad = t % 5 < 2; /* ceil mode's windows cut at the end */
         if (ps.h == h && ps.w == w && pc_pool_shape_finish(&ps) == 0) {
             const long ohw = (long)ps.oh * ps.ow, ny = (long)n * c * ohw,
                        nyb = (long)n * fast_blocked_size(c, ohw, B);

@@ -32,8 +32,10 @@ typedef struct {
     const char *model;
 } golden_case;
 
-/* zoo models, and model files of tests/golden (layers.cfg: the layers of imported networks) */
-static const golden_case cases[] = {{"simple-cnn"}, {"minixception"}, {"resnet20"}, {"layers"}};
+/* zoo models, and model files of tests/golden (layers.cfg: the layers of imported networks;
+ * windows.cfg: dilation, ceil mode, averages counting the padding) */
+static const golden_case cases[] = {{"simple-cnn"}, {"minixception"}, {"resnet20"}, {"layers"},
+                                     {"windows"}};
 
 /* A zoo model's text, or tests/golden/<name>.cfg (malloc'ed); NULL when neither exists. */
 static char *model_text(const char *name) {

@@ -81,6 +81,11 @@ static void test_parse_errors(void) {
         {"[conv] filters=8 size=2 init=whiten\n", "needs a conv on the input images with 12 or 24 filters"},
         {"[conv] filters=12\n[conv] filters=24 size=2 init=whiten\n", "needs a conv on the input"},
         {"[maxpool] trainable=none\n", "[maxpool] has no key 'trainable'"},
+        {"[conv] filters=8 size=3 dilation=0\n", "dilation=0"},
+        {"[conv] filters=8 size=3 dilation=14\n", "kernel 3x3 (dilated) does not fit"},
+        {"[conv] filters=24 size=2 dilation=2 init=whiten\n", "not with dilation=2"},
+        {"[maxpool] size=3 ceil_mode=2\n", "ceil_mode and count_include_pad are 0 or 1"},
+        {"[maxpool] size=3 count_include_pad=1\n", "[maxpool] has no key 'count_include_pad'"},
         {"[sepconv] filters=8 init=identity\n", "[sepconv] has no key 'init'"},
         {"[dense] units=classes scale=0\n", "scale=0: expected a number"},
     };

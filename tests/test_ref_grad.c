@@ -172,24 +172,28 @@ static void test_conv_case(int idx, pc_conv_shape s) {
 }
 
 static void test_conv(void) {
-    /* n, c, h, w, k, kh, kw, sh, sw, ph, pw, groups */
-    static const int cases[][12] = {
-        {2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1},  /* plain 3x3 same */
-        {2, 4, 7, 6, 6, 3, 3, 2, 2, 1, 1, 2},  /* stride 2, groups 2 */
-        {2, 4, 6, 5, 4, 3, 3, 1, 1, 1, 1, 4},  /* depthwise */
-        {1, 4, 7, 7, 8, 3, 2, 2, 1, 0, 1, 4},  /* depthwise x2, non-square kernel/stride */
-        {2, 2, 4, 9, 3, 3, 5, 1, 3, 1, 2, 1},  /* non-square everything */
-        {1, 3, 3, 4, 2, 5, 3, 1, 1, 2, 1, 1},  /* kernel taller than the input */
-        {2, 3, 8, 7, 4, 2, 2, 3, 3, 0, 0, 1},  /* stride > kernel: skipped inputs */
-        {1, 6, 5, 5, 6, 1, 1, 2, 2, 0, 0, 3},  /* 1x1, stride 2, groups 3 */
-        {3, 1, 4, 4, 2, 4, 4, 1, 1, 3, 3, 1},  /* "full" padding */
-        {2, 2, 9, 8, 4, 5, 5, 2, 2, 2, 2, 2},  /* 5x5 stride 2 pad 2 */
+    /* n, c, h, w, k, kh, kw, sh, sw, ph, pw, groups, dilation h, w */
+    static const int cases[][14] = {
+        {2, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* plain 3x3 same */
+        {2, 4, 7, 6, 6, 3, 3, 2, 2, 1, 1, 2, 1, 1},  /* stride 2, groups 2 */
+        {2, 4, 6, 5, 4, 3, 3, 1, 1, 1, 1, 4, 1, 1},  /* depthwise */
+        {1, 4, 7, 7, 8, 3, 2, 2, 1, 0, 1, 4, 1, 1},  /* depthwise x2, non-square kernel/stride */
+        {2, 2, 4, 9, 3, 3, 5, 1, 3, 1, 2, 1, 1, 1},  /* non-square everything */
+        {1, 3, 3, 4, 2, 5, 3, 1, 1, 2, 1, 1, 1, 1},  /* kernel taller than the input */
+        {2, 3, 8, 7, 4, 2, 2, 3, 3, 0, 0, 1, 1, 1},  /* stride > kernel: skipped inputs */
+        {1, 6, 5, 5, 6, 1, 1, 2, 2, 0, 0, 3, 1, 1},  /* 1x1, stride 2, groups 3 */
+        {3, 1, 4, 4, 2, 4, 4, 1, 1, 3, 3, 1, 1, 1},  /* "full" padding */
+        {2, 2, 9, 8, 4, 5, 5, 2, 2, 2, 2, 2, 1, 1},  /* 5x5 stride 2 pad 2 */
+        {2, 3, 7, 7, 4, 3, 3, 1, 1, 2, 2, 1, 2, 2},  /* dilation 2, "same" */
+        {1, 4, 9, 8, 4, 3, 3, 2, 2, 1, 3, 2, 3, 2},  /* dilation 3x2, strided, grouped */
+        {2, 4, 6, 6, 4, 3, 3, 1, 1, 4, 4, 4, 4, 4},  /* depthwise, dilation 4: taps in padding */
+        {1, 2, 8, 9, 3, 2, 3, 1, 2, 0, 1, 1, 5, 3},  /* even non-square kernel dilated */
     };
     for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
         const int *a = cases[i];
         pc_conv_shape s = {.n = a[0], .c = a[1], .h = a[2], .w = a[3], .k = a[4], .kh = a[5],
                            .kw = a[6], .sh = a[7], .sw = a[8], .ph = a[9], .pw = a[10],
-                           .groups = a[11]};
+                           .groups = a[11], .dil_h = a[12], .dil_w = a[13]};
         test_conv_case(i, s);
     }
 }
@@ -307,17 +311,23 @@ static double pool_loss(void *p) {
 }
 
 static void test_pool(void) {
-    /* n, c, h, w, kh, kw, sh, sw, ph, pw */
-    static const int cases[][10] = {
-        {2, 2, 4, 4, 2, 2, 2, 2, 0, 0}, {1, 3, 5, 5, 3, 3, 2, 2, 1, 1},
-        {2, 1, 5, 6, 3, 2, 1, 2, 1, 1}, {1, 2, 7, 5, 3, 3, 1, 1, 1, 1},
-        {1, 1, 6, 7, 2, 3, 3, 2, 1, 1}, {2, 2, 5, 5, 5, 5, 1, 1, 2, 2},
-        {1, 2, 7, 7, 3, 3, 2, 2, 0, 0},
+    /* n, c, h, w, kh, kw, sh, sw, ph, pw, ceil_mode, count_pad (average) */
+    static const int cases[][12] = {
+        {2, 2, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0}, {1, 3, 5, 5, 3, 3, 2, 2, 1, 1, 0, 0},
+        {2, 1, 5, 6, 3, 2, 1, 2, 1, 1, 0, 0}, {1, 2, 7, 5, 3, 3, 1, 1, 1, 1, 0, 0},
+        {1, 1, 6, 7, 2, 3, 3, 2, 1, 1, 0, 0}, {2, 2, 5, 5, 5, 5, 1, 1, 2, 2, 0, 0},
+        {1, 2, 7, 7, 3, 3, 2, 2, 0, 0, 0, 0},
+        {1, 2, 7, 7, 2, 2, 2, 2, 0, 0, 1, 0}, /* ceil: a last window cut at the border */
+        {2, 1, 6, 8, 3, 3, 2, 2, 1, 1, 1, 1}, /* ceil cutting past the padding, padding counted */
+        {1, 2, 5, 6, 3, 3, 1, 1, 1, 1, 0, 1}, /* Inception's 3x3/1 average, padding counted */
+        {1, 1, 9, 7, 3, 2, 3, 2, 1, 1, 1, 1}, /* ceil, non-square, stride 3 */
+        {1, 1, 10, 10, 3, 3, 2, 2, 1, 1, 1, 0}, /* ceil giving the floor size (the rule) */
     };
     for (int idx = 0; idx < (int)(sizeof cases / sizeof cases[0]); idx++) {
         const int *a = cases[idx];
         pc_pool_shape s = {.n = a[0], .c = a[1], .h = a[2], .w = a[3], .kh = a[4], .kw = a[5],
-                           .sh = a[6], .sw = a[7], .ph = a[8], .pw = a[9]};
+                           .sh = a[6], .sw = a[7], .ph = a[8], .pw = a[9], .ceil_mode = a[10],
+                           .count_pad = a[11]};
         CHECK(pc_pool_shape_finish(&s) == 0, "pool case %d: bad shape", idx);
         const int64_t nx = (int64_t)s.n * s.c * s.h * s.w, ny = (int64_t)s.n * s.c * s.oh * s.ow;
         /* distinct values at least 0.05 apart (in random order), so no max ever ties or
@@ -395,6 +405,27 @@ static void test_pool_hand(void) {
     int ok = 1;
     for (int i = 0; i < 4; i++) ok &= y2[i] == -1 && am2[i] == 0;
     CHECK(ok, "hand maxpool negative padding: %g %d", y2[3], am2[3]);
+
+    /* ceil-mode sizes, as PyTorch's nn.MaxPool2d(k, s, p, ceil_mode=True) gives them
+     * (GoogLeNet's 112 -> 56 -> 28; a last window starting in the padding is dropped) */
+    static const int sizes[][5] = {{112, 3, 2, 0, 56}, {56, 3, 2, 0, 28}, {14, 2, 2, 0, 7},
+                                   {10, 3, 2, 1, 6}, {6, 3, 2, 1, 4}, {7, 2, 2, 0, 4}};
+    for (int i = 0; i < 6; i++)
+        CHECK(pc_pool_out_size(sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3], 1) ==
+                  sizes[i][4], "ceil-mode size of %d: %d", sizes[i][0],
+              pc_pool_out_size(sizes[i][0], sizes[i][1], sizes[i][2], sizes[i][3], 1));
+    /* nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=True) on 1..16 (4x4): the
+     * last column's windows count the padding column but not the column past it */
+    pc_pool_shape s4 = {.n = 1, .c = 1, .h = 4, .w = 4, .kh = 3, .kw = 3, .sh = 2, .sw = 2,
+                        .ph = 1, .pw = 1, .ceil_mode = 1, .count_pad = 1};
+    CHECK(pc_pool_shape_finish(&s4) == 0 && s4.oh == 3 && s4.ow == 3, "ceil avgpool shape");
+    float x4[16], y4[9];
+    for (int i = 0; i < 16; i++) x4[i] = (float)(i + 1);
+    const float want4[9] = {14 / 9.f, 30 / 9.f, 2, 57 / 9.f, 11, 6, 4.5f, 7.5f, 4};
+    ref_avgpool_forward(&s4, x4, y4);
+    ok = 1;
+    for (int i = 0; i < 9; i++) ok &= fabsf(y4[i] - want4[i]) < 1e-6f;
+    CHECK(ok, "hand avgpool ceil_mode count_include_pad: %g %g %g", y4[0], y4[2], y4[8]);
 
     /* 3x3 stride 1 pad 1 avgpool on 1..9, count_include_pad=False */
     pc_pool_shape s3 = {.n = 1, .c = 1, .h = 3, .w = 3, .kh = 3, .kw = 3, .sh = 1, .sw = 1,

@@ -226,14 +226,16 @@ static void print_layer(const pc_model *m, int i) {
     }
     char what[64] = "";
     if (l->kind == PC_L_CONV)
-        snprintf(what, sizeof what, "%dx%d/%d pad %d%s", l->kh, l->kw, l->sh, l->ph,
+        snprintf(what, sizeof what, "%dx%d/%d pad %d%s%s", l->kh, l->kw, l->sh, l->ph,
+                 l->dilation > 1 ? " dilated" : "",
                  l->groups > 1 ? (l->groups == l->c ? " depthwise" : " grouped") : "");
     else if (l->kind == PC_L_MAXPOOL || l->kind == PC_L_AVGPOOL)
-        snprintf(what, sizeof what, "%dx%d/%d pad %d", l->kh, l->kw, l->sh, l->ph);
+        snprintf(what, sizeof what, "%dx%d/%d pad %d%s%s", l->kh, l->kw, l->sh, l->ph,
+                 l->ceil_mode ? " ceil" : "", l->count_pad ? " +padding" : "");
     if (l->act) strcat(what, l->act == PC_ACT_RELU ? " +relu" : " +gelu");
     char shape[48];
     snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
-    printf("%4d  %-28s %-10s %-8s %-22s %16s %10lld %12.2f\n", i, l->name,
+    printf("%4d  %-28s %-10s %-8s %-26s %16s %10lld %12.2f\n", i, l->name,
            pc_layer_kind_name(l->kind), from, what, shape, (long long)(l->weight_n + l->bias_n),
            l->flops / 1e6);
 }
@@ -250,7 +252,7 @@ int cmd_inspect(int argc, char **argv) {
     if (st != PC_OK) return report(st);
     printf("%s: model %s (%s)\n", argv[1], m->name,
            pc_onnx_is_onnx_path(argv[1]) ? "ONNX, as parcnn imports it" : "parcnn safetensors");
-    printf("%4s  %-28s %-10s %-8s %-22s %16s %10s %12s\n", "#", "layer", "kind", "from", "",
+    printf("%4s  %-28s %-10s %-8s %-26s %16s %10s %12s\n", "#", "layer", "kind", "from", "",
            "output CxHxW", "params", "MFLOP/img");
     for (int i = 0; i < m->n_layers; i++) print_layer(m, i);
     printf("total: %lld parameters, %lld batch-norm statistics, %.2f MFLOP per image forward, "

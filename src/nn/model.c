@@ -415,6 +415,9 @@ pc_status pc_build_init(pc_build *b, pc_layer *l) {
                              b->sec->kind, v);
     const pc_layer *in = pc_build_input(b, 0);
     int d = in->c * l->kh * l->kw;
+    if (l->dilation != 1)
+        return pc_build_fail(b, "[%s] init=whiten whitens contiguous patches: not with dilation=%d",
+                             b->sec->kind, l->dilation);
     if (!pc_build_reads_images(b) || l->groups != 1 || (l->filters != d && l->filters != 2 * d))
         return pc_build_fail(b, "[%s] init=whiten needs a conv on the input images with %d or %d "
                              "filters (one or two per %dx%dx%d patch value)",

@@ -59,6 +59,8 @@ typedef struct {
     /* hyper-parameters (those that apply to the kind) */
     int filters, kh, kw, sh, sw, ph, pw, groups, bias; /* conv; dense uses filters as units */
     int ph_end, pw_end;         /* pad: bottom and right (ph, pw: top and left) */
+    int dilation;               /* conv: taps this far apart (1: an ordinary kernel) */
+    int ceil_mode, count_pad;   /* pools: ceil mode; average: divisor counts the padding */
     float rate;                 /* dropout */
     float scale;                /* dense: output multiplier (1 = none; airbench's logits 1/9) */
     float eps, momentum;        /* batch norm (PyTorch convention: new = (1-m) old + m batch) */

@@ -193,7 +193,7 @@ static void emit_conv(builder *b, const pc_model *m, const pc_layer *l, const ch
     if (l->bias_n) in[2] = add_param(b, m, l, "bias", m->params + l->bias_off, bias, sizeof bias);
     Onnx__NodeProto *nd = add_node(b, "Conv", join(name, sizeof name, l->name, "/Conv"), in,
                                    l->bias_n ? 3 : 2, out);
-    int64_t k[2] = {l->kh, l->kw}, s[2] = {l->sh, l->sw}, d[2] = {1, 1};
+    int64_t k[2] = {l->kh, l->kw}, s[2] = {l->sh, l->sw}, d[2] = {l->dilation, l->dilation};
     int64_t p[4] = {l->ph, l->pw, l->ph, l->pw};
     attr_ints(b, nd, "kernel_shape", k, 2);
     attr_ints(b, nd, "strides", s, 2);
@@ -251,7 +251,8 @@ static void emit_pool(builder *b, const pc_layer *l, const char *x, const char *
     attr_ints(b, nd, "kernel_shape", k, 2);
     attr_ints(b, nd, "strides", s, 2);
     attr_ints(b, nd, "pads", p, 4);
-    if (l->kind == PC_L_AVGPOOL) attr_int(b, nd, "count_include_pad", 0);
+    if (l->ceil_mode) attr_int(b, nd, "ceil_mode", 1);
+    if (l->kind == PC_L_AVGPOOL) attr_int(b, nd, "count_include_pad", l->count_pad);
 }
 
 /* a + b; a smaller second input (ResNet option A) is subsampled with a strided Slice and

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/shapes.h"
 #include "onnx/import_graph.h"
 
 static int sole_reader(const imp_graph *g, const char *name, const char *op);
@@ -113,7 +114,8 @@ static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
     PC_TRY(spatial_input(g, nd, &x));
     PC_TRY(imp_input_const(g, nd, 1, 0, &w));
     PC_TRY(imp_input_const(g, nd, 2, 1, &b));
-    PC_TRY(check_ints_attr(g, nd, "dilations", 1));
+    int dil;
+    PC_TRY(square_attr(g, nd, "dilations", 1, &dil));
     imp_layer in = g->layers[x];
     int64_t groups = imp_attr_int(nd, "group", 1);
     if (w->n_dims != 4 || w->dims[2] != w->dims[3] || groups < 1 || w->dims[0] < 1 ||
@@ -122,18 +124,21 @@ static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
                               "%lld dividing the filters", w->name, in.c, (long long)groups);
     PC_TRY(square_attr(g, nd, "kernel_shape", (int)w->dims[2], &k));
     PC_TRY(square_attr(g, nd, "strides", 1, &s));
-    PC_TRY(window_pad(g, nd, &in, k, s, &pad));
-    if (k != w->dims[2] || in.h + 2 * pad < k || in.w + 2 * pad < k)
-        return imp_node_error(g, nd, "kernel %d does not fit its %dx%d input", k, in.h, in.w);
+    const int ext = (k - 1) * dil + 1; /* the dilated kernel's extent (both at most 1024) */
+    PC_TRY(window_pad(g, nd, &in, ext, s, &pad));
+    if (k != w->dims[2] || in.h + 2 * pad < ext || in.w + 2 * pad < ext)
+        return imp_node_error(g, nd, "kernel %d (dilation %d) does not fit its %dx%d input", k,
+                              dil, in.h, in.w);
     char base[64];
     imp_layer *l = layer_on(g, nd, "conv", param_base(w, base, sizeof base), x);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
     l->c = (int)w->dims[0];
-    l->h = (in.h + 2 * pad - k) / s + 1;
-    l->w = (in.w + 2 * pad - k) / s + 1;
+    l->h = (in.h + 2 * pad - ext) / s + 1;
+    l->w = (in.w + 2 * pad - ext) / s + 1;
     l->bias = b != NULL;
-    snprintf(l->keys, sizeof l->keys, "filters=%d size=%d stride=%d pad=%d groups=%lld bias=%d",
-             l->c, k, s, pad, (long long)groups, l->bias);
+    int n = snprintf(l->keys, sizeof l->keys, "filters=%d size=%d stride=%d pad=%d groups=%lld "
+                     "bias=%d", l->c, k, s, pad, (long long)groups, l->bias);
+    if (dil > 1) snprintf(l->keys + n, sizeof l->keys - (size_t)n, " dilation=%d", dil);
     l->weight_n = w->dims[0] * w->dims[1] * k * k;
     PC_TRY(imp_const_floats(g, nd, w, l->weight_n, &l->weight));
     if (b) PC_TRY(imp_const_floats(g, nd, b, l->bias_n = l->c, &l->bias_v));
@@ -199,20 +204,20 @@ static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
     if (in.h + 2 * pad < k || in.w + 2 * pad < k || 2 * pad > k)
         return imp_node_error(g, nd, "window %d with padding %d does not fit the %dx%d input "
                               "(parcnn pads at most half the window)", k, pad, in.h, in.w);
-    int h = (in.h + 2 * pad - k) / s + 1, w = (in.w + 2 * pad - k) / s + 1;
-    if (imp_attr_int(nd, "ceil_mode", 0) &&
-        ((in.h + 2 * pad - k + s - 1) / s + 1 != h || (in.w + 2 * pad - k + s - 1) / s + 1 != w))
-        return imp_node_error(g, nd, "ceil_mode=1 changes the output size here; only floor mode "
-                              "is supported");
+    int64_t ceil_mode = imp_attr_int(nd, "ceil_mode", 0);
+    int64_t count_pad = is_max ? 0 : imp_attr_int(nd, "count_include_pad", 0);
+    if ((ceil_mode != 0 && ceil_mode != 1) || (count_pad != 0 && count_pad != 1))
+        return imp_node_error(g, nd, "ceil_mode and count_include_pad must be 0 or 1");
     if (imp_attr_int(nd, "storage_order", 0))
         return imp_node_error(g, nd, "storage_order=1 is not supported");
-    if (!is_max && pad && imp_attr_int(nd, "count_include_pad", 0))
-        return imp_node_error(g, nd, "count_include_pad=1 with padding is not supported (parcnn "
-                              "averages over the input pixels only)");
     imp_layer *l = layer_on(g, nd, is_max ? "maxpool" : "avgpool", NULL, x);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    l->h = h, l->w = w;
-    snprintf(l->keys, sizeof l->keys, "size=%d stride=%d pad=%d", k, s, pad);
+    l->h = pc_pool_out_size(in.h, k, s, pad, (int)ceil_mode);
+    l->w = pc_pool_out_size(in.w, k, s, pad, (int)ceil_mode);
+    /* the keys only where they are not the default, so that floor-mode files stay as they were */
+    int n = snprintf(l->keys, sizeof l->keys, "size=%d stride=%d pad=%d", k, s, pad);
+    if (ceil_mode) n += snprintf(l->keys + n, sizeof l->keys - (size_t)n, " ceil_mode=1");
+    if (count_pad && pad) snprintf(l->keys + n, sizeof l->keys - (size_t)n, " count_include_pad=1");
     return new_layer_output(g, nd, 0);
 }
 

@@ -41,7 +41,17 @@ CASES = [
     ("minixception", (1, 28, 28), 8),
     ("resnet20", (3, 16, 16), 6),
     ("layers", (3, 12, 12), 6),   # tests/golden/layers.cfg: the layers of imported networks
+    ("windows", (3, 15, 15), 4),  # tests/golden/windows.cfg: dilation, ceil mode, padding counted
 ]
+
+
+def pool_out(n, size, stride, pad, ceil_mode):
+    """nn.MaxPool2d's output size (PyTorch's pooling_output_shape)."""
+    e = n + 2 * pad - size
+    o = (-(-e // stride) if ceil_mode else e // stride) + 1
+    if ceil_mode and (o - 1) * stride >= n + pad:
+        o -= 1
+    return o
 
 # element-wise layers: section -> function of the input
 def hardsigmoid(keys):
@@ -108,6 +118,9 @@ class Graph(nn.Module):
             assert len(refs) == n_in or (kind == "concat" and len(refs) >= 2), (kind, keys)
             inputs = []
             for r in refs:
+                if r == "input":
+                    inputs.append(0)
+                    continue
                 try:
                     rel = int(r)
                 except ValueError:
@@ -122,15 +135,18 @@ class Graph(nn.Module):
             relu = act == "relu"
             c, h, w = shapes[inputs[0]]
 
-            def add_conv(lname, ins, in_c, hh, ww, filters, size, stride, pad, groups, bias, relu_):
-                mod = nn.Conv2d(in_c, filters, size, stride, pad, groups=groups, bias=bool(bias))
+            def add_conv(lname, ins, in_c, hh, ww, filters, size, stride, pad, groups, bias, relu_,
+                         dil=1):
+                mod = nn.Conv2d(in_c, filters, size, stride, pad, dilation=dil, groups=groups,
+                                bias=bool(bias))
                 self.mods[lname.replace(".", "__")] = mod
                 self.params.append((lname + ".weight", mod.weight))
                 if bias:
                     self.params.append((lname + ".bias", mod.bias))
                 self.nodes.append(("module", lname, ins, relu_, None))
-                oh = (hh + 2 * pad - size) // stride + 1
-                ow = (ww + 2 * pad - size) // stride + 1
+                ext = (size - 1) * dil + 1
+                oh = (hh + 2 * pad - ext) // stride + 1
+                ow = (ww + 2 * pad - ext) // stride + 1
                 return (filters, oh, ow)
 
             if kind in ("conv", "sepconv"):
@@ -139,14 +155,15 @@ class Graph(nn.Module):
                 stride = ival(keys, "stride", 1)
                 pad = ival(keys, "pad", 0)
                 bias = ival(keys, "bias", 1)
+                dil = ival(keys, "dilation", 1)
                 if kind == "conv":
                     groups = ival(keys, "groups", 1)
                     shapes.append(add_conv(name, inputs, c, h, w, filters, size, stride, pad,
-                                           groups, bias, relu))
+                                           groups, bias, relu, dil))
                 else:
                     # depthwise size x size (groups = channels, no bias), then pointwise 1x1
                     dw = add_conv(name + ".depthwise", inputs, c, h, w, c, size, stride, pad,
-                                  c, 0, False)
+                                  c, 0, False, dil)
                     shapes.append(dw)
                     shapes.append(add_conv(name + ".pointwise", [len(shapes) - 1], c, dw[1],
                                            dw[2], filters, 1, 1, 0, 1, bias, relu))
@@ -175,13 +192,15 @@ class Graph(nn.Module):
                 size = ival(keys, "size", 2)
                 stride = ival(keys, "stride", size)
                 pad = ival(keys, "pad", 0)
+                ceil = bool(ival(keys, "ceil_mode", 0))
                 if kind == "maxpool":
-                    mod = nn.MaxPool2d(size, stride, pad)
+                    mod = nn.MaxPool2d(size, stride, pad, ceil_mode=ceil)
                 else:
-                    mod = nn.AvgPool2d(size, stride, pad, count_include_pad=False)
+                    mod = nn.AvgPool2d(size, stride, pad, ceil_mode=ceil,
+                                       count_include_pad=bool(ival(keys, "count_include_pad", 0)))
                 self.nodes.append(("fn", name, inputs, relu, mod))
-                shapes.append((c, (h + 2 * pad - size) // stride + 1,
-                               (w + 2 * pad - size) // stride + 1))
+                shapes.append((c, pool_out(h, size, stride, pad, ceil),
+                               pool_out(w, size, stride, pad, ceil)))
             elif kind == "gap":
                 self.nodes.append(("gap", name, inputs, relu, None))
                 shapes.append((c, 1, 1))

@@ -39,7 +39,7 @@ cases = {
     "unsupported_op": model([conv(), helper.make_node("LeakyRelu", ["c"], ["l"], name="leaky")]
                             + [helper.make_node("GlobalAveragePool", ["l"], ["p"], name="pool")]
                             + head[1:], {"w": w, "fc": fc}),
-    "dilation": model([conv(dilations=[2, 2])] + head, {"w": w, "fc": fc}),
+    "dilation": model([conv(dilations=[2, 1])] + head, {"w": w, "fc": fc}),
     "missing_init": model([conv()] + head, {"fc": fc}),
     "input_3d": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 8, 8)),
     "huge_dims": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 1, 100000, 100000)),

@@ -242,6 +242,7 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
         wei_nd = 5;
     }
     dnnl_dims_t strides = {s.sh, s.sw}, pad = {s.ph, s.pw};
+    dnnl_dims_t dilates = {s.dil_h - 1, s.dil_w - 1}; /* oneDNN counts the gaps between taps */
 
     dnnl_memory_desc_t src_md, dst_md, wei_md, bias_md, src_any, dst_any, wei_any, bias_any;
     dnnl_memory_desc_t src_in, dst_in, wei_in;
@@ -261,18 +262,18 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     /* oneDNN's direct algorithm (its Winograd is AVX-512 and forward only; ours is in
      * dnnl_wino.c, chosen above). */
     dnnl_convolution_desc_t fd, bdd, bwd;
-    PCD_TRY(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training,
+    PCD_TRY(dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training,
                                                dnnl_convolution_direct, &src_in, &wei_in,
                                                p->has_bias ? &bias_any : NULL, &dst_any,
-                                               strides, pad, pad),
+                                               strides, dilates, pad, pad),
             "convolution forward descriptor");
-    PCD_TRY(dnnl_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &src_any,
-                                                     &wei_in, &dst_in, strides, pad, pad),
+    PCD_TRY(dnnl_dilated_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &src_any,
+                                                     &wei_in, &dst_in, strides, dilates, pad, pad),
             "convolution backward data descriptor");
-    PCD_TRY(dnnl_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct,
+    PCD_TRY(dnnl_dilated_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct,
                                                         &src_in, &wei_any,
                                                         p->has_bias ? &bias_any : NULL,
-                                                        &dst_in, strides, pad, pad),
+                                                        &dst_in, strides, dilates, pad, pad),
             "convolution backward weights descriptor");
     if (!(p->fwd = relu ? pcd_prim_new_relu(&p->b, &fd, "convolution forward")
                         : pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||

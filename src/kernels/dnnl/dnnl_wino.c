@@ -468,7 +468,8 @@ int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
     const int r = s->kh;
     return x_block && x_block == y_block && x_block % 8 == 0 && s->groups == 1 &&
            (r == 3 || r == 5) && s->kw == r && s->sh == 1 && s->sw == 1 &&
-           s->ph == (r - 1) / 2 && s->pw == s->ph && s->c % x_block == 0 &&
+           s->ph == (r - 1) / 2 && s->pw == s->ph && s->dil_h <= 1 && s->dil_w <= 1 &&
+           s->c % x_block == 0 &&
            s->k % x_block == 0;
 }
 

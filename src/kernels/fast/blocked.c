@@ -372,7 +372,8 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
  * lies inside the plane, so the loop above runs unrolled, with its comparisons in its order
  * (the first cell always replaces the initial -inf, or equals it). */
 static inline int is_2x2_stride2(const pc_pool_shape *s) {
-    return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0;
+    return s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && s->ph == 0 && s->pw == 0 &&
+           2 * s->oh <= s->h && 2 * s->ow <= s->w; /* in ceil mode a last window may be cut */
 }
 
 static inline __attribute__((always_inline)) void
@@ -513,7 +514,7 @@ void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *ar
     DISPATCH(maxpool_backward_b8(s, argmax, dy, dx), maxpool_backward_b16(s, argmax, dy, dx));
 }
 
-/* Average excluding padded cells, summed in double as the reference kernel does. */
+/* Average over the window's real cells (pc_pool_divisor: or the padded window), summed in double as the reference kernel does. */
 static inline __attribute__((always_inline)) void
 avgpool_forward(const pc_pool_shape *s, const float *x, float *y, int B) {
     const int cb = (s->c + B - 1) / B, W = s->w;
@@ -527,7 +528,7 @@ avgpool_forward(const pc_pool_shape *s, const float *x, float *y, int B) {
                 for (int h = win.h0; h < win.h1; h++)
                     for (int w = win.w0; w < win.w1; w++)
                         for (int l = 0; l < B; l++) acc[l] += xp[((int64_t)h * W + w) * B + l];
-                const int cells = (win.h1 - win.h0) * (win.w1 - win.w0);
+                const int cells = pc_pool_divisor(s, oh, ow);
                 float *yo = y + p * yplane + ((int64_t)oh * s->ow + ow) * B;
                 for (int l = 0; l < B; l++) yo[l] = (float)(acc[l] / cells);
             }
@@ -553,7 +554,7 @@ void fast_avgpoolb_backward(const pc_pool_shape *s, int block, const float *dy, 
         for (int oh = 0; oh < s->oh; oh++)
             for (int ow = 0; ow < s->ow; ow++) {
                 const window win = clip(s, oh, ow);
-                const int cells = (win.h1 - win.h0) * (win.w1 - win.w0);
+                const int cells = pc_pool_divisor(s, oh, ow);
                 const float *dyo = dy + p * yplane + ((int64_t)oh * s->ow + ow) * B;
                 for (int h = win.h0; h < win.h1; h++)
                     for (int w = win.w0; w < win.w1; w++)

@@ -29,7 +29,7 @@ void ref_dense_backward(const pc_dense_shape *s, const float *x, const float *w,
 void ref_maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
 void ref_maxpool_backward(const pc_pool_shape *s, const int32_t *argmax, const float *dy,
                           float *dx);
-/* Average pool; padded cells are excluded from the divisor (count_include_pad=False). */
+/* Average pool; the divisor is pc_pool_divisor (padded cells counted only with count_pad). */
 void ref_avgpool_forward(const pc_pool_shape *s, const float *x, float *y);
 void ref_avgpool_backward(const pc_pool_shape *s, const float *dy, float *dx);
 

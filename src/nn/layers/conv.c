@@ -1,5 +1,5 @@
-/* [conv]: 2-D convolution with groups (weight (filters, in/groups, kh, kw), PyTorch's
- * layout), and [sepconv]: a depthwise convolution followed by a pointwise 1x1 one, two
+/* [conv]: 2-D convolution with groups and dilation (weight (filters, in/groups, kh, kw),
+ * PyTorch's layout), and [sepconv]: a depthwise convolution followed by a pointwise 1x1 one, two
  * conv layers from one section. oneDNN (direct or Winograd, fp32 or bf16, reading and
  * writing the channel-blocked layout) or the reference kernel on plain NCHW. */
 #include <string.h>
@@ -12,13 +12,16 @@ static pc_status finish_conv(pc_build *b, pc_layer *l, const pc_layer *in) {
     if (in->c % l->groups || l->filters % l->groups)
         return pc_build_fail(b, "[conv] groups=%d must divide the %d input channels and the %d "
                              "filters", l->groups, in->c, l->filters);
-    int eh = in->h + 2 * l->ph - l->kh, ew = in->w + 2 * l->pw - l->kw;
+    /* the dilated kernel's extent (dilation and size are at most 2^20: 64 bits) */
+    int64_t kh = (int64_t)(l->kh - 1) * l->dilation + 1, kw = (int64_t)(l->kw - 1) * l->dilation + 1;
+    int64_t eh = in->h + 2LL * l->ph - kh, ew = in->w + 2LL * l->pw - kw;
     if (eh < 0 || ew < 0)
-        return pc_build_fail(b, "[%s] kernel %dx%d does not fit the %dx%d input",
-                             pc_build_section(b), l->kh, l->kw, in->h, in->w);
+        return pc_build_fail(b, "[%s] kernel %dx%d%s does not fit the %dx%d input",
+                             pc_build_section(b), l->kh, l->kw,
+                             l->dilation > 1 ? " (dilated)" : "", in->h, in->w);
     l->c = l->filters;
-    l->h = eh / l->sh + 1;
-    l->w = ew / l->sw + 1;
+    l->h = (int)(eh / l->sh + 1);
+    l->w = (int)(ew / l->sw + 1);
     /* in 64 bits, -1 on overflow (then rejected with the limits, see check_sizes) */
     l->weight_n = pc_size_mul(pc_size_mul(l->filters, in->c / l->groups), (int64_t)l->kh * l->kw);
     l->bias_n = l->bias ? l->filters : 0;
@@ -41,6 +44,7 @@ static pc_status read_conv_keys(pc_build *b, pc_layer *l, int in_c) {
     PC_TRY(pc_build_int(b, "stride", 1, 1, &stride));
     PC_TRY(pc_build_int(b, "pad", 0, 0, &pad));
     PC_TRY(pc_build_int(b, "bias", 1, 0, &l->bias));
+    PC_TRY(pc_build_int(b, "dilation", 1, 1, &l->dilation));
     l->kh = l->kw = size;
     l->sh = l->sw = stride;
     l->ph = l->pw = pad;
@@ -60,13 +64,14 @@ static pc_status build_sepconv(pc_build *b, pc_layer *l) {
     l->kh = point.kh; l->kw = point.kw;
     l->sh = point.sh; l->sw = point.sw;
     l->ph = point.ph; l->pw = point.pw;
+    l->dilation = point.dilation;
     l->bias = 0;
     PC_TRY(pc_build_name(b, l, ".depthwise"));
     PC_TRY(finish_conv(b, l, in));
     pc_layer *p = pc_build_push(b, &l);
     if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
     p->filters = point.filters;
-    p->kh = p->kw = p->sh = p->sw = p->groups = 1;
+    p->kh = p->kw = p->sh = p->sw = p->groups = p->dilation = 1;
     p->bias = point.bias;
     PC_TRY(pc_build_activation(b, p));
     PC_TRY(pc_build_name(b, p, ".pointwise"));
@@ -105,7 +110,8 @@ static pc_status conv_setup(pc_exec *ex, int i) {
     layer_state *s = &ex->ls[i];
     s->conv = (pc_conv_shape){.n = ex->batch, .c = in->c, .h = in->h, .w = in->w,
                               .k = l->filters, .kh = l->kh, .kw = l->kw, .sh = l->sh,
-                              .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups};
+                              .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups,
+                              .dil_h = l->dilation, .dil_w = l->dilation};
     pc_conv_shape_finish(&s->conv);
 #ifdef PARCNN_HAVE_DNNL
     if (ex->use_dnnl) {

@@ -1,6 +1,6 @@
 /* [maxpool] and [avgpool]: size x size windows at a stride, zero padding of at most half a
- * window, floor mode; padded cells never win a max and are left out of an average
- * (count_include_pad=False). oneDNN's JIT kernels on plain tensors where it has them, else
+ * window, floor or ceil mode; padded cells never win a max and are left out of an average
+ * unless count_include_pad=1 (see pc_pool_shape). oneDNN's JIT kernels on plain tensors where it has them, else
  * the vectorized C kernels (plain max pooling, blocked both) or the reference kernels. */
 #include "kernels/ref/ref.h"
 #include "nn/layer.h"
@@ -12,17 +12,30 @@ static pc_status pool_build(pc_build *b, pc_layer *l) {
     PC_TRY(pc_build_int(b, "size", 2, 1, &size));
     PC_TRY(pc_build_int(b, "stride", size, 1, &stride));
     PC_TRY(pc_build_int(b, "pad", 0, 0, &pad));
+    PC_TRY(pc_build_int(b, "ceil_mode", 0, 0, &l->ceil_mode));
+    if (l->kind == PC_L_AVGPOOL) PC_TRY(pc_build_int(b, "count_include_pad", 0, 0, &l->count_pad));
+    if (l->ceil_mode > 1 || l->count_pad > 1)
+        return pc_build_fail(b, "[%s] ceil_mode and count_include_pad are 0 or 1", k);
     if (2 * pad > size) return pc_build_fail(b, "[%s] pad=%d is more than half of size=%d", k, pad, size);
     l->kh = l->kw = size;
     l->sh = l->sw = stride;
     l->ph = l->pw = pad;
-    int eh = in->h + 2 * pad - size, ew = in->w + 2 * pad - size;
-    if (eh < 0 || ew < 0)
+    l->h = pc_pool_out_size(in->h, size, stride, pad, l->ceil_mode);
+    l->w = pc_pool_out_size(in->w, size, stride, pad, l->ceil_mode);
+    if (l->h == 0 || l->w == 0)
         return pc_build_fail(b, "[%s] window %d does not fit the %dx%d input", k, size, in->h, in->w);
-    l->h = eh / stride + 1;
-    l->w = ew / stride + 1;
     l->flops = pc_size_mul(pc_layer_out_size(l), (int64_t)size * size); /* -1: overflow */
     return PC_OK;
+}
+
+/* Whether the plain-layout fast kernels (oneDNN's, and the vectorized max pool) compute
+ * this shape: not when ceil mode adds windows that run past the padding, nor for an
+ * average that counts the padding. */
+static int plain_fast_fits(const pc_pool_shape *s, int is_max) {
+    pc_pool_shape floor = *s;
+    floor.ceil_mode = 0;
+    pc_pool_shape_finish(&floor);
+    return floor.oh == s->oh && floor.ow == s->ow && (is_max || !s->count_pad);
 }
 
 static pc_status pool_setup(pc_exec *ex, int i) {
@@ -30,10 +43,12 @@ static pc_status pool_setup(pc_exec *ex, int i) {
     layer_state *s = &ex->ls[i];
     const int is_max = l->kind == PC_L_MAXPOOL;
     s->pool = (pc_pool_shape){.n = ex->batch, .c = in->c, .h = in->h, .w = in->w, .kh = l->kh,
-                              .kw = l->kw, .sh = l->sh, .sw = l->sw, .ph = l->ph, .pw = l->pw};
+                              .kw = l->kw, .sh = l->sh, .sw = l->sw, .ph = l->ph, .pw = l->pw,
+                              .ceil_mode = l->ceil_mode, .count_pad = l->count_pad};
     pc_pool_shape_finish(&s->pool);
 #ifdef PARCNN_HAVE_DNNL
-    if (ex->use_dnnl && !s->blocked) { /* blocked: the C kernels */
+    /* blocked: the C kernels */
+    if (ex->use_dnnl && !s->blocked && plain_fast_fits(&s->pool, is_max)) {
         s->dpool = pc_dnnl_pool_create(&s->pool, is_max);
         if (!s->dpool) return PC_ERR_INTERNAL; /* message set by the plan */
         if (!pc_dnnl_pool_jit(s->dpool)) { /* the C kernels are faster than its generic code */
@@ -44,9 +59,10 @@ static pc_status pool_setup(pc_exec *ex, int i) {
     if (s->dpool) return PC_OK;
 #endif
     if (is_max) { /* the C kernels' argmax */
+        const int plain_fast = ex->use_dnnl && !s->blocked && plain_fast_fits(&s->pool, 1);
         s->argmax = pc_alloc(sizeof(int32_t) * pc_exec_out_floats(ex, i));
-        if (!s->blocked) s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
-        if (!s->argmax || (!s->blocked && !s->pool_scratch)) return PC_ERR_NOMEM;
+        if (plain_fast) s->pool_scratch = pc_alloc(fast_maxpool_scratch(&s->pool));
+        if (!s->argmax || (plain_fast && !s->pool_scratch)) return PC_ERR_NOMEM;
     }
     return PC_OK;
 }
@@ -63,7 +79,7 @@ static void pool_forward(pc_exec *ex, int i, int train, float *y) {
 #endif
     if (s->blocked && is_max) fast_maxpoolb_forward(&s->pool, B, x, y, s->argmax);
     else if (s->blocked) fast_avgpoolb_forward(&s->pool, B, x, y);
-    else if (is_max && ex->use_dnnl) fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
+    else if (is_max && s->pool_scratch) fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
     else if (is_max) ref_maxpool_forward(&s->pool, x, y, s->argmax);
     else ref_avgpool_forward(&s->pool, x, y);
 }
