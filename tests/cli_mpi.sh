@@ -134,7 +134,7 @@ acc1=$(csv_col test_accuracy 1) acc2=$(csv_col test_accuracy 2)
 PARCNN_MPIRUN=false "$parcnn" bench scaling --ranks 2 --workers 1 --limit 256 --eval-limit 128 --repeat 1 \
     --no-threads-run --out "$tmp/bench-fail" > "$tmp/bench-fail.log" 2>&1
 rc=$?
-[ $rc = 1 ] && grep -q "^parcnn bench: 2 rank(s) x 1 worker(s) x 1 thread(s): false exited with status 1" "$tmp/bench-fail.log" \
+[ $rc = 1 ] && grep -q "^parcnn bench: simple-cnn, batch 128: 2 rank(s) x 1 worker(s) x 1 thread(s): false exited with status 1" "$tmp/bench-fail.log" \
     && ok "bench scaling: a failed mpirun child names the configuration and its exit status" || { bad "failed child (exit $rc):"; cat "$tmp/bench-fail.log"; }
 mpi 2 "$parcnn" bench scaling --ranks 2 --out "$tmp/bench-nested" > "$tmp/bench-nested.log" 2>&1
 rc=$?

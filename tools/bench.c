@@ -1,12 +1,8 @@
-/* parcnn bench scaling: the sequential-versus-parallel experiment. Trains the same
- * model on the same data with each (MPI ranks, workers) configuration (and once with
- * one worker using all cores through intra-op threads) and reports time, speedup,
- * efficiency and the final test metrics, as a table, a CSV file and an SVG chart.
- * One-rank runs train in this process; runs on several ranks are `parcnn train`
- * under mpirun, as child processes.
- * Also: bench comm (the MPI gradient exchange), bench loader (the input pipeline) and
- * bench gemm (the machine's GEMM peak through oneDNN's matmul) and bench conv (one
- * convolution layer, direct against Winograd). */
+/* parcnn bench: the benchmarks. scaling (the sequential-versus-parallel experiment across
+ * models and batches) is tools/bench_scaling.c, predict tools/bench_predict.c, strategies
+ * tools/bench_strategies.c; here bench comm (the MPI gradient exchange), bench loader (the
+ * input pipeline), bench gemm (the machine's GEMM peak through oneDNN's matmul) and bench
+ * conv (one convolution layer, direct against Winograd). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -16,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -29,268 +24,17 @@
 
 #include "core/common.h"
 #include "cli.h"
-#include "core/svg.h"
 #include "data/augment.h"
 #include "data/folder.h"
 #include "comm/comm.h"
 #include "train/pool.h"
 #include "train/train.h"
 
-#define MAX_RUNS 32
-
 int cmd_bench_strategies(int argc, char **argv); /* tools/bench_strategies.c */
-#define MAX_REPEAT 15
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-typedef struct {
-    int ranks, workers, threads;
-    int child;           /* 1: `parcnn train` under mpirun; 0: in this process */
-    pc_train_result r;
-} bench_run;
-
-/* Cores the run keeps busy: its replicas (ranks x workers) times intra-op threads. */
-static int cores_used(const bench_run *b) { return b->ranks * b->workers * b->threads; }
-
-static double seconds_per_epoch(const bench_run *b) {
-    return b->r.train_seconds / b->r.epochs_run;
-}
-
-static const char bench_help[] =
-    "usage: parcnn bench scaling [options]\n"
-    "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
-    "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
-    "       parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16]  (GEMM peak)\n"
-    "       parcnn bench conv [--channels C] [--filters K] [--size S] [--kernel R] ...\n"
-    "       parcnn bench predict --model NAME|FILE [--batch LIST] [--precision bf16]\n"
-    "                            (inference latency and throughput)\n"
-    "       parcnn bench strategies [--ranks P] [train flags]  (sync strategies, see --help)\n"
-    "Train the same model with each (ranks, workers) configuration and compare against\n"
-    "1 rank x 1 worker: seconds per epoch, images/s, speedup, efficiency (speedup per\n"
-    "core used, ranks x workers x threads), final test accuracy and loss. Also runs one\n"
-    "worker with all cores as intra-op threads. Results are identical across ranks and\n"
-    "workers by construction; the table shows it.\n"
-    "\n"
-    "  --model NAME|FILE   (default simple-cnn)\n"
-    "  --data SPEC         (default fashion-mnist)\n"
-    "  --epochs N          (default 1)\n"
-    "  --workers LIST      comma-separated worker counts (default 1,2)\n"
-    "  --ranks LIST        comma-separated MPI rank counts (default 1); every rank count\n"
-    "                      above 1 runs with each worker count as `parcnn train` under\n"
-    "                      `mpirun -np R --oversubscribe --bind-to none` (env PARCNN_MPIRUN\n"
-    "                      names another launcher), its output in DIR/runs/rR-wW/\n"
-    "  --batch N           global batch (default 128)\n"
-    "  --shard-size N      (default 32)\n"
-    "  --limit N           training images (default all)\n"
-    "  --eval-limit N      test images (default all)\n"
-    "  --no-threads-run    skip the one-worker-many-threads run\n"
-    "  --repeat N          run every configuration N times, interleaved, and report the\n"
-    "                      median epoch time (default 3)\n"
-    "  --out DIR           write DIR/scaling.csv and DIR/scaling.svg (default bench-out)\n"
-    "Start it without mpirun: it launches the multi-rank runs itself.\n";
-
-static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        char *end;
-        long v = strtol(tok, &end, 10);
-        if (*end || v < 1 || v > 1024 || n == max) return -1;
-        out[n++] = (int)v;
-    }
-    return n;
-}
-
-/* The baseline, 1, goes first: moved there, or added (the list has room for one more). */
-static int one_first(int *list, int n) {
-    int k = 0;
-    while (k < n && list[k] != 1) k++;
-    if (k == n) n++;
-    memmove(list + 1, list, sizeof(int) * k);
-    list[0] = 1;
-    return n;
-}
-
-static void write_csv(FILE *f, const bench_run *runs, int n, const char *model) {
-    double base = seconds_per_epoch(&runs[0]);
-    fprintf(f, "model,ranks,workers,threads,seconds_per_epoch,images_per_second,speedup,"
-               "efficiency,test_accuracy,test_loss\n");
-    for (int i = 0; i < n; i++) {
-        double spe = seconds_per_epoch(&runs[i]), speedup = base / spe;
-        fprintf(f, "%s,%d,%d,%d,%.3f,%.1f,%.3f,%.3f,%.4f,%.4f\n", model, runs[i].ranks,
-                runs[i].workers, runs[i].threads, spe, runs[i].r.images_per_second, speedup,
-                speedup / cores_used(&runs[i]), runs[i].r.test_accuracy, runs[i].r.test_loss);
-    }
-}
-
-/* Speedup against cores used: the one-thread runs of each rank count as circles joined
- * by a line (one colour per rank count), thread runs as squares, and the ideal y = x. */
-static void write_svg(FILE *f, const bench_run *runs, int n, const char *model) {
-    static const char *const colours[] = {"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e",
-                                          "#8c564b", "#e377c2"};
-    double base = seconds_per_epoch(&runs[0]), xmax = 1, ymax = 1;
-    int multi_rank = 0;
-    for (int i = 0; i < n; i++) {
-        double cores = cores_used(&runs[i]), sp = base / seconds_per_epoch(&runs[i]);
-        multi_rank |= runs[i].ranks > 1;
-        xmax = cores > xmax ? cores : xmax;
-        ymax = sp > ymax ? sp : ymax;
-    }
-    ymax = ymax > xmax ? ymax : xmax;
-    pc_svg_chart c = {.left = 60, .top = 40, .width = 400, .height = 270, .x0 = 1, .x1 = xmax,
-                      .y0 = 0, .y1 = ymax, .x_integers = 1};
-    char title[256];
-    snprintf(title, sizeof title, "parcnn speedup: %s", model);
-    pc_svg_begin(f, 480, 360);
-    pc_svg_axes(f, &c, title,
-                multi_rank ? "cores used (ranks x workers x threads)" : "cores used (workers x threads)",
-                multi_rank ? "speedup vs 1 rank x 1 worker" : "speedup vs 1 worker");
-    pc_svg_line(f, &c, (double[]){1, xmax}, (double[]){1, xmax}, 2, "gray", 1);
-    pc_svg_text(f, pc_svg_x(&c, xmax) - 40, pc_svg_y(&c, xmax) - 6, "start", 12, "gray", "ideal");
-    /* the one-thread runs come grouped by rank count: one line and colour per group */
-    for (int i = 0, group = 0; i < n; group++) {
-        double xs[MAX_RUNS], ys[MAX_RUNS];
-        int k = 0, ranks = runs[i].ranks;
-        for (; i < n && runs[i].ranks == ranks; i++) {
-            double x = cores_used(&runs[i]), y = base / seconds_per_epoch(&runs[i]);
-            if (runs[i].threads > 1) {
-                pc_svg_marker(f, &c, x, y, "#d62728", 1);
-                pc_svg_text(f, pc_svg_x(&c, x) - 10, pc_svg_y(&c, y) + 4, "end", 12, "#d62728",
-                            "1 worker x %d threads", runs[i].threads);
-                continue;
-            }
-            xs[k] = x, ys[k++] = y;
-            pc_svg_marker(f, &c, x, y, colours[group % 6], 0);
-        }
-        if (k) pc_svg_line(f, &c, xs, ys, k, colours[group % 6], 0);
-        if (multi_rank && k)
-            pc_svg_text(f, pc_svg_x(&c, xs[k - 1]) - 8, pc_svg_y(&c, ys[k - 1]) - 10, "end", 12,
-                        colours[group % 6], "%d rank(s)", ranks);
-    }
-    pc_svg_end(f);
-}
-
-/* ----------------------------------------------------------- running one configuration */
-
-static void describe(const bench_run *b, char *buf, size_t n) {
-    snprintf(buf, n, "%d rank(s) x %d worker(s) x %d thread(s)", b->ranks, b->workers,
-             b->threads);
-}
-
-static void describe_status(int status, char *buf, size_t n) {
-    if (WIFSIGNALED(status)) snprintf(buf, n, "was killed by signal %d", WTERMSIG(status));
-    else snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
-}
-
-/* From the child's output: that it really ran on `ranks` ranks (an mpirun of another MPI
- * than parcnn's starts independent single-rank copies), and the test metrics of its
- * "final:" line. These are printed with the same %.4f as the table, so a multi-rank row
- * matches the one-rank rows digit for digit. */
-static pc_status read_log(const char *log, int ranks, pc_train_result *r) {
-    FILE *f = fopen(log, "r");
-    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", log, strerror(errno));
-    char line[1024], expect[64];
-    snprintf(expect, sizeof expect, "parcnn: %d MPI ranks x ", ranks);
-    int ran_on_ranks = 0, final = 0;
-    while (fgets(line, sizeof line, f)) {
-        ran_on_ranks |= strncmp(line, expect, strlen(expect)) == 0;
-        final |= sscanf(line, "final: test accuracy %lf, test loss %lf", &r->test_accuracy,
-                        &r->test_loss) == 2;
-    }
-    fclose(f);
-    if (!ran_on_ranks)
-        return pc_fail(PC_ERR_DATA, "%s: the run did not start as %d MPI ranks (does the "
-                       "launcher belong to the MPI parcnn was built with?)", log, ranks);
-    if (!final) return pc_fail(PC_ERR_DATA, "%s: no final test metrics", log);
-    return PC_OK;
-}
-
-/* From the child's metrics.jsonl, one line per epoch: epochs, training-step seconds and
- * images (the steps of the fresh run times the global batch). */
-static pc_status read_metrics(const char *path, int batch, pc_train_result *r) {
-    FILE *f = fopen(path, "r");
-    if (!f) return pc_fail(PC_ERR_DATA, "%s: cannot read: %s", path, strerror(errno));
-    char line[2048];
-    double steps = 0;
-    pc_status st = PC_OK;
-    while (st == PC_OK && fgets(line, sizeof line, f)) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
-        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(o, "train_seconds");
-        if (cJSON_IsNumber(step) && cJSON_IsNumber(secs)) {
-            r->epochs_run++;
-            r->train_seconds += secs->valuedouble;
-            steps = step->valuedouble;
-        } else {
-            st = pc_fail(PC_ERR_DATA, "%s: line %d lacks step or train_seconds", path,
-                         r->epochs_run + 1);
-        }
-        cJSON_Delete(o);
-    }
-    fclose(f);
-    if (st == PC_OK && r->epochs_run == 0) st = pc_fail(PC_ERR_DATA, "%s: no epochs", path);
-    r->images_seen = steps * batch;
-    return st;
-}
-
-/* Several ranks: `parcnn train` (this executable) under mpirun, with the benchmark's
- * settings, into OUT/runs/rR-wW; results from its output and metrics.jsonl. */
-static pc_status run_under_mpirun(const pc_train_config *c, const char *out_dir, bench_run *b) {
-    char exe[4096], dir[4096], log[4200], metrics[4200];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len < 0) return pc_fail(PC_ERR_INTERNAL, "/proc/self/exe: %s", strerror(errno));
-    exe[len] = 0;
-    snprintf(dir, sizeof dir, "%s/runs/r%d-w%d", out_dir, b->ranks, b->workers);
-    PC_TRY(pc_mkdirs(dir, "--out"));
-    snprintf(log, sizeof log, "%s/train.log", dir);
-    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
-    const char *mpirun = getenv("PARCNN_MPIRUN");
-    if (!mpirun || !*mpirun) mpirun = "mpirun";
-    char np[16], epochs[16], batch[16], shard[16], seed[32], workers[16], threads[16];
-    char limit[32], eval_limit[32];
-    snprintf(np, sizeof np, "%d", b->ranks);
-    snprintf(epochs, sizeof epochs, "%d", c->epochs);
-    snprintf(batch, sizeof batch, "%d", c->batch);
-    snprintf(shard, sizeof shard, "%d", c->shard_size);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->seed);
-    snprintf(workers, sizeof workers, "%d", b->workers);
-    snprintf(threads, sizeof threads, "%d", b->threads);
-    snprintf(limit, sizeof limit, "%lld", (long long)c->limit);
-    snprintf(eval_limit, sizeof eval_limit, "%lld", (long long)c->eval_limit);
-    const char *argv[48] = {mpirun, "-np", np, "--oversubscribe", "--bind-to", "none", exe,
-                            "train", "--model", c->model, "--data", c->data, "--epochs", epochs,
-                            "--batch", batch, "--shard-size", shard, "--seed", seed,
-                            "--workers", workers, "--threads", threads, "--no-progress",
-                            "--out", dir, "--overwrite"};
-    int n = 0;
-    while (argv[n]) n++;
-    if (c->limit > 0) { argv[n++] = "--limit"; argv[n++] = limit; }
-    if (c->eval_limit > 0) { argv[n++] = "--eval-limit"; argv[n++] = eval_limit; }
-    argv[n] = NULL;
-    int status;
-    PC_TRY(cli_spawn_logged(argv, log, "is Open MPI installed? PARCNN_MPIRUN names another launcher", &status));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char how[64];
-        describe_status(status, how, sizeof how);
-        return pc_fail(PC_ERR_DATA, "%s %s (its output: %s)", mpirun, how, log);
-    }
-    memset(&b->r, 0, sizeof b->r);
-    PC_TRY(read_log(log, b->ranks, &b->r));
-    PC_TRY(read_metrics(metrics, c->batch, &b->r));
-    b->r.images_per_second = b->r.images_seen / b->r.train_seconds;
-    return PC_OK;
-}
-
-/* One configuration, once. */
-static pc_status run_config(pc_train_config *c, const char *out_dir, bench_run *b) {
-    if (b->child) return run_under_mpirun(c, out_dir, b);
-    c->workers = b->workers;
-    c->threads = b->threads;
-    return pc_train(c, &b->r);
 }
 
 /* parcnn bench comm: time the deterministic gradient exchange (reduce-scatter by
@@ -775,167 +519,32 @@ static int cmd_bench_conv(int argc, char **argv) {
 #endif
 }
 
+static const char bench_help[] =
+    "usage: parcnn bench scaling [--models LIST] [--batches LIST] [--workers LIST] [--ranks LIST]\n"
+    "                            [--recipe NAME] [train flags]   (see parcnn bench scaling --help)\n"
+    "       mpirun -np R parcnn bench comm [--reps N]   (see parcnn bench comm --help)\n"
+    "       parcnn bench loader --data folder:DIR [--augment SPEC] [--image-size N]\n"
+    "       parcnn bench gemm [--size N] [--threads T] [--dtype f32|bf16]  (GEMM peak)\n"
+    "       parcnn bench conv [--channels C] [--filters K] [--size S] [--kernel R] ...\n"
+    "       parcnn bench predict --model NAME|FILE [--batch LIST] [--precision bf16]\n"
+    "                            (inference latency and throughput)\n"
+    "       parcnn bench strategies [--ranks P] [train flags]  (sync strategies, see --help)\n";
+
 int cmd_bench(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } benchmarks[] = {{"scaling", cmd_bench_scaling}, {"comm", cmd_bench_comm},
+                      {"loader", cmd_bench_loader},   {"gemm", cmd_bench_gemm},
+                      {"conv", cmd_bench_conv},       {"predict", cmd_bench_predict},
+                      {"strategies", cmd_bench_strategies}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(bench_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "comm") == 0) return cmd_bench_comm(argc - 1, argv + 1);
-    if (strcmp(argv[1], "loader") == 0) return cmd_bench_loader(argc - 1, argv + 1);
-    if (strcmp(argv[1], "gemm") == 0) return cmd_bench_gemm(argc - 1, argv + 1);
-    if (strcmp(argv[1], "conv") == 0) return cmd_bench_conv(argc - 1, argv + 1);
-    if (strcmp(argv[1], "predict") == 0) return cmd_bench_predict(argc - 1, argv + 1);
-    if (strcmp(argv[1], "strategies") == 0) return cmd_bench_strategies(argc - 1, argv + 1);
-    if (strcmp(argv[1], "scaling") != 0) {
-        fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader, "
-                        "gemm, conv, predict or strategies)\n", argv[1]);
-        return 2;
-    }
-    argv++;
-    argc--;
-    pc_train_config c;
-    pc_train_config_defaults(&c);
-    c.epochs = 1;
-    c.log = NULL;
-    const char *out_dir = "bench-out";
-    int workers[MAX_RUNS] = {1, 2}, n_workers = 2, ranks[MAX_RUNS] = {1}, n_ranks = 1;
-    int ranks_given = 0, threads_run = 1, repeat = 3;
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'}, {"data", 1, 0, 'd'}, {"epochs", 1, 0, 'e'}, {"workers", 1, 0, 'w'},
-        {"ranks", 1, 0, 'R'}, {"batch", 1, 0, 'b'}, {"shard-size", 1, 0, 's'},
-        {"limit", 1, 0, 'l'}, {"eval-limit", 1, 0, 'v'}, {"no-threads-run", 0, 0, 'n'},
-        {"out", 1, 0, 'o'}, {"repeat", 1, 0, 'r'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int o, which = 0;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
-        char flag[32];
-        snprintf(flag, sizeof flag, "--%s", opts[which].name);
-        long v;
-        switch (o) {
-        case 'm': c.model = optarg; break;
-        case 'd': c.data = optarg; break;
-        case 'o': out_dir = optarg; break;
-        case 'n': threads_run = 0; break;
-        case 'h': fputs(bench_help, stdout); return 0;
-        case 'w':
-            n_workers = parse_list(optarg, workers, MAX_RUNS - 1);
-            if (n_workers < 1) {
-                fprintf(stderr, "parcnn bench: --workers %s: expected a list like 1,2,4\n", optarg);
-                return 2;
-            }
-            break;
-        case 'R':
-            n_ranks = parse_list(optarg, ranks, MAX_RUNS - 1);
-            if (n_ranks < 1) {
-                fprintf(stderr, "parcnn bench: --ranks %s: expected a list like 1,2,4\n", optarg);
-                return 2;
-            }
-            ranks_given = 1;
-            break;
-        case 'r':
-            if (parse_long("bench", flag, optarg, 1, MAX_REPEAT, &v)) return 2;
-            repeat = (int)v;
-            break;
-        case 'e': case 'b': case 's': case 'l': case 'v':
-            if (parse_long("bench", flag, optarg, 1, 1L << 30, &v)) return 2;
-            if (o == 'e') c.epochs = (int)v;
-            if (o == 'b') c.batch = (int)v;
-            if (o == 's') c.shard_size = (int)v;
-            if (o == 'l') c.limit = v;
-            if (o == 'v') c.eval_limit = v;
-            break;
-        default:
-            fprintf(stderr, "parcnn bench: unknown or incomplete option '%s'\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "parcnn bench: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    pc_comm *world = pc_comm_world();
-    if (ranks_given && pc_comm_size(world) > 1) {
-        if (pc_comm_rank(world) == 0)
-            fprintf(stderr, "parcnn bench: --ranks: bench starts the multi-rank runs under "
-                            "mpirun itself; run it without mpirun\n");
-        return 2;
-    }
-    n_workers = one_first(workers, n_workers);
-    n_ranks = one_first(ranks, n_ranks);
-#ifndef PARCNN_HAVE_MPI
-    if (n_ranks > 1) {
-        fprintf(stderr, "parcnn bench: --ranks: this parcnn was built without MPI\n");
-        return 2;
-    }
-#endif
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (n_ranks * n_workers + threads_run > MAX_RUNS) {
-        fprintf(stderr, "parcnn bench: %d rank counts x %d worker counts: more than %d runs\n",
-                n_ranks, n_workers, MAX_RUNS);
-        return 2;
-    }
-    /* Rank counts above 1 are child processes; the in-process runs have this process's
-     * ranks (1, unless bench itself runs under mpirun). */
-    bench_run runs[MAX_RUNS];
-    int n = 0;
-    for (int k = 0; k < n_ranks; k++)
-        for (int i = 0; i < n_workers; i++)
-            runs[n++] = (bench_run){.ranks = ranks[k] > 1 ? ranks[k] : pc_comm_size(world),
-                                    .workers = workers[i], .threads = 1, .child = ranks[k] > 1};
-    if (threads_run && cores > 1)
-        runs[n++] = (bench_run){.ranks = pc_comm_size(world), .workers = 1, .threads = (int)cores};
-    printf("parcnn bench scaling: model %s, data %s, %d epoch(s), global batch %d, shard size %d,"
-           " %ld cores\n", c.model, c.data, c.epochs, c.batch, c.shard_size, cores);
-    /* Configurations interleaved, `repeat` times; each keeps its median epoch time. */
-    double secs[MAX_RUNS][MAX_REPEAT];
-    char name[96];
-    for (int rep = 0; rep < repeat; rep++)
-        for (int i = 0; i < n; i++) {
-            describe(&runs[i], name, sizeof name);
-            fprintf(stderr, "run %d/%d: %s...\n", rep + 1, repeat, name);
-            if (run_config(&c, out_dir, &runs[i]) != PC_OK) {
-                fprintf(stderr, "parcnn bench: %s: %s\n", name, pc_last_error());
-                return 1;
-            }
-            secs[i][rep] = runs[i].r.train_seconds;
-        }
-    for (int i = 0; i < n; i++) {
-        qsort(secs[i], repeat, sizeof(double), cmp_double);
-        runs[i].r.train_seconds = secs[i][repeat / 2];
-        runs[i].r.images_per_second = runs[i].r.images_seen / runs[i].r.train_seconds;
-    }
-    printf("%5s %7s %7s %12s %10s %8s %10s %9s %9s\n", "ranks", "workers", "threads", "s/epoch",
-           "images/s", "speedup", "efficiency", "test_acc", "test_loss");
-    double base = seconds_per_epoch(&runs[0]);
-    for (int i = 0; i < n; i++) {
-        double spe = seconds_per_epoch(&runs[i]);
-        printf("%5d %7d %7d %12.2f %10.0f %8.2f %10.2f %9.4f %9.4f\n", runs[i].ranks,
-               runs[i].workers, runs[i].threads, spe, runs[i].r.images_per_second, base / spe,
-               base / spe / cores_used(&runs[i]), runs[i].r.test_accuracy, runs[i].r.test_loss);
-    }
-    printf("(s/epoch: median of %d interleaved runs, training steps only; test metrics after "
-           "the last epoch)\n", repeat);
-    if (n_ranks > 1)
-        printf("(runs on several ranks: parcnn train under mpirun, its output in %s/runs/)\n",
-               out_dir);
-    char path[4096];
-    if (pc_mkdirs(out_dir, "--out") != PC_OK) {
-        fprintf(stderr, "parcnn bench: %s\n", pc_last_error());
-        return 1;
-    }
-    const char *files[2] = {"scaling.csv", "scaling.svg"};
-    for (int k = 0; k < 2; k++) {
-        snprintf(path, sizeof path, "%s/%s", out_dir, files[k]);
-        FILE *f = fopen(path, "w");
-        if (!f) {
-            fprintf(stderr, "parcnn bench: %s: cannot write\n", path);
-            return 1;
-        }
-        if (k == 0) write_csv(f, runs, n, c.model);
-        else write_svg(f, runs, n, c.model);
-        fclose(f);
-        printf("wrote %s\n", path);
-    }
-    return 0;
+    for (size_t i = 0; i < sizeof benchmarks / sizeof benchmarks[0]; i++)
+        if (strcmp(argv[1], benchmarks[i].name) == 0) return benchmarks[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "parcnn bench: unknown benchmark '%s' (expected scaling, comm, loader, "
+                    "gemm, conv, predict or strategies)\n", argv[1]);
+    return 2;
 }

@@ -141,6 +141,12 @@ static int report_bad_flag(const char *cmd, pc_flag_result r) {
 
 int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const char *usage,
                     const char *epilogue, int argc, char **argv) {
+    return cli_parse_flags_owned(cmd, table, opts, usage, epilogue, argc, argv, NULL);
+}
+
+int cli_parse_flags_owned(const char *cmd, const pc_flag *table, void *opts, const char *usage,
+                          const char *epilogue, int argc, char **argv, int *owner) {
+    for (int k = 0; owner && k < argc; k++) owner[k] = -1;
     int n = 0;
     while (table[n].type != PC_FLAG_END) n++;
     struct option *options = build_options(table);
@@ -148,7 +154,10 @@ int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const cha
     int o, rc = 0;
     if (!options || !given) rc = usage_error(cmd, "%s", "out of memory");
     opterr = 0;
+    int before = optind;
     while (rc == 0 && (o = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        for (int k = before; owner && o >= 256 && k < optind; k++) owner[k] = o - 256;
+        before = optind;
         if (o == 1) {
             fputs(usage, stdout);
             cli_print_flags(table, stdout);

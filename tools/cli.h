@@ -26,6 +26,12 @@ int cli_fail(pc_status st);
  * --help, or the exit status of a bad flag after reporting it. */
 int cli_parse_flags(const char *cmd, const pc_flag *table, void *opts, const char *usage,
                     const char *epilogue, int argc, char **argv);
+/* cli_parse_flags, also telling which flag each argument belongs to: owner[k] (argc
+ * entries) is the table index of the flag argv[k] names or is the value of, -1 for the
+ * others (argv[0]; exact only when no argument other than flags was given, the callers'
+ * case: getopt_long moves other arguments behind the flags). */
+int cli_parse_flags_owned(const char *cmd, const pc_flag *table, void *opts, const char *usage,
+                          const char *epilogue, int argc, char **argv, int *owner);
 /* The flags' help: one entry per flag, its paragraph wrapped, its default last. */
 void cli_print_flags(const pc_flag *table, FILE *out);
 
@@ -35,7 +41,8 @@ void cli_print_flags(const pc_flag *table, FILE *out);
 pc_status cli_spawn_logged(const char *const *argv, const char *log, const char *hint,
                            int *status);
 
-/* parcnn bench predict (tools/bench_predict.c). */
+/* parcnn bench predict (tools/bench_predict.c) and bench scaling (tools/bench_scaling.c). */
 int cmd_bench_predict(int argc, char **argv);
+int cmd_bench_scaling(int argc, char **argv);
 
 #endif
