@@ -42,7 +42,7 @@ table = [l.split() for l in open(sys.argv[2]) if l.startswith(("a.cfg", "b.cfg")
 assert len(table) == len(rows) and all(t[:5] == [r["model"], r["batch"], r["ranks"], r["workers"],
                                                  r["threads"]] for t, r in zip(table, rows)), table
 PY
-grep -q "<svg" "$tmp/bench/scaling.svg" && grep -q "b.cfg b64, 1 rank(s)" "$tmp/bench/scaling.svg" \
+grep -q "<svg" "$tmp/bench/scaling.svg" && grep -q "b.cfg, batch 64, 1 rank(s)" "$tmp/bench/scaling.svg" \
     && ok "scaling.svg: a line per model and batch" || bad "scaling.svg"
 
 # a 2-rank child gets the same train flags

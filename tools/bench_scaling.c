@@ -234,11 +234,13 @@ static void write_svg(FILE *f, const bench_run *runs, int n, int sweep) {
             pc_svg_marker(f, &c, x, y, colour, 0);
         }
         if (k) pc_svg_line(f, &c, xs, ys, k, colour, 0);
-        char label[256] = "";
-        if (sweep) snprintf(label, sizeof label, "%s b%d, ", runs[first].model, runs[first].batch);
-        if (k && (sweep || multi_rank))
+        if (k && sweep) /* a legend: the lines of a sweep often lie on top of each other */
+            pc_svg_text(f, c.left + 10, c.top + 14 + 15 * group, "start", 12, colour,
+                        "%s, batch %d, %d rank(s)", runs[first].model, runs[first].batch,
+                        runs[first].ranks);
+        else if (k && multi_rank)
             pc_svg_text(f, pc_svg_x(&c, xs[k - 1]) - 8, pc_svg_y(&c, ys[k - 1]) - 10, "end", 12,
-                        colour, "%s%d rank(s)", label, runs[first].ranks);
+                        colour, "%d rank(s)", runs[first].ranks);
     }
     pc_svg_end(f);
 }

@@ -1180,8 +1180,8 @@ static pc_status monitor_epoch(trainer *t, int epoch, const pc_metrics *vm) {
         say(t, "      %s %.4f did not improve on %.4f (epoch %d)\n", name, value, t->es.best,
             t->es.best_epoch);
     if (t->es.stopped)
-        say(t, "parcnn: early stop after epoch %d: no improvement of %s for %d epochs\n", epoch,
-            name, c->early_stop);
+        say(t, "parcnn: early stop after epoch %d: no improvement of %s for %d epoch%s\n", epoch,
+            name, c->early_stop, c->early_stop == 1 ? "" : "s");
     return PC_OK;
 }
 
