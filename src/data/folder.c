@@ -729,509 +729,572 @@ void pc_image_files_free(pc_image_files *f) {
 static const char *const LAYOUT_HINT =
     "expected DIR/CLASS/*.jpg|jpeg|png, or DIR/train/CLASS and DIR/test/CLASS";
 
-pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_options *opt_in,
-                                 pc_dataset *out, pc_folder_report *report_in) {
-    double t_start = pc_now();
-    memset(out, 0, sizeof *out);
+/* One pc_dataset_load_folder call: its options, what each phase found, and the buffers it
+ * owns until the dataset takes them (load_free frees what is left). */
+typedef struct {
+    const char *dir;
+    int train;
     pc_folder_options opt;
-    if (opt_in) opt = *opt_in;
-    else pc_folder_options_default(&opt);
-    pc_folder_report local_rep;
-    pc_folder_report *rep = report_in ? report_in : opt.report ? opt.report : &local_rep;
-    memset(rep, 0, sizeof *rep);
+    pc_folder_report *rep;
+    const char *cache_dir;    /* a directory for cache files, or NULL */
+    int on_demand;            /* --cache none: samples decoded whenever they are gathered */
+    /* layout and listing */
+    const char *eval_name;    /* DIR's evaluation folder ("test" or "val"), or NULL */
+    int layout;               /* as pc_folder_report's */
+    const char *sub;          /* the folder of the part's classes in DIR ("": DIR itself) */
+    int64_t root_ignored, stray;
+    strlist classes, other;
+    flist files;              /* the images of every class folder in `sub` */
+    int64_t *class_listed;    /* per class: images listed */
+    uint8_t *in_val;          /* per listed image: held out by the split */
+    fentry *part;             /* the part's images (borrowed from `files`), round-robin */
+    int64_t np;
+    int size, dec_c;          /* the side and the channels decoded */
+    size_t hw;
+    /* the cache file */
+    cache_header ch;
+    char *cache_path;
+    int hit_here, from_cache; /* a matching cache file here; on every rank */
+    char **cache_msgs;        /* the bad files' messages the cache file holds */
+    int64_t n_cache_msgs;
+    /* decoding */
+    djob job;
+    uint8_t *pixels, *gray, *kept_flags;
+    int32_t *status, *warn, *labels;
+    uint64_t *sums;
+    char **msgs;
+    int res_c;                /* the channels kept */
+    int64_t kept;
+    pc_image_files *files_od; /* --cache none: the kept files */
+} folder_load;
 
-    if (opt.image_size <= 0) opt.image_size = 32;
-    if (opt.image_size > MAX_IMAGE_SIDE)
-        return pc_fail(PC_ERR_USAGE, "--image-size %d: at most %d", opt.image_size, MAX_IMAGE_SIDE);
-    if (opt.channels != 0 && opt.channels != 1 && opt.channels != 3)
-        return pc_fail(PC_ERR_USAGE, "folder: channels must be 1, 3 or 0 (from the data), not %d", opt.channels);
-    if (!(opt.val_split >= 0.0f && opt.val_split <= 0.9f))
-        return pc_fail(PC_ERR_USAGE, "--val-split %g: expected a fraction in [0, 0.9]", (double)opt.val_split);
-    const char *cache_dir = NULL;
-    const int on_demand = opt.cache && strcmp(opt.cache, "none") == 0;
-    if (opt.cache && opt.cache[0] && strcmp(opt.cache, "memory") != 0 && !on_demand)
-        cache_dir = opt.cache;
-    if (opt.max_pixels <= 0) opt.max_pixels = PC_IMAGE_DEFAULT_MAX_PIXELS;
-    if (!dir || !dir[0]) return pc_fail(PC_ERR_USAGE, "folder: missing directory (folder:DIR)");
-    if (!is_dir(dir)) return pc_fail(PC_ERR_DATA, "folder:%s: not a directory", dir);
+/* The options checked and completed, before anything is read. */
+static pc_status check_options(folder_load *L) {
+    pc_folder_options *o = &L->opt;
+    if (o->image_size <= 0) o->image_size = 32;
+    if (o->image_size > MAX_IMAGE_SIDE)
+        return pc_fail(PC_ERR_USAGE, "--image-size %d: at most %d", o->image_size, MAX_IMAGE_SIDE);
+    if (o->channels != 0 && o->channels != 1 && o->channels != 3)
+        return pc_fail(PC_ERR_USAGE, "folder: channels must be 1, 3 or 0 (from the data), not %d", o->channels);
+    if (!(o->val_split >= 0.0f && o->val_split <= 0.9f))
+        return pc_fail(PC_ERR_USAGE, "--val-split %g: expected a fraction in [0, 0.9]", (double)o->val_split);
+    L->on_demand = o->cache && strcmp(o->cache, "none") == 0;
+    if (o->cache && o->cache[0] && strcmp(o->cache, "memory") != 0 && !L->on_demand)
+        L->cache_dir = o->cache;
+    if (o->max_pixels <= 0) o->max_pixels = PC_IMAGE_DEFAULT_MAX_PIXELS;
+    if (!L->dir || !L->dir[0]) return pc_fail(PC_ERR_USAGE, "folder: missing directory (folder:DIR)");
+    if (!is_dir(L->dir)) return pc_fail(PC_ERR_DATA, "folder:%s: not a directory", L->dir);
+    return PC_OK;
+}
 
-    pc_status s = PC_OK;
-    strlist classes = {0}, other = {0};
-    flist files = {0};
-    int64_t *class_listed = NULL;
-    uint8_t *in_val = NULL;
-    fentry *part = NULL; /* borrowed entries of `files` */
-    int64_t np = 0;
-    uint8_t *pixels = NULL, *gray = NULL, *kept_flags = NULL;
-    int32_t *status = NULL, *warn = NULL, *labels = NULL;
-    uint64_t *sums = NULL;
-    pc_image_files *files_od = NULL; /* --cache none: the kept files */
-    char **msgs = NULL, **cache_msgs = NULL;
-    char *cache_path = NULL;
-    int64_t n_cache_msgs = 0;
-
-    /* -- layout */
-    const char *eval_name = NULL;
+/* DIR's layout (folder.h), the folder that holds the part, and the part's name. */
+static pc_status detect_layout(folder_load *L) {
+    const char *dir = L->dir;
+    pc_folder_report *rep = L->rep;
     char *tpath = pc_path_join(dir, "train"), *epath = pc_path_join(dir, "test"), *vpath = pc_path_join(dir, "val");
     if (!tpath || !epath || !vpath) {
         free(tpath), free(epath), free(vpath);
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     }
     int has_train = is_dir(tpath);
-    if (is_dir(epath)) eval_name = "test";
-    else if (is_dir(vpath)) eval_name = "val";
+    if (is_dir(epath)) L->eval_name = "test";
+    else if (is_dir(vpath)) L->eval_name = "val";
     free(tpath), free(epath), free(vpath);
-    int layout = 0;
-    int64_t root_ignored = 0, stray = 0;
-    if (has_train && eval_name) {
-        layout = 1;
+    if (has_train && L->eval_name) {
+        L->layout = 1;
     } else if (has_train) {
         strlist top;
-        s = list_classes(dir, "", &top, NULL, NULL);
-        if (s != PC_OK) return s;
-        if (top.n == 1) layout = 2; /* only train/ */
+        PC_TRY(list_classes(dir, "", &top, NULL, NULL));
+        if (top.n == 1) L->layout = 2; /* only train/ */
         strlist_free(&top);
     }
-    const char *sub = layout == 0 ? "" : "train";
-    if (layout == 1) {
-        if (opt.val_split > 0) {
+    L->sub = L->layout == 0 ? "" : "train";
+    if (L->layout == 1) {
+        if (L->opt.val_split > 0) {
             return pc_fail(PC_ERR_USAGE,
                            "folder:%s has a %s/ folder for evaluation: --val-split is only for a "
                            "folder without one",
-                           dir, eval_name);
+                           dir, L->eval_name);
         }
-        if (!train) sub = eval_name;
-        rep->part = train ? "train" : eval_name;
+        if (!L->train) L->sub = L->eval_name;
+        rep->part = L->train ? "train" : L->eval_name;
     } else {
-        if (!train && opt.val_split <= 0)
+        if (!L->train && L->opt.val_split <= 0)
             return pc_fail(PC_ERR_USAGE,
                            "folder:%s has no test/ or val/ folder: give --val-split F (e.g. 0.1) "
                            "to hold out part of it for evaluation",
                            dir);
-        rep->part = train ? "train" : "val";
+        rep->part = L->train ? "train" : "val";
     }
-    rep->layout = layout;
-    rep->dir = sub[0] ? pc_path_join(dir, sub) : strdup(dir);
+    rep->layout = L->layout;
+    rep->dir = L->sub[0] ? pc_path_join(dir, L->sub) : strdup(dir);
     if (!rep->dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    return PC_OK;
+}
 
-    /* -- classes */
-    s = list_classes(dir, sub, &classes, &root_ignored, &stray);
-    if (s != PC_OK) goto fail;
-    if (layout == 1) {
-        const char *osub = train ? eval_name : "train";
-        s = list_classes(dir, osub, &other, NULL, NULL);
-        if (s != PC_OK) goto fail;
-        int same = other.n == classes.n;
-        for (int i = 0; same && i < classes.n; i++) same = strcmp(classes.v[i], other.v[i]) == 0;
+/* The class folders of the part (the same as the other part's with train/ and test/). */
+static pc_status list_class_folders(folder_load *L) {
+    const char *dir = L->dir, *eval_name = L->eval_name;
+    PC_TRY(list_classes(dir, L->sub, &L->classes, &L->root_ignored, &L->stray));
+    if (L->layout == 1) {
+        const char *osub = L->train ? eval_name : "train";
+        PC_TRY(list_classes(dir, osub, &L->other, NULL, NULL));
+        int same = L->other.n == L->classes.n;
+        for (int i = 0; same && i < L->classes.n; i++) same = strcmp(L->classes.v[i], L->other.v[i]) == 0;
         if (!same) {
             char diff[1024];
-            const char *tn = train ? "train/" : (eval_name[0] == 't' ? "test/" : "val/");
-            const char *on = train ? (eval_name[0] == 't' ? "test/" : "val/") : "train/";
-            class_diff(&classes, tn, &other, on, diff, sizeof diff);
-            s = pc_fail(PC_ERR_DATA, "folder:%s: train/ and %s/ hold different class folders: %s",
-                        dir, eval_name, diff);
-            goto fail;
+            const char *tn = L->train ? "train/" : (eval_name[0] == 't' ? "test/" : "val/");
+            const char *on = L->train ? (eval_name[0] == 't' ? "test/" : "val/") : "train/";
+            class_diff(&L->classes, tn, &L->other, on, diff, sizeof diff);
+            return pc_fail(PC_ERR_DATA, "folder:%s: train/ and %s/ hold different class folders: %s",
+                           dir, eval_name, diff);
         }
     }
-    if (classes.n == 0) {
-        if (stray)
-            s = pc_fail(PC_ERR_DATA,
-                        "folder:%s: %lld images but no class folders: put each class's images in "
-                        "%s/CLASS/",
-                        rep->dir, (long long)stray, rep->dir);
-        else s = pc_fail(PC_ERR_DATA, "folder:%s: no images found (%s)", dir, LAYOUT_HINT);
-        goto fail;
+    if (L->classes.n == 0) {
+        if (L->stray)
+            return pc_fail(PC_ERR_DATA,
+                           "folder:%s: %lld images but no class folders: put each class's images in "
+                           "%s/CLASS/",
+                           L->rep->dir, (long long)L->stray, L->rep->dir);
+        return pc_fail(PC_ERR_DATA, "folder:%s: no images found (%s)", dir, LAYOUT_HINT);
     }
-    if (classes.n > 1000000) {
-        s = pc_fail(PC_ERR_DATA, "folder:%s: %d class folders is too many", dir, classes.n);
-        goto fail;
-    }
+    if (L->classes.n > 1000000)
+        return pc_fail(PC_ERR_DATA, "folder:%s: %d class folders is too many", dir, L->classes.n);
+    return PC_OK;
+}
 
-    /* -- images */
-    class_listed = calloc((size_t)(unsigned)classes.n, sizeof *class_listed);
-    if (!class_listed) {
-        s = pc_fail(PC_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (int c = 0; c < classes.n; c++) {
-        char *rel = pc_path_join(sub, classes.v[c]);
-        if (!rel) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        s = list_images(dir, rel, c, &files, &class_listed[c], &rep->ignored);
+/* The images of every class folder; each class must have some. */
+static pc_status list_class_images(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    L->class_listed = calloc((size_t)(unsigned)L->classes.n, sizeof *L->class_listed);
+    if (!L->class_listed) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < L->classes.n; c++) {
+        char *rel = pc_path_join(L->sub, L->classes.v[c]);
+        if (!rel) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_status s = list_images(L->dir, rel, c, &L->files, &L->class_listed[c], &rep->ignored);
         free(rel);
-        if (s != PC_OK) goto fail;
+        PC_TRY(s);
     }
-    rep->ignored += root_ignored;
-    if (files.n == 0) {
-        s = pc_fail(PC_ERR_DATA, "folder:%s: no images found in %d class folder%s (%s)", rep->dir,
-                    classes.n, classes.n == 1 ? "" : "s", LAYOUT_HINT);
-        goto fail;
-    }
-    for (int c = 0; c < classes.n; c++)
-        if (class_listed[c] == 0) {
-            s = pc_fail(PC_ERR_DATA, "folder:%s: class folder %s/%s holds no images (.jpg, .jpeg, .png)",
-                        dir, rep->dir, classes.v[c]);
-            goto fail;
-        }
+    rep->ignored += L->root_ignored;
+    if (L->files.n == 0)
+        return pc_fail(PC_ERR_DATA, "folder:%s: no images found in %d class folder%s (%s)", rep->dir,
+                       L->classes.n, L->classes.n == 1 ? "" : "s", LAYOUT_HINT);
+    for (int c = 0; c < L->classes.n; c++)
+        if (L->class_listed[c] == 0)
+            return pc_fail(PC_ERR_DATA, "folder:%s: class folder %s/%s holds no images (.jpg, .jpeg, .png)",
+                           L->dir, rep->dir, L->classes.v[c]);
+    return PC_OK;
+}
 
-    /* -- stratified split */
-    in_val = calloc((size_t)files.n, 1);
-    part = malloc((size_t)files.n * sizeof *part);
-    if (!in_val || !part) {
-        s = pc_fail(PC_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (layout != 1 && opt.val_split > 0) {
-        int64_t first = 0;
-        int64_t *perm = malloc((size_t)files.n * sizeof *perm);
-        if (!perm) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
+/* The stratified split (folder.h): in_val marks the held-out images of every class. */
+static pc_status hold_out(folder_load *L) {
+    int64_t first = 0;
+    int64_t *perm = malloc((size_t)L->files.n * sizeof *perm);
+    if (!perm) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < L->classes.n; c++) {
+        int64_t n = L->class_listed[c];
+        int64_t nval = (int64_t)llround((double)n * (double)L->opt.val_split);
+        if (n >= 2) nval = PC_MAX(1, PC_MIN(nval, n - 1));
+        else nval = 0;
+        for (int64_t i = 0; i < n; i++) perm[i] = i;
+        pc_stream st = {pc_rand64(L->opt.seed, PC_RNG_SPLIT, (uint64_t)c, 0, 0), 0};
+        for (int64_t i = n - 1; i > 0; i--) {
+            int64_t j = (int64_t)pc_stream_below(&st, (uint64_t)i + 1);
+            int64_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
         }
-        for (int c = 0; c < classes.n; c++) {
-            int64_t n = class_listed[c];
-            int64_t nval = (int64_t)llround((double)n * (double)opt.val_split);
-            if (n >= 2) nval = PC_MAX(1, PC_MIN(nval, n - 1));
-            else nval = 0;
-            for (int64_t i = 0; i < n; i++) perm[i] = i;
-            pc_stream st = {pc_rand64(opt.seed, PC_RNG_SPLIT, (uint64_t)c, 0, 0), 0};
-            for (int64_t i = n - 1; i > 0; i--) {
-                int64_t j = (int64_t)pc_stream_below(&st, (uint64_t)i + 1);
-                int64_t t = perm[i];
-                perm[i] = perm[j];
-                perm[j] = t;
-            }
-            for (int64_t i = 0; i < nval; i++) in_val[first + perm[i]] = 1;
-            first += n;
-        }
-        free(perm);
-        if (opt.list_dir) {
-            s = pc_mkdirs(opt.list_dir, "file lists:");
-            if (s == PC_OK) s = write_list(opt.list_dir, "train.txt", &files, in_val, 0);
-            if (s == PC_OK) s = write_list(opt.list_dir, "val.txt", &files, in_val, 1);
-            if (s != PC_OK) goto fail;
-        }
+        for (int64_t i = 0; i < nval; i++) L->in_val[first + perm[i]] = 1;
+        first += n;
     }
-    const int want_val = layout != 1 && !train;
-    for (int64_t i = 0; i < files.n; i++)
-        if (in_val[i] == want_val) part[np++] = files.v[i];
-    s = interleave_classes(part, np, classes.n);
-    if (s != PC_OK) goto fail;
-    rep->listed = np;
-    rep->classes = classes.n;
-    rep->image_size = opt.image_size;
-    rep->class_counts = calloc((size_t)classes.n, sizeof *rep->class_counts);
-    if (!rep->class_counts) {
-        s = pc_fail(PC_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    const int S = opt.image_size;
-    const int dec_c = opt.channels ? opt.channels : 3;
-    const size_t hw = (size_t)S * S;
-    if ((uint64_t)np > SIZE_MAX / (3 * hw)) {
-        s = pc_fail(PC_ERR_NOMEM, "folder:%s: %lld images of %dx%d do not fit in memory", dir,
-                    (long long)np, S, S);
-        goto fail;
-    }
+    free(perm);
+    if (!L->opt.list_dir) return PC_OK;
+    PC_TRY(pc_mkdirs(L->opt.list_dir, "file lists:"));
+    PC_TRY(write_list(L->opt.list_dir, "train.txt", &L->files, L->in_val, 0));
+    return write_list(L->opt.list_dir, "val.txt", &L->files, L->in_val, 1);
+}
 
-    /* -- cache lookup */
-    cache_header ch;
-    memset(&ch, 0, sizeof ch);
-    int res_c = dec_c;
-    int from_cache = 0;
-    if (cache_dir) {
-        char *real = realpath(dir, NULL);
-        const char *canon = real ? real : dir;
-        h128 name_h, key_h;
-        h_init(&name_h);
-        h_str(&name_h, canon);
-        h_str(&name_h, rep->part);
-        h_u64(&name_h, (uint64_t)S);
-        h_u64(&name_h, (uint64_t)opt.channels);
-        h_u64(&name_h, (uint64_t)opt.max_pixels);
-        if (opt.crop_short) h_u64(&name_h, 0x63726f70ull ^ (uint64_t)opt.crop_short);
-        if (layout != 1 && opt.val_split > 0) {
-            float vs = opt.val_split;
-            uint32_t vb;
-            memcpy(&vb, &vs, 4);
-            h_u64(&name_h, vb);
-            h_u64(&name_h, opt.seed);
-        }
-        key_h = name_h;
-        h_u64(&key_h, pc_image_codec_id());
-        h_u64(&key_h, (uint64_t)classes.n);
-        for (int c = 0; c < classes.n; c++) h_str(&key_h, classes.v[c]);
-        h_u64(&key_h, (uint64_t)np);
-        for (int64_t i = 0; i < np; i++) {
-            h_str(&key_h, part[i].rel);
-            h_u64(&key_h, (uint64_t)part[i].label);
-            h_u64(&key_h, (uint64_t)part[i].size);
-            h_u64(&key_h, (uint64_t)part[i].mtime_ns);
-        }
-        h128 nh = h_final(name_h), kh = h_final(key_h);
-        /* a readable, file-system-safe prefix from the folder's name */
-        const char *bn = strrchr(canon, '/');
-        bn = bn && bn[1] ? bn + 1 : canon;
-        char pref[41];
-        int k = 0;
-        for (; bn[k] && k < 40; k++) {
-            char ch0 = bn[k];
-            pref[k] = (ch0 >= 'a' && ch0 <= 'z') || (ch0 >= 'A' && ch0 <= 'Z') || (ch0 >= '0' && ch0 <= '9') ||
-                              ch0 == '-' || ch0 == '_'
-                          ? ch0
-                          : '_';
-        }
-        pref[k] = 0;
-        free(real);
-        char fname[128];
-        snprintf(fname, sizeof fname, "%s-%s-%dpx-%016llx.cache", k ? pref : "folder", rep->part, S,
-                 (unsigned long long)nh.a);
-        s = pc_mkdirs(cache_dir, "--cache");
-        if (s != PC_OK) goto fail;
-        /* a process killed while writing a cache left its temporary (the folder may be
-         * shared between machines: only those of dead local PIDs an hour old) */
-        pc_remove_stale_temporaries(cache_dir, 3600);
-        cache_path = pc_path_join(cache_dir, fname);
-        if (!cache_path) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(ch.magic, CACHE_MAGIC, 8);
-        ch.version = CACHE_VERSION;
-        ch.endian = CACHE_ENDIAN;
-        ch.key_a = kh.a;
-        ch.key_b = kh.b;
-        ch.h = ch.w = (uint32_t)S;
-        ch.classes = (uint32_t)classes.n;
-        ch.listed = (uint64_t)np;
-        from_cache = cache_read(cache_path, &ch, opt.channels, opt.on_bad_skip, &pixels, &kept_flags,
-                                &cache_msgs, &res_c);
-        rep->cache_corrupt = from_cache < 0;
-        if (from_cache < 0) from_cache = 0;
-        rep->cache_file = strdup(cache_path);
-    }
+/* The part's images, round-robin over the classes, and whether their pixels can fit. */
+static pc_status select_part(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    L->in_val = calloc((size_t)L->files.n, 1);
+    L->part = malloc((size_t)L->files.n * sizeof *L->part);
+    if (!L->in_val || !L->part) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (L->layout != 1 && L->opt.val_split > 0) PC_TRY(hold_out(L));
+    const int want_val = L->layout != 1 && !L->train;
+    for (int64_t i = 0; i < L->files.n; i++)
+        if (L->in_val[i] == want_val) L->part[L->np++] = L->files.v[i];
+    PC_TRY(interleave_classes(L->part, L->np, L->classes.n));
+    rep->listed = L->np;
+    rep->classes = L->classes.n;
+    rep->image_size = L->opt.image_size;
+    rep->class_counts = calloc((size_t)L->classes.n, sizeof *rep->class_counts);
+    if (!rep->class_counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    L->size = L->opt.image_size;
+    L->dec_c = L->opt.channels ? L->opt.channels : 3;
+    L->hw = (size_t)L->size * L->size;
+    L->res_c = L->dec_c;
+    if ((uint64_t)L->np > SIZE_MAX / (3 * L->hw))
+        return pc_fail(PC_ERR_NOMEM, "folder:%s: %lld images of %dx%d do not fit in memory", L->dir,
+                       (long long)L->np, L->size, L->size);
+    return PC_OK;
+}
 
-    int hit_here = from_cache;
-    s = all_ranks(opt.comm, hit_here, &from_cache);
-    if (s != PC_OK) goto fail;
-    if (hit_here && !from_cache) { /* another rank missed: all decode, sharing the work */
-        for (int64_t i = 0; i < np; i++) n_cache_msgs += !kept_flags[i];
-        pc_free(pixels);
-        free(kept_flags);
-        pixels = NULL;
-        kept_flags = NULL;
+/* The cache file's name hash (the folder, the part and the settings that shape its pixels)
+ * and its key (also the listing: names, labels, sizes and times of the files). */
+static void cache_hashes(const folder_load *L, const char *canon, h128 *name, h128 *key) {
+    const pc_folder_options *o = &L->opt;
+    h128 name_h, key_h;
+    h_init(&name_h);
+    h_str(&name_h, canon);
+    h_str(&name_h, L->rep->part);
+    h_u64(&name_h, (uint64_t)L->size);
+    h_u64(&name_h, (uint64_t)o->channels);
+    h_u64(&name_h, (uint64_t)o->max_pixels);
+    if (o->crop_short) h_u64(&name_h, 0x63726f70ull ^ (uint64_t)o->crop_short);
+    if (L->layout != 1 && o->val_split > 0) {
+        float vs = o->val_split;
+        uint32_t vb;
+        memcpy(&vb, &vs, 4);
+        h_u64(&name_h, vb);
+        h_u64(&name_h, o->seed);
     }
-    int64_t kept = 0;
-    if (from_cache) {
-        labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
-        if (!labels) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
+    key_h = name_h;
+    h_u64(&key_h, pc_image_codec_id());
+    h_u64(&key_h, (uint64_t)L->classes.n);
+    for (int c = 0; c < L->classes.n; c++) h_str(&key_h, L->classes.v[c]);
+    h_u64(&key_h, (uint64_t)L->np);
+    for (int64_t i = 0; i < L->np; i++) {
+        h_str(&key_h, L->part[i].rel);
+        h_u64(&key_h, (uint64_t)L->part[i].label);
+        h_u64(&key_h, (uint64_t)L->part[i].size);
+        h_u64(&key_h, (uint64_t)L->part[i].mtime_ns);
+    }
+    *name = h_final(name_h);
+    *key = h_final(key_h);
+}
+
+/* "NAME-PART-SIZEpx-HASH.cache", NAME a readable, file-system-safe prefix of the folder's
+ * name. */
+static void cache_file_name(const char *canon, const char *part, int size, uint64_t hash,
+                            char *fname, size_t n) {
+    const char *bn = strrchr(canon, '/');
+    bn = bn && bn[1] ? bn + 1 : canon;
+    char pref[41];
+    int k = 0;
+    for (; bn[k] && k < 40; k++) {
+        char ch0 = bn[k];
+        pref[k] = (ch0 >= 'a' && ch0 <= 'z') || (ch0 >= 'A' && ch0 <= 'Z') || (ch0 >= '0' && ch0 <= '9') ||
+                          ch0 == '-' || ch0 == '_'
+                      ? ch0
+                      : '_';
+    }
+    pref[k] = 0;
+    snprintf(fname, n, "%s-%s-%dpx-%016llx.cache", k ? pref : "folder", part, size,
+             (unsigned long long)hash);
+}
+
+/* --cache DIR: read the part's cache file when its key matches (this rank's view). */
+static pc_status cache_lookup(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    char *real = realpath(L->dir, NULL);
+    const char *canon = real ? real : L->dir;
+    h128 nh, kh;
+    cache_hashes(L, canon, &nh, &kh);
+    char fname[128];
+    cache_file_name(canon, rep->part, L->size, nh.a, fname, sizeof fname);
+    free(real);
+    PC_TRY(pc_mkdirs(L->cache_dir, "--cache"));
+    /* a process killed while writing a cache left its temporary (the folder may be
+     * shared between machines: only those of dead local PIDs an hour old) */
+    pc_remove_stale_temporaries(L->cache_dir, 3600);
+    L->cache_path = pc_path_join(L->cache_dir, fname);
+    if (!L->cache_path) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    cache_header *ch = &L->ch;
+    memcpy(ch->magic, CACHE_MAGIC, 8);
+    ch->version = CACHE_VERSION;
+    ch->endian = CACHE_ENDIAN;
+    ch->key_a = kh.a;
+    ch->key_b = kh.b;
+    ch->h = ch->w = (uint32_t)L->size;
+    ch->classes = (uint32_t)L->classes.n;
+    ch->listed = (uint64_t)L->np;
+    L->from_cache = cache_read(L->cache_path, ch, L->opt.channels, L->opt.on_bad_skip, &L->pixels,
+                               &L->kept_flags, &L->cache_msgs, &L->res_c);
+    rep->cache_corrupt = L->from_cache < 0;
+    if (L->from_cache < 0) L->from_cache = 0;
+    rep->cache_file = strdup(L->cache_path);
+    return PC_OK;
+}
+
+/* The cache is used only when every rank found it; otherwise all decode, sharing the work. */
+static pc_status agree_on_cache(folder_load *L) {
+    L->hit_here = L->from_cache;
+    PC_TRY(all_ranks(L->opt.comm, L->hit_here, &L->from_cache));
+    if (L->hit_here && !L->from_cache) {
+        for (int64_t i = 0; i < L->np; i++) L->n_cache_msgs += !L->kept_flags[i];
+        pc_free(L->pixels);
+        free(L->kept_flags);
+        L->pixels = NULL;
+        L->kept_flags = NULL;
+    }
+    return PC_OK;
+}
+
+/* The cache file's pixels: the labels of its kept images, its bad files in the report. */
+static pc_status take_cached(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    L->labels = pc_alloc((size_t)PC_MAX(L->np, 1) * sizeof *L->labels);
+    if (!L->labels) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < L->np; i++)
+        if (L->kept_flags[i]) L->labels[L->kept++] = L->part[i].label;
+    L->n_cache_msgs = L->np - L->kept;
+    for (int64_t i = 0; i < L->n_cache_msgs; i++) {
+        if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED) rep->bad[rep->n_bad++] = L->cache_msgs[i];
+        else free(L->cache_msgs[i]);
+        L->cache_msgs[i] = NULL;
+    }
+    rep->skipped = L->n_cache_msgs;
+    rep->from_cache = 1;
+    return PC_OK;
+}
+
+/* Decode the part in parallel: threads here, slices across ranks (with --cache none only
+ * the pixel sums are kept). */
+static pc_status decode_all(folder_load *L) {
+    const int64_t np = L->np;
+    const int on_demand = L->on_demand, dec_c = L->dec_c;
+    L->pixels = on_demand ? NULL : pc_alloc(PC_MAX((size_t)np * dec_c * L->hw, 1));
+    L->sums = on_demand ? calloc((size_t)np * 2 * dec_c, sizeof *L->sums) : NULL;
+    L->status = calloc((size_t)np, sizeof *L->status);
+    L->gray = calloc((size_t)np, 1);
+    L->warn = calloc((size_t)np, sizeof *L->warn);
+    L->msgs = calloc((size_t)np, sizeof *L->msgs);
+    L->labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *L->labels);
+    L->kept_flags = calloc((size_t)np, 1);
+    if ((!L->pixels && !on_demand) || (!L->sums && on_demand) || !L->status || !L->gray ||
+        !L->warn || !L->msgs || !L->labels || !L->kept_flags)
+        return pc_fail(PC_ERR_NOMEM, "folder:%s: out of memory for %lld images of %dx%dx%d", L->dir,
+                       (long long)np, L->size, L->size, dec_c);
+    const pc_folder_options *o = &L->opt;
+    L->job = (djob){.root = L->dir, .files = L->part, .size = L->size, .c = dec_c,
+                    .skip = o->on_bad_skip, .crop_short = o->crop_short,
+                    .max_pixels = o->max_pixels, .pixels = L->pixels, .sums = L->sums,
+                    .status = L->status, .gray = L->gray, .warn = L->warn, .msg = L->msgs};
+    pc_folder_report *rep = L->rep;
+    double t0 = pc_now();
+    PC_TRY(decode_files(&L->job, o->decode_threads > 0 ? o->decode_threads : default_threads(),
+                        o->comm, np, &rep->threads));
+    rep->decode_seconds = pc_now() - t0;
+    rep->images_per_second = rep->decode_seconds > 0 ? (double)np / rep->decode_seconds : 0;
+    rep->decoded_here = L->job.hi - L->job.lo;
+    return PC_OK;
+}
+
+/* The first failure in sorted order decides (the same for any thread or rank count): a bad
+ * image without --on-bad-image skip, or any other error. */
+static pc_status check_failures(folder_load *L) {
+    for (int64_t i = 0; i < L->np; i++) {
+        pc_status st = (pc_status)L->status[i];
+        if (st == PC_OK || (L->opt.on_bad_skip && st == PC_ERR_DATA)) continue;
+        if (st == PC_ERR_DATA)
+            return pc_fail(PC_ERR_DATA, "%s (--on-bad-image skip drops bad images)",
+                           bad_file_message(&L->job, i));
+        return pc_fail(st, "%s", bad_file_message(&L->job, i));
+    }
+    return PC_OK;
+}
+
+/* Move the good images to the front (the bad ones into the report); when every one is
+ * gray and the channels are up to the data, keep one plane. */
+static pc_status keep_good(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    const int dec_c = L->dec_c;
+    const size_t hw = L->hw, sample = (size_t)dec_c * hw;
+    int all_gray = 1;
+    for (int64_t i = 0; i < L->np; i++) {
+        if (L->status[i] != PC_OK) {
+            if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED)
+                rep->bad[rep->n_bad++] = strdup(bad_file_message(&L->job, i));
+            rep->skipped++;
+            continue;
         }
-        for (int64_t i = 0; i < np; i++)
-            if (kept_flags[i]) labels[kept++] = part[i].label;
-        n_cache_msgs = np - kept;
-        for (int64_t i = 0; i < n_cache_msgs; i++) {
-            if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED) rep->bad[rep->n_bad++] = cache_msgs[i];
-            else free(cache_msgs[i]);
-            cache_msgs[i] = NULL;
-        }
-        rep->skipped = n_cache_msgs;
-        rep->from_cache = 1;
+        int64_t k = L->kept;
+        if (k != i && L->pixels) memmove(L->pixels + (size_t)k * sample, L->pixels + (size_t)i * sample, sample);
+        if (k != i && L->sums) memmove(L->sums + k * 2 * dec_c, L->sums + i * 2 * dec_c, sizeof *L->sums * 2 * dec_c);
+        L->labels[L->kept++] = L->part[i].label;
+        L->kept_flags[i] = 1;
+        all_gray &= L->gray[i];
+        rep->warnings += L->warn[i];
+    }
+    L->res_c = dec_c;
+    if (L->opt.channels != 0 || !all_gray || L->kept == 0) return PC_OK;
+    /* every kept image is gray: its three decoded planes are equal; keep one */
+    L->res_c = 1;
+    if (L->pixels) {
+        uint8_t *g1 = pc_alloc((size_t)L->kept * hw);
+        if (!g1) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; i < L->kept; i++) memcpy(g1 + (size_t)i * hw, L->pixels + (size_t)i * sample, hw);
+        pc_free(L->pixels);
+        L->pixels = g1;
+    }
+    for (int64_t i = 0; L->sums && i < L->kept; i++) { /* [s0 s1 s2 q0 q1 q2] -> [s0 q0] */
+        L->sums[2 * i] = L->sums[i * 2 * dec_c];
+        L->sums[2 * i + 1] = L->sums[i * 2 * dec_c + dec_c];
+    }
+    return PC_OK;
+}
+
+/* --cache DIR, when this rank had no matching file: write the decoded part. */
+static pc_status write_cache(folder_load *L) {
+    L->ch.c = (uint32_t)L->res_c;
+    L->ch.kept = (uint64_t)L->kept;
+    char **bad_msgs = calloc((size_t)(L->np - L->kept) + 1, sizeof *bad_msgs);
+    if (!bad_msgs) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    int64_t nb = 0; /* bad messages in file order */
+    for (int64_t i = 0; i < L->np; i++)
+        if (L->status[i] != PC_OK) bad_msgs[nb++] = bad_file_message(&L->job, i);
+    pc_status s = cache_write(L->cache_path, &L->ch, L->kept_flags, bad_msgs, nb, L->pixels);
+    free(bad_msgs);
+    return s;
+}
+
+/* Decode, check, keep the good images, write the cache file, shrink to the kept ones. */
+static pc_status decode_part(folder_load *L) {
+    PC_TRY(decode_all(L));
+    PC_TRY(check_failures(L));
+    PC_TRY(keep_good(L));
+    if (L->cache_path && !L->hit_here) PC_TRY(write_cache(L));
+    if (!L->pixels || L->kept >= L->np) return PC_OK;
+    uint8_t *p2 = pc_alloc(PC_MAX((size_t)L->kept * L->res_c * L->hw, 1));
+    if (!p2) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    memcpy(p2, L->pixels, (size_t)L->kept * L->res_c * L->hw);
+    pc_free(L->pixels);
+    L->pixels = p2;
+    return PC_OK;
+}
+
+/* --cache none: the kept files, decoded whenever a batch gathers them. */
+static pc_status on_demand_files(folder_load *L) {
+    pc_image_files *f = L->files_od = calloc(1, sizeof *L->files_od);
+    if (!f || !(f->rel = calloc((size_t)PC_MAX(L->kept, 1), sizeof *f->rel)) ||
+        !(f->root = strdup(L->dir)))
+        return pc_fail(PC_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < L->np; i++) {
+        if (!L->kept_flags[i]) continue;
+        if (!(f->rel[f->n++] = strdup(L->part[i].rel))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    f->size = L->size;
+    f->decode_c = L->dec_c;
+    f->c = L->res_c;
+    f->max_pixels = L->opt.max_pixels;
+    f->crop_short = L->opt.crop_short;
+    return PC_OK;
+}
+
+/* Images kept per class in the report; no class (and not the part) left without images. */
+static pc_status count_kept(folder_load *L) {
+    pc_folder_report *rep = L->rep;
+    rep->ranks = L->opt.comm ? pc_comm_size(L->opt.comm) : 1;
+    rep->on_demand = L->on_demand;
+    for (int64_t i = 0; i < L->kept; i++) rep->class_counts[L->labels[i]]++;
+    memset(L->class_listed, 0, (size_t)L->classes.n * sizeof *L->class_listed); /* now: listed in this part */
+    for (int64_t i = 0; i < L->np; i++) L->class_listed[L->part[i].label]++;
+    for (int c = 0; c < L->classes.n; c++)
+        if (L->class_listed[c] > 0 && rep->class_counts[c] == 0)
+            return pc_fail(PC_ERR_DATA, "folder:%s: every image of class %s (%lld) is bad", rep->dir,
+                           L->classes.v[c], (long long)L->class_listed[c]);
+    if (L->kept == 0)
+        return pc_fail(PC_ERR_DATA, "folder:%s: no usable images in the %s part", L->dir, rep->part);
+    return PC_OK;
+}
+
+/* The dataset takes the pixels (or the files and sums), the labels and the class names. */
+static pc_status assemble(folder_load *L, pc_dataset *out) {
+    const strlist *classes = &L->classes;
+    out->class_names = calloc((size_t)classes->n, sizeof *out->class_names);
+    if (!out->class_names) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    out->classes = classes->n; /* from here pc_dataset_free frees the names */
+    for (int c = 0; c < classes->n; c++) { /* names go into JSON (model files): UTF-8 only */
+        out->class_names[c] = pc_utf8_escape(classes->v[c]);
+        if (!out->class_names[c]) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    }
+    out->n = L->kept;
+    out->c = L->res_c;
+    out->h = out->w = L->size;
+    out->pixels = L->pixels;
+    out->labels = L->labels;
+    out->files = L->files_od;
+    out->sums = L->sums;
+    L->pixels = NULL;
+    L->labels = NULL;
+    L->files_od = NULL;
+    L->sums = NULL;
+    L->rep->kept = L->kept;
+    L->rep->channels = L->res_c;
+    return PC_OK;
+}
+
+/* The phases after the layout, each leaving what it made in L. */
+static pc_status load_part(folder_load *L, pc_dataset *out) {
+    PC_TRY(list_class_folders(L));
+    PC_TRY(list_class_images(L));
+    PC_TRY(select_part(L));
+    if (L->cache_dir) PC_TRY(cache_lookup(L));
+    PC_TRY(agree_on_cache(L));
+    PC_TRY(L->from_cache ? take_cached(L) : decode_part(L));
+    if (L->on_demand) PC_TRY(on_demand_files(L));
+    PC_TRY(count_kept(L));
+    return assemble(L, out);
+}
+
+static void load_free(folder_load *L) {
+    if (L->msgs)
+        for (int64_t i = 0; i < L->np; i++) free(L->msgs[i]);
+    free(L->msgs);
+    if (L->cache_msgs)
+        for (int64_t i = 0; i < L->n_cache_msgs; i++) free(L->cache_msgs[i]);
+    free(L->cache_msgs);
+    free(L->status);
+    free(L->gray);
+    free(L->warn);
+    free(L->kept_flags);
+    free(L->sums);
+    pc_image_files_free(L->files_od);
+    pc_free(L->pixels);
+    pc_free(L->labels);
+    free(L->cache_path);
+    free(L->part);
+    free(L->in_val);
+    free(L->class_listed);
+    flist_free(&L->files);
+    strlist_free(&L->classes);
+    strlist_free(&L->other);
+}
+
+pc_status pc_dataset_load_folder(const char *dir, int train, const pc_folder_options *opt_in,
+                                 pc_dataset *out, pc_folder_report *report_in) {
+    double t_start = pc_now();
+    memset(out, 0, sizeof *out);
+    folder_load L;
+    memset(&L, 0, sizeof L);
+    L.dir = dir;
+    L.train = train;
+    if (opt_in) L.opt = *opt_in;
+    else pc_folder_options_default(&L.opt);
+    pc_folder_report local_rep;
+    L.rep = report_in ? report_in : L.opt.report ? L.opt.report : &local_rep;
+    memset(L.rep, 0, sizeof *L.rep);
+    PC_TRY(check_options(&L));
+    PC_TRY(detect_layout(&L)); /* nothing to free yet */
+    pc_status s = load_part(&L, out);
+    if (s == PC_OK) {
+        L.rep->load_seconds = pc_now() - t_start;
     } else {
-        /* -- decode in parallel: threads here, slices across ranks */
-        pixels = on_demand ? NULL : pc_alloc(PC_MAX((size_t)np * dec_c * hw, 1));
-        sums = on_demand ? calloc((size_t)np * 2 * dec_c, sizeof *sums) : NULL;
-        status = calloc((size_t)np, sizeof *status);
-        gray = calloc((size_t)np, 1);
-        warn = calloc((size_t)np, sizeof *warn);
-        msgs = calloc((size_t)np, sizeof *msgs);
-        labels = pc_alloc((size_t)PC_MAX(np, 1) * sizeof *labels);
-        kept_flags = calloc((size_t)np, 1);
-        if ((!pixels && !on_demand) || (!sums && on_demand) || !status || !gray || !warn || !msgs ||
-            !labels || !kept_flags) {
-            s = pc_fail(PC_ERR_NOMEM, "folder:%s: out of memory for %lld images of %dx%dx%d", dir,
-                        (long long)np, S, S, dec_c);
-            goto fail;
-        }
-        djob job = {.root = dir, .files = part, .size = S, .c = dec_c, .skip = opt.on_bad_skip,
-                    .crop_short = opt.crop_short, .max_pixels = opt.max_pixels, .pixels = pixels, .sums = sums,
-                    .status = status, .gray = gray, .warn = warn, .msg = msgs};
-        double t0 = pc_now();
-        s = decode_files(&job, opt.decode_threads > 0 ? opt.decode_threads : default_threads(),
-                         opt.comm, np, &rep->threads);
-        if (s != PC_OK) goto fail;
-        rep->decode_seconds = pc_now() - t0;
-        rep->images_per_second = rep->decode_seconds > 0 ? (double)np / rep->decode_seconds : 0;
-        rep->decoded_here = job.hi - job.lo;
-
-        /* first failure in sorted order decides (deterministic for any thread or rank count) */
-        for (int64_t i = 0; i < np; i++) {
-            if (status[i] == PC_OK) continue;
-            if (!opt.on_bad_skip || status[i] != PC_ERR_DATA) {
-                if (status[i] == PC_ERR_DATA)
-                    s = pc_fail(PC_ERR_DATA, "%s (--on-bad-image skip drops bad images)",
-                                bad_file_message(&job, i));
-                else s = pc_fail((pc_status)status[i], "%s", bad_file_message(&job, i));
-                goto fail;
-            }
-        }
-        const size_t sample = (size_t)dec_c * hw;
-        int all_gray = 1;
-        for (int64_t i = 0; i < np; i++) {
-            if (status[i] != PC_OK) {
-                if (rep->n_bad < PC_FOLDER_MAX_BAD_LISTED)
-                    rep->bad[rep->n_bad++] = strdup(bad_file_message(&job, i));
-                rep->skipped++;
-                continue;
-            }
-            if (kept != i && pixels) memmove(pixels + (size_t)kept * sample, pixels + (size_t)i * sample, sample);
-            if (kept != i && sums) memmove(sums + kept * 2 * dec_c, sums + i * 2 * dec_c, sizeof *sums * 2 * dec_c);
-            labels[kept++] = part[i].label;
-            kept_flags[i] = 1;
-            all_gray &= gray[i];
-            rep->warnings += warn[i];
-        }
-        res_c = dec_c;
-        if (opt.channels == 0 && all_gray && kept > 0) {
-            /* every kept image is gray: its three decoded planes are equal; keep one */
-            res_c = 1;
-            if (pixels) {
-                uint8_t *g1 = pc_alloc((size_t)kept * hw);
-                if (!g1) {
-                    s = pc_fail(PC_ERR_NOMEM, "out of memory");
-                    goto fail;
-                }
-                for (int64_t i = 0; i < kept; i++) memcpy(g1 + (size_t)i * hw, pixels + (size_t)i * sample, hw);
-                pc_free(pixels);
-                pixels = g1;
-            }
-            for (int64_t i = 0; sums && i < kept; i++) { /* [s0 s1 s2 q0 q1 q2] -> [s0 q0] */
-                sums[2 * i] = sums[i * 2 * dec_c];
-                sums[2 * i + 1] = sums[i * 2 * dec_c + dec_c];
-            }
-        }
-        if (cache_path && !hit_here) {
-            ch.c = (uint32_t)res_c;
-            ch.kept = (uint64_t)kept;
-            char **bad_msgs = calloc((size_t)(np - kept) + 1, sizeof *bad_msgs);
-            if (!bad_msgs) {
-                s = pc_fail(PC_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-            int64_t nb = 0; /* bad messages in file order */
-            for (int64_t i = 0; i < np; i++)
-                if (status[i] != PC_OK) bad_msgs[nb++] = bad_file_message(&job, i);
-            s = cache_write(cache_path, &ch, kept_flags, bad_msgs, nb, pixels);
-            free(bad_msgs);
-            if (s != PC_OK) goto fail;
-        }
+        pc_dataset_free(out);
+        pc_folder_report_free(L.rep); /* on failure the report is left empty */
     }
-    if (!from_cache && pixels && kept < np) { /* shrink to the kept images */
-        uint8_t *p2 = pc_alloc(PC_MAX((size_t)kept * res_c * hw, 1));
-        if (!p2) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(p2, pixels, (size_t)kept * res_c * hw);
-        pc_free(pixels);
-        pixels = p2;
-    }
-    if (on_demand) {
-        files_od = calloc(1, sizeof *files_od);
-        if (!files_od || !(files_od->rel = calloc((size_t)PC_MAX(kept, 1), sizeof *files_od->rel)) ||
-            !(files_od->root = strdup(dir))) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (int64_t i = 0; i < np; i++) {
-            if (!kept_flags[i]) continue;
-            if (!(files_od->rel[files_od->n++] = strdup(part[i].rel))) {
-                s = pc_fail(PC_ERR_NOMEM, "out of memory");
-                goto fail;
-            }
-        }
-        files_od->size = S;
-        files_od->decode_c = dec_c;
-        files_od->c = res_c;
-        files_od->max_pixels = opt.max_pixels;
-        files_od->crop_short = opt.crop_short;
-    }
-    rep->ranks = opt.comm ? pc_comm_size(opt.comm) : 1;
-    rep->on_demand = on_demand;
-    for (int64_t i = 0; i < kept; i++) rep->class_counts[labels[i]]++;
-    memset(class_listed, 0, (size_t)classes.n * sizeof *class_listed); /* now: listed in this part */
-    for (int64_t i = 0; i < np; i++) class_listed[part[i].label]++;
-    for (int c = 0; c < classes.n; c++) {
-        if (class_listed[c] > 0 && rep->class_counts[c] == 0) {
-            s = pc_fail(PC_ERR_DATA, "folder:%s: every image of class %s (%lld) is bad", rep->dir,
-                        classes.v[c], (long long)class_listed[c]);
-            goto fail;
-        }
-    }
-    if (kept == 0) {
-        s = pc_fail(PC_ERR_DATA, "folder:%s: no usable images in the %s part", dir, rep->part);
-        goto fail;
-    }
-
-    /* -- the dataset */
-    out->class_names = calloc((size_t)classes.n, sizeof *out->class_names);
-    if (!out->class_names) {
-        s = pc_fail(PC_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    out->classes = classes.n; /* from here pc_dataset_free frees the names */
-    for (int c = 0; c < classes.n; c++) { /* names go into JSON (model files): UTF-8 only */
-        out->class_names[c] = pc_utf8_escape(classes.v[c]);
-        if (!out->class_names[c]) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-    }
-    out->classes = classes.n;
-    out->n = kept;
-    out->c = res_c;
-    out->h = out->w = S;
-    out->pixels = pixels;
-    out->labels = labels;
-    out->files = files_od;
-    out->sums = sums;
-    pixels = NULL;
-    labels = NULL;
-    files_od = NULL;
-    sums = NULL;
-    rep->kept = kept;
-    rep->channels = res_c;
-    rep->load_seconds = pc_now() - t_start;
-    goto cleanup;
-
-fail:
-    pc_dataset_free(out);
-    pc_folder_report_free(rep); /* on failure the report is left empty */
-cleanup:
-    if (msgs)
-        for (int64_t i = 0; i < np; i++) free(msgs[i]);
-    free(msgs);
-    if (cache_msgs)
-        for (int64_t i = 0; i < n_cache_msgs; i++) free(cache_msgs[i]);
-    free(cache_msgs);
-    free(status);
-    free(gray);
-    free(warn);
-    free(kept_flags);
-    free(sums);
-    pc_image_files_free(files_od);
-    pc_free(pixels);
-    pc_free(labels);
-    free(cache_path);
-    free(part);
-    free(in_val);
-    free(class_listed);
-    flist_free(&files);
-    strlist_free(&classes);
-    strlist_free(&other);
-    if (rep == &local_rep) pc_folder_report_free(&local_rep);
+    load_free(&L);
+    if (L.rep == &local_rep) pc_folder_report_free(&local_rep);
     return s;
 }
