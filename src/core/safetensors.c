@@ -130,106 +130,79 @@ static void fsync_parent_dir(const char *path) {
     free(dir);
 }
 
-pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, int n_tensors,
-                               const pc_st_meta *meta, int n_meta) {
-    if (!path || !path[0]) return pc_fail(PC_ERR_USAGE, "safetensors: empty output path");
-    if (n_tensors < 0 || n_meta < 0 || (n_tensors > 0 && !tensors) || (n_meta > 0 && !meta))
-        return pc_fail(PC_ERR_USAGE, "%s: bad tensor or metadata list", path);
-
-    /* Validate the inputs and build the header, the checksum first (as 0 for now). */
-    sbuf h = {0};
-    sb_str(&h, ST_CRC_PREFIX "00000000\"");
-    int first = 0;
-    {
-        for (int i = 0; i < n_meta; i++) {
-            if (!meta[i].key || !meta[i].value) {
-                free(h.p);
-                return pc_fail(PC_ERR_USAGE, "%s: metadata entry %d has a NULL key or value", path, i);
-            }
-            for (int j = 0; j < i; j++)
-                if (strcmp(meta[i].key, meta[j].key) == 0) {
-                    free(h.p);
-                    return pc_fail(PC_ERR_USAGE, "%s: duplicate metadata key '%s'", path,
-                                   meta[i].key);
-                }
-            if (!pc_utf8_valid(meta[i].key) || !pc_utf8_valid(meta[i].value)) {
-                free(h.p);
-                return pc_fail(PC_ERR_USAGE, "%s: metadata '%s' is not valid UTF-8 (the header "
-                               "must be JSON)", path, meta[i].key);
-            }
-            if (strcmp(meta[i].key, "crc32") == 0) {
-                free(h.p);
-                return pc_fail(PC_ERR_USAGE, "%s: metadata key 'crc32' is reserved", path);
-            }
-            sb_put(&h, ",", 1);
-            sb_json_str(&h, meta[i].key);
-            sb_put(&h, ":", 1);
-            sb_json_str(&h, meta[i].value);
-        }
-        sb_put(&h, "}", 1);
+/* The metadata object of the header (the checksum first, as 0 for now), validated. */
+static pc_status header_meta(sbuf *h, const char *path, const pc_st_meta *meta, int n_meta) {
+    sb_str(h, ST_CRC_PREFIX "00000000\"");
+    for (int i = 0; i < n_meta; i++) {
+        if (!meta[i].key || !meta[i].value)
+            return pc_fail(PC_ERR_USAGE, "%s: metadata entry %d has a NULL key or value", path, i);
+        for (int j = 0; j < i; j++)
+            if (strcmp(meta[i].key, meta[j].key) == 0)
+                return pc_fail(PC_ERR_USAGE, "%s: duplicate metadata key '%s'", path, meta[i].key);
+        if (!pc_utf8_valid(meta[i].key) || !pc_utf8_valid(meta[i].value))
+            return pc_fail(PC_ERR_USAGE, "%s: metadata '%s' is not valid UTF-8 (the header "
+                           "must be JSON)", path, meta[i].key);
+        if (strcmp(meta[i].key, "crc32") == 0)
+            return pc_fail(PC_ERR_USAGE, "%s: metadata key 'crc32' is reserved", path);
+        sb_put(h, ",", 1);
+        sb_json_str(h, meta[i].key);
+        sb_put(h, ":", 1);
+        sb_json_str(h, meta[i].value);
     }
+    sb_put(h, "}", 1);
+    return PC_OK;
+}
+
+/* Tensor i's entry of the header, validated; *offset: the end of its data so far. */
+static pc_status header_tensor(sbuf *h, const char *path, const pc_st_tensor *tensors, int i,
+                               int64_t *offset) {
+    const pc_st_tensor *t = &tensors[i];
+    int64_t bytes = 0;
+    const char *bad = NULL;
+    if (!t->name) bad = "has no name";
+    else if (strcmp(t->name, "__metadata__") == 0) bad = "uses the reserved name __metadata__";
+    else if (!pc_utf8_valid(t->name)) bad = "has a name that is not valid UTF-8";
+    else if (!dtype_valid((int)t->dtype)) bad = "has an unknown dtype";
+    else if (t->ndim < 0 || t->ndim > ST_MAX_NDIM) bad = "has more than 8 dimensions";
+    else if (!tensor_bytes(t, &bytes)) bad = "has a negative or overflowing shape";
+    else if (bytes > 0 && !t->data) bad = "has no data";
+    else if (__builtin_add_overflow(*offset, bytes, offset)) bad = "overflows the file size";
+    if (!bad)
+        for (int j = 0; j < i; j++)
+            if (strcmp(t->name, tensors[j].name) == 0) bad = "is given twice";
+    if (bad)
+        return pc_fail(PC_ERR_USAGE, "%s: tensor %d ('%s') %s", path, i,
+                       t->name ? t->name : "(null)", bad);
+    sb_put(h, ",", 1);
+    sb_json_str(h, t->name);
+    sb_str(h, ":{\"dtype\":");
+    sb_json_str(h, dtype_names[t->dtype]);
+    sb_str(h, ",\"shape\":[");
+    for (int d = 0; d < t->ndim; d++) sb_fmt(h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+    sb_fmt(h, "],\"data_offsets\":[%lld,", (long long)(*offset - bytes));
+    sb_fmt(h, "%lld]}", (long long)*offset);
+    return PC_OK;
+}
+
+/* The whole header, padded with spaces to a multiple of 8 bytes. */
+static pc_status build_header(sbuf *h, const char *path, const pc_st_tensor *tensors,
+                              int n_tensors, const pc_st_meta *meta, int n_meta) {
+    PC_TRY(header_meta(h, path, meta, n_meta));
     int64_t offset = 0;
-    for (int i = 0; i < n_tensors; i++) {
-        const pc_st_tensor *t = &tensors[i];
-        int64_t bytes = 0;
-        const char *bad = NULL;
-        if (!t->name) bad = "has no name";
-        else if (strcmp(t->name, "__metadata__") == 0) bad = "uses the reserved name __metadata__";
-        else if (!pc_utf8_valid(t->name)) bad = "has a name that is not valid UTF-8";
-        else if (!dtype_valid((int)t->dtype)) bad = "has an unknown dtype";
-        else if (t->ndim < 0 || t->ndim > ST_MAX_NDIM) bad = "has more than 8 dimensions";
-        else if (!tensor_bytes(t, &bytes)) bad = "has a negative or overflowing shape";
-        else if (bytes > 0 && !t->data) bad = "has no data";
-        else if (__builtin_add_overflow(offset, bytes, &offset)) bad = "overflows the file size";
-        if (!bad)
-            for (int j = 0; j < i; j++)
-                if (strcmp(t->name, tensors[j].name) == 0) bad = "is given twice";
-        if (bad) {
-            free(h.p);
-            return pc_fail(PC_ERR_USAGE, "%s: tensor %d ('%s') %s", path, i,
-                           t->name ? t->name : "(null)", bad);
-        }
-        if (!first) sb_put(&h, ",", 1);
-        first = 0;
-        sb_json_str(&h, t->name);
-        sb_str(&h, ":{\"dtype\":");
-        sb_json_str(&h, dtype_names[t->dtype]);
-        sb_str(&h, ",\"shape\":[");
-        for (int d = 0; d < t->ndim; d++) sb_fmt(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        sb_fmt(&h, "],\"data_offsets\":[%lld,", (long long)(offset - bytes));
-        sb_fmt(&h, "%lld]}", (long long)offset);
-    }
-    sb_put(&h, "}", 1);
-    while (!h.oom && h.len % 8 != 0) sb_put(&h, " ", 1);
-    if (h.oom) {
-        free(h.p);
-        return pc_fail(PC_ERR_NOMEM, "%s: out of memory building the header", path);
-    }
-    if (h.len >= ST_MAX_HEADER) {
-        free(h.p);
-        return pc_fail(PC_ERR_USAGE, "%s: header of %zu bytes is too large", path, h.len);
-    }
+    for (int i = 0; i < n_tensors; i++) PC_TRY(header_tensor(h, path, tensors, i, &offset));
+    sb_put(h, "}", 1);
+    while (!h->oom && h->len % 8 != 0) sb_put(h, " ", 1);
+    if (h->oom) return pc_fail(PC_ERR_NOMEM, "%s: out of memory building the header", path);
+    if (h->len >= ST_MAX_HEADER)
+        return pc_fail(PC_ERR_USAGE, "%s: header of %zu bytes is too large", path, h->len);
+    return PC_OK;
+}
 
-    /* Write the temporary, sync it, rename it over path. */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(h.p);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    pc_status s = PC_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        s = pc_fail(PC_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        free(h.p);
-        return s;
-    }
-    uint8_t len8[8];
-    uint64_t hl = h.len;
+/* The header's length field, and the CRC-32 of the file put into the header's digits. */
+static void fill_checksum(sbuf *h, const pc_st_tensor *tensors, int n_tensors, uint8_t len8[8]) {
+    uint64_t hl = h->len;
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(hl >> (8 * i));
-    uLong crc = crc32_z(crc32_z(0, len8, 8), (const Bytef *)h.p, h.len);
+    uLong crc = crc32_z(crc32_z(0, len8, 8), (const Bytef *)h->p, h->len);
     for (int i = 0; i < n_tensors; i++) {
         int64_t bytes = 0;
         tensor_bytes(&tensors[i], &bytes);
@@ -237,10 +210,28 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
     }
     char digits[9];
     snprintf(digits, sizeof digits, "%08lx", crc & 0xffffffffUL);
-    memcpy(h.p + ST_CRC_AT - 8, digits, 8);
+    memcpy(h->p + ST_CRC_AT - 8, digits, 8);
+}
+
+/* Write the temporary, sync it, rename it over path. */
+static pc_status write_file(const char *path, sbuf *h, const pc_st_tensor *tensors,
+                            int n_tensors) {
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    pc_status s = PC_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        s = pc_fail(PC_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    uint8_t len8[8];
+    fill_checksum(h, tensors, n_tensors, len8);
     const char *step = "write";
     int rc = write_all(fd, len8, 8);
-    if (rc == 0) rc = write_all(fd, h.p, h.len);
+    if (rc == 0) rc = write_all(fd, h->p, h->len);
     for (int i = 0; rc == 0 && i < n_tensors; i++) {
         int64_t bytes = 0;
         tensor_bytes(&tensors[i], &bytes);
@@ -257,6 +248,17 @@ pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, in
         fsync_parent_dir(path);
     }
     free(tmp);
+    return s;
+}
+
+pc_status pc_safetensors_write(const char *path, const pc_st_tensor *tensors, int n_tensors,
+                               const pc_st_meta *meta, int n_meta) {
+    if (!path || !path[0]) return pc_fail(PC_ERR_USAGE, "safetensors: empty output path");
+    if (n_tensors < 0 || n_meta < 0 || (n_tensors > 0 && !tensors) || (n_meta > 0 && !meta))
+        return pc_fail(PC_ERR_USAGE, "%s: bad tensor or metadata list", path);
+    sbuf h = {0};
+    pc_status s = build_header(&h, path, tensors, n_tensors, meta, n_meta);
+    if (s == PC_OK) s = write_file(path, &h, tensors, n_tensors);
     free(h.p);
     return s;
 }
@@ -396,156 +398,179 @@ pc_status pc_safetensors_parse(const char *name, const void *buf, size_t size, p
     return parse(name, f, out);
 }
 
-/* Validate f->buf (f->size bytes) and index its tensors; f is freed on failure. */
-static pc_status parse(const char *path, pc_st_file *f, pc_st_file **out) {
-    pc_status s = PC_OK;
-    span *spans = NULL;
-#define BAD(...)                                   \
-    do {                                           \
-        s = pc_fail(PC_ERR_DATA, __VA_ARGS__);     \
-        goto fail;                                 \
-    } while (0)
-    if (f->size < 8) BAD("%s: file of %zu bytes is too short for a safetensors header", path, f->size);
+/* The header's length, checksum and JSON (f->root); *hl: its length. */
+static pc_status parse_header(const char *path, pc_st_file *f, uint64_t *hl_out) {
+    if (f->size < 8)
+        return pc_fail(PC_ERR_DATA, "%s: file of %zu bytes is too short for a safetensors header", path, f->size);
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)f->buf[i] << (8 * i);
     if (hl > f->size - 8)
-        BAD("%s: header length %llu exceeds file size %zu", path, (unsigned long long)hl, f->size);
-    if (hl >= ST_MAX_HEADER) BAD("%s: header length %llu is too large", path, (unsigned long long)hl);
-    if (hl < 2 || f->buf[8] != '{') BAD("%s: header is not a JSON object", path);
-    if (checksum_says_corrupt(f->buf, f->size, hl, path)) {
-        s = PC_ERR_DATA;
-        goto fail;
-    }
+        return pc_fail(PC_ERR_DATA, "%s: header length %llu exceeds file size %zu", path,
+                       (unsigned long long)hl, f->size);
+    if (hl >= ST_MAX_HEADER)
+        return pc_fail(PC_ERR_DATA, "%s: header length %llu is too large", path, (unsigned long long)hl);
+    if (hl < 2 || f->buf[8] != '{') return pc_fail(PC_ERR_DATA, "%s: header is not a JSON object", path);
+    if (checksum_says_corrupt(f->buf, f->size, hl, path)) return PC_ERR_DATA;
     const char *hdr = (const char *)f->buf + 8;
     const char *end = NULL;
     f->root = cJSON_ParseWithLengthOpts(hdr, (size_t)hl, &end, 0);
     if (!f->root || !cJSON_IsObject(f->root)) {
         long at = end ? (long)(end - hdr) : -1;
         if (!f->root && cJSON_GetErrorPtr()) at = (long)(cJSON_GetErrorPtr() - hdr);
-        BAD("%s: header is not valid JSON (near byte %ld)", path, at);
+        return pc_fail(PC_ERR_DATA, "%s: header is not valid JSON (near byte %ld)", path, at);
     }
     for (const char *p = end; p && p < hdr + hl; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != 0)
-            BAD("%s: trailing garbage after the JSON header", path);
+            return pc_fail(PC_ERR_DATA, "%s: trailing garbage after the JSON header", path);
+    *hl_out = hl;
+    return PC_OK;
+}
+
+/* f->meta checked (string values only), and the number of tensors in *n. */
+static pc_status count_entries(const char *path, pc_st_file *f, int *n) {
+    *n = 0;
+    for (const cJSON *e = f->root->child; e; e = e->next) {
+        if (!e->string) return pc_fail(PC_ERR_DATA, "%s: malformed header", path);
+        if (strcmp(e->string, "__metadata__") != 0) {
+            (*n)++;
+            continue;
+        }
+        if (f->meta) return pc_fail(PC_ERR_DATA, "%s: __metadata__ appears twice", path);
+        if (!cJSON_IsObject(e)) return pc_fail(PC_ERR_DATA, "%s: __metadata__ is not an object", path);
+        for (const cJSON *m = e->child; m; m = m->next)
+            if (!cJSON_IsString(m) || !m->valuestring)
+                return pc_fail(PC_ERR_DATA, "%s: metadata value for '%s' is not a string", path,
+                               m->string ? m->string : "?");
+        f->meta = e;
+    }
+    return PC_OK;
+}
+
+/* The dtype and shape of entry e into t; *bytes: the size of its data. */
+static pc_status parse_type(const char *path, const cJSON *e, pc_st_tensor *t, int64_t *bytes) {
+    const char *name = t->name;
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    if (!cJSON_IsString(dt) || !dt->valuestring)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': missing or non-string dtype", path, name);
+    int dtype = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(dt->valuestring, dtype_names[i]) == 0) dtype = i;
+    if (dtype < 0)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': unsupported dtype '%.32s' (expected F32, I64, "
+                       "U8 or I32)", path, name, dt->valuestring);
+    t->dtype = (pc_dtype)dtype;
+    if (!cJSON_IsArray(sh))
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': missing or non-array shape", path, name);
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > ST_MAX_NDIM)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': %d dimensions (at most 8)", path, name, nd);
+    t->ndim = nd;
+    int64_t numel = 1;
+    int d = 0;
+    for (const cJSON *v = sh->child; v; v = v->next, d++) {
+        if (!json_uint(v, &t->shape[d]))
+            return pc_fail(PC_ERR_DATA, "%s: tensor '%s': shape entry %d is not a non-negative "
+                           "integer", path, name, d);
+        if (__builtin_mul_overflow(numel, t->shape[d], &numel))
+            return pc_fail(PC_ERR_DATA, "%s: tensor '%s': shape overflows", path, name);
+    }
+    if (__builtin_mul_overflow(numel, (int64_t)dtype_sizes[dtype], bytes))
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': shape overflows", path, name);
+    return PC_OK;
+}
+
+/* Tensor k from header entry e: its type, shape and data (copied when misaligned). */
+static pc_status parse_tensor(const char *path, pc_st_file *f, const cJSON *e, int k,
+                              uint64_t hl, span *sp) {
     const uint8_t *data = f->buf + 8 + hl;
     const int64_t data_size = (int64_t)(f->size - 8 - hl);
+    pc_st_tensor *t = &f->t[k];
+    const char *name = e->string;
+    t->name = name;
+    if (!cJSON_IsObject(e)) return pc_fail(PC_ERR_DATA, "%s: tensor '%s': entry is not an object", path, name);
+    int64_t bytes = 0;
+    PC_TRY(parse_type(path, e, t, &bytes));
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': data_offsets must be an array of two "
+                       "integers", path, name);
+    int64_t b = 0, en = 0;
+    if (!json_uint(off->child, &b) || !json_uint(off->child->next, &en))
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': data_offsets must be non-negative integers",
+                       path, name);
+    if (b > en || en > data_size)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': data_offsets [%lld, %lld] outside the "
+                       "%lld-byte data area", path, name, (long long)b, (long long)en,
+                       (long long)data_size);
+    if (en - b != bytes)
+        return pc_fail(PC_ERR_DATA, "%s: tensor '%s': data_offsets span %lld bytes but shape and "
+                       "dtype need %lld", path, name, (long long)(en - b), (long long)bytes);
+    const uint8_t *p = data + b;
+    if (((uintptr_t)p % (uintptr_t)dtype_sizes[t->dtype]) != 0 && bytes > 0) {
+        f->owned[k] = pc_alloc((size_t)bytes);
+        if (!f->owned[k]) return pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+        memcpy(f->owned[k], p, (size_t)bytes);
+        p = f->owned[k];
+    }
+    t->data = p;
+    *sp = (span){b, en, k};
+    f->by_name[k] = k;
+    return PC_OK;
+}
 
+/* No two tensors overlap or share a name; f->by_name sorted by name. */
+static pc_status index_tensors(const char *path, pc_st_file *f, span *spans) {
+    const int n = f->n;
+    if (n <= 1) return PC_OK;
+    qsort(spans, (size_t)n, sizeof *spans, cmp_span);
+    for (int i = 1; i < n; i++)
+        if (spans[i].begin < spans[i - 1].end)
+            return pc_fail(PC_ERR_DATA, "%s: tensors '%s' and '%s' overlap in the data area", path,
+                           f->t[spans[i - 1].idx].name, f->t[spans[i].idx].name);
+    named *byn = malloc((size_t)n * sizeof *byn);
+    if (!byn) return pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+    for (int i = 0; i < n; i++) byn[i] = (named){f->t[i].name, i};
+    qsort(byn, (size_t)n, sizeof *byn, cmp_name);
+    int dup = -1;
+    for (int i = 0; i < n; i++) {
+        f->by_name[i] = byn[i].idx;
+        if (i > 0 && strcmp(byn[i].name, byn[i - 1].name) == 0) dup = byn[i].idx;
+    }
+    free(byn);
+    if (dup >= 0) return pc_fail(PC_ERR_DATA, "%s: tensor '%s' appears twice", path, f->t[dup].name);
+    return PC_OK;
+}
+
+/* Validate f->buf (f->size bytes) and index its tensors; f is freed on failure. */
+static pc_status parse(const char *path, pc_st_file *f, pc_st_file **out) {
+    uint64_t hl = 0;
     int n = 0;
-    for (const cJSON *e = f->root->child; e; e = e->next) {
-        if (!e->string) BAD("%s: malformed header", path);
-        if (strcmp(e->string, "__metadata__") == 0) {
-            if (f->meta) BAD("%s: __metadata__ appears twice", path);
-            if (!cJSON_IsObject(e)) BAD("%s: __metadata__ is not an object", path);
-            for (const cJSON *m = e->child; m; m = m->next)
-                if (!cJSON_IsString(m) || !m->valuestring)
-                    BAD("%s: metadata value for '%s' is not a string", path,
-                        m->string ? m->string : "?");
-            f->meta = e;
-        } else {
-            n++;
-        }
+    span *spans = NULL;
+    pc_status s = parse_header(path, f, &hl);
+    if (s == PC_OK) s = count_entries(path, f, &n);
+    if (s == PC_OK) {
+        f->t = calloc((size_t)(n ? n : 1), sizeof *f->t);
+        f->owned = calloc((size_t)(n ? n : 1), sizeof *f->owned);
+        f->by_name = calloc((size_t)(n ? n : 1), sizeof *f->by_name);
+        spans = calloc((size_t)(n ? n : 1), sizeof *spans);
+        if (!f->t || !f->owned || !f->by_name || !spans) s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
+        else f->n = n;
     }
-    f->t = calloc((size_t)(n ? n : 1), sizeof *f->t);
-    f->owned = calloc((size_t)(n ? n : 1), sizeof *f->owned);
-    f->by_name = calloc((size_t)(n ? n : 1), sizeof *f->by_name);
-    spans = calloc((size_t)(n ? n : 1), sizeof *spans);
-    if (!f->t || !f->owned || !f->by_name || !spans) {
-        s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
-        goto fail;
-    }
-    f->n = n;
-
     int k = 0;
-    for (const cJSON *e = f->root->child; e; e = e->next) {
+    for (const cJSON *e = f->root ? f->root->child : NULL; s == PC_OK && e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) continue;
-        pc_st_tensor *t = &f->t[k];
-        const char *name = e->string;
-        t->name = name;
-        if (!cJSON_IsObject(e)) BAD("%s: tensor '%s': entry is not an object", path, name);
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        if (!cJSON_IsString(dt) || !dt->valuestring)
-            BAD("%s: tensor '%s': missing or non-string dtype", path, name);
-        int dtype = -1;
-        for (int i = 0; i < 4; i++)
-            if (strcmp(dt->valuestring, dtype_names[i]) == 0) dtype = i;
-        if (dtype < 0)
-            BAD("%s: tensor '%s': unsupported dtype '%.32s' (expected F32, I64, U8 or I32)", path,
-                name, dt->valuestring);
-        t->dtype = (pc_dtype)dtype;
-        if (!cJSON_IsArray(sh)) BAD("%s: tensor '%s': missing or non-array shape", path, name);
-        int nd = cJSON_GetArraySize(sh);
-        if (nd > ST_MAX_NDIM) BAD("%s: tensor '%s': %d dimensions (at most 8)", path, name, nd);
-        t->ndim = nd;
-        int64_t numel = 1;
-        int d = 0;
-        for (const cJSON *v = sh->child; v; v = v->next, d++) {
-            if (!json_uint(v, &t->shape[d]))
-                BAD("%s: tensor '%s': shape entry %d is not a non-negative integer", path, name, d);
-            if (__builtin_mul_overflow(numel, t->shape[d], &numel))
-                BAD("%s: tensor '%s': shape overflows", path, name);
-        }
-        int64_t bytes = 0;
-        if (__builtin_mul_overflow(numel, (int64_t)dtype_sizes[dtype], &bytes))
-            BAD("%s: tensor '%s': shape overflows", path, name);
-        if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
-            BAD("%s: tensor '%s': data_offsets must be an array of two integers", path, name);
-        int64_t b = 0, en = 0;
-        if (!json_uint(off->child, &b) || !json_uint(off->child->next, &en))
-            BAD("%s: tensor '%s': data_offsets must be non-negative integers", path, name);
-        if (b > en || en > data_size)
-            BAD("%s: tensor '%s': data_offsets [%lld, %lld] outside the %lld-byte data area", path,
-                name, (long long)b, (long long)en, (long long)data_size);
-        if (en - b != bytes)
-            BAD("%s: tensor '%s': data_offsets span %lld bytes but shape and dtype need %lld", path,
-                name, (long long)(en - b), (long long)bytes);
-        const uint8_t *p = data + b;
-        if (((uintptr_t)p % (uintptr_t)dtype_sizes[dtype]) != 0 && bytes > 0) {
-            f->owned[k] = pc_alloc((size_t)bytes);
-            if (!f->owned[k]) {
-                s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            memcpy(f->owned[k], p, (size_t)bytes);
-            p = f->owned[k];
-        }
-        t->data = p;
-        spans[k].begin = b;
-        spans[k].end = en;
-        spans[k].idx = k;
-        f->by_name[k] = k;
+        s = parse_tensor(path, f, e, k, hl, &spans[k]);
         k++;
     }
-    if (n > 1) {
-        qsort(spans, (size_t)n, sizeof *spans, cmp_span);
-        for (int i = 1; i < n; i++)
-            if (spans[i].begin < spans[i - 1].end)
-                BAD("%s: tensors '%s' and '%s' overlap in the data area", path,
-                    f->t[spans[i - 1].idx].name, f->t[spans[i].idx].name);
-        named *byn = malloc((size_t)n * sizeof *byn);
-        if (!byn) {
-            s = pc_fail(PC_ERR_NOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-        for (int i = 0; i < n; i++) byn[i] = (named){f->t[i].name, i};
-        qsort(byn, (size_t)n, sizeof *byn, cmp_name);
-        int dup = -1;
-        for (int i = 0; i < n; i++) {
-            f->by_name[i] = byn[i].idx;
-            if (i > 0 && strcmp(byn[i].name, byn[i - 1].name) == 0) dup = byn[i].idx;
-        }
-        free(byn);
-        if (dup >= 0) BAD("%s: tensor '%s' appears twice", path, f->t[dup].name);
-    }
-#undef BAD
+    if (s == PC_OK) s = index_tensors(path, f, spans);
     free(spans);
+    if (s != PC_OK) {
+        pc_st_close(f);
+        return s;
+    }
     *out = f;
     return PC_OK;
-fail:
-    free(spans);
-    pc_st_close(f);
-    return s;
 }
 
 int pc_st_count(const pc_st_file *f) { return f ? f->n : 0; }
