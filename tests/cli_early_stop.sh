@@ -4,7 +4,9 @@
 # epochs: the run stops where Keras's EarlyStopping rule, recomputed here from
 # metrics.jsonl, says; model-best.safetensors is the bytes of a run that ends at the best
 # epoch; the same bytes on 1 and 2 workers (and 2 MPI ranks); a run interrupted in the
-# middle of its patience resumes to the same end; bad values are usage errors.
+# middle of its patience resumes to the same end; a validation set held out of a training
+# set that has its own test set (Fashion-MNIST, a folder with test/); bad values are usage
+# errors.
 # usage: cli_early_stop.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
@@ -127,6 +129,37 @@ assert ev["best"]["epoch"] == best + 1 and ev["best"]["monitor"] == "val_acc", (
 assert "model" not in ev["best"], ev["best"]
 PY
 
+# a validation set held out of Fashion-MNIST's training images (the test set evaluated at
+# the end): chosen on it, no warning; the same bytes on 1 and 2 workers
+held=(--model "$tmp/tiny.cfg" --limit 640 --eval-limit 256 --batch 64 --lr 0.01 --epochs 6 --val-split 0.2
+      --early-stop 1 --keep best --no-progress)
+for w in 1 2; do
+    "$parcnn" train "${held[@]}" --workers $w --out "$tmp/held$w" > "$tmp/held$w.log" 2> "$tmp/held$w.err" \
+        || bad "train --val-split 0.2 on $w worker(s): $(tail -3 "$tmp/held$w.err")"
+done
+nval=$(sed -n 's/^parcnn: --val-split 0.2: \([0-9]*\) more training images held out for validation.*/\1/p' "$tmp/held2.log")
+$py - "$tmp/held2" "${nval:-0}" <<'PY' && ! grep -q warning "$tmp/held2.err" \
+    && ok "--val-split on Fashion-MNIST: $nval of 640 held out, epochs judged on them, eval.json on the 256 test images" \
+    || bad "held-out validation set"
+import json, sys
+d, nval = sys.argv[1], int(sys.argv[2])
+s, ev = json.load(open(d + "/settings.json")), json.load(open(d + "/eval.json"))
+lines = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+assert 100 <= nval <= 156 and s["validation_samples"] == nval and s["train_samples"] == 640 - nval, (nval, s)
+assert ev["samples"] == 256 and s["test_samples"] == 256, ev["samples"]
+assert abs(ev["loss"] - lines[-1]["val_loss"]) > 1e-4, (ev["loss"], lines[-1])  # another set
+assert abs(ev["best"]["value"] - min(l["val_loss"] for l in lines)) < 1e-6, (ev["best"], lines)
+PY
+cmp -s "$tmp/held1/model-best.safetensors" "$tmp/held2/model-best.safetensors" \
+    && [ "$(fields "$tmp/held1/metrics.jsonl")" = "$(fields "$tmp/held2/metrics.jsonl")" ] \
+    && ok "the held-out run: the same bytes on 1 and 2 workers" || bad "held-out run differs across workers"
+# an image folder with its own test/: the validation set comes out of train/
+"$parcnn" train --data "folder:$tmp/img" --val-split 0.25 --image-size 8 --model "$tmp/tiny.cfg" --batch 32 \
+    --epochs 1 --no-progress --out "$tmp/imgheld" > "$tmp/imgheld.log" 2>&1 || bad "folder with test/: $(tail -3 "$tmp/imgheld.log")"
+grep -q "^parcnn: --val-split 0.25: 60 more training images held out" "$tmp/imgheld.log" \
+    && $py -c 'import json, sys; assert json.load(open(sys.argv[1]))["samples"] == 80' "$tmp/imgheld/eval.json" \
+    && ok "folder with test/: 60 of train/'s 240 held out, the 80 test images evaluated" || bad "folder with test/ and --val-split"
+
 # bad values: one line naming the flag, exit 2
 expect() { # expect WHAT PATTERN -- COMMAND...
     local what=$1 pattern=$2; shift 3
@@ -143,7 +176,6 @@ expect "--min-delta alone" "--min-delta: only with --early-stop" -- "$parcnn" tr
 expect "--min-delta -1" "--min-delta -1: expected" -- "$parcnn" train "${small[@]}" --early-stop 1 --min-delta -1
 expect "--keep newest" "--keep newest: expected last or best" -- "$parcnn" train "${small[@]}" --keep newest
 expect "--keep best without --out" "--keep best writes DIR/model-best.safetensors: give --out DIR" -- "$parcnn" train "${small[@]}" --keep best
-expect "--val-split on Fashion-MNIST" "--val-split: only for image folders" -- "$parcnn" train "${small[@]}" --val-split 0.1
 expect "resume with another --monitor" "was written with other settings: monitor: the checkpoint has val_loss, this run has val_acc" -- "$parcnn" train "${run[@]}" --monitor val_acc --resume --out "$tmp/cut"
 
 echo "$passed passed, $failed failed"

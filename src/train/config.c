@@ -146,8 +146,11 @@ const pc_flag pc_train_flags[] = {
      .expect = "1 or 3", .def_text = "1 if all images are gray, else 3",
      .help = "1 (gray) or 3 (RGB)"},
     {"val-split", PC_FLAG_FLOAT, AT(folder.val_split), "F", 0.001, 0.9, .def_text = "none",
-     .help = "hold out a stratified fraction F for evaluation when there is no test/ folder; "
-             "the file lists go to --out"},
+     .help = "hold out a stratified fraction F of the training images as the validation set "
+             "of every epoch's val_loss and val_acc (--early-stop, --keep best): for a folder "
+             "without test/ or val/ the held-out files are its evaluation set (their lists go to "
+             "--out); data with a test set keep it for the final evaluation (any --data; images "
+             "in memory)"},
     {"cache", PC_FLAG_STRING, AT(folder.cache), "MODE", .def = "memory",
      .help = "memory (decode once at start), a directory for a decoded-image cache rebuilt "
              "when the folder changes, or none: check every image at start, then decode each "

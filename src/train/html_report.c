@@ -116,10 +116,10 @@ static void line_chart(FILE *f, const pc_report_run *runs, int n, const chart_sp
 
 static void curves(FILE *f, const pc_report_run *runs, int n) {
     static const chart_spec specs[] = {
-        {"loss", "loss", "epoch", "cross-entropy", "solid: train, dashed: test", X_EPOCH, Y_LOSS},
-        {"accuracy", "accuracy", "epoch", "accuracy", "solid: train, dashed: test", X_EPOCH, Y_ACC},
-        {"time", "test accuracy against time", "wall-clock seconds (training and evaluation)",
-         "test accuracy", NULL, X_CLOCK, Y_VAL_ACC},
+        {"loss", "loss", "epoch", "cross-entropy", "solid: train, dashed: val", X_EPOCH, Y_LOSS},
+        {"accuracy", "accuracy", "epoch", "accuracy", "solid: train, dashed: val", X_EPOCH, Y_ACC},
+        {"time", "val accuracy against time", "wall-clock seconds (training and evaluation)",
+         "val accuracy", NULL, X_CLOCK, Y_VAL_ACC},
         {"lr", "learning rate", "epoch", "learning rate (end of epoch)", NULL, X_EPOCH, Y_LR},
         {"ips", "training throughput", "epoch", "images/s", NULL, X_EPOCH, Y_IPS},
     };

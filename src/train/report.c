@@ -73,6 +73,7 @@ pc_status pc_report_write_settings(const char *dir, const pc_train_config *c,
     cJSON_AddNumberToObject(o, "classes", f->classes);
     cJSON_AddNumberToObject(o, "train_samples", (double)f->train_samples);
     cJSON_AddNumberToObject(o, "test_samples", (double)f->test_samples);
+    if (f->val_samples) cJSON_AddNumberToObject(o, "validation_samples", (double)f->val_samples);
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
     cJSON_AddNumberToObject(o, "steps_per_epoch", (double)f->steps_per_epoch);
     if (c->max_steps > 0) cJSON_AddNumberToObject(o, "max_steps", (double)c->max_steps);
@@ -376,7 +377,7 @@ static void accuracy_chart(FILE *f, const pc_report_run *r, double left, const d
     pc_svg_chart c = {.left = left, .top = 70, .width = 280, .height = 200, .x0 = 0,
                       .x1 = xmax > 0 ? xmax : 1, .x_integers = x_integers};
     accuracy_range(r->val_acc, r->n, &c.y0, &c.y1);
-    pc_svg_axes(f, &c, title, xlabel, "test accuracy");
+    pc_svg_axes(f, &c, title, xlabel, "val accuracy");
     pc_svg_line(f, &c, x, r->val_acc, r->n, "#1f77b4", 0);
     for (int i = 0; i < r->n; i++) pc_svg_marker(f, &c, x[i], r->val_acc[i], "#1f77b4", 0);
 }
@@ -396,7 +397,7 @@ static void loss_chart(FILE *f, const pc_report_run *r, double left, double xmax
     pc_svg_line(f, &c, r->epoch, r->train_loss, r->n, "#ff7f0e", 0);
     pc_svg_line(f, &c, r->epoch, r->val_loss, r->n, "#1f77b4", 0);
     pc_svg_text(f, left + c.width - 4, 86, "end", 12, "#ff7f0e", "train");
-    pc_svg_text(f, left + c.width - 4, 102, "end", 12, "#1f77b4", "test");
+    pc_svg_text(f, left + c.width - 4, 102, "end", 12, "#1f77b4", "val");
 }
 
 static void write_svg(FILE *f, const pc_report_run *r) {

@@ -27,6 +27,7 @@ typedef struct {
     int ranks;
     int64_t steps_per_epoch;
     int64_t train_samples, test_samples;
+    int64_t val_samples;      /* held out of the training set by --val-split (0: none) */
     int classes, c, h, w;     /* classes and the input shape */
     double lr;                /* the base learning rate after --lr-scale */
     const char *kernels;      /* the kernels' name */

@@ -36,17 +36,25 @@ static pc_status share_average(trainer *t) {
     return pc_reducer_allgather_chunks(t->red, t->ema_params, 1);
 }
 
-/* The test metrics on engine e (running t->m), of the averaged weights with --ema. */
-pc_status trainer_evaluate_on(trainer *t, pc_engine *e, const pc_tta *tta, pc_metrics *vm) {
+/* The metrics of d on engine e (running t->m), of the averaged weights with --ema. */
+pc_status trainer_evaluate_on(trainer *t, pc_engine *e, const pc_dataset *d, const pc_tta *tta,
+                              pc_metrics *vm) {
     PC_TRY(share_average(t));
     trainer_swap_ema(t);
-    pc_status st = pc_engine_evaluate(e, t->comm, &t->test, tta, vm, NULL, NULL);
+    pc_status st = pc_engine_evaluate(e, t->comm, d, tta, vm, NULL, NULL);
     trainer_swap_ema(t);
     return st;
 }
 
+/* The test metrics. */
 static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
-    return trainer_evaluate_on(t, t->e, tta, vm);
+    return trainer_evaluate_on(t, t->e, &t->test, tta, vm);
+}
+
+/* An epoch's val_loss and val_acc: on the validation set when one is held out, else on
+ * the evaluation part of the data (the test set, or a folder's --val-split part). */
+static pc_status evaluate_epoch(trainer *t, pc_metrics *vm) {
+    return trainer_evaluate_on(t, t->e, t->val.n ? &t->val : &t->test, NULL, vm);
 }
 
 /* Rank 0 did something that can fail; every rank returns its outcome. */
@@ -276,7 +284,7 @@ static pc_status end_epoch(trainer *t, const epoch_run *ep, int64_t spe, pc_metr
     PC_TRY(pc_traffic_end(t->comm, &t->traffic_mark, &traffic));
     if (t->cfg->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
     if (t->fusion_part) PC_TRY(pc_local_sgd_average(t->lsgd)); /* the replicas go on apart */
-    PC_TRY(evaluate(t, NULL, vm));
+    PC_TRY(evaluate_epoch(t, vm));
     double epoch_seconds = pc_now() - ep->t0;
     double ips = (double)ep->seen / train_seconds;
     const char *partial = t->step < (int64_t)(ep->epoch + 1) * spe ? " (partial epoch)" : "";
@@ -292,9 +300,10 @@ static pc_status end_epoch(trainer *t, const epoch_run *ep, int64_t spe, pc_metr
     format_metrics_line(t, ep, vm, epoch_seconds, train_seconds, &ts, &traffic, line, sizeof line);
     pc_status st = trainer_save_outputs(t, line);
     if (st == PC_OK)
-        st = trainer_tb_log(t, (const char *[]){"epoch/train_loss", "epoch/train_accuracy", "epoch/test_loss",
-                                                "epoch/test_accuracy", "epoch/lr", "epoch/images_per_second",
-                                                "epoch/seconds"},
+        st = trainer_tb_log(t, (const char *[]){"epoch/train_loss", "epoch/train_accuracy",
+                                                t->eval_is_val ? "epoch/val_loss" : "epoch/test_loss",
+                                                t->eval_is_val ? "epoch/val_accuracy" : "epoch/test_accuracy",
+                                                "epoch/lr", "epoch/images_per_second", "epoch/seconds"},
                             (double[]){ep->loss / (double)ep->seen, (double)ep->correct / (double)ep->seen,
                                        pc_metrics_loss(vm), pc_metrics_accuracy(vm), t->lr, ips,
                                        epoch_seconds}, 7);
@@ -343,13 +352,14 @@ static pc_status run(trainer *t, pc_train_result *result) {
     int64_t spe = t->train.n / c->batch;
     int64_t total = (int64_t)c->epochs * spe;
     int64_t stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total;
-    pc_metrics vm;
-    if (pc_metrics_init(&vm, t->m->classes) || pc_metrics_keep_scores(&vm, t->test.n)) {
+    pc_metrics vm; /* each epoch's evaluation, then the final one (kept scores: for both) */
+    if (pc_metrics_init(&vm, t->m->classes) || pc_metrics_keep_scores(&vm, PC_MAX(t->test.n, t->val.n))) {
         pc_metrics_free(&vm);
         return pc_fail(PC_ERR_NOMEM, "out of memory");
     }
     trainer_say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc",
-                "test_loss", "test_acc", "lr", "seconds", "images/s");
+                t->eval_is_val ? "val_loss" : "test_loss", t->eval_is_val ? "val_acc" : "test_acc",
+                "lr", "seconds", "images/s");
     pc_status st = PC_OK;
     while (t->step < stop && st == PC_OK && !t->es.stopped) {
         epoch_run ep;
@@ -359,9 +369,10 @@ static pc_status run(trainer *t, pc_train_result *result) {
     }
     result->images_per_second = result->train_seconds > 0 ? result->images_seen / result->train_seconds : 0;
     /* test-time augmentation costs a forward pass per view: only for the final metrics
-     * (which a resumed finished run, with no epoch line, evaluates anew) */
+     * (which a resumed finished run, with no epoch line, evaluates anew; and a run whose
+     * epochs were measured on a held-out validation set) */
     int tta = pc_tta_views(&c->tta) > 1;
-    if (st == PC_OK && (tta || result->epochs_run == 0) && !t->fusion_part)
+    if (st == PC_OK && (tta || result->epochs_run == 0 || t->val.n) && !t->fusion_part)
         st = evaluate(t, tta ? &c->tta : NULL, &vm);
     if (st == PC_OK && t->fusion_part) st = fuse(t, tta, &vm);
     result->test_accuracy = pc_metrics_accuracy(&vm);
@@ -396,6 +407,7 @@ static void free_trainer(trainer *t) {
     free(t->perm);
     pc_dataset_free(&t->train);
     pc_dataset_free(&t->test);
+    pc_dataset_free(&t->val);
     pc_pretrained_free(&t->pre);
     pc_dataset_free(&t->test_images);
     pc_transfer_free(&t->tr);

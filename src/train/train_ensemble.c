@@ -19,7 +19,7 @@ pc_status trainer_evaluate_ensemble(trainer *t, pc_metrics *vm) {
                                     t->meta.mean, t->meta.std, &e);
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
         st = pc_engine_add_member(e, t->mx->earlier[k]);
-    if (st == PC_OK) st = trainer_evaluate_on(t, e, &c->tta, vm);
+    if (st == PC_OK) st = trainer_evaluate_on(t, e, &t->test, &c->tta, vm);
     pc_engine_destroy(e);
     return st;
 }

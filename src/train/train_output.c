@@ -44,6 +44,10 @@ void trainer_print_startup(const trainer *t) {
     trainer_say(t, "parcnn: data %s: %lld training and %lld test images of %dx%dx%d, %d classes\n",
            c->data, (long long)t->train.n, (long long)t->test.n, t->train.c, t->train.h,
            t->train.w, t->train.classes);
+    if (t->val.n)
+        trainer_say(t, "parcnn: --val-split %g: %lld more training images held out for "
+                    "validation (each epoch's val_loss and val_acc); the test set is evaluated "
+                    "at the end\n", c->folder.val_split, (long long)t->val.n);
     if (t->ranks > 1)
         trainer_say(t, "parcnn: %d MPI ranks x %d worker(s) x %d thread(s); global batch %d = %d "
             "shard(s) of %d, %d per rank (%s)\n", t->ranks, c->workers, c->threads, c->batch,
@@ -318,6 +322,7 @@ pc_status trainer_write_settings(trainer *t) {
     pc_report_facts facts = {.model = t->m->name, .params = t->m->n_params, .ranks = t->ranks,
                              .steps_per_epoch = t->sched.steps_per_epoch,
                              .train_samples = t->train.n, .test_samples = t->test.n,
+                             .val_samples = t->val.n,
                              .classes = t->m->classes, .c = t->train.c, .h = t->train.h,
                              .w = t->train.w, .lr = t->sched.base_lr,
                              .kernels = pc_exec_kernel_name(t->e->execs[0])};

@@ -8,8 +8,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/holdout.h"
 #include "train/settings.h"
 
 /* --sync fusion: not with what changes its data or duplicates its fusion. */
@@ -66,9 +68,6 @@ static pc_status check_monitoring(const pc_train_config *c) {
     if (!monitoring(c) && (c->monitor != PC_MONITOR_DEFAULT || c->min_delta > 0))
         return pc_fail(PC_ERR_USAGE, "--%s: only with --early-stop PATIENCE or --keep best",
                        c->monitor != PC_MONITOR_DEFAULT ? "monitor" : "min-delta");
-    if (c->folder.val_split > 0 && strncmp(c->data, "folder:", 7) != 0)
-        return pc_fail(PC_ERR_USAGE, "--val-split: only for image folders (--data folder:DIR); "
-                       "%s has its own test set", c->data);
     if (c->keep_best && !c->out_dir)
         return pc_fail(PC_ERR_USAGE, "--keep best writes DIR/model-best.safetensors: give --out DIR");
     return PC_OK;
@@ -134,9 +133,28 @@ static pc_status batch_too_large(const trainer *t) {
                    c->batch, (long long)n, fix);
 }
 
+/* Whether the data has a test set of its own: every data set but an image folder without
+ * test/ or val/ (data/folder.h's layouts), whose --val-split part is its evaluation set. */
+static int has_test_set(const char *spec) {
+    if (strncmp(spec, "folder:", 7) != 0) return 1;
+    char path[4096];
+    const char *parts[3] = {"train", "test", "val"};
+    int is_dir[3];
+    for (int k = 0; k < 3; k++) {
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", spec + 7, parts[k]);
+        is_dir[k] = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
+    return is_dir[0] && (is_dir[1] || is_dir[2]);
+}
+
 static pc_status load_data(trainer *t) {
     const pc_train_config *c = t->cfg;
     pc_folder_options fo = c->folder;
+    /* --val-split on data with a test set: a validation set held out of the (limited)
+     * training images with the data split's seed; the test set stays the test set */
+    const int hold_out = c->folder.val_split > 0 && has_test_set(c->data);
+    if (hold_out) fo.val_split = 0;
     pc_folder_report report;
     memset(&report, 0, sizeof report);
     fo.seed = t->mx->split_seed;
@@ -165,6 +183,10 @@ static pc_status load_data(trainer *t) {
                        t->test.w, t->train.c, t->train.h, t->train.w);
     if (c->limit > 0) pc_dataset_truncate(&t->train, c->limit);
     if (c->eval_limit > 0) pc_dataset_truncate(&t->test, c->eval_limit);
+    if (hold_out) {
+        PC_TRY(pc_dataset_hold_out(&t->train, c->folder.val_split, t->mx->split_seed, &t->val));
+        t->eval_is_val = 1;
+    }
     if (t->train.n < c->batch) return batch_too_large(t);
     if (t->train.c > 4) return pc_fail(PC_ERR_DATA, "%s: more than 4 channels", c->data);
     t->meta.c = t->train.c;
@@ -483,6 +505,9 @@ static pc_status use_features(trainer *t) {
     if (pc_tta_views(&c->tta) > 1)
         return pc_fail(PC_ERR_USAGE, "--tta needs the images: not with cached features (the "
                        "frozen backbone); give --no-feature-cache");
+    if (t->val.n)
+        return pc_fail(PC_ERR_USAGE, "--val-split on data with a test set: not with cached "
+                       "features (the frozen backbone); give --no-feature-cache");
     const char *cache = c->folder.cache;
     const pc_exec_options *x = &c->exec; /* the features' rounding depends on all three */
     pc_feature_options o = {.augment = &c->augment, .seed = c->seed,

@@ -46,6 +46,8 @@ typedef struct {
     pc_engine *e;
     pc_model *m;
     pc_dataset train, test;
+    pc_dataset val;       /* --val-split on data with a test set: the validation set held
+                             out of the training set, evaluated every epoch (n 0: none) */
     pc_model_meta meta;
     int shards;
     pc_comm *comm;
@@ -133,7 +135,8 @@ static inline void path_in(char *buf, size_t n, const char *dir, const char *fil
 
 /* train.c */
 pc_status trainer_train_member(const pc_train_config *c, const member_ctx *mx, pc_train_result *result);
-pc_status trainer_evaluate_on(trainer *t, pc_engine *e, const pc_tta *tta, pc_metrics *vm);
+pc_status trainer_evaluate_on(trainer *t, pc_engine *e, const pc_dataset *d, const pc_tta *tta,
+                              pc_metrics *vm);
 pc_status trainer_share_status_on(pc_comm *comm, pc_status st);
 pc_status trainer_share_status(trainer *t, pc_status st);
 
