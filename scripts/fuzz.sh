@@ -12,7 +12,7 @@ mkdir -p build-fuzz
 { CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPARCNN_FUZZ=ON &&
   cmake --build build-fuzz -j2; } > build-fuzz/build.log 2>&1 || { cat build-fuzz/build.log; exit 1; }
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(safetensors model recipe idx cifar image cache npy)
+[ ${#names[@]} -gt 0 ] || names=(safetensors model recipe idx cifar image cache npy onnx)
 mkdir -p build-fuzz/findings
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 total=0

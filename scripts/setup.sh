@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libdnnl-dev libopenmpi-dev openmpi-bin zlib1g-dev
           libjpeg-dev libpng-dev libcjson-dev dataset-fashion-mnist python3 procps time
           libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-numpy
-          python3-torch python3-torchvision python3-pil nodejs clang libclang-rt-14-dev python3-sklearn chromium
+          python3-torch python3-torchvision python3-pil nodejs clang libclang-rt-14-dev lld python3-sklearn chromium
           slurm-wlm)
 missing=()
 for p in "${packages[@]}"; do
