@@ -141,6 +141,15 @@ expect "missing initializer" 1 "node conv \(Conv\): input w is neither an initia
 expect "3-D input" 1 "input x is not a 4-D float tensor" -- "$parcnn" import "$tmp/input_3d.onnx" --out "$tmp/o"
 expect "huge input" 1 "input x of 1x100000x100000" -- "$parcnn" import "$tmp/huge_dims.onnx" --out "$tmp/o"
 expect "old opset" 1 "opset 7 of the default domain" -- "$parcnn" import "$tmp/opset_7.onnx" --out "$tmp/o"
+expect "symbolic height and width" 1 "dynamic_hw.onnx: input x: channels, height and width must be fixed" -- "$parcnn" import "$tmp/dynamic_hw.onnx" --out "$tmp/o"
+expect "symbolic channels" 1 "dynamic_c.onnx: input x: channels, height and width must be fixed" -- "$parcnn" import "$tmp/dynamic_c.onnx" --out "$tmp/o"
+expect "5-D input" 1 "input x is not a 4-D float tensor" -- "$parcnn" import "$tmp/input_5d.onnx" --out "$tmp/o"
+expect "shape computed in the graph" 1 "node shape \(Shape\): operator Shape is not supported" -- "$parcnn" import "$tmp/dynamic_reshape.onnx" --out "$tmp/o"
+expect "unsupported pool attribute" 1 "node mp \(MaxPool\): storage_order=1 is not supported" -- "$parcnn" import "$tmp/storage_order.onnx" --out "$tmp/o"
+expect "weight shorter than its shape" 1 "node conv \(Conv\): tensor w holds 10 values, its shape says 36" -- "$parcnn" import "$tmp/short_weight.onnx" --out "$tmp/o"
+# inputs fuzz_onnx found (tests/fuzz/regressions/onnx): each crashed the importer before its fix
+expect "fuzz finding: a node without op_type" 1 "no-op-type.onnx: node 4 .* has no op_type" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-op-type.onnx" --out "$tmp/o"
+expect "weight of 2^40 values" 1 "node conv \(Conv\): weight w: expected" -- "$parcnn" import "$tmp/huge_weight.onnx" --out "$tmp/o"
 expect "import without --out" 2 "give one MODEL.onnx and --out DIR" -- "$parcnn" import "$tmp/good.onnx"
 expect "import --mean count" 2 "--mean: 3 values for a 1-channel input" -- "$parcnn" import "$tmp/good.onnx" --out "$tmp/o" --mean 1,2,3
 expect "export without --out" 2 "--weights FILE and --out FILE are required" -- "$parcnn" export --weights "$tmp/x.npy"

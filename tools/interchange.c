@@ -224,13 +224,15 @@ static void print_layer(const pc_model *m, int i) {
         size_t n = strlen(from);
         snprintf(from + n, sizeof from - n, "%s%d", k ? "," : "", l->inputs[k]);
     }
-    char what[64] = "";
+    char what[96] = "", stride[24], pad[24];
+    snprintf(stride, sizeof stride, l->sh == l->sw ? "%d" : "%dx%d", l->sh, l->sw);
+    snprintf(pad, sizeof pad, l->ph == l->pw ? "%d" : "%dx%d", l->ph, l->pw);
     if (l->kind == PC_L_CONV)
-        snprintf(what, sizeof what, "%dx%d/%d pad %d%s%s", l->kh, l->kw, l->sh, l->ph,
+        snprintf(what, sizeof what, "%dx%d/%s pad %s%s%s", l->kh, l->kw, stride, pad,
                  l->dilation > 1 ? " dilated" : "",
                  l->groups > 1 ? (l->groups == l->c ? " depthwise" : " grouped") : "");
     else if (l->kind == PC_L_MAXPOOL || l->kind == PC_L_AVGPOOL)
-        snprintf(what, sizeof what, "%dx%d/%d pad %d%s%s", l->kh, l->kw, l->sh, l->ph,
+        snprintf(what, sizeof what, "%dx%d/%s pad %s%s%s", l->kh, l->kw, stride, pad,
                  l->ceil_mode ? " ceil" : "", l->count_pad ? " +padding" : "");
     if (l->act) strcat(what, l->act == PC_ACT_RELU ? " +relu" : " +gelu");
     char shape[48];

@@ -82,6 +82,9 @@ int pc_layer_kind_of_section(const char *section);
 /* Keys of the section being built ("classes" stands for the class count in integers). */
 const char *pc_build_value(pc_build *b, const char *key); /* NULL when absent */
 pc_status pc_build_int(pc_build *b, const char *key, int def, int min, int *out);
+/* A key of one integer (both *h and *w) or two, HEIGHTxWIDTH ("1x7"): a window's size,
+ * stride or padding. */
+pc_status pc_build_int_pair(pc_build *b, const char *key, int def, int min, int *h, int *w);
 pc_status pc_build_float(pc_build *b, const char *key, float def, float min, float max,
                          float *out);
 /* A usage error "ORIGIN:LINE: message". */

@@ -319,6 +319,24 @@ pc_status pc_build_int(pc_build *b, const char *key, int def, int min, int *out)
     return get_int(b->ctx, b->sec, key, def, min, out);
 }
 
+pc_status pc_build_int_pair(pc_build *b, const char *key, int def, int min, int *h, int *w) {
+    const char *v = get_value(b->sec, key), *x = v ? strchr(v, 'x') : NULL;
+    if (!x) {
+        PC_TRY(get_int(b->ctx, b->sec, key, def, min, h));
+        *w = *h;
+        return PC_OK;
+    }
+    char *end;
+    long vh = strtol(v, &end, 10), vw = end == x ? strtol(x + 1, &end, 10) : -1;
+    if (end == x + 1 || *end || vh < min || vw < min || vh > 1 << 20 || vw > 1 << 20 ||
+        !(v[0] >= '0' && v[0] <= '9') || !(x[1] >= '0' && x[1] <= '9'))
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] %s=%s: expected an integer >= %d or two "
+                       "(HEIGHTxWIDTH)", b->ctx->origin, b->sec->line, b->sec->kind, key, v, min);
+    *h = (int)vh;
+    *w = (int)vw;
+    return PC_OK;
+}
+
 pc_status pc_build_float(pc_build *b, const char *key, float def, float min, float max,
                          float *out) {
     return get_float(b->ctx, b->sec, key, def, min, max, out);

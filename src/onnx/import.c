@@ -31,6 +31,23 @@ static pc_status read_all(const char *path, uint8_t **data, size_t *len) {
     return st;
 }
 
+/* The strings that ONNX requires and protobuf leaves NULL when absent: every node's op_type
+ * and the graph's input and output names. */
+static pc_status check_names(const imp_graph *g) {
+    const Onnx__GraphProto *gp = g->mp->graph;
+    for (size_t i = 0; i < gp->n_node; i++)
+        if (!gp->node[i]->op_type)
+            return pc_fail(PC_ERR_DATA, "%s: node %zu (%s) has no op_type", g->path, i,
+                           gp->node[i]->name ? gp->node[i]->name : "unnamed");
+    for (size_t i = 0; i < gp->n_input; i++)
+        if (!gp->input[i]->name)
+            return pc_fail(PC_ERR_DATA, "%s: graph input %zu has no name", g->path, i);
+    for (size_t i = 0; i < gp->n_output; i++)
+        if (!gp->output[i]->name)
+            return pc_fail(PC_ERR_DATA, "%s: graph output %zu has no name", g->path, i);
+    return PC_OK;
+}
+
 /* Unpack and check the model's header: a graph, and the default-domain opset 9 to 17. */
 static pc_status load_proto(const char *path, imp_graph *g) {
     uint8_t *data = NULL;
@@ -50,7 +67,7 @@ static pc_status load_proto(const char *path, imp_graph *g) {
         return pc_fail(PC_ERR_DATA, "%s: opset %d of the default domain; parcnn imports opsets "
                        "9 to 17", path, g->opset);
     if (!(g->done = calloc(g->mp->graph->n_node, 1))) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    return PC_OK;
+    return check_names(g);
 }
 
 static int is_initializer(const imp_graph *g, const char *name) {

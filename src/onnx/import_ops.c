@@ -36,7 +36,7 @@ static pc_status check_ints_attr(imp_graph *g, const Onnx__NodeProto *nd, const 
     return PC_OK;
 }
 
-/* Two equal values of an ints attribute (kernel_shape, strides), or def when absent. */
+/* Two equal values of an ints attribute (dilations), or def when absent. */
 static pc_status square_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *name, int def,
                              int *out) {
     const Onnx__AttributeProto *a = imp_attr(nd, name);
@@ -49,35 +49,65 @@ static pc_status square_attr(imp_graph *g, const Onnx__NodeProto *nd, const char
     return PC_OK;
 }
 
-/* Padding: pads (all four equal) or auto_pad SAME_* when it comes out symmetric. */
-static pc_status window_pad(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in, int k,
-                            int s, int *pad) {
+/* Two positive values (height, width) of an ints attribute (kernel_shape, strides), or def. */
+static pc_status pair_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *name, int def,
+                           int *h, int *w) {
+    const Onnx__AttributeProto *a = imp_attr(nd, name);
+    *h = *w = def;
+    if (!a) return PC_OK;
+    if (a->n_ints != 2 || a->ints[0] < 1 || a->ints[1] < 1 || a->ints[0] > 1024 ||
+        a->ints[1] > 1024)
+        return imp_node_error(g, nd, "%s must be two values from 1 to 1024", name);
+    *h = (int)a->ints[0];
+    *w = (int)a->ints[1];
+    return PC_OK;
+}
+
+/* The padding of one axis for auto_pad SAME_*: -1 when it is not the same before and after. */
+static int same_pad(int n, int k, int s) {
+    int total = PC_MAX(((n + s - 1) / s - 1) * s + k - n, 0);
+    return total % 2 ? -1 : total / 2;
+}
+
+/* Padding of a window of extent kh x kw at strides sh, sw: pads (equal before and after on
+ * each axis) or auto_pad SAME_* when that comes out so. */
+static pc_status window_pad(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in, int kh,
+                            int kw, int sh, int sw, int *ph, int *pw) {
     const Onnx__AttributeProto *ap = imp_attr(nd, "auto_pad");
     const Onnx__AttributeProto *pads = imp_attr(nd, "pads");
-    *pad = 0;
+    *ph = *pw = 0;
     char mode[16] = "NOTSET";
     if (ap && ap->has_s) snprintf(mode, sizeof mode, "%.*s", (int)ap->s.len, (const char *)ap->s.data);
     if (strcmp(mode, "SAME_UPPER") == 0 || strcmp(mode, "SAME_LOWER") == 0) {
-        int total = PC_MAX(((in->h + s - 1) / s - 1) * s + k - in->h, 0);
-        int total_w = PC_MAX(((in->w + s - 1) / s - 1) * s + k - in->w, 0);
-        if (total % 2 || total != total_w)
+        *ph = same_pad(in->h, kh, sh);
+        *pw = same_pad(in->w, kw, sw);
+        if (*ph < 0 || *pw < 0)
             return imp_node_error(g, nd, "auto_pad=%s gives asymmetric padding here, which is not "
                                   "supported", mode);
-        *pad = total / 2;
         return PC_OK;
     }
     if (strcmp(mode, "NOTSET") != 0 && strcmp(mode, "VALID") != 0)
         return imp_node_error(g, nd, "auto_pad=%s is not supported", mode);
     if (!pads || strcmp(mode, "VALID") == 0) return PC_OK;
-    if (pads->n_ints != 4 || pads->ints[0] != pads->ints[1] || pads->ints[0] != pads->ints[2] ||
-        pads->ints[0] != pads->ints[3] || pads->ints[0] < 0 || pads->ints[0] > 1024)
-        return imp_node_error(g, nd, "pads [%lld, %lld, %lld, %lld]: only equal padding on all "
-                              "sides is supported", (long long)(pads->n_ints > 0 ? pads->ints[0] : 0),
+    int ok = pads->n_ints == 4 && pads->ints[0] == pads->ints[2] && pads->ints[1] == pads->ints[3];
+    for (size_t k = 0; ok && k < 4; k++) ok = pads->ints[k] >= 0 && pads->ints[k] <= 1024;
+    if (!ok)
+        return imp_node_error(g, nd, "pads [%lld, %lld, %lld, %lld]: only padding equal before "
+                              "and after on each axis is supported",
+                              (long long)(pads->n_ints > 0 ? pads->ints[0] : 0),
                               (long long)(pads->n_ints > 1 ? pads->ints[1] : 0),
                               (long long)(pads->n_ints > 2 ? pads->ints[2] : 0),
                               (long long)(pads->n_ints > 3 ? pads->ints[3] : 0));
-    *pad = (int)pads->ints[0];
+    *ph = (int)pads->ints[0];
+    *pw = (int)pads->ints[1];
     return PC_OK;
+}
+
+/* "K" or "KHxKW": a window key's value in the model file. */
+static const char *pair_text(int h, int w, char *buf, size_t size) {
+    if (h == w) snprintf(buf, size, "%d", h);
+    else snprintf(buf, size, "%dx%d", h, w);
+    return buf;
 }
 
 static pc_status spatial_input(imp_graph *g, const Onnx__NodeProto *nd, int *x) {
@@ -109,37 +139,43 @@ static imp_layer *layer_on(imp_graph *g, const Onnx__NodeProto *nd, const char *
 }
 
 static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
-    int x, k, s, pad;
+    int x, kh, kw, sh, sw, ph, pw, dil;
     const Onnx__TensorProto *w, *b;
     PC_TRY(spatial_input(g, nd, &x));
     PC_TRY(imp_input_const(g, nd, 1, 0, &w));
     PC_TRY(imp_input_const(g, nd, 2, 1, &b));
-    int dil;
     PC_TRY(square_attr(g, nd, "dilations", 1, &dil));
     imp_layer in = g->layers[x];
     int64_t groups = imp_attr_int(nd, "group", 1);
-    if (w->n_dims != 4 || w->dims[2] != w->dims[3] || groups < 1 || w->dims[0] < 1 ||
-        w->dims[0] % groups || in.c % groups || w->dims[1] != in.c / groups || w->dims[0] > 1 << 20)
-        return imp_node_error(g, nd, "weight %s: expected (filters, %d/group, k, k) with group "
+    if (w->n_dims != 4 || groups < 1 || w->dims[0] < 1 || w->dims[0] % groups ||
+        in.c % groups || w->dims[1] != in.c / groups || w->dims[0] > 1 << 20 ||
+        w->dims[2] < 1 || w->dims[3] < 1)
+        return imp_node_error(g, nd, "weight %s: expected (filters, %d/group, kh, kw) with group "
                               "%lld dividing the filters", w->name, in.c, (long long)groups);
-    PC_TRY(square_attr(g, nd, "kernel_shape", (int)w->dims[2], &k));
-    PC_TRY(square_attr(g, nd, "strides", 1, &s));
-    const int ext = (k - 1) * dil + 1; /* the dilated kernel's extent (both at most 1024) */
-    PC_TRY(window_pad(g, nd, &in, ext, s, &pad));
-    if (k != w->dims[2] || in.h + 2 * pad < ext || in.w + 2 * pad < ext)
-        return imp_node_error(g, nd, "kernel %d (dilation %d) does not fit its %dx%d input", k,
-                              dil, in.h, in.w);
-    char base[64];
+    if (w->dims[2] > 1024 || w->dims[3] > 1024)
+        return imp_node_error(g, nd, "weight %s: kernel larger than 1024", w->name);
+    PC_TRY(pair_attr(g, nd, "kernel_shape", 1, &kh, &kw));
+    if (!imp_attr(nd, "kernel_shape")) kh = (int)w->dims[2], kw = (int)w->dims[3];
+    PC_TRY(pair_attr(g, nd, "strides", 1, &sh, &sw));
+    /* the dilated kernel's extent (both at most 1024) */
+    const int eh = (kh - 1) * dil + 1, ew = (kw - 1) * dil + 1;
+    PC_TRY(window_pad(g, nd, &in, eh, ew, sh, sw, &ph, &pw));
+    if (kh != w->dims[2] || kw != w->dims[3] || in.h + 2 * ph < eh || in.w + 2 * pw < ew)
+        return imp_node_error(g, nd, "kernel %dx%d (dilation %d) does not fit its %dx%d input",
+                              kh, kw, dil, in.h, in.w);
+    char base[64], ks[24], ss[24], ps[24];
     imp_layer *l = layer_on(g, nd, "conv", param_base(w, base, sizeof base), x);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
     l->c = (int)w->dims[0];
-    l->h = (in.h + 2 * pad - ext) / s + 1;
-    l->w = (in.w + 2 * pad - ext) / s + 1;
+    l->h = (in.h + 2 * ph - eh) / sh + 1;
+    l->w = (in.w + 2 * pw - ew) / sw + 1;
     l->bias = b != NULL;
-    int n = snprintf(l->keys, sizeof l->keys, "filters=%d size=%d stride=%d pad=%d groups=%lld "
-                     "bias=%d", l->c, k, s, pad, (long long)groups, l->bias);
+    int n = snprintf(l->keys, sizeof l->keys, "filters=%d size=%s stride=%s pad=%s groups=%lld "
+                     "bias=%d", l->c, pair_text(kh, kw, ks, sizeof ks),
+                     pair_text(sh, sw, ss, sizeof ss), pair_text(ph, pw, ps, sizeof ps),
+                     (long long)groups, l->bias);
     if (dil > 1) snprintf(l->keys + n, sizeof l->keys - (size_t)n, " dilation=%d", dil);
-    l->weight_n = w->dims[0] * w->dims[1] * k * k;
+    l->weight_n = w->dims[0] * w->dims[1] * kh * kw;
     PC_TRY(imp_const_floats(g, nd, w, l->weight_n, &l->weight));
     if (b) PC_TRY(imp_const_floats(g, nd, b, l->bias_n = l->c, &l->bias_v));
     return new_layer_output(g, nd, 0);
@@ -192,18 +228,19 @@ static pc_status op_relu(imp_graph *g, const Onnx__NodeProto *nd) {
 }
 
 static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
-    int x, k, s, pad;
+    int x, kh, kw, sh, sw, ph, pw;
     PC_TRY(spatial_input(g, nd, &x));
     PC_TRY(only_first_output(g, nd));
     PC_TRY(check_ints_attr(g, nd, "dilations", 1));
     if (!imp_attr(nd, "kernel_shape")) return imp_node_error(g, nd, "kernel_shape is missing");
-    PC_TRY(square_attr(g, nd, "kernel_shape", 1, &k));
-    PC_TRY(square_attr(g, nd, "strides", 1, &s));
+    PC_TRY(pair_attr(g, nd, "kernel_shape", 1, &kh, &kw));
+    PC_TRY(pair_attr(g, nd, "strides", 1, &sh, &sw));
     imp_layer in = g->layers[x];
-    PC_TRY(window_pad(g, nd, &in, k, s, &pad));
-    if (in.h + 2 * pad < k || in.w + 2 * pad < k || 2 * pad > k)
-        return imp_node_error(g, nd, "window %d with padding %d does not fit the %dx%d input "
-                              "(parcnn pads at most half the window)", k, pad, in.h, in.w);
+    PC_TRY(window_pad(g, nd, &in, kh, kw, sh, sw, &ph, &pw));
+    if (in.h + 2 * ph < kh || in.w + 2 * pw < kw || 2 * ph > kh || 2 * pw > kw)
+        return imp_node_error(g, nd, "window %dx%d with padding %dx%d does not fit the %dx%d "
+                              "input (parcnn pads at most half the window)", kh, kw, ph, pw,
+                              in.h, in.w);
     int64_t ceil_mode = imp_attr_int(nd, "ceil_mode", 0);
     int64_t count_pad = is_max ? 0 : imp_attr_int(nd, "count_include_pad", 0);
     if ((ceil_mode != 0 && ceil_mode != 1) || (count_pad != 0 && count_pad != 1))
@@ -212,12 +249,16 @@ static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
         return imp_node_error(g, nd, "storage_order=1 is not supported");
     imp_layer *l = layer_on(g, nd, is_max ? "maxpool" : "avgpool", NULL, x);
     if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    l->h = pc_pool_out_size(in.h, k, s, pad, (int)ceil_mode);
-    l->w = pc_pool_out_size(in.w, k, s, pad, (int)ceil_mode);
+    l->h = pc_pool_out_size(in.h, kh, sh, ph, (int)ceil_mode);
+    l->w = pc_pool_out_size(in.w, kw, sw, pw, (int)ceil_mode);
     /* the keys only where they are not the default, so that floor-mode files stay as they were */
-    int n = snprintf(l->keys, sizeof l->keys, "size=%d stride=%d pad=%d", k, s, pad);
+    char ks[24], ss[24], ps[24];
+    int n = snprintf(l->keys, sizeof l->keys, "size=%s stride=%s pad=%s",
+                     pair_text(kh, kw, ks, sizeof ks), pair_text(sh, sw, ss, sizeof ss),
+                     pair_text(ph, pw, ps, sizeof ps));
     if (ceil_mode) n += snprintf(l->keys + n, sizeof l->keys - (size_t)n, " ceil_mode=1");
-    if (count_pad && pad) snprintf(l->keys + n, sizeof l->keys - (size_t)n, " count_include_pad=1");
+    if (count_pad && (ph || pw))
+        snprintf(l->keys + n, sizeof l->keys - (size_t)n, " count_include_pad=1");
     return new_layer_output(g, nd, 0);
 }
 

@@ -135,8 +135,18 @@ class Graph(nn.Module):
             relu = act == "relu"
             c, h, w = shapes[inputs[0]]
 
+            def pair(key, default):
+                """A window key: "K" or "KHxKW" as (height, width)."""
+                v = keys.get(key)
+                if v is None:
+                    return default if isinstance(default, tuple) else (default, default)
+                hw = [int(t) for t in v.split("x")]
+                return (hw[0], hw[-1])
+
             def add_conv(lname, ins, in_c, hh, ww, filters, size, stride, pad, groups, bias, relu_,
                          dil=1):
+                size, stride, pad = (t if isinstance(t, tuple) else (t, t)
+                                     for t in (size, stride, pad))
                 mod = nn.Conv2d(in_c, filters, size, stride, pad, dilation=dil, groups=groups,
                                 bias=bool(bias))
                 self.mods[lname.replace(".", "__")] = mod
@@ -144,16 +154,15 @@ class Graph(nn.Module):
                 if bias:
                     self.params.append((lname + ".bias", mod.bias))
                 self.nodes.append(("module", lname, ins, relu_, None))
-                ext = (size - 1) * dil + 1
-                oh = (hh + 2 * pad - ext) // stride + 1
-                ow = (ww + 2 * pad - ext) // stride + 1
+                oh = (hh + 2 * pad[0] - (size[0] - 1) * dil - 1) // stride[0] + 1
+                ow = (ww + 2 * pad[1] - (size[1] - 1) * dil - 1) // stride[1] + 1
                 return (filters, oh, ow)
 
             if kind in ("conv", "sepconv"):
                 filters = ival(keys, "filters", 0)
-                size = ival(keys, "size", 3)
-                stride = ival(keys, "stride", 1)
-                pad = ival(keys, "pad", 0)
+                size = pair("size", 3)
+                stride = pair("stride", 1)
+                pad = pair("pad", 0)
                 bias = ival(keys, "bias", 1)
                 dil = ival(keys, "dilation", 1)
                 if kind == "conv":
@@ -189,9 +198,9 @@ class Graph(nn.Module):
                 self.nodes.append(("module", name, inputs, relu, None))
                 shapes.append((c, h, w))
             elif kind in ("maxpool", "avgpool"):
-                size = ival(keys, "size", 2)
-                stride = ival(keys, "stride", size)
-                pad = ival(keys, "pad", 0)
+                size = pair("size", 2)
+                stride = pair("stride", size)
+                pad = pair("pad", 0)
                 ceil = bool(ival(keys, "ceil_mode", 0))
                 if kind == "maxpool":
                     mod = nn.MaxPool2d(size, stride, pad, ceil_mode=ceil)
@@ -199,8 +208,8 @@ class Graph(nn.Module):
                     mod = nn.AvgPool2d(size, stride, pad, ceil_mode=ceil,
                                        count_include_pad=bool(ival(keys, "count_include_pad", 0)))
                 self.nodes.append(("fn", name, inputs, relu, mod))
-                shapes.append((c, pool_out(h, size, stride, pad, ceil),
-                               pool_out(w, size, stride, pad, ceil)))
+                shapes.append((c, pool_out(h, size[0], stride[0], pad[0], ceil),
+                               pool_out(w, size[1], stride[1], pad[1], ceil)))
             elif kind == "gap":
                 self.nodes.append(("gap", name, inputs, relu, None))
                 shapes.append((c, 1, 1))

@@ -9,7 +9,16 @@ from onnx import TensorProto, helper, numpy_helper
 out = sys.argv[1]
 
 
-def model(nodes, inits, shape=(None, 1, 8, 8), out_shape=(None, 4), opset=13, name="x"):
+def raw_tensor(name, dims, nbytes):
+    """A float initializer of shape dims holding nbytes of data (too few for the shape)."""
+    t = TensorProto()
+    t.name, t.data_type = name, TensorProto.FLOAT
+    t.dims.extend(dims)
+    t.raw_data = b"\0" * nbytes
+    return t
+
+
+def model(nodes, inits, shape=(None, 1, 8, 8), out_shape=(None, 4), opset=13, name="x", raw=None):
     dims = ["N" if d is None else d for d in shape]
     g = helper.make_graph(
         nodes, "bad",
@@ -17,6 +26,8 @@ def model(nodes, inits, shape=(None, 1, 8, 8), out_shape=(None, 4), opset=13, na
         [helper.make_tensor_value_info("y", TensorProto.FLOAT,
                                        ["N" if d is None else d for d in out_shape])],
         [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    for k, (dims, nbytes) in (raw or {}).items():
+        g.initializer.append(raw_tensor(k, dims, nbytes))
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     return m
@@ -44,6 +55,19 @@ cases = {
     "input_3d": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 8, 8)),
     "huge_dims": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 1, 100000, 100000)),
     "opset_7": model([conv()] + head, {"w": w, "fc": fc}, opset=7),
+    "dynamic_hw": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 1, "H", "W")),
+    "dynamic_c": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, "C", 8, 8)),
+    "input_5d": model([conv()] + head, {"w": w, "fc": fc}, shape=(None, 1, 1, 8, 8)),
+    "storage_order": model([conv(), helper.make_node("MaxPool", ["c"], ["m"], name="mp",
+                                                     kernel_shape=[2, 2], storage_order=1),
+                            helper.make_node("GlobalAveragePool", ["m"], ["p"], name="pool")]
+                           + head[1:], {"w": w, "fc": fc}),
+    # a Reshape to a shape computed from the tensor's own (torch.onnx's dynamic flatten)
+    "dynamic_reshape": model([conv(), head[0], helper.make_node("Shape", ["p"], ["s"], name="shape"),
+                              helper.make_node("Reshape", ["p", "s"], ["f"], name="reshape"),
+                              head[2]], {"w": w, "fc": fc}),
+    "short_weight": model([conv()] + head, {"fc": fc}, raw={"w": ([4, 1, 3, 3], 40)}),
+    "huge_weight": model([conv()] + head, {"fc": fc}, raw={"w": ([1 << 20, 1 << 20, 3, 3], 40)}),
 }
 for k, m in cases.items():
     onnx.save(m, f"{out}/{k}.onnx")

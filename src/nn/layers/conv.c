@@ -33,21 +33,17 @@ static pc_status finish_conv(pc_build *b, pc_layer *l, const pc_layer *in) {
  * filters= may be left out with init=whiten (then two per patch value: 2 * in_c * size *
  * size). */
 static pc_status read_conv_keys(pc_build *b, pc_layer *l, int in_c) {
-    int size, stride, pad;
     const char *init = in_c > 0 ? pc_build_value(b, "init") : NULL;
     int whiten_auto = init && strcmp(init, "whiten") == 0 && !pc_build_value(b, "filters");
     PC_TRY(pc_build_int(b, "filters", 0, 1, &l->filters));
     if (!whiten_auto && (l->filters == 0 || !pc_build_value(b, "filters")))
         return pc_build_fail(b, "[%s] needs filters=", pc_build_section(b));
-    PC_TRY(pc_build_int(b, "size", 3, 1, &size));
-    if (whiten_auto) l->filters = 2 * in_c * size * size;
-    PC_TRY(pc_build_int(b, "stride", 1, 1, &stride));
-    PC_TRY(pc_build_int(b, "pad", 0, 0, &pad));
+    PC_TRY(pc_build_int_pair(b, "size", 3, 1, &l->kh, &l->kw));
+    if (whiten_auto) l->filters = 2 * in_c * l->kh * l->kw;
+    PC_TRY(pc_build_int_pair(b, "stride", 1, 1, &l->sh, &l->sw));
+    PC_TRY(pc_build_int_pair(b, "pad", 0, 0, &l->ph, &l->pw));
     PC_TRY(pc_build_int(b, "bias", 1, 0, &l->bias));
     PC_TRY(pc_build_int(b, "dilation", 1, 1, &l->dilation));
-    l->kh = l->kw = size;
-    l->sh = l->sw = stride;
-    l->ph = l->pw = pad;
     l->groups = 1;
     return PC_OK;
 }

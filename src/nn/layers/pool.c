@@ -8,23 +8,25 @@
 static pc_status pool_build(pc_build *b, pc_layer *l) {
     const pc_layer *in = pc_build_input(b, 0);
     const char *k = pc_build_section(b);
-    int size, stride, pad;
-    PC_TRY(pc_build_int(b, "size", 2, 1, &size));
-    PC_TRY(pc_build_int(b, "stride", size, 1, &stride));
-    PC_TRY(pc_build_int(b, "pad", 0, 0, &pad));
+    PC_TRY(pc_build_int_pair(b, "size", 2, 1, &l->kh, &l->kw));
+    /* the stride defaults to the size: "size=3x1" is "stride=3x1" */
+    const char *given = pc_build_value(b, "stride");
+    if (given) PC_TRY(pc_build_int_pair(b, "stride", 1, 1, &l->sh, &l->sw));
+    else l->sh = l->kh, l->sw = l->kw;
+    PC_TRY(pc_build_int_pair(b, "pad", 0, 0, &l->ph, &l->pw));
     PC_TRY(pc_build_int(b, "ceil_mode", 0, 0, &l->ceil_mode));
     if (l->kind == PC_L_AVGPOOL) PC_TRY(pc_build_int(b, "count_include_pad", 0, 0, &l->count_pad));
     if (l->ceil_mode > 1 || l->count_pad > 1)
         return pc_build_fail(b, "[%s] ceil_mode and count_include_pad are 0 or 1", k);
-    if (2 * pad > size) return pc_build_fail(b, "[%s] pad=%d is more than half of size=%d", k, pad, size);
-    l->kh = l->kw = size;
-    l->sh = l->sw = stride;
-    l->ph = l->pw = pad;
-    l->h = pc_pool_out_size(in->h, size, stride, pad, l->ceil_mode);
-    l->w = pc_pool_out_size(in->w, size, stride, pad, l->ceil_mode);
+    if (2 * l->ph > l->kh || 2 * l->pw > l->kw)
+        return pc_build_fail(b, "[%s] pad=%dx%d is more than half of size=%dx%d", k, l->ph, l->pw,
+                             l->kh, l->kw);
+    l->h = pc_pool_out_size(in->h, l->kh, l->sh, l->ph, l->ceil_mode);
+    l->w = pc_pool_out_size(in->w, l->kw, l->sw, l->pw, l->ceil_mode);
     if (l->h == 0 || l->w == 0)
-        return pc_build_fail(b, "[%s] window %d does not fit the %dx%d input", k, size, in->h, in->w);
-    l->flops = pc_size_mul(pc_layer_out_size(l), (int64_t)size * size); /* -1: overflow */
+        return pc_build_fail(b, "[%s] window %dx%d does not fit the %dx%d input", k, l->kh, l->kw,
+                             in->h, in->w);
+    l->flops = pc_size_mul(pc_layer_out_size(l), (int64_t)l->kh * l->kw); /* -1: overflow */
     return PC_OK;
 }
 
