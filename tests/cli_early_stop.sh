@@ -153,6 +153,16 @@ PY
 cmp -s "$tmp/held1/model-best.safetensors" "$tmp/held2/model-best.safetensors" \
     && [ "$(fields "$tmp/held1/metrics.jsonl")" = "$(fields "$tmp/held2/metrics.jsonl")" ] \
     && ok "the held-out run: the same bytes on 1 and 2 workers" || bad "held-out run differs across workers"
+if command -v mpirun > /dev/null; then
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_ALLOW_RUN_AS_ROOT=1 \
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo \
+        OMPI_MCA_oob_tcp_if_include=lo \
+        mpirun --oversubscribe --bind-to none -np 2 "$parcnn" train "${held[@]}" --workers 1 --out "$tmp/heldr2" \
+        > "$tmp/heldr2.log" 2>&1 || bad "held-out run on 2 ranks: $(tail -3 "$tmp/heldr2.log")"
+    cmp -s "$tmp/heldr2/model-best.safetensors" "$tmp/held2/model-best.safetensors" \
+        && cmp -s "$tmp/heldr2/eval.json" "$tmp/held2/eval.json" \
+        && ok "the held-out run: the same model-best and eval.json on 2 MPI ranks" || bad "held-out run differs on 2 ranks"
+fi
 # an image folder with its own test/: the validation set comes out of train/
 "$parcnn" train --data "folder:$tmp/img" --val-split 0.25 --image-size 8 --model "$tmp/tiny.cfg" --batch 32 \
     --epochs 1 --no-progress --out "$tmp/imgheld" > "$tmp/imgheld.log" 2>&1 || bad "folder with test/: $(tail -3 "$tmp/imgheld.log")"
