@@ -35,7 +35,7 @@ _Static_assert(PARCNN_OK == (int)PC_OK && PARCNN_ERR_DATA == (int)PC_ERR_DATA &&
 const char *parcnn_last_error(void) { return pc_last_error(); }
 const char *parcnn_version(void) { return PARCNN_VERSION; }
 
-static pc_status out_of_memory(void) { return pc_fail(PC_ERR_NOMEM, "out of memory"); }
+static pc_status out_of_memory(void) { return pc_fail_nomem(); }
 
 /* ------------------------------------------------------------------ data sets */
 

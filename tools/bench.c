@@ -235,7 +235,7 @@ static int run_gemm(int64_t n, int threads, int bf16, int reps) {
     pcd_base b;
     memset(&b, 0, sizeof b);
     double *gflops = calloc((size_t)reps, sizeof(double));
-    if (!gflops) pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!gflops) pc_fail_nomem();
     if (!gflops || pcd_base_init(&b) != 0) goto fail;
     if (bf16 && !pc_dnnl_bf16_native()) {
         pc_fail(PC_ERR_USAGE, "--dtype bf16: oneDNN has no bf16 kernels on this CPU (oneDNN 2.6 "

@@ -72,7 +72,7 @@ static double time_config(pc_model *m, const predict_opts *o, int batch, int W, 
     double *t = calloc((size_t)o->reps, sizeof(double)), median = -1;
     j.probs = calloc((size_t)W, sizeof(float *));
     if (!t || !j.probs) {
-        pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fail_nomem();
         goto done;
     }
     if (pc_engine_create(m, W, T, batch / W, &o->exec, NULL, NULL, &e) != PC_OK) goto done;
@@ -81,7 +81,7 @@ static double time_config(pc_model *m, const predict_opts *o, int batch, int W, 
     int64_t n_in = (int64_t)(batch / W) * in->c * in->h * in->w;
     for (int w = 0; w < W; w++) {
         if (!(j.probs[w] = malloc(sizeof(float) * (size_t)(batch / W) * m->classes))) {
-            pc_fail(PC_ERR_NOMEM, "out of memory");
+            pc_fail_nomem();
             goto done;
         }
         pc_exec_weights_version(e->execs[w], 1); /* the weights never change here */

@@ -357,7 +357,7 @@ static pc_status run_under_mpirun(const scaling_plan *p, bench_run *b) {
     const char *tail[] = {"--epochs", epochs, "--model", b->model, "--batch", batch, "--workers", workers, "--threads",
                           threads, "--no-progress", "--out", dir, "--overwrite", NULL};
     const char **argv = calloc(sizeof head / sizeof *head + (size_t)p->n_pass + sizeof tail / sizeof *tail, sizeof *argv);
-    if (!argv) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!argv) return pc_fail_nomem();
     int n = 0;
     for (size_t i = 0; i < sizeof head / sizeof *head; i++) argv[n++] = head[i];
     for (int i = 0; i < p->n_pass; i++) argv[n++] = p->pass[i];
@@ -516,7 +516,7 @@ static int scaling_main(int argc, char **argv, const pc_flag *table, int n_own) 
     o.train.log = NULL;
     o.train.progress = 0;
     int *owner = calloc((size_t)argc + 1, sizeof *owner);
-    if (!owner) return cli_fail(pc_fail(PC_ERR_NOMEM, "out of memory"));
+    if (!owner) return cli_fail(pc_fail_nomem());
     int rc = cli_parse_flags_owned("bench scaling", table, &o, scaling_usage, NULL, argc, argv, owner);
     if (rc == 0 && optind < argc) rc = usage_error("bench scaling", "unexpected argument '%s'", argv[optind]);
     static char models[4096];
@@ -533,7 +533,7 @@ static int scaling_main(int argc, char **argv, const pc_flag *table, int n_own) 
     char **pass = rc == 0 ? train_args(argc, argv, owner, n_own, &n_pass) : NULL;
     free(owner);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!pass) return cli_fail(pc_fail(PC_ERR_NOMEM, "out of memory"));
+    if (!pass) return cli_fail(pc_fail_nomem());
     printf("parcnn bench scaling: models %s, batches %s, data %s, %d epoch(s), shard size %d, %ld cores\n",
            o.models, o.batches, o.train.data, o.train.epochs, o.train.shard_size,
            sysconf(_SC_NPROCESSORS_ONLN));
@@ -562,7 +562,7 @@ int cmd_bench_scaling(int argc, char **argv) {
     char **args;
     const char *recipe;
     pc_flag *table = build_table(&n_own);
-    if (!table) return cli_fail(pc_fail(PC_ERR_NOMEM, "out of memory"));
+    if (!table) return cli_fail(pc_fail_nomem());
     if (pc_recipe_expand(argc, argv, &n, &args, &recipe) != PC_OK) {
         free(table);
         return cli_fail(PC_ERR_USAGE);

@@ -76,7 +76,7 @@ int predict_npy(const char *weights, const pc_exec_options *exec, const char *in
     if (st == PC_OK) st = pc_model_load(weights, &m, &meta);
     if (st == PC_OK) st = model_for_input(weights, m, &meta, &x, &sized);
     if (st == PC_OK && !(logits = malloc(sizeof(float) * x.shape[0] * m->classes)))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     if (st == PC_OK) st = run_logits(sized, exec, &x, logits);
     int64_t shape[2] = {x.shape[0], m ? m->classes : 0};
     if (st == PC_OK) st = pc_npy_write(out_path, logits, 2, shape);
@@ -198,7 +198,7 @@ int cmd_import(int argc, char **argv) {
     char *file = NULL;
     if (st == PC_OK) st = pc_mkdirs(out, "--out");
     if (st == PC_OK && !(file = pc_path_join(out, "model.safetensors")))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     if (st == PC_OK) st = pc_model_save(file, m, &meta);
     if (st == PC_OK)
         printf("%s: %d layers, %lld parameters, input %dx%dx%d, %d classes -> %s\n", path,

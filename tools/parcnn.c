@@ -349,7 +349,7 @@ static int cmd_eval(int argc, char **argv) {
     if (st == PC_OK) st = pc_tta_check(&o.tta, lm.meta.h, lm.meta.w);
     if (st == PC_OK) st = open_engine(&o, &lm, o.workers, o.batch, &e);
     if (st == PC_OK && (pc_metrics_init(&mt, lm.meta.classes) || pc_metrics_keep_scores(&mt, d.n)))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &d, &o.tta, &mt, NULL, NULL);
     if (st == PC_OK && pc_comm_rank(pc_comm_world()) == 0) { /* under MPI, rank 0 prints */
         char views[64], *json = NULL;
@@ -357,7 +357,7 @@ static int cmd_eval(int argc, char **argv) {
         if (o.json && (json = pc_metrics_json(&mt, lm.meta.class_names, views)))
             printf("%s\n", json);
         else if (o.json)
-            st = pc_fail(PC_ERR_NOMEM, "out of memory");
+            st = pc_fail_nomem();
         else
             pc_metrics_print(&mt, lm.meta.class_names, stdout);
         free(json);
@@ -395,7 +395,7 @@ static int all_digits(const char *s) {
 static pc_status load_image_input(const char *path, const pc_model_meta *meta, float *out) {
     int64_t n = (int64_t)meta->c * meta->h * meta->w;
     uint8_t *px = malloc(n);
-    if (!px) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!px) return pc_fail_nomem();
     pc_status st = pc_image_load_chw(path, meta->c, meta->h, meta->w, 0, px, NULL, NULL);
     int64_t plane = (int64_t)meta->h * meta->w;
     for (int64_t i = 0; st == PC_OK && i < n; i++)
@@ -435,7 +435,7 @@ static int cmd_predict(int argc, char **argv) {
     if (st == PC_OK) {
         input = malloc(sizeof(float) * meta->c * meta->h * meta->w);
         probs = malloc(3 * sizeof(float) * meta->classes); /* and pc_engine_probs' scratch */
-        if (!input || !probs) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!input || !probs) st = pc_fail_nomem();
     }
     for (int a = optind; st == PC_OK && a < argc; a++) {
         long idx = 0;

@@ -66,7 +66,7 @@ pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out) {
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return pc_fail(PC_ERR_INTERNAL, "MPI_Init failed");
     pc_comm *c = calloc(1, sizeof *c);
-    if (!c) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!c) return pc_fail_nomem();
     c->mpi = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->size);
@@ -74,7 +74,7 @@ pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out) {
     if (c->rank == 0) {
         c->arrived = calloc(c->size, sizeof(int64_t));
         c->last_seen = calloc(c->size, sizeof(double));
-        if (!c->arrived || !c->last_seen) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!c->arrived || !c->last_seen) return pc_fail_nomem();
         for (int r = 0; r < c->size; r++) c->last_seen[r] = pc_now();
         MPI_Irecv(&c->arrive_buf, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_ARRIVE, MPI_COMM_WORLD,
                   &c->arrive_req);
@@ -235,7 +235,7 @@ pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count) {
         if (c->n_pending == c->cap_pending) { /* grows during the first step only */
             int cap = c->cap_pending ? 2 * c->cap_pending : 64;
             MPI_Request *grown = realloc(c->pending, sizeof(MPI_Request) * cap);
-            if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+            if (!grown) return pc_fail_nomem();
             c->pending = grown;
             c->cap_pending = cap;
         }

@@ -24,6 +24,8 @@ pc_status pc_fail(pc_status code, const char *fmt, ...) {
     return code;
 }
 
+pc_status pc_fail_nomem(void) { return pc_fail(PC_ERR_NOMEM, "out of memory"); }
+
 const char *pc_last_error(void) { return last_error[0] ? last_error : "unknown error"; }
 
 void pc_error_slot_init(pc_error_slot *e) {

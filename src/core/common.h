@@ -27,6 +27,8 @@ typedef enum {
  * so that callers can write `return pc_fail(PC_ERR_DATA, "...")`. */
 pc_status pc_fail(pc_status code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* pc_fail(PC_ERR_NOMEM, "out of memory"): a failed allocation with nothing to add. */
+pc_status pc_fail_nomem(void);
 const char *pc_last_error(void);
 
 /* The first error among threads that cannot return a status (pool jobs): a thread records

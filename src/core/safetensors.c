@@ -218,7 +218,7 @@ static pc_status write_file(const char *path, sbuf *h, const pc_st_tensor *tenso
                             int n_tensors) {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
-    if (!tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!tmp) return pc_fail_nomem();
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     pc_status s = PC_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -376,7 +376,7 @@ static pc_status parse(const char *path, pc_st_file *f, pc_st_file **out);
 pc_status pc_safetensors_read(const char *path, pc_st_file **out) {
     *out = NULL;
     pc_st_file *f = calloc(1, sizeof *f);
-    if (!f) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!f) return pc_fail_nomem();
     pc_status s = read_whole(path, &f->buf, &f->size);
     if (s != PC_OK) {
         pc_st_close(f);

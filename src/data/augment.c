@@ -348,7 +348,7 @@ pc_status pc_dataset_gather_augmented(const pc_dataset *d, const int64_t *idx, i
     if (!pc_augment_enabled(a)) return pc_dataset_gather(d, idx, n, mean, std, out, labels_out);
     const size_t hw = (size_t)d->h * d->w, sample = hw * d->c;
     uint8_t *scratch = NULL;
-    if (!d->pixels && !(scratch = malloc(sample))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!d->pixels && !(scratch = malloc(sample))) return pc_fail_nomem();
     pc_status s = PC_OK;
     for (int i = 0; i < n && s == PC_OK; i++) {
         const uint8_t *p;

@@ -550,7 +550,7 @@ static pc_status load_cifar_dir(const char *dir, int train, int cifar100, pc_dat
         paths[n++] = pc_path_join(dir, "test_batch.bin");
     }
     for (int i = 0; i < n; i++)
-        if (!paths[i]) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!paths[i]) s = pc_fail_nomem();
     if (s == PC_OK) {
         for (int i = 0; i < n; i++)
             if (!file_exists(paths[i])) {
@@ -562,7 +562,7 @@ static pc_status load_cifar_dir(const char *dir, int train, int cifar100, pc_dat
     if (s == PC_OK) s = pc_dataset_load_cifar((const char *const *)paths, n, cifar100, out);
     if (s == PC_OK && cifar100) {
         char *names = pc_path_join(dir, "fine_label_names.txt");
-        if (!names) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!names) s = pc_fail_nomem();
         else if (file_exists(names)) s = read_cifar100_names(names, out);
         free(names);
         if (s != PC_OK) pc_dataset_free(out);
@@ -584,7 +584,7 @@ pc_status pc_dataset_load_ex(const char *spec, int train, const pc_folder_option
     if (strcmp(spec, "fashion-mnist") == 0 || strcmp(spec, "mnist") == 0) {
         int fashion = spec[0] == 'f';
         char *dir = pc_path_join(root, spec);
-        if (!dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!dir) return pc_fail_nomem();
         pc_status s = load_named_idx(
             spec, dir, train,
             fashion ? "install it with: apt-get install dataset-fashion-mnist"
@@ -691,7 +691,7 @@ pc_status pc_dataset_gather(const pc_dataset *d, const int64_t *idx, int n, cons
     const int64_t hw = (int64_t)d->h * d->w, sample = hw * d->c;
     uint8_t *scratch = NULL;
     if (!d->pixels && !(scratch = malloc((size_t)sample)))
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     float lut[d->c][256];
     for (int c = 0; c < d->c; c++) {
         float m = mean ? mean[c] : 0.0f, sd = std ? std[c] : 1.0f;

@@ -117,7 +117,7 @@ static pc_status list_classes(const char *root, const char *sub, strlist *classe
                               int64_t *ignored, int64_t *stray) {
     memset(classes, 0, sizeof *classes);
     char *base = pc_path_join(root, sub);
-    if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!base) return pc_fail_nomem();
     strlist names;
     pc_status s = read_dir_sorted(base, &names);
     if (s != PC_OK) {
@@ -128,11 +128,11 @@ static pc_status list_classes(const char *root, const char *sub, strlist *classe
         const char *nm = names.v[i];
         char *full = pc_path_join(base, nm);
         if (!full) {
-            s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            s = pc_fail_nomem();
             break;
         }
         if (nm[0] != '.' && is_dir(full)) {
-            if (!strlist_push(classes, nm)) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+            if (!strlist_push(classes, nm)) s = pc_fail_nomem();
         } else {
             if (ignored) (*ignored)++;
             if (stray && nm[0] != '.' && has_image_ext(nm)) (*stray)++;
@@ -166,7 +166,7 @@ static pc_status interleave_classes(fentry *v, int64_t n, int classes) {
     if (!r || !seen) {
         free(r);
         free(seen);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     for (int64_t i = 0; i < n; i++) r[i] = (ranked_entry){seen[v[i].label]++, v[i].label, v[i]};
     qsort(r, (size_t)n, sizeof *r, cmp_ranked);
@@ -181,7 +181,7 @@ static pc_status list_images(const char *root, const char *relclass, int label, 
                              int64_t *count, int64_t *ignored) {
     *count = 0;
     char *base = pc_path_join(root, relclass);
-    if (!base) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!base) return pc_fail_nomem();
     strlist names;
     pc_status s = read_dir_sorted(base, &names);
     free(base);
@@ -197,7 +197,7 @@ static pc_status list_images(const char *root, const char *relclass, int label, 
             free(rel);
             free(full);
             s = rel && full ? pc_fail(PC_ERR_DATA, "%s: too many files", root)
-                            : pc_fail(PC_ERR_NOMEM, "out of memory");
+                            : pc_fail_nomem();
             break;
         }
         if (out->n == out->cap) {
@@ -206,7 +206,7 @@ static pc_status list_images(const char *root, const char *relclass, int label, 
             if (!v) {
                 free(rel);
                 free(full);
-                s = pc_fail(PC_ERR_NOMEM, "out of memory");
+                s = pc_fail_nomem();
                 break;
             }
             out->v = v;
@@ -321,7 +321,7 @@ static void pixel_sums(const uint8_t *p, int c, size_t hw, uint64_t *sums) {
 /* Decode file i of the job into dst (NULL: out of memory). */
 static pc_status decode_file(const djob *j, int64_t i, uint8_t *dst, int *gray, int *warnings) {
     char *path = pc_path_join(j->root, j->files[i].rel);
-    pc_status s = !path || !dst ? pc_fail(PC_ERR_NOMEM, "out of memory")
+    pc_status s = !path || !dst ? pc_fail_nomem()
                   : j->crop_short ? pc_image_load_chw_cropped(path, j->c, j->size, j->crop_short,
                                                               j->max_pixels, dst, gray, warnings)
                                   : pc_image_load_chw(path, j->c, j->size, j->size, j->max_pixels,
@@ -370,7 +370,7 @@ static pc_status share_slices(pc_comm *comm, void *table, size_t elem, int64_t n
     int R = comm ? pc_comm_size(comm) : 1;
     if (R == 1) return PC_OK;
     int64_t *counts = malloc(sizeof(int64_t) * 2 * R);
-    if (!counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!counts) return pc_fail_nomem();
     for (int r = 0; r < R; r++) {
         int64_t lo, hi;
         rank_slice(n, r, R, &lo, &hi);
@@ -388,7 +388,7 @@ static pc_status all_ranks(pc_comm *comm, int flag, int *out) {
     int R = comm ? pc_comm_size(comm) : 1;
     if (R == 1) return PC_OK;
     int *all = malloc(sizeof(int) * R);
-    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!all) return pc_fail_nomem();
     pc_status s = pc_comm_allgather_bytes(comm, &flag, sizeof flag, all);
     for (int r = 0; r < R && s == PC_OK; r++) *out &= all[r];
     free(all);
@@ -570,7 +570,7 @@ static pc_status cache_write(const char *path, const cache_header *h_in, const u
     static atomic_uint counter;
     size_t plen = strlen(path) + 64;
     char *tmp = malloc(plen);
-    if (!tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!tmp) return pc_fail_nomem();
     snprintf(tmp, plen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
     FILE *f = fopen(tmp, "wb");
     if (!f) {
@@ -618,12 +618,12 @@ static pc_status cache_write(const char *path, const cache_header *h_in, const u
 static pc_status write_list(const char *dir, const char *name, const flist *files,
                             const uint8_t *in_val, int want_val) {
     char *path = pc_path_join(dir, name);
-    if (!path) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!path) return pc_fail_nomem();
     size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     if (!tmp) {
         free(path);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
@@ -703,7 +703,7 @@ pc_status pc_image_files_decode(const pc_image_files *f, int64_t i, uint8_t *out
     uint8_t *full = f->decode_c == f->c ? out : malloc((size_t)f->decode_c * hw);
     char *path = pc_path_join(f->root, f->rel[i]);
     int g, wn;
-    pc_status s = !full || !path ? pc_fail(PC_ERR_NOMEM, "out of memory")
+    pc_status s = !full || !path ? pc_fail_nomem()
                   : f->crop_short ? pc_image_load_chw_cropped(path, f->decode_c, f->size,
                                                               f->crop_short, f->max_pixels, full,
                                                               &g, &wn)
@@ -794,7 +794,7 @@ static pc_status detect_layout(folder_load *L) {
     char *tpath = pc_path_join(dir, "train"), *epath = pc_path_join(dir, "test"), *vpath = pc_path_join(dir, "val");
     if (!tpath || !epath || !vpath) {
         free(tpath), free(epath), free(vpath);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     int has_train = is_dir(tpath);
     if (is_dir(epath)) L->eval_name = "test";
@@ -828,7 +828,7 @@ static pc_status detect_layout(folder_load *L) {
     }
     rep->layout = L->layout;
     rep->dir = L->sub[0] ? pc_path_join(dir, L->sub) : strdup(dir);
-    if (!rep->dir) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!rep->dir) return pc_fail_nomem();
     return PC_OK;
 }
 
@@ -867,10 +867,10 @@ static pc_status list_class_folders(folder_load *L) {
 static pc_status list_class_images(folder_load *L) {
     pc_folder_report *rep = L->rep;
     L->class_listed = calloc((size_t)(unsigned)L->classes.n, sizeof *L->class_listed);
-    if (!L->class_listed) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!L->class_listed) return pc_fail_nomem();
     for (int c = 0; c < L->classes.n; c++) {
         char *rel = pc_path_join(L->sub, L->classes.v[c]);
-        if (!rel) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!rel) return pc_fail_nomem();
         pc_status s = list_images(L->dir, rel, c, &L->files, &L->class_listed[c], &rep->ignored);
         free(rel);
         PC_TRY(s);
@@ -890,7 +890,7 @@ static pc_status list_class_images(folder_load *L) {
 static pc_status hold_out(folder_load *L) {
     int64_t first = 0;
     int64_t *perm = malloc((size_t)L->files.n * sizeof *perm);
-    if (!perm) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!perm) return pc_fail_nomem();
     for (int c = 0; c < L->classes.n; c++) {
         int64_t n = L->class_listed[c];
         int64_t nval = (int64_t)llround((double)n * (double)L->opt.val_split);
@@ -919,7 +919,7 @@ static pc_status select_part(folder_load *L) {
     pc_folder_report *rep = L->rep;
     L->in_val = calloc((size_t)L->files.n, 1);
     L->part = malloc((size_t)L->files.n * sizeof *L->part);
-    if (!L->in_val || !L->part) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!L->in_val || !L->part) return pc_fail_nomem();
     if (L->layout != 1 && L->opt.val_split > 0) PC_TRY(hold_out(L));
     const int want_val = L->layout != 1 && !L->train;
     for (int64_t i = 0; i < L->files.n; i++)
@@ -929,7 +929,7 @@ static pc_status select_part(folder_load *L) {
     rep->classes = L->classes.n;
     rep->image_size = L->opt.image_size;
     rep->class_counts = calloc((size_t)L->classes.n, sizeof *rep->class_counts);
-    if (!rep->class_counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!rep->class_counts) return pc_fail_nomem();
     L->size = L->opt.image_size;
     L->dec_c = L->opt.channels ? L->opt.channels : 3;
     L->hw = (size_t)L->size * L->size;
@@ -1009,7 +1009,7 @@ static pc_status cache_lookup(folder_load *L) {
      * shared between machines: only those of dead local PIDs an hour old) */
     pc_remove_stale_temporaries(L->cache_dir, 3600);
     L->cache_path = pc_path_join(L->cache_dir, fname);
-    if (!L->cache_path) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!L->cache_path) return pc_fail_nomem();
     cache_header *ch = &L->ch;
     memcpy(ch->magic, CACHE_MAGIC, 8);
     ch->version = CACHE_VERSION;
@@ -1045,7 +1045,7 @@ static pc_status agree_on_cache(folder_load *L) {
 static pc_status take_cached(folder_load *L) {
     pc_folder_report *rep = L->rep;
     L->labels = pc_alloc((size_t)PC_MAX(L->np, 1) * sizeof *L->labels);
-    if (!L->labels) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!L->labels) return pc_fail_nomem();
     for (int64_t i = 0; i < L->np; i++)
         if (L->kept_flags[i]) L->labels[L->kept++] = L->part[i].label;
     L->n_cache_msgs = L->np - L->kept;
@@ -1133,7 +1133,7 @@ static pc_status keep_good(folder_load *L) {
     L->res_c = 1;
     if (L->pixels) {
         uint8_t *g1 = pc_alloc((size_t)L->kept * hw);
-        if (!g1) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!g1) return pc_fail_nomem();
         for (int64_t i = 0; i < L->kept; i++) memcpy(g1 + (size_t)i * hw, L->pixels + (size_t)i * sample, hw);
         pc_free(L->pixels);
         L->pixels = g1;
@@ -1150,7 +1150,7 @@ static pc_status write_cache(folder_load *L) {
     L->ch.c = (uint32_t)L->res_c;
     L->ch.kept = (uint64_t)L->kept;
     char **bad_msgs = calloc((size_t)(L->np - L->kept) + 1, sizeof *bad_msgs);
-    if (!bad_msgs) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!bad_msgs) return pc_fail_nomem();
     int64_t nb = 0; /* bad messages in file order */
     for (int64_t i = 0; i < L->np; i++)
         if (L->status[i] != PC_OK) bad_msgs[nb++] = bad_file_message(&L->job, i);
@@ -1167,7 +1167,7 @@ static pc_status decode_part(folder_load *L) {
     if (L->cache_path && !L->hit_here) PC_TRY(write_cache(L));
     if (!L->pixels || L->kept >= L->np) return PC_OK;
     uint8_t *p2 = pc_alloc(PC_MAX((size_t)L->kept * L->res_c * L->hw, 1));
-    if (!p2) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!p2) return pc_fail_nomem();
     memcpy(p2, L->pixels, (size_t)L->kept * L->res_c * L->hw);
     pc_free(L->pixels);
     L->pixels = p2;
@@ -1179,10 +1179,10 @@ static pc_status on_demand_files(folder_load *L) {
     pc_image_files *f = L->files_od = calloc(1, sizeof *L->files_od);
     if (!f || !(f->rel = calloc((size_t)PC_MAX(L->kept, 1), sizeof *f->rel)) ||
         !(f->root = strdup(L->dir)))
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     for (int64_t i = 0; i < L->np; i++) {
         if (!L->kept_flags[i]) continue;
-        if (!(f->rel[f->n++] = strdup(L->part[i].rel))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!(f->rel[f->n++] = strdup(L->part[i].rel))) return pc_fail_nomem();
     }
     f->size = L->size;
     f->decode_c = L->dec_c;
@@ -1213,11 +1213,11 @@ static pc_status count_kept(folder_load *L) {
 static pc_status assemble(folder_load *L, pc_dataset *out) {
     const strlist *classes = &L->classes;
     out->class_names = calloc((size_t)classes->n, sizeof *out->class_names);
-    if (!out->class_names) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!out->class_names) return pc_fail_nomem();
     out->classes = classes->n; /* from here pc_dataset_free frees the names */
     for (int c = 0; c < classes->n; c++) { /* names go into JSON (model files): UTF-8 only */
         out->class_names[c] = pc_utf8_escape(classes->v[c]);
-        if (!out->class_names[c]) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!out->class_names[c]) return pc_fail_nomem();
     }
     out->n = L->kept;
     out->c = L->res_c;

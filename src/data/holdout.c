@@ -9,7 +9,7 @@
 /* in_val[i] = 1 for the held-out samples (see holdout.h). */
 static pc_status choose(const pc_dataset *d, double fraction, uint64_t seed, uint8_t *in_val) {
     int64_t *members = malloc(sizeof(int64_t) * (size_t)(d->n ? d->n : 1));
-    if (!members) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!members) return pc_fail_nomem();
     for (int c = 0; c < d->classes; c++) {
         int64_t n = 0;
         for (int64_t i = 0; i < d->n; i++)
@@ -44,7 +44,7 @@ pc_status pc_dataset_hold_out(pc_dataset *d, double fraction, uint64_t seed, pc_
         return pc_fail(PC_ERR_USAGE, "--val-split on data with a test set holds out images in "
                        "memory: not with --cache none");
     uint8_t *in_val = calloc((size_t)(d->n ? d->n : 1), 1);
-    if (!in_val) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!in_val) return pc_fail_nomem();
     pc_status st = choose(d, fraction, seed, in_val);
     int64_t nval = 0, size = (int64_t)d->c * d->h * d->w;
     for (int64_t i = 0; i < d->n; i++) nval += in_val[i];
@@ -53,7 +53,7 @@ pc_status pc_dataset_hold_out(pc_dataset *d, double fraction, uint64_t seed, pc_
     val->labels = pc_alloc(sizeof(int32_t) * (size_t)(nval ? nval : 1));
     val->class_names = d->class_names ? copy_names(d->class_names, d->classes) : NULL;
     if (st == PC_OK && (!val->pixels || !val->labels || (d->class_names && !val->class_names)))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     int64_t kept = 0, held = 0;
     for (int64_t i = 0; st == PC_OK && i < d->n; i++) { /* both parts in dataset order */
         if (in_val[i]) {

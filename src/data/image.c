@@ -559,7 +559,7 @@ pc_status pc_image_load_chw_cropped(const char *path, int channels, int size, in
     int rw = im.w == shorter ? short_side : (int)((int64_t)short_side * im.w / shorter);
     uint8_t *resized = malloc((size_t)rh * rw * channels);
     pc_status s = resized ? pc_image_resize(im.data, im.h, im.w, im.c, rh, rw, 1, resized)
-                          : pc_fail(PC_ERR_NOMEM, "out of memory");
+                          : pc_fail_nomem();
     int top = (rh - size) / 2, left = (rw - size) / 2;
     for (int c = 0; s == PC_OK && c < channels; c++)
         for (int y = 0; y < size; y++)

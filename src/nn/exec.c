@@ -156,7 +156,7 @@ pc_status pc_exec_create(const pc_model *m, int batch, const pc_exec_options *op
     if (!opt) opt = &defaults;
     PC_TRY(check_options(opt));
     pc_exec *ex = calloc(1, sizeof *ex);
-    if (!ex) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!ex) return pc_fail_nomem();
     ex->m = m;
     ex->batch = batch;
     ex->conv_algo = opt->conv_algo;

@@ -117,7 +117,7 @@ typedef struct {
 static pc_status parse_sections(const char *text, parse_ctx *ctx) {
     int cap = 16;
     ctx->sections = calloc(cap, sizeof(section));
-    if (!ctx->sections) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!ctx->sections) return pc_fail_nomem();
     int line_no = 0;
     const char *p = text;
     while (*p) {
@@ -151,7 +151,7 @@ static pc_status parse_sections(const char *text, parse_ctx *ctx) {
                 if (ctx->n_sections == cap) {
                     cap *= 2;
                     section *grown = realloc(ctx->sections, cap * sizeof(section));
-                    if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+                    if (!grown) return pc_fail_nomem();
                     ctx->sections = grown;
                 }
                 section *sec = &ctx->sections[ctx->n_sections++];
@@ -474,7 +474,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
     PC_TRY(resolve_inputs(ctx, sec, section_last_layer, si, ll, ops->n_inputs,
                           ops->max_inputs ? ops->max_inputs : ops->n_inputs, b.inputs, &n_inputs));
     pc_layer *l = push_layer(ll);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     b.li = ll->n - 1;
     l->kind = (pc_layer_kind)kind;
     l->n_inputs = b.n_inputs = n_inputs;
@@ -574,7 +574,7 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
     if (st == PC_OK) {
         section_last = calloc(ctx.n_sections + 1, sizeof(int));
         pc_layer *input = push_layer(&ll);
-        if (!section_last || !input) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!section_last || !input) st = pc_fail_nomem();
         else {
             input->kind = PC_L_INPUT;
             strcpy(input->name, "input");
@@ -600,7 +600,7 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
     }
     if (st == PC_OK) {
         m = calloc(1, sizeof *m);
-        if (!m) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!m) st = pc_fail_nomem();
     }
     if (st == PC_OK) {
         m->layers = ll.v;

@@ -80,7 +80,7 @@ pc_status pc_model_whiten(pc_model *m, int layer, const float *images, int64_t n
     int *order = malloc(sizeof(int) * d);
     if (!cov || !vec || !patch || !order) {
         free(cov), free(vec), free(patch), free(order);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     patch_moments(l, in->c, in->h, in->w, images, n, patch, cov);
     free(patch);

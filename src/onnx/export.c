@@ -488,7 +488,7 @@ static pc_status build_graph(builder *b, const pc_model *m, const pc_model_meta 
     for (int i = 0; i < m->n_layers; i++) /* the last layer writes "logits" if it is (N, K) */
         b->out_name[i] = b_strdup(b, i == 0 ? "input" : i == last && last_rank2 ? "logits"
                                                                              : m->layers[i].name);
-    if (b->oom) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (b->oom) return pc_fail_nomem();
     for (int i = 1; i < m->n_layers && !b->oom; i++) PC_TRY(emit_layer(b, m, i));
     if (!b->rank2[last]) { /* (N, K, 1, 1) -> (N, K) */
         const char *in[1] = {b->out_name[last]};
@@ -498,7 +498,7 @@ static pc_status build_graph(builder *b, const pc_model *m, const pc_model_meta 
     int64_t in_dims[3] = {meta->c, meta->h, meta->w}, out_dims[1] = {m->classes};
     push_ptr(b, (void ***)&b->g->input, &b->g->n_input, value_info(b, "input", in_dims, 3));
     push_ptr(b, (void ***)&b->g->output, &b->g->n_output, value_info(b, "logits", out_dims, 1));
-    return b->oom ? pc_fail(PC_ERR_NOMEM, "out of memory") : PC_OK;
+    return b->oom ? pc_fail_nomem() : PC_OK;
 }
 
 static Onnx__ModelProto *new_model(builder *b) {
@@ -547,17 +547,17 @@ pc_status pc_onnx_export(const char *path, const pc_model *m, const pc_model_met
     b.rank2 = calloc(m->n_layers, 1);
     b.out_name = calloc(m->n_layers, sizeof(char *));
     pc_status st = PC_OK;
-    if (!mp || !b.rank2 || !b.out_name) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!mp || !b.rank2 || !b.out_name) st = pc_fail_nomem();
     if (st == PC_OK) {
         mp->graph->name = b_strdup(&b, m->name);
         st = build_graph(&b, m, meta);
     }
     if (st == PC_OK) add_metadata(&b, mp, m, meta);
-    if (st == PC_OK && b.oom) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK && b.oom) st = pc_fail_nomem();
     uint8_t *bytes = NULL;
     if (st == PC_OK) {
         size_t n = onnx__model_proto__get_packed_size(mp);
-        if (!(bytes = malloc(n))) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!(bytes = malloc(n))) st = pc_fail_nomem();
         else st = write_atomically(path, bytes, onnx__model_proto__pack(mp, bytes));
     }
     free(bytes);

@@ -66,7 +66,7 @@ static pc_status load_proto(const char *path, imp_graph *g) {
     if (g->opset < 9 || g->opset > 17)
         return pc_fail(PC_ERR_DATA, "%s: opset %d of the default domain; parcnn imports opsets "
                        "9 to 17", path, g->opset);
-    if (!(g->done = calloc(g->mp->graph->n_node, 1))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!(g->done = calloc(g->mp->graph->n_node, 1))) return pc_fail_nomem();
     return check_names(g);
 }
 
@@ -107,7 +107,7 @@ static pc_status graph_input(imp_graph *g) {
                        "and at most 16384x16384 pixels", g->path, in->name, (long long)d[0],
                        (long long)d[1], (long long)d[2]);
     imp_layer *l = imp_new_layer(g, NULL, "input", "input");
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     strcpy(l->name, "input");
     l->c = (int)d[0], l->h = (int)d[1], l->w = (int)d[2];
     return imp_map_value(g, in->name, 0, 0);
@@ -172,7 +172,7 @@ static char *model_text(const imp_graph *g) {
 static pc_status copy_weights(const imp_graph *g, pc_model *m) {
     int n = pc_model_param_info(m, NULL, 0);
     pc_param_info *info = calloc(n + 1, sizeof *info);
-    if (!info) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!info) return pc_fail_nomem();
     pc_model_param_info(m, info, n);
     pc_status st = PC_OK;
     for (int i = 0; i < n && st == PC_OK; i++) {
@@ -230,7 +230,7 @@ static pc_status fill_meta(const imp_graph *g, const pc_onnx_import_options *opt
     memset(meta, 0, sizeof *meta);
     meta->c = in->c, meta->h = in->h, meta->w = in->w;
     meta->classes = classes;
-    if (!(meta->class_names = calloc(classes, sizeof(char *)))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!(meta->class_names = calloc(classes, sizeof(char *)))) return pc_fail_nomem();
     cJSON *names = meta_prop(g, "classes") ? cJSON_Parse(meta_prop(g, "classes")) : NULL;
     int named = cJSON_IsArray(names) && cJSON_GetArraySize(names) == classes;
     for (int k = 0; k < classes; k++) {
@@ -240,7 +240,7 @@ static pc_status fill_meta(const imp_graph *g, const pc_onnx_import_options *opt
         meta->class_names[k] = strdup(cJSON_IsString(it) ? it->valuestring : num);
         if (!meta->class_names[k]) {
             cJSON_Delete(names);
-            return pc_fail(PC_ERR_NOMEM, "out of memory");
+            return pc_fail_nomem();
         }
     }
     cJSON_Delete(names);
@@ -259,7 +259,7 @@ static pc_status fill_meta(const imp_graph *g, const pc_onnx_import_options *opt
 static pc_status build_model(imp_graph *g, pc_model **out) {
     const imp_layer *last = &g->layers[g->n_layers - 1], *in = &g->layers[0];
     char *text = model_text(g);
-    if (!text) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!text) return pc_fail_nomem();
     pc_status st = pc_model_parse(text, g->path, in->c, in->h, in->w, last->c, 0, out);
     free(text);
     if (st != PC_OK) return pc_fail(st, "%s: the converted model: %s", g->path, pc_last_error());

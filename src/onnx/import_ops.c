@@ -165,7 +165,7 @@ static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
                               kh, kw, dil, in.h, in.w);
     char base[64], ks[24], ss[24], ps[24];
     imp_layer *l = layer_on(g, nd, "conv", param_base(w, base, sizeof base), x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->c = (int)w->dims[0];
     l->h = (in.h + 2 * ph - eh) / sh + 1;
     l->w = (in.w + 2 * pw - ew) / sw + 1;
@@ -192,7 +192,7 @@ static pc_status op_batchnorm(imp_graph *g, const Onnx__NodeProto *nd) {
         return imp_node_error(g, nd, "epsilon %g or momentum %g out of range", eps, mom);
     char base[64];
     imp_layer *l = layer_on(g, nd, "batchnorm", param_base(t[0], base, sizeof base), x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     /* ONNX: running = momentum running + (1 - momentum) batch; parcnn is PyTorch's way round */
     char e[32], mo[32];
     snprintf(l->keys, sizeof l->keys, "eps=%s momentum=%s", imp_fmt_float(eps, e, sizeof e),
@@ -217,7 +217,7 @@ static pc_status add_activation(imp_graph *g, const Onnx__NodeProto *nd, int x, 
     }
     if (act != PC_ACT_RELU)
         return imp_node_error(g, nd, "GELU of a tensor that other nodes also read is not supported");
-    if (!layer_on(g, nd, "relu", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!layer_on(g, nd, "relu", NULL, x)) return pc_fail_nomem();
     return imp_map_value(g, out, g->n_layers - 1, rank2);
 }
 
@@ -248,7 +248,7 @@ static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
     if (imp_attr_int(nd, "storage_order", 0))
         return imp_node_error(g, nd, "storage_order=1 is not supported");
     imp_layer *l = layer_on(g, nd, is_max ? "maxpool" : "avgpool", NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->h = pc_pool_out_size(in.h, kh, sh, ph, (int)ceil_mode);
     l->w = pc_pool_out_size(in.w, kw, sw, pw, (int)ceil_mode);
     /* the keys only where they are not the default, so that floor-mode files stay as they were */
@@ -267,7 +267,7 @@ static pc_status op_gap(imp_graph *g, const Onnx__NodeProto *nd, int keepdims) {
     int x;
     PC_TRY(spatial_input(g, nd, &x));
     imp_layer *l = layer_on(g, nd, "gap", NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->h = l->w = 1;
     return new_layer_output(g, nd, !keepdims);
 }
@@ -294,7 +294,7 @@ static pc_status flatten_value(imp_graph *g, const Onnx__NodeProto *nd, int x, i
     const imp_layer *in = &g->layers[x];
     if (rank2 || (in->h == 1 && in->w == 1)) return alias(g, nd, x, 1);
     imp_layer *l = layer_on(g, nd, "flatten", NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->c = l->c * l->h * l->w, l->h = l->w = 1;
     return new_layer_output(g, nd, 1);
 }
@@ -336,7 +336,7 @@ static pc_status dense_layer(imp_graph *g, const Onnx__NodeProto *nd, int x,
                               w->name ? w->name : "", (long long)inputs);
     char base[64];
     imp_layer *l = layer_on(g, nd, "dense", param_base(w, base, sizeof base), x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->c = (int)units, l->h = l->w = 1;
     l->bias = b != NULL;
     l->weight_n = units * inputs;
@@ -347,7 +347,7 @@ static pc_status dense_layer(imp_graph *g, const Onnx__NodeProto *nd, int x,
     } else {
         if (!(l->weight = malloc(sizeof(float) * l->weight_n))) {
             free(raw);
-            return pc_fail(PC_ERR_NOMEM, "out of memory");
+            return pc_fail_nomem();
         }
         for (int64_t i = 0; i < inputs; i++)
             for (int64_t u = 0; u < units; u++) l->weight[u * inputs + i] = raw[i * units + u];
@@ -431,7 +431,7 @@ static pc_status op_add(imp_graph *g, const Onnx__NodeProto *nd) {
         return imp_node_error(g, nd, "inputs of shapes %dx%dx%d and %dx%dx%d: broadcasting Add "
                               "is not supported", la->c, la->h, la->w, lb->c, lb->h, lb->w);
     imp_layer *l = layer_on(g, nd, "add", NULL, a);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->inputs[1] = b;
     l->n_inputs = 2;
     return new_layer_output(g, nd, ra);
@@ -469,7 +469,7 @@ static pc_status spatial_pad(imp_graph *g, const Onnx__NodeProto *nd, int x, con
         if (pads[k] < 0 || pads[k] > 4096)
             return imp_node_error(g, nd, "pads must be 0 to 4096 (cropping is not supported)");
     imp_layer *l = layer_on(g, nd, "pad", NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     char v[32];
     snprintf(l->keys, sizeof l->keys, "top=%lld left=%lld bottom=%lld right=%lld value=%s",
              (long long)pads[2], (long long)pads[3], (long long)pads[6], (long long)pads[7],
@@ -585,7 +585,7 @@ static pc_status mul_layers(imp_graph *g, const Onnx__NodeProto *nd) {
                               "or a per-channel (C, 1, 1) factor are supported", la->c, la->h,
                               la->w, lb->c, lb->h, lb->w);
     imp_layer *l = layer_on(g, nd, "mul", NULL, a);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     l->inputs[1] = b;
     l->n_inputs = 2;
     return new_layer_output(g, nd, ra);
@@ -614,7 +614,7 @@ static pc_status op_concat(imp_graph *g, const Onnx__NodeProto *nd) {
         return imp_node_error(g, nd, "axis=%lld: only the channels (axis 1) are supported",
                               (long long)axis);
     imp_layer *l = layer_on(g, nd, "concat", NULL, x[0]);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     memcpy(l->inputs, x, sizeof(int) * nd->n_input);
     l->n_inputs = (int)nd->n_input;
     l->c = c;
@@ -667,7 +667,7 @@ static pc_status op_dropout(imp_graph *g, const Onnx__NodeProto *nd) {
     if (!(rate >= 0 && rate <= 0.99f)) return imp_node_error(g, nd, "ratio %g out of [0, 0.99]", rate);
     if (rate == 0) return alias(g, nd, x, rank2);
     imp_layer *l = layer_on(g, nd, "dropout", NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     char r_text[32];
     snprintf(l->keys, sizeof l->keys, "rate=%s", imp_fmt_float(rate, r_text, sizeof r_text));
     return new_layer_output(g, nd, rank2);
@@ -697,7 +697,7 @@ static pc_status elementwise(imp_graph *g, const Onnx__NodeProto *nd, const char
     int x, rank2;
     PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
     imp_layer *l = layer_on(g, nd, kind, NULL, x);
-    if (!l) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!l) return pc_fail_nomem();
     snprintf(l->keys, sizeof l->keys, "%s", keys);
     return new_layer_output(g, nd, rank2);
 }
@@ -717,7 +717,7 @@ static pc_status op_hardsigmoid(imp_graph *g, const Onnx__NodeProto *nd) {
         (strcmp(m->input[0], nd->input[0]) == 0 || strcmp(m->input[1], nd->input[0]) == 0)) {
         int x, rank2;
         PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
-        if (!layer_on(g, nd, "hardswish", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!layer_on(g, nd, "hardswish", NULL, x)) return pc_fail_nomem();
         g->layers[x].consumers--; /* x is read twice (HardSigmoid, Mul) by the one layer */
         g->done[mul] = 1;
         return imp_map_value(g, m->output[0], g->n_layers - 1, rank2);
@@ -739,7 +739,7 @@ static pc_status op_sigmoid(imp_graph *g, const Onnx__NodeProto *nd) {
         return elementwise(g, nd, "sigmoid", "");
     int x, rank2;
     PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
-    if (!layer_on(g, nd, "silu", NULL, x)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!layer_on(g, nd, "silu", NULL, x)) return pc_fail_nomem();
     g->layers[x].consumers--; /* x is read twice (Sigmoid, Mul) by the one [silu] */
     g->done[mul] = 1;
     return imp_map_value(g, m->output[0], g->n_layers - 1, rank2);

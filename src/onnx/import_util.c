@@ -33,7 +33,7 @@ pc_status imp_set_value(imp_graph *g, const char *name, imp_value v) {
     if (g->n_values == g->cap_values) {
         int cap = g->cap_values ? 2 * g->cap_values : 256;
         imp_value *grown = realloc(g->values, sizeof *grown * cap);
-        if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!grown) return pc_fail_nomem();
         g->values = grown;
         g->cap_values = cap;
     }
@@ -176,7 +176,7 @@ pc_status imp_const_floats(const imp_graph *g, const Onnx__NodeProto *nd,
     if (want >= 0 && n != want)
         return imp_node_error(g, nd, "tensor %s has %lld values, expected %lld",
                               t->name ? t->name : "(constant)", (long long)n, (long long)want);
-    if (!(*out = malloc(sizeof(float) * (n ? n : 1)))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!(*out = malloc(sizeof(float) * (n ? n : 1)))) return pc_fail_nomem();
     if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->has_raw_data)
         memcpy(*out, t->raw_data.data, sizeof(float) * n); /* bit for bit */
     else

@@ -97,7 +97,7 @@ pc_status pc_npy_read(const char *path, int64_t max_numel, pc_npy *out) {
     char *header = NULL;
     if (st == PC_OK && hlen > 1 << 20)
         st = pc_fail(PC_ERR_DATA, "%s: .npy header too long", path);
-    if (st == PC_OK && !(header = calloc(hlen + 1, 1))) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK && !(header = calloc(hlen + 1, 1))) st = pc_fail_nomem();
     if (st == PC_OK && fread(header, 1, hlen, f) != hlen)
         st = pc_fail(PC_ERR_DATA, "%s: truncated .npy header", path);
     if (st == PC_OK) st = parse_header(path, header, max_numel, out);

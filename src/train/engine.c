@@ -9,7 +9,7 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
                            pc_engine **out) {
     *out = NULL;
     pc_engine *e = calloc(1, sizeof *e);
-    if (!e) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!e) return pc_fail_nomem();
     e->model = model;
     e->workers = workers;
     e->threads = threads;
@@ -23,7 +23,7 @@ pc_status pc_engine_create(pc_model *model, int workers, int threads, int batch,
     e->execs = calloc(workers, sizeof(pc_exec *));
     if (!e->execs) {
         free(e);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     pc_status st = pc_pool_create(workers, threads, &e->pool);
     /* Each replica is created on its own worker thread's behalf but from here: plans
@@ -54,7 +54,7 @@ pc_status pc_engine_add_member(pc_engine *e, pc_model *model) {
                        model->classes, a->c, a->h, a->w, e->model->classes);
     int n = (e->members + 1) * e->workers;
     pc_exec **execs = realloc(e->execs, sizeof(pc_exec *) * n);
-    if (!execs) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!execs) return pc_fail_nomem();
     e->execs = execs;
     for (int k = e->members * e->workers; k < n; k++) execs[k] = NULL;
     e->members++; /* counted now, so that destroy frees a partly built member */
@@ -182,7 +182,7 @@ static pc_status share_scores(pc_comm *comm, int64_t total_chunks, int batch, co
     int R = pc_comm_size(comm);
     if (R == 1) return PC_OK;
     int64_t *counts = malloc(sizeof(int64_t) * 2 * R), *displs = counts + R;
-    if (!counts) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!counts) return pc_fail_nomem();
     int64_t row = sizeof(float) * (int64_t)m->classes;
     for (int r = 0; r < R; r++) {
         int64_t begin = PC_MIN(d->n, total_chunks * r / R * batch);

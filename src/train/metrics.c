@@ -264,7 +264,7 @@ char *pc_metrics_json(const pc_metrics *m, char *const *names, const char *tta) 
 pc_status pc_metrics_write_json(const pc_metrics *m, char *const *names, const char *tta,
                                 const char *path) {
     char *s = pc_metrics_json(m, names, tta);
-    if (!s) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!s) return pc_fail_nomem();
     size_t len = strlen(s);
     s[len] = '\n'; /* cJSON's string: replace the terminator, length given explicitly */
     pc_status st = pc_write_file_atomic(path, s, len + 1);

@@ -46,7 +46,7 @@ static pc_status save(const char *path, const pc_model *m, const pc_model_meta *
     if (!info || !t) {
         free(info);
         free(t);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     pc_model_param_info(m, info, n);
     for (int i = 0; i < n; i++) {
@@ -85,7 +85,7 @@ pc_status pc_model_save(const char *path, const pc_model *m, const pc_model_meta
 static pc_status load_tensors(const char *path, const pc_st_file *f, pc_model *m) {
     int n = pc_model_param_info(m, NULL, 0);
     pc_param_info *info = calloc(n + 1, sizeof *info);
-    if (!info) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!info) return pc_fail_nomem();
     pc_model_param_info(m, info, n);
     pc_status st = PC_OK;
     for (int i = 0; i < n && st == PC_OK; i++) {
@@ -234,11 +234,11 @@ pc_status pc_checkpoint_load(const char *path, pc_model *m, pc_checkpoint_info *
     const char *last = pc_st_meta_get(f, "last_epoch");
     info->last_epoch = NULL;
     if (st == PC_OK && last && last[0] && !(info->last_epoch = strdup(last)))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     const char *early = pc_st_meta_get(f, "early_stop");
     info->early_stop = NULL;
     if (st == PC_OK && early && !(info->early_stop = strdup(early)))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     if (st == PC_OK) info->step = s;
     pc_st_close(f);
     return st;

@@ -67,14 +67,14 @@ static void *worker_main(void *p) {
 
 static pc_status create(int workers, int threads_per_worker, int caller_works, pc_pool **out) {
     pc_pool *p = calloc(1, sizeof *p);
-    if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!p) return pc_fail_nomem();
     p->workers = workers;
     p->threads = threads_per_worker;
     p->first_thread = caller_works ? 1 : 0;
     p->tids = calloc(workers, sizeof(pthread_t));
     if (!p->tids) {
         free(p);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     /* the caller always takes part in the barriers */
     int parties = caller_works ? workers : workers + 1;
@@ -88,7 +88,7 @@ static pc_status create(int workers, int threads_per_worker, int caller_works, p
     }
     for (int w = p->first_thread; w < workers; w++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (!wa) return pc_fail(PC_ERR_NOMEM, "out of memory"); /* leaks a partial pool: fatal anyway */
+        if (!wa) return pc_fail_nomem(); /* leaks a partial pool: fatal anyway */
         wa->pool = p;
         wa->worker = w;
         if (pthread_create(&p->tids[w], NULL, worker_main, wa) != 0)

@@ -50,7 +50,7 @@ static pc_status push_recipe_words(const char *text, char **out, int *n, int max
                         return pc_fail(PC_ERR_USAGE, "--recipe: more than %d words",
                                        MAX_RECIPE_WORDS);
                     if (!(out[(*n)++] = strndup(w, (size_t)(p - w))))
-                        return pc_fail(PC_ERR_NOMEM, "out of memory");
+                        return pc_fail_nomem();
                 }
                 while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
             }
@@ -110,18 +110,18 @@ pc_status pc_recipe_expand_text(const char *name, const char *text, int skip, in
                                 char **argv, int *argc_out, char ***argv_out) {
     const int max = argc + MAX_RECIPE_WORDS; /* argv[0], the recipe's words, argv[1..] */
     char **out = calloc((size_t)max + 1, sizeof *out);
-    if (!out) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!out) return pc_fail_nomem();
     int n = 0;
     pc_status s = PC_OK;
     if (text) s = check_required(name, text, argc, argv);
-    if (s == PC_OK && !(out[n++] = strdup(argv[0]))) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (s == PC_OK && !(out[n++] = strdup(argv[0]))) s = pc_fail_nomem();
     if (s == PC_OK && text) s = push_recipe_words(text, out, &n, 1 + MAX_RECIPE_WORDS);
     for (int i = 1; s == PC_OK && i < argc; i++) {
         if (i == skip) {
             if (strcmp(argv[i], "--recipe") == 0) i++;
             continue;
         }
-        if (!(out[n++] = strdup(argv[i]))) s = pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!(out[n++] = strdup(argv[i]))) s = pc_fail_nomem();
     }
     if (s != PC_OK) {
         pc_recipe_argv_free(n, out);

@@ -85,7 +85,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
                             pc_reducer **out) {
     *out = NULL;
     pc_reducer *r = calloc(1, sizeof *r);
-    if (!r) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!r) return pc_fail_nomem();
     r->shards = shards;
     r->workers = workers;
     r->ranks = pc_comm_size(comm);
@@ -95,13 +95,13 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     *out = r;
     int slots = r->ranks * workers, per = shards / slots;
     r->wp = calloc(workers, sizeof(worker_part));
-    if (!r->wp) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (set_init(&r->local, workers * MAX_COVER)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!r->wp) return pc_fail_nomem();
+    if (set_init(&r->local, workers * MAX_COVER)) return pc_fail_nomem();
     for (int w = 0; w < workers; w++) {
         worker_part *p = &r->wp[w];
         int slot = r->rank * workers + w;
         if (set_cover(&p->owned, shards, slot * per, (slot + 1) * per))
-            return pc_fail(PC_ERR_NOMEM, "out of memory");
+            return pc_fail_nomem();
         for (int k = 0; k < p->owned.n; k++) {
             p->depth = PC_MAX(p->depth, pc_tree_depth(p->owned.node[k]));
             if (!(p->owned.buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
@@ -109,13 +109,13 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
             r->local.buf[r->local.n++] = p->owned.buf[k];
         }
         p->tmp = calloc(p->depth + 1, sizeof(float *));
-        if (!p->tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!p->tmp) return pc_fail_nomem();
         for (int d = 0; d < p->depth; d++)
             if (!(p->tmp[d] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
     }
     int first, last;
     pc_reducer_rank_shards(r, &first, &last);
-    if (set_cover(&r->rank_cover, shards, first, last)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (set_cover(&r->rank_cover, shards, first, last)) return pc_fail_nomem();
     for (int k = 0; k < r->rank_cover.n; k++)
         r->rank_cover.buf[k] = result_buffer(&r->local, r->rank_cover.node[k]);
     if (r->ranks == 1) return PC_OK;
@@ -132,7 +132,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     r->gradient = pc_alloc(sizeof(float) * n);
     if (!r->cover_count || !r->send_counts || !r->send_displs || !r->recv_counts ||
         !r->recv_displs || !r->chunk_counts || !r->chunk_displs || !r->gradient)
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     int per_rank = shards / R, total_nodes = 0;
     pc_tree_node nodes[MAX_COVER];
     for (int d = 0; d < R; d++) {
@@ -156,8 +156,8 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
         return pc_fail(PC_ERR_USAGE, "model too large for one reduce-scatter message");
     r->send = my_nodes > 1 ? pc_alloc(sizeof(float) * my_nodes * n) : NULL;
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
-    if ((my_nodes > 1 && !r->send) || !r->recv) return pc_fail(PC_ERR_NOMEM, "out of memory");
-    if (set_init(&r->global, total_nodes)) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if ((my_nodes > 1 && !r->send) || !r->recv) return pc_fail_nomem();
+    if (set_init(&r->global, total_nodes)) return pc_fail_nomem();
     for (int d = 0, k = 0; d < R; d++) {
         int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
         for (int j = 0; j < c; j++, k++) {

@@ -24,7 +24,7 @@ static pc_status write_json(const char *dir, const char *file, cJSON *root) {
     char path[4096], *text = cJSON_Print(root);
     path_in(path, sizeof path, dir, file);
     pc_status st = text ? pc_write_file_atomic(path, text, strlen(text))
-                        : pc_fail(PC_ERR_NOMEM, "out of memory");
+                        : pc_fail_nomem();
     free(text);
     cJSON_Delete(root);
     return st;
@@ -206,7 +206,7 @@ pc_status pc_report_write_samples(const char *dir, const pc_dataset *d, const pc
                                   char *const *names, int count) {
     if (!m->scores || m->n > d->n) return PC_OK;
     uint8_t *scratch = malloc((size_t)d->c * d->h * d->w);
-    if (!scratch) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!scratch) return pc_fail_nomem();
     cJSON *root = cJSON_CreateObject(), *list = cJSON_AddArrayToObject(root, "samples");
     int taken = 0;
     pc_status st = PC_OK;
@@ -299,7 +299,7 @@ static pc_status read_metrics(const char *dir, pc_report_run *r) {
         if (isnan(number(o, "step")) || isnan(number(o, "val_acc")) || isnan(number(o, "epoch_seconds")))
             st = pc_fail(PC_ERR_DATA, "%s:%d: not a metrics line", path, lineno);
         else if (r->n == slots && grow(r, slots = 2 * slots + 16))
-            st = pc_fail(PC_ERR_NOMEM, "out of memory");
+            st = pc_fail_nomem();
         else
             add_line(r, o, isnan(spe) ? 0 : spe, &clock);
         cJSON_Delete(o);
@@ -329,7 +329,7 @@ pc_status pc_report_run_load(const char *dir, pc_report_run *r) {
                  number(r->settings, "ranks"), number(r->settings, "ranks") > 1 ? "s" : "",
                  number(r->settings, "workers"), number(r->settings, "workers") > 1 ? "s" : "");
     r->label = strdup(label);
-    if (!r->dir || !r->label) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!r->dir || !r->label) return pc_fail_nomem();
     return read_metrics(dir, r);
 }
 
@@ -419,11 +419,11 @@ static pc_status write_page(const char *path, void (*write)(FILE *, const pc_rep
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    if (!f) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!f) return pc_fail_nomem();
     write(f, runs, n);
     int bad = ferror(f);
     fclose(f);
-    pc_status st = bad ? pc_fail(PC_ERR_NOMEM, "out of memory") : pc_write_file_atomic(path, text, len);
+    pc_status st = bad ? pc_fail_nomem() : pc_write_file_atomic(path, text, len);
     free(text);
     return st;
 }
@@ -444,7 +444,7 @@ pc_status pc_report_write(const char *dir) {
 
 pc_status pc_report_write_html(const char *const *dirs, int n, const char *out_path) {
     pc_report_run *runs = calloc(n, sizeof *runs);
-    if (!runs) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!runs) return pc_fail_nomem();
     pc_status st = PC_OK;
     for (int k = 0; k < n && st == PC_OK; k++) st = pc_report_run_load(dirs[k], &runs[k]);
     if (st == PC_OK) st = write_page(out_path, pc_report_html, runs, n);

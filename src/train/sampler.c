@@ -20,7 +20,7 @@ pc_status pc_sampler_init(pc_sampler *s, pc_sampler_kind kind, const int32_t *la
     s->present_class = malloc(sizeof(int) * classes);
     if (!s->by_class || !s->class_start || !s->present_class) {
         pc_sampler_free(s);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     for (int64_t i = 0; i < n; i++) s->class_start[labels[i] + 1]++;
     for (int k = 0; k < classes; k++) {
@@ -30,7 +30,7 @@ pc_status pc_sampler_init(pc_sampler *s, pc_sampler_kind kind, const int32_t *la
     int64_t *fill = calloc(classes, sizeof(int64_t));
     if (!fill) {
         pc_sampler_free(s);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     for (int64_t i = 0; i < n; i++) s->by_class[s->class_start[labels[i]] + fill[labels[i]]++] = i;
     free(fill);
@@ -110,7 +110,7 @@ pc_status pc_class_weights(const char *spec, const pc_dataset *d, float **out) {
     if (!spec || strcmp(spec, "none") == 0) return PC_OK;
     float *w = calloc(d->classes, sizeof(float));
     int64_t *count = calloc(d->classes, sizeof(int64_t));
-    pc_status st = w && count ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = w && count ? PC_OK : pc_fail_nomem();
     if (st == PC_OK && strcmp(spec, "balanced") == 0) {
         int present = 0;
         for (int64_t i = 0; i < d->n; i++) present += count[d->labels[i]]++ == 0;

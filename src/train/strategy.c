@@ -66,10 +66,10 @@ static pc_status alloc_worker(pc_local_sgd *s, worker_state *w, int depth) {
     w->view = *s->cfg.model;
     w->grad = pc_alloc(sizeof(float) * (s->n ? s->n : 1));
     w->tmp = calloc(depth + 1, sizeof(float *));
-    if (!w->grad || !w->tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!w->grad || !w->tmp) return pc_fail_nomem();
     for (int d = 0; d < depth; d++)
         if (!(w->tmp[d] = pc_alloc(sizeof(float) * (s->n ? s->n : 1))))
-            return pc_fail(PC_ERR_NOMEM, "out of memory");
+            return pc_fail_nomem();
     return PC_OK;
 }
 
@@ -95,7 +95,7 @@ static pc_status setup_exchange(pc_local_sgd *s) {
     s->recv_displs = calloc(R, sizeof(int));
     if (!s->chunk_counts || !s->chunk_displs || !s->send_counts || !s->send_displs ||
         !s->recv_counts || !s->recv_displs)
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     if ((int64_t)s->local * s->avg_len > (1LL << 31) - 1)
         return pc_fail(PC_ERR_USAGE, "model too large for one averaging message");
     for (int d = 0; d < R; d++) {
@@ -116,13 +116,13 @@ static pc_status setup_exchange(pc_local_sgd *s) {
     s->send = pc_alloc(sizeof(float) * s->local * s->avg_len);
     s->recv = pc_alloc(sizeof(float) * ((int64_t)s->cfg.replicas * mine + 1));
     s->avg = pc_alloc(sizeof(float) * s->avg_len);
-    return s->send && s->recv && s->avg ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    return s->send && s->recv && s->avg ? PC_OK : pc_fail_nomem();
 }
 
 pc_status pc_local_sgd_create(const pc_local_sgd_config *cfg, pc_local_sgd **out) {
     *out = NULL;
     pc_local_sgd *s = calloc(1, sizeof *s);
-    if (!s) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!s) return pc_fail_nomem();
     *out = s;
     s->cfg = *cfg;
     s->ranks = pc_comm_size(cfg->comm);
@@ -135,7 +135,7 @@ pc_status pc_local_sgd_create(const pc_local_sgd_config *cfg, pc_local_sgd **out
     s->avg_len = s->n + s->nb + (cfg->average_opt_state ? cfg->opt_state_n : 0);
     s->state = pc_alloc(sizeof(float) * s->local * (s->len ? s->len : 1));
     s->ws = calloc(s->workers, sizeof *s->ws);
-    if (!s->state || !s->ws) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!s->state || !s->ws) return pc_fail_nomem();
     int depth = pc_tree_depth((pc_tree_node){0, cfg->shards / cfg->replicas});
     for (int w = 0; w < s->workers; w++) PC_TRY(alloc_worker(s, &s->ws[w], depth));
     PC_TRY(rebuild_execs(s));
@@ -333,7 +333,7 @@ pc_status pc_local_sgd_gather_state(pc_local_sgd *s, float *all) {
     memcpy(all + (int64_t)s->rank * s->local * os, s->state, sizeof(float) * s->local * os);
     if (s->ranks == 1) return PC_OK;
     int64_t *counts = calloc(s->ranks, sizeof(int64_t)), *displs = calloc(s->ranks, sizeof(int64_t));
-    pc_status st = counts && displs ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = counts && displs ? PC_OK : pc_fail_nomem();
     for (int d = 0; d < s->ranks && st == PC_OK; d++) {
         counts[d] = (int64_t)sizeof(float) * s->local * os;
         displs[d] = counts[d] * d;
@@ -393,7 +393,7 @@ static pc_status score_ensemble(pc_local_sgd *s, const pc_fusion_eval *ev, const
     const int R = s->cfg.replicas;
     const pc_engine *te = s->cfg.engine;
     pc_model *views = calloc(R, sizeof *views);
-    if (!views) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!views) return pc_fail_nomem();
     for (int r = 0; r < R; r++) {
         views[r] = *s->cfg.model;
         views[r].params = (float *)states + (int64_t)r * s->len;
@@ -419,7 +419,7 @@ pc_status pc_fusion_finish(pc_local_sgd *s, const pc_fusion_eval *ev, const floa
     out->replica = calloc(R, sizeof *out->replica);
     pc_metrics m;
     if (!out->replica || pc_metrics_init(&m, model->classes))
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     views_on_model(s);
     pc_status st = PC_OK;
     for (int r = 0; r < R && st == PC_OK; r++) {
@@ -487,7 +487,7 @@ static char *read_text(const char *path) {
 static pc_status write_json(const cJSON *root, const char *dir, const char *name) {
     char path[4200], *text = cJSON_Print(root);
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    pc_status st = text ? pc_write_file_atomic(path, text, strlen(text)) : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = text ? pc_write_file_atomic(path, text, strlen(text)) : pc_fail_nomem();
     free(text);
     return st;
 }
@@ -543,7 +543,7 @@ pc_status pc_traffic_end(pc_comm *c, const pc_traffic *mark, pc_traffic *epoch) 
     *epoch = (pc_traffic){mine[0], mine[1]};
     if (R == 1) return PC_OK;
     int64_t *all = calloc(R, sizeof mine);
-    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!all) return pc_fail_nomem();
     pc_status st = pc_comm_allgather_bytes(c, mine, sizeof mine, all);
     if (st == PC_OK) {
         *epoch = (pc_traffic){0, 0};

@@ -92,7 +92,7 @@ static void event_head(pb *e, int64_t step) {
 
 /* One TFRecord holding the event. */
 static pc_status write_record(pc_tb_writer *w, const pb *event) {
-    if (event->failed) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (event->failed) return pc_fail_nomem();
     uint8_t head[12];
     uint64_t len = event->n;
     for (int i = 0; i < 8; i++) head[i] = (uint8_t)(len >> (8 * i));
@@ -110,7 +110,7 @@ pc_status pc_tb_open(const char *dir, pc_tb_writer **out) {
     *out = NULL;
     PC_TRY(pc_mkdirs(dir, "--tensorboard"));
     pc_tb_writer *w = calloc(1, sizeof *w);
-    if (!w) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!w) return pc_fail_nomem();
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s.%d", dir,

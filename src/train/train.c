@@ -124,7 +124,7 @@ static pc_status stop_signal(trainer *t, int *signal) {
     *signal = mine;
     if (t->ranks == 1 || !t->cfg->stop_signal) return PC_OK;
     int32_t *all = calloc((size_t)t->ranks, sizeof *all);
-    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!all) return pc_fail_nomem();
     pc_status st = pc_comm_allgather_bytes(t->comm, &mine, sizeof mine, all);
     for (int r = 0; r < t->ranks && st == PC_OK; r++)
         if (all[r] && !*signal) *signal = all[r];
@@ -355,7 +355,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
     pc_metrics vm; /* each epoch's evaluation, then the final one (kept scores: for both) */
     if (pc_metrics_init(&vm, t->m->classes) || pc_metrics_keep_scores(&vm, PC_MAX(t->test.n, t->val.n))) {
         pc_metrics_free(&vm);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     trainer_say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc",
                 t->eval_is_val ? "val_loss" : "test_loss", t->eval_is_val ? "val_acc" : "test_acc",

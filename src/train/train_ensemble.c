@@ -14,7 +14,7 @@ pc_status trainer_evaluate_ensemble(trainer *t, pc_metrics *vm) {
     const pc_train_config *c = t->cfg;
     pc_engine *e = NULL;
     if (pc_metrics_init(vm, t->m->classes) || pc_metrics_keep_scores(vm, t->test.n))
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     pc_status st = pc_engine_create(t->m, t->e->workers, 1, c->shard_size, &c->exec,
                                     t->meta.mean, t->meta.std, &e);
     for (int k = 0; st == PC_OK && k < t->mx->n_earlier; k++)
@@ -108,7 +108,7 @@ pc_status trainer_train_ensemble(const pc_train_config *c, pc_train_result *resu
     pc_model **models = calloc(K, sizeof *models);
     pc_train_result *runs = calloc(K, sizeof *runs);
     pc_metrics vm = {0};
-    pc_status st = models && runs ? check_member_dirs(c) : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = models && runs ? check_member_dirs(c) : pc_fail_nomem();
     FILE *log = pc_comm_rank(pc_comm_world()) == 0 ? c->log : NULL;
     for (int k = 0; st == PC_OK && k < K; k++) {
         char dir[4096] = "", path[4200];

@@ -66,7 +66,7 @@ pc_status trainer_fast_setup(trainer *t) {
     int W = t->e->workers;
     t->fast_acc = calloc(W, sizeof(float *));
     t->fast_tmp = calloc(W, sizeof(float *));
-    if (!t->fast_acc || !t->fast_tmp) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!t->fast_acc || !t->fast_tmp) return pc_fail_nomem();
     for (int w = 0; w < W; w++) {
         t->fast_acc[w] = pc_alloc(sizeof(float) * t->m->n_params);
         t->fast_tmp[w] = pc_alloc(sizeof(float) * t->m->n_params);

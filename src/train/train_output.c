@@ -105,7 +105,7 @@ void trainer_print_startup(const trainer *t) {
 static pc_status add_metrics_line(trainer *t, const char *line) {
     size_t had = t->metrics_text ? strlen(t->metrics_text) : 0, len = strlen(line);
     char *grown = realloc(t->metrics_text, had + len + 2);
-    if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!grown) return pc_fail_nomem();
     memcpy(grown + had, line, len);
     memcpy(grown + had + len, "\n", 2);
     t->metrics_text = grown;
@@ -186,7 +186,7 @@ pc_status trainer_report_time_split(trainer *t, double train_seconds, time_split
     memset(t->worker_data, 0, sizeof(double) * t->e->workers);
     t->time_compute = t->time_reduce = t->time_comm = t->time_optimizer = t->time_data_wait = 0;
     time_split *all = calloc(t->ranks, sizeof(time_split));
-    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!all) return pc_fail_nomem();
     pc_status st = pc_comm_allgather_bytes(t->comm, mine, sizeof *mine, all);
     for (int r = 0; r < t->ranks && st == PC_OK; r++) {
         if (t->ranks > 1) trainer_say(t, "      rank %d:", r);
@@ -213,7 +213,7 @@ pc_status trainer_report_profile(trainer *t) {
     char *wanted = calloc((size_t)m->n_layers, 1);
     if (!wanted) {
         cJSON_Delete(root);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     pc_model_grad_wanted(m, wanted);
     trainer_say(t, "profile (per step, mean over workers; backward FLOPs: conv and dense layers' "
@@ -301,7 +301,7 @@ pc_status trainer_write_eval_json(trainer *t, const pc_metrics *vm, const char *
     if (o) add_best(t, o);
     text = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
-    if (!text) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!text) return pc_fail_nomem();
     size_t len = strlen(text);
     text[len] = '\n'; /* cJSON's string: the terminator replaced, the length given */
     pc_status st = pc_write_file_atomic(path, text, len + 1);

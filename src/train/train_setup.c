@@ -269,7 +269,7 @@ static pc_status check_ranks_agree(trainer *t, const char *mine, const char *wha
     if (t->ranks == 1) return PC_OK;
     enum { LEN = 4096 };
     char *all = calloc(t->ranks + 1, LEN), *send = all + (size_t)t->ranks * LEN;
-    if (!all) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!all) return pc_fail_nomem();
     snprintf(send, LEN, "%s", mine);
     pc_status st = pc_comm_allgather_bytes(t->comm, send, LEN, all);
     for (int r = 1; r < t->ranks && st == PC_OK; r++) {
@@ -370,7 +370,7 @@ static pc_status setup_param_groups(trainer *t) {
     const pc_train_config *c = t->cfg;
     _Static_assert(2 * PC_PARAM_ROLES <= PC_OPT_MAX_GROUPS, "a group per parameter role, twice");
     t->param_roles = malloc(t->m->n_params ? t->m->n_params : 1);
-    if (!t->param_roles) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!t->param_roles) return pc_fail_nomem();
     trainer_update_roles(t);
     t->groups.group = t->param_roles;
     for (int k = 0; k < PC_PARAM_ROLES; k++) {
@@ -395,7 +395,7 @@ static pc_status setup_ema(trainer *t) {
     if (t->cfg->ema <= 0 && t->cfg->lookahead <= 0) return PC_OK;
     t->ema_params = pc_alloc(sizeof(float) * (m->n_params ? m->n_params : 1));
     t->ema_buffers = pc_alloc(sizeof(float) * (m->n_buffers ? m->n_buffers : 1));
-    if (!t->ema_params || !t->ema_buffers) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!t->ema_params || !t->ema_buffers) return pc_fail_nomem();
     memcpy(t->ema_params, m->params, sizeof(float) * m->n_params);
     memcpy(t->ema_buffers, m->buffers, sizeof(float) * m->n_buffers);
     return PC_OK;
@@ -412,7 +412,7 @@ static pc_status whiten_layers(trainer *t) {
     int64_t size = (int64_t)t->train.c * t->train.h * t->train.w;
     float *images = pc_alloc(sizeof(float) * n * size);
     int64_t *idx = malloc(sizeof(int64_t) * n);
-    pc_status st = images && idx ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = images && idx ? PC_OK : pc_fail_nomem();
     for (int64_t i = 0; st == PC_OK && i < n; i++) idx[i] = i;
     if (st == PC_OK)
         st = pc_dataset_gather(&t->train, idx, (int)n, t->meta.mean, t->meta.std, images, NULL);
@@ -461,7 +461,7 @@ static pc_status strategy_setup(trainer *t) {
     if (c->sync.kind == PC_SYNC_ALLREDUCE) return PC_OK;
     if (c->sync.kind == PC_SYNC_FUSION) {
         if (!(t->fusion_part = malloc(sizeof(int64_t) * (2 * t->train.n + 1))))
-            return pc_fail(PC_ERR_NOMEM, "out of memory");
+            return pc_fail_nomem();
         pc_fusion_partition(c->seed, t->train.n, t->fusion_part);
     }
     int64_t spe = t->train.n / c->batch, total = (int64_t)c->epochs * spe;
@@ -472,7 +472,7 @@ static pc_status strategy_setup(trainer *t) {
         .opt_state_n = (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params,
         .steps_per_epoch = spe, .stop = c->max_steps > 0 ? PC_MIN(c->max_steps, total) : total};
     t->loss_rec = pc_alloc(32 * (size_t)t->shards);
-    if (!t->loss_rec) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!t->loss_rec) return pc_fail_nomem();
     return pc_local_sgd_create(&lc, &t->lsgd);
 }
 
@@ -579,7 +579,7 @@ pc_status trainer_setup(trainer *t) {
     t->rec_send = pc_alloc(t->rec_size * t->shards);
     t->worker_data = calloc(t->e->workers, sizeof(double));
     if (!t->opt_state || !t->perm || !t->shard_rec || !t->rec_send || !t->worker_data)
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     make_fingerprint(t);
     PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(trainer_share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));

@@ -151,7 +151,7 @@ static pc_status surgery_text(const pc_transfer_config *c, const char *path, con
                               char **out) {
     enum { MAX_SECTIONS = 4096 };
     span *s = calloc(MAX_SECTIONS, sizeof *s);
-    if (!s) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!s) return pc_fail_nomem();
     int n = name_sections(text, s, split_sections(text, s, MAX_SECTIONS));
     int keep = n - 1; /* sections kept before the new head */
     pc_status st = PC_OK;
@@ -178,7 +178,7 @@ static pc_status surgery_text(const pc_transfer_config *c, const char *path, con
         memcpy(from, " from=", 6);
     size_t prefix = keep > 0 ? s[keep - 1].end : (n ? s[0].start : 0);
     char *buf = st == PC_OK ? malloc(prefix + 256) : NULL;
-    if (st == PC_OK && !buf) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK && !buf) st = pc_fail_nomem();
     if (st == PC_OK) {
         memcpy(buf, text, prefix);
         snprintf(buf + prefix, 256, "\n# new head (parcnn train --init%s%s)\n%s[dense] name=head "
@@ -198,7 +198,7 @@ static pc_status copy_tensors(const pc_model *from, pc_model *to, int head, int 
     if (!fi || !ti) {
         free(fi);
         free(ti);
-        return pc_fail(PC_ERR_NOMEM, "out of memory");
+        return pc_fail_nomem();
     }
     pc_model_param_info(from, fi, nf);
     pc_model_param_info(to, ti, nt);
@@ -240,7 +240,7 @@ pc_status pc_transfer_build(const pc_transfer_config *c, const pc_pretrained *p,
     int copied = 0;
     st = copy_tensors(p->model, m, tr->head, &copied);
     tr->trainable0 = malloc((size_t)m->n_layers);
-    if (st == PC_OK && !tr->trainable0) st = pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (st == PC_OK && !tr->trainable0) st = pc_fail_nomem();
     for (int i = 0; st == PC_OK && i < m->n_layers; i++) tr->trainable0[i] = (uint8_t)m->layers[i].trainable;
     if (st != PC_OK) {
         pc_model_free(m);
@@ -291,7 +291,7 @@ pc_status pc_transfer_freeze(const pc_transfer_config *c, pc_model *m, pc_transf
     set_frozen(m, tr->frozen, 1, tr->trainable0);
     /* a frozen batch norm has no backward in inference mode: nothing before it may train */
     char *wanted = malloc((size_t)m->n_layers);
-    if (!wanted) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!wanted) return pc_fail_nomem();
     pc_model_grad_wanted(m, wanted);
     pc_status st = PC_OK;
     for (int i = 1; i <= tr->frozen && st == PC_OK; i++)
@@ -379,7 +379,7 @@ pc_status pc_transfer_recalibrate(pc_model *m, pc_engine *e, const pc_dataset *t
     recal_job j = {.m = m, .e = e, .train = train, .shards = (int)(n / ss),
                    .bn_size = pc_exec_bn_stats_size(m)};
     j.stats = pc_alloc(sizeof(float) * (j.bn_size ? j.bn_size : 1) * j.shards);
-    if (!j.stats) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!j.stats) return pc_fail_nomem();
     pc_error_slot_init(&j.err);
     for (int w = 0; w < e->workers; w++) pc_exec_weights_version(e->execs[w], 0);
     pc_pool_run(e->pool, recal_worker, &j);
@@ -440,10 +440,10 @@ static pc_status extract(pc_engine *e, int layer, const pc_dataset *d,
                      .views = views, .chunks = (d->n + e->batch - 1) / e->batch,
                      .dim = pc_layer_out_size(l), .out = out};
     j.tmp = calloc(e->workers, sizeof(float *));
-    pc_status st = j.tmp ? PC_OK : pc_fail(PC_ERR_NOMEM, "out of memory");
+    pc_status st = j.tmp ? PC_OK : pc_fail_nomem();
     for (int w = 0; st == PC_OK && w < e->workers; w++)
         if (!(j.tmp[w] = pc_alloc(sizeof(float) * e->batch * j.dim)))
-            st = pc_fail(PC_ERR_NOMEM, "out of memory");
+            st = pc_fail_nomem();
     pc_error_slot_init(&j.err);
     for (int w = 0; w < e->workers; w++) pc_exec_weights_version(e->execs[w], 0);
     if (st == PC_OK) pc_pool_run(e->pool, extract_worker, &j);
@@ -549,10 +549,10 @@ static pc_status feature_dataset(const pc_dataset *d, const pc_layer *l, float *
     out->classes = d->classes;
     out->labels = pc_alloc(sizeof(int32_t) * (d->n ? d->n : 1));
     out->class_names = calloc((size_t)d->classes, sizeof(char *));
-    if (!out->labels || !out->class_names) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!out->labels || !out->class_names) return pc_fail_nomem();
     memcpy(out->labels, d->labels, sizeof(int32_t) * d->n);
     for (int k = 0; k < d->classes; k++)
-        if (!(out->class_names[k] = strdup(d->class_names[k]))) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!(out->class_names[k] = strdup(d->class_names[k]))) return pc_fail_nomem();
     return PC_OK;
 }
 
@@ -602,7 +602,7 @@ pc_status pc_transfer_features(const pc_transfer_config *c, const pc_transfer *t
                 !cached && path[0] ? ")" : "");
     float *test_part = NULL;
     if (st == PC_OK && !(test_part = pc_alloc(sizeof(float) * ((size_t)test->n * want.dim + 1))))
-        st = pc_fail(PC_ERR_NOMEM, "out of memory");
+        st = pc_fail_nomem();
     if (st == PC_OK) memcpy(test_part, all + n_train, sizeof(float) * test->n * want.dim);
     pc_dataset ftrain = {0}, ftest = {0};
     if (st == PC_OK) st = feature_dataset(train, l, all, views, &ftrain);

@@ -200,7 +200,7 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
     }
     pc_dnnl_conv *c = calloc(1, sizeof *c);
     if (!c) {
-        pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fail_nomem();
         return NULL;
     }
     linear_plan *p = &c->lp;
@@ -329,7 +329,7 @@ pc_dnnl_dense *pc_dnnl_dense_create(const pc_dense_shape *s, int has_bias,
     }
     pc_dnnl_dense *d = calloc(1, sizeof *d);
     if (!d) {
-        pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fail_nomem();
         return NULL;
     }
     linear_plan *p = &d->lp;

@@ -22,7 +22,7 @@ pc_dnnl_pool *pc_dnnl_pool_create(const pc_pool_shape *shape, int is_max) {
     }
     pc_dnnl_pool *p = calloc(1, sizeof *p);
     if (!p) {
-        pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fail_nomem();
         return NULL;
     }
     if (pcd_base_init(&p->b)) goto fail;

@@ -512,7 +512,7 @@ static int chunk_images(const pc_conv_shape *s, int pos, int tiles_per_image) {
 pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16) {
     pcd_wino *w = calloc(1, sizeof *w);
     if (!w) {
-        pc_fail(PC_ERR_NOMEM, "out of memory");
+        pc_fail_nomem();
         return NULL;
     }
     w->s = *s;

@@ -65,7 +65,7 @@ static pc_status build_sepconv(pc_build *b, pc_layer *l) {
     PC_TRY(pc_build_name(b, l, ".depthwise"));
     PC_TRY(finish_conv(b, l, in));
     pc_layer *p = pc_build_push(b, &l);
-    if (!p) return pc_fail(PC_ERR_NOMEM, "out of memory");
+    if (!p) return pc_fail_nomem();
     p->filters = point.filters;
     p->kh = p->kw = p->sh = p->sw = p->groups = p->dilation = 1;
     p->bias = point.bias;
