@@ -45,6 +45,14 @@ PY
 grep -q "<svg" "$tmp/bench/scaling.svg" && grep -q "b.cfg, batch 64, 1 rank(s)" "$tmp/bench/scaling.svg" \
     && ok "scaling.svg: a line per model and batch" || bad "scaling.svg"
 
+# every run writes its files, so flags that need an output folder work in the bench too
+(cd "$tmp" && "$parcnn" bench scaling "${flags[@]}" --models a.cfg --batches 32 --workers 1,2 --repeat 1 \
+    --no-threads-run --keep best --out "$tmp/keep") > "$tmp/keep.log" 2>&1 \
+    && [ -f "$tmp/keep/runs/a-b32-r1-w1/model-best.safetensors" ] && [ -f "$tmp/keep/runs/a-b32-r1-w2/metrics.jsonl" ] \
+    && cmp -s "$tmp/keep/runs/a-b32-r1-w1/model.safetensors" "$tmp/keep/runs/a-b32-r1-w2/model.safetensors" \
+    && ok "--keep best: each run's folder in OUT/runs/, 1 and 2 workers the same model bytes" \
+    || bad "--keep best in bench scaling: $(tail -3 "$tmp/keep.log")"
+
 # a 2-rank child gets the same train flags
 if command -v mpirun > /dev/null; then
     (cd "$tmp" && ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \

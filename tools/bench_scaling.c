@@ -324,13 +324,15 @@ static pc_status read_metrics(const char *path, int batch, pc_train_result *r) {
     return st;
 }
 
-/* OUT/runs/MODEL-bB-rR-wW, MODEL the model's file name without folders and extension. */
+/* OUT/runs/MODEL-bB-rR-wW[-tT], MODEL the model's file name without folders and extension. */
 static void run_dir(const scaling_plan *p, const bench_run *b, char *buf, size_t n) {
     const char *base = strrchr(b->model, '/');
     base = base ? base + 1 : b->model;
     int len = (int)strcspn(base, ".");
-    snprintf(buf, n, "%s/runs/%.*s-b%d-r%d-w%d", p->out_dir, len ? len : 1, len ? base : "m",
-             b->batch, b->ranks, b->workers);
+    int used = snprintf(buf, n, "%s/runs/%.*s-b%d-r%d-w%d", p->out_dir, len ? len : 1,
+                        len ? base : "m", b->batch, b->ranks, b->workers);
+    if (b->threads > 1 && used > 0 && (size_t)used < n)
+        snprintf(buf + used, n - (size_t)used, "-t%d", b->threads);
 }
 
 /* Several ranks: `parcnn train` (this executable) under mpirun with the train flags, the
@@ -378,10 +380,16 @@ static pc_status run_under_mpirun(const scaling_plan *p, bench_run *b) {
     return PC_OK;
 }
 
-/* One configuration, once. */
+/* One configuration, once. Every run writes its files (model, metrics.jsonl, and what flags
+ * such as --keep best or --tensorboard ask for) into its own OUT/runs/ folder. */
 static pc_status run_config(const scaling_plan *p, bench_run *b) {
     if (b->child) return run_under_mpirun(p, b);
+    char dir[4096];
+    run_dir(p, b, dir, sizeof dir);
+    PC_TRY(pc_mkdirs(dir, "--out"));
     pc_train_config c = *p->c;
+    c.out_dir = dir;
+    c.overwrite = 1;
     c.model = b->model;
     c.batch = b->batch;
     c.workers = b->workers;
@@ -548,8 +556,8 @@ static int scaling_main(int argc, char **argv, const pc_flag *table, int n_own) 
     print_table(runs, n);
     printf("(s/epoch: median of %d interleaved runs, training steps only; speedup against 1 rank "
            "x 1 worker of the same model and batch; test metrics after the last epoch)\n", o.repeat);
-    if (lists.n_ranks > 1)
-        printf("(runs on several ranks: parcnn train under mpirun, its output in %s/runs/)\n", o.out);
+    printf("(each run's files in %s/runs/%s)\n", o.out,
+           lists.n_ranks > 1 ? "; several ranks: parcnn train under mpirun" : "");
     if (write_outputs(o.out, runs, n, lists.n_models * lists.n_batches > 1) != PC_OK) {
         fprintf(stderr, "parcnn bench: %s\n", pc_last_error());
         return 1;
