@@ -7,12 +7,7 @@
 set -u
 parcnn=$1 src=$2
 build=$(dirname "$parcnn")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-finish() { echo "$passed passed, $failed failed"; [ $failed = 0 ]; exit; }
+. "$(dirname "$0")/lib.sh"
 
 prefix=$tmp/prefix
 if cmake --install "$build" --prefix "$prefix" > "$tmp/install.log" 2>&1 \

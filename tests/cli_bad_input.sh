@@ -5,20 +5,9 @@
 # usage: cli_bad_input.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-# expect NAME STATUS PATTERN -- COMMAND...: exit status and a stderr line matching PATTERN
-expect() {
-    local name=$1 want=$2 pattern=$3; shift 4
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local rc=$?
-    if [ $rc = "$want" ] && grep -qE -- "$pattern" "$tmp/err" && [ "$(wc -l < "$tmp/err")" -le 2 ]; then
-        passed=$((passed + 1)); echo "ok   $name"
-    else
-        failed=$((failed + 1)); echo "FAIL $name: exit $rc (want $want), stderr:"; cat "$tmp/err"
-    fi
-}
+. "$(dirname "$0")/lib.sh"
+# expect (tests/lib.sh) takes up to two stderr lines here
+expect_lines=2
 small=(--limit 256 --eval-limit 64 --epochs 1 --batch 64 --no-progress)
 
 expect "unknown command" 2 "unknown command 'trian'" -- "$parcnn" trian
@@ -146,5 +135,4 @@ else
 fi
 expect "bench conv --kernel 4" 2 "^parcnn bench conv: --kernel 4: expected 3 or 5$" -- "$parcnn" bench conv --kernel 4
 expect "bench conv channels not a multiple of the block" 2 "must be multiples of the activation block" -- "$parcnn" bench conv --channels 12
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -4,11 +4,7 @@
 # usage: cli_bench_predict.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 cores=$(nproc)
 
 "$parcnn" bench predict --model resnet20 --input 3x32x32 --batch 1,4 --reps 3 > "$tmp/fp32.txt" 2>&1
@@ -48,5 +44,4 @@ check_usage "--precision fp16: expected fp32 or bf16" --model simple-cnn --preci
 check_usage "--input 3x32: expected CxHxW" --model simple-cnn --input 3x32
 "$parcnn" bench predict --model "$tmp/missing.safetensors" > "$tmp/err.txt" 2>&1
 [ $? = 1 ] && grep -q "missing.safetensors" "$tmp/err.txt" && ok "a missing weights file: exit 1 naming it" || { bad "missing file:"; cat "$tmp/err.txt"; }
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

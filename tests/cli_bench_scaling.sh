@@ -9,11 +9,7 @@
 set -u
 parcnn=$1
 make_images="$(dirname "$parcnn")/make_images"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
 # as tests/cli_mpi.sh: loopback only (and no leak checks under AddressSanitizer for the runs
 # that start mpirun: Open MPI's components leak at exit)
@@ -102,5 +98,4 @@ expect "--resume" "unknown or incomplete option '--resume'" -- --resume
 expect "--threads" "unknown or incomplete option '--threads'" -- --threads 2
 expect "a stray argument" "unexpected argument 'extra'" -- --repeat 1 extra
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -5,9 +5,7 @@
 # usage: cli_determinism.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
+. "$(dirname "$0")/lib.sh"
 check() { # check NAME FILE...: all files byte-identical
     local name=$1; shift
     local first; first=$(sha256sum "$1" 2>/dev/null | cut -d' ' -f1)
@@ -175,5 +173,4 @@ if cmp -s "$tmp/seed2/model.safetensors" "$tmp/full/model.safetensors"; then
 else
     passed=$((passed + 1)); echo "ok   another seed gives other bytes"
 fi
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -11,11 +11,7 @@
 set -u
 parcnn=$1
 make_images="$(dirname "$parcnn")/make_images"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
 
 printf '[conv] filters=8 size=3\n[relu]\n[maxpool] size=2\n[dense] units=classes\n' > "$tmp/tiny.cfg"
@@ -188,5 +184,4 @@ expect "--keep newest" "--keep newest: expected last or best" -- "$parcnn" train
 expect "--keep best without --out" "--keep best writes DIR/model-best.safetensors: give --out DIR" -- "$parcnn" train "${small[@]}" --keep best
 expect "resume with another --monitor" "was written with other settings: monitor: the checkpoint has val_loss, this run has val_acc" -- "$parcnn" train "${run[@]}" --monitor val_acc --resume --out "$tmp/cut"
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -8,11 +8,7 @@
 set -u
 parcnn=$1 src=$2
 make_images="$(dirname "$parcnn")/make_images"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 # tensors FILE... <<'PY': the Python check on stdin, with `files` the tensors (name -> raw
 # bytes) of each safetensors FILE; its exit status
 tensors() {
@@ -124,5 +120,4 @@ rc=$?
 [ $rc = 1 ] && grep -q "zz-corrupt.jpg" "$tmp/fail.log" && ok "--on-bad-image fail (default) stops naming the file" || { bad "bad image fail (exit $rc):"; tail -3 "$tmp/fail.log"; }
 "$parcnn" train "${common[@]}" --epochs 1 --on-bad-image skip --out "$tmp/skip" > "$tmp/skip.log" 2>&1 \
     && grep -q "skipped 3 bad images" "$tmp/skip.log" && ok "--on-bad-image skip trains and counts 3 skipped" || { bad "skip:"; grep -i skip "$tmp/skip.log"; tail -3 "$tmp/skip.log"; }
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

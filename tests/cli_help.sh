@@ -5,9 +5,7 @@
 # usage: cli_help.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1 src=$2
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 
 for cmd in train eval predict models check-data; do
     help=$("$parcnn" $cmd --help) || { bad "$cmd --help exits 0"; continue; }
@@ -41,5 +39,4 @@ grep -q "^## $want\$" "$src/CHANGELOG.md" && ok "CHANGELOG.md has a section for 
 "$parcnn" train --epochs 2>/dev/null; rc=$?
 [ $rc = 2 ] && ok "a flag without its value: exit 2" || bad "a flag without its value: exit $rc"
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

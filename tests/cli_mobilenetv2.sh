@@ -9,11 +9,7 @@
 set -u
 parcnn=$1 src=$2
 py=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 
 dir=$PWD/mobilenetv2
 if [ ! -d "$dir/tfjs/node_modules/@tensorflow/tfjs" ] &&
@@ -56,5 +52,4 @@ PY
 grep -q "features of head_pool (576 floats per image): extracted 9 training images" "$tmp/run.log" \
     && ok "--init --cut block_13_expand_relu: a head on 576 cached features" || { bad "--cut block_13_expand_relu:"; cat "$tmp/run.log"; }
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -15,11 +15,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 # no shared-memory segment warnings in containers; loopback only
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 mpi() { local np=$1; shift; mpirun --oversubscribe --bind-to none -np "$np" "$@"; }
-tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
 trap 'pkill -9 -f "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
 same() { cmp -s "$1" "$2"; }
 
 # 1,250 images: not a multiple of the batch (13 steps per epoch, 2 images dropped)
@@ -157,5 +154,4 @@ grep -q "decoded in .*200 of them here, the rest on 1 other rank" "$tmp/f2memory
     && grep -q "skipped 1 bad image" "$tmp/f2none.log" \
     && ok "each rank decodes half of the 400 training images; the bad one skipped by all" || { bad "decoding not split:"; grep decoded "$tmp/f2memory.log"; }
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -19,27 +19,13 @@ set -u
 parcnn=$1
 src=$2
 py=/usr/bin/python3   # Debian's, with python3-onnx, -numpy, -torch, -torchvision
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 # check NAME COMMAND...: the command succeeds (its output is shown on failure)
 check() {
     local name=$1; shift
     if "$@" > "$tmp/out" 2>&1; then ok "$name: $(tail -n 1 "$tmp/out")"; else bad "$name"; cat "$tmp/out"; fi
 }
 # expect NAME STATUS PATTERN -- COMMAND...: exit status and one stderr line matching PATTERN
-expect() {
-    local name=$1 want=$2 pattern=$3; shift 4
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local rc=$?
-    if [ $rc = "$want" ] && grep -qE -- "$pattern" "$tmp/err" && [ "$(wc -l < "$tmp/err")" = 1 ]; then
-        ok "$name"
-    else
-        bad "$name: exit $rc (want $want), stderr:"; cat "$tmp/err"
-    fi
-}
 
 ort_dir=$PWD/onnx-node
 if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ]; then
@@ -182,5 +168,4 @@ expect "--npy-in without --npy-out" 2 "needs --npy-out" -- "$parcnn" predict --w
 # a fully convolutional network takes any input size (resnet20: convolutions, gap, dense)
 check "npy of another size (fully convolutional)" npy small.npy
 
-echo "cli_onnx: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -6,11 +6,7 @@
 # usage: cli_reliability.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 # expect NAME STATUS PATTERN -- COMMAND...: exit status, an output line matching PATTERN
 # (check-data reports on stdout), and done within 60 s (a hang fails, not a stuck test)
 expect() {
@@ -203,5 +199,4 @@ else
     echo "skipped MPI cases: mpirun not found"
 fi
 
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -8,11 +8,7 @@
 # usage: cli_report.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 py=/usr/bin/python3
 
 # Fashion-MNIST with its first 1,000 test images, so that evaluating is quick
@@ -120,5 +116,4 @@ else
         && grep -q "problem: network requests" "$tmp/broken.log" && grep -q "problem: screenshot looks blank" "$tmp/broken.log" \
         && ok "the browser check fails a broken page" || { bad "the browser check passed a broken page"; cat "$tmp/broken.log"; }
 fi
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -9,11 +9,7 @@
 # usage: cli_sampling.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 
 args=(train --limit 768 --eval-limit 200 --epochs 2 --sampler balanced --no-progress)
 for w in 1 2; do
@@ -79,5 +75,4 @@ grep -q "use --batch 64 (2 shards of 32)" "$tmp/err" && ok "on 2 workers: --batc
 small 20 --workers 2 > /dev/null 2> "$tmp/err"
 grep -q "use --batch 20 --shard-size 10" "$tmp/err" && ok "20 samples on 2 workers: --batch 20 --shard-size 10" || bad "20 samples: $(cat "$tmp/err")"
 small 20 --workers 2 --batch 20 --shard-size 10 > "$tmp/ok.log" 2>&1 && ok "--batch 20 --shard-size 10 on 20 samples trains" || bad "$(tail -2 "$tmp/ok.log")"
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

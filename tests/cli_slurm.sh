@@ -7,15 +7,12 @@
 # usage: cli_slurm.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$(readlink -f "$1")
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 skip() { echo "skipped: $1"; echo "0 passed, 0 failed"; exit 0; }
 
 for tool in slurmctld slurmd srun sbatch sinfo mpirun; do
     command -v "$tool" > /dev/null || [ -x "/usr/sbin/$tool" ] || skip "$tool not found (scripts/setup.sh installs slurm-wlm and Open MPI)"
 done
-tmp=$(mktemp -d)
 stop_daemons() {
     for d in slurmd slurmctld; do
         [ -s "$tmp/$d.pid" ] && kill "$(cat "$tmp/$d.pid")" 2> /dev/null
@@ -98,5 +95,4 @@ cmp -s "$tmp/srun/model.safetensors" "$tmp/mpirun/model.safetensors" && ok "srun
     || bad "srun's model differs from mpirun's"
 cmp -s "$tmp/sbatch/model.safetensors" "$tmp/mpirun/model.safetensors" && ok "sbatch's model = mpirun's, byte for byte" \
     || bad "sbatch's model differs from mpirun's"
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -6,11 +6,7 @@
 # usage: cli_strategies.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 same() { cmp -s "$1" "$2"; }
 have_mpi=0
 if command -v mpirun > /dev/null; then
@@ -184,5 +180,4 @@ if [ $have_mpi = 1 ]; then
     [ $rc != 0 ] && grep -q -- "--replicas 3 is not divisible by 2 rank(s)" "$tmp/u.err" \
         && ok "usage error: replicas not divisible by the ranks" || bad "replicas vs ranks: exit $rc: $(cat "$tmp/u.err")"
 fi
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

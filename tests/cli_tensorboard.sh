@@ -5,11 +5,7 @@
 # usage: cli_tensorboard.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 
 "$parcnn" train --limit 1024 --eval-limit 1000 --epochs 2 --workers 2 --no-progress --tensorboard "$tmp/tb" \
     --tensorboard-every 1 --out "$tmp/run" > "$tmp/train.log" 2>&1 || bad "train --tensorboard: $(tail -3 "$tmp/train.log")"
@@ -114,5 +110,4 @@ touch "$tmp/file"
 [ $rc = 1 ] && grep -q "file/tb" "$tmp/err" && ok "--tensorboard under a file: exit 1 naming it" || bad "--tensorboard under a file: $rc $(cat "$tmp/err")"
 "$parcnn" train --tensorboard-every -1 > /dev/null 2> "$tmp/err"; rc=$?
 [ $rc = 2 ] && grep -q "tensorboard-every" "$tmp/err" && ok "--tensorboard-every -1: usage error" || bad "--tensorboard-every -1: $rc"
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

@@ -4,11 +4,7 @@
 # usage: cli_train.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 
 "$parcnn" train --limit 2000 --epochs 3 --eval-limit 2000 --workers 2 --no-progress --out "$tmp/run" > "$tmp/train.log" 2>&1
 rc=$?
@@ -125,5 +121,4 @@ printf '[conv] name=w2 size=2 init=whiten trainable=none\n[gap] name=g2\n[conv] 
 "$parcnn" train --model "$tmp/whiten2.cfg" --limit 256 --eval-limit 64 --epochs 1 --batch 64 --no-progress > "$tmp/whiten2.log" 2>&1
 grep -q "w2 whitens patches" "$tmp/whiten2.log" && grep -q "w3 whitens patches" "$tmp/whiten2.log" \
     && ok "two init=whiten layers: both whitened" || { bad "two whitening layers:"; cat "$tmp/whiten2.log"; }
-echo "$passed passed, $failed failed"
-[ $failed = 0 ]
+finish

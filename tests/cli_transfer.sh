@@ -15,22 +15,8 @@
 set -u
 parcnn=$1 src=$2
 py=/usr/bin/python3   # Debian's, with python3-torch, -torchvision, -onnx, -numpy, -pil
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+. "$(dirname "$0")/lib.sh"
 # expect NAME STATUS PATTERN -- COMMAND...: exit status and one stderr line matching PATTERN
-expect() {
-    local name=$1 want=$2 pattern=$3; shift 4
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    local rc=$?
-    if [ $rc = "$want" ] && grep -qE -- "$pattern" "$tmp/err" && [ "$(wc -l < "$tmp/err")" = 1 ]; then
-        ok "$name"
-    else
-        bad "$name: exit $rc (want $want), stderr:"; cat "$tmp/err"
-    fi
-}
 # tensors FILE... <<'PY': the Python check on stdin, with `files` the tensors (name -> float32
 # array) of each safetensors FILE; its exit status
 tensors() {
@@ -144,5 +130,4 @@ $py -c "from PIL import Image; Image.new('RGB', (40, 15), (0, 200, 0)).save('$fx
 expect "an image below half the crop" 1 "tiny.png: 40x15 pixels, less than half the model's 32x32 crop" -- "$parcnn" train "${common[@]}"
 rm "$fx/imgs/train/c1/tiny.png"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
