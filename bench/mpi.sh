@@ -35,4 +35,6 @@ for c in "${configs[@]}"; do
     name=${c%%|*}; m=$(echo "${results[$name]}" | median)
     printf "%-36s %10s %8.2f\n" "$name" "$m" "$(echo "$m / $base" | bc -l)"
 done
+workers=$(echo "${results[1 rank x 2 workers]}" | median)
 printf "deterministic / fast = %.3f\n" "$(echo "$det / $fast" | bc -l)"
+printf "2 ranks x 1 worker (deterministic) / 1 rank x 2 workers = %.3f\n" "$(echo "$det / $workers" | bc -l)"

@@ -11,6 +11,7 @@
 #endif
 
 #define TAG_ARRIVE 7001
+#define TAG_EXCHANGE 7002 /* the overlapped gradient exchange's transfers */
 #define ARRIVE_RING 64
 #define HEARTBEAT 0.5 /* seconds between "still waiting" messages to rank 0 */
 
@@ -251,6 +252,88 @@ pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count) {
     (void)c;
     (void)buf;
     (void)count;
+    return PC_OK;
+}
+
+pc_status pc_comm_reserve(pc_comm *c, int requests) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi && requests > 0) {
+        MPI_Request *grown = realloc(c->pending, sizeof(MPI_Request) * (c->cap_pending + requests));
+        if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        c->pending = grown;
+        c->cap_pending += requests;
+    }
+#endif
+    (void)c;
+    (void)requests;
+    return PC_OK;
+}
+
+#ifdef PARCNN_HAVE_MPI
+static MPI_Request *next_request(pc_comm *c) {
+    if (c->n_pending == c->cap_pending) {
+        pc_fail(PC_ERR_INTERNAL, "[rank %d] more transfers posted than reserved", c->rank);
+        return NULL;
+    }
+    return &c->pending[c->n_pending++];
+}
+#endif
+
+pc_status pc_comm_isend(pc_comm *c, const void *buf, int bytes, int dest) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        MPI_Request *req = next_request(c);
+        if (!req) return PC_ERR_INTERNAL;
+        add_traffic(c, bytes, 1);
+        if (MPI_Isend(buf, bytes, MPI_BYTE, dest, TAG_EXCHANGE, MPI_COMM_WORLD, req) != MPI_SUCCESS)
+            return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: sending to rank %d failed",
+                           c->rank, (long long)c->step, dest);
+        return PC_OK;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    (void)dest;
+    return pc_fail(PC_ERR_INTERNAL, "point-to-point transfer in a single process");
+}
+
+pc_status pc_comm_irecv(pc_comm *c, void *buf, int bytes, int source) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        MPI_Request *req = next_request(c);
+        if (!req) return PC_ERR_INTERNAL;
+        if (MPI_Irecv(buf, bytes, MPI_BYTE, source, TAG_EXCHANGE, MPI_COMM_WORLD, req) != MPI_SUCCESS)
+            return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: receiving from rank %d failed",
+                           c->rank, (long long)c->step, source);
+        return PC_OK;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    (void)source;
+    return pc_fail(PC_ERR_INTERNAL, "point-to-point transfer in a single process");
+}
+
+void pc_comm_progress(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    int done;
+    if (c->mpi && c->n_pending)
+        MPI_Testall(c->n_pending, c->pending, &done, MPI_STATUSES_IGNORE);
+#endif
+    (void)c;
+}
+
+/* Completed requests are MPI_REQUEST_NULL, which wait_for sees as done at once. */
+pc_status pc_comm_wait_exchange(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        announce(c);
+        for (int i = 0; i < c->n_pending; i++)
+            PC_TRY(wait_for(c, &c->pending[i], "gradient exchange"));
+        c->n_pending = 0;
+    }
+#endif
+    (void)c;
     return PC_OK;
 }
 

@@ -47,6 +47,17 @@ pc_status pc_comm_allgather_bytes(pc_comm *c, const void *send, int bytes, void 
  * kept by the communicator until pc_comm_wait_all. */
 pc_status pc_comm_iallreduce_sum(pc_comm *c, float *buf, int count);
 pc_status pc_comm_wait_all(pc_comm *c);
+/* Point-to-point, non-blocking: `bytes` bytes to or from one rank. Messages between two
+ * ranks match in the order they were posted. The requests are kept by the communicator
+ * until pc_comm_wait_exchange waits for all of them (room for them is made beforehand:
+ * each pc_comm_reserve adds room for `requests` more, so that posting never allocates);
+ * pc_comm_progress lets MPI move them on meanwhile (it progresses transfers only inside
+ * its own calls). */
+pc_status pc_comm_reserve(pc_comm *c, int requests);
+pc_status pc_comm_isend(pc_comm *c, const void *buf, int bytes, int dest);
+pc_status pc_comm_irecv(pc_comm *c, void *buf, int bytes, int source);
+void pc_comm_progress(pc_comm *c);
+pc_status pc_comm_wait_exchange(pc_comm *c);
 pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root);
 pc_status pc_comm_barrier(pc_comm *c);
 /* Stop every rank with `code` (MPI_Abort); returns only for a single rank. */

@@ -7,6 +7,7 @@
 #include "train/tree.h"
 
 #define MAX_COVER 64 /* maximal nodes of a contiguous range: at most 2 log2(S) + 2 */
+#define BUCKET (256 * 1024) /* floats per transfer of the overlapped exchange: 1 MiB */
 
 typedef struct {
     int n, cap;
@@ -54,6 +55,18 @@ struct pc_reducer {
     float *send, *recv;
     node_set global;      /* every rank's cover nodes, buffers inside recv (chunk-local) */
     float *gradient;      /* R > 1: the reduced gradient, valid in this rank's chunk */
+    /* R > 1 and one worker per rank: the exchange overlaps backward. While the last shard
+     * of an owned node runs its backward, the backward hook reports which gradients are
+     * final (pc_reducer_final_from); their sums up the node's right spine are formed at
+     * once, and each bucket of BUCKET floats, counted from parameter 0, goes to the ranks
+     * whose chunks it meets as soon as all of it is final, top down. */
+    int overlap;
+    int final_node;       /* the owned node whose last shard is running, or -1 */
+    int64_t final_lo;     /* gradients [final_lo, n) of that node are final and summed */
+    int64_t posted_lo;    /* its buckets from posted_lo up are sent */
+    int spine_n;          /* right spine of that node: dst[k] += src[k], deepest last */
+    float *spine_dst[MAX_COVER], *spine_src[MAX_COVER];
+    pc_status post_status; /* the first failure to post a transfer */
 };
 
 static float *find(const node_set *s, pc_tree_node n) {
@@ -79,6 +92,30 @@ static float *result_buffer(const node_set *have, pc_tree_node node) {
     float *b = find(have, node);
     if (b) return b;
     return result_buffer(have, (pc_tree_node){node.lo, pc_tree_mid(node)});
+}
+
+/* Buckets of [0, n) that meet [a, a + count): the transfers between a pair of ranks per
+ * node. */
+static int buckets_meeting(int64_t a, int64_t count) {
+    return count > 0 ? (int)((a + count - 1) / BUCKET - a / BUCKET + 1) : 0;
+}
+
+/* The overlapped exchange: this rank's own part of the global tree is read in place from
+ * its node buffers; room for every transfer of a step is reserved in the communicator. */
+static pc_status overlap_setup(pc_reducer *r) {
+    int me = r->rank, my_chunk = r->chunk_counts[me], k = 0, requests = 0;
+    for (int d = 0; d < r->ranks; d++)
+        for (int j = 0; j < r->cover_count[d]; j++, k++)
+            if (d == me)
+                r->global.buf[k] = r->rank_cover.buf[j] + r->chunk_displs[me];
+    for (int d = 0; d < r->ranks; d++) {
+        if (d == me) continue;
+        requests += r->cover_count[d] * buckets_meeting(r->chunk_displs[me], my_chunk);
+        requests += r->rank_cover.n * buckets_meeting(r->chunk_displs[d], r->chunk_counts[d]);
+    }
+    r->overlap = 1;
+    r->final_node = -1;
+    return pc_comm_reserve(r->comm, requests);
 }
 
 pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
@@ -166,6 +203,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
         }
     }
     r->global.n = total_nodes;
+    if (workers == 1) return overlap_setup(r);
     return PC_OK;
 }
 
@@ -201,23 +239,90 @@ void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last) {
     *last = (r->rank + 1) * per;
 }
 
+/* Send buckets of the final node's sums, top down, as far as they are final. */
+static void post_final_buckets(pc_reducer *r) {
+    const float *sums = r->rank_cover.buf[r->final_node];
+    while (r->posted_lo > 0) {
+        int64_t lo = (r->posted_lo - 1) / BUCKET * BUCKET, hi = r->posted_lo;
+        if (lo < r->final_lo) return;
+        for (int d = 0; d < r->ranks; d++) {
+            int64_t a = PC_MAX(lo, (int64_t)r->chunk_displs[d]);
+            int64_t b = PC_MIN(hi, (int64_t)r->chunk_displs[d] + r->chunk_counts[d]);
+            if (d == r->rank || b <= a) continue;
+            pc_status st = pc_comm_isend(r->comm, sums + a, (int)(sizeof(float) * (b - a)), d);
+            if (st != PC_OK && r->post_status == PC_OK) r->post_status = st;
+        }
+        r->posted_lo = lo;
+    }
+}
+
+void pc_reducer_final_from(pc_reducer *r, int64_t lo) {
+    if (r->final_node < 0 || lo >= r->final_lo) return;
+    for (int k = r->spine_n - 1; k >= 0; k--) {
+        float *dst = r->spine_dst[k];
+        const float *src = r->spine_src[k];
+        for (int64_t i = lo; i < r->final_lo; i++) dst[i] += src[i];
+    }
+    r->final_lo = lo;
+    post_final_buckets(r);
+    pc_comm_progress(r->comm);
+}
+
+/* Receive every other rank's nodes on this rank's chunk, bucket by bucket in the order
+ * they send them (node by node, top down). */
+static void post_receives(pc_reducer *r) {
+    int me = r->rank;
+    int64_t c0 = r->chunk_displs[me], c1 = c0 + r->chunk_counts[me];
+    float *part = r->recv;
+    for (int d = 0; d < r->ranks; d++) {
+        for (int j = 0; j < r->cover_count[d]; j++, part += r->chunk_counts[me]) {
+            if (d == me) continue;
+            for (int64_t hi = c1; hi > c0;) {
+                int64_t lo = PC_MAX(c0, (hi - 1) / BUCKET * BUCKET);
+                pc_status st = pc_comm_irecv(r->comm, part + (lo - c0), (int)(sizeof(float) * (hi - lo)), d);
+                if (st != PC_OK && r->post_status == PC_OK) r->post_status = st;
+                hi = lo;
+            }
+        }
+    }
+}
+
+/* Sums the shards of `node` into out. With the overlapped exchange, `spine` marks the
+ * right spine of an owned node (index k): the sums along it are formed by
+ * pc_reducer_final_from while its last shard's backward runs, not at the end. */
 static void reduce_subtree(pc_reducer *r, int w, pc_tree_node node, float *out, int level,
-                           pc_leaf_fn leaf, void *ctx) {
+                           int spine, int k, pc_leaf_fn leaf, void *ctx) {
     if (node.hi - node.lo == 1) {
+        if (spine) {
+            r->final_node = k;
+            r->final_lo = r->posted_lo = r->n;
+        }
         leaf(ctx, w, node.lo, out);
+        if (spine) {
+            pc_reducer_final_from(r, 0);
+            r->final_node = -1;
+        }
         return;
     }
     int mid = pc_tree_mid(node);
     float *right = r->wp[w].tmp[level];
-    reduce_subtree(r, w, (pc_tree_node){node.lo, mid}, out, level + 1, leaf, ctx);
-    reduce_subtree(r, w, (pc_tree_node){mid, node.hi}, right, level + 1, leaf, ctx);
-    for (int64_t i = 0; i < r->n; i++) out[i] += right[i];
+    reduce_subtree(r, w, (pc_tree_node){node.lo, mid}, out, level + 1, 0, k, leaf, ctx);
+    if (spine) {
+        r->spine_dst[r->spine_n] = out;
+        r->spine_src[r->spine_n++] = right;
+    }
+    reduce_subtree(r, w, (pc_tree_node){mid, node.hi}, right, level + 1, spine, k, leaf, ctx);
+    if (!spine)
+        for (int64_t i = 0; i < r->n; i++) out[i] += right[i];
 }
 
 void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx) {
     worker_part *p = &r->wp[worker];
-    for (int k = 0; k < p->owned.n; k++)
-        reduce_subtree(r, worker, p->owned.node[k], p->owned.buf[k], 0, leaf, ctx);
+    if (r->overlap) post_receives(r);
+    for (int k = 0; k < p->owned.n; k++) {
+        r->spine_n = 0;
+        reduce_subtree(r, worker, p->owned.node[k], p->owned.buf[k], 0, r->overlap, k, leaf, ctx);
+    }
 }
 
 void pc_reducer_combine_local(pc_reducer *r, int worker) {
@@ -227,9 +332,16 @@ void pc_reducer_combine_local(pc_reducer *r, int worker) {
 }
 
 int pc_reducer_needs_exchange(const pc_reducer *r) { return r->ranks > 1; }
+int pc_reducer_overlaps(const pc_reducer *r) { return r->overlap; }
 
 pc_status pc_reducer_exchange(pc_reducer *r) {
     int my_nodes = r->rank_cover.n;
+    if (r->overlap) {
+        pc_status st = r->post_status;
+        r->post_status = PC_OK;
+        PC_TRY(st);
+        return pc_comm_wait_exchange(r->comm);
+    }
     if (my_nodes == 1) /* the usual case: the node's buffer is already laid out by chunk */
         return pc_comm_alltoallv(r->comm, r->rank_cover.buf[0], r->chunk_counts, r->chunk_displs,
                                  r->recv, r->recv_counts, r->recv_displs);

@@ -7,8 +7,10 @@
  *      leaf function for each shard;
  *   2. pc_reducer_combine_local (every worker, on its chunk of the parameters): the
  *      tree nodes covering this rank's shard range, from its workers' nodes;
- *   3. with R > 1: pc_reducer_exchange (main thread): a reduce-scatter by alltoallv,
- *      each rank receiving its chunk of every rank's nodes; pc_reducer_combine_global
+ *   3. with R > 1: pc_reducer_exchange (main thread): a reduce-scatter, each rank
+ *      receiving its chunk of every rank's nodes (alltoallv; with one worker per rank
+ *      point-to-point transfers started during step 1, so that they overlap backward,
+ *      and only waited for here); pc_reducer_combine_global
  *      (every worker, on part of the rank's chunk): the rest of the tree;
  *   4. pc_reducer_gradient: the summed gradient; with R > 1 only this rank's chunk
  *      (pc_reducer_chunk) is valid: the caller updates that chunk of the parameters and
@@ -36,6 +38,12 @@ void pc_reducer_destroy(pc_reducer *r);
 void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last);
 
 void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx);
+/* Called during a leaf (from the backward hook, on the worker's thread): the leaf's
+ * gradients [lo, n) are final. With R > 1 and one worker per rank the exchange then
+ * starts sending them while the rest of backward runs (pc_reducer_overlaps); otherwise,
+ * and outside a node's last leaf, nothing happens. */
+void pc_reducer_final_from(pc_reducer *r, int64_t lo);
+int pc_reducer_overlaps(const pc_reducer *r);
 void pc_reducer_combine_local(pc_reducer *r, int worker);
 pc_status pc_reducer_exchange(pc_reducer *r);
 void pc_reducer_combine_global(pc_reducer *r, int worker);

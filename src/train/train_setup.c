@@ -559,6 +559,7 @@ pc_status trainer_setup(trainer *t) {
     t->shards = c->batch / c->shard_size;
     PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
     if (c->reduce_fast && t->ranks > 1) PC_TRY(trainer_fast_setup(t));
+    if (pc_reducer_overlaps(t->red)) PC_TRY(pc_comm_reserve(t->comm, 2 * (t->ranks - 1)));
     PC_TRY(strategy_setup(t));
     t->sched = c->sched;
     t->sched.base_lr *= pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);

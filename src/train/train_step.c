@@ -48,6 +48,24 @@ static void compute_job(int w, void *arg) {
     pc_reducer_compute(t->red, w, trainer_compute_shard, t);
 }
 
+/* The first parameter of layer i or any later one (parameters are laid out in layer
+ * order): after layer i's backward the gradients from there on are final. */
+static int64_t params_from_layer(const pc_model *m, int i) {
+    for (; i < m->n_layers; i++) {
+        const pc_layer *l = &m->layers[i];
+        if (l->weight_off >= 0) return l->weight_off;
+        if (l->bias_off >= 0) return l->bias_off;
+    }
+    return m->n_params;
+}
+
+/* Deterministic MPI, one worker per rank: backward reports each finished layer, so the
+ * reducer can send those gradients while the layers before it run. */
+static void exchange_backward_hook(void *ctx, int layer) {
+    trainer *t = ctx;
+    pc_reducer_final_from(t->red, params_from_layer(t->m, layer));
+}
+
 static float *step_gradient(trainer *t) {
     return t->fast_acc ? t->fast_acc[0] : pc_reducer_gradient(t->red);
 }
@@ -131,6 +149,20 @@ pc_status trainer_share_shard_records(trainer *t) {
     return pc_comm_allgather_bytes(t->comm, t->rec_send, (int)bytes, t->shard_rec);
 }
 
+/* The overlapped exchange: each rank's part of the per-shard table goes to every other
+ * rank along with the gradients, waited for by pc_reducer_exchange, instead of in a
+ * collective of its own (one meeting point of the ranks per step fewer). */
+static pc_status post_shard_records(trainer *t) {
+    int me = pc_comm_rank(t->comm), per = t->shards / t->ranks, bytes = per * (int)t->rec_size;
+    for (int d = 0; d < t->ranks; d++) {
+        char *part = t->shard_rec + (int64_t)d * per * t->rec_size;
+        for (int e = 0; d == me && e < t->ranks; e++)
+            if (e != me) PC_TRY(pc_comm_isend(t->comm, part, bytes, e));
+        if (d != me) PC_TRY(pc_comm_irecv(t->comm, part, bytes, d));
+    }
+    return PC_OK;
+}
+
 /* Every worker computes its shards with `job`. The weights do not change during it, so
  * the kernels may convert them once (weights version step + 1) instead of per shard. */
 pc_status trainer_compute_shards(trainer *t, pc_job_fn job) {
@@ -191,7 +223,12 @@ pc_status trainer_step(trainer *t) {
     if (t->lsgd) return local_sgd_step(t);
     if (t->fast_acc) return trainer_fast_step(t);
     double t0 = pc_now();
-    PC_TRY(trainer_compute_shards(t, compute_job));
+    int overlap = pc_reducer_overlaps(t->red);
+    if (overlap) pc_exec_set_backward_hook(t->e->execs[0], exchange_backward_hook, t);
+    pc_status st = trainer_compute_shards(t, compute_job);
+    if (overlap) pc_exec_set_backward_hook(t->e->execs[0], NULL, NULL);
+    PC_TRY(st);
+    if (overlap) PC_TRY(post_shard_records(t));
     double t1 = pc_now();
     t->time_compute += t1 - t0;
     if (!pc_reducer_needs_exchange(t->red)) {
@@ -210,7 +247,7 @@ pc_status trainer_step(trainer *t) {
     pc_pool_run(pool, optimizer_chunk_job, t);
     double t5 = pc_now();
     PC_TRY(pc_reducer_allgather_chunks(t->red, t->m->params, 1));
-    PC_TRY(trainer_share_shard_records(t));
+    if (!overlap) PC_TRY(trainer_share_shard_records(t));
     t->time_reduce += (t2 - t1) + (t4 - t3);
     t->time_comm += (t3 - t2) + (pc_now() - t5);
     t->time_optimizer += t5 - t4;
