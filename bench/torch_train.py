@@ -11,6 +11,7 @@ Modes:
   --mode ddp --procs P         P processes (torch.multiprocessing.spawn), gloo backend on
                                127.0.0.1, 1 intra-op thread each, DistributedDataParallel,
                                per-process batch = global batch / P; reports the GLOBAL rate
+  --autocast bf16              forward and loss under torch.autocast('cpu', bfloat16)
 
 Data: --data fashion-mnist reads /usr/share/datasets/fashion-mnist (1x28x28, normalized
 per channel with the training-set mean and std); --data cifar10:DIR reads CIFAR-10 binary
@@ -96,6 +97,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--blas", choices=("auto", "openblas", "system"), default="auto",
                    help="BLAS for torch's sgemm (see above; default auto)")
+    p.add_argument("--autocast", choices=("none", "bf16"), default="none",
+                   help="bf16: forward and loss under torch.autocast('cpu', bfloat16)")
     p.add_argument("--describe", action="store_true",
                    help="print parameters and training FLOPs per image, do not train")
     return p
@@ -394,8 +397,10 @@ def batch_indices(n, batch, steps, seed):
     return out
 
 
-def train(model, x, y, batches, warmup, lr, barrier=None):
-    """Run len(batches) steps; return seconds spent on the ones after the warm-up."""
+def train(model, x, y, batches, warmup, lr, barrier=None, autocast=False):
+    """Run len(batches) steps; return seconds spent on the ones after the warm-up.
+    autocast: forward and loss under torch.autocast('cpu', bfloat16), PyTorch's mixed
+    precision on the CPU (parameters, gradients and the optimizer stay fp32)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     lossf = nn.CrossEntropyLoss()
     model.train()
@@ -407,7 +412,8 @@ def train(model, x, y, batches, warmup, lr, barrier=None):
             t0 = time.perf_counter()
         xb, yb = x[idx], y[idx]
         opt.zero_grad(set_to_none=True)
-        loss = lossf(model(xb), yb)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = lossf(model(xb), yb)
         loss.backward()
         opt.step()
         if not torch.isfinite(loss):
@@ -449,7 +455,8 @@ def run_threads(args):
     x, y = load_data(args)
     model = make_model(args)
     batches = batch_indices(len(x), args.batch, args.warmup + args.steps, args.seed)
-    secs, loss = train(model, x, y, batches, args.warmup, args.lr)
+    secs, loss = train(model, x, y, batches, args.warmup, args.lr,
+                       autocast=args.autocast == "bf16")
     return args.steps * args.batch / secs, secs, loss
 
 
@@ -467,7 +474,8 @@ def ddp_worker(rank, args, port, queue):
         batches = [idx[rank * local:(rank + 1) * local]
                    for idx in batch_indices(len(x), args.batch, args.warmup + args.steps,
                                             args.seed)]
-        secs, loss = train(model, x, y, batches, args.warmup, args.lr, barrier=dist.barrier)
+        secs, loss = train(model, x, y, batches, args.warmup, args.lr, barrier=dist.barrier,
+                           autocast=args.autocast == "bf16")
         if rank == 0:
             queue.put((args.steps * args.batch / secs, secs, loss))
     finally:
@@ -510,6 +518,8 @@ def main():
         ips, secs, loss = run_ddp(args)
         how = "ddp %d process(es) x 1 thread, %d per process" % (args.procs,
                                                                  args.batch // args.procs)
+    if args.autocast == "bf16":
+        how += ", autocast bf16"
     print("torch %s: %s %s, %s data, batch %d, %s; %d steps in %.2f s (after %d warm-up), "
           "last loss %.4f" % (torch.__version__, args.model, "x".join(map(str, args.input)),
                               args.data, args.batch, how, args.steps, secs, args.warmup, loss))
