@@ -2,7 +2,9 @@
 # Multi-process scaling on this machine: simple-cnn (batch 128, Fashion-MNIST) trained by
 # 1 rank, by 2 MPI ranks in deterministic and in fast reduce mode, and by 1 rank with 2
 # workers; median images/s of the last epoch over REPS interleaved runs.
-# usage: bench/mpi.sh   (env: PARCNN, MODEL=simple-cnn, LIMIT=12800, REPS=3)
+# With BASELINE=path-to-another-parcnn, that binary's 2 ranks x 1 worker and 1 rank x 2
+# workers run interleaved with the others (an A/B of two builds in one run).
+# usage: bench/mpi.sh   (env: PARCNN, MODEL=simple-cnn, LIMIT=12800, REPS=3, BASELINE)
 set -u -o pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PARCNN=${PARCNN:-$(dirname "$here")/build/parcnn}
@@ -15,6 +17,11 @@ configs=(
   "2 ranks x 1 worker, --reduce fast|mpirun --oversubscribe --bind-to none -np 2 $PARCNN train $common --workers 1 --reduce fast"
   "1 rank x 2 workers|$PARCNN train $common --workers 2"
 )
+BASELINE=${BASELINE:-}
+if [ -n "$BASELINE" ]; then
+    configs+=("baseline: 2 ranks x 1 worker|mpirun --oversubscribe --bind-to none -np 2 $BASELINE train $common --workers 1"
+              "baseline: 1 rank x 2 workers|$BASELINE train $common --workers 2")
+fi
 declare -A results
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model $MODEL, --limit $LIMIT, median of $REPS"
 for rep in $(seq "$REPS"); do
@@ -38,3 +45,8 @@ done
 workers=$(echo "${results[1 rank x 2 workers]}" | median)
 printf "deterministic / fast = %.3f\n" "$(echo "$det / $fast" | bc -l)"
 printf "2 ranks x 1 worker (deterministic) / 1 rank x 2 workers = %.3f\n" "$(echo "$det / $workers" | bc -l)"
+if [ -n "$BASELINE" ]; then
+    bdet=$(echo "${results[baseline: 2 ranks x 1 worker]}" | median)
+    bworkers=$(echo "${results[baseline: 1 rank x 2 workers]}" | median)
+    printf "baseline: 2 ranks x 1 worker / 1 rank x 2 workers = %.3f\n" "$(echo "$bdet / $bworkers" | bc -l)"
+fi
