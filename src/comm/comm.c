@@ -259,7 +259,7 @@ pc_status pc_comm_reserve(pc_comm *c, int requests) {
 #ifdef PARCNN_HAVE_MPI
     if (c->mpi && requests > 0) {
         MPI_Request *grown = realloc(c->pending, sizeof(MPI_Request) * (c->cap_pending + requests));
-        if (!grown) return pc_fail(PC_ERR_NOMEM, "out of memory");
+        if (!grown) return pc_fail_nomem();
         c->pending = grown;
         c->cap_pending += requests;
     }
