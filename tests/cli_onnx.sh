@@ -136,9 +136,9 @@ expect "weight shorter than its shape" 1 "node conv \(Conv\): tensor w holds 10 
 # inputs fuzz_onnx found (tests/fuzz/regressions/onnx): each crashed the importer before its fix
 expect "fuzz finding: a node without op_type" 1 "no-op-type.onnx: node 4 .* has no op_type" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-op-type.onnx" --out "$tmp/o"
 expect "weight of 2^40 values" 1 "node conv \(Conv\): weight w: expected" -- "$parcnn" import "$tmp/huge_weight.onnx" --out "$tmp/o"
-expect "import without --out" 2 "give one MODEL.onnx and --out DIR" -- "$parcnn" import "$tmp/good.onnx"
+expect "import without --out" 2 "--out DIR is required" -- "$parcnn" import "$tmp/good.onnx"
 expect "import --mean count" 2 "--mean: 3 values for a 1-channel input" -- "$parcnn" import "$tmp/good.onnx" --out "$tmp/o" --mean 1,2,3
-expect "export without --out" 2 "--weights FILE and --out FILE are required" -- "$parcnn" export --weights "$tmp/x.npy"
+expect "export without --out" 2 "--out FILE is required" -- "$parcnn" export --weights "$tmp/x.npy"
 expect "export of a non-model" 1 "x.npy: " -- "$parcnn" export --weights "$tmp/x.npy" --out "$tmp/o.onnx"
 check "good small ONNX imports" "$parcnn" import "$tmp/good.onnx" --out "$tmp/good"
 w=$tmp/resnet20/model.safetensors

@@ -3,6 +3,7 @@
 #include "interchange.h"
 
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,30 +94,32 @@ int predict_npy(const char *weights, const pc_exec_options *exec, const char *in
 
 /* ---------------------------------------------------------------- export */
 
-static const char export_help[] =
+static const char export_usage[] =
     "usage: parcnn export --weights FILE --out MODEL.onnx\n"
     "Write a trained model (model.safetensors, or an ONNX file) as an ONNX graph (IR version\n"
     "8, opset 14) that onnxruntime, PyTorch and other runtimes read. Its input \"input\" is\n"
     "(N, C, H, W) float32 after the model's mean/std normalization (recorded in the\n"
     "metadata_props mean, std and normalization, with the class names in classes), as\n"
-    "parcnn predict --npy-in takes it; its output \"logits\" is (N, classes). N is symbolic.\n";
+    "parcnn predict --npy-in takes it; its output \"logits\" is (N, classes). N is symbolic.\n"
+    "\n";
+
+typedef struct {
+    const char *weights, *out;
+} export_opts;
+
+static const pc_flag export_flags[] = {
+    {"weights", PC_FLAG_STRING, offsetof(export_opts, weights), "FILE", .required = 1,
+     .help = "the model: model.safetensors of a training run, or an ONNX file"},
+    {"out", PC_FLAG_STRING, offsetof(export_opts, out), "FILE", .required = 1,
+     .help = "the ONNX file to write"},
+    {0}};
 
 int cmd_export(int argc, char **argv) {
-    const char *weights = NULL, *out = NULL;
-    static const struct option opts[] = {{"weights", 1, 0, 'w'}, {"out", 1, 0, 'o'},
-                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'w': weights = optarg; break;
-        case 'o': out = optarg; break;
-        case 'h': fputs(export_help, stdout); return 0;
-        default: return usage_error("export", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
+    export_opts o = {0};
+    int rc = cli_parse_flags("export", export_flags, &o, export_usage, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *weights = o.weights, *out = o.out;
     if (optind < argc) return usage_error("export", "unexpected argument '%s'", argv[optind]);
-    if (!weights || !out) return usage_error("export", "%s", "--weights FILE and --out FILE are required");
     pc_model *m;
     pc_model_meta meta;
     pc_status st = pc_model_load(weights, &m, &meta);
@@ -131,55 +134,73 @@ int cmd_export(int argc, char **argv) {
 }
 /* ---------------------------------------------------------------- import */
 
-static const char import_help[] =
+static const char import_usage[] =
     "usage: parcnn import MODEL.onnx --out DIR [--mean M1,M2,M3] [--std S1,S2,S3]\n"
     "Convert an ONNX image classifier (opsets 9 to 17; weights in initializers or Constant\n"
     "nodes) to DIR/model.safetensors, which eval, predict, export and inspect take like a\n"
     "trained model (they also take the ONNX file itself). The graph must take one float\n"
     "(N, C, H, W) input of fixed C, H, W and output the logits; docs/interchange.md lists\n"
     "the operators. An unsupported operator or attribute is an error naming the node.\n"
-    "\n"
-    "  --out DIR        where model.safetensors goes (created if missing)\n"
-    "  --mean LIST      per-channel input normalization the network was trained with,\n"
-    "  --std LIST       applied by predict to images: (pixel/255 - mean) / std; default:\n"
-    "                   the file's metadata (parcnn exports), else mean 0 and std 1\n"
-    "                   (torchvision ImageNet models: --mean 0.485,0.456,0.406\n"
-    "                   --std 0.229,0.224,0.225)\n";
+    "\n";
 
-/* "a,b,c" into up to 4 floats; the count must be n (or 1, repeated). */
-static int parse_channels(const char *flag, const char *s, float *v, int *n) {
+/* --mean or --std: up to 4 values, given (n > 0) or not. */
+typedef struct {
+    float v[4];
+    int n;
+} channel_values;
+
+typedef struct {
+    const char *out;
+    channel_values mean, std;
+} import_opts;
+
+/* "a,b,c" into up to 4 floats; the count must be the input's channels (or 1, repeated). */
+static pc_flag_result parse_channels(const char *flag, const char *s, channel_values *c) {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", s);
-    *n = 0;
+    c->n = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char *end;
         double x = strtod(tok, &end);
-        if (*n == 4 || *end || end == tok || x != x || x < -1e6 || x > 1e6)
-            return usage_error("import", "%s: expected 1 to 4 comma-separated numbers", flag);
-        v[(*n)++] = (float)x;
+        if (c->n == 4 || *end || end == tok || x != x || x < -1e6 || x > 1e6) {
+            c->n = 0;
+            break;
+        }
+        c->v[c->n++] = (float)x;
     }
-    return *n ? 0 : usage_error("import", "%s: expected 1 to 4 comma-separated numbers", flag);
+    if (c->n) return PC_FLAG_OK;
+    pc_fail(PC_ERR_USAGE, "%s: expected 1 to 4 comma-separated numbers", flag);
+    return PC_FLAG_ERR_USAGE;
 }
 
+static pc_flag_result parse_mean(const char *arg, void *field) { return parse_channels("--mean", arg, field); }
+static pc_flag_result parse_std(const char *arg, void *field) { return parse_channels("--std", arg, field); }
+
+static const pc_flag import_flags[] = {
+    {"out", PC_FLAG_STRING, offsetof(import_opts, out), "DIR", .required = 1,
+     .help = "where model.safetensors goes (created if missing)"},
+    {"mean", PC_FLAG_PARSED, offsetof(import_opts, mean), "LIST", .parse = parse_mean,
+     .def_text = "the file's metadata (parcnn exports), else 0",
+     .help = "per-channel input normalization the network was trained with, applied by "
+             "predict to images: (pixel/255 - mean) / std (torchvision ImageNet models: "
+             "--mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)"},
+    {"std", PC_FLAG_PARSED, offsetof(import_opts, std), "LIST", .parse = parse_std,
+     .def_text = "the file's metadata (parcnn exports), else 1",
+     .help = "the standard deviations of that normalization"},
+    {0}};
+
 int cmd_import(int argc, char **argv) {
-    const char *out = NULL;
+    import_opts io = {0};
+    int rc = cli_parse_flags("import", import_flags, &io, import_usage, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *out = io.out;
     pc_onnx_import_options opt = {0};
-    int n_mean = 0, n_std = 0;
-    static const struct option opts[] = {{"out", 1, 0, 'o'}, {"mean", 1, 0, 'm'},
-                                         {"std", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'm': if (parse_channels("--mean", optarg, opt.mean, &n_mean)) return 2; opt.have_mean = 1; break;
-        case 's': if (parse_channels("--std", optarg, opt.std, &n_std)) return 2; opt.have_std = 1; break;
-        case 'h': fputs(import_help, stdout); return 0;
-        default: return usage_error("import", "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind + 1 != argc || !out)
-        return usage_error("import", "%s", "give one MODEL.onnx and --out DIR");
+    int n_mean = io.mean.n, n_std = io.std.n;
+    memcpy(opt.mean, io.mean.v, sizeof opt.mean);
+    memcpy(opt.std, io.std.v, sizeof opt.std);
+    opt.have_mean = n_mean > 0;
+    opt.have_std = n_std > 0;
+    if (optind + 1 != argc) return usage_error("import", "%s", "give one MODEL.onnx");
     for (int ch = 1; ch < 4; ch++) { /* one value stands for every channel */
         if (n_mean == 1) opt.mean[ch] = opt.mean[0];
         if (n_std == 1) opt.std[ch] = opt.std[0];
@@ -211,11 +232,14 @@ int cmd_import(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- inspect */
 
-static const char inspect_help[] =
+static const char inspect_usage[] =
     "usage: parcnn inspect FILE\n"
     "Describe a model (model.safetensors, a training checkpoint, or an ONNX file, shown as\n"
     "parcnn imports it): every layer with its inputs, output shape, parameters and forward\n"
-    "FLOPs per image, the totals, and the metadata (input, normalization, classes).\n";
+    "FLOPs per image, the totals, and the metadata (input, normalization, classes).\n"
+    "\n";
+
+static const pc_flag inspect_flags[] = {{0}};
 
 static void print_layer(const pc_model *m, int i) {
     const pc_layer *l = &m->layers[i];
@@ -243,17 +267,16 @@ static void print_layer(const pc_model *m, int i) {
 }
 
 int cmd_inspect(int argc, char **argv) {
-    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(inspect_help, stdout);
-        return 0;
-    }
-    if (argc != 2 || argv[1][0] == '-') return usage_error("inspect", "%s", "give one model FILE");
+    int rc = cli_parse_flags("inspect", inspect_flags, NULL, inspect_usage, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (optind + 1 != argc) return usage_error("inspect", "%s", "give one model FILE");
+    const char *path = argv[optind];
     pc_model *m;
     pc_model_meta meta;
-    pc_status st = pc_model_load(argv[1], &m, &meta);
+    pc_status st = pc_model_load(path, &m, &meta);
     if (st != PC_OK) return report(st);
-    printf("%s: model %s (%s)\n", argv[1], m->name,
-           pc_onnx_is_onnx_path(argv[1]) ? "ONNX, as parcnn imports it" : "parcnn safetensors");
+    printf("%s: model %s (%s)\n", path, m->name,
+           pc_onnx_is_onnx_path(path) ? "ONNX, as parcnn imports it" : "parcnn safetensors");
     printf("%4s  %-28s %-10s %-8s %-26s %16s %10s %12s\n", "#", "layer", "kind", "from", "",
            "output CxHxW", "params", "MFLOP/img");
     for (int i = 0; i < m->n_layers; i++) print_layer(m, i);
