@@ -1,4 +1,5 @@
 /* ONNX import: the graph state, attributes and constant tensors. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +207,9 @@ pc_status imp_const_ints(const imp_graph *g, const Onnx__NodeProto *nd,
             memcpy(&i64, t->raw_data.data + 8 * i, 8);
         else if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
             i64 = t->int64_data[i];
+        else if (d != floor(d)) /* NaN too (found by fuzz_onnx: its conversion is undefined) */
+            return imp_node_error(g, nd, "tensor %s holds %g where an integer is expected",
+                                  t->name ? t->name : "(constant)", d);
         else
             i64 = d >= 9.2e18 ? INT64_MAX : d <= -9.2e18 ? INT64_MIN : (int64_t)d;
         out[i] = i64;
