@@ -120,9 +120,9 @@ gemm_bad() {  # NAME PATTERN ARGS...
 gemm_bad "--size too small" "^parcnn bench gemm: --size 8: expected an integer in \[16, 16384\]$" --size 8
 gemm_bad "--size not a number" "^parcnn bench gemm: --size abc: expected an integer" --size abc
 gemm_bad "--threads 0" "^parcnn bench gemm: --threads 0: expected an integer" --threads 0
-gemm_bad "--dtype fp16" "^parcnn bench gemm: --dtype fp16: expected f32 or bf16$" --dtype fp16
-gemm_bad "unknown option" "^parcnn bench gemm: unknown or incomplete option '--bogus'$" --bogus
-gemm_bad "missing value" "^parcnn bench gemm: unknown or incomplete option '--size'$" --size
+gemm_bad "--dtype fp16" "^parcnn bench gemm: --dtype fp16: expected f32 or bf16 \(see 'parcnn bench gemm --help'\)$" --dtype fp16
+gemm_bad "unknown option" "^parcnn bench gemm: unknown or incomplete option '--bogus' \(see 'parcnn bench gemm --help'\)$" --bogus
+gemm_bad "missing value" "^parcnn bench gemm: unknown or incomplete option '--size' \(see 'parcnn bench gemm --help'\)$" --size
 gemm_bad "stray argument" "^parcnn bench gemm: unexpected argument '4096'$" 4096
 
 # bench conv: a small layer gives both algorithms' rows; bad flags are one line, exit 2
@@ -133,6 +133,6 @@ if [ $rc = 0 ] && grep -q '^direct ' "$tmp/conv.out" && grep -q '^winograd ' "$t
 else
     failed=$((failed + 1)); echo "FAIL bench conv: exit $rc, output:"; cat "$tmp/conv.out"
 fi
-expect "bench conv --kernel 4" 2 "^parcnn bench conv: --kernel 4: expected 3 or 5$" -- "$parcnn" bench conv --kernel 4
+expect "bench conv --kernel 4" 2 "^parcnn bench conv: --kernel 4: expected 3 or 5 \(see 'parcnn bench conv --help'\)$" -- "$parcnn" bench conv --kernel 4
 expect "bench conv channels not a multiple of the block" 2 "must be multiples of the activation block" -- "$parcnn" bench conv --channels 12
 finish

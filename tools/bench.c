@@ -193,12 +193,26 @@ static const char gemm_help[] =
     "The machine's GEMM peak as oneDNN reaches it: C = A B for N x N matrices with oneDNN's\n"
     "matmul primitive on T OpenMP threads, one untimed product then R timed ones; prints\n"
     "the best and the median GFLOP/s (2 N^3 floating-point operations per product).\n"
-    "\n"
-    "  --size N      matrix size (default 2048, 16 to 16384)\n"
-    "  --threads T   threads (default: all cores)\n"
-    "  --dtype D     f32 (default), or bf16: A and B in bfloat16 (AVX512_BF16 dot products\n"
-    "                where the CPU has them), C and the accumulation in f32\n"
-    "  --reps R      timed repetitions (default 10)\n";
+    "\n";
+
+typedef struct {
+    int size, threads, bf16, reps;
+} gemm_opts;
+
+static const pc_flag_choice dtype_choices[] = {{"f32", 0}, {"bf16", 1}, {NULL, 0}};
+
+#define AT(field) offsetof(gemm_opts, field)
+static const pc_flag gemm_flags[] = {
+    {"size", PC_FLAG_INT, AT(size), "N", 16, 16384, "2048", .help = "matrix size"},
+    {"threads", PC_FLAG_INT, AT(threads), "T", 1, 1024, .def_text = "all cores",
+     .help = "threads"},
+    {"dtype", PC_FLAG_CHOICE, AT(bf16), "D", .def = "f32", .choices = dtype_choices,
+     .expect = "f32 or bf16",
+     .help = "f32, or bf16: A and B in bfloat16 (AVX512_BF16 dot products where the CPU has "
+             "them), C and the accumulation in f32"},
+    {"reps", PC_FLAG_INT, AT(reps), "R", 1, 100000, "10", .help = "timed repetitions"},
+    {0}};
+#undef AT
 
 #ifdef PARCNN_HAVE_DNNL
 static uint16_t to_bf16(float f) { /* round to nearest even */
@@ -311,45 +325,16 @@ fail:
 #endif
 
 static int cmd_bench_gemm(int argc, char **argv) {
-    long size = 2048, threads = sysconf(_SC_NPROCESSORS_ONLN), reps = 10;
-    int bf16 = 0;
-    static const struct option opts[] = {{"size", 1, 0, 'n'}, {"threads", 1, 0, 't'},
-                                         {"dtype", 1, 0, 'd'}, {"reps", 1, 0, 'r'},
-                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    int o, which = 0;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, &which)) != -1) {
-        char flag[32];
-        snprintf(flag, sizeof flag, "--%s", opts[which].name);
-        long v;
-        switch (o) {
-        case 'h': fputs(gemm_help, stdout); return 0;
-        case 'd':
-            if (strcmp(optarg, "f32") == 0) bf16 = 0;
-            else if (strcmp(optarg, "bf16") == 0) bf16 = 1;
-            else {
-                fprintf(stderr, "parcnn bench gemm: --dtype %s: expected f32 or bf16\n", optarg);
-                return 2;
-            }
-            break;
-        case 'n': case 't': case 'r': {
-            long lo = o == 'n' ? 16 : 1, hi = o == 'n' ? 16384 : o == 't' ? 1024 : 100000;
-            if (parse_long("bench gemm", flag, optarg, lo, hi, &v)) return 2;
-            if (o == 'n') size = v;
-            else if (o == 't') threads = v;
-            else reps = v;
-            break;
-        }
-        default:
-            fprintf(stderr, "parcnn bench gemm: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-    }
+    gemm_opts g = {.threads = (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    pc_flags_defaults(gemm_flags, &g);
+    int rc = cli_parse_flags("bench gemm", gemm_flags, &g, gemm_help, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
     if (optind < argc) {
         fprintf(stderr, "parcnn bench gemm: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    long size = g.size, threads = g.threads, reps = g.reps;
+    int bf16 = g.bf16;
 #ifdef PARCNN_HAVE_DNNL
     return run_gemm(size, threads < 1 ? 1 : (int)threads, bf16, (int)reps);
 #else
@@ -370,11 +355,27 @@ static const char conv_help[] =
     "weights in ms (median of R steps, each with new weights, as in training), the direct\n"
     "algorithm's FLOPs over the time of one copy, and the speed-up. W copies run at once,\n"
     "one per thread, each on its own data: W training workers' load on the memory system.\n"
-    "\n"
-    "  --batch N      images (a shard; default 32)   --channels C  input channels (default 64)\n"
-    "  --filters K    output channels (default 64)   --size S      S x S images (default 16)\n"
-    "  --kernel R     3 or 5 (default 3)             --copies W    (default: the cores)\n"
-    "  --reps R       timed steps (default 20)\n";
+    "\n";
+
+typedef struct {
+    int batch, channels, filters, size, kernel, copies, reps;
+} conv_opts;
+
+static const pc_flag_choice kernel_choices[] = {{"3", 3}, {"5", 5}, {NULL, 0}};
+
+#define AT(field) offsetof(conv_opts, field)
+static const pc_flag conv_flags[] = {
+    {"batch", PC_FLAG_INT, AT(batch), "N", 1, 4096, "32", .help = "images (a shard)"},
+    {"channels", PC_FLAG_INT, AT(channels), "C", 1, 4096, "64", .help = "input channels"},
+    {"filters", PC_FLAG_INT, AT(filters), "K", 1, 4096, "64", .help = "output channels"},
+    {"size", PC_FLAG_INT, AT(size), "S", 1, 1024, "16", .help = "S x S images"},
+    {"kernel", PC_FLAG_CHOICE, AT(kernel), "R", .def = "3", .choices = kernel_choices,
+     .expect = "3 or 5", .help = "R x R kernels"},
+    {"copies", PC_FLAG_INT, AT(copies), "W", 1, 64, .def_text = "the cores",
+     .help = "copies at once, one per thread"},
+    {"reps", PC_FLAG_INT, AT(reps), "R", 1, 10000, "20", .help = "timed steps"},
+    {0}};
+#undef AT
 
 #ifdef PARCNN_HAVE_DNNL
 typedef struct {
@@ -452,36 +453,15 @@ static int conv_run(const pc_conv_shape *s, int block, int copies, int reps, pc_
 #endif
 
 static int cmd_bench_conv(int argc, char **argv) {
-    long v[7] = {32, 64, 64, 16, 3, sysconf(_SC_NPROCESSORS_ONLN), 20};
-    static const struct option opts[] = {
-        {"batch", 1, 0, 0},  {"channels", 1, 0, 1}, {"filters", 1, 0, 2}, {"size", 1, 0, 3},
-        {"kernel", 1, 0, 4}, {"copies", 1, 0, 5},   {"reps", 1, 0, 6},    {"help", 0, 0, 'h'},
-        {0, 0, 0, 0}};
-    static const long lo[7] = {1, 1, 1, 1, 3, 1, 1}, hi[7] = {4096, 4096, 4096, 1024, 5, 64, 10000};
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (o == 'h') {
-            fputs(conv_help, stdout);
-            return 0;
-        }
-        if (o < 0 || o > 6) {
-            fprintf(stderr, "parcnn bench conv: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
-            return 2;
-        }
-        char flag[32];
-        snprintf(flag, sizeof flag, "--%s", opts[o].name);
-        if (parse_long("bench conv", flag, optarg, lo[o], hi[o], &v[o])) return 2;
-    }
+    conv_opts co = {.copies = (int)PC_MIN(64, sysconf(_SC_NPROCESSORS_ONLN))};
+    pc_flags_defaults(conv_flags, &co);
+    int rc = cli_parse_flags("bench conv", conv_flags, &co, conv_help, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
     if (optind < argc) {
         fprintf(stderr, "parcnn bench conv: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (v[4] != 3 && v[4] != 5) {
-        fprintf(stderr, "parcnn bench conv: --kernel %ld: expected 3 or 5\n", v[4]);
-        return 2;
-    }
+    long v[7] = {co.batch, co.channels, co.filters, co.size, co.kernel, co.copies, co.reps};
 #ifdef PARCNN_HAVE_DNNL
     const int block = pc_dnnl_activation_block(), r = (int)v[4];
     pc_conv_shape s = {.n = (int)v[0], .c = (int)v[1], .k = (int)v[2], .h = (int)v[3],
