@@ -34,7 +34,7 @@ check_usage() { # MESSAGE ARGS...: exit 2 and one line naming the problem
     [ $rc = 2 ] && [ "$(wc -l < "$tmp/err.txt")" = 1 ] && grep -q -- "$msg" "$tmp/err.txt" \
         && ok "usage error: $msg" || { bad "$* (exit $rc):"; cat "$tmp/err.txt"; }
 }
-check_usage "--model is required"
+check_usage "--model NAME|FILE is required"
 check_usage "unknown model 'nosuch'" --model nosuch
 check_usage "--batch 0: expected" --model simple-cnn --batch 0
 check_usage "--batch 1,x: expected" --model simple-cnn --batch 1,x

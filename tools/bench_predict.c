@@ -3,6 +3,7 @@
  * every way to spend the cores (workers x intra-op threads; the workers split the batch),
  * weights converted once (the plans' weights version never changes), inputs in memory. */
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,20 +30,20 @@ static const char predict_help[] =
     "replica computing B/W of the batch) x T intra-op threads, W x T = the cores, and 1 x 1.\n"
     "Prints the median ms per batch and images/s of each, and the fastest per batch size:\n"
     "its ms at batch 1 is the latency, its images/s at batch 64 the throughput.\n"
-    "\n"
-    "  --model M      zoo model (parcnn models), model file, or a trained weights file\n"
-    "                 (*.safetensors: its own model, input shape and classes)\n"
-    "  --input CxHxW  input shape of a zoo model or model file (default 1x28x28)\n"
-    "  --classes N    classes of a zoo model or model file (default 10)\n"
-    "  --batch LIST   batch sizes (default 1,64)\n"
-    "  --precision P  fp32 (default) or bf16 (convolutions and dense layers in bfloat16)\n"
-    "  --reps R       timed batches per configuration (default 20)\n"
-    "  --workers W, --threads T   one configuration only (W must divide every batch size)\n";
+    "\n";
+
+/* --batch: the batch sizes. */
+typedef struct {
+    int v[MAX_BATCHES], n;
+} batch_list;
 
 typedef struct {
     const char *model;
-    int c, h, w, classes;
-    int batches[MAX_BATCHES], n_batches;
+    struct {
+        int c, h, w;
+    } in;
+    int classes;
+    batch_list batches;
     pc_exec_options exec;       /* the precision; kernels and algorithm as training's defaults */
     int reps, workers, threads; /* workers 0: every configuration */
 } predict_opts;
@@ -114,7 +115,7 @@ static pc_status open_model(const predict_opts *o, pc_model **m) {
         pc_model_meta_free(&meta);
         return st;
     }
-    return pc_model_create(o->model, o->c, o->h, o->w, o->classes, 1, m);
+    return pc_model_create(o->model, o->in.c, o->in.h, o->in.w, o->classes, 1, m);
 }
 
 static int run_predict_bench(const predict_opts *o) {
@@ -133,8 +134,8 @@ static int run_predict_bench(const predict_opts *o) {
     printf("%6s %7s %7s %10s %10s %9s\n", "batch", "workers", "threads", "ms/batch", "images/s",
            "GFLOP/s");
     int rc = 0;
-    for (int b = 0; b < o->n_batches && rc == 0; b++) {
-        int batch = o->batches[b], configs[3][2], n = 0;
+    for (int b = 0; b < o->batches.n && rc == 0; b++) {
+        int batch = o->batches.v[b], configs[3][2], n = 0;
         if (o->workers) {
             configs[n][0] = o->workers, configs[n++][1] = o->threads;
         } else {
@@ -164,62 +165,71 @@ static int run_predict_bench(const predict_opts *o) {
     return rc;
 }
 
-static int parse_batches(const char *s, predict_opts *o) {
-    o->n_batches = 0;
-    const char *p = s;
-    while (*p && o->n_batches < MAX_BATCHES) {
+static pc_flag_result parse_batches(const char *arg, void *field) {
+    batch_list *l = field;
+    l->n = 0;
+    const char *p = arg;
+    while (*p && l->n < MAX_BATCHES) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 4096 || (*end && *end != ',')) return -1;
-        o->batches[o->n_batches++] = (int)v;
+        if (end == p || v < 1 || v > 4096 || (*end && *end != ',')) break;
+        l->v[l->n++] = (int)v;
         p = *end ? end + 1 : end;
     }
-    return *p || o->n_batches == 0 ? -1 : 0;
+    if (!*p && l->n > 0) return PC_FLAG_OK;
+    pc_fail(PC_ERR_USAGE, "--batch %s: expected batch sizes 1-4096, e.g. 1,64", arg);
+    return PC_FLAG_ERR_USAGE;
 }
 
-int cmd_bench_predict(int argc, char **argv) {
-    predict_opts o = {.c = 1, .h = 28, .w = 28, .classes = 10, .batches = {1, 64},
-                      .n_batches = 2, .reps = 20};
-    static const struct option opts[] = {
-        {"model", 1, 0, 'm'}, {"input", 1, 0, 'i'},     {"classes", 1, 0, 'c'},
-        {"batch", 1, 0, 'b'}, {"precision", 1, 0, 'p'}, {"reps", 1, 0, 'r'},
-        {"workers", 1, 0, 'w'}, {"threads", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    const char *cmd = "bench predict";
-    int opt;
-    long v;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'h': fputs(predict_help, stdout); return 0;
-        case 'm': o.model = optarg; break;
-        case 'i':
-            if (sscanf(optarg, "%dx%dx%d", &o.c, &o.h, &o.w) != 3 || o.c < 1 || o.c > 4 ||
-                o.h < 1 || o.w < 1 || o.h > 4096 || o.w > 4096)
-                return usage_error(cmd, "--input %s: expected CxHxW, e.g. 3x32x32", optarg);
-            break;
-        case 'c': if (parse_long(cmd, "--classes", optarg, 2, 100000, &v)) return 2; o.classes = (int)v; break;
-        case 'b':
-            if (parse_batches(optarg, &o))
-                return usage_error(cmd, "--batch %s: expected batch sizes 1-4096, e.g. 1,64", optarg);
-            break;
-        case 'p':
-            if (strcmp(optarg, "bf16") == 0) o.exec.precision = PC_PRECISION_BF16;
-            else if (strcmp(optarg, "fp32") == 0) o.exec.precision = PC_PRECISION_FP32;
-            else return usage_error(cmd, "--precision %s: expected fp32 or bf16", optarg);
-            break;
-        case 'r': if (parse_long(cmd, "--reps", optarg, 1, 100000, &v)) return 2; o.reps = (int)v; break;
-        case 'w': if (parse_long(cmd, "--workers", optarg, 1, 1024, &v)) return 2; o.workers = (int)v; break;
-        case 't': if (parse_long(cmd, "--threads", optarg, 1, 1024, &v)) return 2; o.threads = (int)v; break;
-        default: return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
-        }
+static pc_flag_result parse_input(const char *arg, void *field) {
+    int *chw = field, c, h, w;
+    if (sscanf(arg, "%dx%dx%d", &c, &h, &w) != 3 || c < 1 || c > 4 || h < 1 || w < 1 ||
+        h > 4096 || w > 4096) {
+        pc_fail(PC_ERR_USAGE, "--input %s: expected CxHxW, e.g. 3x32x32", arg);
+        return PC_FLAG_ERR_USAGE;
     }
+    chw[0] = c, chw[1] = h, chw[2] = w;
+    return PC_FLAG_OK;
+}
+
+static const pc_flag_choice precision_choices[] = {
+    {"fp32", PC_PRECISION_FP32}, {"bf16", PC_PRECISION_BF16}, {NULL, 0}};
+
+#define AT(field) offsetof(predict_opts, field)
+static const pc_flag predict_flags[] = {
+    {"model", PC_FLAG_STRING, AT(model), "NAME|FILE", .required = 1,
+     .help = "zoo model (parcnn models), model file, or a trained weights file "
+             "(*.safetensors: its own model, input shape and classes)"},
+    {"input", PC_FLAG_PARSED, AT(in), "CxHxW", .def = "1x28x28", .parse = parse_input,
+     .help = "input shape of a zoo model or model file"},
+    {"classes", PC_FLAG_INT, AT(classes), "N", 2, 100000, "10",
+     .help = "classes of a zoo model or model file"},
+    {"batch", PC_FLAG_PARSED, AT(batches), "LIST", .def = "1,64", .parse = parse_batches,
+     .help = "batch sizes"},
+    {"precision", PC_FLAG_CHOICE, AT(exec.precision), "P", .def = "fp32",
+     .choices = precision_choices, .expect = "fp32 or bf16",
+     .help = "fp32 or bf16 (convolutions and dense layers in bfloat16)"},
+    {"reps", PC_FLAG_INT, AT(reps), "R", 1, 100000, "20",
+     .help = "timed batches per configuration"},
+    {"workers", PC_FLAG_INT, AT(workers), "W", 1, 1024, .def_text = "every configuration",
+     .help = "one configuration only, with --threads (W must divide every batch size)"},
+    {"threads", PC_FLAG_INT, AT(threads), "T", 1, 1024, .def_text = "every configuration",
+     .help = "intra-op threads of that configuration"},
+    {0}};
+#undef AT
+
+int cmd_bench_predict(int argc, char **argv) {
+    predict_opts o = {0};
+    pc_flags_defaults(predict_flags, &o);
+    const char *cmd = "bench predict";
+    int rc = cli_parse_flags(cmd, predict_flags, &o, predict_help, NULL, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
     if (optind < argc) return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o.model) return usage_error(cmd, "%s", "--model is required");
     if (!o.workers != !o.threads) return usage_error(cmd, "%s", "--workers and --threads go together");
-    for (int b = 0; o.workers && b < o.n_batches; b++)
-        if (o.batches[b] % o.workers) {
+    for (int b = 0; o.workers && b < o.batches.n; b++)
+        if (o.batches.v[b] % o.workers) {
             fprintf(stderr, "parcnn %s: --workers %d does not divide --batch %d\n", cmd,
-                    o.workers, o.batches[b]);
+                    o.workers, o.batches.v[b]);
             return 2;
         }
     return run_predict_bench(&o);
