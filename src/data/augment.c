@@ -57,6 +57,78 @@ static int parse_num(const char *s, double lo, double hi, double *v) {
     return 1;
 }
 
+/* Item `which` (its index in pc_augment_parse's names) with its value (NULL: none) into a;
+ * 0 when the value is not what *want says the item takes. */
+static int set_item(pc_augment_config *a, int which, const char *val, const char **want) {
+    double v = 0, v2 = 1;
+    int ok = 1;
+    switch (which) {
+    case 0:
+        *want = "no value or alt";
+        ok = !val || strcmp(val, "alt") == 0;
+        a->hflip = val ? PC_FLIP_ALT : PC_FLIP_RANDOM;
+        break;
+    case 1:
+        *want = "an integer number of pixels in [0, 1024]";
+        ok = parse_num(val, 0, 1024, &v) && v == floor(v);
+        a->crop_pad = (int)v;
+        break;
+    case 2: {
+        *want = "a scale A or A:B with 0.05 <= A <= B <= 4";
+        char tmp[64];
+        if (!val || strlen(val) >= sizeof tmp) {
+            ok = 0;
+            break;
+        }
+        strcpy(tmp, val);
+        char *colon = strchr(tmp, ':');
+        if (colon) *colon = 0;
+        ok = parse_num(tmp, 0.05, 4, &v) && (!colon || parse_num(colon + 1, 0.05, 4, &v2));
+        if (ok && !colon) v2 = v <= 1 ? 1.0 : v, v = v <= 1 ? v : 1.0;
+        if (ok && v > v2) ok = 0;
+        a->zoom_min = (float)v;
+        a->zoom_max = (float)v2;
+        break;
+    }
+    case 3:
+        *want = "degrees in [0, 60]";
+        ok = parse_num(val, 0, 60, &v);
+        a->shear_deg = (float)v;
+        break;
+    case 4:
+        *want = "degrees in [0, 180]";
+        ok = parse_num(val, 0, 180, &v);
+        a->rotate_deg = (float)v;
+        break;
+    case 5:
+        *want = "a fraction in [0, 0.5]";
+        ok = parse_num(val, 0, 0.5, &v);
+        a->translate = (float)v;
+        break;
+    case 6:
+    case 7:
+        *want = "a fraction in [0, 1]";
+        ok = parse_num(val, 0, 1, &v);
+        if (which == 6) a->brightness = (float)v;
+        else a->contrast = (float)v;
+        break;
+    case 8:
+        *want = "a fraction of the side in [0, 1]";
+        ok = parse_num(val, 0, 1, &v);
+        a->cutout = (float)v;
+        break;
+    case 9:
+        *want = "constant, nearest or reflect";
+        ok = val != NULL;
+        if (ok && strcmp(val, "constant") == 0) a->fill = PC_FILL_CONSTANT;
+        else if (ok && strcmp(val, "nearest") == 0) a->fill = PC_FILL_NEAREST;
+        else if (ok && strcmp(val, "reflect") == 0) a->fill = PC_FILL_REFLECT;
+        else ok = 0;
+        break;
+    }
+    return ok;
+}
+
 pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
     pc_augment_none(out);
     if (!spec) return PC_OK;
@@ -91,74 +163,8 @@ pc_status pc_augment_parse(const char *spec, pc_augment_config *out) {
                            item);
         if (seen & (1u << which)) return pc_fail(PC_ERR_USAGE, "--augment: '%s' given twice", item);
         seen |= 1u << which;
-        double v = 0, v2 = 1;
-        int ok = 1;
         const char *want = "";
-        switch (which) {
-        case 0:
-            want = "no value or alt";
-            ok = !val || strcmp(val, "alt") == 0;
-            a.hflip = val ? PC_FLIP_ALT : PC_FLIP_RANDOM;
-            break;
-        case 1:
-            want = "an integer number of pixels in [0, 1024]";
-            ok = parse_num(val, 0, 1024, &v) && v == floor(v);
-            a.crop_pad = (int)v;
-            break;
-        case 2: {
-            want = "a scale A or A:B with 0.05 <= A <= B <= 4";
-            char tmp[64];
-            if (!val || strlen(val) >= sizeof tmp) {
-                ok = 0;
-                break;
-            }
-            strcpy(tmp, val);
-            char *colon = strchr(tmp, ':');
-            if (colon) *colon = 0;
-            ok = parse_num(tmp, 0.05, 4, &v) && (!colon || parse_num(colon + 1, 0.05, 4, &v2));
-            if (ok && !colon) v2 = v <= 1 ? 1.0 : v, v = v <= 1 ? v : 1.0;
-            if (ok && v > v2) ok = 0;
-            a.zoom_min = (float)v;
-            a.zoom_max = (float)v2;
-            break;
-        }
-        case 3:
-            want = "degrees in [0, 60]";
-            ok = parse_num(val, 0, 60, &v);
-            a.shear_deg = (float)v;
-            break;
-        case 4:
-            want = "degrees in [0, 180]";
-            ok = parse_num(val, 0, 180, &v);
-            a.rotate_deg = (float)v;
-            break;
-        case 5:
-            want = "a fraction in [0, 0.5]";
-            ok = parse_num(val, 0, 0.5, &v);
-            a.translate = (float)v;
-            break;
-        case 6:
-        case 7:
-            want = "a fraction in [0, 1]";
-            ok = parse_num(val, 0, 1, &v);
-            if (which == 6) a.brightness = (float)v;
-            else a.contrast = (float)v;
-            break;
-        case 8:
-            want = "a fraction of the side in [0, 1]";
-            ok = parse_num(val, 0, 1, &v);
-            a.cutout = (float)v;
-            break;
-        case 9:
-            want = "constant, nearest or reflect";
-            ok = val != NULL;
-            if (ok && strcmp(val, "constant") == 0) a.fill = PC_FILL_CONSTANT;
-            else if (ok && strcmp(val, "nearest") == 0) a.fill = PC_FILL_NEAREST;
-            else if (ok && strcmp(val, "reflect") == 0) a.fill = PC_FILL_REFLECT;
-            else ok = 0;
-            break;
-        }
-        if (!ok)
+        if (!set_item(&a, which, val, &want))
             return pc_fail(PC_ERR_USAGE, "--augment: bad item '%s%s%s': expected %s", item,
                            val ? "=" : "", val ? val : "", want);
     }
