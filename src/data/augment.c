@@ -227,81 +227,89 @@ static inline float fetch(const float *inf, const uint8_t *inb, size_t i) {
     return inf ? inf[i] : (float)inb[i] / 255.0f;
 }
 
-static void augment_core(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
-                         uint64_t sample, int c, int h, int w, const float *inf,
-                         const uint8_t *inb, float *out) {
+/* The geometric augmentations of one sample as one inverse map in centred coordinates,
+ * src = A dst + b: m = {A00, A01, A10, A11, b0, b1}. */
+static void inverse_map(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
+                        uint64_t sample, int h, int w, double m[6]) {
+    double A00 = 1, A01 = 0, A10 = 0, A11 = 1, b0 = 0, b1 = 0;
+    double tx = 0, ty = 0;
+    if (a->crop_pad > 0) {
+        int p = a->crop_pad, span = 2 * p + 1;
+        tx += (double)((int)floor(draw(seed, epoch, sample, K_CROP_X) * span) - p);
+        ty += (double)((int)floor(draw(seed, epoch, sample, K_CROP_Y) * span) - p);
+    }
+    if (a->translate > 0) {
+        tx += (2 * draw(seed, epoch, sample, K_TRANS_X) - 1) * a->translate * w;
+        ty += (2 * draw(seed, epoch, sample, K_TRANS_Y) - 1) * a->translate * h;
+    }
+    b0 = -tx;
+    b1 = -ty;
+    if (a->rotate_deg > 0) {
+        double th = (2 * draw(seed, epoch, sample, K_ROTATE) - 1) * a->rotate_deg * M_PI / 180.0;
+        double cs = cos(th), sn = sin(th);
+        /* R(-th) = [cs sn; -sn cs] */
+        double n00 = cs * A00 + sn * A10, n01 = cs * A01 + sn * A11;
+        double n10 = -sn * A00 + cs * A10, n11 = -sn * A01 + cs * A11;
+        double nb0 = cs * b0 + sn * b1, nb1 = -sn * b0 + cs * b1;
+        A00 = n00, A01 = n01, A10 = n10, A11 = n11, b0 = nb0, b1 = nb1;
+    }
+    if (a->shear_deg > 0) {
+        double t = tan((2 * draw(seed, epoch, sample, K_SHEAR) - 1) * a->shear_deg * M_PI / 180.0);
+        /* inverse of x' = x + t y: x = x' - t y' */
+        A00 -= t * A10;
+        A01 -= t * A11;
+        b0 -= t * b1;
+    }
+    if (zoom_on(a)) {
+        double s = a->zoom_min + draw(seed, epoch, sample, K_ZOOM) * (a->zoom_max - a->zoom_min);
+        double ox = (2 * draw(seed, epoch, sample, K_ZOOM_X) - 1) * fabs(1 - s) * w * 0.5;
+        double oy = (2 * draw(seed, epoch, sample, K_ZOOM_Y) - 1) * fabs(1 - s) * h * 0.5;
+        A00 *= s, A01 *= s, A10 *= s, A11 *= s;
+        b0 = s * b0 + ox;
+        b1 = s * b1 + oy;
+    }
+    if (a->hflip && flipped(a, seed, epoch, sample)) {
+        A00 = -A00, A01 = -A01, b0 = -b0;
+    }
+    m[0] = A00, m[1] = A01, m[2] = A10, m[3] = A11, m[4] = b0, m[5] = b1;
+}
+
+/* out = the source sampled through the map m, bilinear, with a's fill outside it. */
+static void warp(const pc_augment_config *a, const double m[6], int c, int h, int w,
+                 const float *inf, const uint8_t *inb, float *out) {
     const size_t hw = (size_t)h * w;
-    if (geometry_on(a)) {
-        /* inverse map, centred coordinates: src = A * dst + b */
-        double A00 = 1, A01 = 0, A10 = 0, A11 = 1, b0 = 0, b1 = 0;
-        double tx = 0, ty = 0;
-        if (a->crop_pad > 0) {
-            int p = a->crop_pad, span = 2 * p + 1;
-            tx += (double)((int)floor(draw(seed, epoch, sample, K_CROP_X) * span) - p);
-            ty += (double)((int)floor(draw(seed, epoch, sample, K_CROP_Y) * span) - p);
-        }
-        if (a->translate > 0) {
-            tx += (2 * draw(seed, epoch, sample, K_TRANS_X) - 1) * a->translate * w;
-            ty += (2 * draw(seed, epoch, sample, K_TRANS_Y) - 1) * a->translate * h;
-        }
-        b0 = -tx;
-        b1 = -ty;
-        if (a->rotate_deg > 0) {
-            double th = (2 * draw(seed, epoch, sample, K_ROTATE) - 1) * a->rotate_deg * M_PI / 180.0;
-            double cs = cos(th), sn = sin(th);
-            /* R(-th) = [cs sn; -sn cs] */
-            double n00 = cs * A00 + sn * A10, n01 = cs * A01 + sn * A11;
-            double n10 = -sn * A00 + cs * A10, n11 = -sn * A01 + cs * A11;
-            double nb0 = cs * b0 + sn * b1, nb1 = -sn * b0 + cs * b1;
-            A00 = n00, A01 = n01, A10 = n10, A11 = n11, b0 = nb0, b1 = nb1;
-        }
-        if (a->shear_deg > 0) {
-            double t = tan((2 * draw(seed, epoch, sample, K_SHEAR) - 1) * a->shear_deg * M_PI / 180.0);
-            /* inverse of x' = x + t y: x = x' - t y' */
-            A00 -= t * A10;
-            A01 -= t * A11;
-            b0 -= t * b1;
-        }
-        if (zoom_on(a)) {
-            double s = a->zoom_min + draw(seed, epoch, sample, K_ZOOM) * (a->zoom_max - a->zoom_min);
-            double ox = (2 * draw(seed, epoch, sample, K_ZOOM_X) - 1) * fabs(1 - s) * w * 0.5;
-            double oy = (2 * draw(seed, epoch, sample, K_ZOOM_Y) - 1) * fabs(1 - s) * h * 0.5;
-            A00 *= s, A01 *= s, A10 *= s, A11 *= s;
-            b0 = s * b0 + ox;
-            b1 = s * b1 + oy;
-        }
-        if (a->hflip && flipped(a, seed, epoch, sample)) {
-            A00 = -A00, A01 = -A01, b0 = -b0;
-        }
-        const double hw2 = w * 0.5, hh2 = h * 0.5;
-        for (int y = 0; y < h; y++) {
-            double yc = y + 0.5 - hh2;
-            for (int x = 0; x < w; x++) {
-                double xc = x + 0.5 - hw2;
-                double xs = A00 * xc + A01 * yc + b0 + hw2 - 0.5;
-                double ys = A10 * xc + A11 * yc + b1 + hh2 - 0.5;
-                double xf = floor(xs), yf = floor(ys);
-                float fx = (float)(xs - xf), fy = (float)(ys - yf);
-                const long x0 = (long)xf, y0 = (long)yf;
-                const size_t o = (size_t)y * w + x;
-                /* the four taps' source columns and rows (-1: a zero tap) */
-                const long xa = tap(a->fill, x0, w), xb = tap(a->fill, x0 + 1, w);
-                const long ya = tap(a->fill, y0, h), yb = tap(a->fill, y0 + 1, h);
-                float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-                for (int ch = 0; ch < c; ch++) {
-                    size_t base = (size_t)ch * hw;
-                    float v = 0.0f;
-                    if (ya >= 0 && xa >= 0 && w00 != 0.0f) v += w00 * fetch(inf, inb, base + ya * w + xa);
-                    if (ya >= 0 && xb >= 0 && w01 != 0.0f) v += w01 * fetch(inf, inb, base + ya * w + xb);
-                    if (yb >= 0 && xa >= 0 && w10 != 0.0f) v += w10 * fetch(inf, inb, base + yb * w + xa);
-                    if (yb >= 0 && xb >= 0 && w11 != 0.0f) v += w11 * fetch(inf, inb, base + yb * w + xb);
-                    out[base + o] = v;
-                }
+    const double A00 = m[0], A01 = m[1], A10 = m[2], A11 = m[3], b0 = m[4], b1 = m[5];
+    const double hw2 = w * 0.5, hh2 = h * 0.5;
+    for (int y = 0; y < h; y++) {
+        double yc = y + 0.5 - hh2;
+        for (int x = 0; x < w; x++) {
+            double xc = x + 0.5 - hw2;
+            double xs = A00 * xc + A01 * yc + b0 + hw2 - 0.5;
+            double ys = A10 * xc + A11 * yc + b1 + hh2 - 0.5;
+            double xf = floor(xs), yf = floor(ys);
+            float fx = (float)(xs - xf), fy = (float)(ys - yf);
+            const long x0 = (long)xf, y0 = (long)yf;
+            const size_t o = (size_t)y * w + x;
+            /* the four taps' source columns and rows (-1: a zero tap) */
+            const long xa = tap(a->fill, x0, w), xb = tap(a->fill, x0 + 1, w);
+            const long ya = tap(a->fill, y0, h), yb = tap(a->fill, y0 + 1, h);
+            float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
+            for (int ch = 0; ch < c; ch++) {
+                size_t base = (size_t)ch * hw;
+                float v = 0.0f;
+                if (ya >= 0 && xa >= 0 && w00 != 0.0f) v += w00 * fetch(inf, inb, base + ya * w + xa);
+                if (ya >= 0 && xb >= 0 && w01 != 0.0f) v += w01 * fetch(inf, inb, base + ya * w + xb);
+                if (yb >= 0 && xa >= 0 && w10 != 0.0f) v += w10 * fetch(inf, inb, base + yb * w + xa);
+                if (yb >= 0 && xb >= 0 && w11 != 0.0f) v += w11 * fetch(inf, inb, base + yb * w + xb);
+                out[base + o] = v;
             }
         }
-    } else {
-        for (size_t i = 0; i < (size_t)c * hw; i++) out[i] = fetch(inf, inb, i);
     }
+}
+
+/* Brightness and contrast (contrast around the mean luminance of the image). */
+static void photometric(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
+                        uint64_t sample, int c, size_t hw, float *out) {
     if (a->brightness > 0) {
         float f = (float)(1 + (2 * draw(seed, epoch, sample, K_BRIGHT) - 1) * a->brightness);
         for (size_t i = 0; i < (size_t)c * hw; i++) out[i] = clamp01(out[i] * f);
@@ -320,21 +328,40 @@ static void augment_core(const pc_augment_config *a, uint64_t seed, uint64_t epo
         float mf = (float)m;
         for (size_t i = 0; i < (size_t)c * hw; i++) out[i] = clamp01((out[i] - mf) * f + mf);
     }
-    if (a->cutout > 0) {
-        int side = (int)lround(a->cutout * (double)(h < w ? h : w));
-        if (side < 1) side = 1;
-        int cy = (int)floor(draw(seed, epoch, sample, K_CUT_Y) * h);
-        int cx = (int)floor(draw(seed, epoch, sample, K_CUT_X) * w);
-        int y0 = cy - side / 2, x0 = cx - side / 2;
-        int y1 = y0 + side, x1 = x0 + side;
-        if (y0 < 0) y0 = 0;
-        if (x0 < 0) x0 = 0;
-        if (y1 > h) y1 = h;
-        if (x1 > w) x1 = w;
-        for (int ch = 0; ch < c; ch++)
-            for (int y = y0; y < y1; y++)
-                for (int x = x0; x < x1; x++) out[(size_t)ch * hw + (size_t)y * w + x] = 0.0f;
+}
+
+/* Cutout: a square of zeros around a random centre (clipped at the borders). */
+static void cut_out(const pc_augment_config *a, uint64_t seed, uint64_t epoch, uint64_t sample,
+                    int c, int h, int w, float *out) {
+    const size_t hw = (size_t)h * w;
+    int side = (int)lround(a->cutout * (double)(h < w ? h : w));
+    if (side < 1) side = 1;
+    int cy = (int)floor(draw(seed, epoch, sample, K_CUT_Y) * h);
+    int cx = (int)floor(draw(seed, epoch, sample, K_CUT_X) * w);
+    int y0 = cy - side / 2, x0 = cx - side / 2;
+    int y1 = y0 + side, x1 = x0 + side;
+    if (y0 < 0) y0 = 0;
+    if (x0 < 0) x0 = 0;
+    if (y1 > h) y1 = h;
+    if (x1 > w) x1 = w;
+    for (int ch = 0; ch < c; ch++)
+        for (int y = y0; y < y1; y++)
+            for (int x = x0; x < x1; x++) out[(size_t)ch * hw + (size_t)y * w + x] = 0.0f;
+}
+
+static void augment_core(const pc_augment_config *a, uint64_t seed, uint64_t epoch,
+                         uint64_t sample, int c, int h, int w, const float *inf,
+                         const uint8_t *inb, float *out) {
+    const size_t hw = (size_t)h * w;
+    if (geometry_on(a)) {
+        double m[6];
+        inverse_map(a, seed, epoch, sample, h, w, m);
+        warp(a, m, c, h, w, inf, inb, out);
+    } else {
+        for (size_t i = 0; i < (size_t)c * hw; i++) out[i] = fetch(inf, inb, i);
     }
+    photometric(a, seed, epoch, sample, c, hw, out);
+    if (a->cutout > 0) cut_out(a, seed, epoch, sample, c, h, w, out);
 }
 
 void pc_augment_apply(const pc_augment_config *a, uint64_t seed, uint64_t epoch, uint64_t sample,
