@@ -14,11 +14,6 @@
 #include "onnx/onnx.h"
 #include "train/modelio.h"
 
-static int report(pc_status st) {
-    fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
-    return st == PC_ERR_USAGE ? 2 : 1;
-}
-
 /* ---------------------------------------------------------- predict --npy-in */
 
 /* The model for inputs of (c, h, w): m itself, or m's description rebuilt for that size
@@ -89,7 +84,7 @@ int predict_npy(const char *weights, const pc_exec_options *exec, const char *in
     pc_model_free(m);
     pc_model_meta_free(&meta);
     pc_npy_free(&x);
-    return st == PC_OK ? 0 : report(st);
+    return st == PC_OK ? 0 : cli_fail(st);
 }
 
 /* ---------------------------------------------------------------- export */
@@ -123,14 +118,14 @@ int cmd_export(int argc, char **argv) {
     pc_model *m;
     pc_model_meta meta;
     pc_status st = pc_model_load(weights, &m, &meta);
-    if (st != PC_OK) return report(st);
+    if (st != PC_OK) return cli_fail(st);
     st = pc_onnx_export(out, m, &meta);
     if (st == PC_OK)
         printf("%s: %s (%d layers, %lld parameters) exported to %s\n", weights, m->name,
                m->n_layers - 1, (long long)m->n_params, out);
     pc_model_free(m);
     pc_model_meta_free(&meta);
-    return st == PC_OK ? 0 : report(st);
+    return st == PC_OK ? 0 : cli_fail(st);
 }
 /* ---------------------------------------------------------------- import */
 
@@ -209,7 +204,7 @@ int cmd_import(int argc, char **argv) {
     pc_model *m;
     pc_model_meta meta;
     pc_status st = pc_onnx_import(path, &opt, &m, &meta);
-    if (st != PC_OK) return report(st);
+    if (st != PC_OK) return cli_fail(st);
     for (int k = 0; k < 2; k++) {
         int n = k ? n_std : n_mean;
         if (n > 1 && n != meta.c)
@@ -227,7 +222,7 @@ int cmd_import(int argc, char **argv) {
     free(file);
     pc_model_free(m);
     pc_model_meta_free(&meta);
-    return st == PC_OK ? 0 : report(st);
+    return st == PC_OK ? 0 : cli_fail(st);
 }
 
 /* ---------------------------------------------------------------- inspect */
@@ -274,7 +269,7 @@ int cmd_inspect(int argc, char **argv) {
     pc_model *m;
     pc_model_meta meta;
     pc_status st = pc_model_load(path, &m, &meta);
-    if (st != PC_OK) return report(st);
+    if (st != PC_OK) return cli_fail(st);
     printf("%s: model %s (%s)\n", path, m->name,
            pc_onnx_is_onnx_path(path) ? "ONNX, as parcnn imports it" : "parcnn safetensors");
     printf("%4s  %-28s %-10s %-8s %-26s %16s %10s %12s\n", "#", "layer", "kind", "from", "",
