@@ -79,7 +79,7 @@ class AddThen(ShortcutAdd):
 
 def activation(keys):
     act = keys.get("activation")
-    return nn.ReLU() if act == "relu" else nn.GELU() if act == "gelu" else None
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU}.get(act, lambda: None)()
 
 
 class Net(nn.Module):

@@ -649,6 +649,23 @@ static void test_bn(pc_bn_shape s) {
     ref_gelu_forward(nx, z, e);
     fast_bn_forward_eval(&s, x, g, bt, rm, rv, ef, PC_FAST_GELU);
     cmp_floor("bn+gelu eval y", d, ef, e, nx, eval.y, TOL);
+    /* fused with ReLU6 (gamma x4: outputs beyond both bounds): the forward bitwise bn then
+     * clip(0, 6), the backward agrees with clip's (from its output) then bn's to rounding */
+    float *g4 = vec(s.c);
+    for (int k = 0; k < s.c; k++) g4[k] = 4.0f * g[k];
+    fast_bn_forward_train(&s, x, g4, bt, z, m, v, is, PC_FAST_LINEAR);
+    ref_clip_forward(nx, 0, 6, z, y2);
+    ref_clip_backward(nx, 0, 6, y2, dy, dyr);
+    fast_bn_backward(&s, x, NULL, g4, bt, m, is, dyr, dx, dg, db, PC_FAST_LINEAR);
+    fast_bn_forward_train(&s, x, g4, bt, yf, m2, v2, is2, PC_FAST_RELU6);
+    fast_bn_backward(&s, x, yf, g4, bt, m2, is2, dy, dxf, dgf, dbf, PC_FAST_RELU6);
+    fast_bn_forward_eval(&s, x, g4, bt, rm, rv, z, PC_FAST_LINEAR);
+    ref_clip_forward(nx, 0, 6, z, e);
+    fast_bn_forward_eval(&s, x, g4, bt, rm, rv, ef, PC_FAST_RELU6);
+    CHECK(same_bits(yf, y2, nx) && same_bits(ef, e, nx), "bn+relu6 fused forward differs: %s", d);
+    cmp_bn_grads("bn+relu6", d, bn_floors_of(&s, x, g4, bt, m, is, dyr), nx, s.c, dxf, dx, dgf, dg,
+                 dbf, db);
+    pc_free(g4);
     pc_free(z), pc_free(ris);
     pc_free(yf), pc_free(dyr), pc_free(dxf), pc_free(ef);
     pc_free(x), pc_free(dy), pc_free(g), pc_free(bt), pc_free(rm), pc_free(rv), pc_free(yr);
@@ -756,7 +773,7 @@ static void blocked_tests(void) {
         if (n * hw < 2) bs.n = 1, bs.hw = 2; /* (skipped below) */
         float *gamma = rvec(c), *beta = rvec(c), *rm = vec(c), *rv = vec(c);
         for (int k = 0; k < c; k++) rm[k] = 0.1f * rnd_uniform(), rv[k] = 1.0f + rnd_uniform() * 0.5f;
-        for (int act = 0; act < 3 && n * hw >= 2; act++) {
+        for (int act = 0; act <= PC_FAST_RELU6 && n * hw >= 2; act++) {
             float *y = vec(np), *yb = vec(nb), *dx = vec(np), *dxb = vec(nb);
             float st[3 * 64], stb[3 * 64], dg[64], dgb[64], dbe[64], dbeb[64];
             poison(yb, nb), poison(dxb, nb);

@@ -70,7 +70,7 @@ static void test_parse_errors(void) {
         {"[add] from=-1,nowhere\n", "no earlier layer has that name"},
         {"[conv] filters=8 stride=2 name=a\n[conv] filters=4 from=-2\n[add] from=-1,a\n[gap]\n[dense] units=classes\n", "do not match"},
         {"[conv] filters=8\n[gap]\n", "must output the 10 class scores"},
-        {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid: expected relu, gelu or linear"},
+        {"[dense] units=classes activation=sigmoid\n", "activation=sigmoid: expected relu, relu6, gelu or linear"},
         {"[maxpool] size=2 pad=2\n", "more than half"},
         {"", "no layers"},
         {"[conv] filters=8 name=a\n[conv] filters=8 name=a\n", "name=a is used twice"},

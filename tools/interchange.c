@@ -253,7 +253,7 @@ static void print_layer(const pc_model *m, int i) {
     else if (l->kind == PC_L_MAXPOOL || l->kind == PC_L_AVGPOOL)
         snprintf(what, sizeof what, "%dx%d/%s pad %s%s%s", l->kh, l->kw, stride, pad,
                  l->ceil_mode ? " ceil" : "", l->count_pad ? " +padding" : "");
-    if (l->act) strcat(what, l->act == PC_ACT_RELU ? " +relu" : " +gelu");
+    if (l->act) strcat(strcat(what, " +"), pc_activation_name(l->act));
     char shape[48];
     snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
     printf("%4d  %-28s %-10s %-8s %-26s %16s %10lld %12.2f\n", i, l->name,

@@ -66,8 +66,9 @@ void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
  * as a oneDNN post-op after convolutions and dense layers, ReLU and GELU in the fast
  * batch-norm kernels, ReLU in the blocked residual add (one pass over the output, not two).
  * Backward, only batch norm's kernels fuse it (GELU' from the recomputed batch-norm
- * output); elsewhere dy is masked by ReLU's output, or multiplied by GELU' of the kept
- * pre-activation. The reference kernel set fuses nothing. */
+ * output); elsewhere dy is masked by ReLU's or ReLU6's output, or multiplied by GELU' of
+ * the kept pre-activation. ReLU6 (MobileNetV2's) runs fused in batch norm only. The
+ * reference kernel set fuses nothing. */
 static int act_fused(const pc_exec *ex, int i) {
     const pc_layer *l = &ex->m->layers[i];
     const pc_layer_ops *ops = pc_layer_ops_of(l->kind);
@@ -80,8 +81,12 @@ static int act_fused_backward(const pc_exec *ex, int i) {
            ops->fuses_act_backward(ex, i);
 }
 pc_fast_act pc_exec_fast_act(const pc_layer *l) {
-    return l->act == PC_ACT_RELU ? PC_FAST_RELU : l->act == PC_ACT_GELU ? PC_FAST_GELU
-                                                                        : PC_FAST_LINEAR;
+    switch (l->act) {
+    case PC_ACT_RELU: return PC_FAST_RELU;
+    case PC_ACT_GELU: return PC_FAST_GELU;
+    case PC_ACT_RELU6: return PC_FAST_RELU6;
+    default: return PC_FAST_LINEAR;
+    }
 }
 
 /* Layouts. With oneDNN, activations between layers are kept in the channel-blocked layout
@@ -263,6 +268,7 @@ static void layer_forward(pc_exec *ex, int i, int train) {
     pc_layer_ops_of(l->kind)->forward(ex, i, train, y);
     if (act_fused(ex, i)) return;
     if (l->act == PC_ACT_RELU) ref_relu_forward(n_out, y, y);
+    if (l->act == PC_ACT_RELU6) (ex->use_dnnl ? fast_clip_forward : ref_clip_forward)(n_out, 0, 6, y, y);
     if (l->act == PC_ACT_GELU) (ex->use_dnnl ? fast_gelu_forward : ref_gelu_forward)(n_out, y, s->out);
 }
 
@@ -391,6 +397,9 @@ static void layer_backward(pc_exec *ex, int i, float *grads) {
     }
     const int64_t n_out = pc_exec_out_floats(ex, i);
     if (l->act == PC_ACT_RELU && !act_fused_backward(ex, i)) ref_relu_backward(n_out, s->out, dy, dy);
+    /* ReLU6's mask from its output: 0 < y < 6 exactly where 0 < x < 6 */
+    if (l->act == PC_ACT_RELU6 && !act_fused_backward(ex, i))
+        (ex->use_dnnl ? fast_clip_backward : ref_clip_backward)(n_out, 0, 6, s->out, dy, dy);
     if (l->act == PC_ACT_GELU && !act_fused_backward(ex, i))
         (ex->use_dnnl ? fast_gelu_backward : ref_gelu_backward)(n_out, s->pre, dy, dy);
     /* one input at a time: a second input's target may be the shared scratch */

@@ -367,6 +367,11 @@ pc_layer *pc_build_push(pc_build *b, pc_layer **l) {
     return p;
 }
 
+const char *pc_activation_name(pc_activation act) {
+    static const char *const names[] = {"linear", "relu", "gelu", "relu6"};
+    return act >= PC_ACT_NONE && act <= PC_ACT_RELU6 ? names[act] : "?";
+}
+
 pc_status pc_build_activation(pc_build *b, pc_layer *l) {
     const char *a = get_value(b->sec, "activation");
     if (!a || strcmp(a, "linear") == 0 || strcmp(a, "none") == 0)
@@ -375,8 +380,10 @@ pc_status pc_build_activation(pc_build *b, pc_layer *l) {
         l->act = PC_ACT_RELU;
     else if (strcmp(a, "gelu") == 0)
         l->act = PC_ACT_GELU;
+    else if (strcmp(a, "relu6") == 0)
+        l->act = PC_ACT_RELU6;
     else
-        return pc_build_fail(b, "activation=%s: expected relu, gelu or linear", a);
+        return pc_build_fail(b, "activation=%s: expected relu, relu6, gelu or linear", a);
     return PC_OK;
 }
 

@@ -21,7 +21,9 @@ typedef enum {
     PC_L_KIND_COUNT
 } pc_layer_kind;
 
-typedef enum { PC_ACT_NONE = 0, PC_ACT_RELU = 1, PC_ACT_GELU = 2 } pc_activation;
+typedef enum { PC_ACT_NONE = 0, PC_ACT_RELU = 1, PC_ACT_GELU = 2, PC_ACT_RELU6 = 3 } pc_activation;
+/* "linear", "relu", "gelu", "relu6": the model file's activation= value */
+const char *pc_activation_name(pc_activation act);
 
 /* How a conv or dense layer's weights start: He-uniform (default: bound sqrt(6/fan_in));
  * torch (PyTorch's default for Conv2d and Linear: bound 1/sqrt(fan_in)); identity (the

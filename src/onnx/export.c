@@ -157,6 +157,12 @@ static void emit_activation(builder *b, const pc_layer *l, const char *pre, cons
         add_node(b, "Relu", join(name, sizeof name, l->name, "/Relu"), in, 1, out);
     } else if (l->act == PC_ACT_GELU) {
         emit_gelu(b, l->name, pre, out);
+    } else if (l->act == PC_ACT_RELU6) {
+        char lo[128], hi[128];
+        add_scalar(b, join(lo, sizeof lo, l->name, "/relu6.min"), 0.0f);
+        add_scalar(b, join(hi, sizeof hi, l->name, "/relu6.max"), 6.0f);
+        const char *in[3] = {pre, lo, hi};
+        add_node(b, "Clip", join(name, sizeof name, l->name, "/Clip"), in, 3, out);
     }
 }
 

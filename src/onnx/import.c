@@ -149,8 +149,8 @@ static void section_text(const imp_graph *g, int i, char *buf, size_t size) {
     } else if (*l->keys) {
         n += snprintf(buf + n, size - n, " %s", l->keys);
     }
-    if (l->act && strcmp(l->kind, "relu") != 0)
-        snprintf(buf + n, size - n, " activation=%s", l->act == PC_ACT_GELU ? "gelu" : "relu");
+    if (l->act && strcmp(l->kind, "relu") != 0 && strcmp(l->kind, "relu6") != 0)
+        snprintf(buf + n, size - n, " activation=%s", pc_activation_name(l->act));
 }
 
 static char *model_text(const imp_graph *g) {

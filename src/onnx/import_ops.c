@@ -205,19 +205,21 @@ static pc_status op_batchnorm(imp_graph *g, const Onnx__NodeProto *nd) {
     return new_layer_output(g, nd, rank2);
 }
 
-/* Fuse the activation into layer x when nothing else reads its output; otherwise (ReLU
- * only) a [relu] layer. `reads`: how many inputs of the activation's nodes read x. */
+/* Fuse the activation into layer x when nothing else reads its output; otherwise (ReLU and
+ * ReLU6 only) a [relu] or [relu6] layer. `reads`: how many inputs of the activation's nodes
+ * read x. */
 static pc_status add_activation(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2,
                                 pc_activation act, int reads, const char *out) {
     imp_layer *p = &g->layers[x];
-    if (x > 0 && p->act == PC_ACT_NONE && p->consumers == reads && strcmp(p->kind, "relu") != 0) {
+    if (x > 0 && p->act == PC_ACT_NONE && p->consumers == reads && strcmp(p->kind, "relu") != 0 &&
+        strcmp(p->kind, "relu6") != 0) {
         p->act = act;
         p->consumers -= reads;
         return imp_map_value(g, out, x, rank2);
     }
-    if (act != PC_ACT_RELU)
+    if (act == PC_ACT_GELU)
         return imp_node_error(g, nd, "GELU of a tensor that other nodes also read is not supported");
-    if (!layer_on(g, nd, "relu", NULL, x)) return pc_fail_nomem();
+    if (!layer_on(g, nd, act == PC_ACT_RELU ? "relu" : "relu6", NULL, x)) return pc_fail_nomem();
     return imp_map_value(g, out, g->n_layers - 1, rank2);
 }
 
@@ -773,7 +775,11 @@ static pc_status op_clip(imp_graph *g, const Onnx__NodeProto *nd) {
     PC_TRY(clip_bound(g, nd, 1, "min", &have_lo, &lo));
     PC_TRY(clip_bound(g, nd, 2, "max", &have_hi, &hi));
     if (have_lo && have_hi && lo > hi) return imp_node_error(g, nd, "min %g above max %g", lo, hi);
-    if (have_lo && have_hi && lo == 0.0f && hi == 6.0f) return elementwise(g, nd, "relu6", "");
+    if (have_lo && have_hi && lo == 0.0f && hi == 6.0f) { /* ReLU6: fused like ReLU */
+        int x, rank2;
+        PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));
+        return add_activation(g, nd, x, rank2, PC_ACT_RELU6, 1, nd->output[0]);
+    }
     if (!have_lo && !have_hi) { /* no bounds: the identity */
         int x, rank2;
         PC_TRY(imp_input_layer(g, nd, 0, &x, &rank2));

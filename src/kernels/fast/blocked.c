@@ -62,7 +62,20 @@ void fast_to_plain(int n, int c, int64_t hw, int block, const float *x, float *y
 
 /* ------------------------------------------------------------ batch norm */
 
-enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU };
+enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU,
+       ACT_RELU6 = PC_FAST_RELU6 };
+
+/* min(max(z, 0), 6) as ref_clip_forward (NaN propagates), and its pass mask 0 < z < 6. */
+static inline __attribute__((always_inline)) v8f relu6_8(v8f z) {
+    const v8f six = {6, 6, 6, 6, 6, 6, 6, 6};
+    z = (v8f)((v8i)z & ~(z < 0.0f));
+    const v8i above = z > six;
+    return (v8f)(((v8i)z & ~above) | ((v8i)six & above));
+}
+static inline __attribute__((always_inline)) v8i relu6_pass8(v8f z) {
+    const v8f six = {6, 6, 6, 6, 6, 6, 6, 6};
+    return (z > 0.0f) & (z < six);
+}
 
 /* acc[l] += sum over the block's pixels of (x - mu[l])^k, k = 1 or 2: float lanes over at
  * most FLUSH pixels, then double. */
@@ -112,6 +125,7 @@ apply(const pc_bn_shape *s, int b, const float *x, const float *scale, const flo
                 const int64_t k = o + i * B + 8 * g;
                 v8f z = load8(x + k) * vsc[g] + vsh[g];
                 if (act == ACT_RELU) z = (v8f)((v8i)z & (z > 0.0f)); /* z > 0 ? z : 0 */
+                if (act == ACT_RELU6) z = relu6_8(z);
                 if (act == ACT_GELU)
                     for (int u = 0; u < 8; u++) z[u] = gelu_value(z[u]);
                 memcpy(y + k, &z, sizeof z);
@@ -164,10 +178,12 @@ bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gamma, const 
     }
 }
 
-/* act_grad on 8 lanes: ReLU as a mask by y > 0, GELU lane by lane. */
+/* act_grad on 8 lanes: ReLU as a mask by y > 0; ReLU6 by 0 < z < 6 and GELU lane by lane,
+ * z = x * scale + shift recomputed as the forward computed it (y unread). */
 static inline __attribute__((always_inline)) v8f
 act_grad8(int act, v8f dy, v8f y, v8f x, v8f scale, v8f shift) {
     if (act == ACT_RELU) return (v8f)((v8i)dy & (y > 0.0f));
+    if (act == ACT_RELU6) return (v8f)((v8i)dy & relu6_pass8(x * scale + shift));
     if (act == ACT_GELU) {
         v8f g;
         for (int u = 0; u < 8; u++) g[u] = dy[u] * gelu_slope(x[u] * scale[u] + shift[u]);
@@ -255,6 +271,7 @@ bn_backward(const pc_bn_shape *s, const float *x, const float *y, const float *g
 #define BY_ACT(f, ...)                                                   \
     do {                                                                 \
         if (act == PC_FAST_RELU) f(__VA_ARGS__, ACT_RELU, B);            \
+        else if (act == PC_FAST_RELU6) f(__VA_ARGS__, ACT_RELU6, B);     \
         else if (act == PC_FAST_GELU) f(__VA_ARGS__, ACT_GELU, B);       \
         else f(__VA_ARGS__, ACT_NONE, B);                                \
     } while (0)

@@ -9,13 +9,16 @@
 
 /* The activation fused after batch norm: a compile-time constant in each public kernel, so
  * the inlined loops below are specialized and vectorized per activation. */
-enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU };
+enum { ACT_NONE = PC_FAST_LINEAR, ACT_RELU = PC_FAST_RELU, ACT_GELU = PC_FAST_GELU,
+       ACT_RELU6 = PC_FAST_RELU6 };
 
 /* The gradient at the batch-norm output z = x * scale + shift, from dy at the activation's
- * output y: ReLU masks dy where y <= 0 (as ReLU's backward), GELU multiplies by GELU'(z),
+ * output y: ReLU masks dy where y <= 0 (as ReLU's backward), ReLU6 where y is not inside
+ * (0, 6) (as Clip's backward, whose input is inside exactly there), GELU multiplies by GELU'(z),
  * recomputing z from x (nothing but the layer's input is kept). */
 static inline float act_grad(int act, float dy, float x, float y, float scale, float shift) {
     if (act == ACT_RELU) return y > 0.0f ? dy : 0.0f;
+    if (act == ACT_RELU6) return y > 0.0f && y < 6.0f ? dy : 0.0f;
     if (act == ACT_GELU) return dy * gelu_slope(x * scale + shift);
     return dy;
 }
@@ -58,6 +61,12 @@ __attribute__((always_inline)) static inline void scale_shift(const pc_bn_shape 
             for (int64_t i = 0; i < s->hw; i++) {
                 float v = x[o + i] * scale + shift;
                 y[o + i] = v > 0.0f ? v : 0.0f;
+            }
+        else if (act == ACT_RELU6)
+            for (int64_t i = 0; i < s->hw; i++) { /* as ref_clip_forward: NaN propagates */
+                float v = x[o + i] * scale + shift;
+                v = v < 0.0f ? 0.0f : v;
+                y[o + i] = v > 6.0f ? 6.0f : v;
             }
         else if (act == ACT_GELU)
             for (int64_t i = 0; i < s->hw; i++) y[o + i] = gelu_value(x[o + i] * scale + shift);
@@ -162,6 +171,7 @@ void fast_bn_forward_train(const pc_bn_shape *s, const float *x, const float *ga
     switch (act) {
     case PC_FAST_RELU: bn_forward_train(s, x, gamma, beta, y, mean, batch_var, invstd, ACT_RELU); break;
     case PC_FAST_GELU: bn_forward_train(s, x, gamma, beta, y, mean, batch_var, invstd, ACT_GELU); break;
+    case PC_FAST_RELU6: bn_forward_train(s, x, gamma, beta, y, mean, batch_var, invstd, ACT_RELU6); break;
     default: bn_forward_train(s, x, gamma, beta, y, mean, batch_var, invstd, ACT_NONE); break;
     }
 }
@@ -172,6 +182,7 @@ void fast_bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gam
     switch (act) {
     case PC_FAST_RELU: bn_forward_eval(s, x, gamma, beta, rmean, rvar, y, ACT_RELU); break;
     case PC_FAST_GELU: bn_forward_eval(s, x, gamma, beta, rmean, rvar, y, ACT_GELU); break;
+    case PC_FAST_RELU6: bn_forward_eval(s, x, gamma, beta, rmean, rvar, y, ACT_RELU6); break;
     default: bn_forward_eval(s, x, gamma, beta, rmean, rvar, y, ACT_NONE); break;
     }
 }
@@ -182,6 +193,9 @@ void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *y, cons
     switch (act) {
     case PC_FAST_RELU:
         bn_backward(s, x, y, gamma, beta, mean, invstd, dy, dx, dgamma, dbeta, ACT_RELU);
+        break;
+    case PC_FAST_RELU6:
+        bn_backward(s, x, y, gamma, beta, mean, invstd, dy, dx, dgamma, dbeta, ACT_RELU6);
         break;
     case PC_FAST_GELU:
         bn_backward(s, x, NULL, gamma, beta, mean, invstd, dy, dx, dgamma, dbeta, ACT_GELU);

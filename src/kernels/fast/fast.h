@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 /* The activation fused after batch norm. */
-typedef enum { PC_FAST_LINEAR = 0, PC_FAST_RELU, PC_FAST_GELU } pc_fast_act;
+typedef enum { PC_FAST_LINEAR = 0, PC_FAST_RELU, PC_FAST_GELU, PC_FAST_RELU6 } pc_fast_act;
 
 /* Training-mode forward, y = act(bn(x)) in one pass (y may be NULL: statistics only). */
 void fast_bn_forward_train(const pc_bn_shape *s, const float *x, const float *gamma,
@@ -22,8 +22,10 @@ void fast_bn_forward_eval(const pc_bn_shape *s, const float *x, const float *gam
                           const float *beta, const float *rmean, const float *rvar, float *y,
                           pc_fast_act act);
 /* dy is the gradient at act's output. ReLU masks it by the forward's output y > 0 (bitwise
- * the forward of a separate ReLU pass; backward equal to rounding); GELU multiplies it by
- * GELU'(bn(x)), recomputing bn(x) from x, gamma and beta (y unused). */
+ * the forward of a separate ReLU pass; backward equal to rounding), ReLU6 (min(max(z, 0),
+ * 6), as ref_clip_forward) by 0 < y < 6; GELU multiplies it by GELU'(bn(x)), recomputing
+ * bn(x) from x, gamma and beta (y unused). The blocked kernels (fast_bnb_backward) take
+ * ReLU6's mask from bn(x) recomputed likewise (y unused): one stream less to read. */
 void fast_bn_backward(const pc_bn_shape *s, const float *x, const float *y, const float *gamma,
                       const float *beta, const float *mean, const float *invstd,
                       const float *dy, float *dx, float *dgamma, float *dbeta, pc_fast_act act);
