@@ -138,6 +138,28 @@ static void test_conv(pc_conv_shape s, int has_bias, int null_mode) {
             pc_dnnl_conv_destroy(r);
         }
     }
+    { /* ReLU6 (the reference scaled x4 and clipped: outputs beyond both bounds) fused as a
+       * post-op, except on the Winograd path, which says it leaves it out */
+        for (long i = 0; i < nw; i++) w[i] *= 4.0f;
+        if (b) for (int i = 0; i < s.k; i++) b[i] *= 4.0f;
+        for (long i = 0; i < ny; i++) yr[i] *= 4.0f;
+        pc_dnnl_conv *r = pc_dnnl_conv_create(&s, has_bias, prec, PC_CONV_AUTO, 6, 0, 0);
+        CHECK(r != NULL, "conv+relu6 create %s: %s", d, pc_last_error());
+        if (r) {
+            const int fused = pc_dnnl_conv_fused_act(r);
+            CHECK(fused == 6 || (fused == 0 && strcmp(pc_dnnl_conv_algo_name(r), "winograd") == 0),
+                  "conv+relu6 %s: fused activation %d on %s", d, fused, pc_dnnl_conv_algo_name(r));
+            if (fused) ref_clip_forward(ny, 0, 6, yr, y2);
+            else memcpy(y2, yr, sizeof(float) * ny);
+            pc_dnnl_conv_forward(r, x, w, b, y);
+            cmp("conv+relu6 y", d, y, y2, ny, tol);
+            pc_dnnl_conv_destroy(r);
+        }
+        for (long i = 0; i < nw; i++) w[i] *= 0.25f; /* (powers of two: exact) */
+        if (b) for (int i = 0; i < s.k; i++) b[i] *= 0.25f;
+        for (long i = 0; i < ny; i++) yr[i] *= 0.25f;
+        pc_dnnl_conv_forward(p, x, w, b, y);
+    }
 
     poison(dx, nx), poison(dw, nw), poison(db, s.k);
     if (null_mode == 0) {
@@ -766,7 +788,10 @@ static void blocked_tests(void) {
         const int B = t % 2 ? 16 : 8, n = rnd_int(1, 4), c = rnd_int(1, 40);
         const int h = rnd_int(1, 12), w = rnd_int(1, 12);
         const long hw = (long)h * w, np = (long)n * c * hw, nb = (long)n * fast_blocked_size(c, hw, B);
-        float *x = rvec(np), *dy = rvec(np), *xb = blocked_copy(n, c, hw, B, x);
+        float *x = rvec(np), *dy = rvec(np);
+        if (t % 4 == 3) /* a mean far from zero against the deviation (batch norm's moments) */
+            for (long i = 0; i < np; i++) x[i] += 50.0f;
+        float *xb = blocked_copy(n, c, hw, B, x);
         float *dyb = blocked_copy(n, c, hw, B, dy);
         /* batch norm with each activation, training forward, backward and evaluation */
         pc_bn_shape bs = {.n = n, .c = c, .hw = (int)hw, .eps = 1e-5f};

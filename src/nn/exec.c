@@ -63,12 +63,12 @@ void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
 }
 
 /* A layer's activation runs inside its kernel where the kind says it can (fuses_act): ReLU
- * as a oneDNN post-op after convolutions and dense layers, ReLU and GELU in the fast
- * batch-norm kernels, ReLU in the blocked residual add (one pass over the output, not two).
- * Backward, only batch norm's kernels fuse it (GELU' from the recomputed batch-norm
- * output); elsewhere dy is masked by ReLU's or ReLU6's output, or multiplied by GELU' of
- * the kept pre-activation. ReLU6 (MobileNetV2's) runs fused in batch norm only. The
- * reference kernel set fuses nothing. */
+ * as a oneDNN post-op after convolutions and dense layers (ReLU6 too after direct
+ * convolutions), ReLU, ReLU6 and GELU in the fast batch-norm kernels, ReLU in the blocked
+ * residual add (one pass over the output, not two). Backward, only batch norm's kernels
+ * fuse it (ReLU6's mask and GELU' from the recomputed batch-norm output); elsewhere dy is
+ * masked by ReLU's or ReLU6's output, or multiplied by GELU' of the kept pre-activation.
+ * The reference kernel set fuses nothing. */
 static int act_fused(const pc_exec *ex, int i) {
     const pc_layer *l = &ex->m->layers[i];
     const pc_layer_ops *ops = pc_layer_ops_of(l->kind);

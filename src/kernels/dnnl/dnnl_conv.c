@@ -60,6 +60,7 @@ static int operand_port(linear_plan *p, pcd_port *pt, const dnnl_memory_desc_t *
 struct pc_dnnl_conv {
     linear_plan lp;
     pcd_wino *wino; /* the Winograd plan, when used (then lp has no primitives) */
+    int act;        /* the activation the forward applies: 0, 1 (ReLU) or 6 (ReLU6) */
 };
 struct pc_dnnl_dense {
     linear_plan lp;
@@ -221,7 +222,8 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
      * error 2-5% against 0.3% direct) */
     if (algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
         (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s, in_dt == dnnl_bf16))) {
-        c->wino = pcd_wino_create(&s, x_block, relu, p->emulate_bf16);
+        c->act = relu == 1 ? 1 : 0; /* (its output transform fuses ReLU only) */
+        c->wino = pcd_wino_create(&s, x_block, c->act, p->emulate_bf16);
         if (!c->wino) goto fail;
         return c;
     }
@@ -275,8 +277,10 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
                                                         p->has_bias ? &bias_any : NULL,
                                                         &dst_in, strides, dilates, pad, pad),
             "convolution backward weights descriptor");
-    if (!(p->fwd = relu ? pcd_prim_new_relu(&p->b, &fd, "convolution forward")
-                        : pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||
+    c->act = relu;
+    if (!(p->fwd = relu == 6 ? pcd_prim_new_relu6(&p->b, &fd, "convolution forward")
+                   : relu    ? pcd_prim_new_relu(&p->b, &fd, "convolution forward")
+                             : pcd_prim_new(&p->b, &fd, NULL, "convolution forward")) ||
         !(p->bwd_d = pcd_prim_new(&p->b, &bdd, p->fwd->pd, "convolution backward data")) ||
         !(p->bwd_w = pcd_prim_new(&p->b, &bwd, p->fwd->pd, "convolution backward weights")))
         goto fail;
@@ -311,6 +315,8 @@ void pc_dnnl_conv_backward(pc_dnnl_conv *c, const float *x, const float *w, cons
 void pc_dnnl_conv_weights_version(pc_dnnl_conv *c, uint64_t version) { c->lp.w_version = version; }
 
 const char *pc_dnnl_conv_algo_name(const pc_dnnl_conv *c) { return c->wino ? "winograd" : "direct"; }
+
+int pc_dnnl_conv_fused_act(const pc_dnnl_conv *c) { return c->act; }
 
 void pc_dnnl_conv_destroy(pc_dnnl_conv *c) {
     if (!c) return;

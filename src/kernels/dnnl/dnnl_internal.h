@@ -98,6 +98,8 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
                        const_dnnl_primitive_desc_t hint, const char *what);
 /* A forward primitive whose output passes through ReLU (a oneDNN post-op). */
 pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
+/* ReLU6, min(max(v, 0), 6): oneDNN's eltwise clip post-op */
+pcd_prim *pcd_prim_new_relu6(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
 /* A primitive that adds its result to the destination (a oneDNN sum post-op). */
 pcd_prim *pcd_prim_new_sum(pcd_base *b, const_dnnl_op_desc_t desc, const char *what);
 dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handle);

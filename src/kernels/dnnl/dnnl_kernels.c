@@ -156,15 +156,17 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
 }
 
 /* A primitive with one post-op: ReLU on its output, or the sum dst += result. */
-static pcd_prim *prim_new_post_op(pcd_base *b, const_dnnl_op_desc_t desc, int sum,
+/* sum: a sum post-op; otherwise ReLU, bounded at `bound` (ReLU6: 6) when it is above 0. */
+static pcd_prim *prim_new_post_op(pcd_base *b, const_dnnl_op_desc_t desc, int sum, float bound,
                                   const char *what) {
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t ops = NULL;
     pcd_prim *p = NULL;
     if (dnnl_primitive_attr_clone(&attr, b->attr) != dnnl_success ||
         dnnl_post_ops_create(&ops) != dnnl_success ||
-        (sum ? dnnl_post_ops_append_sum(ops, 1.0f)
-             : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) != dnnl_success ||
+        (sum     ? dnnl_post_ops_append_sum(ops, 1.0f)
+         : bound ? dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_clip, 0.0f, bound)
+                 : dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) != dnnl_success ||
         dnnl_primitive_attr_set_post_ops(attr, ops) != dnnl_success) {
         pc_fail(PC_ERR_INTERNAL, "oneDNN: %s: %s post-op attribute failed", what,
                 sum ? "sum" : "ReLU");
@@ -184,11 +186,15 @@ static pcd_prim *prim_new_post_op(pcd_base *b, const_dnnl_op_desc_t desc, int su
 }
 
 pcd_prim *pcd_prim_new_relu(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
-    return prim_new_post_op(b, desc, 0, what);
+    return prim_new_post_op(b, desc, 0, 0.0f, what);
+}
+
+pcd_prim *pcd_prim_new_relu6(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
+    return prim_new_post_op(b, desc, 0, 6.0f, what);
 }
 
 pcd_prim *pcd_prim_new_sum(pcd_base *b, const_dnnl_op_desc_t desc, const char *what) {
-    return prim_new_post_op(b, desc, 1, what);
+    return prim_new_post_op(b, desc, 1, 0.0f, what);
 }
 
 static pcd_prim *reorder_new(pcd_base *b, const dnnl_memory_desc_t *src,

@@ -55,12 +55,16 @@ typedef struct pc_dnnl_conv pc_dnnl_conv;
  * oneDNN's direct convolution elsewhere; DIRECT: direct; WINOGRAD: Winograd wherever it
  * applies. Results differ between algorithms by rounding; each is deterministic and
  * independent of the worker count.
- * relu: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
- * backward takes dy already masked by y > 0, as for a separate ReLU.
+ * relu: 1: y = max(0, conv(x, w) + b), fused into the forward primitive (oneDNN post-op);
+ * 6: y = min(max(0, conv(x, w) + b), 6) (ReLU6), fused likewise except on the Winograd path
+ * (pc_dnnl_conv_fused_act says which ran); backward takes dy already masked by the
+ * activation's derivative, as for a separate layer.
  * x_block, y_block: the layout of x and dx, and of y and dy: 0 plain NCHW, 8 or 16 channel-
  * blocked (nChw8c / nChw16c, the last block zero-padded; kernels/fast/fast.h). */
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_precision prec,
                                   pc_conv_algo algo, int relu, int x_block, int y_block);
+/* The activation pc_dnnl_conv_forward applies: 0 none, 1 ReLU, 6 ReLU6. */
+int pc_dnnl_conv_fused_act(const pc_dnnl_conv *c);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);

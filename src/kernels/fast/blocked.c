@@ -77,22 +77,37 @@ static inline __attribute__((always_inline)) v8i relu6_pass8(v8f z) {
     return (z > 0.0f) & (z < six);
 }
 
-/* acc[l] += sum over the block's pixels of (x - mu[l])^k, k = 1 or 2: float lanes over at
- * most FLUSH pixels, then double. */
+/* acc[l] += sum of x over the block's pixels: float lanes over at most FLUSH pixels, then
+ * double. */
 static inline __attribute__((always_inline)) void
-block_moment(const float *x, int64_t hw, const float *mu, int k, double *acc, int B) {
+block_sum(const float *x, int64_t hw, double *acc, int B) {
     const int G = B / 8;
-    v8f vmu[2];
-    for (int g = 0; g < G; g++) vmu[g] = load8(mu + 8 * g);
     for (int64_t i0 = 0; i0 < hw; i0 += FLUSH) {
         const int64_t i1 = i0 + FLUSH < hw ? i0 + FLUSH : hw;
         v8f a[2] = {{0}};
         for (int64_t i = i0; i < i1; i++)
-            for (int g = 0; g < G; g++) {
-                const v8f d = load8(x + i * B + 8 * g) - vmu[g];
-                a[g] += k == 1 ? d : d * d;
-            }
+            for (int g = 0; g < G; g++) a[g] += load8(x + i * B + 8 * g);
         for (int l = 0; l < B; l++) acc[l] += a[l / 8][l % 8];
+    }
+}
+
+/* s1[l] += sum of d, s2[l] += sum of d^2 over the block's pixels, d = x - k[l]: both
+ * moments in one pass, float lanes over at most FLUSH pixels, then double. */
+static inline __attribute__((always_inline)) void
+block_moments(const float *x, int64_t hw, const float *k, double *s1, double *s2, int B) {
+    const int G = B / 8;
+    v8f vk[2];
+    for (int g = 0; g < G; g++) vk[g] = load8(k + 8 * g);
+    for (int64_t i0 = 0; i0 < hw; i0 += FLUSH) {
+        const int64_t i1 = i0 + FLUSH < hw ? i0 + FLUSH : hw;
+        v8f a1[2] = {{0}}, a2[2] = {{0}};
+        for (int64_t i = i0; i < i1; i++)
+            for (int g = 0; g < G; g++) {
+                const v8f d = load8(x + i * B + 8 * g) - vk[g];
+                a1[g] += d;
+                a2[g] += d * d;
+            }
+        for (int l = 0; l < B; l++) s1[l] += a1[l / 8][l % 8], s2[l] += a2[l / 8][l % 8];
     }
 }
 
@@ -140,16 +155,19 @@ bn_forward_train(const pc_bn_shape *s, const float *x, const float *gamma, const
     const int64_t hw = s->hw;
     const double M = (double)s->n * hw;
     for (int b = 0; b < cb; b++) {
-        double acc[MAXB] = {0};
-        float zero[MAXB] = {0}, mu[MAXB], is[MAXB], scale[MAXB], shift[MAXB];
+        /* The moments about k, the mean of the first sample's plane (1/N of the data read
+         * once more): var = E[(x - k)^2] - E[x - k]^2 with k near the mean, so the
+         * difference does not cancel, and one pass over the batch instead of two. */
+        double acc[MAXB] = {0}, s1[MAXB] = {0}, s2[MAXB] = {0};
+        float k[MAXB], mu[MAXB], is[MAXB], scale[MAXB], shift[MAXB];
+        block_sum(x + (int64_t)b * hw * B, hw, acc, B);
+        for (int l = 0; l < B; l++) k[l] = (float)(acc[l] / (double)hw);
         for (int n = 0; n < s->n; n++)
-            block_moment(x + ((int64_t)n * cb + b) * hw * B, hw, zero, 1, acc, B);
-        for (int l = 0; l < B; l++) mu[l] = (float)(acc[l] / M), acc[l] = 0;
-        for (int n = 0; n < s->n; n++)
-            block_moment(x + ((int64_t)n * cb + b) * hw * B, hw, mu, 2, acc, B);
+            block_moments(x + ((int64_t)n * cb + b) * hw * B, hw, k, s1, s2, B);
         for (int l = 0; l < B; l++) {
             const int c = b * B + l;
-            const double var = acc[l] / M;
+            const double d = s1[l] / M, var = fmax(s2[l] / M - d * d, 0.0);
+            mu[l] = (float)(k[l] + d);
             is[l] = (float)(1.0 / sqrt(var + (double)s->eps));
             if (c >= s->c) continue;
             if (mean) mean[c] = mu[l];

@@ -112,7 +112,8 @@ static pc_status conv_setup(pc_exec *ex, int i) {
 #ifdef PARCNN_HAVE_DNNL
     if (ex->use_dnnl) {
         s->dconv = pc_dnnl_conv_create(&s->conv, l->bias, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
-                                       ex->conv_algo, l->act == PC_ACT_RELU,
+                                       ex->conv_algo,
+                                       l->act == PC_ACT_RELU ? 1 : l->act == PC_ACT_RELU6 ? 6 : 0,
                                        pc_exec_input_blocked(ex, i, 0) ? ex->block : 0,
                                        s->blocked ? ex->block : 0);
         if (!s->dconv) return PC_ERR_INTERNAL; /* message set by the plan */
@@ -134,8 +135,13 @@ static void conv_forward(pc_exec *ex, int i, int train, float *y) {
     ref_conv2d_forward(&ex->ls[i].conv, x, w, b, y);
 }
 
-/* ReLU as oneDNN's post-op */
-static int conv_fuses_act(const pc_exec *ex, int i) { return ex->m->layers[i].act == PC_ACT_RELU; }
+/* ReLU, and ReLU6 off the Winograd path, as oneDNN's post-op */
+static int conv_fuses_act(const pc_exec *ex, int i) {
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->ls[i].dconv) return pc_dnnl_conv_fused_act(ex->ls[i].dconv) != 0;
+#endif
+    return ex->m->layers[i].act == PC_ACT_RELU;
+}
 
 static void conv_backward(pc_exec *ex, int i, int k, float *dy, float *dx, float *dw, float *db) {
     const float *x = pc_exec_input_of(ex, i, 0), *w = pc_layer_weight(ex->m, &ex->m->layers[i]);
