@@ -295,8 +295,7 @@ static void normalize(const pc_model_meta *meta, const uint8_t *px, float *out) 
 parcnn_status parcnn_predict_pixels(parcnn_model *pm, const uint8_t *pixels, float *probs) {
     TRY(prepare_predict(pm));
     normalize(&pm->meta, pixels, pm->input);
-    pc_engine_probs(pm->engine, 0, NULL, pm->input, probs, pm->scratch);
-    return PARCNN_OK;
+    return STATUS(pc_engine_probs(pm->engine, 0, NULL, pm->input, probs, pm->scratch));
 }
 
 parcnn_status parcnn_predict_file(parcnn_model *pm, const char *path, float *probs) {
@@ -317,6 +316,6 @@ parcnn_status parcnn_predict_sample(parcnn_model *pm, const parcnn_dataset *ds, 
                               (long long)i, (long long)ds->d.n));
     TRY(prepare_predict(pm));
     pc_status st = pc_dataset_gather(&ds->d, &i, 1, pm->meta.mean, pm->meta.std, pm->input, NULL);
-    if (st == PC_OK) pc_engine_probs(pm->engine, 0, NULL, pm->input, probs, pm->scratch);
+    if (st == PC_OK) st = pc_engine_probs(pm->engine, 0, NULL, pm->input, probs, pm->scratch);
     return STATUS(st);
 }

@@ -172,6 +172,57 @@ done
 same_run "$tmp/kill" && ok "killed $kills times with SIGKILL, resumed each time: the uninterrupted run's bytes and metrics" \
     || { bad "SIGKILL and resume differ from the uninterrupted run ($kills kills)"; cat "$tmp/kill/metrics.jsonl"; }
 
+# --- memory limits: a run estimates what it needs before it starts and refuses a limit below
+# that in one line; between the estimate and the real need an allocation fails (plans,
+# oneDNN primitives and their execution, threads): one clear line, exit 1, never a signal
+if ldd "$parcnn" 2>/dev/null | grep -q libasan; then
+    echo "skipped memory-limit cases: AddressSanitizer reserves terabytes of address space, so no ulimit -v fits"
+else
+    # limited KB ARGS...: train under ulimit -v KB; $rc, stderr in $tmp/mem.log
+    limited() {
+        local kb=$1; shift
+        timeout 120 bash -c 'ulimit -v "$0"; exec "$@"' "$kb" "$parcnn" train "$@" --no-progress \
+            --overwrite --out "$tmp/mem" > "$tmp/mem.log" 2>&1
+        rc=$?
+    }
+    # one_line: exit 1 with exactly one error line, about memory, and nothing from oneDNN,
+    # libgomp or the C++ runtime
+    one_line() {
+        [ $rc = 1 ] && [ "$(grep -c 'error' "$tmp/mem.log")" = 1 ] \
+            && grep -qE "^parcnn: error: .*(memory|needs about)" "$tmp/mem.log" \
+            && ! grep -qiE "onednn|libgomp|terminate|abort" "$tmp/mem.log"
+    }
+    mem=(--model simple-cnn --limit 256 --eval-limit 64 --epochs 1 --batch 64)
+    limited 256000 "${mem[@]}" --workers 2
+    one_line && grep -qE "^parcnn: error: train: needs about [0-9]+ MB, limit is 250 MB \(ulimit -v: the address space\)" "$tmp/mem.log" \
+        && ok "ulimit -v 256000, 2 workers: $(grep -o 'needs about.*MB (' "$tmp/mem.log" | tr -d '(')before starting" \
+        || { bad "ulimit -v 256000 (exit $rc):"; cat "$tmp/mem.log"; }
+    need=$(grep -o "needs about [0-9]*" "$tmp/mem.log" | grep -o "[0-9]*$")
+    limited 200000 "${mem[@]}" --workers 1
+    one_line && grep -q "needs about" "$tmp/mem.log" && ok "ulimit -v 200000, 1 worker: refused before starting" \
+        || { bad "ulimit -v 200000, 1 worker (exit $rc):"; cat "$tmp/mem.log"; }
+    timeout 120 bash -c 'ulimit -d 150000; exec "$0" train "$@"' "$parcnn" "${mem[@]}" --workers 2 --no-progress > "$tmp/mem.log" 2>&1
+    rc=$?
+    one_line && grep -q "needs about [0-9]* MB, limit is 146 MB (ulimit -d: the data segment)" "$tmp/mem.log" \
+        && ok "ulimit -d 150000: refused naming the data segment" || { bad "ulimit -d (exit $rc):"; cat "$tmp/mem.log"; }
+    # from the estimate up to where the run fits: each level a success or one clear line
+    if [ -n "$need" ]; then
+        outcomes="" signals=0 unclear=0 fitted=0
+        for extra in 1 8 16 32 48 64 96 160; do
+            limited $(((need + extra) * 1024)) "${mem[@]}" --workers 2
+            if [ $rc = 0 ]; then outcomes="$outcomes +${extra}:ok"; fitted=1
+            elif one_line; then outcomes="$outcomes +${extra}:error"
+            else
+                [ $rc -gt 128 ] && signals=$((signals + 1)) || unclear=$((unclear + 1))
+                echo "  at the estimate + $extra MB: exit $rc"; cat "$tmp/mem.log"
+            fi
+        done
+        [ $signals = 0 ] && [ $unclear = 0 ] && [ $fitted = 1 ] \
+            && ok "limits from the estimate ($need MB) up: each a success or one clear line, never a signal ($outcomes)" \
+            || bad "limits above the estimate: $signals signal deaths, $unclear unclear failures, fitted: $fitted ($outcomes)"
+    fi
+fi
+
 # --- MPI start-up: every setting compared across ranks, each difference named; a rank that
 # stops before the first collective brings the others down at once (not after --timeout)
 if command -v mpirun > /dev/null; then

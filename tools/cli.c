@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "train/memory.h"
 
 int usage_error(const char *cmd, const char *fmt, const char *arg) {
     fprintf(stderr, "parcnn %s: ", cmd);
@@ -50,10 +51,13 @@ int cli_fail(pc_status st) {
     pc_comm *comm = pc_comm_world();
     int rank = pc_comm_rank(comm);
     int shared = strcmp(pc_last_error(), PC_SHARED_ERROR) == 0;
+    char note[128] = "";
+    if (st == PC_ERR_NOMEM && !strstr(pc_last_error(), "limit is"))
+        pc_memory_limit_note(note, sizeof note);
     if (rank == 0)
-        fprintf(stderr, "parcnn: error: %s\n", pc_last_error());
+        fprintf(stderr, "parcnn: error: %s%s\n", pc_last_error(), note);
     else if (!shared)
-        fprintf(stderr, "[rank %d] parcnn: error: %s\n", rank, pc_last_error());
+        fprintf(stderr, "[rank %d] parcnn: error: %s%s\n", rank, pc_last_error(), note);
     if (pc_comm_size(comm) > 1) {
         /* an error every rank hit at once is reported by rank 0 alone: the others give
          * it a moment to do so */

@@ -451,7 +451,8 @@ static int cmd_predict(int argc, char **argv) {
         } else if ((st = load_image_input(argv[a], meta, input)) != PC_OK) {
             break;
         }
-        pc_engine_probs(e, 0, &o.tta, input, probs, probs + meta->classes);
+        if ((st = pc_engine_probs(e, 0, &o.tta, input, probs, probs + meta->classes)) != PC_OK)
+            break;
         if (by_index)
             printf("sample %ld (true: %s):", idx, meta->class_names[d.labels[idx]]);
         else

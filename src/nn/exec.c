@@ -50,6 +50,14 @@ const char *pc_exec_conv_algo(const pc_exec *ex, int i) {
     return NULL;
 }
 
+pc_status pc_exec_status(const pc_exec *ex) {
+#ifdef PARCNN_HAVE_DNNL
+    if (ex->use_dnnl) return pc_dnnl_run_status();
+#endif
+    (void)ex;
+    return PC_OK;
+}
+
 void pc_exec_weights_version(pc_exec *ex, uint64_t version) {
 #ifdef PARCNN_HAVE_DNNL
     for (int i = 0; ex->use_dnnl && i < ex->m->n_layers; i++) {
@@ -228,6 +236,59 @@ pc_status pc_exec_create(const pc_model *m, int batch, const pc_exec_options *op
 nomem:
     pc_exec_destroy(ex);
     return pc_fail(PC_ERR_NOMEM, "out of memory for activations (batch %d)", batch);
+}
+
+/* About the bytes plans of layer i allocate (oneDNN's reordered copies, workspaces and
+ * scratchpads, Winograd's transformed tensors), or of the reference kernels' state. */
+static int64_t layer_plan_bytes(const pc_exec *ex, int i) {
+    const pc_layer *l = &ex->m->layers[i], *in = &ex->m->layers[l->inputs[0]];
+    const int64_t x = (int64_t)ex->batch * pc_layer_out_size(in), y = pc_exec_out_floats(ex, i);
+    switch (l->kind) {
+    case PC_L_CONV:
+#ifdef PARCNN_HAVE_DNNL
+        if (ex->use_dnnl) {
+            const pc_conv_shape s = {.n = ex->batch, .c = in->c, .h = in->h, .w = in->w,
+                                     .k = l->filters, .kh = l->kh, .kw = l->kw, .sh = l->sh,
+                                     .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups};
+            return (int64_t)pc_dnnl_conv_plan_bytes(&s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
+                                                    ex->conv_algo,
+                                                    pc_exec_input_blocked(ex, i, 0) ? ex->block : 0,
+                                                    ex->ls[i].blocked ? ex->block : 0);
+        }
+#endif
+        return 0;
+    case PC_L_DENSE: /* fp32 keeps the weights plain; bf16 converts them */
+        return (int64_t)sizeof(float) * (x + y + (ex->use_dnnl && ex->bf16 ? l->weight_n : 0));
+    case PC_L_MAXPOOL: case PC_L_AVGPOOL: return (int64_t)sizeof(float) * y;
+    default: return (int64_t)sizeof(float) * 4 * l->c;
+    }
+}
+
+int64_t pc_exec_bytes(const pc_model *m, int batch, const pc_exec_options *opt) {
+    static const pc_exec_options defaults = {0};
+    if (!opt) opt = &defaults;
+    pc_exec ex = {.m = m, .batch = batch, .conv_algo = opt->conv_algo};
+#ifdef PARCNN_HAVE_DNNL
+    ex.use_dnnl = opt->kernels != PC_KERNELS_REF;
+    ex.bf16 = opt->precision == PC_PRECISION_BF16;
+    if (ex.use_dnnl) ex.block = pc_dnnl_activation_block();
+#endif
+    if (!(ex.ls = calloc(m->n_layers, sizeof(layer_state)))) return -1;
+    if (assign_layouts(&ex) != 0) {
+        ex.block = 0;
+        assign_layouts(&ex);
+    }
+    int64_t bytes = 0, most = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const int64_t size = pc_exec_out_floats(&ex, i);
+        most = PC_MAX(most, size);
+        int copies = i > 0 ? 2 : 1; /* out and dout */
+        if (m->layers[i].act == PC_ACT_GELU && !act_fused(&ex, i)) copies++;
+        bytes += (int64_t)sizeof(float) * size * copies;
+        if (i > 0) bytes += layer_plan_bytes(&ex, i);
+    }
+    free(ex.ls);
+    return bytes + (int64_t)sizeof(float) * 2 * most; /* the scratch tensors */
 }
 
 void pc_exec_destroy(pc_exec *ex) {

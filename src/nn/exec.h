@@ -33,6 +33,9 @@ int64_t pc_exec_bn_stats_size(const pc_model *m);
 /* opt NULL: the defaults. */
 pc_status pc_exec_create(const pc_model *m, int batch, const pc_exec_options *opt, pc_exec **out);
 void pc_exec_destroy(pc_exec *ex);
+/* About the bytes pc_exec_create allocates for m, batch and opt (activations, gradients,
+ * kernel plans), before creating it; -1 when out of memory. */
+int64_t pc_exec_bytes(const pc_model *m, int batch, const pc_exec_options *opt);
 /* The algorithm layer i runs ("winograd" or "direct") when it is a oneDNN convolution,
  * else NULL. */
 const char *pc_exec_conv_algo(const pc_exec *ex, int i);
@@ -65,6 +68,12 @@ void pc_exec_scale_dlogits(pc_exec *ex, const float *row_scale);
 /* Backward pass after forward(train=1) + loss: writes every parameter gradient into
  * grads (n_params floats, overwritten). */
 void pc_exec_backward(pc_exec *ex, float *grads);
+
+/* A kernel failure in the forward and backward passes this thread ran since the last call
+ * (oneDNN allocates inside some primitives' execution, which fails under a memory limit:
+ * PC_ERR_NOMEM, the passes' results undefined), with its message; PC_OK when there was none.
+ * Call it on the thread that ran the passes. */
+pc_status pc_exec_status(const pc_exec *ex);
 
 /* Called after each layer's backward (layers in reverse order) with the layer index:
  * that layer's parameter gradients are final. NULL to remove. */

@@ -64,7 +64,7 @@ pc_status pc_engine_add_member(pc_engine *e, pc_model *model) {
 }
 
 /* One replica's probabilities, averaged over the views of tta. */
-static void replica_probs(const pc_engine *e, pc_exec *ex, const pc_tta *tta,
+static pc_status replica_probs(const pc_engine *e, pc_exec *ex, const pc_tta *tta,
                           const float *inputs, float *probs, float *scratch) {
     const pc_layer *in = &e->model->layers[0];
     int64_t sample = (int64_t)in->c * in->h * in->w, n = (int64_t)e->batch * e->model->classes;
@@ -74,28 +74,28 @@ static void replica_probs(const pc_engine *e, pc_exec *ex, const pc_tta *tta,
         for (int i = 0; i < e->batch; i++)
             pc_tta_view(tta, v, in->c, in->h, in->w, inputs + i * sample, x + i * sample);
         pc_exec_forward(ex, 0, 0, 0, 0, NULL);
+        PC_TRY(pc_exec_status(ex));
         if (views == 1) {
             pc_exec_probs(ex, probs);
-            return;
+            return PC_OK;
         }
         pc_exec_probs(ex, scratch);
         float weight = pc_tta_weight(tta, v);
         for (int64_t k = 0; k < n; k++) probs[k] = (v ? probs[k] : 0.0f) + weight * scratch[k];
     }
+    return PC_OK;
 }
 
-void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
-                     float *scratch) {
-    if (e->members == 1) {
-        replica_probs(e, e->execs[w], tta, inputs, probs, scratch);
-        return;
-    }
+pc_status pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs,
+                          float *probs, float *scratch) {
+    if (e->members == 1) return replica_probs(e, e->execs[w], tta, inputs, probs, scratch);
     int64_t n = (int64_t)e->batch * e->model->classes;
     float weight = 1.0f / (float)e->members, *one = scratch;
     for (int m = 0; m < e->members; m++) {
-        replica_probs(e, e->execs[m * e->workers + w], tta, inputs, one, scratch + n);
+        PC_TRY(replica_probs(e, e->execs[m * e->workers + w], tta, inputs, one, scratch + n));
         for (int64_t k = 0; k < n; k++) probs[k] = (m ? probs[k] : 0.0f) + weight * one[k];
     }
+    return PC_OK;
 }
 
 typedef struct {
@@ -108,7 +108,7 @@ typedef struct {
     float *probs;                 /* optional output */
     float **inputs;               /* per worker: one normalized batch */
     float **scratch;              /* per worker: 3 x batch x classes probabilities */
-    pc_error_slot error;          /* a sample that could not be gathered */
+    pc_error_slot error;          /* a sample that could not be gathered, a kernel failure */
 } eval_job;
 
 static void eval_worker(int w, void *arg) {
@@ -127,7 +127,11 @@ static void eval_worker(int w, void *arg) {
             return;
         }
         float *p = j->scratch[w];
-        pc_engine_probs(e, w, j->tta, j->inputs[w], p, p + (int64_t)batch * classes);
+        s = pc_engine_probs(e, w, j->tta, j->inputs[w], p, p + (int64_t)batch * classes);
+        if (s != PC_OK) {
+            pc_error_slot_set(&j->error, s);
+            return;
+        }
         double loss = 0;
         for (int i = 0; i < valid; i++) {
             const float *pi = p + (int64_t)i * classes;

@@ -37,9 +37,9 @@ pc_status pc_engine_add_member(pc_engine *e, pc_model *model);
 /* Softmax probabilities (batch x classes) of one batch of normalized inputs (NCHW, the
  * engine's batch size) on worker w's replicas, averaged over the views of tta (NULL or
  * off: the inputs alone) in view order, then over the members in member order; scratch
- * holds 2 x batch x classes floats. */
-void pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs, float *probs,
-                     float *scratch);
+ * holds 2 x batch x classes floats. Fails when a kernel does (out of memory inside oneDNN). */
+pc_status pc_engine_probs(pc_engine *e, int w, const pc_tta *tta, const float *inputs,
+                          float *probs, float *scratch);
 
 /* Evaluate on all of d in chunks of `batch` (the last one padded), each chunk on
  * exactly one rank and worker, with test-time augmentation tta (NULL: none): fills

@@ -1,7 +1,9 @@
 #include "train/pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/fpenv.h"
 
@@ -91,8 +93,11 @@ static pc_status create(int workers, int threads_per_worker, int caller_works, p
         if (!wa) return pc_fail_nomem(); /* leaks a partial pool: fatal anyway */
         wa->pool = p;
         wa->worker = w;
-        if (pthread_create(&p->tids[w], NULL, worker_main, wa) != 0)
-            return pc_fail(PC_ERR_INTERNAL, "cannot start worker thread %d", w);
+        int err = pthread_create(&p->tids[w], NULL, worker_main, wa);
+        if (err == EAGAIN) /* no memory for its stack, or the thread limit */
+            return pc_fail(PC_ERR_NOMEM, "cannot start a thread: out of memory for its stack, "
+                           "or at the thread limit (ulimit -u)");
+        if (err) return pc_fail(PC_ERR_INTERNAL, "cannot start a thread: %s", strerror(err));
     }
     *out = p;
     return PC_OK;

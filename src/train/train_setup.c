@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/holdout.h"
+#include "train/memory.h"
 #include "train/settings.h"
 
 /* --sync fusion: not with what changes its data or duplicates its fusion. */
@@ -552,6 +553,7 @@ pc_status trainer_setup(trainer *t) {
                                  t->train.classes, c->seed, &t->m, &t->tr));
     else
         PC_TRY(create_model(t));
+    PC_TRY(pc_memory_check_train(c, t->m, t->ranks, (int64_t)t->train.c * t->train.h * t->train.w));
     PC_TRY(pc_engine_create(t->m, c->workers, c->threads, c->shard_size, &c->exec,
                             t->meta.mean, t->meta.std, &t->e));
     if (t->pre.model) PC_TRY(transfer_setup(t));
@@ -580,7 +582,7 @@ pc_status trainer_setup(trainer *t) {
     t->rec_send = pc_alloc(t->rec_size * t->shards);
     t->worker_data = calloc(t->e->workers, sizeof(double));
     if (!t->opt_state || !t->perm || !t->shard_rec || !t->rec_send || !t->worker_data)
-        return pc_fail_nomem();
+        return pc_fail(PC_ERR_NOMEM, "out of memory for the optimizer state");
     make_fingerprint(t);
     PC_TRY(check_ranks_agree(t, t->fingerprint, "data or model files"));
     PC_TRY(trainer_share_status(t, t->rank == 0 ? prepare_out_dir(t) : PC_OK));

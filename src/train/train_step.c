@@ -41,6 +41,7 @@ void trainer_compute_shard(void *ctx, int w, int shard, float *grads) {
     }
     *rec_correct(t, shard) = correct;
     pc_exec_backward(ex, grads);
+    pc_error_slot_set(&t->data_error, pc_exec_status(ex));
 }
 
 static void compute_job(int w, void *arg) {

@@ -81,7 +81,8 @@ typedef struct {
     int64_t run_steps;
     /* the background loader: input for step k+1 is assembled while step k computes */
     pc_pool *loader;
-    pc_error_slot data_error; /* a sample that could not be gathered (a file changed) */
+    pc_error_slot data_error; /* a sample that could not be gathered (a file changed), or
+                                 a kernel that failed (out of memory inside oneDNN) */
     float *stage[2];      /* this rank's shards of one step, NCHW */
     int32_t *stage_labels[2];
     int stage_cur;        /* the buffer of the current step */

@@ -341,6 +341,8 @@ static void recal_worker(int w, void *arg) {
         pc_error_slot_set(&j->err, st);
         if (st != PC_OK) return;
         pc_exec_forward(ex, 1, 0, 0, (int64_t)s * ss, j->stats + (int64_t)s * j->bn_size);
+        pc_error_slot_set(&j->err, st = pc_exec_status(ex));
+        if (st != PC_OK) return;
     }
 }
 
@@ -428,6 +430,8 @@ static void extract_worker(int w, void *arg) {
         pc_error_slot_set(&j->err, st);
         if (st != PC_OK) return;
         pc_exec_forward(ex, 0, 0, 0, first, NULL);
+        pc_error_slot_set(&j->err, st = pc_exec_status(ex));
+        if (st != PC_OK) return;
         pc_exec_layer_output(ex, j->layer, j->tmp[w]);
         memcpy(j->out + (view * j->d->n + first) * j->dim, j->tmp[w], sizeof(float) * valid * j->dim);
     }

@@ -191,6 +191,27 @@ static dnnl_format_tag_t activation_tag(int block) {
     return block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
 }
 
+/* Winograd runs in fp32, also for emulated bf16 (its operands rounded as it reads them)
+ * and, where it beats oneDNN's bf16 kernels (many channels), for native bf16: in the
+ * Winograd domain bf16 operands would cost a tenfold error (F(4x4, 3x3): normalized error
+ * 2-5% against 0.3% direct). s: a finished shape. */
+static int uses_winograd(const pc_conv_shape *s, pc_dnnl_precision prec, pc_conv_algo algo,
+                         int x_block, int y_block) {
+    const int native_bf16 = prec == PC_DNNL_BF16 && pc_dnnl_bf16_native();
+    return algo != PC_CONV_DIRECT && pcd_wino_eligible(s, x_block, y_block) &&
+           (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(s, native_bf16));
+}
+
+size_t pc_dnnl_conv_plan_bytes(const pc_conv_shape *shape, pc_dnnl_precision prec,
+                               pc_conv_algo algo, int x_block, int y_block) {
+    pc_conv_shape s = *shape;
+    if (pc_conv_shape_finish(&s) != 0) return 0;
+    if (uses_winograd(&s, prec, algo, x_block, y_block)) return pcd_wino_bytes(&s);
+    const size_t x = (size_t)s.n * s.c * s.h * s.w, y = (size_t)s.n * s.k * s.oh * s.ow,
+                 w = (size_t)s.k * (s.c / s.groups) * s.kh * s.kw;
+    return sizeof(float) * (x + y + 3 * w);
+}
+
 pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
                                    pc_dnnl_precision prec, pc_conv_algo algo, int relu,
                                    int x_block, int y_block) {
@@ -216,12 +237,7 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *shape, int has_bias,
         goto fail;
     /* *_any: fp32, the primitives' outputs; *_in: what they read (bf16 in mixed precision) */
     const dnnl_data_type_t in_dt = input_type(p, prec);
-    /* Winograd runs in fp32, also for emulated bf16 (its operands rounded as it reads them)
-     * and, where it beats oneDNN's bf16 kernels (many channels), for native bf16: in the
-     * Winograd domain bf16 operands would cost a tenfold error (F(4x4, 3x3): normalized
-     * error 2-5% against 0.3% direct) */
-    if (algo != PC_CONV_DIRECT && pcd_wino_eligible(&s, x_block, y_block) &&
-        (algo == PC_CONV_WINOGRAD || pcd_wino_profitable(&s, in_dt == dnnl_bf16))) {
+    if (uses_winograd(&s, prec, algo, x_block, y_block)) {
         c->act = relu == 1 ? 1 : 0; /* (its output transform fuses ReLU only) */
         c->wino = pcd_wino_create(&s, x_block, c->act, p->emulate_bf16);
         if (!c->wino) goto fail;

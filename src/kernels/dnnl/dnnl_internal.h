@@ -126,7 +126,9 @@ int pcd_md_init_dt(dnnl_memory_desc_t *md, int ndims, const dnnl_dim_t *dims,
                    dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *what);
 int pcd_md_is_zero(const dnnl_memory_desc_t *md);
 
-/* Run-time helpers: a oneDNN failure here is a programming error (message + abort). */
+/* Run-time helpers: a oneDNN failure here (out of memory inside a primitive's execution)
+ * is recorded for the calling thread and reported by pc_dnnl_run_status; the call's
+ * outputs are then undefined, but nothing is read or written out of bounds. */
 void pcd_check(dnnl_status_t st, const char *what);
 void pcd_exec(pcd_base *b, const pcd_prim *p, int nargs, const dnnl_exec_arg_t *args);
 void pcd_set(dnnl_memory_t m, const void *ptr);
@@ -154,14 +156,19 @@ void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float 
 void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
                        uint64_t version, float *dx, float *dw);
 void pcd_wino_destroy(pcd_wino *w);
+/* The bytes of the buffers a Winograd plan of shape s allocates. */
+size_t pcd_wino_bytes(const pc_conv_shape *s);
+
+/* Record a failed creation-time call: PC_ERR_NOMEM "out of memory creating oneDNN's WHAT"
+ * when oneDNN ran out of memory, else PC_ERR_INTERNAL with the status. */
+pc_status pcd_fail(dnnl_status_t st, const char *what);
 
 /* Creation-time status check: on failure, record the message and jump to `fail`. */
 #define PCD_TRY(call, what)                                                         \
     do {                                                                            \
         dnnl_status_t pcd_st_ = (call);                                             \
         if (pcd_st_ != dnnl_success) {                                              \
-            pc_fail(PC_ERR_INTERNAL, "oneDNN: %s failed (status %d)", (what),       \
-                    (int)pcd_st_);                                                  \
+            pcd_fail(pcd_st_, (what));                                              \
             goto fail;                                                              \
         }                                                                           \
     } while (0)

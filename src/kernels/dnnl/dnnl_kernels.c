@@ -16,9 +16,19 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine;
 static dnnl_status_t engine_status = dnnl_runtime_error;
 
+/* oneDNN generates the JIT kernels of its fp32 GEMM (behind matmul, inner product and the
+ * Winograd plans) at the first call, inside a once-only initialization that does not
+ * check its allocations: under a tight memory limit that first call crashes. One tiny
+ * product here, when memory is still plentiful, makes them before any plan runs. */
+static void gemm_warm_up(void) {
+    float a[4] = {1, 2, 3, 4}, b[4] = {1, 0, 0, 1}, c[4] = {0};
+    (void)dnnl_sgemm('N', 'N', 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+}
+
 static void engine_init(void) {
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
     if (engine_status != dnnl_success) engine = NULL;
+    else gemm_warm_up();
 }
 
 dnnl_engine_t pcd_engine(void) {
@@ -106,6 +116,12 @@ int pc_dnnl_activation_block(void) {
 
 /* ---- creation helpers ---- */
 
+pc_status pcd_fail(dnnl_status_t st, const char *what) {
+    if (st == dnnl_out_of_memory)
+        return pc_fail(PC_ERR_NOMEM, "out of memory creating oneDNN's %s", what);
+    return pc_fail(PC_ERR_INTERNAL, "oneDNN: %s failed (status %d)", what, (int)st);
+}
+
 int pcd_base_init(pcd_base *b) {
     memset(b, 0, sizeof *b);
     dnnl_engine_t eng = pcd_engine();
@@ -135,8 +151,7 @@ static pcd_prim *prim_finish(pcd_base *b, pcd_prim *p, const char *what) {
     dnnl_status_t st = dnnl_primitive_create(&p->prim, p->pd);
     if (st != dnnl_success) {
         p->prim = NULL;
-        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive create failed (status %d)", what,
-                (int)st);
+        pcd_fail(st, what);
         return NULL;
     }
     return p;
@@ -148,8 +163,7 @@ pcd_prim *pcd_prim_new(pcd_base *b, const_dnnl_op_desc_t desc,
     if (!p) return NULL;
     dnnl_status_t st = dnnl_primitive_desc_create(&p->pd, desc, b->attr, pcd_engine(), hint);
     if (st != dnnl_success) {
-        pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive descriptor create failed (status %d)",
-                what, (int)st);
+        pcd_fail(st, what);
         return NULL;
     }
     return prim_finish(b, p, what);
@@ -173,8 +187,7 @@ static pcd_prim *prim_new_post_op(pcd_base *b, const_dnnl_op_desc_t desc, int su
     } else if ((p = prim_slot(b))) {
         dnnl_status_t st = dnnl_primitive_desc_create(&p->pd, desc, attr, pcd_engine(), NULL);
         if (st != dnnl_success) {
-            pc_fail(PC_ERR_INTERNAL, "oneDNN: %s primitive descriptor create failed (status %d)",
-                    what, (int)st);
+            pcd_fail(st, what);
             p = NULL;
         } else {
             p = prim_finish(b, p, what);
@@ -204,8 +217,7 @@ static pcd_prim *reorder_new(pcd_base *b, const dnnl_memory_desc_t *src,
     dnnl_engine_t eng = pcd_engine();
     dnnl_status_t st = dnnl_reorder_primitive_desc_create(&p->pd, src, eng, dst, eng, b->attr);
     if (st != dnnl_success) {
-        pc_fail(PC_ERR_INTERNAL, "oneDNN: reorder primitive descriptor create failed (status %d)",
-                (int)st);
+        pcd_fail(st, "reorder");
         return NULL;
     }
     return prim_finish(b, p, "reorder");
@@ -219,7 +231,7 @@ dnnl_memory_t pcd_mem_new(pcd_base *b, const dnnl_memory_desc_t *md, void *handl
     dnnl_memory_t m = NULL;
     dnnl_status_t st = dnnl_memory_create(&m, md, pcd_engine(), handle ? handle : DNNL_MEMORY_NONE);
     if (st != dnnl_success) {
-        pc_fail(PC_ERR_INTERNAL, "oneDNN: memory create failed (status %d)", (int)st);
+        pcd_fail(st, "memory object");
         return NULL;
     }
     b->mems[b->nmems++] = m;
@@ -319,7 +331,7 @@ int pcd_base_finish(pcd_base *b) {
             dnnl_status_t st = dnnl_memory_set_data_handle(b->arena_mems[i].mem,
                                                            buf + b->arena_mems[i].off);
             if (st != dnnl_success) {
-                pc_fail(PC_ERR_INTERNAL, "oneDNN: set data handle failed (status %d)", (int)st);
+                pcd_fail(st, "set data handle");
                 return -1;
             }
         }
@@ -358,10 +370,28 @@ void pcd_base_free(pcd_base *b) {
 
 /* ---- run-time helpers ---- */
 
+/* The first failure of a run-time call on this thread since pc_dnnl_run_status (oneDNN
+ * allocates inside some primitives' execution: its GEMM's packing buffers). */
+static _Thread_local struct {
+    pc_status status;
+    char msg[256];
+} run_error;
+
 void pcd_check(dnnl_status_t st, const char *what) {
-    if (st == dnnl_success) return;
-    fprintf(stderr, "parcnn: oneDNN: %s failed (status %d)\n", what, (int)st);
-    abort();
+    if (st == dnnl_success || run_error.status != PC_OK) return;
+    run_error.status = st == dnnl_out_of_memory ? PC_ERR_NOMEM : PC_ERR_INTERNAL;
+    if (st == dnnl_out_of_memory)
+        snprintf(run_error.msg, sizeof run_error.msg, "out of memory in oneDNN (%s)", what);
+    else
+        snprintf(run_error.msg, sizeof run_error.msg, "oneDNN: %s failed (status %d)", what,
+                 (int)st);
+}
+
+pc_status pc_dnnl_run_status(void) {
+    pc_status st = run_error.status;
+    if (st != PC_OK) pc_fail(st, "%s", run_error.msg);
+    run_error.status = PC_OK;
+    return st;
 }
 
 void pcd_exec(pcd_base *b, const pcd_prim *p, int nargs, const dnnl_exec_arg_t *args) {

@@ -16,17 +16,25 @@
  * shape, inputs and OpenMP thread count.
  *
  * Errors: create returns NULL and sets pc_last_error() (PC_ERR_INTERNAL for oneDNN failures,
- * PC_ERR_NOMEM, PC_ERR_USAGE for an invalid shape). A oneDNN failure inside forward/backward
- * is a programming error: it prints a message to stderr and aborts. */
+ * PC_ERR_NOMEM, PC_ERR_USAGE for an invalid shape). Forward and backward calls return
+ * nothing: a failure inside them (oneDNN allocates in some primitives' execution, which
+ * fails under a memory limit) leaves their outputs undefined and is kept for the calling
+ * thread until pc_dnnl_run_status. */
 #ifndef PC_DNNL_KERNELS_H
 #define PC_DNNL_KERNELS_H
 
 #include <stdint.h>
 
+#include "../../core/common.h"
 #include "../shapes.h"
 
 /* 1 when the oneDNN CPU engine can be created, 0 otherwise. */
 int pc_dnnl_available(void);
+
+/* The first failure of a forward or backward call made by this thread since the last
+ * call (PC_ERR_NOMEM when oneDNN ran out of memory; the message in pc_last_error), and
+ * forgets it; PC_OK when there was none. */
+pc_status pc_dnnl_run_status(void);
 
 /* Precision of the convolution and dense plans. bf16: mixed precision, as PyTorch's autocast
  * does it on the CPU: the primitives read src, weights and diff_dst converted to bfloat16
@@ -65,6 +73,10 @@ pc_dnnl_conv *pc_dnnl_conv_create(const pc_conv_shape *s, int has_bias, pc_dnnl_
                                   pc_conv_algo algo, int relu, int x_block, int y_block);
 /* The activation pc_dnnl_conv_forward applies: 0 none, 1 ReLU, 6 ReLU6. */
 int pc_dnnl_conv_fused_act(const pc_dnnl_conv *c);
+/* About the bytes such a plan allocates (its buffers, reordered copies and scratchpad;
+ * exact for Winograd plans), for memory estimates before any plan exists. */
+size_t pc_dnnl_conv_plan_bytes(const pc_conv_shape *s, pc_dnnl_precision prec,
+                               pc_conv_algo algo, int x_block, int y_block);
 /* y = conv(x, w) + b; b is ignored without bias, NULL b means zero bias. */
 void pc_dnnl_conv_forward(pc_dnnl_conv *p, const float *x, const float *w, const float *b,
                           float *y);

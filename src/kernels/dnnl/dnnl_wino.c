@@ -509,6 +509,15 @@ static int chunk_images(const pc_conv_shape *s, int pos, int tiles_per_image) {
     return best;
 }
 
+size_t pcd_wino_bytes(const pc_conv_shape *s) {
+    const int alpha = TILE + s->kh - 1, pos = alpha * alpha;
+    const int tiles_per_image = ((s->oh + TILE - 1) / TILE) * ((s->ow + TILE - 1) / TILE);
+    const int tiles = chunk_images(s, pos, tiles_per_image) * tiles_per_image;
+    const size_t vstride = padded((size_t)tiles * PC_MAX(s->c, s->k)),
+                 ustride = padded((size_t)s->c * s->k);
+    return sizeof(float) * pos * (3 * ustride + 2 * vstride); /* U, Ub, dU; V, M */
+}
+
 pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16) {
     pcd_wino *w = calloc(1, sizeof *w);
     if (!w) {
