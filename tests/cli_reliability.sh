@@ -172,6 +172,24 @@ done
 same_run "$tmp/kill" && ok "killed $kills times with SIGKILL, resumed each time: the uninterrupted run's bytes and metrics" \
     || { bad "SIGKILL and resume differ from the uninterrupted run ($kills kills)"; cat "$tmp/kill/metrics.jsonl"; }
 
+# --- --checkpoint-minutes: a fraction of a minute shorter than any step writes a checkpoint
+# after every step but an epoch's last (then the epoch's own); the result is the
+# uninterrupted run's; killed after a timed checkpoint, the run resumes to the same bytes
+"$parcnn" train "${run2[@]}" --workers 2 --checkpoint-minutes 0.000001 --out "$tmp/minutes" > "$tmp/minutes.log" 2>&1 || bad "--checkpoint-minutes run"
+[ "$(grep -c "^parcnn: checkpoint at step [0-9]* (--checkpoint-minutes 1e-06)$" "$tmp/minutes.log")" = 14 ] && same_run "$tmp/minutes" \
+    && ok "--checkpoint-minutes 0.000001: a checkpoint after each of the 14 steps that end no epoch; the uninterrupted run's bytes" \
+    || { bad "--checkpoint-minutes 0.000001:"; cat "$tmp/minutes.log"; }
+"$parcnn" train "${small[@]}" --checkpoint-minutes 600 --out "$tmp/minutes-600" > "$tmp/out" 2>&1 && ! grep -q "checkpoint at step" "$tmp/out" \
+    && ok "--checkpoint-minutes 600: no checkpoint before the epoch's end" || { bad "--checkpoint-minutes 600:"; cat "$tmp/out"; }
+expect "--checkpoint-minutes 0 is refused" 2 "checkpoint-minutes" -- "$parcnn" train "${small[@]}" --checkpoint-minutes 0
+"$parcnn" train "${run2[@]}" --workers 1 --checkpoint-minutes 0.000001 --out "$tmp/minutes-kill" > "$tmp/minutes.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do grep -q "checkpoint at step 11 " "$tmp/minutes.log" && break; sleep 0.05; done
+kill -KILL $pid 2>/dev/null; wait $pid 2>/dev/null
+"$parcnn" train "${run2[@]}" --workers 2 --resume --out "$tmp/minutes-kill" > "$tmp/out" 2>&1 && same_run "$tmp/minutes-kill" \
+    && ok "killed after the timed checkpoint at step $(grep -o 'checkpoint at step [0-9]*' "$tmp/minutes.log" | tail -1 | grep -o '[0-9]*$'), resumed on 2 workers: the uninterrupted run's bytes" \
+    || { bad "resume after a timed checkpoint:"; cat "$tmp/out"; }
+
 # --- memory limits: a run estimates what it needs before it starts and refuses a limit below
 # that in one line; between the estimate and the real need an allocation fails (plans,
 # oneDNN primitives and their execution, threads): one clear line, exit 1, never a signal

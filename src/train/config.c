@@ -201,6 +201,11 @@ const pc_flag pc_train_flags[] = {
      .help = "also write DIR/checkpoint.safetensors every N optimizer steps; --resume goes on "
              "from the middle of the epoch with the bytes of an uninterrupted run (SIGINT and "
              "SIGTERM also finish the step, write the checkpoint and exit 130 / 143)"},
+    {"checkpoint-minutes", PC_FLAG_DOUBLE, AT(checkpoint_minutes), "M", 1e-9, 1e7,
+     .def_text = "at the end of each epoch",
+     .help = "also write DIR/checkpoint.safetensors after the step during which M minutes "
+             "(a fraction is fine) have passed since the last one (rank 0's clock decides "
+             "for all ranks)"},
     {"out", PC_FLAG_STRING, AT(out_dir), "DIR", .def_text = "none: write nothing",
      .help = "write metrics.jsonl, model.safetensors, checkpoint.safetensors, settings.json, "
              "and at the end eval.json (the final metrics, as eval --json), samples.json, "

@@ -118,16 +118,22 @@ static void freeze_layers(trainer *t, int64_t steps_per_epoch) {
 }
 
 /* A stop requested by a signal, agreed by all ranks (they may see it at different steps):
- * the signal's number, or 0. */
-static pc_status stop_signal(trainer *t, int *signal) {
+ * the signal's number, or 0; and whether --checkpoint-minutes has passed by rank 0's clock
+ * (each rank's clock would give each its own step). */
+static pc_status stop_signal(trainer *t, int *signal, int *timed) {
+    const double minutes = t->cfg->checkpoint_minutes;
+    *timed = minutes > 0 && pc_now() - t->last_checkpoint >= 60.0 * minutes;
     int32_t mine = t->cfg->stop_signal ? (int32_t)*t->cfg->stop_signal : 0;
     *signal = mine;
-    if (t->ranks == 1 || !t->cfg->stop_signal) return PC_OK;
+    if (t->ranks == 1 || (!t->cfg->stop_signal && minutes <= 0)) return PC_OK;
+    mine |= *timed << 16; /* signal numbers are below 65 */
     int32_t *all = calloc((size_t)t->ranks, sizeof *all);
     if (!all) return pc_fail_nomem();
     pc_status st = pc_comm_allgather_bytes(t->comm, &mine, sizeof mine, all);
+    *signal = 0;
     for (int r = 0; r < t->ranks && st == PC_OK; r++)
-        if (all[r] && !*signal) *signal = all[r];
+        if ((all[r] & 0xffff) && !*signal) *signal = all[r] & 0xffff;
+    *timed = (all[0] >> 16) & 1;
     free(all);
     return st;
 }
@@ -142,14 +148,18 @@ static pc_status interrupted(const trainer *t, int signal) {
                    name, (long long)t->step, t->cfg->out_dir);
 }
 
-/* After a step: --checkpoint-every, or a signal (then PC_ERR_INTERRUPTED, saying how to go
- * on). At an epoch's end the epoch's own checkpoint follows: nothing is written here, and a
- * signal stops the run after it (see run). */
+/* After a step: --checkpoint-every, --checkpoint-minutes, or a signal (then
+ * PC_ERR_INTERRUPTED, saying how to go on). At an epoch's end the epoch's own checkpoint
+ * follows: nothing is written here, and a signal stops the run after it (see run). */
 static pc_status after_step(trainer *t, int64_t epoch_end, int *signal) {
     const pc_train_config *c = t->cfg;
-    PC_TRY(stop_signal(t, signal));
-    int due = c->checkpoint_every > 0 && t->step % c->checkpoint_every == 0;
+    int timed;
+    PC_TRY(stop_signal(t, signal, &timed));
+    int due = (c->checkpoint_every > 0 && t->step % c->checkpoint_every == 0) || timed;
     if ((*signal || due) && t->step < epoch_end) PC_TRY(trainer_save_outputs(t, NULL));
+    if (timed && t->step < epoch_end && c->out_dir)
+        trainer_say(t, "parcnn: checkpoint at step %lld (--checkpoint-minutes %g)\n",
+                    (long long)t->step, c->checkpoint_minutes);
     if (!*signal || t->step == epoch_end) return PC_OK;
     return interrupted(t, *signal);
 }
@@ -357,6 +367,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
         pc_metrics_free(&vm);
         return pc_fail_nomem();
     }
+    t->last_checkpoint = pc_now();
     trainer_say(t, "%5s %10s %9s %9s %8s %9s %7s %8s\n", "epoch", "train_loss", "train_acc",
                 t->eval_is_val ? "val_loss" : "test_loss", t->eval_is_val ? "val_acc" : "test_acc",
                 "lr", "seconds", "images/s");

@@ -52,6 +52,8 @@ typedef struct {
     int64_t max_steps;         /* stop after this many optimizer steps in total (0: none) */
     int64_t checkpoint_every;  /* also write the checkpoint every this many steps (0: at
                                   epoch ends only) */
+    double checkpoint_minutes; /* also write it after a step when this long has passed since
+                                  the last one, by rank 0's clock (0: off) */
     /* set (to a signal number) from outside, e.g. by a SIGINT handler: the run finishes the
      * step, writes the checkpoint and returns PC_ERR_INTERRUPTED (NULL: never) */
     volatile sig_atomic_t *stop_signal;

@@ -153,6 +153,7 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
  * every rank learns whether it worked (the broadcast doubles as the barrier after the
  * checkpoint), so all stop together on a failed write. */
 pc_status trainer_save_outputs(trainer *t, const char *metrics_line) {
+    t->last_checkpoint = pc_now();
     if (!t->cfg->out_dir) return PC_OK;
     if (t->lsgd) /* every replica's state: each rank holds its replicas' */
         PC_TRY(pc_local_sgd_gather_state(t->lsgd, t->opt_state));

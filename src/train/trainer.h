@@ -117,6 +117,7 @@ typedef struct {
     int best_now;          /* this epoch is a new best: write model-best.safetensors */
     int eval_is_val;       /* the evaluation set is a validation set (held out by
                               --val-split, or a folder's val/), not a test set */
+    double last_checkpoint; /* pc_now() at the last checkpoint (or the run's start) */
 } trainer;
 
 /* The per-shard table: loss, correct count, then batch-norm statistics of shard s. */
