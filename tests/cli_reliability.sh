@@ -5,7 +5,7 @@
 # leftover temporaries, metrics.jsonl after a kill, --overwrite on a full disk.
 # usage: cli_reliability.sh PARCNN SOURCE_DIR
 set -u
-parcnn=$1
+parcnn=$1 src=$2
 . "$(dirname "$0")/lib.sh"
 # expect NAME STATUS PATTERN -- COMMAND...: exit status, an output line matching PATTERN
 # (check-data reports on stdout), and done within 60 s (a hang fails, not a stuck test)
@@ -162,13 +162,16 @@ kills=0
 for attempt in $(seq 12); do
     [ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" 2>/dev/null && break
     resume=(); [ -e "$tmp/kill/checkpoint.safetensors" ] && resume=(--resume)
-    "$parcnn" train "${run2[@]}" --workers $((attempt % 2 + 1)) --checkpoint-every 1 "${resume[@]}" --out "$tmp/kill" > /dev/null 2>&1 &
+    "$parcnn" train "${run2[@]}" --workers $((attempt % 2 + 1)) --checkpoint-every 1 "${resume[@]}" --out "$tmp/kill" > "$tmp/kill.log" 2>&1 &
     pid=$!
-    sleep "$(awk -v s="$attempt" 'BEGIN {srand(s); printf "%.2f", 1 + 2.5 * rand()}')"
+    # the random delay counts from the start of training (a loaded machine starts slowly)
+    for i in $(seq 600); do grep -q "^epoch " "$tmp/kill.log" && break; kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+    sleep "$(awk -v s="$attempt" 'BEGIN {srand(s); printf "%.2f", 2.5 * rand()}')"
     kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
     wait $pid 2>/dev/null
 done
-[ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" || "$parcnn" train "${run2[@]}" --resume --out "$tmp/kill" > /dev/null 2>&1
+resume=(); [ -e "$tmp/kill/checkpoint.safetensors" ] && resume=(--resume)
+[ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" || "$parcnn" train "${run2[@]}" "${resume[@]}" --out "$tmp/kill" > /dev/null 2>&1
 same_run "$tmp/kill" && ok "killed $kills times with SIGKILL, resumed each time: the uninterrupted run's bytes and metrics" \
     || { bad "SIGKILL and resume differ from the uninterrupted run ($kills kills)"; cat "$tmp/kill/metrics.jsonl"; }
 
@@ -264,6 +267,13 @@ if command -v mpirun > /dev/null; then
     two "--lr 0.001" "--lr -5"
     [ $rc = 2 ] && grep -q "\-\-lr -5: expected a number" "$tmp/mpi.log" && awk -v e="$elapsed" 'BEGIN {exit !(e < 5)}' \
         && ok "MPI: a usage error on rank 1 only stops both ranks in ${elapsed}s" || { bad "MPI usage error on one rank (exit $rc, ${elapsed}s):"; cat "$tmp/mpi.log"; }
+    # SIGKILL to both ranks and mpirun at 3 random moments (seeded), resumed on 2 ranks
+    # each time: the bytes and metrics of the uninterrupted run in one process
+    # (bench/kill-resume.sh; its long version kills 10 times, one process and 2 ranks)
+    KILLS=3 MODES=ranks LIMIT=512 MAX_DELAY=1.5 PARCNN=$parcnn OUT="$tmp/kill-ranks" \
+        bash "$src/bench/kill-resume.sh" > "$tmp/kill-ranks.log" 2>&1 \
+        && ok "MPI: $(grep -o 'killed [0-9]* times, resumed each time' "$tmp/kill-ranks.log") on 2 ranks: the uninterrupted run's bytes and metrics" \
+        || { bad "MPI kill and resume:"; cat "$tmp/kill-ranks.log"; }
 else
     echo "skipped MPI cases: mpirun not found"
 fi
