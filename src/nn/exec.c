@@ -249,7 +249,8 @@ static int64_t layer_plan_bytes(const pc_exec *ex, int i) {
         if (ex->use_dnnl) {
             const pc_conv_shape s = {.n = ex->batch, .c = in->c, .h = in->h, .w = in->w,
                                      .k = l->filters, .kh = l->kh, .kw = l->kw, .sh = l->sh,
-                                     .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups};
+                                     .sw = l->sw, .ph = l->ph, .pw = l->pw, .groups = l->groups,
+                                     .dil_h = l->dilation, .dil_w = l->dilation};
             return (int64_t)pc_dnnl_conv_plan_bytes(&s, ex->bf16 ? PC_DNNL_BF16 : PC_DNNL_F32,
                                                     ex->conv_algo,
                                                     pc_exec_input_blocked(ex, i, 0) ? ex->block : 0,
