@@ -129,16 +129,59 @@ if [ $have_mpi = 1 ]; then
         && ok "fusion trains without exchanging weights: $fb bytes in epoch 1 (the shards' losses), allreduce $ab" \
         || bad "fusion sent $fb bytes in epoch 1"
 
+    # --sync ps: 1 server + 2 worker ranks computes allreduce's 2-rank bytes (also with 2
+    # servers, and resumed as a plain allreduce run); --staleness 2 the same bytes every run;
+    # --async converges
+    mpi 3 "$parcnn" train "${common[@]}" --sync ps --workers 1 --out "$tmp/ps3" > "$tmp/ps3.log" 2>&1 \
+        || { bad "ps on 3 ranks failed:"; cat "$tmp/ps3.log"; }
+    same "$tmp/ps3/model.safetensors" "$tmp/ar2/model.safetensors" && same "$tmp/ps3/checkpoint.safetensors" "$tmp/ar2/checkpoint.safetensors" \
+        && ok "ps --staleness 0, 1 server + 2 workers: allreduce's 2-rank model and checkpoint bytes" || bad "ps differs from allreduce"
+    mpi 4 "$parcnn" train "${common[@]}" --sync ps --servers 2 --workers 1 --max-steps 5 --out "$tmp/ps4" > "$tmp/ps4.log" 2>&1 \
+        || { bad "ps with 2 servers failed:"; cat "$tmp/ps4.log"; }
+    "$parcnn" train "${common[@]}" --workers 2 --resume --out "$tmp/ps4" > "$tmp/ps4b.log" 2>&1 || { bad "resume of ps failed:"; cat "$tmp/ps4b.log"; }
+    same "$tmp/ps4/model.safetensors" "$tmp/ar2/model.safetensors" \
+        && ok "ps with 2 servers stopped after step 5, resumed as allreduce on 1 process: identical" || bad "ps 2 servers + resume differs"
+    for i in 1 2; do
+        mpi 3 "$parcnn" train "${common[@]}" --sync ps --staleness 2 --workers 1 --out "$tmp/st$i" > "$tmp/st$i.log" 2>&1 \
+            || { bad "ps --staleness 2 failed:"; cat "$tmp/st$i.log"; }
+    done
+    same "$tmp/st1/model.safetensors" "$tmp/st2/model.safetensors" && ! same "$tmp/st1/model.safetensors" "$tmp/ar2/model.safetensors" \
+        && ok "ps --staleness 2: the same bytes on every run, not allreduce's" || bad "ps --staleness 2 not reproducible or no different"
+    mpi 3 "$parcnn" train "${common[@]}" --sync ps --async --workers 1 --out "$tmp/async" > "$tmp/async.log" 2>&1 \
+        || { bad "ps --async failed:"; cat "$tmp/async.log"; }
+    awk -v a="$(acc "$tmp/async.log")" 'BEGIN { exit !(a > 0.3) }' && grep -q "asynchronous (NOT reproducible)" "$tmp/async.log" \
+        && ok "ps --async trains (accuracy $(acc "$tmp/async.log")), says it is not reproducible" || bad "ps --async: $(tail -3 "$tmp/async.log")"
+    # a killed worker rank: every rank exits within 30 s, mpirun naming it
+    long=(--model simple-cnn --limit 3200 --eval-limit 100 --epochs 3 --batch 64 --shard-size 16 --no-progress)
+    mpi 3 "$parcnn" train "${long[@]}" --sync ps --workers 1 --out "$tmp/pskill" > "$tmp/pskill.log" 2>&1 &
+    launcher=$!
+    for i in $(seq 150); do [ -s "$tmp/pskill/settings.json" ] && break; sleep 0.2; done
+    sleep 2
+    rank1=$(for p in $(pgrep -f "$tmp/pskill"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
+    start=$(date +%s)
+    [ -n "$rank1" ] && kill -9 "$rank1"
+    wait $launcher; rc=$?
+    elapsed=$(( $(date +%s) - start ))
+    [ -n "$rank1" ] && [ $rc != 0 ] && [ $elapsed -le 30 ] && grep -q "process rank 1 .* exited on signal 9" "$tmp/pskill.log" \
+        && ok "ps: a killed worker rank stops every rank in ${elapsed}s, naming rank 1" || { bad "ps killed worker (exit $rc, ${elapsed}s):"; tail -5 "$tmp/pskill.log"; }
+    pgrep -f "$tmp/pskill" > /dev/null && bad "ps: processes left behind" || ok "ps: no rank left running"
+    mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync ps --servers 2 > "$tmp/u.out" 2> "$tmp/u.err"
+    rc=$?
+    [ $rc != 0 ] && grep -q -- "--servers 2 must be fewer than the 2 ranks" "$tmp/u.err" \
+        && ok "usage error: --servers >= ranks" || bad "--servers >= ranks: exit $rc: $(cat "$tmp/u.err")"
+
     # the papers' table: sequential, allreduce and local-sgd on 2 ranks
-    "$parcnn" bench strategies --out "$tmp/bench" --strategies allreduce,local-sgd=4 "${common[@]}" \
-        --epochs 1 > "$tmp/bench.log" 2>&1 || { bad "bench strategies failed:"; cat "$tmp/bench.log"; }
+    "$parcnn" bench strategies --out "$tmp/bench" --strategies allreduce,local-sgd=4,ps,fusion --bn-recalibrate 192 \
+        "${common[@]}" --epochs 1 > "$tmp/bench.log" 2>&1 || { bad "bench strategies failed:"; cat "$tmp/bench.log"; }
     csv=$tmp/bench/strategies.csv
-    [ "$(wc -l < "$csv")" = 4 ] && head -1 "$csv" | grep -q '^strategy,replicas,ranks,workers,test_accuracy' \
-        && ok "bench strategies: CSV with 3 runs" || bad "bench strategies CSV: $(cat "$csv")"
+    [ "$(wc -l < "$csv")" = 10 ] && head -1 "$csv" | grep -q '^strategy,replicas,ranks,workers,test_accuracy' \
+        && ok "bench strategies: CSV with 5 runs and fusion's 4 fused models" || bad "bench strategies CSV: $(cat "$csv")"
     field() { grep "^$1," "$csv" | cut -d, -f"$2"; }
-    [ "$(field sequential 5)" = "$(field allreduce 5)" ] && [ "$(field sequential 9)" = 0 ] \
+    [ "$(field sequential 5)" = "$(field allreduce 5)" ] && [ "$(field sequential 5)" = "$(field ps 5)" ] \
+        && [ "$(field ps 11)" = 1 ] && [ "$(field sequential 9)" = 0 ] \
+        && [ "$(field fusion 5)" = "$(field fusion/average+bn 5)" ] && [ -n "$(field fusion/ensemble 5)" ] \
         && awk -v a="$(field allreduce 9)" -v l="$(field local-sgd=4 9)" 'BEGIN { exit !(l > 0 && l < a) }' \
-        && ok "bench strategies: allreduce on 2 ranks = sequential's accuracy; local-sgd fewer bytes" \
+        && ok "bench strategies: allreduce on 2 ranks and ps (+1 server) = sequential's accuracy; local-sgd fewer bytes; fusion's rows" \
         || bad "bench strategies rows: $(cat "$csv")"
     grep -q '<svg' "$tmp/bench/strategies.svg" && grep -q 'local-sgd=4 (2 x 1)' "$tmp/bench/strategies.svg" \
         && ok "bench strategies: SVG names every strategy" || bad "bench strategies SVG"
@@ -173,6 +216,11 @@ usage "fusion: replicas not divisible by workers" "--replicas 3 is not divisible
 usage "--bn-recalibrate without --init or fusion" "--bn-recalibrate 64: only with --init" --bn-recalibrate 64
 usage "fusion with a balanced sampler" "--sampler with --sync fusion" --sync fusion --replicas 2 --sampler balanced
 usage "fusion with --ensemble" "--ensemble 2 with --sync fusion" --sync fusion --replicas 2 --ensemble 2
+usage "--sync ps without MPI" "--sync ps needs MPI" --sync ps
+usage "--staleness with allreduce" "--staleness with --sync allreduce" --staleness 2
+usage "--servers with local-sgd" "--servers with --sync local-sgd=4" --sync local-sgd=4 --replicas 2 --servers 1
+usage "--staleness with --async" "--staleness with --async" --sync ps --async --staleness 1
+usage "--checkpoint-every with --staleness" "--checkpoint-every with --staleness 2" --sync ps --staleness 2 --checkpoint-every 3
 usage "fusion with --average-opt-state" "--average-opt-state: --sync fusion" --sync fusion --replicas 2 --average-opt-state
 if [ $have_mpi = 1 ]; then
     mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync local-sgd=4 --replicas 3 > "$tmp/u.out" 2> "$tmp/u.err"

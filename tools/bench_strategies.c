@@ -27,6 +27,7 @@
 typedef struct {
     char name[64];        /* "sequential", "allreduce", "local-sgd=16" */
     int ranks, workers, replicas;
+    int servers;          /* ps: server ranks besides the `ranks` that compute */
     double accuracy, loss, seconds;
     double bytes, messages; /* per epoch, mean over the epochs */
     int epochs;
@@ -47,7 +48,9 @@ static const char strategies_help[] =
     "  --replicas R       local-sgd and fusion replicas (default P x W)\n"
     "  --bn-recalibrate N fusion: recompute the weight average's batch-norm statistics on\n"
     "                     N training images (default 2048; 0: keep the averaged ones)\n"
-    "  --strategies LIST  comma-separated --sync values (default allreduce,local-sgd=16)\n"
+    "  --servers S        ps: server ranks, launched besides the P (default 1)\n"
+    "  --strategies LIST  comma-separated --sync values (default allreduce,local-sgd=16);\n"
+    "                     ps-staleness=N and ps-async run --sync ps with --staleness N or --async\n"
     "  --out DIR          default bench-strategies\n"
     "Every other flag goes to each `parcnn train` run (e.g. --model, --data, --epochs).\n"
     "Bytes are counted between MPI ranks: with --ranks 1 they are 0.\n"
@@ -123,13 +126,14 @@ static pc_status run_strategy(const char *out, char **pass, int n_pass, long rec
     PC_TRY(pc_mkdirs(dir, "--out"));
     snprintf(log, sizeof log, "%s/train.log", dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
-    snprintf(np, sizeof np, "%d", r->ranks);
+    const int ps = strncmp(r->name, "ps", 2) == 0;
+    snprintf(np, sizeof np, "%d", r->ranks + (ps ? r->servers : 0));
     snprintf(workers, sizeof workers, "%d", r->workers);
     snprintf(replicas, sizeof replicas, "%d", r->replicas);
     const char *mpirun = getenv("PARCNN_MPIRUN");
     const char *argv[MAX_ARGS + 32];
     int n = 0;
-    if (r->ranks > 1) {
+    if (r->ranks > 1 || ps) {
         const char *launch[] = {mpirun && *mpirun ? mpirun : "mpirun", "-np", np,
                                 "--oversubscribe", "--bind-to", "none"};
         for (int i = 0; i < 6; i++) argv[n++] = launch[i];
@@ -139,7 +143,18 @@ static pc_status run_strategy(const char *out, char **pass, int n_pass, long rec
     for (int i = 0; i < n_pass; i++) argv[n++] = pass[i];
     const int sequential = strcmp(r->name, "sequential") == 0;
     argv[n++] = "--sync";
-    argv[n++] = sequential ? "allreduce" : r->name;
+    argv[n++] = sequential ? "allreduce" : ps ? "ps" : r->name;
+    char servers[16], staleness[16];
+    snprintf(servers, sizeof servers, "%d", r->servers);
+    if (ps) {
+        argv[n++] = "--servers";
+        argv[n++] = servers;
+    }
+    if (sscanf(r->name, "ps-staleness=%15s", staleness) == 1) {
+        argv[n++] = "--staleness";
+        argv[n++] = staleness;
+    }
+    if (strcmp(r->name, "ps-async") == 0) argv[n++] = "--async";
     if (has_replicas(r->name)) {
         argv[n++] = "--replicas";
         argv[n++] = replicas;
@@ -215,6 +230,8 @@ static void print_table(FILE *f, const strategy_run *runs, int n) {
     for (int i = 0; i < n; i++) {
         char layout[32];
         snprintf(layout, sizeof layout, "%d x %d", runs[i].ranks, runs[i].workers);
+        if (runs[i].servers > 0)
+            snprintf(layout + strlen(layout), sizeof layout - strlen(layout), " +%ds", runs[i].servers);
         fprintf(f, "%-20s %8d %14s %9.4f %9.4f %9.1f %7.2fx %14.0f %10.0f\n", runs[i].name,
                 runs[i].replicas, layout, runs[i].accuracy, runs[i].loss, runs[i].seconds,
                 runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages);
@@ -223,11 +240,11 @@ static void print_table(FILE *f, const strategy_run *runs, int n) {
 
 static void write_csv(FILE *f, const strategy_run *runs, int n) {
     fprintf(f, "strategy,replicas,ranks,workers,test_accuracy,test_loss,train_seconds,speedup,"
-               "bytes_per_epoch,messages_per_epoch\n");
+               "bytes_per_epoch,messages_per_epoch,servers\n");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.0f,%.0f\n", runs[i].name, runs[i].replicas,
+        fprintf(f, "%s,%d,%d,%d,%.4f,%.4f,%.3f,%.3f,%.0f,%.0f,%d\n", runs[i].name, runs[i].replicas,
                 runs[i].ranks, runs[i].workers, runs[i].accuracy, runs[i].loss, runs[i].seconds,
-                runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages);
+                runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages, runs[i].servers);
 }
 
 /* Test accuracy after each epoch against the training seconds so far, one line per run. */
@@ -274,9 +291,20 @@ static pc_status write_file(const char *dir, const char *name, const strategy_ru
 static int parse_strategies(char *list, strategy_run *runs, int *n) {
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         pc_sync sync;
-        if (pc_sync_parse(tok, &sync) != PC_OK) return cli_fail(PC_ERR_USAGE);
+        int stale = 0;
+        char end;
         if (*n == MAX_STRATEGIES) return usage_error("bench strategies", "--strategies %s: too many", tok);
-        pc_sync_format(&sync, runs[*n].name, sizeof runs[*n].name);
+        if (sscanf(tok, "ps-staleness=%d%c", &stale, &end) == 1 && stale >= 0 && stale <= 64) {
+            snprintf(runs[*n].name, sizeof runs[*n].name, "ps-staleness=%d", stale);
+        } else if (strcmp(tok, "ps-async") == 0) {
+            snprintf(runs[*n].name, sizeof runs[*n].name, "ps-async");
+        } else if (strncmp(tok, "ps-", 3) == 0) {
+            return usage_error("bench strategies", "--strategies %s: expected ps, ps-staleness=N "
+                               "(N in [0, 64]) or ps-async", tok);
+        } else {
+            if (pc_sync_parse(tok, &sync) != PC_OK) return cli_fail(PC_ERR_USAGE);
+            pc_sync_format(&sync, runs[*n].name, sizeof runs[*n].name);
+        }
         (*n)++;
     }
     return 0;
@@ -285,8 +313,8 @@ static int parse_strategies(char *list, strategy_run *runs, int *n) {
 /* Flags the benchmark sets itself for every run. */
 static int reserved(const char *arg) {
     static const char *const names[] = {"--sync", "--replicas", "--workers", "--out",
-                                        "--resume", "--overwrite"};
-    for (int i = 0; i < 6; i++) {
+                                        "--resume", "--overwrite", "--staleness", "--async"};
+    for (int i = 0; i < 8; i++) {
         size_t len = strlen(names[i]);
         if (strncmp(arg, names[i], len) == 0 && (arg[len] == 0 || arg[len] == '=')) return 1;
     }
@@ -297,20 +325,22 @@ int cmd_bench_strategies(int argc, char **argv) {
     static strategy_run runs[MAX_ROWS];
     char *pass[MAX_ARGS], list[256] = "allreduce,local-sgd=16";
     const char *out = "bench-strategies";
-    long ranks = 2, workers = 1, replicas = 0, recalibrate = 2048;
+    long ranks = 2, workers = 1, replicas = 0, recalibrate = 2048, servers = 1;
     int n_pass = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (strcmp(a, "--help") == 0) { fputs(strategies_help, stdout); return 0; }
         if (!strcmp(a, "--ranks") || !strcmp(a, "--workers") || !strcmp(a, "--replicas") ||
-            !strcmp(a, "--strategies") || !strcmp(a, "--out") || !strcmp(a, "--bn-recalibrate")) {
+            !strcmp(a, "--strategies") || !strcmp(a, "--out") || !strcmp(a, "--bn-recalibrate") ||
+            !strcmp(a, "--servers")) {
             if (!v) return usage_error("bench strategies", "%s: needs a value", a);
             if (!strcmp(a, "--ranks")) bad = parse_long("bench strategies", a, v, 1, 64, &ranks);
             else if (!strcmp(a, "--workers")) bad = parse_long("bench strategies", a, v, 1, 256, &workers);
             else if (!strcmp(a, "--replicas")) bad = parse_long("bench strategies", a, v, 1, 4096, &replicas);
             else if (!strcmp(a, "--bn-recalibrate"))
                 bad = parse_long("bench strategies", a, v, 0, 2147483647, &recalibrate);
+            else if (!strcmp(a, "--servers")) bad = parse_long("bench strategies", a, v, 1, 64, &servers);
             else if (!strcmp(a, "--out")) out = v;
             else snprintf(list, sizeof list, "%s", v);
             if (bad) return 2;
@@ -331,6 +361,7 @@ int cmd_bench_strategies(int argc, char **argv) {
         runs[i].workers = (int)workers;
         runs[i].replicas = has_replicas(runs[i].name) ? (int)(replicas ? replicas : ranks * workers)
                                                       : (int)(ranks * workers);
+        runs[i].servers = strncmp(runs[i].name, "ps", 2) == 0 ? (int)servers : 0;
     }
     /* the runs, in order; a fusion run's fused models take the rows after it */
     static strategy_run planned[MAX_STRATEGIES + 1];

@@ -126,19 +126,17 @@ static void announce(pc_comm *c) {
         tell_rank0(c);
 }
 
-static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
-    /* Other ranks give rank 0 a head start, so the report names the missing ranks. */
-    double limit = c->timeout > 0 ? c->timeout + (c->rank ? 5.0 : 0.0) : 0;
+/* Test req until it completes (1), MPI fails (-1) or `limit` seconds pass (0; 0 s: no
+ * limit), polling arrivals on rank 0 and sending heartbeats from the others meanwhile. */
+static int poll_request(pc_comm *c, MPI_Request *req, double limit, MPI_Status *status) {
     double start = pc_now(), deadline = start + limit, heartbeat = start;
     for (;;) {
         int flag = 0;
-        if (MPI_Test(req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s failed", c->rank,
-                           (long long)c->step, what);
-        if (flag) return PC_OK;
+        if (MPI_Test(req, &flag, status) != MPI_SUCCESS) return -1;
+        if (flag) return 1;
         poll_arrivals(c);
         double now = pc_now();
-        if (limit > 0 && now > deadline) break;
+        if (limit > 0 && now > deadline) return 0;
         if (c->rank != 0 && now - heartbeat > HEARTBEAT) { /* still alive, still waiting */
             tell_rank0(c);
             heartbeat = now;
@@ -152,6 +150,16 @@ static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
             nanosleep(&ts, NULL);
         }
     }
+}
+
+static pc_status wait_for(pc_comm *c, MPI_Request *req, const char *what) {
+    /* Other ranks give rank 0 a head start, so the report names the missing ranks. */
+    double limit = c->timeout > 0 ? c->timeout + (c->rank ? 5.0 : 0.0) : 0;
+    int done = poll_request(c, req, limit, MPI_STATUS_IGNORE);
+    if (done < 0)
+        return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s failed", c->rank,
+                       (long long)c->step, what);
+    if (done) return PC_OK;
     if (c->rank != 0)
         return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s for the "
                        "other ranks", c->rank, (long long)c->step, what, c->timeout);
@@ -381,6 +389,83 @@ pc_status pc_comm_barrier(pc_comm *c) {
 #endif
     (void)c;
     return PC_OK;
+}
+
+#ifdef PARCNN_HAVE_MPI
+_Static_assert(sizeof(MPI_Request) <= sizeof(uint64_t), "pc_request holds an MPI_Request");
+
+/* A point-to-point transfer with `peer` (MPI_ANY_SOURCE: anyone): wait for it, naming the
+ * peer on a time-out. */
+static pc_status wait_peer(pc_comm *c, MPI_Request *req, const char *what, int peer, int *source) {
+    MPI_Status status;
+    int done = poll_request(c, req, c->timeout, &status);
+    if (done > 0 && source) *source = status.MPI_SOURCE;
+    if (done > 0) return PC_OK;
+    if (done < 0)
+        return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s failed", c->rank,
+                       (long long)c->step, what);
+    if (peer == MPI_ANY_SOURCE)
+        return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s: no rank "
+                       "sent anything", c->rank, (long long)c->step, what, c->timeout);
+    return pc_fail(PC_ERR_INTERNAL, "[rank %d] step %lld: %s waited more than %g s for rank %d",
+                   c->rank, (long long)c->step, what, c->timeout, peer);
+}
+#endif
+
+pc_status pc_comm_send_tagged(pc_comm *c, const void *buf, int64_t bytes, int dest, int tag,
+                              pc_request *req) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        if (bytes > INT32_MAX) return pc_fail(PC_ERR_USAGE, "a message of %lld bytes is too large", (long long)bytes);
+        add_traffic(c, bytes, 1);
+        MPI_Request r;
+        MPI_Isend(buf, (int)bytes, MPI_BYTE, dest, tag, MPI_COMM_WORLD, &r);
+        memcpy(&req->handle, &r, sizeof r);
+        req->active = 1;
+        req->peer = dest;
+        return PC_OK;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    (void)dest;
+    (void)tag;
+    req->active = 0;
+    return pc_fail(PC_ERR_USAGE, "rank %d: no other rank to send to", c->rank);
+}
+
+pc_status pc_comm_wait_send(pc_comm *c, pc_request *req, const char *what) {
+#ifdef PARCNN_HAVE_MPI
+    if (req->active) {
+        MPI_Request r;
+        memcpy(&r, &req->handle, sizeof r);
+        req->active = 0;
+        return wait_peer(c, &r, what, req->peer, NULL);
+    }
+#endif
+    (void)c;
+    (void)what;
+    return PC_OK;
+}
+
+pc_status pc_comm_recv_tagged(pc_comm *c, void *buf, int64_t bytes, int source, int tag,
+                             const char *what, int *from) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) {
+        if (bytes > INT32_MAX) return pc_fail(PC_ERR_USAGE, "a message of %lld bytes is too large", (long long)bytes);
+        MPI_Request r;
+        int peer = source < 0 ? MPI_ANY_SOURCE : source;
+        MPI_Irecv(buf, (int)bytes, MPI_BYTE, peer, tag, MPI_COMM_WORLD, &r);
+        return wait_peer(c, &r, what, peer, from);
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    (void)source;
+    (void)tag;
+    (void)what;
+    (void)from;
+    return pc_fail(PC_ERR_USAGE, "rank %d: no other rank to receive from", c->rank);
 }
 
 void pc_comm_abort(pc_comm *c, int code) {

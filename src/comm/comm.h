@@ -60,6 +60,20 @@ void pc_comm_progress(pc_comm *c);
 pc_status pc_comm_wait_exchange(pc_comm *c);
 pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root);
 pc_status pc_comm_barrier(pc_comm *c);
+/* Point to point (the parameter server): a send in flight, completed by
+ * pc_comm_wait_send; the buffer must stay untouched until then (tags apart from the
+ * overlapped exchange's). */
+typedef struct {
+    uint64_t handle;  /* the MPI_Request */
+    int active, peer;
+} pc_request;
+pc_status pc_comm_send_tagged(pc_comm *c, const void *buf, int64_t bytes, int dest, int tag,
+                              pc_request *req);
+pc_status pc_comm_wait_send(pc_comm *c, pc_request *req, const char *what);
+/* Receive `bytes` bytes tagged `tag` from rank `source` (-1: any rank; the sender into
+ * *from when non-NULL), waiting at most the time-out; the error names the rank waited for. */
+pc_status pc_comm_recv_tagged(pc_comm *c, void *buf, int64_t bytes, int source, int tag,
+                             const char *what, int *from);
 /* Stop every rank with `code` (MPI_Abort); returns only for a single rank. */
 void pc_comm_abort(pc_comm *c, int code);
 

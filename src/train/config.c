@@ -245,10 +245,20 @@ const pc_flag pc_train_flags[] = {
              "or fusion: R models each trained on its own 1/R of the training set for the whole "
              "run, then fused by weight averaging (the saved model) and by ensembling, each "
              "rated (DIR/fusion.json, DIR/replica-K.safetensors); identical bytes for any ranks "
-             "x workers dividing R (docs/strategies.md)"},
+             "x workers dividing R; or ps (MPI): a parameter server, see --servers, --staleness "
+             "and --async (docs/strategies.md)"},
     {"replicas", PC_FLAG_INT, AT(replicas), "R", 1, 4096, .def_text = "none: required by local-sgd and fusion",
      .help = "local-sgd and fusion: the number of replicas, a multiple of ranks x --workers dividing the "
              "shard count (the results depend on R, never on ranks or workers)"},
+    {"servers", PC_FLAG_INT, AT(servers), "S", 1, 4096, "-1", .def_text = "1 with --sync ps",
+     .help = "ps: the last S ranks hold the parameters in chunks and apply the optimizer; "
+             "the others compute gradients (fewer than the ranks)"},
+    {"staleness", PC_FLAG_INT, AT(staleness), "N", 0, 64, "-1", .def_text = "0 with --sync ps",
+     .help = "ps: step t computes its gradient on the weights of update t - N (within an "
+             "epoch): a fixed schedule, the same bytes every run; 0 gives allreduce's bytes"},
+    {"async", PC_FLAG_SWITCH, AT(ps_async), .lo = 1,
+     .help = "ps: each server applies every push as it arrives and replies with its current "
+             "weights: asynchronous, NOT reproducible"},
     {"average-opt-state", PC_FLAG_SWITCH, AT(average_opt_state), .lo = 1,
      .help = "local-sgd: average the optimizer state too (with Adam 3x the bytes of an average)"},
     {"timeout", PC_FLAG_DOUBLE, AT(timeout), "SECONDS", 0, 1e7, "300",

@@ -118,15 +118,16 @@ static pc_status overlap_setup(pc_reducer *r) {
     return pc_comm_reserve(r->comm, requests);
 }
 
-pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
-                            pc_reducer **out) {
+/* The workers' nodes and this rank's cover, for rank `rank` of `ranks`. */
+static pc_status create_local(int shards, int workers, int64_t n, int ranks, int rank,
+                              pc_comm *comm, pc_reducer **out) {
     *out = NULL;
     pc_reducer *r = calloc(1, sizeof *r);
     if (!r) return pc_fail_nomem();
     r->shards = shards;
     r->workers = workers;
-    r->ranks = pc_comm_size(comm);
-    r->rank = pc_comm_rank(comm);
+    r->ranks = ranks;
+    r->rank = rank;
     r->n = n;
     r->comm = comm;
     *out = r;
@@ -155,6 +156,24 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     if (set_cover(&r->rank_cover, shards, first, last)) return pc_fail_nomem();
     for (int k = 0; k < r->rank_cover.n; k++)
         r->rank_cover.buf[k] = result_buffer(&r->local, r->rank_cover.node[k]);
+    return PC_OK;
+}
+
+pc_status pc_reducer_create_group(int shards, int workers, int64_t n, int ranks, int rank,
+                                  pc_reducer **out) {
+    return create_local(shards, workers, n, ranks, rank, NULL, out);
+}
+
+int pc_reducer_rank_cover(const pc_reducer *r, const pc_tree_node **nodes, float *const **sums) {
+    *nodes = r->rank_cover.node;
+    *sums = r->rank_cover.buf;
+    return r->rank_cover.n;
+}
+
+pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
+                            pc_reducer **out) {
+    PC_TRY(create_local(shards, workers, n, pc_comm_size(comm), pc_comm_rank(comm), comm, out));
+    pc_reducer *r = *out;
     if (r->ranks == 1) return PC_OK;
 
     /* Reduce-scatter layout: rank d receives chunk d of every rank's cover nodes. */

@@ -24,6 +24,7 @@
 
 #include "core/common.h"
 #include "comm/comm.h"
+#include "train/tree.h"
 
 typedef struct pc_reducer pc_reducer;
 
@@ -33,6 +34,14 @@ typedef void (*pc_leaf_fn)(void *ctx, int worker, int shard, float *out);
 pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
                             pc_reducer **out);
 void pc_reducer_destroy(pc_reducer *r);
+/* Only the local part, for rank `rank` of a group of `ranks` that exchanges its sums
+ * some other way (the parameter server): compute and combine_local; the sums of the
+ * nodes covering this rank's shards are then in pc_reducer_rank_cover. */
+pc_status pc_reducer_create_group(int shards, int workers, int64_t n, int ranks, int rank,
+                                  pc_reducer **out);
+/* The nodes covering this rank's shards (in shard order) and their sums (n floats each,
+ * complete after combine_local); returns their number. */
+int pc_reducer_rank_cover(const pc_reducer *r, const pc_tree_node **nodes, float *const **sums);
 
 /* This rank's shard range [*first, *last). */
 void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last);

@@ -27,16 +27,17 @@ pc_status pc_sync_parse(const char *arg, pc_sync *out) {
         return pc_fail(PC_ERR_USAGE, "--sync %s: the period K of local-sgd=K must be an integer "
                        "in [1, 1000000] (steps between averages)", arg);
     }
-    if (strcmp(arg, "fusion") == 0) {
-        *out = (pc_sync){PC_SYNC_FUSION, 0};
+    if (strcmp(arg, "fusion") == 0 || strcmp(arg, "ps") == 0) {
+        *out = (pc_sync){arg[0] == 'f' ? PC_SYNC_FUSION : PC_SYNC_PS, 0};
         return PC_OK;
     }
-    return pc_fail(PC_ERR_USAGE, "--sync %s: expected allreduce, local-sgd=K or fusion", arg);
+    return pc_fail(PC_ERR_USAGE, "--sync %s: expected allreduce, local-sgd=K, fusion or ps", arg);
 }
 
 void pc_sync_format(const pc_sync *s, char *buf, size_t n) {
     if (s->kind == PC_SYNC_LOCAL_SGD) snprintf(buf, n, "local-sgd=%d", s->every);
     else if (s->kind == PC_SYNC_FUSION) snprintf(buf, n, "fusion");
+    else if (s->kind == PC_SYNC_PS) snprintf(buf, n, "ps");
     else snprintf(buf, n, "allreduce");
 }
 

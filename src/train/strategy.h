@@ -32,16 +32,16 @@
 #include "train/metrics.h"
 #include "train/reduce.h"
 
-typedef enum { PC_SYNC_ALLREDUCE = 0, PC_SYNC_LOCAL_SGD, PC_SYNC_FUSION } pc_sync_kind;
+typedef enum { PC_SYNC_ALLREDUCE = 0, PC_SYNC_LOCAL_SGD, PC_SYNC_FUSION, PC_SYNC_PS } pc_sync_kind;
 
 typedef struct {
     pc_sync_kind kind;
     int every;              /* local-sgd: steps between averages (K) */
 } pc_sync;
 
-/* "allreduce", "local-sgd=K" (K >= 1) or "fusion"; the error names --sync. */
+/* "allreduce", "local-sgd=K" (K >= 1), "fusion" or "ps"; the error names --sync. */
 pc_status pc_sync_parse(const char *arg, pc_sync *out);
-/* "allreduce", "local-sgd=K" or "fusion" into buf. */
+/* "allreduce", "local-sgd=K", "fusion" or "ps" into buf. */
 void pc_sync_format(const pc_sync *s, char *buf, size_t n);
 
 typedef struct pc_local_sgd pc_local_sgd;

@@ -227,6 +227,7 @@ static void start_epoch(trainer *t, epoch_run *ep, int64_t spe, int64_t stop) {
 /* One step of the epoch, its losses summed into ep. */
 static pc_status run_step(trainer *t, epoch_run *ep, int64_t spe) {
     const pc_train_config *c = t->cfg;
+    if (t->ps) PC_TRY(trainer_ps_serve(t)); /* the previous step's update */
     freeze_layers(t, spe);
     t->lr = pc_sched_lr(&t->sched, t->step);
     t->batch_first = (t->step % spe) * c->batch;
@@ -289,11 +290,16 @@ static void format_metrics_line(trainer *t, const epoch_run *ep, const pc_metric
  * its metrics line, and stop if a signal asked for it. */
 static pc_status end_epoch(trainer *t, const epoch_run *ep, int64_t spe, pc_metrics *vm,
                            pc_train_result *result) {
+    if (t->ps) { /* the epoch's last update, every version to the worker ranks */
+        PC_TRY(trainer_ps_serve(t));
+        PC_TRY(pc_ps_drain(t->ps, t->step));
+    }
     double train_seconds = pc_now() - ep->t0;
     pc_traffic traffic;
     PC_TRY(pc_traffic_end(t->comm, &t->traffic_mark, &traffic));
     if (t->cfg->progress && t->rank == 0) fprintf(stderr, "\r%120s\r", "");
     if (t->fusion_part) PC_TRY(pc_local_sgd_average(t->lsgd)); /* the replicas go on apart */
+    if (t->ps) PC_TRY(pc_ps_share_chunks(t->ps, t->m->params, 1)); /* for the evaluation */
     PC_TRY(evaluate_epoch(t, vm));
     double epoch_seconds = pc_now() - ep->t0;
     double ips = (double)ep->seen / train_seconds;
@@ -403,6 +409,7 @@ static void free_trainer(trainer *t) {
     pc_engine_destroy(t->e);
     pc_local_sgd_destroy(t->lsgd); /* after the engine: its replicas read the views */
     free(t->fusion_part);
+    pc_ps_destroy(t->ps);
     pc_fusion_result_free(&t->fusion);
     pc_free(t->loss_rec);
     pc_model_free(t->m);

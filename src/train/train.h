@@ -74,6 +74,9 @@ typedef struct {
     pc_sync sync;              /* allreduce (every step) or local-sgd=K (train/strategy.h) */
     int replicas;              /* local-sgd: replicas (0: workers x ranks) */
     int average_opt_state;     /* local-sgd: average the optimizer state too */
+    int servers;               /* ps: parameter-server ranks (-1: not given, 1) */
+    int staleness;             /* ps: steps the weights may lag (-1: not given, 0) */
+    int ps_async;              /* ps: apply each push as it arrives (not reproducible) */
     const char *tensorboard;   /* TensorBoard event files into this folder (NULL: none) */
     int tensorboard_every;     /* ... with the batch loss and lr every this many steps (0: per epoch only) */
     pc_transfer_config transfer; /* --init, --cut, --head, --freeze, --bn-recalibrate ... */

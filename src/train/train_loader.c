@@ -49,7 +49,7 @@ pc_status trainer_prepare_input(trainer *t, int64_t epoch_end) {
 
 pc_status trainer_loader_setup(trainer *t) {
     const pc_train_config *c = t->cfg;
-    if (c->loader_threads <= 0) return PC_OK;
+    if (c->loader_threads <= 0 || (t->ps && pc_ps_is_server(t->ps))) return PC_OK;
     int first, last;
     pc_reducer_rank_shards(t->red, &first, &last);
     int64_t n = (int64_t)(last - first) * c->shard_size;

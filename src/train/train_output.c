@@ -51,13 +51,19 @@ void trainer_print_startup(const trainer *t) {
     if (t->ranks > 1)
         trainer_say(t, "parcnn: %d MPI ranks x %d worker(s) x %d thread(s); global batch %d = %d "
             "shard(s) of %d, %d per rank (%s)\n", t->ranks, c->workers, c->threads, c->batch,
-            t->shards, c->shard_size, t->shards / t->ranks,
+            t->shards, c->shard_size, t->shards / trainer_gradient_ranks(c, t->ranks),
             c->reduce_fast ? "--reduce fast: MPI allreduce, NOT bit-reproducible across rank counts"
                            : "results do not depend on ranks or workers");
     else
         trainer_say(t, "parcnn: %d worker(s) x %d thread(s); global batch %d = %d shard(s) of %d "
             "(the batch is global; results do not depend on the worker count)\n",
             c->workers, c->threads, c->batch, t->shards, c->shard_size);
+    if (t->ps)
+        trainer_say(t, "parcnn: --sync ps: ranks 0-%d compute gradients, %d server rank(s) from %d "
+            "hold the parameters and apply the optimizer; %s\n", t->ranks - PC_MAX(c->servers, 1) - 1,
+            PC_MAX(c->servers, 1), t->ranks - PC_MAX(c->servers, 1),
+            c->ps_async ? "asynchronous (NOT reproducible)" : c->staleness > 0 ?
+            "weights up to --staleness steps old (a fixed schedule)" : "synchronous (allreduce's bytes)");
     if (t->fusion_part)
         trainer_say(t, "parcnn: --sync fusion: %d replicas, each training on its own %lld of the %lld "
             "training images (%d shard(s) of every step), fused at the end\n", replica_count(t),
@@ -157,6 +163,11 @@ pc_status trainer_save_outputs(trainer *t, const char *metrics_line) {
     if (!t->cfg->out_dir) return PC_OK;
     if (t->lsgd) /* every replica's state: each rank holds its replicas' */
         PC_TRY(pc_local_sgd_gather_state(t->lsgd, t->opt_state));
+    else if (t->ps) { /* the servers hold the current chunks */
+        PC_TRY(pc_ps_drain(t->ps, t->step));
+        PC_TRY(pc_ps_share_chunks(t->ps, t->m->params, 1));
+        PC_TRY(pc_ps_share_chunks(t->ps, t->opt_state, pc_opt_state_per_param(&t->cfg->opt)));
+    }
     else if (!t->fast_acc) /* deterministic MPI: each rank holds its chunk of the state */
         PC_TRY(pc_reducer_allgather_chunks(t->red, t->opt_state,
                                            pc_opt_state_per_param(&t->cfg->opt)));

@@ -34,10 +34,47 @@ static pc_status check_fusion(const pc_train_config *c) {
     return PC_OK;
 }
 
+int trainer_gradient_ranks(const pc_train_config *c, int ranks) {
+    int servers = c->servers > 0 ? c->servers : 1;
+    return c->sync.kind == PC_SYNC_PS && servers < ranks ? ranks - servers : ranks;
+}
+
+/* --sync ps, --servers, --staleness, --async. */
+static pc_status check_ps(const pc_train_config *c, int ranks) {
+    char sync[32];
+    pc_sync_format(&c->sync, sync, sizeof sync);
+    if (c->sync.kind != PC_SYNC_PS) {
+        if (c->servers > 0 || c->staleness >= 0 || c->ps_async)
+            return pc_fail(PC_ERR_USAGE, "--%s with --sync %s: only the parameter server "
+                           "(--sync ps) has it", c->ps_async ? "async" : c->staleness >= 0 ?
+                           "staleness" : "servers", sync);
+        return PC_OK;
+    }
+    if (c->ps_async && c->staleness >= 0)
+        return pc_fail(PC_ERR_USAGE, "--staleness with --async: the asynchronous server follows "
+                       "no schedule");
+    if (c->reduce_fast) return pc_fail(PC_ERR_USAGE, "--reduce fast with --sync ps: the servers reduce");
+    if (c->ema > 0 || c->lookahead > 0)
+        return pc_fail(PC_ERR_USAGE, "--%s with --sync ps: not supported", c->ema > 0 ? "ema" : "lookahead");
+    if (c->staleness > 0 && c->checkpoint_every > 0)
+        return pc_fail(PC_ERR_USAGE, "--checkpoint-every with --staleness %d: a checkpoint inside "
+                       "an epoch would end the pipeline there (checkpoints come at every epoch's "
+                       "end)", c->staleness);
+    int servers = c->servers > 0 ? c->servers : 1;
+    if (ranks == 1)
+        return pc_fail(PC_ERR_USAGE, "--sync ps needs MPI: its servers and workers are separate "
+                       "ranks (run it under mpirun with at least %d ranks)", servers + 1);
+    if (servers >= ranks)
+        return pc_fail(PC_ERR_USAGE, "--servers %d must be fewer than the %d ranks (the others "
+                       "compute the gradients)", servers, ranks);
+    return PC_OK;
+}
+
 /* --sync, --replicas, --average-opt-state. */
 static pc_status check_strategy(const pc_train_config *c, int shards, int ranks) {
     PC_TRY(check_fusion(c));
-    if (c->sync.kind == PC_SYNC_ALLREDUCE) {
+    PC_TRY(check_ps(c, ranks));
+    if (c->sync.kind == PC_SYNC_ALLREDUCE || c->sync.kind == PC_SYNC_PS) {
         if (c->replicas > 0)
             return pc_fail(PC_ERR_USAGE, "--replicas %d: only --sync local-sgd=K and fusion train "
                            "replicas", c->replicas);
@@ -83,7 +120,8 @@ static pc_status check_config(const pc_train_config *c) {
     if (c->shard_size < 1 || c->batch % c->shard_size)
         return pc_fail(PC_ERR_USAGE, "--batch %d is not a multiple of --shard-size %d", c->batch,
                        c->shard_size);
-    int shards = c->batch / c->shard_size, ranks = pc_comm_size(pc_comm_world());
+    int shards = c->batch / c->shard_size, all_ranks = pc_comm_size(pc_comm_world());
+    int ranks = trainer_gradient_ranks(c, all_ranks);
     if (c->workers < 1 || shards % (c->workers * ranks)) {
         if (ranks == 1)
             return pc_fail(PC_ERR_USAGE, "--workers %d must divide the %d shards (--batch %d / "
@@ -111,7 +149,7 @@ static pc_status check_config(const pc_train_config *c) {
         return pc_fail(PC_ERR_USAGE, "--ema and --lookahead both average the weights: choose one");
     PC_TRY(check_monitoring(c));
     PC_TRY(pc_transfer_check(&c->transfer));
-    return check_strategy(c, shards, ranks);
+    return check_strategy(c, shards, all_ranks);
 }
 
 /* A batch larger than the training set is refused (a silently smaller batch would change
@@ -257,6 +295,8 @@ static void make_fingerprint(trainer *t) {
                         replica_count(t), c->average_opt_state);
     if (c->sync.kind == PC_SYNC_FUSION)
         fingerprint_add(t, " sync=fusion replicas=%d", replica_count(t));
+    if (c->sync.kind == PC_SYNC_PS && (c->staleness > 0 || c->ps_async)) /* 0: allreduce's bytes */
+        fingerprint_add(t, " sync=ps staleness=%d async=%d", PC_MAX(c->staleness, 0), c->ps_async);
     const pc_transfer_config *x = &c->transfer;
     if (x->init)
         fingerprint_add(t, " init=%s cut=%s freeze=%d:%s unfreeze=%g/%g recalibrate=%d views=%d",
@@ -460,6 +500,13 @@ static pc_status create_model(trainer *t) {
 static pc_status strategy_setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     if (c->sync.kind == PC_SYNC_ALLREDUCE) return PC_OK;
+    if (c->sync.kind == PC_SYNC_PS) {
+        pc_ps_config pc = {.comm = t->comm, .params = t->m->params, .n = t->m->n_params,
+                           .red = t->red, .shards = t->shards, .servers = PC_MAX(c->servers, 1),
+                           .staleness = PC_MAX(c->staleness, 0), .async = c->ps_async,
+                           .rec_size = t->rec_size};
+        return pc_ps_create(&pc, &t->ps);
+    }
     if (c->sync.kind == PC_SYNC_FUSION) {
         if (!(t->fusion_part = malloc(sizeof(int64_t) * (2 * t->train.n + 1))))
             return pc_fail_nomem();
@@ -559,9 +606,17 @@ pc_status trainer_setup(trainer *t) {
     if (t->pre.model) PC_TRY(transfer_setup(t));
     if (t->pre.model && pc_transfer_uses_features(&c->transfer, &t->tr)) PC_TRY(use_features(t));
     t->shards = c->batch / c->shard_size;
-    PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
+    if (c->sync.kind == PC_SYNC_PS) { /* the worker ranks' shards; servers as rank 0's */
+        int G = trainer_gradient_ranks(c, t->ranks);
+        PC_TRY(pc_reducer_create_group(t->shards, t->e->workers, t->m->n_params, G,
+                                       t->rank < G ? t->rank : 0, &t->red));
+    } else {
+        PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
+    }
     if (c->reduce_fast && t->ranks > 1) PC_TRY(trainer_fast_setup(t));
     if (pc_reducer_overlaps(t->red)) PC_TRY(pc_comm_reserve(t->comm, 2 * (t->ranks - 1)));
+    t->bn_size = pc_exec_bn_stats_size(t->m);
+    t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
     PC_TRY(strategy_setup(t));
     t->sched = c->sched;
     t->sched.base_lr *= pc_lr_scale_factor(c->lr_scale, c->batch, c->lr_ref_batch);
@@ -576,8 +631,6 @@ pc_status trainer_setup(trainer *t) {
                              : (int64_t)pc_opt_state_per_param(&c->opt) * t->m->n_params;
     t->opt_state = pc_alloc(sizeof(float) * (t->opt_state_n ? t->opt_state_n : 1));
     t->perm = malloc(sizeof(int64_t) * t->train.n);
-    t->bn_size = pc_exec_bn_stats_size(t->m);
-    t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
     t->shard_rec = pc_alloc(t->rec_size * t->shards);
     t->rec_send = pc_alloc(t->rec_size * t->shards);
     t->worker_data = calloc(t->e->workers, sizeof(double));
@@ -590,5 +643,6 @@ pc_status trainer_setup(trainer *t) {
     PC_TRY(trainer_share_status(t, t->rank == 0 && c->tensorboard ? pc_tb_open(c->tensorboard, &t->tb) : PC_OK));
     PC_TRY(broadcast_state(t));
     if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
+    if (t->ps) pc_ps_start(t->ps, t->step);
     return PC_OK;
 }

@@ -217,11 +217,45 @@ static pc_status local_sgd_step(trainer *t) {
     return PC_OK;
 }
 
+/* --sync ps: a worker rank pulls, computes its shards, pushes their sums and shares their
+ * records; a server takes the records and queues the update (trainer_ps_serve). */
+static pc_status ps_step(trainer *t) {
+    double t0 = pc_now();
+    if (pc_ps_is_server(t->ps)) { /* the update comes at the next step's start */
+        pc_ps_update u = {.opt = &t->cfg->opt, .groups = &t->groups, .lr = t->lr,
+                          .step = t->step, .opt_state = t->opt_state};
+        PC_TRY(pc_ps_share_records(t->ps, t->shard_rec));
+        pc_ps_queue(t->ps, &u);
+        t->time_comm += pc_now() - t0;
+        return PC_OK;
+    }
+    PC_TRY(pc_ps_pull(t->ps, t->step));
+    double t1 = pc_now();
+    PC_TRY(trainer_compute_shards(t, compute_job));
+    double t2 = pc_now();
+    pc_pool_run(t->e->pool, combine_local_job, t);
+    double t3 = pc_now();
+    PC_TRY(pc_ps_push(t->ps, t->step));
+    PC_TRY(pc_ps_share_records(t->ps, t->shard_rec));
+    t->time_compute += t2 - t1;
+    t->time_reduce += t3 - t2;
+    t->time_comm += (t1 - t0) + (pc_now() - t3);
+    return PC_OK;
+}
+
+pc_status trainer_ps_serve(trainer *t) {
+    double t0 = pc_now();
+    pc_status st = pc_ps_flush(t->ps);
+    t->time_optimizer += pc_now() - t0;
+    return st;
+}
+
 /* One optimizer step on the global batch at t->batch_first. */
 pc_status trainer_step(trainer *t) {
     pc_pool *pool = t->e->pool;
     pc_comm_set_step(t->comm, t->step);
     if (t->lsgd) return local_sgd_step(t);
+    if (t->ps) return ps_step(t);
     if (t->fast_acc) return trainer_fast_step(t);
     double t0 = pc_now();
     int overlap = pc_reducer_overlaps(t->red);

@@ -18,6 +18,7 @@
 #include "train/engine.h"
 #include "train/metrics.h"
 #include "train/modelio.h"
+#include "train/ps.h"
 #include "train/reduce.h"
 #include "train/sampler.h"
 #include "train/tensorboard.h"
@@ -107,6 +108,7 @@ typedef struct {
     int64_t *fusion_part; /* --sync fusion: the replicas' parts of the training set (n), then
                              scratch for the epoch's order (n) */
     pc_fusion_result fusion; /* --sync fusion: every model's test results, at the end */
+    pc_ps *ps;            /* --sync ps: this rank's part of the parameter server */
     char *loss_rec;       /* local SGD under MPI: loss and correct count per shard */
     pc_traffic traffic_mark; /* bytes and messages between ranks at the epoch's start */
     pc_tb_writer *tb;      /* --tensorboard, on rank 0 */
@@ -183,5 +185,12 @@ pc_status trainer_tb_log(trainer *t, const char *const *tags, const double *valu
 /* train_ensemble.c */
 pc_status trainer_train_ensemble(const pc_train_config *c, pc_train_result *result);
 pc_status trainer_evaluate_ensemble(trainer *t, pc_metrics *vm);
+
+/* The ranks that compute gradients: all but --sync ps's servers (train_setup.c). */
+int trainer_gradient_ranks(const pc_train_config *c, int ranks);
+
+/* --sync ps, a server: the update of the step queued last, before the next step changes
+ * the learning rate or the parameter roles: mostly waiting for the pushes (train_step.c). */
+pc_status trainer_ps_serve(trainer *t);
 
 #endif
