@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Synchronization strategies (docs/strategies.md): --sync local-sgd=K gives the same
-# bytes however its replicas are spread over workers and MPI ranks, resumes exactly on
-# another layout, really differs from allreduce, communicates less, counts its traffic in
-# metrics.jsonl; bad combinations are usage errors.
+# Synchronization strategies (docs/strategies.md): --sync local-sgd=K and fusion give the
+# same bytes however their replicas are spread over workers and MPI ranks, resume exactly
+# on another layout, really differ from allreduce, communicate less, count their traffic
+# in metrics.jsonl; fusion rates and saves every replica, the ensemble and the average;
+# --sync ps gives allreduce's bytes (staleness 0), the same bytes every run (staleness N),
+# converges (async) and stops every rank when a worker rank is killed; bench strategies
+# prints the table; bad combinations are usage errors.
 # usage: cli_strategies.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
