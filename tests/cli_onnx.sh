@@ -10,7 +10,7 @@
 #   parcnn's re-export of resnet18 runs on onnxruntime;
 # - an imported resnet18 trains: one SGD step's gradients within 1e-3 of PyTorch's (and a
 #   resnet-like model's on every kernel set and convolution algorithm), the same bytes on 1
-#   and 2 workers;
+#   and 2 workers (and for an imported mobilenet_v2);
 # - bad ONNX and .npy files: one clear line, exit 1 or 2.
 # onnxruntime-node is installed once into the build tree (npm; ONNXRUNTIME_NODE_INSTALL=skip,
 # the package bundles libonnxruntime.so).
@@ -109,6 +109,15 @@ for w in 1 2; do
     "$parcnn" train "${sgd[@]}" --shard-size 16 --workers $w --out "$tmp/sgd/w$w" > /dev/null
 done
 check "imported model trains to the same bytes on 1 and 2 workers" cmp "$tmp/sgd/w1/model.safetensors" "$tmp/sgd/w2/model.safetensors"
+# mobilenet_v2 (ReLU6 fused into batch norm, and into direct convolutions forward) likewise
+mkdir -p "$tmp/mv2sgd/data"
+"$py" "$src/tests/onnx/torch_sgd.py" prepare mobilenet_v2 "$tmp/mv2sgd" 32 &&
+"$parcnn" import "$tmp/mv2sgd/model.onnx" --out "$tmp/mv2sgd/imported" > /dev/null || bad "mobilenet_v2 at 32x32: export or import"
+for w in 1 2; do
+    "$parcnn" train "${sgd[@]}" --model "$tmp/mv2sgd/imported/model.safetensors" --shard-size 16 \
+        --workers $w --out "$tmp/mv2sgd/w$w" > /dev/null
+done
+check "imported mobilenet_v2 trains to the same bytes on 1 and 2 workers" cmp "$tmp/mv2sgd/w1/model.safetensors" "$tmp/mv2sgd/w2/model.safetensors"
 expect "train --model of another input size" 2 "--model .*r18-eval.onnx: takes 3x64x64 images of 10 classes, the data has 3x32x32" -- \
     "$parcnn" train "${sgd[@]}" --model "$tmp/r18-eval.onnx" --out "$tmp/sgd/bad"
 
