@@ -267,6 +267,14 @@ if command -v mpirun > /dev/null; then
     two "--lr 0.001" "--lr -5"
     [ $rc = 2 ] && grep -q "\-\-lr -5: expected a number" "$tmp/mpi.log" && awk -v e="$elapsed" 'BEGIN {exit !(e < 5)}' \
         && ok "MPI: a usage error on rank 1 only stops both ranks in ${elapsed}s" || { bad "MPI usage error on one rank (exit $rc, ${elapsed}s):"; cat "$tmp/mpi.log"; }
+    # --checkpoint-minutes under MPI: the decision travels in the per-step allgather, and the
+    # checkpoint's collectives run on both ranks at every timed step
+    timeout 120 mpirun --oversubscribe --bind-to none -np 2 "$parcnn" train "${run2[@]}" --workers 1 \
+        --checkpoint-minutes 0.000001 --out "$tmp/minutes-mpi" > "$tmp/mpi.log" 2>&1 \
+        && [ "$(grep -c "^parcnn: checkpoint at step [0-9]* (--checkpoint-minutes 1e-06)$" "$tmp/mpi.log")" = 14 ] \
+        && same_run "$tmp/minutes-mpi" \
+        && ok "MPI: --checkpoint-minutes 0.000001 on 2 ranks: 14 timed checkpoints, the uninterrupted run's bytes" \
+        || { bad "MPI --checkpoint-minutes:"; cat "$tmp/mpi.log"; }
     # SIGKILL to both ranks and mpirun at 3 random moments (seeded), resumed on 2 ranks
     # each time: the bytes and metrics of the uninterrupted run in one process
     # (bench/kill-resume.sh; its long version kills 10 times, one process and 2 ranks)
