@@ -142,9 +142,11 @@ expect "5-D input" 1 "input x is not a 4-D float tensor" -- "$parcnn" import "$t
 expect "shape computed in the graph" 1 "node shape \(Shape\): operator Shape is not supported" -- "$parcnn" import "$tmp/dynamic_reshape.onnx" --out "$tmp/o"
 expect "unsupported pool attribute" 1 "node mp \(MaxPool\): storage_order=1 is not supported" -- "$parcnn" import "$tmp/storage_order.onnx" --out "$tmp/o"
 expect "weight shorter than its shape" 1 "node conv \(Conv\): tensor w holds 10 values, its shape says 36" -- "$parcnn" import "$tmp/short_weight.onnx" --out "$tmp/o"
-# inputs fuzz_onnx found (tests/fuzz/regressions/onnx): a NULL strcmp, and a NaN converted
-# to an integer (undefined behaviour, which the ASan + UBSan build stops at)
+# inputs fuzz_onnx found (tests/fuzz/regressions/onnx): a NULL strcmp, a NaN converted to
+# an integer (undefined behaviour, which the ASan + UBSan build stops at), a segmentation
+# fault on a node without outputs inside a GELU pattern
 expect "fuzz finding: a node without op_type" 1 "no-op-type.onnx: node 4 .* has no op_type" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-op-type.onnx" --out "$tmp/o"
+expect "fuzz finding: a node without outputs" 1 "no-output.onnx: node 9 \(gelu\) has no output" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-output.onnx" --out "$tmp/o"
 expect "fuzz finding: a NaN Reshape shape" 1 "nan-shape.onnx: node rs \(Reshape\): tensor shape holds -?nan where an integer is expected" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/nan-shape.onnx" --out "$tmp/o"
 expect "weight of 2^40 values" 1 "node conv \(Conv\): weight w: expected" -- "$parcnn" import "$tmp/huge_weight.onnx" --out "$tmp/o"
 expect "import without --out" 2 "--out DIR is required" -- "$parcnn" import "$tmp/good.onnx"

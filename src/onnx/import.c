@@ -31,14 +31,18 @@ static pc_status read_all(const char *path, uint8_t **data, size_t *len) {
     return st;
 }
 
-/* The strings that ONNX requires and protobuf leaves NULL when absent: every node's op_type
- * and the graph's input and output names. */
+/* What ONNX requires and protobuf leaves NULL or empty when absent: every node's op_type and
+ * first output (every operator has one; the fused patterns follow output[0] from node to
+ * node), and the graph's input and output names. */
 static pc_status check_names(const imp_graph *g) {
     const Onnx__GraphProto *gp = g->mp->graph;
-    for (size_t i = 0; i < gp->n_node; i++)
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const char *name = gp->node[i]->name ? gp->node[i]->name : "unnamed";
         if (!gp->node[i]->op_type)
-            return pc_fail(PC_ERR_DATA, "%s: node %zu (%s) has no op_type", g->path, i,
-                           gp->node[i]->name ? gp->node[i]->name : "unnamed");
+            return pc_fail(PC_ERR_DATA, "%s: node %zu (%s) has no op_type", g->path, i, name);
+        if (!gp->node[i]->n_output)
+            return pc_fail(PC_ERR_DATA, "%s: node %zu (%s) has no output", g->path, i, name);
+    }
     for (size_t i = 0; i < gp->n_input; i++)
         if (!gp->input[i]->name)
             return pc_fail(PC_ERR_DATA, "%s: graph input %zu has no name", g->path, i);

@@ -24,7 +24,7 @@ static pc_status only_first_output(imp_graph *g, const Onnx__NodeProto *nd) {
         if (*nd->output[k] && imp_consumers(g, nd->output[k]))
             return imp_node_error(g, nd, "output %zu (%s) is used; parcnn provides only the first",
                                   k, nd->output[k]);
-    return nd->n_output ? PC_OK : imp_node_error(g, nd, "has no output");
+    return PC_OK;
 }
 
 static pc_status check_ints_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *name,
@@ -813,10 +813,10 @@ static const struct {
 pc_status imp_node(imp_graph *g, int i) {
     const Onnx__NodeProto *nd = g->mp->graph->node[i];
     if (g->done[i]) return PC_OK;
-    if (!nd->op_type || (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0))
+    if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0)
         return imp_node_error(g, nd, "operator of domain '%s' is not supported",
                               nd->domain ? nd->domain : "");
-    if (!nd->n_output || !*nd->output[0]) return imp_node_error(g, nd, "has no output");
+    if (!*nd->output[0]) return imp_node_error(g, nd, "has no output"); /* an empty name */
     for (size_t k = 0; k < sizeof handlers / sizeof handlers[0]; k++)
         if (strcmp(handlers[k].op, nd->op_type) == 0) return handlers[k].fn(g, nd);
     return imp_node_error(g, nd, "operator %s is not supported (docs/interchange.md lists the "
