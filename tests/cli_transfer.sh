@@ -102,7 +102,7 @@ grep -q "extracted 49 training images .*(rebuilt: made from other images" "$tmp/
 rm "$fx/imgs/train/c0/99.png"
 
 # -- the recipes, on the small folder (shorter runs): 1 vs 2 workers
-small=(--init "$fx/r18.onnx" --data "folder:$fx/imgs" --epochs 2 --batch 16 --shard-size 8 --bn-recalibrate 16 --no-progress)
+small=(--init "$fx/r18.onnx" --cut layer3_layer3_1_Add --data "folder:$fx/imgs" --epochs 2 --batch 16 --shard-size 8 --bn-recalibrate 16 --no-progress)
 for r in features finetune; do
     extra=(); [ $r = finetune ] && extra=(--unfreeze-at 1)
     "$parcnn" train --recipe $r "${small[@]}" "${extra[@]}" --workers 1 --out "$tmp/$r-1" > "$tmp/$r-1.log" 2>&1 || { bad "recipe $r:"; cat "$tmp/$r-1.log"; }
