@@ -158,6 +158,13 @@ kill -TERM $pid; wait $pid; rc=$?
 "$parcnn" train "${run2[@]}" --workers 2 --resume --out "$tmp/term" > "$tmp/term2.log" 2>&1 || { bad "resume after SIGTERM:"; cat "$tmp/term2.log"; }
 same_run "$tmp/term" && ok "SIGTERM at $(sed -n 's/.*at step \([0-9]*\):.*/step \1/p' "$tmp/term.log") then --resume on 2 workers: the uninterrupted run's bytes and metrics" \
     || bad "resume after SIGTERM differs from the uninterrupted run"
+# a kill between the last checkpoint's rename and the model's write: the resumed run has no
+# step left and writes the model again (the previous epoch's stayed behind)
+"$parcnn" train "${run2[@]}" --workers 1 --max-steps 8 --out "$tmp/lost" > /dev/null 2>&1 || bad "a run of one epoch's steps"
+cp "$tmp/whole/checkpoint.safetensors" "$tmp/lost/checkpoint.safetensors"
+"$parcnn" train "${run2[@]}" --workers 2 --resume --out "$tmp/lost" > "$tmp/lost.log" 2>&1 || { bad "resume at the end:"; cat "$tmp/lost.log"; }
+same_run "$tmp/lost" && ok "killed before the last model write: --resume writes the final model" \
+    || bad "a resume with no step left kept the previous epoch's model"
 kills=0
 for attempt in $(seq 12); do
     [ -e "$tmp/kill/model.safetensors" ] && grep -q '"epoch": 2' "$tmp/kill/metrics.jsonl" 2>/dev/null && break

@@ -392,6 +392,7 @@ static pc_status run(trainer *t, pc_train_result *result) {
     if (st == PC_OK && (tta || result->epochs_run == 0 || t->val.n) && !t->fusion_part)
         st = evaluate(t, tta ? &c->tta : NULL, &vm);
     if (st == PC_OK && t->fusion_part) st = fuse(t, tta, &vm);
+    else if (st == PC_OK && result->epochs_run == 0) st = trainer_rewrite_model(t);
     result->test_accuracy = pc_metrics_accuracy(&vm);
     result->test_loss = pc_metrics_loss(&vm);
     if (st == PC_OK) st = finish_run(t, &vm, result, tta);

@@ -155,6 +155,13 @@ static pc_status write_outputs(trainer *t, const char *metrics_line) {
     return pc_write_file_atomic(path, t->metrics_text, strlen(t->metrics_text));
 }
 
+/* A resumed run with no step left writes model.safetensors again from the checkpoint: a kill
+ * between the last checkpoint's rename and the model's write leaves the previous epoch's. */
+pc_status trainer_rewrite_model(trainer *t) {
+    if (!t->cfg->out_dir) return PC_OK;
+    return trainer_share_status(t, t->rank == 0 ? save_model(t, "model.safetensors") : PC_OK);
+}
+
 /* Rank 0 writes (metrics_line NULL: the checkpoint alone, in the middle of an epoch);
  * every rank learns whether it worked (the broadcast doubles as the barrier after the
  * checkpoint), so all stop together on a failed write. */

@@ -175,6 +175,7 @@ void trainer_print_progress(const trainer *t, int epoch, int64_t done, int64_t t
 void trainer_print_startup(const trainer *t);
 pc_status trainer_save_outputs(trainer *t, const char *metrics_line);
 pc_status trainer_restore_metrics(trainer *t);
+pc_status trainer_rewrite_model(trainer *t);
 pc_status trainer_report_time_split(trainer *t, double train_seconds, time_split *mine);
 pc_status trainer_report_profile(trainer *t);
 pc_status trainer_write_eval_json(trainer *t, const pc_metrics *vm, const char *dir);
