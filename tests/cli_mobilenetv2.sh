@@ -2,8 +2,9 @@
 # The pretrained MobileNetV2 of nsfwjs (scripts/get-mobilenetv2.sh), converted to ONNX:
 # - the script's own check passes: parcnn's logits within 1e-4 of TensorFlow.js' on 4 images;
 # - the layers keep their Keras names and the model its normalization and class names;
-# - --init with --cut block_13_expand_BN (+relu6: Keras' block_13_expand_relu) trains a head on
-#   cached features.
+# - --init with --cut block_13_expand_relu (Keras' name of the ReLU6 fused into
+#   block_13_expand_BN, its alias) trains a head on cached features, the bytes of
+#   --cut block_13_expand_BN.
 # The package and @tensorflow/tfjs are fetched once into the build tree (mobilenetv2/); without
 # them and without a reachable npm registry the test is skipped, saying so.
 # usage: cli_mobilenetv2.sh PARCNN SOURCE_DIR
@@ -28,11 +29,11 @@ fi
 model=$dir/mobilenetv2.onnx
 
 "$parcnn" inspect "$model" > "$tmp/inspect.txt" 2>&1
-grep -qE "^ +[0-9]+ +block_13_expand_BN +batchnorm .* \+relu6 .* 576x14x14" "$tmp/inspect.txt" &&
+grep -qE "^ +[0-9]+ +block_13_expand_BN +batchnorm .* \+relu6 .* 576x14x14 .* alias block_13_expand_relu$" "$tmp/inspect.txt" &&
 grep -qE "^ +[0-9]+ +block_1_pad +pad .* 96x113x113" "$tmp/inspect.txt" &&
 grep -qE "^ +[0-9]+ +Conv_1_bn +batchnorm .* \+relu6 .* 1280x7x7" "$tmp/inspect.txt" &&
 grep -q "^total: 2585349 parameters, 34112 batch-norm statistics" "$tmp/inspect.txt" \
-    && ok "Keras layer names, asymmetric pads and unfolded batch norms (ReLU6 fused) kept" || { bad "inspect:"; cat "$tmp/inspect.txt"; }
+    && ok "Keras layer names, asymmetric pads and unfolded batch norms (ReLU6 fused, its name the alias) kept" || { bad "inspect:"; cat "$tmp/inspect.txt"; }
 grep -q "mean 0.5,0.5,0.5 std 0.5,0.5,0.5" "$tmp/inspect.txt" && grep -q "classes (5): Drawing Hentai Neutral Porn Sexy" "$tmp/inspect.txt" \
     && ok "normalization and nsfwjs' class names from metadata_props" || { bad "metadata:"; tail -2 "$tmp/inspect.txt"; }
 
@@ -48,9 +49,13 @@ for c, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
         px = np.clip(rng.normal(colour, 40, (240, 260, 3)), 0, 255).astype(np.uint8)
         Image.fromarray(px).save(f"{sys.argv[1]}/c{c}/{i}.png")
 PY
-"$parcnn" train --init "$model" --cut block_13_expand_BN --freeze all-but-head --data "folder:$tmp/imgs" \
-    --val-split 0.25 --epochs 2 --batch 4 --shard-size 2 --no-progress --out "$tmp/run" > "$tmp/run.log" 2>&1 &&
-grep -q "features of head_pool (576 floats per image): extracted 9 training images" "$tmp/run.log" \
-    && ok "--init --cut block_13_expand_BN: a head on 576 cached features" || { bad "--cut block_13_expand_BN:"; cat "$tmp/run.log"; }
+for cut in block_13_expand_relu block_13_expand_BN; do
+    "$parcnn" train --init "$model" --cut $cut --freeze all-but-head --data "folder:$tmp/imgs" \
+        --val-split 0.25 --epochs 2 --batch 4 --shard-size 2 --no-progress --out "$tmp/$cut" > "$tmp/$cut.log" 2>&1 &&
+    grep -q "features of head_pool (576 floats per image): extracted 9 training images" "$tmp/$cut.log" \
+        && ok "--init --cut $cut: a head on 576 cached features" || { bad "--cut $cut:"; cat "$tmp/$cut.log"; }
+done
+cmp -s "$tmp/block_13_expand_relu/model.safetensors" "$tmp/block_13_expand_BN/model.safetensors" \
+    && ok "--cut block_13_expand_relu (the alias) and block_13_expand_BN: identical bytes" || bad "--cut by alias differs"
 
 finish

@@ -9,6 +9,7 @@
 # - identical bytes for 1 and 2 workers with recalibration, frozen layers, --cut,
 #   --unfreeze-at and cached features; cached features give the bytes of training through
 #   the frozen backbone; the disk cache is reused, and rebuilt when corrupt or the data change;
+# - --cut and --freeze up-to also take a fused ReLU's name (the layer's alias), same bytes;
 # - bad input: unknown --cut / --freeze names (the error lists the layers), a 1-class head,
 #   a head that does not match the data, images below half the crop, ...
 # usage: cli_transfer.sh PARCNN SOURCE_DIR
@@ -68,6 +69,10 @@ cut=(--cut layer3_layer3_1_Add --freeze up-to=layer2_layer2_1_Add --optimizer sg
 "$parcnn" train "${common[@]}" "${cut[@]}" --workers 1 --out "$tmp/c1" > "$tmp/c1.log" 2>&1 || { bad "--cut, 1 worker:"; cat "$tmp/c1.log"; }
 "$parcnn" train "${common[@]}" "${cut[@]}" --workers 2 --out "$tmp/c2" > "$tmp/c2.log" 2>&1 || bad "--cut, 2 workers"
 cmp -s "$tmp/c1/model.safetensors" "$tmp/c2/model.safetensors" && ok "--cut + --freeze up-to: identical bytes for 1 and 2 workers" || bad "--cut differs across workers"
+# the fused ReLUs' names (alias= of the layers they fused into) name the same layers
+alias=(--cut layer3_layer3_1_relu_1_Relu --freeze up-to=layer2_layer2_1_relu_1_Relu --optimizer sgd --lr 0.01)
+"$parcnn" train "${common[@]}" "${alias[@]}" --workers 1 --out "$tmp/a1" > "$tmp/a1.log" 2>&1 || { bad "--cut by alias:"; cat "$tmp/a1.log"; }
+cmp -s "$tmp/c1/model.safetensors" "$tmp/a1/model.safetensors" && ok "--cut + --freeze up-to by a fused ReLU's name (alias): the bytes of the layer's name" || bad "--cut by alias differs"
 tensors "$tmp/pre/model.safetensors" "$tmp/c1/model.safetensors" <<'PY' && ok "--freeze up-to: frozen weights and batch-norm statistics bit-identical, later layers trained, layers after --cut gone" || bad "frozen tensors"
 pre, run = files
 frozen = ["conv1.weight", "bn1.running_var", "layer2_1_conv2.weight", "layer2_0_bn1_5.running_mean"]
@@ -114,9 +119,9 @@ grep -q "they train from epoch 1 on, at 0.1 x the learning rate" "$tmp/finetune-
 
 # -- bad input
 expect "recipe features without --init" 2 "--recipe features needs --init" -- "$parcnn" train --recipe features --data "folder:$fx/imgs"
-expect "--cut of an unknown layer lists the layers" 2 "^parcnn: error: --cut nosuch: .*r18.onnx has no layer of that name; its layers: conv1, bn1, maxpool_MaxPool, " -- \
+expect "--cut of an unknown layer lists the layers" 2 "^parcnn: error: --cut nosuch: .*r18.onnx has no layer of that name; its layers: conv1, bn1 \(relu_Relu\), maxpool_MaxPool, " -- \
     "$parcnn" train "${common[@]}" --cut nosuch
-expect "--freeze up-to= an unknown layer lists the layers" 2 "^parcnn: error: --freeze up-to=nosuch: .* has no layer of that name; its layers: conv1, bn1, " -- \
+expect "--freeze up-to= an unknown layer lists the layers" 2 "^parcnn: error: --freeze up-to=nosuch: .* has no layer of that name; its layers: conv1, bn1 \(relu_Relu\), " -- \
     "$parcnn" train "${common[@]}" --freeze up-to=nosuch
 expect "--head 1" 2 "^parcnn: error: --head 1: a classifier needs at least 2 classes" -- "$parcnn" train "${common[@]}" --head 1
 expect "--head that does not match the data" 2 "^parcnn: error: --head 5: the data has 3 classes" -- "$parcnn" train "${common[@]}" --head 5

@@ -74,6 +74,11 @@ static void test_parse_errors(void) {
         {"[maxpool] size=2 pad=2\n", "more than half"},
         {"", "no layers"},
         {"[conv] filters=8 name=a\n[conv] filters=8 name=a\n", "name=a is used twice"},
+        {"[conv] filters=8 name=a alias=b\n[conv] filters=8 name=b\n", "name=b is used twice"},
+        {"[conv] filters=8 name=a\n[conv] filters=8 alias=a\n", "alias=a is a layer's name or alias already"},
+        {"[conv] filters=8 alias=a\n[conv] filters=8 alias=a\n", "alias=a is a layer's name or alias already"},
+        {"[conv] filters=8 name=a alias=a\n", "alias=a is a layer's name or alias already"},
+        {"[gap] alias=a.b\n", "alias=a.b: too long or contains '.'"},
         {"[conv] filters=8 trainable=some\n", "trainable=some: expected all, weight, bias or none"},
         {"[conv] filters=8 train_epochs=-1\n", "train_epochs=-1: expected a number in [0, 1e+06]"},
         {"[maxpool] train_epochs=1\n", "[maxpool] has no key 'train_epochs'"},
@@ -107,9 +112,9 @@ static void test_graph(void) {
     pc_model *m = NULL;
     const char *text =
         "[net] channels=3 height=16 width=16\n"
-        "[conv] filters=8 size=3 pad=1 name=stem activation=relu\n"
-        "[sepconv] filters=16 size=3 pad=1 stride=2 bias=0\n"
-        "[add] from=-1,stem\n"     /* option A: stem is 8x16x16, -1 is 16x8x8 */
+        "[conv] filters=8 size=3 pad=1 name=stem alias=stem_relu activation=relu\n"
+        "[sepconv] filters=16 size=3 pad=1 stride=2 bias=0 alias=sep\n"
+        "[add] from=sep,stem_relu\n"     /* option A: stem is 8x16x16, sep is 16x8x8 */
         "[gap]\n[dense] units=classes\n";
     CHECK(parse(text, &m) == PC_OK, "%s", pc_last_error());
     if (!m) return;
@@ -119,6 +124,10 @@ static void test_graph(void) {
     CHECK(m->layers[2].groups == 8 && m->layers[2].h == 8, "depthwise groups %d h %d", m->layers[2].groups, m->layers[2].h);
     CHECK(m->layers[4].kind == PC_L_ADD && m->layers[4].inputs[0] == 3 && m->layers[4].inputs[1] == 1, "add inputs");
     CHECK(m->layers[4].sh == 2, "add subsamples by 2");
+    /* an alias names the section's output layer: the pointwise conv of a sepconv */
+    CHECK(strcmp(m->layers[1].alias, "stem_relu") == 0 && strcmp(m->layers[3].alias, "sep") == 0 &&
+          !*m->layers[2].alias && !*m->layers[4].alias, "aliases %s %s", m->layers[1].alias,
+          m->layers[3].alias);
     pc_param_info info[16];
     int n = pc_model_param_info(m, info, 16);
     CHECK(n == 6, "%d parameter tensors", n);

@@ -256,9 +256,9 @@ static void print_layer(const pc_model *m, int i) {
     if (l->act) strcat(strcat(what, " +"), pc_activation_name(l->act));
     char shape[48];
     snprintf(shape, sizeof shape, "%dx%dx%d", l->c, l->h, l->w);
-    printf("%4d  %-28s %-10s %-8s %-26s %16s %10lld %12.2f\n", i, l->name,
+    printf("%4d  %-28s %-10s %-8s %-26s %16s %10lld %12.2f%s%s\n", i, l->name,
            pc_layer_kind_name(l->kind), from, what, shape, (long long)(l->weight_n + l->bias_n),
-           l->flops / 1e6);
+           l->flops / 1e6, *l->alias ? "  alias " : "", l->alias);
 }
 
 int cmd_inspect(int argc, char **argv) {

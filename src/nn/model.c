@@ -253,9 +253,10 @@ static pc_layer *push_layer(layer_list *ll) {
     return l;
 }
 
+/* The last layer called `name` or aliased so; -1 if none. */
 static int find_layer(const layer_list *ll, const char *name) {
     for (int i = ll->n - 1; i >= 0; i--)
-        if (strcmp(ll->v[i].name, name) == 0) return i;
+        if (strcmp(ll->v[i].name, name) == 0 || strcmp(ll->v[i].alias, name) == 0) return i;
     return -1;
 }
 
@@ -402,6 +403,19 @@ pc_status pc_build_name(pc_build *b, pc_layer *l, const char *suffix) {
     return PC_OK;
 }
 
+/* alias=NAME: a second name of the section's output layer (the last it builds), unique
+ * among the names and aliases like a name. */
+static pc_status build_alias(pc_build *b) {
+    const char *alias = get_value(b->sec, "alias");
+    if (!alias) return PC_OK;
+    if (strlen(alias) >= PC_NAME_LEN || strchr(alias, '.'))
+        return pc_build_fail(b, "alias=%s: too long or contains '.'", alias);
+    if (find_layer(b->ll, alias) >= 0)
+        return pc_build_fail(b, "alias=%s is a layer's name or alias already", alias);
+    strcpy(b->ll->v[b->ll->n - 1].alias, alias);
+    return PC_OK;
+}
+
 /* trainable=all|weight|bias|none, for layers with parameters, and train_epochs=E: those
  * parameters train for the first E epochs only, then freeze (airbench trains its
  * whitening layer's bias for 3). */
@@ -493,6 +507,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
     PC_TRY(pc_build_name(&b, l, ""));
     PC_TRY(pc_build_activation(&b, l));
     if (ops->build) PC_TRY(ops->build(&b, l));
+    PC_TRY(build_alias(&b));
     for (int j = b.li; j < ll->n; j++) PC_TRY(check_sizes(&b, &ll->v[j]));
     for (int key = 0; key < sec->n_keys; key++)
         if (!sec->used[key])

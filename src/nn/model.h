@@ -47,6 +47,8 @@ enum { PC_TRAIN_WEIGHT = 1, PC_TRAIN_BIAS = 2, PC_TRAIN_ALL = 3 };
 typedef struct {
     pc_layer_kind kind;
     char name[PC_NAME_LEN];     /* parameter names are "<name>.weight" etc. */
+    char alias[PC_NAME_LEN];    /* alias=: a second name for lookups (from=, --cut, --freeze),
+                                   e.g. of an activation the ONNX import fused into it; or "" */
     int n_inputs;
     int inputs[PC_MAX_INPUTS];  /* indices of earlier layers */
     pc_activation act;          /* applied to the layer's output */

@@ -142,6 +142,7 @@ static pc_status walk(imp_graph *g) {
 static void section_text(const imp_graph *g, int i, char *buf, size_t size) {
     const imp_layer *l = &g->layers[i];
     int n = snprintf(buf, size, "[%s] name=%s", l->kind, l->name);
+    if (*l->alias) n += snprintf(buf + n, size - n, " alias=%s", l->alias);
     if (l->n_inputs > 1 || l->inputs[0] != i - 1)
         for (int k = 0; k < l->n_inputs; k++)
             n += snprintf(buf + n, size - n, "%s%s", k ? "," : " from=", g->layers[l->inputs[k]].name);

@@ -15,6 +15,7 @@
 typedef struct {
     char kind[16];              /* model-file section: conv, dense, batchnorm, ... */
     char name[40];
+    char alias[40];             /* the name of an activation fused into it, or "" */
     int inputs[IMP_MAX_INPUTS], n_inputs; /* earlier layers (0: the network's input) */
     char keys[192];             /* key=value words of the section */
     pc_activation act;
@@ -56,6 +57,9 @@ pc_status imp_node_error(const imp_graph *g, const Onnx__NodeProto *nd, const ch
 
 imp_value *imp_find(imp_graph *g, const char *name); /* NULL when absent */
 pc_status imp_set_value(imp_graph *g, const char *name, imp_value v);
+/* Give layer x the sanitized name of the activation node fused into it as its alias=, unless
+ * that name is taken. */
+void imp_alias_layer(imp_graph *g, int x, const Onnx__NodeProto *activation);
 imp_layer *imp_new_layer(imp_graph *g, const Onnx__NodeProto *nd, const char *kind,
                          const char *base_name);
 /* How many node inputs (and graph outputs) read `name`. */

@@ -205,9 +205,9 @@ static pc_status op_batchnorm(imp_graph *g, const Onnx__NodeProto *nd) {
     return new_layer_output(g, nd, rank2);
 }
 
-/* Fuse the activation into layer x when nothing else reads its output; otherwise (ReLU and
- * ReLU6 only) a [relu] or [relu6] layer. `reads`: how many inputs of the activation's nodes
- * read x. */
+/* Fuse the activation into layer x, which takes its name as alias=, when nothing else reads
+ * its output; otherwise (ReLU and ReLU6 only) a [relu] or [relu6] layer. `reads`: how many
+ * inputs of the activation's nodes read x. */
 static pc_status add_activation(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2,
                                 pc_activation act, int reads, const char *out) {
     imp_layer *p = &g->layers[x];
@@ -215,6 +215,8 @@ static pc_status add_activation(imp_graph *g, const Onnx__NodeProto *nd, int x, 
         strcmp(p->kind, "relu6") != 0) {
         p->act = act;
         p->consumers -= reads;
+        /* its name stays usable (--cut block_13_expand_relu); GELU's is of a node inside it */
+        if (act != PC_ACT_GELU) imp_alias_layer(g, x, nd);
         return imp_map_value(g, out, x, rank2);
     }
     if (act == PC_ACT_GELU)

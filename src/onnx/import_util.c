@@ -42,9 +42,9 @@ pc_status imp_set_value(imp_graph *g, const char *name, imp_value v) {
     return PC_OK;
 }
 
-/* A layer name from base ("layer1.0.conv1" -> "layer1_0_conv1"), unique among the layers. */
-static void unique_name(imp_graph *g, const char *base, char *out, size_t size) {
-    char clean[32];
+/* base as a layer name ("layer1.0.conv1" -> "layer1_0_conv1"): letters, digits, '_' and '-',
+ * at most 30 characters, and neither "input" nor a number. */
+static void clean_name(const char *base, char clean[32]) {
     int n = 0;
     for (const char *p = base; *p && n < 30; p++) {
         char c = *p;
@@ -56,14 +56,29 @@ static void unique_name(imp_graph *g, const char *base, char *out, size_t size) 
     while (n && clean[n - 1] == '_') n--;
     clean[n] = 0;
     if (!n || strcmp(clean, "input") == 0 || (clean[0] == '-' || (clean[0] >= '0' && clean[0] <= '9')))
-        snprintf(clean + n, sizeof clean - n, "%sn", n ? "_" : "");
+        snprintf(clean + n, 32 - n, "%sn", n ? "_" : "");
+}
+
+static int name_taken(const imp_graph *g, const char *name) {
+    for (int i = 0; i < g->n_layers; i++)
+        if (strcmp(g->layers[i].name, name) == 0 || strcmp(g->layers[i].alias, name) == 0) return 1;
+    return 0;
+}
+
+/* A layer name from base, unique among the layers' names and aliases. */
+static void unique_name(imp_graph *g, const char *base, char *out, size_t size) {
+    char clean[32];
+    clean_name(base, clean);
     snprintf(out, size, "%s", clean);
-    for (int k = 2;; k++) {
-        int taken = 0;
-        for (int i = 0; i < g->n_layers && !taken; i++) taken = strcmp(g->layers[i].name, out) == 0;
-        if (!taken) return;
-        snprintf(out, size, "%.28s_%d", clean, k % 100000);
-    }
+    for (int k = 2; name_taken(g, out); k++) snprintf(out, size, "%.28s_%d", clean, k % 100000);
+}
+
+void imp_alias_layer(imp_graph *g, int x, const Onnx__NodeProto *activation) {
+    char clean[32];
+    clean_name(activation->name && *activation->name ? activation->name
+               : activation->n_output ? activation->output[0] : "", clean);
+    /* a taken name stays the other layer's: a renamed alias would name nothing users know */
+    if (!name_taken(g, clean)) snprintf(g->layers[x].alias, sizeof g->layers[x].alias, "%s", clean);
 }
 
 imp_layer *imp_new_layer(imp_graph *g, const Onnx__NodeProto *nd, const char *kind,

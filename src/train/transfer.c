@@ -76,11 +76,12 @@ int pc_pretrained_resize_short(const pc_pretrained *p) {
 /* ------------------------------------------------------------- model-file surgery */
 
 /* One [section] of a model-file text: [start, end) of the text, and the name of the layer it
- * builds (name=, else layers.K). */
+ * builds (name=, else layers.K) and its alias= ("" if none). */
 typedef struct {
     size_t start, end;
     char kind[24];
     char name[PC_NAME_LEN];
+    char alias[PC_NAME_LEN];
 } span;
 
 /* The first non-blank character of every line that starts a section (no comments). */
@@ -125,22 +126,25 @@ static int section_value(const char *text, const span *s, const char *key, char 
 }
 
 static int name_sections(const char *text, span *s, int n) {
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         if (!section_value(text, &s[k], "name", s[k].name, sizeof s[k].name))
             snprintf(s[k].name, sizeof s[k].name, "layers.%d", k);
+        if (!section_value(text, &s[k], "alias", s[k].alias, sizeof s[k].alias)) *s[k].alias = 0;
+    }
     return n;
 }
 
-/* "a, b, c" of the sections' layer names, for error messages. */
+/* "a, b (alias), c" of the sections' layer names, for error messages. */
 static char *list_names(const span *s, int n) {
     size_t len = 1;
-    for (int k = 0; k < n; k++) len += strlen(s[k].name) + 2;
+    for (int k = 0; k < n; k++) len += strlen(s[k].name) + strlen(s[k].alias) + 5;
     char *buf = malloc(len), *p = buf;
     if (!buf) return NULL;
     *p = 0;
     for (int k = 0; k < n; k++) {
         if (strcmp(s[k].kind, "net") == 0) continue;
         p += sprintf(p, "%s%s", p == buf ? "" : ", ", s[k].name);
+        if (*s[k].alias) p += sprintf(p, " (%s)", s[k].alias);
     }
     return buf;
 }
@@ -158,7 +162,9 @@ static pc_status surgery_text(const pc_transfer_config *c, const char *path, con
     if (c->cut) {
         keep = -1;
         for (int k = 0; k < n; k++)
-            if (strcmp(s[k].kind, "net") != 0 && strcmp(s[k].name, c->cut) == 0) keep = k + 1;
+            if (strcmp(s[k].kind, "net") != 0 &&
+                (strcmp(s[k].name, c->cut) == 0 || strcmp(s[k].alias, c->cut) == 0))
+                keep = k + 1;
         if (keep < 0) {
             char *names = list_names(s, n);
             st = pc_fail(PC_ERR_USAGE, "--cut %s: %s has no layer of that name; its layers: %s",
@@ -181,8 +187,9 @@ static pc_status surgery_text(const pc_transfer_config *c, const char *path, con
     if (st == PC_OK && !buf) st = pc_fail_nomem();
     if (st == PC_OK) {
         memcpy(buf, text, prefix);
+        /* the layer's name rather than the alias given: the same text, and bytes, either way */
         snprintf(buf + prefix, 256, "\n# new head (parcnn train --init%s%s)\n%s[dense] name=head "
-                 "units=classes init=torch%s\n", c->cut ? " --cut " : "", c->cut ? c->cut : "",
+                 "units=classes init=torch%s\n", c->cut ? " --cut " : "", c->cut ? s[keep - 1].name : "",
                  c->cut ? "[gap] name=head_pool\n" : "", from);
         *out = buf;
     }
@@ -272,14 +279,20 @@ static pc_status frozen_prefix(const pc_transfer_config *c, const pc_model *m, i
     if (c->freeze == PC_FREEZE_ALL_BUT_HEAD) *last = head - 1;
     if (c->freeze != PC_FREEZE_UP_TO) return PC_OK;
     for (int i = 1; i < m->n_layers; i++)
-        if (strcmp(m->layers[i].name, c->freeze_layer) == 0) *last = i;
+        if (strcmp(m->layers[i].name, c->freeze_layer) == 0 ||
+            strcmp(m->layers[i].alias, c->freeze_layer) == 0)
+            *last = i;
     if (*last == head) return pc_fail(PC_ERR_USAGE, "--freeze up-to=%s: that is the new head",
                                       c->freeze_layer);
     if (*last > 0) return PC_OK;
     size_t len = 1;
-    for (int i = 1; i < m->n_layers; i++) len += strlen(m->layers[i].name) + 2;
+    for (int i = 1; i < m->n_layers; i++)
+        len += strlen(m->layers[i].name) + strlen(m->layers[i].alias) + 5;
     char *names = malloc(len), *p = names;
-    for (int i = 1; names && i < head; i++) p += sprintf(p, "%s%s", i > 1 ? ", " : "", m->layers[i].name);
+    for (int i = 1; names && i < head; i++) {
+        p += sprintf(p, "%s%s", i > 1 ? ", " : "", m->layers[i].name);
+        if (*m->layers[i].alias) p += sprintf(p, " (%s)", m->layers[i].alias);
+    }
     pc_status st = pc_fail(PC_ERR_USAGE, "--freeze up-to=%s: %s has no layer of that name; its "
                            "layers: %s", c->freeze_layer, c->init, names ? names : "?");
     free(names);
