@@ -261,13 +261,21 @@ char *pc_metrics_json(const pc_metrics *m, char *const *names, const char *tta) 
     return s;
 }
 
+/* text (cJSON's, freed here) and a newline to path, atomically. */
+static pc_status write_json_text(const char *path, char *text) {
+    if (!text) return pc_fail_nomem();
+    size_t len = strlen(text);
+    text[len] = '\n'; /* the terminator replaced, the length given explicitly */
+    pc_status st = pc_write_file_atomic(path, text, len + 1);
+    free(text);
+    return st;
+}
+
+pc_status pc_json_write(const char *path, const cJSON *root) {
+    return write_json_text(path, root ? cJSON_Print(root) : NULL);
+}
+
 pc_status pc_metrics_write_json(const pc_metrics *m, char *const *names, const char *tta,
                                 const char *path) {
-    char *s = pc_metrics_json(m, names, tta);
-    if (!s) return pc_fail_nomem();
-    size_t len = strlen(s);
-    s[len] = '\n'; /* cJSON's string: replace the terminator, length given explicitly */
-    pc_status st = pc_write_file_atomic(path, s, len + 1);
-    free(s);
-    return st;
+    return write_json_text(path, pc_metrics_json(m, names, tta));
 }

@@ -48,7 +48,11 @@ void pc_metrics_print(const pc_metrics *m, char *const *class_names, FILE *f);
  * kappa, quadratic_kappa, roc_auc_macro, macro_precision, macro_recall, macro_f1,
  * per_class, confusion, and tta (the test-time augmentation) when non-NULL. Caller frees. */
 char *pc_metrics_json(const pc_metrics *m, char *const *class_names, const char *tta);
-/* pc_metrics_json written to path via a temporary that is synced and renamed. */
+/* A cJSON tree, pretty-printed with a final newline, written to path via a temporary that is
+ * synced and renamed: every JSON file a run leaves goes through this. */
+struct cJSON;
+pc_status pc_json_write(const char *path, const struct cJSON *root);
+/* pc_metrics_json written to path as pc_json_write does. */
 pc_status pc_metrics_write_json(const pc_metrics *m, char *const *class_names, const char *tta,
                                 const char *path);
 

@@ -21,11 +21,9 @@ static void path_in(char *buf, size_t n, const char *dir, const char *file) {
 
 /* A cJSON tree, pretty-printed, to dir/file. */
 static pc_status write_json(const char *dir, const char *file, cJSON *root) {
-    char path[4096], *text = cJSON_Print(root);
+    char path[4096];
     path_in(path, sizeof path, dir, file);
-    pc_status st = text ? pc_write_file_atomic(path, text, strlen(text))
-                        : pc_fail_nomem();
-    free(text);
+    pc_status st = pc_json_write(path, root);
     cJSON_Delete(root);
     return st;
 }

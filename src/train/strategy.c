@@ -486,11 +486,9 @@ static char *read_text(const char *path) {
 
 /* root as DIR/NAME, atomically. */
 static pc_status write_json(const cJSON *root, const char *dir, const char *name) {
-    char path[4200], *text = cJSON_Print(root);
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    pc_status st = text ? pc_write_file_atomic(path, text, strlen(text)) : pc_fail_nomem();
-    free(text);
-    return st;
+    return pc_json_write(path, root);
 }
 
 pc_status pc_fusion_write(const pc_fusion_result *r, const char *dir) {

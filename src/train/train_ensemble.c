@@ -79,12 +79,7 @@ static pc_status write_ensemble_json(const pc_train_config *c, const pc_metrics 
     cJSON_AddNumberToObject(root, "test_loss", pc_metrics_loss(vm));
     cJSON_AddNumberToObject(root, "macro_f1", pc_metrics_macro_f1(vm));
     cJSON_AddNumberToObject(root, "train_seconds", seconds);
-    char *text = cJSON_Print(root);
-    FILE *f = fopen(path, "w");
-    pc_status st = PC_OK;
-    if (!f || !text || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
-        st = pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    free(text);
+    pc_status st = pc_json_write(path, root);
     cJSON_Delete(root);
     return st;
 }

@@ -282,12 +282,9 @@ pc_status trainer_report_profile(trainer *t) {
     trainer_say(t, "\n");
     pc_status st = PC_OK;
     if (c->out_dir && t->rank == 0) {
-        char path[4096], *text = cJSON_Print(root);
+        char path[4096];
         path_in(path, sizeof path, c->out_dir, "profile.json");
-        FILE *f = fopen(path, "w");
-        if (!f || !text || fprintf(f, "%s\n", text) < 0 || fclose(f) != 0)
-            st = pc_fail(PC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        free(text);
+        st = pc_json_write(path, root);
     }
     cJSON_Delete(root);
     return st;
@@ -317,14 +314,10 @@ pc_status trainer_write_eval_json(trainer *t, const pc_metrics *vm, const char *
     char *text = pc_metrics_json(vm, t->meta.class_names, views);
     cJSON *o = text ? cJSON_Parse(text) : NULL;
     free(text);
-    if (o) add_best(t, o);
-    text = o ? cJSON_Print(o) : NULL;
+    if (!o) return pc_fail_nomem();
+    add_best(t, o);
+    pc_status st = pc_json_write(path, o);
     cJSON_Delete(o);
-    if (!text) return pc_fail_nomem();
-    size_t len = strlen(text);
-    text[len] = '\n'; /* cJSON's string: the terminator replaced, the length given */
-    pc_status st = pc_write_file_atomic(path, text, len + 1);
-    free(text);
     return st;
 }
 
