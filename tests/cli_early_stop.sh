@@ -79,12 +79,7 @@ if cmp -s "$tmp/w1/model-best.safetensors" "$tmp/w2/model-best.safetensors" \
     ok "1 and 2 workers: the same stop, model-best and model"
 else bad "1 and 2 workers differ"; fi
 if command -v mpirun > /dev/null; then
-    # as tests/cli_mpi.sh: no leak checks under AddressSanitizer (Open MPI's components leak
-    # at exit), loopback only
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_ALLOW_RUN_AS_ROOT=1 \
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo \
-        OMPI_MCA_oob_tcp_if_include=lo \
-        mpirun --oversubscribe --bind-to none -np 2 "$parcnn" train "${run[@]}" --workers 1 --out "$tmp/r2" \
+    mpirun_lo -np 2 "$parcnn" train "${run[@]}" --workers 1 --out "$tmp/r2" \
         > "$tmp/r2.log" 2>&1 || bad "2 ranks: $(tail -3 "$tmp/r2.log")"
     cmp -s "$tmp/r2/model-best.safetensors" "$tmp/w2/model-best.safetensors" \
         && [ "$(fields "$tmp/r2/metrics.jsonl")" = "$(fields "$tmp/w2/metrics.jsonl")" ] \
@@ -150,10 +145,7 @@ cmp -s "$tmp/held1/model-best.safetensors" "$tmp/held2/model-best.safetensors" \
     && [ "$(fields "$tmp/held1/metrics.jsonl")" = "$(fields "$tmp/held2/metrics.jsonl")" ] \
     && ok "the held-out run: the same bytes on 1 and 2 workers" || bad "held-out run differs across workers"
 if command -v mpirun > /dev/null; then
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_ALLOW_RUN_AS_ROOT=1 \
-        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo \
-        OMPI_MCA_oob_tcp_if_include=lo \
-        mpirun --oversubscribe --bind-to none -np 2 "$parcnn" train "${held[@]}" --workers 1 --out "$tmp/heldr2" \
+    mpirun_lo -np 2 "$parcnn" train "${held[@]}" --workers 1 --out "$tmp/heldr2" \
         > "$tmp/heldr2.log" 2>&1 || bad "held-out run on 2 ranks: $(tail -3 "$tmp/heldr2.log")"
     cmp -s "$tmp/heldr2/model-best.safetensors" "$tmp/held2/model-best.safetensors" \
         && cmp -s "$tmp/heldr2/eval.json" "$tmp/held2/eval.json" \

@@ -24,5 +24,13 @@ expect() {
     fi
 }
 
+# mpirun as the tests run it: as root, loopback only, --oversubscribe on few cores, and no
+# leak checks under AddressSanitizer (Open MPI's components leak at exit).
+mpirun_lo() {
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" OMPI_ALLOW_RUN_AS_ROOT=1 \
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo \
+        OMPI_MCA_oob_tcp_if_include=lo mpirun --oversubscribe --bind-to none "$@"
+}
+
 # The summary line; exits with 0 when nothing failed.
 finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit; }
