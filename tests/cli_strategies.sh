@@ -4,7 +4,8 @@
 # on another layout, really differ from allreduce, communicate less, count their traffic
 # in metrics.jsonl; fusion rates and saves every replica, the ensemble and the average;
 # --sync ps gives allreduce's bytes (staleness 0), the same bytes every run (staleness N),
-# converges (async) and stops every rank when a worker rank is killed; bench strategies
+# converges (async), stops and resumes only at epochs' ends (staleness N), and every rank
+# stops when a server or worker rank is killed (also of local SGD and fusion); bench strategies
 # prints the table; bad combinations are usage errors.
 # usage: cli_strategies.sh PARCNN SOURCE_DIR
 set -u
@@ -57,13 +58,16 @@ same "$tmp/avg1/model.safetensors" "$tmp/avg2/model.safetensors" \
 same "$tmp/avg1/model.safetensors" "$tmp/l2w1/model.safetensors" \
     && bad "--average-opt-state changed nothing" || ok "--average-opt-state changes the run"
 
-# resume between two averages (after step 7, and 14 in the second epoch) on another layout
+# resume between two averages (after step 7, and 14 in the second epoch) and at an epoch's
+# end (step 8), each time on another layout
 run res1 "${lsgd[@]}" --workers 2 --max-steps 7
-"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --max-steps 14 --resume --out "$tmp/res1" > /dev/null 2>&1
-"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 2 --resume --out "$tmp/res1" > "$tmp/res1b.log" 2>&1 \
+"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --max-steps 8 --resume --out "$tmp/res1" > /dev/null 2>&1
+"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 2 --max-steps 14 --resume --out "$tmp/res1" > /dev/null 2>&1
+"$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --resume --out "$tmp/res1" > "$tmp/res1b.log" 2>&1 \
     || { bad "resume failed:"; cat "$tmp/res1b.log"; }
-same "$tmp/res1/model.safetensors" "$tmp/l2w1/model.safetensors" \
-    && ok "stopped after steps 7 and 14, resumed on 1 then 2 workers: identical" || bad "resumed run differs"
+same "$tmp/res1/model.safetensors" "$tmp/l2w1/model.safetensors" && same "$tmp/res1/checkpoint.safetensors" "$tmp/l2w1/checkpoint.safetensors" \
+    && ok "stopped after steps 7, 8 (an epoch's end) and 14, resumed on 1, 2, then 1 worker: identical model and checkpoint" \
+    || bad "resumed run differs"
 
 # --sync fusion: each replica trains on its own half of the data for the whole run; at the
 # end each replica, their ensemble and their weight average (statistics averaged, then
@@ -107,6 +111,12 @@ if [ $have_mpi = 1 ]; then
     done
     cmp -s <(grep '^fusion' "$tmp/fu1.log") <(grep '^fusion' "$tmp/fur2.log") \
         && ok "fusion: the same results on 2 ranks" || bad "fusion results differ on 2 ranks"
+    mpi 2 "$parcnn" train "${common[@]}" "${fusion[@]}" --workers 1 --max-steps 8 --out "$tmp/fures2" > /dev/null 2>&1
+    "$parcnn" train "${common[@]}" "${fusion[@]}" --workers 2 --resume --out "$tmp/fures2" > "$tmp/fures2.log" 2>&1 \
+        || { bad "fusion resume of a 2-rank run failed:"; cat "$tmp/fures2.log"; }
+    same "$tmp/fures2/model.safetensors" "$tmp/fu1/model.safetensors" && same "$tmp/fures2/replica-2.safetensors" "$tmp/fu1/replica-2.safetensors" \
+        && ok "fusion: stopped at epoch 1's end on 2 ranks x 1 worker, resumed on 1 rank x 2 workers: identical" \
+        || bad "fusion 2-rank resume differs"
     mpi 2 "$parcnn" train "${common[@]}" "${lsgd[@]}" --workers 1 --out "$tmp/l2r2" > "$tmp/l2r2.log" 2>&1 \
         || { bad "2 ranks failed:"; cat "$tmp/l2r2.log"; }
     same "$tmp/l2r2/model.safetensors" "$tmp/l2w1/model.safetensors" \
@@ -154,23 +164,80 @@ if [ $have_mpi = 1 ]; then
         || { bad "ps --async failed:"; cat "$tmp/async.log"; }
     awk -v a="$(acc "$tmp/async.log")" 'BEGIN { exit !(a > 0.3) }' && grep -q "asynchronous (NOT reproducible)" "$tmp/async.log" \
         && ok "ps --async trains (accuracy $(acc "$tmp/async.log")), says it is not reproducible" || bad "ps --async: $(tail -3 "$tmp/async.log")"
-    # a killed worker rank: every rank exits within 30 s, mpirun naming it
-    long=(--model simple-cnn --limit 3200 --eval-limit 100 --epochs 3 --batch 64 --shard-size 16 --no-progress)
-    mpi 3 "$parcnn" train "${long[@]}" --sync ps --workers 1 --out "$tmp/pskill" > "$tmp/pskill.log" 2>&1 &
+    # --staleness 2 stops only at an epoch's end: SIGTERM inside epoch 2 keeps epoch 1's
+    # checkpoint (step 8), which resumes on another layout (2 workers a rank) to the
+    # uninterrupted run's bytes; --max-steps inside an epoch is refused, and so is a
+    # checkpoint inside an epoch (step 8 rewritten to 7, its checksum recomputed)
+    stale=(--sync ps --staleness 2)
+    mpi 3 "$parcnn" train "${common[@]}" "${stale[@]}" --workers 1 --out "$tmp/stterm" > "$tmp/stterm.log" 2>&1 &
     launcher=$!
-    for i in $(seq 150); do [ -s "$tmp/pskill/settings.json" ] && break; sleep 0.2; done
-    sleep 2
-    rank1=$(for p in $(pgrep -f "$tmp/pskill"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
-    start=$(date +%s)
-    [ -n "$rank1" ] && kill -9 "$rank1"
-    wait $launcher; rc=$?
-    elapsed=$(( $(date +%s) - start ))
-    [ -n "$rank1" ] && [ $rc != 0 ] && [ $elapsed -le 30 ] && grep -q "process rank 1 .* exited on signal 9" "$tmp/pskill.log" \
-        && ok "ps: a killed worker rank stops every rank in ${elapsed}s, naming rank 1" || { bad "ps killed worker (exit $rc, ${elapsed}s):"; tail -5 "$tmp/pskill.log"; }
-    pgrep -f "$tmp/pskill" > /dev/null && bad "ps: processes left behind" || ok "ps: no rank left running"
+    for i in $(seq 600); do [ -s "$tmp/stterm/checkpoint.safetensors" ] && break; sleep 0.05; done
+    rank0=$(for p in $(pgrep -f "$tmp/stterm"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=0 && echo $p; done | head -1)
+    [ -n "$rank0" ] && kill -TERM "$rank0"
+    wait $launcher
+    at=$(sed -n 's/.*interrupted by SIGTERM at step \([0-9]*\).*/\1/p' "$tmp/stterm.log")
+    if [ -n "$at" ] && [ $((at % 8)) != 0 ]; then
+        grep -q "at step $at: --staleness 2 checkpoints only at an epoch's end: .*stterm/checkpoint.safetensors holds step 8; to continue from there, run the same command with --resume$" "$tmp/stterm.log" \
+            && ok "ps --staleness 2: SIGTERM at step $at keeps the checkpoint of step 8 (epoch 1's end), saying so" \
+            || { bad "ps --staleness 2, SIGTERM at step $at:"; cat "$tmp/stterm.log"; }
+    else
+        echo "note: the SIGTERM came at an epoch's end (step ${at:-none}): the inside-epoch case did not run"
+    fi
+    cp "$tmp/stterm/checkpoint.safetensors" "$tmp/st-mid.safetensors"
+    mpi 3 "$parcnn" train "${common[@]}" "${stale[@]}" --workers 2 --resume --out "$tmp/stterm" > "$tmp/stterm2.log" 2>&1 \
+        || { bad "resume of ps --staleness 2 failed:"; cat "$tmp/stterm2.log"; }
+    same "$tmp/stterm/model.safetensors" "$tmp/st1/model.safetensors" && same "$tmp/stterm/checkpoint.safetensors" "$tmp/st1/checkpoint.safetensors" \
+        && ok "ps --staleness 2: resumed from step $(sed -n 's/.*resuming from .* at step //p' "$tmp/stterm2.log") on 2 workers a rank: the uninterrupted run's model and checkpoint bytes" \
+        || bad "ps --staleness 2 resumed differs from the uninterrupted run"
+    mpi 3 "$parcnn" train "${common[@]}" "${stale[@]}" --max-steps 5 > "$tmp/u.out" 2> "$tmp/u.err"
+    rc=$?
+    [ $rc = 2 ] && grep -q -- "--max-steps 5 with --staleness 2: a run with stale weights stops only at an epoch's end (a multiple of the 8 steps per epoch)" "$tmp/u.err" \
+        && ok "usage error: --max-steps inside an epoch with --staleness" || bad "--max-steps with --staleness: exit $rc: $(cat "$tmp/u.err")"
+    mkdir -p "$tmp/stmid"
+    python3 - "$tmp/st-mid.safetensors" "$tmp/stmid/checkpoint.safetensors" <<'PY'
+import re, struct, sys, zlib
+raw = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+head = raw[8:8 + n].decode()
+assert head.count('"step":"8"') == 1, "no step 8 in the checkpoint"
+raw[8:8 + n] = head.replace('"step":"8"', '"step":"7"').encode()
+at = raw.index(b'"crc32":"') + 9
+raw[at:at + 8] = b"00000000"
+raw[at:at + 8] = ("%08x" % zlib.crc32(raw)).encode()
+open(sys.argv[2], "wb").write(raw)
+PY
+    mpi 3 "$parcnn" train "${common[@]}" "${stale[@]}" --resume --out "$tmp/stmid" > "$tmp/u.out" 2> "$tmp/u.err"
+    rc=$?
+    [ $rc = 2 ] && grep -q -- "--resume: .*stmid/checkpoint.safetensors is at step 7, inside epoch 1 (8 steps each); --sync ps --staleness 2 resumes only from an epoch's end" "$tmp/u.err" \
+        && ok "--resume of --staleness 2 from inside an epoch: refused, naming the checkpoint and its step" \
+        || bad "--resume inside an epoch with --staleness: exit $rc: $(cat "$tmp/u.err")"
+
+    # a killed rank: every other rank exits within 30 s, mpirun naming the dead one (a
+    # parameter server, a worker rank; a rank of local SGD and of fusion)
+    long=(--model simple-cnn --limit 3200 --eval-limit 100 --epochs 3 --batch 64 --shard-size 16 --no-progress)
+    kill_rank() { # kill_rank NAME RANKS RANK ARGS...: kill -9 RANK of a RANKS-rank run once it trains
+        local name=$1 np=$2 victim=$3 pid="" start elapsed launcher rc; shift 3
+        mpi "$np" "$parcnn" train "${long[@]}" "$@" --workers 1 --out "$tmp/$name" > "$tmp/$name.log" 2>&1 &
+        launcher=$!
+        for i in $(seq 300); do grep -q "^epoch " "$tmp/$name.log" 2>/dev/null && break; sleep 0.1; done
+        sleep 1
+        pid=$(for p in $(pgrep -f "$tmp/$name"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=$victim && echo $p; done | head -1)
+        start=$(date +%s)
+        [ -n "$pid" ] && kill -9 "$pid"
+        wait $launcher; rc=$?
+        elapsed=$(( $(date +%s) - start ))
+        [ -n "$pid" ] && [ $rc != 0 ] && [ $elapsed -le 30 ] && grep -q "process rank $victim .* exited on signal 9" "$tmp/$name.log" \
+            && ! pgrep -f "$tmp/$name" > /dev/null \
+            && ok "$name: killing rank $victim stops every rank in ${elapsed}s, naming rank $victim" \
+            || { bad "$name: rank $victim killed (exit $rc, ${elapsed}s):"; tail -5 "$tmp/$name.log"; }
+    }
+    kill_rank ps-server 3 2 --sync ps
+    kill_rank ps-worker 3 1 --sync ps --staleness 2
+    kill_rank local-sgd 2 1 --sync local-sgd=4 --replicas 2
+    kill_rank fusion 2 1 --sync fusion --replicas 2
     mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync ps --servers 2 > "$tmp/u.out" 2> "$tmp/u.err"
     rc=$?
-    [ $rc != 0 ] && grep -q -- "--servers 2 must be fewer than the 2 ranks" "$tmp/u.err" \
+    [ $rc = 2 ] && grep -q -- "--servers 2 must be fewer than the 2 ranks" "$tmp/u.err" \
         && ok "usage error: --servers >= ranks" || bad "--servers >= ranks: exit $rc: $(cat "$tmp/u.err")"
 
     # the papers' table: sequential, allreduce and local-sgd on 2 ranks
@@ -224,11 +291,12 @@ usage "--staleness with allreduce" "--staleness with --sync allreduce" --stalene
 usage "--servers with local-sgd" "--servers with --sync local-sgd=4" --sync local-sgd=4 --replicas 2 --servers 1
 usage "--staleness with --async" "--staleness with --async" --sync ps --async --staleness 1
 usage "--checkpoint-every with --staleness" "--checkpoint-every with --staleness 2" --sync ps --staleness 2 --checkpoint-every 3
+usage "--checkpoint-minutes with --staleness" "--checkpoint-minutes with --staleness 2" --sync ps --staleness 2 --checkpoint-minutes 5
 usage "fusion with --average-opt-state" "--average-opt-state: --sync fusion" --sync fusion --replicas 2 --average-opt-state
 if [ $have_mpi = 1 ]; then
     mpi 2 "$parcnn" train "${common[@]}" --max-steps 1 --sync local-sgd=4 --replicas 3 > "$tmp/u.out" 2> "$tmp/u.err"
     rc=$?
-    [ $rc != 0 ] && grep -q -- "--replicas 3 is not divisible by 2 rank(s)" "$tmp/u.err" \
+    [ $rc = 2 ] && grep -q -- "--replicas 3 is not divisible by 2 rank(s)" "$tmp/u.err" \
         && ok "usage error: replicas not divisible by the ranks" || bad "replicas vs ranks: exit $rc: $(cat "$tmp/u.err")"
 fi
 finish

@@ -255,7 +255,8 @@ const pc_flag pc_train_flags[] = {
              "the others compute gradients (fewer than the ranks)"},
     {"staleness", PC_FLAG_INT, AT(staleness), "N", 0, 64, "-1", .def_text = "0 with --sync ps",
      .help = "ps: step t computes its gradient on the weights of update t - N (within an "
-             "epoch): a fixed schedule, the same bytes every run; 0 gives allreduce's bytes"},
+             "epoch): a fixed schedule, the same bytes every run; 0 gives allreduce's bytes; "
+             "N > 0 checkpoints and resumes only at epochs' ends"},
     {"async", PC_FLAG_SWITCH, AT(ps_async), .lo = 1,
      .help = "ps: each server applies every push as it arrives and replies with its current "
              "weights: asynchronous, NOT reproducible"},

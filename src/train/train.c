@@ -138,11 +138,25 @@ static pc_status stop_signal(trainer *t, int *signal, int *timed) {
     return st;
 }
 
+/* --sync ps --staleness N > 0: its checkpoints come only at epochs' ends (train_setup.c's
+ * check_stale_stop). */
+static int stale_pipeline(const trainer *t) { return t->ps && t->cfg->staleness > 0; }
+
 static pc_status interrupted(const trainer *t, int signal) {
     const char *name = signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal";
     if (!t->cfg->out_dir)
         return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld (no --out: nothing "
                        "saved)", name, (long long)t->step);
+    int64_t spe = t->sched.steps_per_epoch, kept = t->step - t->step % spe;
+    if (stale_pipeline(t) && kept < t->step && kept == 0)
+        return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld: nothing saved yet "
+                       "(--staleness %d checkpoints only at an epoch's end, the first at step "
+                       "%lld)", name, (long long)t->step, t->cfg->staleness, (long long)spe);
+    if (stale_pipeline(t) && kept < t->step)
+        return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld: --staleness %d "
+                       "checkpoints only at an epoch's end: %s/checkpoint.safetensors holds "
+                       "step %lld; to continue from there, run the same command with --resume",
+                       name, (long long)t->step, t->cfg->staleness, t->cfg->out_dir, (long long)kept);
     return pc_fail(PC_ERR_INTERRUPTED, "interrupted by %s at step %lld: checkpoint written to "
                    "%s/checkpoint.safetensors; to continue, run the same command with --resume",
                    name, (long long)t->step, t->cfg->out_dir);
@@ -156,7 +170,10 @@ static pc_status after_step(trainer *t, int64_t epoch_end, int *signal) {
     int timed;
     PC_TRY(stop_signal(t, signal, &timed));
     int due = (c->checkpoint_every > 0 && t->step % c->checkpoint_every == 0) || timed;
-    if ((*signal || due) && t->step < epoch_end) PC_TRY(trainer_save_outputs(t, NULL));
+    if (*signal && t->step < epoch_end && stale_pipeline(t)) /* the epoch's start is kept */
+        PC_TRY(pc_ps_drain(t->ps, t->step));
+    else if ((*signal || due) && t->step < epoch_end)
+        PC_TRY(trainer_save_outputs(t, NULL));
     if (timed && t->step < epoch_end && c->out_dir)
         trainer_say(t, "parcnn: checkpoint at step %lld (--checkpoint-minutes %g)\n",
                     (long long)t->step, c->checkpoint_minutes);

@@ -56,10 +56,10 @@ static pc_status check_ps(const pc_train_config *c, int ranks) {
     if (c->reduce_fast) return pc_fail(PC_ERR_USAGE, "--reduce fast with --sync ps: the servers reduce");
     if (c->ema > 0 || c->lookahead > 0)
         return pc_fail(PC_ERR_USAGE, "--%s with --sync ps: not supported", c->ema > 0 ? "ema" : "lookahead");
-    if (c->staleness > 0 && c->checkpoint_every > 0)
-        return pc_fail(PC_ERR_USAGE, "--checkpoint-every with --staleness %d: a checkpoint inside "
+    if (c->staleness > 0 && (c->checkpoint_every > 0 || c->checkpoint_minutes > 0))
+        return pc_fail(PC_ERR_USAGE, "--checkpoint-%s with --staleness %d: a checkpoint inside "
                        "an epoch would end the pipeline there (checkpoints come at every epoch's "
-                       "end)", c->staleness);
+                       "end)", c->checkpoint_every > 0 ? "every" : "minutes", c->staleness);
     int servers = c->servers > 0 ? c->servers : 1;
     if (ranks == 1)
         return pc_fail(PC_ERR_USAGE, "--sync ps needs MPI: its servers and workers are separate "
@@ -496,11 +496,42 @@ static pc_status create_model(trainer *t) {
     return st;
 }
 
+/* --sync ps --staleness N > 0 stops only at an epoch's end, where its pipeline drains: the
+ * weights still in flight inside an epoch are in no checkpoint, so a run stopped there
+ * could not go on with the uninterrupted run's bytes. */
+static pc_status check_stale_stop(const trainer *t) {
+    const pc_train_config *c = t->cfg;
+    int64_t spe = t->train.n / c->batch;
+    if (c->staleness <= 0 || c->max_steps <= 0 || c->max_steps >= (int64_t)c->epochs * spe ||
+        c->max_steps % spe == 0)
+        return PC_OK;
+    return t->rank == 0 ? pc_fail(PC_ERR_USAGE, "--max-steps %lld with --staleness %d: a run with "
+                                  "stale weights stops only at an epoch's end (a multiple of the "
+                                  "%lld steps per epoch)", (long long)c->max_steps, c->staleness,
+                                  (long long)spe)
+                        : pc_fail(PC_ERR_USAGE, "%s", PC_SHARED_ERROR);
+}
+
+/* --resume of --staleness N > 0: only from an epoch's end (see check_stale_stop). */
+static pc_status check_stale_resume(const trainer *t) {
+    const pc_train_config *c = t->cfg;
+    int64_t spe = t->sched.steps_per_epoch;
+    if (!t->ps || c->staleness <= 0 || !c->resume || t->step % spe == 0) return PC_OK;
+    return t->rank == 0 ? pc_fail(PC_ERR_USAGE, "--resume: %s/checkpoint.safetensors is at step "
+                                  "%lld, inside epoch %lld (%lld steps each); --sync ps "
+                                  "--staleness %d resumes only from an epoch's end (the weights "
+                                  "in flight are in no checkpoint)", c->out_dir,
+                                  (long long)t->step, (long long)(t->step / spe + 1),
+                                  (long long)spe, c->staleness)
+                        : pc_fail(PC_ERR_USAGE, "%s", PC_SHARED_ERROR);
+}
+
 /* --sync local-sgd or fusion: the replicas, on the engine's workers. */
 static pc_status strategy_setup(trainer *t) {
     const pc_train_config *c = t->cfg;
     if (c->sync.kind == PC_SYNC_ALLREDUCE) return PC_OK;
     if (c->sync.kind == PC_SYNC_PS) {
+        PC_TRY(check_stale_stop(t));
         pc_ps_config pc = {.comm = t->comm, .params = t->m->params, .n = t->m->n_params,
                            .red = t->red, .shards = t->shards, .servers = PC_MAX(c->servers, 1),
                            .staleness = PC_MAX(c->staleness, 0), .async = c->ps_async,
@@ -642,6 +673,7 @@ pc_status trainer_setup(trainer *t) {
     PC_TRY(trainer_share_status(t, t->rank == 0 && c->out_dir ? trainer_write_settings(t) : PC_OK));
     PC_TRY(trainer_share_status(t, t->rank == 0 && c->tensorboard ? pc_tb_open(c->tensorboard, &t->tb) : PC_OK));
     PC_TRY(broadcast_state(t));
+    PC_TRY(check_stale_resume(t));
     if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
     if (t->ps) pc_ps_start(t->ps, t->step);
     return PC_OK;
