@@ -7,7 +7,8 @@ are loaded by their PyTorch-style names), then times the forward pass and softma
 batch size in inference mode, every variant that may be fastest:
   fp32: eager (NCHW), eager channels_last, TorchScript frozen + optimize_for_inference
   bf16: torch.autocast("cpu", torch.bfloat16) eager, and channels_last
-on --threads intra-op threads (torch.set_num_threads; run with OPENBLAS_NUM_THREADS equal
+each on the whole batch and, for batches above 8, in passes of 8 images (as parcnn bench
+predict also tries), on --threads intra-op threads (torch.set_num_threads; run with OPENBLAS_NUM_THREADS equal
 to it: Debian's torch takes its dense layers from the system BLAS). Prints a table, and one
 line per batch size:  best batch B: MS ms, IPS images/s (VARIANT)
 --describe prints params=<int> (to check that both sides build the same network) and
@@ -85,8 +86,9 @@ def activation(keys):
 class Net(nn.Module):
     """A parcnn model file as a graph of torch modules; parameters carry parcnn's names."""
 
-    def __init__(self, text, c, h, w, classes):
+    def __init__(self, text, c, h, w, classes, logits=False):
         super().__init__()
+        self.logits = logits  # forward gives the logits (training), not the probabilities
         self.nodes = []  # (module name, input section indices; -1 is the image)
         self.layers = nn.ModuleDict()
         shapes, names = [], {}
@@ -144,12 +146,19 @@ class Net(nn.Module):
         elif kind == "flatten":
             mods = [nn.Flatten(), nn.Unflatten(1, (ic * ih * iw, 1, 1))]
             shape = (ic * ih * iw, 1, 1)
-        elif kind in ("relu", "dropout", "net"):
+        elif kind == "dropout":  # the identity in inference
+            mods = [nn.Dropout(float(keys.get("rate", 0.5)))]
+        elif kind in ("relu", "net"):
             mods = [nn.ReLU() if kind == "relu" else nn.Identity()]
         elif kind == "add":
             mods = [ShortcutAdd()]
         else:
             raise ValueError("torch_predict.py: no torch equivalent of [%s]" % kind)
+        trainable = keys.get("trainable", "all")  # frozen parameters get no gradient
+        for m in mods:
+            for field, part in (("weight", "weight"), ("bias", "bias")):
+                if getattr(m, field, None) is not None and trainable not in ("all", part):
+                    getattr(m, field).requires_grad_(False)
         if act is not None and kind != "add":
             mods.append(act)
         elif act is not None:  # [add] takes two inputs: its activation is a step of its own
@@ -161,7 +170,7 @@ class Net(nn.Module):
         for name, inputs in self.nodes:
             args = [x if i < 0 else outs[i] for i in inputs]
             outs.append(self.layers[name.replace(".", "_")](*args))
-        return F.softmax(outs[-1].flatten(1), dim=1)
+        return outs[-1].flatten(1) if self.logits else F.softmax(outs[-1].flatten(1), dim=1)
 
     def load_parcnn_tensors(self, tensors):
         """Weights saved by parcnn (PyTorch-style names: NAME.weight, NAME.depthwise.weight)."""
@@ -194,8 +203,19 @@ def read_safetensors(path):
 
 # ---------------------------------------------------------------- timing
 
-def variants(net, c, h, w, batch, bf16):
-    """(name, callable(x), input, channels_last) for each way torch may run the net."""
+def in_passes(fn, chunk):
+    """fn run on the batch in passes of `chunk` images, the outputs concatenated."""
+    return lambda x: torch.cat([fn(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
+def variants(net, c, h, w, batch, bf16, chunk):
+    """(name, callable(x), input, channels_last) for each way torch may run the net;
+    chunk < batch: each of them running the batch in passes of chunk images."""
+    if chunk < batch:
+        return [(name + ", passes of %d" % chunk, in_passes(fn, chunk),
+                 torch.randn(batch, c, h, w).contiguous(
+                     memory_format=torch.channels_last if cl else torch.contiguous_format), cl)
+                for name, fn, _, cl in variants(net, c, h, w, chunk, bf16, chunk)]
     x = torch.randn(batch, c, h, w)
     xl = x.contiguous(memory_format=torch.channels_last)
     if bf16:
@@ -208,6 +228,9 @@ def variants(net, c, h, w, batch, bf16):
         frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(net, x)))
     return [("eager", net, x, False), ("torchscript frozen", frozen, x, False),
             ("channels_last", net, xl, True)]
+
+
+CHUNK = 8  # the pass size parcnn bench predict also tries
 
 
 def median_seconds(fn, x, reps, warmup=3):
@@ -258,15 +281,18 @@ def main():
     torch.set_num_threads(a.threads)
     print("torch %s, %s, input %dx%dx%d, %s, %d thread(s)" % (torch.__version__, a.model, c, h, w,
                                                             a.precision, a.threads))
-    print("%6s %-30s %10s %10s" % ("batch", "variant", "ms/batch", "images/s"))
+    print("%6s %-44s %10s %10s" % ("batch", "variant", "ms/batch", "images/s"))
     for batch in (int(b) for b in a.batch.split(",")):
         best = (math.inf, "")
-        for name, fn, x, channels_last in variants(net, c, h, w, batch, a.precision == "bf16"):
+        chunks = [batch] + ([CHUNK] if batch > CHUNK and batch % CHUNK == 0 else [])
+        for name, fn, x, channels_last in [v for chunk in chunks for v in
+                                           variants(net, c, h, w, batch, a.precision == "bf16",
+                                                    chunk)]:
             if channels_last:
                 net.to(memory_format=torch.channels_last)
             s = median_seconds(fn, x, a.reps)
             net.to(memory_format=torch.contiguous_format)
-            print("%6d %-30s %10.3f %10.0f" % (batch, name, s * 1e3, batch / s), flush=True)
+            print("%6d %-44s %10.3f %10.0f" % (batch, name, s * 1e3, batch / s), flush=True)
             best = min(best, (s, name))
         print("best batch %d: %.3f ms, %.0f images/s (%s)" % (batch, best[0] * 1e3,
                                                              batch / best[0], best[1]))

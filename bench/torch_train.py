@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """PyTorch reference trainer for parcnn throughput comparisons.
 
-Trains one of parcnn's zoo models (simple-cnn, minixception, resnet20) with Adam and
-softmax cross-entropy and measures training throughput: forward, backward and optimizer
+Trains one of parcnn's zoo models (simple-cnn, minixception and resnet20 written out here,
+the others built from their model text by torch_predict.py's generic builder, frozen
+parameters frozen) with Adam and softmax cross-entropy and measures training throughput: forward, backward and optimizer
 step on batches indexed out of an in-memory float tensor with shuffled indices.
 Data loading and normalization happen before the clock starts.
 
@@ -82,8 +83,11 @@ def build_parser():
     p.add_argument("--mode", choices=("threads", "ddp"), default="threads")
     p.add_argument("--threads", type=int, default=1, help="threads mode: intra-op threads")
     p.add_argument("--procs", type=int, default=2, help="ddp mode: processes")
-    p.add_argument("--model", choices=("simple-cnn", "minixception", "resnet20"),
-                   default="simple-cnn")
+    p.add_argument("--model", default="simple-cnn",
+                   help="simple-cnn, minixception, resnet20 (written out here), or any other "
+                   "zoo model, built from `parcnn models --print NAME` by torch_predict.py")
+    p.add_argument("--parcnn", default=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "build", "parcnn"), help="for the other zoo models' text")
     p.add_argument("--input", type=parse_input, default=(1, 28, 28), help="CxHxW")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--data", type=parse_data, default=None,
@@ -426,7 +430,13 @@ def train(model, x, y, batches, warmup, lr, barrier=None, autocast=False):
 def make_model(args):
     torch.manual_seed(args.seed)
     c, h, w = args.input
-    return MODELS[args.model](c, h, w, args.classes)
+    if args.model in MODELS:
+        return MODELS[args.model](c, h, w, args.classes)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_predict import Net  # the generic builder: any parcnn model file
+    text = subprocess.run([args.parcnn, "models", "--print", args.model], check=True,
+                          capture_output=True, text=True).stdout
+    return Net(text, c, h, w, args.classes, logits=True)
 
 
 def train_flops_per_image(model, c, h, w):
@@ -440,7 +450,9 @@ def train_flops_per_image(model, c, h, w):
             macs = out[0].numel() * (mod.in_channels // mod.groups) * kh * kw
         else:
             macs = mod.in_features * mod.out_features
-        total += 2 * macs * (3 if inp[0].requires_grad else 2)
+        # forward, backward data where the input needs a gradient, backward weights
+        # unless the weight is frozen
+        total += 2 * macs * (1 + inp[0].requires_grad + mod.weight.requires_grad)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]

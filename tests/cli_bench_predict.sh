@@ -12,15 +12,27 @@ rc=$?
 cat "$tmp/fp32.txt"
 [ $rc = 0 ] && grep -q "^parcnn bench predict: resnet20, input 3x32x32, 10 classes, 269722 parameters, .* fp32, $cores cores" "$tmp/fp32.txt" \
     && ok "resnet20 fp32: header with parameters and precision" || bad "resnet20 fp32 (exit $rc)"
-rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 6 && $4 > 0' "$tmp/fp32.txt" | wc -l)
+rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 7 && $5 > 0' "$tmp/fp32.txt" | wc -l)
 want=$(( cores > 1 ? (4 % cores == 0 ? 5 : 4) : 2 ))
 [ "$rows" = "$want" ] && ok "$rows timed configurations (1x1 and 1x$cores at batch 1, also ${cores}x1 at batch 4)" || bad "rows: $rows, expected $want"
-grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ thread\(s\)\)" "$tmp/fp32.txt" \
+grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ thread\(s\), passes of 1\)" "$tmp/fp32.txt" \
     && grep -qE "^best batch 4: " "$tmp/fp32.txt" && ok "the fastest configuration per batch size" || bad "best lines"
 
 "$parcnn" bench predict --model simple-cnn --precision bf16 --batch 2 --reps 2 --workers 1 --threads 1 > "$tmp/bf16.txt" 2>&1 \
     && grep -q ", bf16, " "$tmp/bf16.txt" && [ "$(grep -c '^ *2 ' "$tmp/bf16.txt")" = 1 ] \
     && ok "bf16, one given configuration" || { bad "bf16:"; cat "$tmp/bf16.txt"; }
+
+# passes: a worker's whole part and passes of 8 by default; --chunk's sizes that divide it
+"$parcnn" bench predict --model simple-cnn --batch 16 --reps 2 --workers 1 --threads 1 > "$tmp/chunk.txt" 2>&1 \
+    && [ "$(awk '$1 == 16 && NF == 7 {print $4}' "$tmp/chunk.txt" | tr '\n' ' ')" = "16 8 " ] \
+    && ok "batch 16: one pass of 16 and passes of 8" || { bad "default chunks:"; cat "$tmp/chunk.txt"; }
+"$parcnn" bench predict --model minixception --input 3x32x32 --batch 4 --chunk 2,3 --reps 2 --workers 2 --threads 1 --profile > "$tmp/prof.txt" 2>&1 \
+    && [ "$(awk '$1 == 4 && NF == 7 && $2 ~ /^[0-9]+$/ {print $4}' "$tmp/prof.txt" | tr '\n' ' ')" = "2 " ] \
+    && grep -qE "^best batch 4: .*passes of 2\)" "$tmp/prof.txt" \
+    && [ "$(grep -cE '^ +[0-9]+ [a-z0-9_.]+ +[a-z]+ +[0-9]+x[0-9]+x[0-9]+ +[0-9.]+ ms +[0-9.]+%' "$tmp/prof.txt")" = 46 ] \
+    && grep -qE '^ +3 layers.2 +conv +8x28x28 .* (direct|winograd)' "$tmp/prof.txt" \
+    && ok "--chunk 2,3 on 2 workers' parts of 2: passes of 2; --profile: 46 layers with the conv algorithm" \
+    || { bad "--chunk / --profile:"; cat "$tmp/prof.txt"; }
 
 "$parcnn" train --limit 256 --eval-limit 64 --epochs 1 --no-progress --out "$tmp/run" > /dev/null 2>&1 || bad "train a model"
 "$parcnn" bench predict --model "$tmp/run/model.safetensors" --batch 2 --reps 2 > "$tmp/file.txt" 2>&1 \
@@ -39,6 +51,7 @@ check_usage "unknown model 'nosuch'" --model nosuch
 check_usage "--batch 0: expected" --model simple-cnn --batch 0
 check_usage "--batch 1,x: expected" --model simple-cnn --batch 1,x
 check_usage "--workers 2 does not divide --batch 3" --model simple-cnn --batch 3 --workers 2 --threads 1
+check_usage "--chunk 0: expected" --model simple-cnn --chunk 0
 check_usage "--workers and --threads go together" --model simple-cnn --workers 2
 check_usage "--precision fp16: expected fp32 or bf16" --model simple-cnn --precision fp16
 check_usage "--input 3x32: expected CxHxW" --model simple-cnn --input 3x32

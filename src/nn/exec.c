@@ -13,6 +13,11 @@ void pc_exec_enable_profile(pc_exec *ex) {
     if (ex->prof_fwd) ex->prof_bwd = ex->prof_fwd + ex->m->n_layers;
 }
 
+void pc_exec_enable_profile_inference(pc_exec *ex) {
+    pc_exec_enable_profile(ex);
+    ex->prof_inference = 1;
+}
+
 const double *pc_exec_profile(const pc_exec *ex, int backward) {
     return backward ? ex->prof_bwd : ex->prof_fwd;
 }
@@ -344,7 +349,7 @@ const float *pc_exec_forward(pc_exec *ex, int train, uint64_t seed, uint64_t ste
     if (ex->input_blocked)
         fast_to_blocked(ex->batch, in->c, (int64_t)in->h * in->w, ex->block, ex->ls[0].out,
                         ex->input_blocked);
-    int timed = train && ex->prof_fwd;
+    int timed = (train || ex->prof_inference) && ex->prof_fwd;
     for (int i = 1; i < ex->m->n_layers; i++) {
         double t0 = timed ? pc_now() : 0;
         layer_forward(ex, i, train);

@@ -85,6 +85,8 @@ void pc_exec_set_backward_hook(pc_exec *ex, pc_backward_hook hook, void *ctx);
  * training passes. */
 void pc_exec_enable_profile(pc_exec *ex);
 const double *pc_exec_profile(const pc_exec *ex, int backward);
+/* The same, timing inference forwards too (bench predict --profile). */
+void pc_exec_enable_profile_inference(pc_exec *ex);
 
 /* Layer i's output of the last forward, (batch, c, h, w) in plain NCHW, into out. */
 void pc_exec_layer_output(const pc_exec *ex, int i, float *out);

@@ -170,6 +170,7 @@ struct pc_exec {
     pc_backward_hook hook;
     void *hook_ctx;
     double *prof_fwd, *prof_bwd; /* per layer seconds when profiling */
+    int prof_inference;          /* profile inference forwards too (bench predict) */
 };
 
 /* Floats of layer i's output (and of its gradient): padded to whole blocks when blocked. */
