@@ -847,6 +847,9 @@ static void blocked_tests(void) {
             ref_maxpool_backward(&ps, am, g, dx);
             fast_maxpoolb_backward(&ps, B, amb, gb, dxb);
             cmp_blocked("max pool backward", n, c, hw, B, dxb, dx, 0);
+            poison(yb, nyb);
+            fast_maxpoolb_forward(&ps, B, xtb, yb, NULL); /* inference: no argmax */
+            cmp_blocked("max pool forward, no argmax", n, c, ohw, B, yb, y, 0);
             poison(yb, nyb), poison(dxb, nb);
             ref_avgpool_forward(&ps, x, y);
             fast_avgpoolb_forward(&ps, B, xb, yb);

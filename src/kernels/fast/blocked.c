@@ -382,6 +382,7 @@ max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
  * a time in vector code (B / 8 groups per pixel). */
 static inline __attribute__((always_inline)) void
 maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B) {
+    const int want_argmax = argmax != NULL; /* a constant where inlined: see DISPATCH_ARG */
     const int cb = (s->c + B - 1) / B, W = s->w;
     const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
     for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
@@ -397,7 +398,7 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
                         for (int w = win.w0; w < win.w1; w++)
                             max_step(load8(xp + ((int64_t)h * W + w) * B + g), h * W + w, &best, &bi);
                     memcpy(y + o + g, &best, sizeof best);
-                    memcpy(argmax + o + g, &bi, sizeof bi);
+                    if (want_argmax) memcpy(argmax + o + g, &bi, sizeof bi);
                 }
             }
     }
@@ -430,12 +431,14 @@ maxpool2x2_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *ar
                     max_step(load8(c0 + down + g), i0 + W, &best, &bi);
                     max_step(load8(c0 + down + B + g), i0 + W + 1, &best, &bi);
                     memcpy(y + o + (int64_t)ow * B + g, &best, sizeof best);
-                    memcpy(argmax + o + (int64_t)ow * B + g, &bi, sizeof bi);
+                    if (argmax) memcpy(argmax + o + (int64_t)ow * B + g, &bi, sizeof bi);
                 }
             }
         }
 }
 
+/* Separate copies with and without the argmax (a NULL constant after inlining: no index
+ * work at all in inference). */
 static void maxpool_forward_b8(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 8);
     else maxpool_forward(s, x, y, a, 8);
@@ -444,9 +447,18 @@ static void maxpool_forward_b16(const pc_pool_shape *s, const float *x, float *y
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 16);
     else maxpool_forward(s, x, y, a, 16);
 }
+static void maxpool_values_b8(const pc_pool_shape *s, const float *x, float *y) {
+    if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, NULL, 8);
+    else maxpool_forward(s, x, y, NULL, 8);
+}
+static void maxpool_values_b16(const pc_pool_shape *s, const float *x, float *y) {
+    if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, NULL, 16);
+    else maxpool_forward(s, x, y, NULL, 16);
+}
 void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
                            int32_t *argmax) {
-    DISPATCH(maxpool_forward_b8(s, x, y, argmax), maxpool_forward_b16(s, x, y, argmax));
+    if (!argmax) DISPATCH(maxpool_values_b8(s, x, y), maxpool_values_b16(s, x, y));
+    else DISPATCH(maxpool_forward_b8(s, x, y, argmax), maxpool_forward_b16(s, x, y, argmax));
 }
 
 /* The outputs whose windows contain input row (or column) h: [*lo, *hi). */

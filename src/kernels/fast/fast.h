@@ -55,7 +55,7 @@ void fast_bnb_backward(const pc_bn_shape *s, int block, const float *x, const fl
                        const float *invstd, const float *dy, float *dx, float *dgamma,
                        float *dbeta, pc_fast_act act);
 /* Pooling, bitwise the reference kernels per channel; argmax (blocked like y) holds the
- * cell's index h * W + w within its plane. */
+ * cell's index h * W + w within its plane (NULL: not wanted, inference). */
 void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
                            int32_t *argmax);
 void fast_maxpoolb_backward(const pc_pool_shape *s, int block, const int32_t *argmax,

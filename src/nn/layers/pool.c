@@ -79,7 +79,7 @@ static void pool_forward(pc_exec *ex, int i, int train, float *y) {
         return;
     }
 #endif
-    if (s->blocked && is_max) fast_maxpoolb_forward(&s->pool, B, x, y, s->argmax);
+    if (s->blocked && is_max) fast_maxpoolb_forward(&s->pool, B, x, y, train ? s->argmax : NULL);
     else if (s->blocked) fast_avgpoolb_forward(&s->pool, B, x, y);
     else if (is_max && s->pool_scratch) fast_maxpool_forward(&s->pool, x, y, s->argmax, s->pool_scratch);
     else if (is_max) ref_maxpool_forward(&s->pool, x, y, s->argmax);
