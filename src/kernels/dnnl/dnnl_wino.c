@@ -62,9 +62,16 @@ struct pcd_wino {
      * (their sizes are often multiples of 4 KiB). */
     size_t vstride, ustride;
     float G[ALPHA_MAX][5];        /* the weight transform, alpha x r */
-    float *U, *Ub;                /* (pos, C, K) and (pos, K, C): forward, backward data */
+    /* (pos, C, K), (pos, K, C) and (pos, C, K): the transformed weights of the forward and
+     * of backward data, the weights' gradient. One buffer holds all three, each needed only
+     * within its own pass (pcd_wino_backward runs backward data before backward weights):
+     * the weights cost 4x (3x3) or 7x (5x5) their size per layer and replica, not 12x or
+     * 21x (whitenet-wide: about 145 MB less per replica). Whoever overwrites the buffer
+     * forgets what the other transforms were made from, so they are made again when
+     * needed (in training every step makes them anyway). */
+    float *U, *Ub, *dU;
     pcd_kept u_from, ub_from;     /* the weights U and Ub were transformed from */
-    float *V, *M, *dU;            /* (pos, tiles, max(C, K)) twice, (pos, C, K) */
+    float *V, *M;                 /* (pos, tiles, max(C, K)) twice */
     pcd_prim *fwd, *bwd_d, *bwd_w, *bwd_w_acc;
     /* the matmuls' arguments, over the buffers above: forward (V, U, M), backward data
      * (V, Ub, M with the channel counts swapped), backward weights (V transposed, M, dU) */
@@ -515,7 +522,7 @@ size_t pcd_wino_bytes(const pc_conv_shape *s) {
     const int tiles = chunk_images(s, pos, tiles_per_image) * tiles_per_image;
     const size_t vstride = padded((size_t)tiles * PC_MAX(s->c, s->k)),
                  ustride = padded((size_t)s->c * s->k);
-    return sizeof(float) * pos * (3 * ustride + 2 * vstride); /* U, Ub, dU; V, M */
+    return sizeof(float) * pos * (ustride + 2 * vstride); /* U = Ub = dU; V, M */
 }
 
 pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16) {
@@ -546,10 +553,10 @@ pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16)
     w->ustride = padded((size_t)C * K);
     const size_t pair = w->pos * w->ustride * sizeof(float),
                  chunk = w->pos * w->vstride * sizeof(float);
-    if (!(w->U = pcd_buf_new(&w->b, pair)) || !(w->Ub = pcd_buf_new(&w->b, pair)) ||
-        !(w->dU = pcd_buf_new(&w->b, pair)) || !(w->V = pcd_buf_new(&w->b, chunk)) ||
+    if (!(w->U = pcd_buf_new(&w->b, pair)) || !(w->V = pcd_buf_new(&w->b, chunk)) ||
         !(w->M = pcd_buf_new(&w->b, chunk)))
         goto fail;
+    w->Ub = w->dU = w->U;
 
     const size_t vs = w->vstride, us = w->ustride;
     dnnl_memory_desc_t src, wei, dst;
@@ -595,19 +602,24 @@ static void run_forward(pcd_wino *w, const pcd_prim *mm, dnnl_memory_t v, dnnl_m
 
 void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float *b,
                       uint64_t version, float *y) {
-    if (!pcd_kept_current(&w->u_from, wt, version))
+    if (!pcd_kept_current(&w->u_from, wt, version)) {
         SPLIT_ROWS(w->s.c, weight_transform, w, wt, 0, w->U);
+        w->ub_from.version = 0; /* Ub's bytes are gone (version 0: never current) */
+    }
     run_forward(w, w->fwd, w->f_v, w->f_u, w->f_m, x, w->s.c, w->s.k, b, w->relu, y);
 }
 
 void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
                        uint64_t version, float *dx, float *dw) {
     if (dx) {
-        if (!pcd_kept_current(&w->ub_from, wt, version))
+        if (!pcd_kept_current(&w->ub_from, wt, version)) {
             SPLIT_ROWS(w->s.k, weight_transform, w, wt, 1, w->Ub);
+            w->u_from.version = 0;
+        }
         run_forward(w, w->bwd_d, w->d_v, w->d_u, w->d_m, dy, w->s.k, w->s.c, NULL, 0, dx);
     }
     if (!dw) return;
+    w->u_from.version = w->ub_from.version = 0; /* dU overwrites both */
     const tile_geom gx = geom(w, w->s.c, w->block), gy = geom(w, w->s.k, w->block);
     for (int n0 = 0; n0 < w->s.n; n0 += w->chunk) {
         SPLIT_ROWS(w->chunk * w->th, input_transform, &gx, x, n0, w->V, w->vstride);

@@ -382,7 +382,7 @@ max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
  * a time in vector code (B / 8 groups per pixel). */
 static inline __attribute__((always_inline)) void
 maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B) {
-    const int want_argmax = argmax != NULL; /* a constant where inlined: see DISPATCH_ARG */
+    const int want_argmax = argmax != NULL; /* a constant where inlined (maxpool_values_b*) */
     const int cb = (s->c + B - 1) / B, W = s->w;
     const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
     for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
