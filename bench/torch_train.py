@@ -40,10 +40,11 @@ directory ($PARCNN_BENCH_CACHE, default $TMPDIR/parcnn-bench-openblas):
 "system" uses the installed libblas.so.3; "auto" (default) is openblas when it can be
 had, otherwise system.  Convolutions run in torch's oneDNN either way.
 
-Output ends with three machine-readable lines:
+Output ends with four machine-readable lines:
   blas=<paths of the libblas/libopenblas mapped into the process>
   openblas_num_threads=<OPENBLAS_NUM_THREADS>
   images_per_second=<float>
+  peak_rss_kb=<int>  (peak resident memory; DDP: of the training processes, summed)
 (with --describe: params=<int> and train_flops_per_image=<int>)
 
 Needs Debian's torch: run with /usr/bin/python3 (the pyenv python3 has no torch).
@@ -489,9 +490,16 @@ def ddp_worker(rank, args, port, queue):
         secs, loss = train(model, x, y, batches, args.warmup, args.lr, barrier=dist.barrier,
                            autocast=args.autocast == "bf16")
         if rank == 0:
-            queue.put((args.steps * args.batch / secs, secs, loss))
+            queue.put(("result", args.steps * args.batch / secs, secs, loss))
+        queue.put(("rss", peak_rss_kb()))
     finally:
         dist.destroy_process_group()
+
+
+def peak_rss_kb():
+    """This process's peak resident set size in KB (Linux's ru_maxrss)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def free_port():
@@ -507,7 +515,14 @@ def run_ddp(args):
                  % (args.batch, args.procs))
     queue = mp.get_context("spawn").SimpleQueue()
     mp.spawn(ddp_worker, args=(args, free_port(), queue), nprocs=args.procs, join=True)
-    return queue.get()
+    result, rss = None, 0
+    for _ in range(args.procs + 1):
+        msg = queue.get()
+        if msg[0] == "result":
+            result = msg[1:]
+        else:
+            rss += msg[1]
+    return result + (rss,)
 
 
 def main():
@@ -525,9 +540,10 @@ def main():
         return
     if args.mode == "threads":
         ips, secs, loss = run_threads(args)
+        rss = peak_rss_kb()
         how = "%d thread(s)" % args.threads
     else:
-        ips, secs, loss = run_ddp(args)
+        ips, secs, loss, rss = run_ddp(args)
         how = "ddp %d process(es) x 1 thread, %d per process" % (args.procs,
                                                                  args.batch // args.procs)
     if args.autocast == "bf16":
@@ -538,6 +554,7 @@ def main():
     print("blas=%s" % mapped_blas())
     print("openblas_num_threads=%s" % os.environ.get("OPENBLAS_NUM_THREADS", ""))
     print("images_per_second=%.1f" % ips)
+    print("peak_rss_kb=%d" % rss)  # DDP: the training processes' peaks summed
 
 
 if __name__ == "__main__":
