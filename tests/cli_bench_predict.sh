@@ -34,6 +34,16 @@ grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ th
     && ok "--chunk 2,3 on 2 workers' parts of 2: passes of 2; --profile: 46 layers with the conv algorithm" \
     || { bad "--chunk / --profile:"; cat "$tmp/prof.txt"; }
 
+# --conv-algo: resnet20's 32- and 64-channel 3x3 layers run Winograd by default, direct when asked
+for algo in auto direct; do
+    "$parcnn" bench predict --model resnet20 --input 3x32x32 --batch 2 --reps 1 --workers 1 --threads 1 \
+        --conv-algo $algo --profile > "$tmp/algo-$algo.txt" 2>&1 || bad "--conv-algo $algo"
+done
+grep -q "winograd$" "$tmp/algo-auto.txt" && ! grep -q "winograd$" "$tmp/algo-direct.txt" \
+    && [ "$(grep -c "direct$" "$tmp/algo-direct.txt")" = 19 ] \
+    && ok "--conv-algo direct: all 19 convolutions direct (auto: some Winograd)" \
+    || { bad "--conv-algo:"; cat "$tmp/algo-auto.txt" "$tmp/algo-direct.txt"; }
+
 "$parcnn" train --limit 256 --eval-limit 64 --epochs 1 --no-progress --out "$tmp/run" > /dev/null 2>&1 || bad "train a model"
 "$parcnn" bench predict --model "$tmp/run/model.safetensors" --batch 2 --reps 2 > "$tmp/file.txt" 2>&1 \
     && grep -q "input 1x28x28, 10 classes, 3274634 parameters" "$tmp/file.txt" \
@@ -52,6 +62,7 @@ check_usage "--batch 0: expected" --model simple-cnn --batch 0
 check_usage "--batch 1,x: expected" --model simple-cnn --batch 1,x
 check_usage "--workers 2 does not divide --batch 3" --model simple-cnn --batch 3 --workers 2 --threads 1
 check_usage "--chunk 0: expected" --model simple-cnn --chunk 0
+check_usage "--conv-algo fast: expected auto, direct or winograd" --model simple-cnn --conv-algo fast
 check_usage "--workers and --threads go together" --model simple-cnn --workers 2
 check_usage "--precision fp16: expected fp32 or bf16" --model simple-cnn --precision fp16
 check_usage "--input 3x32: expected CxHxW" --model simple-cnn --input 3x32

@@ -16,13 +16,15 @@
 #include "nn/model.h"
 #include "train/engine.h"
 #include "train/modelio.h"
+#include "train/train.h"
 
 #define MAX_BATCHES 8
 #define WARMUP 3
 
 static const char predict_help[] =
     "usage: parcnn bench predict --model NAME|FILE [--input CxHxW] [--classes N]\n"
-    "                            [--batch LIST] [--precision fp32|bf16] [--reps R]\n"
+    "                            [--batch LIST] [--precision fp32|bf16] [--conv-algo A]\n"
+    "                            [--reps R]\n"
     "                            [--workers W --threads T] [--chunk LIST] [--profile]\n"
     "Inference speed: the model's forward pass and softmax on a batch of inputs in memory,\n"
     "weights converted once (as a deployed model runs), timed R times after 3 untimed\n"
@@ -281,6 +283,9 @@ static const pc_flag predict_flags[] = {
     {"precision", PC_FLAG_CHOICE, AT(exec.precision), "P", .def = "fp32",
      .choices = precision_choices, .expect = "fp32 or bf16",
      .help = "fp32 or bf16 (convolutions and dense layers in bfloat16)"},
+    {"conv-algo", PC_FLAG_CHOICE, AT(exec.conv_algo), "A", .def = "auto",
+     .choices = pc_conv_algo_choices, .expect = "auto, direct or winograd",
+     .help = "auto, direct or winograd (see parcnn train --help)"},
     {"reps", PC_FLAG_INT, AT(reps), "R", 1, 100000, "20",
      .help = "timed batches per configuration"},
     {"workers", PC_FLAG_INT, AT(workers), "W", 1, 1024, .def_text = "every configuration",
