@@ -106,6 +106,13 @@ $py -c "from PIL import Image; Image.new('RGB', (50, 60), (200, 10, 10)).save('$
 grep -q "extracted 49 training images .*(rebuilt: made from other images" "$tmp/d4.log" && ok "feature cache rebuilt when the images change" || { bad "changed data:"; grep features "$tmp/d4.log"; }
 rm "$fx/imgs/train/c0/99.png"
 
+# -- --tta with cached features: the whole network evaluates the test images, as without the cache
+"$parcnn" train "${common[@]}" --freeze all-but-head --tta flip --workers 1 --out "$tmp/t1" > "$tmp/t1.log" 2>&1 || { bad "features + --tta:"; cat "$tmp/t1.log"; }
+"$parcnn" train "${common[@]}" --freeze all-but-head --tta flip --workers 2 --no-feature-cache --out "$tmp/t2" > "$tmp/t2.log" 2>&1 || bad "--tta, --no-feature-cache"
+grep -q "extracted 48 training images" "$tmp/t1.log" && grep "^final:" "$tmp/t1.log" | grep -q "test-time augmentation flip" \
+    && [ "$(grep "^final:" "$tmp/t1.log")" = "$(grep "^final:" "$tmp/t2.log")" ] && cmp -s "$tmp/t1/model.safetensors" "$tmp/t2/model.safetensors" \
+    && ok "--tta flip with cached features: the metrics and bytes of training through the backbone" || { bad "--tta with cached features:"; grep "^final:" "$tmp/t1.log" "$tmp/t2.log"; }
+
 # -- the recipes, on the small folder (shorter runs): 1 vs 2 workers
 small=(--init "$fx/r18.onnx" --cut layer3_layer3_1_Add --data "folder:$fx/imgs" --epochs 2 --batch 16 --shard-size 8 --bn-recalibrate 16 --no-progress)
 for r in features finetune; do
@@ -128,8 +135,8 @@ expect "--head that does not match the data" 2 "^parcnn: error: --head 5: the da
 expect "--freeze without --init" 2 "^parcnn: error: --freeze needs --init MODEL" -- "$parcnn" train --freeze all-but-head --epochs 1
 expect "--feature-views without --augment" 2 "^parcnn: error: --feature-views 3: the views differ only by --augment" -- \
     "$parcnn" train "${common[@]}" --freeze all-but-head --feature-views 3
-expect "--tta with cached features" 2 "^parcnn: error: --tta needs the images: not with cached features" -- \
-    "$parcnn" train "${common[@]}" --freeze all-but-head --tta flip
+expect "--tta and --ensemble with cached features" 2 "^parcnn: error: --tta with --ensemble: not with cached features" -- \
+    "$parcnn" train "${common[@]}" --freeze all-but-head --tta flip --ensemble 2
 expect "--init of a missing file" 1 "^parcnn: error: --init: .*nosuch.onnx" -- "$parcnn" train "${common[@]}" --init "$tmp/nosuch.onnx"
 $py -c "from PIL import Image; Image.new('RGB', (40, 15), (0, 200, 0)).save('$fx/imgs/train/c1/tiny.png')"
 expect "an image below half the crop" 1 "tiny.png: 40x15 pixels, less than half the model's 32x32 crop" -- "$parcnn" train "${common[@]}"

@@ -51,6 +51,23 @@ static pc_status evaluate(trainer *t, const pc_tta *tta, pc_metrics *vm) {
     return trainer_evaluate_on(t, t->e, &t->test, tta, vm);
 }
 
+/* With cached features, test-time augmentation needs the images: the whole network, the
+ * trained head (its --ema average) copied back into it, evaluates them. */
+static pc_status evaluate_full_network(trainer *t, const pc_tta *tta, pc_metrics *vm) {
+    const pc_train_config *c = t->cfg;
+    PC_TRY(share_average(t));
+    trainer_swap_ema(t);
+    pc_status st = pc_transfer_head_back(t->m, t->full);
+    trainer_swap_ema(t);
+    pc_engine *e = NULL;
+    if (st == PC_OK)
+        st = pc_engine_create(t->full, t->e->workers, c->threads, c->shard_size, &c->exec,
+                              t->meta.mean, t->meta.std, &e);
+    if (st == PC_OK) st = pc_engine_evaluate(e, t->comm, &t->test_images, tta, vm, NULL, NULL);
+    pc_engine_destroy(e);
+    return st;
+}
+
 /* An epoch's val_loss and val_acc: on the validation set when one is held out, else on
  * the evaluation part of the data (the test set, or a folder's --val-split part). */
 static pc_status evaluate_epoch(trainer *t, pc_metrics *vm) {
@@ -407,7 +424,8 @@ static pc_status run(trainer *t, pc_train_result *result) {
      * epochs were measured on a held-out validation set) */
     int tta = pc_tta_views(&c->tta) > 1;
     if (st == PC_OK && (tta || result->epochs_run == 0 || t->val.n) && !t->fusion_part)
-        st = evaluate(t, tta ? &c->tta : NULL, &vm);
+        st = tta && t->full ? evaluate_full_network(t, &c->tta, &vm)
+                            : evaluate(t, tta ? &c->tta : NULL, &vm);
     if (st == PC_OK && t->fusion_part) st = fuse(t, tta, &vm);
     else if (st == PC_OK && result->epochs_run == 0) st = trainer_rewrite_model(t);
     result->test_accuracy = pc_metrics_accuracy(&vm);

@@ -581,8 +581,8 @@ static pc_status transfer_setup(trainer *t) {
  * on them (t->full keeps the whole network, saved with the trained head). */
 static pc_status use_features(trainer *t) {
     const pc_train_config *c = t->cfg;
-    if (pc_tta_views(&c->tta) > 1)
-        return pc_fail(PC_ERR_USAGE, "--tta needs the images: not with cached features (the "
+    if (pc_tta_views(&c->tta) > 1 && c->ensemble > 1)
+        return pc_fail(PC_ERR_USAGE, "--tta with --ensemble: not with cached features (the "
                        "frozen backbone); give --no-feature-cache");
     if (t->val.n)
         return pc_fail(PC_ERR_USAGE, "--val-split on data with a test set: not with cached "
