@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Multi-process scaling on this machine: simple-cnn (batch 128, Fashion-MNIST) trained by
-# 1 rank, by 2 MPI ranks in deterministic and in fast reduce mode, and by 1 rank with 2
-# workers; median images/s of the last epoch over REPS interleaved runs.
+# 1 rank, by 2 MPI ranks in deterministic mode (exchanging through shared memory, and
+# with --exchange messages as across machines) and in fast reduce mode, and by 1 rank
+# with 2 workers; median images/s of the last epoch over REPS interleaved runs.
 # With BASELINE=path-to-another-parcnn, that binary's 2 ranks x 1 worker and 1 rank x 2
 # workers run interleaved with the others (an A/B of two builds in one run).
 # usage: bench/mpi.sh   (env: PARCNN, MODEL=simple-cnn, LIMIT=12800, REPS=3, BASELINE)
@@ -14,6 +15,7 @@ common="--model $MODEL --limit $LIMIT --eval-limit 100 --epochs 2 --batch 128 --
 configs=(
   "1 rank x 1 worker|$PARCNN train $common --workers 1"
   "2 ranks x 1 worker, deterministic|mpirun --oversubscribe --bind-to none -np 2 $PARCNN train $common --workers 1"
+  "2 ranks x 1 worker, --exchange messages|mpirun --oversubscribe --bind-to none -np 2 $PARCNN train $common --workers 1 --exchange messages"
   "2 ranks x 1 worker, --reduce fast|mpirun --oversubscribe --bind-to none -np 2 $PARCNN train $common --workers 1 --reduce fast"
   "1 rank x 2 workers|$PARCNN train $common --workers 2"
 )
@@ -24,6 +26,7 @@ if [ -n "$BASELINE" ]; then
 fi
 declare -A results
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model $MODEL, --limit $LIMIT, median of $REPS"
+echo "start:$(uptime | sed 's/.*,  *load/ load/')"
 for rep in $(seq "$REPS"); do
     for c in "${configs[@]}"; do
         name=${c%%|*} cmd=${c#*|}
@@ -33,6 +36,7 @@ for rep in $(seq "$REPS"); do
         echo "  run $rep: $name: $ips images/s" >&2
     done
 done
+echo "end:$(uptime | sed 's/.*,  *load/ load/')"
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=$(echo "${results[1 rank x 1 worker]}" | median)
 det=$(echo "${results[2 ranks x 1 worker, deterministic]}" | median)
@@ -44,7 +48,9 @@ for c in "${configs[@]}"; do
 done
 workers=$(echo "${results[1 rank x 2 workers]}" | median)
 printf "deterministic / fast = %.3f\n" "$(echo "$det / $fast" | bc -l)"
+msgs=$(echo "${results[2 ranks x 1 worker, --exchange messages]}" | median)
 printf "2 ranks x 1 worker (deterministic) / 1 rank x 2 workers = %.3f\n" "$(echo "$det / $workers" | bc -l)"
+printf "2 ranks x 1 worker (--exchange messages) / 1 rank x 2 workers = %.3f\n" "$(echo "$msgs / $workers" | bc -l)"
 if [ -n "$BASELINE" ]; then
     bdet=$(echo "${results[baseline: 2 ranks x 1 worker]}" | median)
     bworkers=$(echo "${results[baseline: 1 rank x 2 workers]}" | median)

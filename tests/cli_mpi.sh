@@ -30,6 +30,19 @@ for rw in "1 2" "2 1" "2 2" "3 1" "4 1" "3 2"; do
         && ok "$1 ranks x $2 workers: model.safetensors identical to 1 x 1" \
         || bad "$1 ranks x $2 workers: model differs"
 done
+# --exchange messages, as between machines (point-to-point transfers during backward with
+# one worker per rank, alltoallv with more; the runs above share memory): the same bytes
+for rw in "2 1" "3 1" "2 2"; do
+    set -- $rw
+    mpi "$1" "$parcnn" train "${common[@]}" --workers "$2" --exchange messages --out "$tmp/m$1w$2" > "$tmp/m$1w$2.log" 2>&1 \
+        || { bad "--exchange messages, $1 ranks x $2 workers failed:"; cat "$tmp/m$1w$2.log"; continue; }
+    same "$tmp/r1w1/model.safetensors" "$tmp/m$1w$2/model.safetensors" \
+        && ok "--exchange messages, $1 ranks x $2 workers: model.safetensors identical to 1 x 1" \
+        || bad "--exchange messages, $1 ranks x $2 workers: model differs"
+done
+"$parcnn" train "${common[@]}" --exchange mail --out "$tmp/mail" > "$tmp/mail.log" 2>&1; rc=$?
+[ $rc = 2 ] && [ "$(cat "$tmp/mail.log")" = "parcnn train: --exchange mail: expected auto or messages (see 'parcnn train --help')" ] \
+    && ok "--exchange mail: usage error naming the flag" || { bad "--exchange mail (exit $rc):"; cat "$tmp/mail.log"; }
 grep -q "2 MPI ranks x 1 worker(s)" "$tmp/r2w1.log" && ok "start-up names ranks and workers" || bad "start-up line"
 [ "$(grep -c '^final:' "$tmp/r2w2.log")" = 1 ] && ok "only rank 0 prints" || bad "several ranks printed"
 # test accuracy and loss identical (each test sample counted once across ranks)

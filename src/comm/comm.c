@@ -29,6 +29,9 @@ struct pc_comm {
     MPI_Request arrive_req;
     MPI_Request *pending;             /* outstanding non-blocking allreduces */
     int n_pending, cap_pending;
+    int one_machine;                  /* every rank runs on this machine */
+    MPI_Win *windows;                 /* shared memory handed out (pc_comm_shared_alloc) */
+    int n_windows;
 #endif
 };
 
@@ -72,6 +75,14 @@ pc_status pc_comm_init(int *argc, char ***argv, pc_comm **out) {
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->size);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm node;
+    int node_size = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &node_size);
+        MPI_Comm_free(&node);
+    }
+    c->one_machine = node_size == c->size;
     if (c->rank == 0) {
         c->arrived = calloc(c->size, sizeof(int64_t));
         c->last_seen = calloc(c->size, sizeof(double));
@@ -391,6 +402,60 @@ pc_status pc_comm_barrier(pc_comm *c) {
     return PC_OK;
 }
 
+int pc_comm_one_machine(const pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi) return c->one_machine;
+#endif
+    (void)c;
+    return 0;
+}
+
+pc_status pc_comm_shared_alloc(pc_comm *c, int64_t bytes, void **bases) {
+#ifdef PARCNN_HAVE_MPI
+    if (c->mpi && c->one_machine) {
+        MPI_Win *grown = realloc(c->windows, sizeof(MPI_Win) * (c->n_windows + 1));
+        if (!grown) return pc_fail_nomem();
+        c->windows = grown;
+        MPI_Info info; /* each rank's part on pages of its own (first touched by its owner) */
+        MPI_Info_create(&info);
+        MPI_Info_set(info, "alloc_shared_noncontig", "true");
+        void *mine;
+        MPI_Win win;
+        int rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, MPI_COMM_WORLD, &mine, &win);
+        MPI_Info_free(&info);
+        if (rc != MPI_SUCCESS)
+            return pc_fail(PC_ERR_NOMEM, "[rank %d] cannot allocate %lld bytes of memory shared "
+                           "between the ranks (--exchange messages does without)", c->rank,
+                           (long long)bytes);
+        c->windows[c->n_windows++] = win;
+        MPI_Win_lock_all(MPI_MODE_NOCHECK, win); /* loads and stores from here on */
+        for (int d = 0; d < c->size; d++) {
+            MPI_Aint size;
+            int unit;
+            MPI_Win_shared_query(win, d, &size, &unit, &bases[d]);
+        }
+        return PC_OK;
+    }
+#endif
+    (void)bytes;
+    (void)bases;
+    return pc_fail(PC_ERR_INTERNAL, "shared memory between ranks that do not share a machine");
+}
+
+pc_status pc_comm_shared_fence(pc_comm *c) {
+#ifdef PARCNN_HAVE_MPI
+    for (int i = 0; c->mpi && i < c->n_windows; i++) MPI_Win_sync(c->windows[i]);
+    PC_TRY(pc_comm_barrier(c));
+    for (int i = 0; c->mpi && i < c->n_windows; i++) MPI_Win_sync(c->windows[i]);
+#endif
+    (void)c;
+    return PC_OK;
+}
+
+void pc_comm_count_traffic(pc_comm *c, int64_t bytes, int64_t messages) {
+    add_traffic(c, bytes, messages);
+}
+
 #ifdef PARCNN_HAVE_MPI
 _Static_assert(sizeof(MPI_Request) <= sizeof(uint64_t), "pc_request holds an MPI_Request");
 
@@ -493,6 +558,11 @@ void pc_comm_finalize(pc_comm *c) {
         free(c->last_seen);
     }
     free(c->pending);
+    for (int i = 0; i < c->n_windows; i++) {
+        MPI_Win_unlock_all(c->windows[i]);
+        MPI_Win_free(&c->windows[i]);
+    }
+    free(c->windows);
     MPI_Finalize();
     world = &single;
     free(c);

@@ -58,6 +58,19 @@ pc_status pc_comm_isend(pc_comm *c, const void *buf, int bytes, int dest);
 pc_status pc_comm_irecv(pc_comm *c, void *buf, int bytes, int source);
 void pc_comm_progress(pc_comm *c);
 pc_status pc_comm_wait_exchange(pc_comm *c);
+/* Ranks on one machine: when all of them run on this one (MPI_COMM_TYPE_SHARED spans
+ * the job), they can share memory. pc_comm_shared_alloc (collective) gives `bytes` of
+ * memory from this rank (any size per rank, 0 too) that every rank can load and store
+ * (an MPI-3 shared window, kept until pc_comm_finalize); bases[d], for each of the
+ * pc_comm_size ranks, is where rank d's part is mapped in this process.
+ * pc_comm_shared_fence: a memory fence and a barrier, so every rank's stores before it
+ * are visible to every rank after it. */
+int pc_comm_one_machine(const pc_comm *c);
+pc_status pc_comm_shared_alloc(pc_comm *c, int64_t bytes, void **bases);
+pc_status pc_comm_shared_fence(pc_comm *c);
+/* Count payload moved between ranks by other means than messages (shared memory), as a
+ * direct exchange would send it (pc_comm_traffic). */
+void pc_comm_count_traffic(pc_comm *c, int64_t bytes, int64_t messages);
 pc_status pc_comm_bcast(pc_comm *c, void *buf, int64_t bytes, int root);
 pc_status pc_comm_barrier(pc_comm *c);
 /* Point to point (the parameter server): a send in flight, completed by

@@ -31,6 +31,8 @@ const pc_flag_choice pc_conv_algo_choices[] = {
 static const pc_flag_choice channel_choices[] = {{"1", 1}, {"3", 3}, {NULL, 0}};
 static const pc_flag_choice bad_image_choices[] = {{"fail", 0}, {"skip", 1}, {NULL, 0}};
 static const pc_flag_choice reduce_choices[] = {{"deterministic", 0}, {"fast", 1}, {NULL, 0}};
+static const pc_flag_choice exchange_choices[] = {
+    {"auto", PC_EXCHANGE_AUTO}, {"messages", PC_EXCHANGE_MESSAGES}, {NULL, 0}};
 static const pc_flag_choice monitor_choices[] = {
     {"val_loss", PC_MONITOR_VAL_LOSS}, {"val_acc", PC_MONITOR_VAL_ACC}, {NULL, 0}};
 static const pc_flag_choice keep_choices[] = {{"last", 0}, {"best", 1}, {NULL, 0}};
@@ -238,6 +240,12 @@ const pc_flag pc_train_flags[] = {
      .help = "under MPI: deterministic (fixed-tree reduce-scatter, identical bytes for any "
              "ranks x workers) or fast (MPI_Iallreduce of 1 MiB buckets started while backward "
              "runs, as PyTorch DDP; NOT bit-reproducible across rank counts)"},
+    {"exchange", PC_FLAG_CHOICE, AT(exchange), "HOW", .def = "auto",
+     .choices = exchange_choices, .expect = "auto or messages",
+     .help = "under MPI, deterministic mode: auto (ranks that all run on one machine read "
+             "each other's gradient sums and parameter chunks in shared memory; across "
+             "machines, messages) or messages (point-to-point transfers started while "
+             "backward runs, as between machines); the same bytes either way"},
     {"sync", PC_FLAG_PARSED, AT(sync), "S", .def = "allreduce", .parse = parse_sync,
      .help = "allreduce (the gradients summed every step), local-sgd=K: --replicas models, "
              "each stepping on its own 1/R of every batch with its own optimizer state, their "

@@ -67,6 +67,14 @@ struct pc_reducer {
     int spine_n;          /* right spine of that node: dst[k] += src[k], deepest last */
     float *spine_dst[MAX_COVER], *spine_src[MAX_COVER];
     pc_status post_status; /* the first failure to post a transfer */
+    /* R > 1, every rank on one machine: the workers' node buffers of every rank live in
+     * memory shared by the ranks (pc_comm_shared_alloc), so the global tree reads the
+     * other ranks' sums in place and the exchange is a fence; chunks are allgathered
+     * through stage[d], rank d's two staging halves (used in turn, so that writing one
+     * never races with a slower rank still reading the other). */
+    int shared;
+    float **stage;
+    int stage_half;
 };
 
 static float *find(const node_set *s, pc_tree_node n) {
@@ -120,7 +128,7 @@ static pc_status overlap_setup(pc_reducer *r) {
 
 /* The workers' nodes and this rank's cover, for rank `rank` of `ranks`. */
 static pc_status create_local(int shards, int workers, int64_t n, int ranks, int rank,
-                              pc_comm *comm, pc_reducer **out) {
+                              pc_comm *comm, int shared, pc_reducer **out) {
     *out = NULL;
     pc_reducer *r = calloc(1, sizeof *r);
     if (!r) return pc_fail_nomem();
@@ -130,6 +138,7 @@ static pc_status create_local(int shards, int workers, int64_t n, int ranks, int
     r->rank = rank;
     r->n = n;
     r->comm = comm;
+    r->shared = shared;
     *out = r;
     int slots = r->ranks * workers, per = shards / slots;
     r->wp = calloc(workers, sizeof(worker_part));
@@ -142,7 +151,7 @@ static pc_status create_local(int shards, int workers, int64_t n, int ranks, int
             return pc_fail_nomem();
         for (int k = 0; k < p->owned.n; k++) {
             p->depth = PC_MAX(p->depth, pc_tree_depth(p->owned.node[k]));
-            if (!(p->owned.buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
+            if (!shared && !(p->owned.buf[k] = pc_alloc(sizeof(float) * n))) return PC_ERR_NOMEM;
             r->local.node[r->local.n] = p->owned.node[k];
             r->local.buf[r->local.n++] = p->owned.buf[k];
         }
@@ -154,14 +163,14 @@ static pc_status create_local(int shards, int workers, int64_t n, int ranks, int
     int first, last;
     pc_reducer_rank_shards(r, &first, &last);
     if (set_cover(&r->rank_cover, shards, first, last)) return pc_fail_nomem();
-    for (int k = 0; k < r->rank_cover.n; k++)
+    for (int k = 0; k < r->rank_cover.n && !shared; k++) /* shared: in shared_setup */
         r->rank_cover.buf[k] = result_buffer(&r->local, r->rank_cover.node[k]);
     return PC_OK;
 }
 
 pc_status pc_reducer_create_group(int shards, int workers, int64_t n, int ranks, int rank,
                                   pc_reducer **out) {
-    return create_local(shards, workers, n, ranks, rank, NULL, out);
+    return create_local(shards, workers, n, ranks, rank, NULL, 0, out);
 }
 
 int pc_reducer_rank_cover(const pc_reducer *r, const pc_tree_node **nodes, float *const **sums) {
@@ -170,9 +179,57 @@ int pc_reducer_rank_cover(const pc_reducer *r, const pc_tree_node **nodes, float
     return r->rank_cover.n;
 }
 
-pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
+/* Rank d's worker nodes, in the order that rank lays out its buffers from `base`
+ * (worker by worker, each worker's nodes left to right, n floats each). */
+static int rank_local_nodes(const pc_reducer *r, int d, float *base, node_set *s) {
+    int per = r->shards / (r->ranks * r->workers);
+    s->n = 0;
+    for (int w = 0; w < r->workers; w++) {
+        int slot = d * r->workers + w;
+        int c = pc_tree_cover(r->shards, slot * per, (slot + 1) * per, s->node + s->n, MAX_COVER);
+        for (int j = 0; j < c; j++, s->n++) s->buf[s->n] = base + (int64_t)s->n * r->n;
+    }
+    return s->n;
+}
+
+/* The ranks share one machine: each rank's node buffers and staging halves in shared
+ * memory; the global tree points into the other ranks' node buffers (at this rank's
+ * chunk), found from their layout, which every rank can work out. */
+static pc_status shared_setup(pc_reducer *r) {
+    int me = r->rank, R = r->ranks;
+    void **bases = calloc(R, sizeof *bases);
+    r->stage = calloc(R, sizeof *r->stage);
+    node_set nodes = {0};
+    if (!bases || !r->stage || set_init(&nodes, r->workers * MAX_COVER)) {
+        free(bases);
+        set_free(&nodes);
+        return pc_fail_nomem();
+    }
+    int64_t floats = (int64_t)r->local.n * r->n + 2 * (int64_t)r->chunk_counts[me];
+    pc_status st = pc_comm_shared_alloc(r->comm, sizeof(float) * floats, bases);
+    for (int d = 0, k = 0; st == PC_OK && d < R; d++) {
+        int local_n = rank_local_nodes(r, d, bases[d], &nodes);
+        r->stage[d] = (float *)bases[d] + (int64_t)local_n * r->n;
+        if (d == me) { /* the same layout: the workers' owned nodes in order */
+            for (int w = 0, i = 0; w < r->workers; w++)
+                for (int j = 0; j < r->wp[w].owned.n; j++, i++)
+                    r->wp[w].owned.buf[j] = r->local.buf[i] = nodes.buf[i];
+            for (int j = 0; j < r->rank_cover.n; j++)
+                r->rank_cover.buf[j] = result_buffer(&r->local, r->rank_cover.node[j]);
+        }
+        for (int j = 0; j < r->cover_count[d]; j++, k++)
+            r->global.buf[k] = result_buffer(&nodes, r->global.node[k]) + r->chunk_displs[me];
+    }
+    free(bases);
+    set_free(&nodes);
+    return st;
+}
+
+pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, int shared,
                             pc_reducer **out) {
-    PC_TRY(create_local(shards, workers, n, pc_comm_size(comm), pc_comm_rank(comm), comm, out));
+    int ranks = pc_comm_size(comm);
+    shared = shared && ranks > 1 && pc_comm_one_machine(comm);
+    PC_TRY(create_local(shards, workers, n, ranks, pc_comm_rank(comm), comm, shared, out));
     pc_reducer *r = *out;
     if (r->ranks == 1) return PC_OK;
 
@@ -210,18 +267,19 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
     }
     if ((int64_t)total_nodes * my_chunk > (1LL << 31) - 1 || (int64_t)my_nodes * n > (1LL << 31) - 1)
         return pc_fail(PC_ERR_USAGE, "model too large for one reduce-scatter message");
+    if (set_init(&r->global, total_nodes)) return pc_fail_nomem();
+    r->global.n = total_nodes;
+    for (int d = 0, k = 0; d < R; d++) {
+        int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
+        for (int j = 0; j < c; j++) r->global.node[k++] = nodes[j];
+    }
+    if (shared) return shared_setup(r);
     r->send = my_nodes > 1 ? pc_alloc(sizeof(float) * my_nodes * n) : NULL;
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
     if ((my_nodes > 1 && !r->send) || !r->recv) return pc_fail_nomem();
-    if (set_init(&r->global, total_nodes)) return pc_fail_nomem();
-    for (int d = 0, k = 0; d < R; d++) {
-        int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
-        for (int j = 0; j < c; j++, k++) {
-            r->global.node[k] = nodes[j];
+    for (int d = 0, k = 0; d < R; d++)
+        for (int j = 0; j < r->cover_count[d]; j++, k++)
             r->global.buf[k] = r->recv + r->recv_displs[d] + (int64_t)j * my_chunk;
-        }
-    }
-    r->global.n = total_nodes;
     if (workers == 1) return overlap_setup(r);
     return PC_OK;
 }
@@ -230,7 +288,7 @@ void pc_reducer_destroy(pc_reducer *r) {
     if (!r) return;
     for (int w = 0; r->wp && w < r->workers; w++) {
         worker_part *p = &r->wp[w];
-        for (int k = 0; k < p->owned.n; k++) pc_free(p->owned.buf[k]);
+        for (int k = 0; k < p->owned.n && !r->shared; k++) pc_free(p->owned.buf[k]);
         set_free(&p->owned);
         for (int d = 0; p->tmp && d < p->depth; d++) pc_free(p->tmp[d]);
         free(p->tmp);
@@ -249,6 +307,7 @@ void pc_reducer_destroy(pc_reducer *r) {
     pc_free(r->send);
     pc_free(r->recv);
     pc_free(r->gradient);
+    free(r->stage);
     free(r);
 }
 
@@ -355,6 +414,12 @@ int pc_reducer_overlaps(const pc_reducer *r) { return r->overlap; }
 
 pc_status pc_reducer_exchange(pc_reducer *r) {
     int my_nodes = r->rank_cover.n;
+    if (r->shared) { /* counted as the alltoallv it replaces */
+        for (int d = 0; d < r->ranks; d++)
+            if (d != r->rank)
+                pc_comm_count_traffic(r->comm, (int64_t)sizeof(float) * my_nodes * r->chunk_counts[d], 1);
+        return pc_comm_shared_fence(r->comm);
+    }
     if (r->overlap) {
         pc_status st = r->post_status;
         r->post_status = PC_OK;
@@ -395,8 +460,26 @@ void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end) {
     *end = *begin + r->chunk_counts[r->rank];
 }
 
+/* Shared memory: this rank's chunk into its staging half, a fence, the others' chunks out
+ * of theirs. */
+static pc_status allgather_shared(pc_reducer *r, float *data) {
+    int me = r->rank, h = r->stage_half;
+    r->stage_half ^= 1;
+    memcpy(r->stage[me] + (int64_t)h * r->chunk_counts[me], data + r->chunk_displs[me],
+           sizeof(float) * r->chunk_counts[me]);
+    pc_comm_count_traffic(r->comm, (int64_t)sizeof(float) * r->chunk_counts[me] * (r->ranks - 1),
+                          r->ranks - 1);
+    PC_TRY(pc_comm_shared_fence(r->comm));
+    for (int d = 0; d < r->ranks; d++)
+        if (d != me)
+            memcpy(data + r->chunk_displs[d], r->stage[d] + (int64_t)h * r->chunk_counts[d],
+                   sizeof(float) * r->chunk_counts[d]);
+    return PC_OK;
+}
+
 pc_status pc_reducer_allgather_chunks(pc_reducer *r, float *data, int arrays) {
-    for (int k = 0; k < arrays && r->ranks > 1; k++)
+    for (int k = 0; k < arrays && r->shared; k++) PC_TRY(allgather_shared(r, data + (int64_t)k * r->n));
+    for (int k = 0; k < arrays && r->ranks > 1 && !r->shared; k++)
         PC_TRY(pc_comm_allgatherv(r->comm, data + (int64_t)k * r->n, r->chunk_counts,
                                   r->chunk_displs));
     return PC_OK;

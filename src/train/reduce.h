@@ -10,7 +10,8 @@
  *   3. with R > 1: pc_reducer_exchange (main thread): a reduce-scatter, each rank
  *      receiving its chunk of every rank's nodes (alltoallv; with one worker per rank
  *      point-to-point transfers started during step 1, so that they overlap backward,
- *      and only waited for here); pc_reducer_combine_global
+ *      and only waited for here; with the ranks on one machine sharing memory, a fence
+ *      after which each rank reads the others' nodes in place); pc_reducer_combine_global
  *      (every worker, on part of the rank's chunk): the rest of the tree;
  *   4. pc_reducer_gradient: the summed gradient; with R > 1 only this rank's chunk
  *      (pc_reducer_chunk) is valid: the caller updates that chunk of the parameters and
@@ -31,7 +32,9 @@ typedef struct pc_reducer pc_reducer;
 /* Computes the gradient of one shard into out (n floats, overwritten). */
 typedef void (*pc_leaf_fn)(void *ctx, int worker, int shard, float *out);
 
-pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm,
+/* shared: when every rank runs on this machine, exchange through shared memory
+ * (pc_comm_shared_alloc) instead of messages. */
+pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, int shared,
                             pc_reducer **out);
 void pc_reducer_destroy(pc_reducer *r);
 /* Only the local part, for rank `rank` of a group of `ranks` that exchanges its sums

@@ -23,6 +23,8 @@
 
 /* Learning-rate scaling for large batches (Goyal et al. 2017): lr x B/ref or x sqrt(B/ref). */
 typedef enum { PC_LR_SCALE_NONE = 0, PC_LR_SCALE_LINEAR, PC_LR_SCALE_SQRT } pc_lr_scale;
+/* --exchange: how ranks of the deterministic mode exchange gradients and parameters */
+typedef enum { PC_EXCHANGE_AUTO = 0, PC_EXCHANGE_MESSAGES } pc_exchange;
 float pc_lr_scale_factor(pc_lr_scale s, int batch, int ref_batch);
 const char *pc_lr_scale_name(pc_lr_scale s);
 pc_status pc_lr_scale_parse(const char *name, pc_lr_scale *out);
@@ -68,6 +70,8 @@ typedef struct {
     int loader_threads;        /* background threads preparing the next step's input
                                   while the workers compute (0: workers assemble their own) */
     int reduce_fast;           /* MPI: bucketed non-blocking allreduce overlapping backward */
+    int exchange;              /* MPI, deterministic: PC_EXCHANGE_AUTO (shared memory when every
+                                  rank runs on one machine) or PC_EXCHANGE_MESSAGES */
     double timeout;            /* seconds a collective may wait for the other ranks (0: forever) */
     int ensemble;              /* train this many models (seeds seed, seed + 1, ...; the data
                                   split keeps seed) and rate their ensemble (0, 1: one model) */

@@ -642,7 +642,8 @@ pc_status trainer_setup(trainer *t) {
         PC_TRY(pc_reducer_create_group(t->shards, t->e->workers, t->m->n_params, G,
                                        t->rank < G ? t->rank : 0, &t->red));
     } else {
-        PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, &t->red));
+        int shared = c->exchange == PC_EXCHANGE_AUTO && !c->reduce_fast && c->sync.kind == PC_SYNC_ALLREDUCE;
+        PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, shared, &t->red));
     }
     if (c->reduce_fast && t->ranks > 1) PC_TRY(trainer_fast_setup(t));
     if (pc_reducer_overlaps(t->red)) PC_TRY(pc_comm_reserve(t->comm, 2 * (t->ranks - 1)));
