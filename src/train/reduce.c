@@ -1,5 +1,6 @@
 #include "train/reduce.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,14 @@ typedef struct {
     node_set owned;       /* this worker's maximal nodes, one full-size buffer each */
     int depth;
     float **tmp;          /* per tree level below an owned node */
+    /* the overlapped exchange, while the last shard of an owned node runs its backward */
+    pc_reducer *reducer;  /* this worker's backward hook context is its part */
+    int worker;
+    int first_local;      /* index of owned node 0 in the rank's local set */
+    int final_node;       /* that owned node, or -1 */
+    int64_t final_lo;     /* its gradients [final_lo, n) are final and summed */
+    int spine_n;          /* its right spine: dst[k] += src[k], deepest last */
+    float *spine_dst[MAX_COVER], *spine_src[MAX_COVER];
 } worker_part;
 
 struct pc_reducer {
@@ -50,22 +59,25 @@ struct pc_reducer {
     node_set rank_cover;  /* nodes covering this rank's shards; buf = their sums */
     /* R > 1 */
     int *cover_count;     /* per rank: how many cover nodes */
-    int *send_counts, *send_displs, *recv_counts, *recv_displs;
+    int *recv_counts, *recv_displs;
     int *chunk_counts, *chunk_displs; /* rank chunks of [0, n) */
-    float *send, *recv;
+    float *recv;
     node_set global;      /* every rank's cover nodes, buffers inside recv (chunk-local) */
     float *gradient;      /* R > 1: the reduced gradient, valid in this rank's chunk */
-    /* R > 1 and one worker per rank: the exchange overlaps backward. While the last shard
-     * of an owned node runs its backward, the backward hook reports which gradients are
-     * final (pc_reducer_final_from); their sums up the node's right spine are formed at
-     * once, and each bucket of BUCKET floats, counted from parameter 0, goes to the ranks
-     * whose chunks it meets as soon as all of it is final, top down. */
+    /* R > 1, messages: the exchange overlaps backward. While the last shard of an owned
+     * node runs its backward, each worker's backward hook reports which gradients are
+     * final (final_from); their sums up the node's right spine are formed at
+     * once and published (done_lo). The main thread (worker 0, which alone calls MPI)
+     * combines the rank's cover nodes from its workers' nodes as far as all of them are
+     * final, and sends each bucket of BUCKET floats, counted from parameter 0, to the
+     * ranks whose chunks it meets as soon as all of it is combined: node by node, each
+     * top down; what is left goes after combine_local. */
     int overlap;
-    int final_node;       /* the owned node whose last shard is running, or -1 */
-    int64_t final_lo;     /* gradients [final_lo, n) of that node are final and summed */
-    int64_t posted_lo;    /* its buckets from posted_lo up are sent */
-    int spine_n;          /* right spine of that node: dst[k] += src[k], deepest last */
-    float *spine_dst[MAX_COVER], *spine_src[MAX_COVER];
+    int64_t *layer_from;  /* per layer: its first parameter or a later layer's */
+    _Atomic int64_t *done_lo; /* per local node: its sums [done_lo, n) are final */
+    int64_t *combined_lo; /* per rank cover node: [combined_lo, n) combined */
+    int64_t *posted_lo;   /* per rank cover node: its buckets from posted_lo up are sent */
+    int post_node;        /* the rank cover node being sent */
     pc_status post_status; /* the first failure to post a transfer */
     /* R > 1, every rank on one machine: the workers' node buffers of every rank live in
      * memory shared by the ranks (pc_comm_shared_alloc), so the global tree reads the
@@ -108,6 +120,15 @@ static int buckets_meeting(int64_t a, int64_t count) {
     return count > 0 ? (int)((a + count - 1) / BUCKET - a / BUCKET + 1) : 0;
 }
 
+/* Before a step of the overlapped exchange: nothing final, combined or sent. */
+static void overlap_reset(pc_reducer *r) {
+    for (int i = 0; i < r->local.n; i++)
+        atomic_store_explicit(&r->done_lo[i], r->n, memory_order_relaxed);
+    for (int j = 0; j < r->rank_cover.n; j++) r->combined_lo[j] = r->posted_lo[j] = r->n;
+    r->post_node = 0;
+    for (int w = 0; w < r->workers; w++) r->wp[w].final_node = -1;
+}
+
 /* The overlapped exchange: this rank's own part of the global tree is read in place from
  * its node buffers; room for every transfer of a step is reserved in the communicator. */
 static pc_status overlap_setup(pc_reducer *r) {
@@ -121,8 +142,12 @@ static pc_status overlap_setup(pc_reducer *r) {
         requests += r->cover_count[d] * buckets_meeting(r->chunk_displs[me], my_chunk);
         requests += r->rank_cover.n * buckets_meeting(r->chunk_displs[d], r->chunk_counts[d]);
     }
+    r->done_lo = calloc(r->local.n, sizeof *r->done_lo);
+    r->combined_lo = calloc(r->rank_cover.n, sizeof *r->combined_lo);
+    r->posted_lo = calloc(r->rank_cover.n, sizeof *r->posted_lo);
+    if (!r->done_lo || !r->combined_lo || !r->posted_lo) return pc_fail_nomem();
     r->overlap = 1;
-    r->final_node = -1;
+    overlap_reset(r);
     return pc_comm_reserve(r->comm, requests);
 }
 
@@ -147,6 +172,9 @@ static pc_status create_local(int shards, int workers, int64_t n, int ranks, int
     for (int w = 0; w < workers; w++) {
         worker_part *p = &r->wp[w];
         int slot = r->rank * workers + w;
+        p->reducer = r;
+        p->worker = w;
+        p->first_local = r->local.n;
         if (set_cover(&p->owned, shards, slot * per, (slot + 1) * per))
             return pc_fail_nomem();
         for (int k = 0; k < p->owned.n; k++) {
@@ -236,15 +264,12 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, i
     /* Reduce-scatter layout: rank d receives chunk d of every rank's cover nodes. */
     int R = r->ranks;
     r->cover_count = calloc(R, sizeof(int));
-    r->send_counts = calloc(R, sizeof(int));
-    r->send_displs = calloc(R, sizeof(int));
     r->recv_counts = calloc(R, sizeof(int));
     r->recv_displs = calloc(R, sizeof(int));
     r->chunk_counts = calloc(R, sizeof(int));
     r->chunk_displs = calloc(R, sizeof(int));
     r->gradient = pc_alloc(sizeof(float) * n);
-    if (!r->cover_count || !r->send_counts || !r->send_displs || !r->recv_counts ||
-        !r->recv_displs || !r->chunk_counts || !r->chunk_displs || !r->gradient)
+    if (!r->cover_count || !r->recv_counts || !r->recv_displs || !r->chunk_counts || !r->chunk_displs || !r->gradient)
         return pc_fail_nomem();
     int per_rank = shards / R, total_nodes = 0;
     pc_tree_node nodes[MAX_COVER];
@@ -257,10 +282,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, i
         total_nodes += r->cover_count[d];
     }
     int my_nodes = r->rank_cover.n, my_chunk = r->chunk_counts[r->rank];
-    for (int d = 0, so = 0, ro = 0; d < R; d++) {
-        r->send_counts[d] = my_nodes * r->chunk_counts[d];
-        r->send_displs[d] = so;
-        so += r->send_counts[d];
+    for (int d = 0, ro = 0; d < R; d++) {
         r->recv_counts[d] = r->cover_count[d] * my_chunk;
         r->recv_displs[d] = ro;
         ro += r->recv_counts[d];
@@ -274,14 +296,12 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, i
         for (int j = 0; j < c; j++) r->global.node[k++] = nodes[j];
     }
     if (shared) return shared_setup(r);
-    r->send = my_nodes > 1 ? pc_alloc(sizeof(float) * my_nodes * n) : NULL;
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
-    if ((my_nodes > 1 && !r->send) || !r->recv) return pc_fail_nomem();
+    if (!r->recv) return pc_fail_nomem();
     for (int d = 0, k = 0; d < R; d++)
         for (int j = 0; j < r->cover_count[d]; j++, k++)
             r->global.buf[k] = r->recv + r->recv_displs[d] + (int64_t)j * my_chunk;
-    if (workers == 1) return overlap_setup(r);
-    return PC_OK;
+    return overlap_setup(r);
 }
 
 void pc_reducer_destroy(pc_reducer *r) {
@@ -298,13 +318,14 @@ void pc_reducer_destroy(pc_reducer *r) {
     set_free(&r->rank_cover);
     set_free(&r->global);
     free(r->cover_count);
-    free(r->send_counts);
-    free(r->send_displs);
     free(r->recv_counts);
     free(r->recv_displs);
     free(r->chunk_counts);
     free(r->chunk_displs);
-    pc_free(r->send);
+    free(r->done_lo);
+    free(r->layer_from);
+    free(r->combined_lo);
+    free(r->posted_lo);
     pc_free(r->recv);
     pc_free(r->gradient);
     free(r->stage);
@@ -317,12 +338,12 @@ void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last) {
     *last = (r->rank + 1) * per;
 }
 
-/* Send buckets of the final node's sums, top down, as far as they are final. */
-static void post_final_buckets(pc_reducer *r) {
-    const float *sums = r->rank_cover.buf[r->final_node];
-    while (r->posted_lo > 0) {
-        int64_t lo = (r->posted_lo - 1) / BUCKET * BUCKET, hi = r->posted_lo;
-        if (lo < r->final_lo) return;
+/* Send the buckets of rank cover node j, top down, as far as they are combined. */
+static void post_buckets(pc_reducer *r, int j) {
+    const float *sums = r->rank_cover.buf[j];
+    while (r->posted_lo[j] > 0) {
+        int64_t lo = (r->posted_lo[j] - 1) / BUCKET * BUCKET, hi = r->posted_lo[j];
+        if (lo < r->combined_lo[j]) return;
         for (int d = 0; d < r->ranks; d++) {
             int64_t a = PC_MAX(lo, (int64_t)r->chunk_displs[d]);
             int64_t b = PC_MIN(hi, (int64_t)r->chunk_displs[d] + r->chunk_counts[d]);
@@ -330,21 +351,66 @@ static void post_final_buckets(pc_reducer *r) {
             pc_status st = pc_comm_isend(r->comm, sums + a, (int)(sizeof(float) * (b - a)), d);
             if (st != PC_OK && r->post_status == PC_OK) r->post_status = st;
         }
-        r->posted_lo = lo;
+        r->posted_lo[j] = lo;
     }
 }
 
-void pc_reducer_final_from(pc_reducer *r, int64_t lo) {
-    if (r->final_node < 0 || lo >= r->final_lo) return;
-    for (int k = r->spine_n - 1; k >= 0; k--) {
-        float *dst = r->spine_dst[k];
-        const float *src = r->spine_src[k];
-        for (int64_t i = lo; i < r->final_lo; i++) dst[i] += src[i];
-    }
-    r->final_lo = lo;
-    post_final_buckets(r);
-    pc_comm_progress(r->comm);
+/* Where the sums of every worker node under `c` are final from. */
+static int64_t final_under(pc_reducer *r, pc_tree_node c) {
+    int64_t from = 0;
+    for (int i = 0; i < r->local.n; i++)
+        if (r->local.node[i].lo >= c.lo && r->local.node[i].hi <= c.hi)
+            from = PC_MAX(from, atomic_load_explicit(&r->done_lo[i], memory_order_acquire));
+    return from;
 }
+
+/* Main thread: combine the rank's cover nodes as far as their workers' nodes are final
+ * (the tree's additions on that range; combine_local does the rest) and send them. */
+static void post_final(pc_reducer *r) {
+    for (; r->post_node < r->rank_cover.n; r->post_node++) {
+        int j = r->post_node;
+        int64_t from = final_under(r, r->rank_cover.node[j]);
+        if (from < r->combined_lo[j]) {
+            combine(&r->local, r->rank_cover.node[j], from, r->combined_lo[j]);
+            r->combined_lo[j] = from;
+        }
+        post_buckets(r, j);
+        if (r->posted_lo[j] > 0) return;
+    }
+}
+
+/* Worker `worker`'s leaf has its gradients [lo, n) final. */
+static void final_from(pc_reducer *r, int worker, int64_t lo) {
+    worker_part *p = &r->wp[worker];
+    if (!r->overlap) return;
+    if (p->final_node >= 0 && lo < p->final_lo) {
+        for (int k = p->spine_n - 1; k >= 0; k--) {
+            float *dst = p->spine_dst[k];
+            const float *src = p->spine_src[k];
+            for (int64_t i = lo; i < p->final_lo; i++) dst[i] += src[i];
+        }
+        p->final_lo = lo;
+        atomic_store_explicit(&r->done_lo[p->first_local + p->final_node], lo, memory_order_release);
+    }
+    if (worker == 0) {
+        post_final(r);
+        pc_comm_progress(r->comm);
+    }
+}
+
+pc_status pc_reducer_set_layers(pc_reducer *r, int layers, const int64_t *layer_from) {
+    free(r->layer_from);
+    if (!(r->layer_from = malloc(sizeof(int64_t) * (layers ? layers : 1)))) return pc_fail_nomem();
+    memcpy(r->layer_from, layer_from, sizeof(int64_t) * layers);
+    return PC_OK;
+}
+
+void pc_reducer_backward_hook(void *worker_part_ctx, int layer) {
+    worker_part *p = worker_part_ctx;
+    final_from(p->reducer, p->worker, p->reducer->layer_from[layer]);
+}
+
+void *pc_reducer_hook_ctx(pc_reducer *r, int worker) { return &r->wp[worker]; }
 
 /* Receive every other rank's nodes on this rank's chunk, bucket by bucket in the order
  * they send them (node by node, top down). */
@@ -367,27 +433,28 @@ static void post_receives(pc_reducer *r) {
 
 /* Sums the shards of `node` into out. With the overlapped exchange, `spine` marks the
  * right spine of an owned node (index k): the sums along it are formed by
- * pc_reducer_final_from while its last shard's backward runs, not at the end. */
+ * final_from while its last shard's backward runs, not at the end. */
 static void reduce_subtree(pc_reducer *r, int w, pc_tree_node node, float *out, int level,
                            int spine, int k, pc_leaf_fn leaf, void *ctx) {
+    worker_part *p = &r->wp[w];
     if (node.hi - node.lo == 1) {
         if (spine) {
-            r->final_node = k;
-            r->final_lo = r->posted_lo = r->n;
+            p->final_node = k;
+            p->final_lo = r->n;
         }
         leaf(ctx, w, node.lo, out);
         if (spine) {
-            pc_reducer_final_from(r, 0);
-            r->final_node = -1;
+            final_from(r, w, 0);
+            p->final_node = -1;
         }
         return;
     }
     int mid = pc_tree_mid(node);
-    float *right = r->wp[w].tmp[level];
+    float *right = p->tmp[level];
     reduce_subtree(r, w, (pc_tree_node){node.lo, mid}, out, level + 1, 0, k, leaf, ctx);
     if (spine) {
-        r->spine_dst[r->spine_n] = out;
-        r->spine_src[r->spine_n++] = right;
+        p->spine_dst[p->spine_n] = out;
+        p->spine_src[p->spine_n++] = right;
     }
     reduce_subtree(r, w, (pc_tree_node){mid, node.hi}, right, level + 1, spine, k, leaf, ctx);
     if (!spine)
@@ -396,9 +463,9 @@ static void reduce_subtree(pc_reducer *r, int w, pc_tree_node node, float *out, 
 
 void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx) {
     worker_part *p = &r->wp[worker];
-    if (r->overlap) post_receives(r);
+    if (r->overlap && worker == 0) post_receives(r);
     for (int k = 0; k < p->owned.n; k++) {
-        r->spine_n = 0;
+        p->spine_n = 0;
         reduce_subtree(r, worker, p->owned.node[k], p->owned.buf[k], 0, r->overlap, k, leaf, ctx);
     }
 }
@@ -406,11 +473,21 @@ void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx) {
 void pc_reducer_combine_local(pc_reducer *r, int worker) {
     int64_t begin, end;
     pc_split_range(r->n, r->workers, worker, 16, &begin, &end);
-    for (int k = 0; k < r->rank_cover.n; k++) combine(&r->local, r->rank_cover.node[k], begin, end);
+    for (int k = 0; k < r->rank_cover.n; k++) { /* the overlap combined [combined_lo, n) */
+        int64_t e = r->overlap ? PC_MIN(end, r->combined_lo[k]) : end;
+        if (begin < e) combine(&r->local, r->rank_cover.node[k], begin, e);
+    }
 }
 
 int pc_reducer_needs_exchange(const pc_reducer *r) { return r->ranks > 1; }
 int pc_reducer_overlaps(const pc_reducer *r) { return r->overlap; }
+
+void pc_reducer_send_rest(pc_reducer *r) {
+    for (; r->overlap && r->post_node < r->rank_cover.n; r->post_node++) {
+        r->combined_lo[r->post_node] = 0; /* combine_local did the rest */
+        post_buckets(r, r->post_node);
+    }
+}
 
 pc_status pc_reducer_exchange(pc_reducer *r) {
     int my_nodes = r->rank_cover.n;
@@ -420,21 +497,12 @@ pc_status pc_reducer_exchange(pc_reducer *r) {
                 pc_comm_count_traffic(r->comm, (int64_t)sizeof(float) * my_nodes * r->chunk_counts[d], 1);
         return pc_comm_shared_fence(r->comm);
     }
-    if (r->overlap) {
-        pc_status st = r->post_status;
-        r->post_status = PC_OK;
-        PC_TRY(st);
-        return pc_comm_wait_exchange(r->comm);
-    }
-    if (my_nodes == 1) /* the usual case: the node's buffer is already laid out by chunk */
-        return pc_comm_alltoallv(r->comm, r->rank_cover.buf[0], r->chunk_counts, r->chunk_displs,
-                                 r->recv, r->recv_counts, r->recv_displs);
-    for (int d = 0; d < r->ranks; d++)
-        for (int k = 0; k < my_nodes; k++)
-            memcpy(r->send + r->send_displs[d] + (int64_t)k * r->chunk_counts[d],
-                   r->rank_cover.buf[k] + r->chunk_displs[d], sizeof(float) * r->chunk_counts[d]);
-    return pc_comm_alltoallv(r->comm, r->send, r->send_counts, r->send_displs, r->recv,
-                             r->recv_counts, r->recv_displs);
+    pc_reducer_send_rest(r);
+    pc_status st = r->post_status;
+    r->post_status = PC_OK;
+    overlap_reset(r);
+    PC_TRY(st);
+    return pc_comm_wait_exchange(r->comm);
 }
 
 void pc_reducer_combine_global(pc_reducer *r, int worker) {

@@ -8,10 +8,10 @@
  *   2. pc_reducer_combine_local (every worker, on its chunk of the parameters): the
  *      tree nodes covering this rank's shard range, from its workers' nodes;
  *   3. with R > 1: pc_reducer_exchange (main thread): a reduce-scatter, each rank
- *      receiving its chunk of every rank's nodes (alltoallv; with one worker per rank
- *      point-to-point transfers started during step 1, so that they overlap backward,
- *      and only waited for here; with the ranks on one machine sharing memory, a fence
- *      after which each rank reads the others' nodes in place); pc_reducer_combine_global
+ *      receiving its chunk of every rank's nodes (point-to-point transfers started
+ *      during step 1, so that they overlap backward, the rest after step 2, all waited
+ *      for here; with the ranks on one machine sharing memory, a fence after which each
+ *      rank reads the others' nodes in place); pc_reducer_combine_global
  *      (every worker, on part of the rank's chunk): the rest of the tree;
  *   4. pc_reducer_gradient: the summed gradient; with R > 1 only this rank's chunk
  *      (pc_reducer_chunk) is valid: the caller updates that chunk of the parameters and
@@ -50,13 +50,21 @@ int pc_reducer_rank_cover(const pc_reducer *r, const pc_tree_node **nodes, float
 void pc_reducer_rank_shards(const pc_reducer *r, int *first, int *last);
 
 void pc_reducer_compute(pc_reducer *r, int worker, pc_leaf_fn leaf, void *ctx);
-/* Called during a leaf (from the backward hook, on the worker's thread): the leaf's
- * gradients [lo, n) are final. With R > 1 and one worker per rank the exchange then
- * starts sending them while the rest of backward runs (pc_reducer_overlaps); otherwise,
- * and outside a node's last leaf, nothing happens. */
-void pc_reducer_final_from(pc_reducer *r, int64_t lo);
+/* The exchange by messages overlaps backward (pc_reducer_overlaps): each worker's
+ * executor calls pc_reducer_backward_hook(pc_reducer_hook_ctx(r, worker), layer) after
+ * each layer's backward (pc_exec_set_backward_hook), and layer_from[layer] (copied by
+ * pc_reducer_set_layers before the first step) is the first parameter of that layer or
+ * of any later one: from there on the leaf's gradients are final. During an owned node's last
+ * leaf, the sums of what is final are formed at once and, as far as every worker's is,
+ * sent while the rest of backward runs; otherwise nothing happens. */
 int pc_reducer_overlaps(const pc_reducer *r);
+pc_status pc_reducer_set_layers(pc_reducer *r, int layers, const int64_t *layer_from);
+void pc_reducer_backward_hook(void *ctx, int layer);
+void *pc_reducer_hook_ctx(pc_reducer *r, int worker);
 void pc_reducer_combine_local(pc_reducer *r, int worker);
+/* The overlapped exchange: send what backward did not (after combine_local; called by
+ * pc_reducer_exchange too, so only needed to post other messages after the gradients). */
+void pc_reducer_send_rest(pc_reducer *r);
 pc_status pc_reducer_exchange(pc_reducer *r);
 void pc_reducer_combine_global(pc_reducer *r, int worker);
 /* This rank's chunk [*begin, *end) of the parameters: after combine_global the gradient

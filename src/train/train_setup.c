@@ -646,7 +646,7 @@ pc_status trainer_setup(trainer *t) {
         PC_TRY(pc_reducer_create(t->shards, t->e->workers, t->m->n_params, t->comm, shared, &t->red));
     }
     if (c->reduce_fast && t->ranks > 1) PC_TRY(trainer_fast_setup(t));
-    if (pc_reducer_overlaps(t->red)) PC_TRY(pc_comm_reserve(t->comm, 2 * (t->ranks - 1)));
+    if (pc_reducer_overlaps(t->red)) PC_TRY(trainer_overlap_setup(t));
     t->bn_size = pc_exec_bn_stats_size(t->m);
     t->rec_size = 16 + sizeof(float) * ((t->bn_size + 1) & ~(int64_t)1);
     PC_TRY(strategy_setup(t));

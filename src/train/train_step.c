@@ -4,6 +4,7 @@
 #include "train/trainer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The reducer's leaf: one shard's forward and backward into grads. */
@@ -49,22 +50,31 @@ static void compute_job(int w, void *arg) {
     pc_reducer_compute(t->red, w, trainer_compute_shard, t);
 }
 
-/* The first parameter of layer i or any later one (parameters are laid out in layer
- * order): after layer i's backward the gradients from there on are final. */
-static int64_t params_from_layer(const pc_model *m, int i) {
-    for (; i < m->n_layers; i++) {
+/* The exchange by messages overlaps backward: each worker's backward hook tells the
+ * reducer after each layer which gradients are final. Parameters are laid out in layer
+ * order, so after layer i's backward they are final from the first parameter of layer i
+ * or any later one. */
+pc_status trainer_overlap_setup(trainer *t) {
+    const pc_model *m = t->m;
+    int64_t *from = malloc(sizeof(int64_t) * (m->n_layers ? m->n_layers : 1));
+    if (!from) return pc_fail_nomem();
+    int64_t next = m->n_params;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
         const pc_layer *l = &m->layers[i];
-        if (l->weight_off >= 0) return l->weight_off;
-        if (l->bias_off >= 0) return l->bias_off;
+        if (l->bias_off >= 0) next = l->bias_off;
+        if (l->weight_off >= 0) next = l->weight_off;
+        from[i] = next;
     }
-    return m->n_params;
+    pc_status st = pc_reducer_set_layers(t->red, m->n_layers, from);
+    free(from);
+    PC_TRY(st);
+    return pc_comm_reserve(t->comm, 2 * (t->ranks - 1)); /* the per-shard table's transfers */
 }
 
-/* Deterministic MPI, one worker per rank: backward reports each finished layer, so the
- * reducer can send those gradients while the layers before it run. */
-static void exchange_backward_hook(void *ctx, int layer) {
-    trainer *t = ctx;
-    pc_reducer_final_from(t->red, params_from_layer(t->m, layer));
+static void set_backward_hooks(trainer *t, int on) {
+    for (int w = 0; w < t->e->workers; w++)
+        pc_exec_set_backward_hook(t->e->execs[w], on ? pc_reducer_backward_hook : NULL,
+                                  on ? pc_reducer_hook_ctx(t->red, w) : NULL);
 }
 
 static float *step_gradient(trainer *t) {
@@ -259,11 +269,10 @@ pc_status trainer_step(trainer *t) {
     if (t->fast_acc) return trainer_fast_step(t);
     double t0 = pc_now();
     int overlap = pc_reducer_overlaps(t->red);
-    if (overlap) pc_exec_set_backward_hook(t->e->execs[0], exchange_backward_hook, t);
+    if (overlap) set_backward_hooks(t, 1);
     pc_status st = trainer_compute_shards(t, compute_job);
-    if (overlap) pc_exec_set_backward_hook(t->e->execs[0], NULL, NULL);
+    if (overlap) set_backward_hooks(t, 0);
     PC_TRY(st);
-    if (overlap) PC_TRY(post_shard_records(t));
     double t1 = pc_now();
     t->time_compute += t1 - t0;
     if (!pc_reducer_needs_exchange(t->red)) {
@@ -275,6 +284,10 @@ pc_status trainer_step(trainer *t) {
     }
     pc_pool_run(pool, combine_local_job, t);
     double t2 = pc_now();
+    if (overlap) { /* the table after the last gradients: receivers post them in this order */
+        pc_reducer_send_rest(t->red);
+        PC_TRY(post_shard_records(t));
+    }
     PC_TRY(pc_reducer_exchange(t->red));
     double t3 = pc_now();
     pc_pool_run(pool, combine_global_job, t);

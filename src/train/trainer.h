@@ -152,6 +152,8 @@ void trainer_update_roles(trainer *t);
 pc_status trainer_step(trainer *t);
 void trainer_compute_shard(void *ctx, int w, int shard, float *grads);
 pc_status trainer_compute_shards(trainer *t, pc_job_fn job);
+/* Deterministic mode by messages: the backward hooks that overlap the exchange. */
+pc_status trainer_overlap_setup(trainer *t);
 void trainer_optimizer_job(int w, void *arg);
 pc_status trainer_share_shard_records(trainer *t);
 void trainer_average_update(const trainer *t, float *x, float *avg, int64_t begin, int64_t end);
