@@ -63,7 +63,8 @@ struct pc_reducer {
     int *chunk_counts, *chunk_displs; /* rank chunks of [0, n) */
     float *recv;
     node_set global;      /* every rank's cover nodes, buffers inside recv (chunk-local) */
-    float *gradient;      /* R > 1: the reduced gradient, valid in this rank's chunk */
+    float *gradient_at;   /* R > 1: the reduced gradient, valid in this rank's chunk */
+    float *gradient;      /* its copy, where the sum does not land in a full-size buffer */
     /* R > 1, messages: the exchange overlaps backward. While the last shard of an owned
      * node runs its backward, each worker's backward hook reports which gradients are
      * final (final_from); their sums up the node's right spine are formed at
@@ -253,6 +254,19 @@ static pc_status shared_setup(pc_reducer *r) {
     return st;
 }
 
+/* The tree's sum of this rank's chunk lands in the buffer of the leftmost node, rank 0's
+ * first. Where that is a full-size node buffer (shared memory, or rank 0's own) the
+ * optimizer reads it in place; elsewhere (received parts hold only the chunk) a copy. */
+static pc_status place_gradient(pc_reducer *r) {
+    if (r->shared || r->rank == 0) {
+        r->gradient_at = r->global.buf[0] - r->chunk_displs[r->rank];
+        return PC_OK;
+    }
+    if (!(r->gradient = pc_alloc(sizeof(float) * r->n))) return pc_fail_nomem();
+    r->gradient_at = r->gradient;
+    return PC_OK;
+}
+
 pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, int shared,
                             pc_reducer **out) {
     int ranks = pc_comm_size(comm);
@@ -268,8 +282,7 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, i
     r->recv_displs = calloc(R, sizeof(int));
     r->chunk_counts = calloc(R, sizeof(int));
     r->chunk_displs = calloc(R, sizeof(int));
-    r->gradient = pc_alloc(sizeof(float) * n);
-    if (!r->cover_count || !r->recv_counts || !r->recv_displs || !r->chunk_counts || !r->chunk_displs || !r->gradient)
+    if (!r->cover_count || !r->recv_counts || !r->recv_displs || !r->chunk_counts || !r->chunk_displs)
         return pc_fail_nomem();
     int per_rank = shards / R, total_nodes = 0;
     pc_tree_node nodes[MAX_COVER];
@@ -295,13 +308,17 @@ pc_status pc_reducer_create(int shards, int workers, int64_t n, pc_comm *comm, i
         int c = pc_tree_cover(shards, d * per_rank, (d + 1) * per_rank, nodes, MAX_COVER);
         for (int j = 0; j < c; j++) r->global.node[k++] = nodes[j];
     }
-    if (shared) return shared_setup(r);
+    if (shared) {
+        PC_TRY(shared_setup(r));
+        return place_gradient(r);
+    }
     r->recv = pc_alloc(sizeof(float) * total_nodes * (my_chunk ? my_chunk : 1));
     if (!r->recv) return pc_fail_nomem();
     for (int d = 0, k = 0; d < R; d++)
         for (int j = 0; j < r->cover_count[d]; j++, k++)
             r->global.buf[k] = r->recv + r->recv_displs[d] + (int64_t)j * my_chunk;
-    return overlap_setup(r);
+    PC_TRY(overlap_setup(r));
+    return place_gradient(r);
 }
 
 void pc_reducer_destroy(pc_reducer *r) {
@@ -509,13 +526,14 @@ void pc_reducer_combine_global(pc_reducer *r, int worker) {
     int64_t begin, end, chunk = r->chunk_counts[r->rank];
     pc_split_range(chunk, r->workers, worker, 16, &begin, &end);
     float *sum = combine(&r->global, (pc_tree_node){0, r->shards}, begin, end);
-    memcpy(r->gradient + r->chunk_displs[r->rank] + begin, sum + begin,
-           sizeof(float) * (end - begin));
+    if (r->gradient)
+        memcpy(r->gradient + r->chunk_displs[r->rank] + begin, sum + begin,
+               sizeof(float) * (end - begin));
 }
 
 
 float *pc_reducer_gradient(pc_reducer *r) {
-    return r->ranks > 1 ? r->gradient : r->rank_cover.buf[0];
+    return r->ranks > 1 ? r->gradient_at : r->rank_cover.buf[0];
 }
 
 void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end) {
