@@ -7,10 +7,12 @@
 # - torchvision resnet18 and mobilenet_v2 exported by torch.onnx.export (eval mode: batch
 #   norm folded, and TrainingMode.PRESERVE: BatchNormalization kept), and mobilenet_v3_small,
 #   squeezenet1_1 and googlenet (eval mode) import and give PyTorch's logits within 1e-4;
-#   parcnn's re-export of resnet18 runs on onnxruntime;
+#   so does broadcast_net.py (Adds of per-channel constants and of computed (N, C, 1, 1)
+#   tensors, a Mul + Add decomposed batch norm); parcnn's re-export of resnet18 and of
+#   broadcast_net runs on onnxruntime;
 # - an imported resnet18 trains: one SGD step's gradients within 1e-3 of PyTorch's (and a
-#   resnet-like model's on every kernel set and convolution algorithm), the same bytes on 1
-#   and 2 workers (and for an imported mobilenet_v2);
+#   resnet-like model's and broadcast_net's on every kernel set and convolution algorithm),
+#   the same bytes on 1 and 2 workers (and for imported mobilenet_v2 and broadcast_net);
 # - bad ONNX and .npy files: one clear line, exit 1 or 2.
 # onnxruntime-node is installed once into the build tree (npm; ONNXRUNTIME_NODE_INSTALL=skip,
 # the package bundles libonnxruntime.so).
@@ -67,7 +69,7 @@ check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
 # googlenet (pools in ceil mode) in eval mode (bench/onnx-torchvision.sh runs all of them
 # both ways, and more)
 for net in r18:resnet18:eval,preserve mv2:mobilenet_v2:eval,preserve mv3:mobilenet_v3_small:eval \
-           sq:squeezenet1_1:eval gn:googlenet:eval; do
+           sq:squeezenet1_1:eval gn:googlenet:eval ba:broadcast_add:eval,preserve; do
     IFS=: read -r short model modes <<< "$net"
     p=$tmp/$short
     "$py" "$src/tests/onnx/torch_export.py" "$model" 64 "$p" ${modes/,/ } || bad "torch.onnx.export $model"
@@ -80,6 +82,9 @@ done
 "$parcnn" export --weights "$tmp/r18-preserve/model.safetensors" --out "$tmp/r18-re.onnx" > /dev/null &&
 ort "$tmp/r18-re.onnx" "$tmp/r18.x.npy" "$tmp/r18-re.npy"
 check "resnet18 re-exported, onnxruntime vs PyTorch" compare "$tmp/r18-re.npy" "$tmp/r18.torch.npy" 1e-4 "resnet18 re-export"
+"$parcnn" export --weights "$tmp/ba-eval/model.safetensors" --out "$tmp/ba-re.onnx" > /dev/null &&
+ort "$tmp/ba-re.onnx" "$tmp/ba.x.npy" "$tmp/ba-re.npy"
+check "broadcast_add re-exported, onnxruntime vs PyTorch" compare "$tmp/ba-re.npy" "$tmp/ba.torch.npy" 1e-4 "broadcast_add re-export"
 
 # ---- training an imported model: one SGD step's gradients against PyTorch's, and the same
 # bytes on 1 and 2 workers. resnet18 at 32x32 on the oneDNN direct convolutions; a
@@ -103,6 +108,7 @@ sgd_step() { # NAME DIR BATCH: prepare, import, one step with each of the remain
 }
 sgd_step resnet18 "$tmp/sgd" 32 "--conv-algo direct"
 sgd_step resnet_mini "$tmp/mini" 16 "--conv-algo direct" "--conv-algo auto" "--conv-algo winograd" "--kernels ref"
+sgd_step broadcast_add "$tmp/bcast" 8 "--conv-algo direct" "--conv-algo auto" "--conv-algo winograd" "--kernels ref"
 sgd=(--data "cifar10:$tmp/sgd/data" --model "$tmp/sgd/imported/model.safetensors" --epochs 1
      --batch 32 --optimizer sgd --momentum 0 --lr 1 --schedule constant --no-progress)
 for w in 1 2; do
@@ -118,6 +124,13 @@ for w in 1 2; do
         --workers $w --out "$tmp/mv2sgd/w$w" > /dev/null
 done
 check "imported mobilenet_v2 trains to the same bytes on 1 and 2 workers" cmp "$tmp/mv2sgd/w1/model.safetensors" "$tmp/mv2sgd/w2/model.safetensors"
+# broadcast_net (per-channel constants as depthwise convolutions and biases, broadcast
+# [add]s) likewise, 6 steps
+for w in 1 2; do
+    "$parcnn" train "${sgd[@]}" --data "cifar10:$tmp/bcast/data" --model "$tmp/bcast/imported/model.safetensors" \
+        --epochs 3 --batch 4 --shard-size 2 --workers $w --out "$tmp/bcast/w$w" > /dev/null
+done
+check "imported broadcast_net trains to the same bytes on 1 and 2 workers" cmp "$tmp/bcast/w1/model.safetensors" "$tmp/bcast/w2/model.safetensors"
 expect "train --model of another input size" 2 "--model .*r18-eval.onnx: takes 3x64x64 images of 10 classes, the data has 3x32x32" -- \
     "$parcnn" train "${sgd[@]}" --model "$tmp/r18-eval.onnx" --out "$tmp/sgd/bad"
 
@@ -148,6 +161,9 @@ expect "weight shorter than its shape" 1 "node conv \(Conv\): tensor w holds 10 
 expect "fuzz finding: a node without op_type" 1 "no-op-type.onnx: node 4 .* has no op_type" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-op-type.onnx" --out "$tmp/o"
 expect "fuzz finding: a node without outputs" 1 "no-output.onnx: node 9 \(gelu\) has no output" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/no-output.onnx" --out "$tmp/o"
 expect "fuzz finding: a NaN Reshape shape" 1 "nan-shape.onnx: node rs \(Reshape\): tensor shape holds -?nan where an integer is expected" -- "$parcnn" import "$src/tests/fuzz/regressions/onnx/nan-shape.onnx" --out "$tmp/o"
+expect "Add broadcasting a constant along H" 1 "node add \(Add\): constant b of shape \(1, 1, 8, 1\) with a tensor of shape \(N, 4, 8, 8\): only a scalar or a per-channel constant" -- "$parcnn" import "$tmp/add_const_h.onnx" --out "$tmp/o"
+expect "Add broadcasting along H" 1 "node add \(Add\): inputs of shapes \(N, 4, 8, 8\) and \(N, 4, 1, 8\): only equal shapes or a per-channel \(N, C, 1, 1\) operand" -- "$parcnn" import "$tmp/add_bcast_h.onnx" --out "$tmp/o"
+expect "Mul by a constant of a whole plane" 1 "node mul \(Mul\): constant s of shape \(4, 8, 8\) with a tensor of shape \(N, 4, 8, 8\)" -- "$parcnn" import "$tmp/mul_const_plane.onnx" --out "$tmp/o"
 expect "weight of 2^40 values" 1 "node conv \(Conv\): weight w: expected" -- "$parcnn" import "$tmp/huge_weight.onnx" --out "$tmp/o"
 expect "import without --out" 2 "--out DIR is required" -- "$parcnn" import "$tmp/good.onnx"
 expect "import --mean count" 2 "--mean: 3 values for a 1-channel input" -- "$parcnn" import "$tmp/good.onnx" --out "$tmp/o" --mean 1,2,3

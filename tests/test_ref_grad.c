@@ -792,6 +792,42 @@ static void test_mul(void) {
     }
 }
 
+/* ----------------------------------------------------------- broadcast add */
+
+typedef struct {
+    int n, c;
+    int64_t hw;
+    double *a, *b, *r; /* b: (n, c), one value per channel added to a's (n, c, hw) */
+} addb_ctx;
+
+static double addb_loss(void *p) {
+    addb_ctx *m = p;
+    double s = 0;
+    for (int64_t q = 0; q < (int64_t)m->n * m->c; q++)
+        for (int64_t k = 0; k < m->hw; k++) s += m->r[q * m->hw + k] * (m->a[q * m->hw + k] + m->b[q]);
+    return s;
+}
+
+/* [add] with a (C, 1, 1) second input: its gradient (fast_channel_sum of dy over the plane)
+ * against finite differences, plain, and blocked (19 channels in blocks of 16: a padded
+ * block) bitwise the plain one. */
+static void test_add_broadcast(void) {
+    const int n = 2, c = 19, B = 16;
+    const int64_t hw = 7, na = n * c * hw, nb = n * c;
+    addb_ctx m = {n, c, hw, drand_new(na, -1, 1), drand_new(nb, -1, 1), drand_new(na, -1, 1)};
+    double *fd = dnew(nb);
+    fd_grad(addb_loss, &m, m.b, nb, fd);
+    float *fr = to_float(m.r, na), *fdb = fnew(nb), *back = fnew(nb);
+    fast_channel_sum(n, c, hw, 1, fr, fdb);
+    CHECK(nerr_fd(fdb, fd, nb) < FLOAT_TOL, "broadcast add: db against finite differences");
+    float *xr = calloc(n * fast_blocked_size(c, hw, B), 4), *xdb = calloc(n * fast_blocked_size(c, 1, B), 4);
+    fast_to_blocked(n, c, hw, B, fr, xr);
+    fast_channel_sum(n, c, hw, B, xr, xdb);
+    fast_to_plain(n, c, 1, B, xdb, back);
+    CHECK(!memcmp(back, fdb, sizeof(float) * nb), "broadcast add: blocked db bitwise the plain one");
+    free(m.a), free(m.b), free(m.r), free(fd), free(fr), free(fdb), free(back), free(xr), free(xdb);
+}
+
 /* Concatenation, blocked, with channel counts that start inputs inside a block: the same
  * as plain concatenation, and the split gives each input its channels back. */
 static void test_concat(void) {
@@ -1007,6 +1043,7 @@ int main(void) {
     test_gelu();
     test_unary_kernels();
     test_mul();
+    test_add_broadcast();
     test_concat();
     test_pad();
     test_softmax_xent();

@@ -154,6 +154,8 @@ static void section_text(const imp_graph *g, int i, char *buf, size_t size) {
     } else if (*l->keys) {
         n += snprintf(buf + n, size - n, " %s", l->keys);
     }
+    if (strcmp(l->kind, "conv") == 0) n += snprintf(buf + n, size - n, " bias=%d", l->bias);
+    if (l->trainable) n += snprintf(buf + n, size - n, " trainable=%s", l->trainable);
     if (l->act && strcmp(l->kind, "relu") != 0 && strcmp(l->kind, "relu6") != 0)
         snprintf(buf + n, size - n, " activation=%s", pc_activation_name(l->act));
 }

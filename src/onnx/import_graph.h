@@ -22,6 +22,8 @@ typedef struct {
     int c, h, w;                /* output shape per sample */
     float scale;                /* dense: output multiplier */
     int bias;                   /* conv/dense: has a bias */
+    const char *trainable;      /* its trainable= ("bias": a per-channel Add's unit scale stays
+                                   1), or NULL for the default */
     float *weight, *bias_v, *mean, *var; /* owned; dense weight is (units, inputs) */
     int64_t weight_n, bias_n;
     int consumers;              /* node inputs reading its output under any name (an activation

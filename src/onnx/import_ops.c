@@ -170,10 +170,9 @@ static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
     l->h = (in.h + 2 * ph - eh) / sh + 1;
     l->w = (in.w + 2 * pw - ew) / sw + 1;
     l->bias = b != NULL;
-    int n = snprintf(l->keys, sizeof l->keys, "filters=%d size=%s stride=%s pad=%s groups=%lld "
-                     "bias=%d", l->c, pair_text(kh, kw, ks, sizeof ks),
-                     pair_text(sh, sw, ss, sizeof ss), pair_text(ph, pw, ps, sizeof ps),
-                     (long long)groups, l->bias);
+    int n = snprintf(l->keys, sizeof l->keys, "filters=%d size=%s stride=%s pad=%s groups=%lld",
+                     l->c, pair_text(kh, kw, ks, sizeof ks), pair_text(sh, sw, ss, sizeof ss),
+                     pair_text(ph, pw, ps, sizeof ps), (long long)groups);
     if (dil > 1) snprintf(l->keys + n, sizeof l->keys - (size_t)n, " dilation=%d", dil);
     l->weight_n = w->dims[0] * w->dims[1] * kh * kw;
     PC_TRY(imp_const_floats(g, nd, w, l->weight_n, &l->weight));
@@ -396,16 +395,117 @@ static int const_operand(imp_graph *g, const Onnx__NodeProto *nd) {
     return -1;
 }
 
-/* Add of a per-unit constant onto a bias-less dense layer (MatMul + Add): its bias. */
-static pc_status add_bias(imp_graph *g, const Onnx__NodeProto *nd, int k_const) {
+/* "(N, 8, 4, 4)", or "(N, 8)" for a value read as 2-D. */
+static const char *value_shape(const imp_layer *l, int rank2, char *buf, size_t size) {
+    if (rank2) snprintf(buf, size, "(N, %d)", l->c);
+    else snprintf(buf, size, "(N, %d, %d, %d)", l->c, l->h, l->w);
+    return buf;
+}
+
+/* A constant's shape, "(1, 8, 1, 1)"; "()" for a scalar. */
+static const char *const_shape(const Onnx__TensorProto *t, char *buf, size_t size) {
+    int n = snprintf(buf, size, "(");
+    for (size_t d = 0; d < t->n_dims && d < 8 && n < (int)size - 24; d++)
+        n += snprintf(buf + n, size - n, "%s%lld", d ? ", " : "", (long long)t->dims[d]);
+    snprintf(buf + n, size - n, "%s)", t->n_dims > 8 ? ", ..." : "");
+    return buf;
+}
+
+/* The c values, one per channel, of constant t broadcast onto layer x's output (read as
+ * (N, C, H, W), or (N, C) when rank2). ONNX aligns shapes at their last axis, so t must be
+ * 1 on every axis but the channels', where it is C or 1: a scalar, (1), (C, 1, 1),
+ * (1, C, 1, 1); (C) or (1, C) when rank2. */
+static pc_status channel_constant(imp_graph *g, const Onnx__NodeProto *nd,
+                                  const Onnx__TensorProto *t, const imp_layer *x, int rank2,
+                                  float **out) {
+    const int rank = rank2 ? 2 : 4;
+    int64_t per = 1, numel; /* values along the channel axis */
+    int ok = t->n_dims <= (size_t)rank;
+    PC_TRY(imp_const_numel(g, nd, t, &numel));
+    for (size_t d = 0; ok && d < t->n_dims; d++) {
+        int64_t v = t->dims[d];
+        if (rank - (int64_t)t->n_dims + (int64_t)d == 1) per = v, ok = v == 1 || v == x->c;
+        else ok = v == 1;
+    }
+    if (!ok) {
+        char cs[128], xs[64];
+        return imp_node_error(g, nd, "constant %s of shape %s with a tensor of shape %s: only a "
+                              "scalar or a per-channel constant of shape (C, 1, 1) or (1, C, 1, 1) "
+                              "(on a 2-D tensor: (C)) is supported", t->name ? t->name : "",
+                              const_shape(t, cs, sizeof cs), value_shape(x, rank2, xs, sizeof xs));
+    }
+    float *v;
+    PC_TRY(imp_const_floats(g, nd, t, per, &v));
+    if (per == x->c) {
+        *out = v;
+        return PC_OK;
+    }
+    *out = malloc(sizeof(float) * x->c);
+    for (int k = 0; *out && k < x->c; k++) (*out)[k] = v[0];
+    free(v);
+    return *out ? PC_OK : pc_fail_nomem();
+}
+
+/* Layer x's bias can take a constant added to its output: a conv, dense or batch norm that
+ * nothing else reads, without activation or scale (conv(x) + b + c = conv(x) + (b + c)). */
+static int bias_foldable(const imp_layer *l) {
+    int kind = strcmp(l->kind, "conv") == 0 || strcmp(l->kind, "dense") == 0 ||
+               strcmp(l->kind, "batchnorm") == 0;
+    return kind && l->act == PC_ACT_NONE && l->scale == 1.0f && l->consumers == 1;
+}
+
+/* "block1" from a constant named "block1.weight" or "block1.bias", else NULL. */
+static const char *const_base(const Onnx__TensorProto *t, char *buf, size_t size) {
+    const char *name = t->name ? t->name : "";
+    size_t n = strlen(name);
+    if (n > 7 && strcmp(name + n - 7, ".weight") == 0) n -= 7;
+    else if (n > 5 && strcmp(name + n - 5, ".bias") == 0) n -= 5;
+    else return NULL;
+    snprintf(buf, size, "%.*s", (int)n, name);
+    return buf;
+}
+
+/* Layer x's output times a per-channel scale (owned; NULL: 1) plus a per-channel shift
+ * (owned; NULL: none), the constants of a Mul or Add: a 1x1 depthwise [conv], exact (x * 1
+ * + c is x + c). Its constants become its parameters and train as they would as PyTorch
+ * Parameters; the unit scale of an Add alone stays 1 (trainable=bias). */
+static pc_status channel_affine(imp_graph *g, const Onnx__NodeProto *nd, int x, int rank2,
+                                const Onnx__TensorProto *t, float *scale, float *shift) {
+    char base[64];
+    imp_layer *l = layer_on(g, nd, "conv", const_base(t, base, sizeof base), x);
+    float *ones = scale ? NULL : malloc(sizeof(float) * g->layers[x].c);
+    if (!l || (!scale && !ones)) {
+        free(scale), free(shift), free(ones);
+        return pc_fail_nomem();
+    }
+    snprintf(l->keys, sizeof l->keys, "filters=%d size=1 stride=1 pad=0 groups=%d", l->c, l->c);
+    for (int k = 0; ones && k < l->c; k++) ones[k] = 1.0f;
+    l->weight = scale ? scale : ones;
+    l->weight_n = l->c;
+    l->bias = shift != NULL;
+    l->bias_v = shift;
+    l->bias_n = shift ? l->c : 0;
+    l->trainable = scale ? NULL : "bias";
+    return new_layer_output(g, nd, rank2);
+}
+
+/* Add of a scalar or per-channel constant onto a computed tensor: into the bias of the
+ * layer producing it when that is exact (tf2onnx's bias-less Conv + Add, MatMul + Add, a
+ * batch norm's shift), else a 1x1 depthwise [conv]. */
+static pc_status add_constant(imp_graph *g, const Onnx__NodeProto *nd, int k_const) {
     int x, rank2;
+    float *c;
     PC_TRY(imp_input_layer(g, nd, 1 - k_const, &x, &rank2));
+    const Onnx__TensorProto *t = imp_find(g, nd->input[k_const])->t;
+    PC_TRY(channel_constant(g, nd, t, &g->layers[x], rank2, &c));
     imp_layer *l = &g->layers[x];
-    if (strcmp(l->kind, "dense") != 0 || l->bias || l->act || l->scale != 1.0f || l->consumers != 1)
-        return imp_node_error(g, nd, "adding a constant is supported only as the bias of a "
-                              "MatMul (broadcast Add is not supported)");
-    const Onnx__TensorProto *b = imp_find(g, nd->input[k_const])->t;
-    PC_TRY(imp_const_floats(g, nd, b, l->c, &l->bias_v));
+    if (!bias_foldable(l)) return channel_affine(g, nd, x, rank2, t, NULL, c);
+    if (l->bias_v) {
+        for (int k = 0; k < l->c; k++) l->bias_v[k] += c[k];
+        free(c);
+    } else {
+        l->bias_v = c;
+    }
     l->bias = 1;
     l->bias_n = l->c;
     l->consumers--;
@@ -421,19 +521,31 @@ static int shortcut_layer(imp_graph *g, const char *name, const imp_layer *a) {
     return ok ? v->layer : -1;
 }
 
+/* Add of two computed tensors: [add] of equal shapes, of a (C, H, W) tensor and a (C, 1, 1)
+ * one (which goes second), or of a ResNet shortcut; Add of a constant: add_constant. */
 static pc_status op_add(imp_graph *g, const Onnx__NodeProto *nd) {
+    if (nd->n_input != 2) return imp_node_error(g, nd, "expected 2 inputs");
     int kc = const_operand(g, nd);
-    if (kc >= 0) return add_bias(g, nd, kc);
+    if (kc >= 0) return add_constant(g, nd, kc);
     int a, ra, b = -1, rb = 0;
     PC_TRY(imp_input_layer(g, nd, 0, &a, &ra));
-    const imp_layer *la = &g->layers[a];
-    int sc = nd->n_input == 2 ? shortcut_layer(g, nd->input[1], la) : -1;
+    int sc = shortcut_layer(g, nd->input[1], &g->layers[a]);
     if (sc >= 0) b = sc, rb = ra;
     else PC_TRY(imp_input_layer(g, nd, 1, &b, &rb));
-    const imp_layer *lb = &g->layers[b];
-    if (sc < 0 && (la->c != lb->c || la->h != lb->h || la->w != lb->w || ra != rb))
-        return imp_node_error(g, nd, "inputs of shapes %dx%dx%d and %dx%dx%d: broadcasting Add "
-                              "is not supported", la->c, la->h, la->w, lb->c, lb->h, lb->w);
+    const imp_layer *la = &g->layers[a], *lb = &g->layers[b];
+    if (sc < 0 && la->h == 1 && la->w == 1 && (lb->h > 1 || lb->w > 1)) { /* broadcast second */
+        int t = a;
+        a = b, b = t, t = ra, ra = rb, rb = t;
+        la = &g->layers[a], lb = &g->layers[b];
+    }
+    int same = la->c == lb->c && la->h == lb->h && la->w == lb->w && ra == rb;
+    int per_channel = la->c == lb->c && lb->h == 1 && lb->w == 1 && !ra && !rb;
+    if (sc < 0 && !same && !per_channel) {
+        char as[64], bs[64];
+        return imp_node_error(g, nd, "inputs of shapes %s and %s: only equal shapes or a "
+                              "per-channel (N, C, 1, 1) operand are supported",
+                              value_shape(la, ra, as, sizeof as), value_shape(lb, rb, bs, sizeof bs));
+    }
     imp_layer *l = layer_on(g, nd, "add", NULL, a);
     if (!l) return pc_fail_nomem();
     l->inputs[1] = b;
@@ -625,26 +737,25 @@ static pc_status op_concat(imp_graph *g, const Onnx__NodeProto *nd) {
     return new_layer_output(g, nd, rank2);
 }
 
-/* Mul of a dense layer's output by a scalar constant: its scale= (airbench's logits); of two
- * computed tensors: [mul]. */
+/* Mul of a dense layer's output by a scalar constant: its scale= (airbench's logits); by
+ * another per-channel constant: a 1x1 depthwise [conv] (a following Add of a constant goes
+ * into its bias: a batch norm decomposed into Mul and Add); of two computed tensors: [mul]. */
 static pc_status op_mul(imp_graph *g, const Onnx__NodeProto *nd) {
     int kc = const_operand(g, nd), x, rank2;
-    const char *unsupported = "a constant factor is supported only as a scalar on a dense "
-                              "layer's output";
     if (nd->n_input != 2) return imp_node_error(g, nd, "expected 2 inputs");
     if (kc < 0) return mul_layers(g, nd);
     PC_TRY(imp_input_layer(g, nd, 1 - kc, &x, &rank2));
-    imp_layer *l = &g->layers[x];
+    const Onnx__TensorProto *t = imp_find(g, nd->input[kc])->t;
     float *c = NULL;
+    PC_TRY(channel_constant(g, nd, t, &g->layers[x], rank2, &c));
+    imp_layer *l = &g->layers[x];
     int64_t n;
-    PC_TRY(imp_const_numel(g, nd, imp_find(g, nd->input[kc])->t, &n));
-    if (n != 1 || strcmp(l->kind, "dense") != 0 || l->act || l->scale != 1.0f || l->consumers != 1)
-        return imp_node_error(g, nd, "%s", unsupported);
-    PC_TRY(imp_const_floats(g, nd, imp_find(g, nd->input[kc])->t, 1, &c));
-    l->scale = *c;
+    PC_TRY(imp_const_numel(g, nd, t, &n));
+    int scale = n == 1 && strcmp(l->kind, "dense") == 0 && !l->act && l->scale == 1.0f &&
+                l->consumers == 1 && c[0] >= 1e-6f && c[0] <= 1e6f; /* parcnn's scale= range */
+    if (!scale) return channel_affine(g, nd, x, rank2, t, c, NULL);
+    l->scale = c[0];
     free(c);
-    if (!(l->scale >= 1e-6f && l->scale <= 1e6f))
-        return imp_node_error(g, nd, "scale %g out of parcnn's range [1e-6, 1e6]", l->scale);
     l->consumers--;
     return imp_map_value(g, nd->output[0], x, rank2);
 }

@@ -88,3 +88,21 @@ graph("dense", [
     n("Gemm", ["id", "w2", "b2"], "y", transB=1)],
     {"shape": np.array([0, -1], np.int64), "b1": f32(5), "sqrt2": np.float32(2 ** 0.5),
      "one": np.float32(1), "half": np.float32(0.5), "w2": f32(3, 5), "b2": f32(3)})
+
+# Adds and Muls that broadcast: a bias-less Conv + Add of a (1, C, 1, 1) constant (its bias),
+# Mul + Add of (C, 1, 1) constants after a Relu (a 1x1 depthwise conv), a scalar Add, and
+# Adds of computed (N, C, H, W) and (N, C, 1, 1) tensors in both orders
+h, hi = head("sc", 4)
+graph("broadcast", [
+    n("Conv", ["x", "c.weight"], "c", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    n("Add", ["c", "c.bias"], "cb"),
+    n("Relu", ["cb"], "r"),
+    n("Mul", ["r", "aff.weight"], "am"),
+    n("Add", ["am", "aff.bias"], "aa"),
+    n("GlobalAveragePool", ["aa"], "g"),
+    n("Conv", ["g", "gate.weight"], "gc", kernel_shape=[1, 1]),
+    n("Add", ["aa", "gc"], "b1"),
+    n("Add", ["gc", "b1"], "b2"),
+    n("Add", ["b2", "quarter"], "sc")] + h,
+    {"c.weight": f32(4, 2, 3, 3), "c.bias": f32(1, 4, 1, 1), "aff.weight": f32(4, 1, 1),
+     "aff.bias": f32(4, 1, 1), "gate.weight": f32(4, 4, 1, 1), "quarter": np.float32(0.25), **hi})

@@ -45,7 +45,21 @@ def conv(**attrs):
     return helper.make_node("Conv", ["x", "w"], ["c"], name="conv", **attrs)
 
 
+def on_conv(node, inits, extra=()):
+    """conv (4x8x8), then node (output "a", read by the head), with its constants."""
+    tail = [helper.make_node("GlobalAveragePool", ["a"], ["p"], name="pool")] + head[1:]
+    return model([conv(pads=[1, 1, 1, 1]), *extra, node] + tail, {"w": w, "fc": fc, **inits})
+
+
 cases = {
+    # broadcasting other than per channel: along H only, of a constant and of a computed tensor
+    "add_const_h": on_conv(helper.make_node("Add", ["c", "b"], ["a"], name="add"),
+                           {"b": np.ones((1, 1, 8, 1), np.float32)}),
+    "add_bcast_h": on_conv(helper.make_node("Add", ["c", "h"], ["a"], name="add"),
+                           {"w2": rng.standard_normal((4, 4, 8, 1)).astype(np.float32)},
+                           [helper.make_node("Conv", ["c", "w2"], ["h"], name="convh")]),
+    "mul_const_plane": on_conv(helper.make_node("Mul", ["c", "s"], ["a"], name="mul"),
+                               {"s": np.ones((4, 8, 8), np.float32)}),
     "good": model([conv(pads=[1, 1, 1, 1])] + head, {"w": w, "fc": fc}),
     "unsupported_op": model([conv(), helper.make_node("LeakyRelu", ["c"], ["l"], name="leaky")]
                             + [helper.make_node("GlobalAveragePool", ["l"], ["p"], name="pool")]

@@ -1,8 +1,8 @@
 """One SGD step of an imported PyTorch model, parcnn against PyTorch.
   python3 torch_sgd.py prepare MODEL DIR [N]
-      MODEL (torchvision's, through torch_export.build, or resnet_mini below) exported with
-      TrainingMode.PRESERVE to DIR/model.onnx (3x32x32 input), and N (default 32) random
-      training images (10 test images) as CIFAR-10 binary files in DIR/data
+      MODEL (torchvision's or broadcast_add, through torch_export.build, or resnet_mini
+      below) exported with TrainingMode.PRESERVE to DIR/model.onnx (3x32x32 input), and N
+      (default 32) random training images (10 test images) as CIFAR-10 binary files in DIR/data
   python3 torch_sgd.py check MODEL DIR BEFORE AFTER LR MEAN STD
       PyTorch's gradients of the mean cross-entropy on those images (batch-norm batch
       statistics, input (pixel/255 - MEAN)/STD) against parcnn's, (BEFORE - AFTER) / LR of
@@ -15,7 +15,7 @@ the forward pass flips which cells pass the gradient. On torchvision resnet18 at
 32 random images, PyTorch's own gradients move by 1e-2 (relative max-abs) when its weights
 are scaled by 1 + 1e-6 noise, and by 5e-2 with 3e-6 (1,500,000 ReLU inputs; the smallest
 lies about 1e-6 of its channel's deviation from zero). Such a comparison tests only the
-luck of the rounding. For resnet_mini, prepare therefore draws the images from the first
+luck of the rounding. For resnet_mini and broadcast_add, prepare therefore draws the images from the first
 of 200 seeds whose margin (the smallest |ReLU input| and max-pool top-two gap, relative
 to the channel's standard deviation, in float64) is at least MARGIN: any kernel whose
 forward error stays below it must then reproduce PyTorch's gradients to its rounding."""
@@ -128,9 +128,9 @@ def margin(model, x):
 
 
 def image_seed(name, n, mean, std):
-    """The seed of the training images: 1, or for resnet_mini the first one whose margin is
-    at least MARGIN."""
-    if name != "resnet_mini":
+    """The seed of the training images: 1, or for the small models the first one whose margin
+    is at least MARGIN."""
+    if name not in ("resnet_mini", "broadcast_add"):
         return 1
     model = model_of(name).double()
     for seed in range(1, 201):
@@ -182,8 +182,9 @@ def check(name, d, before, after, lr, mean, std):
     for pname, p in model.named_parameters():
         module, _, kind = pname.rpartition(".")
         key = module.replace(".", "_") + "." + kind
-        g_parcnn = (w0[key].astype(np.float64) - w1[key]) / lr
         g_torch = p.grad.numpy().astype(np.float64)
+        # parcnn's shape may differ: (C, 1, 1, 1) for an imported (C, 1, 1) scale
+        g_parcnn = ((w0[key].astype(np.float64) - w1[key]) / lr).reshape(g_torch.shape)
         err = np.abs(g_parcnn - g_torch).max() / max(np.abs(g_torch).max(), 1e-30)
         if err > worst:
             worst, where = err, pname
