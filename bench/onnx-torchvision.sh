@@ -13,10 +13,13 @@
 #                 more, runs at 80 when SIZE is smaller)
 #   ORT=dir       a folder with node_modules/onnxruntime-node (default build/onnx-node, where
 #                 tests/cli_onnx.sh installs it)
+#   MODES="..."   export modes of tests/onnx/torch_export.py (default "eval preserve";
+#                 "opset9 opset17": eval mode at torch.onnx's oldest and newest opsets)
 set -u
 cd "$(dirname "$0")/.."
 parcnn=${PARCNN:-build/parcnn}
 size=${SIZE:-64}
+read -r -a modes <<< "${MODES:-eval preserve}"
 ort_dir=${ORT:-build/onnx-node}
 py=/usr/bin/python3
 models=("$@")
@@ -29,9 +32,9 @@ printf "%-20s %-9s %-14s %-14s %s\n" model export "parcnn-torch" "ort-torch" "no
 for m in "${models[@]}"; do
     s=$size
     [ "$m" = inception_v3 ] && [ "$s" -lt 75 ] && s=80
-    "$py" tests/onnx/torch_export.py "$m" "$s" "$tmp/$m" eval preserve 2> "$tmp/log" ||
+    "$py" tests/onnx/torch_export.py "$m" "$s" "$tmp/$m" "${modes[@]}" 2> "$tmp/log" ||
         { printf "%-20s %-9s torch.onnx.export failed: %s\n" "$m" - "$(tail -n 1 "$tmp/log")"; continue; }
-    for mode in eval preserve; do
+    for mode in "${modes[@]}"; do
         p=$tmp/$m-$mode
         if ! "$parcnn" import "$p.onnx" --out "$p" > /dev/null 2> "$tmp/err"; then
             printf "%-20s %-9s %-14s %-14s %s\n" "$m" "$mode" - - "$(cut -c1-160 "$tmp/err")"

@@ -65,15 +65,16 @@ grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's 
 check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"
 
 # ---- PyTorch as the producer: torchvision resnet18 and mobilenet_v2 in both export modes,
-# mobilenet_v3_small (squeeze-and-excitation, hardswish), squeezenet1_1 (concat) and
-# googlenet (pools in ceil mode) in eval mode (bench/onnx-torchvision.sh runs all of them
-# both ways, and more)
+# mobilenet_v3_small (squeeze-and-excitation, hardswish), squeezenet1_1 (concat; also at
+# opset 9, where ceil mode is a MaxPool's larger end padding) and googlenet (pools in ceil
+# mode) in eval mode, broadcast_net.py in both modes and at opsets 9 and 17
+# (bench/onnx-torchvision.sh runs all of them both ways, and more)
 for net in r18:resnet18:eval,preserve mv2:mobilenet_v2:eval,preserve mv3:mobilenet_v3_small:eval \
-           sq:squeezenet1_1:eval gn:googlenet:eval ba:broadcast_add:eval,preserve; do
+           sq:squeezenet1_1:eval,opset9 gn:googlenet:eval ba:broadcast_add:eval,preserve,opset9,opset17; do
     IFS=: read -r short model modes <<< "$net"
     p=$tmp/$short
-    "$py" "$src/tests/onnx/torch_export.py" "$model" 64 "$p" ${modes/,/ } || bad "torch.onnx.export $model"
-    for mode in ${modes/,/ }; do
+    "$py" "$src/tests/onnx/torch_export.py" "$model" 64 "$p" ${modes//,/ } || bad "torch.onnx.export $model"
+    for mode in ${modes//,/ }; do
         "$parcnn" import "$p-$mode.onnx" --out "$p-$mode" > /dev/null &&
         "$parcnn" predict --weights "$p-$mode/model.safetensors" --npy-in "$p.x.npy" --npy-out "$p-$mode.npy" > /dev/null
         check "$model ($mode export) vs PyTorch" compare "$p-$mode.npy" "$p.torch.npy" 1e-4 "$model $mode"
@@ -85,6 +86,33 @@ check "resnet18 re-exported, onnxruntime vs PyTorch" compare "$tmp/r18-re.npy" "
 "$parcnn" export --weights "$tmp/ba-eval/model.safetensors" --out "$tmp/ba-re.onnx" > /dev/null &&
 ort "$tmp/ba-re.onnx" "$tmp/ba.x.npy" "$tmp/ba-re.npy"
 check "broadcast_add re-exported, onnxruntime vs PyTorch" compare "$tmp/ba-re.npy" "$tmp/ba.torch.npy" 1e-4 "broadcast_add re-export"
+
+# Pad below opset 11 (pads and value as attributes; densenet121's transitions at opset 9),
+# against onnxruntime
+"$py" - "$tmp/pad10.onnx" <<'PY'
+import sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+rng = np.random.default_rng(0)
+inits = {"w": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
+         "fc": rng.standard_normal((10, 4)).astype(np.float32), "b": np.zeros(10, np.float32)}
+g = helper.make_graph([
+    helper.make_node("Pad", ["x"], ["p"], name="pad", pads=[0, 0, 1, 2, 0, 0, 2, 1], value=0.5),
+    helper.make_node("Conv", ["p", "w"], ["c"], name="conv"),
+    helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+    helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+    helper.make_node("Gemm", ["f", "fc", "b"], ["y"], name="fc", transB=1)], "pad10",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+    [numpy_helper.from_array(v, k) for k, v in inits.items()])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 10)])
+m.ir_version = 5
+save(m, sys.argv[1])
+PY
+"$parcnn" import "$tmp/pad10.onnx" --out "$tmp/pad10" > /dev/null &&
+"$parcnn" predict --weights "$tmp/pad10/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$tmp/pad10.npy" > /dev/null &&
+ort "$tmp/pad10.onnx" "$tmp/x.npy" "$tmp/pad10.ort.npy"
+check "Pad with attributes (opset 10) vs onnxruntime" compare "$tmp/pad10.npy" "$tmp/pad10.ort.npy" 1e-4 "opset-10 Pad"
 
 # ---- training an imported model: one SGD step's gradients against PyTorch's, and the same
 # bytes on 1 and 2 workers. resnet18 at 32x32 on the oneDNN direct convolutions; a

@@ -230,6 +230,27 @@ static pc_status op_relu(imp_graph *g, const Onnx__NodeProto *nd) {
     return add_activation(g, nd, x, rank2, PC_ACT_RELU, 1, nd->output[0]);
 }
 
+/* A MaxPool padded more after than before, as torch.onnx writes ceil mode below opset 10:
+ * ceil_mode=1 with the padding before, when that gives the same windows (the same output
+ * size; a max ignores the padding either way). Returns whether it does, with *ph, *pw. */
+static int ceil_mode_pads(const Onnx__NodeProto *nd, const imp_layer *in, int kh, int kw,
+                          int sh, int sw, int *ph, int *pw) {
+    const Onnx__AttributeProto *pads = imp_attr(nd, "pads");
+    if (!pads || pads->n_ints != 4 || imp_attr(nd, "auto_pad") || imp_attr_int(nd, "ceil_mode", 0))
+        return 0;
+    const int64_t *p = pads->ints;
+    for (int k = 0; k < 4; k++)
+        if (p[k] < 0 || p[k] > 1024) return 0;
+    if (p[2] < p[0] || p[3] < p[1] || (p[2] == p[0] && p[3] == p[1]) ||
+        in->h + p[0] + p[2] < kh || in->w + p[1] + p[3] < kw)
+        return 0;
+    if (pc_pool_out_size(in->h, kh, sh, (int)p[0], 1) != (in->h + p[0] + p[2] - kh) / sh + 1 ||
+        pc_pool_out_size(in->w, kw, sw, (int)p[1], 1) != (in->w + p[1] + p[3] - kw) / sw + 1)
+        return 0;
+    *ph = (int)p[0], *pw = (int)p[1];
+    return 1;
+}
+
 static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
     int x, kh, kw, sh, sw, ph, pw;
     PC_TRY(spatial_input(g, nd, &x));
@@ -239,12 +260,13 @@ static pc_status op_pool(imp_graph *g, const Onnx__NodeProto *nd, int is_max) {
     PC_TRY(pair_attr(g, nd, "kernel_shape", 1, &kh, &kw));
     PC_TRY(pair_attr(g, nd, "strides", 1, &sh, &sw));
     imp_layer in = g->layers[x];
-    PC_TRY(window_pad(g, nd, &in, kh, kw, sh, sw, &ph, &pw));
+    int ceil_pads = is_max && ceil_mode_pads(nd, &in, kh, kw, sh, sw, &ph, &pw);
+    if (!ceil_pads) PC_TRY(window_pad(g, nd, &in, kh, kw, sh, sw, &ph, &pw));
     if (in.h + 2 * ph < kh || in.w + 2 * pw < kw || 2 * ph > kh || 2 * pw > kw)
         return imp_node_error(g, nd, "window %dx%d with padding %dx%d does not fit the %dx%d "
                               "input (parcnn pads at most half the window)", kh, kw, ph, pw,
                               in.h, in.w);
-    int64_t ceil_mode = imp_attr_int(nd, "ceil_mode", 0);
+    int64_t ceil_mode = ceil_pads ? 1 : imp_attr_int(nd, "ceil_mode", 0);
     int64_t count_pad = is_max ? 0 : imp_attr_int(nd, "count_include_pad", 0);
     if ((ceil_mode != 0 && ceil_mode != 1) || (count_pad != 0 && count_pad != 1))
         return imp_node_error(g, nd, "ceil_mode and count_include_pad must be 0 or 1");
@@ -595,8 +617,8 @@ static pc_status spatial_pad(imp_graph *g, const Onnx__NodeProto *nd, int x, con
     return new_layer_output(g, nd, 0);
 }
 
-/* Pad with zeros at the end of the channels (pads input, opset 11 and later), or with none
- * at all (torch.onnx writes one before some AveragePools). */
+/* Pad of H and W ([pad]), with zeros at the end of the channels (a ResNet shortcut), or with
+ * none at all (torch.onnx writes one before some AveragePools). */
 static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
     imp_value *v = nd->n_input ? imp_find(g, nd->input[0]) : NULL;
     imp_value sc = {0};
@@ -608,16 +630,24 @@ static pc_status op_pad(imp_graph *g, const Onnx__NodeProto *nd) {
     char mode[16] = "constant";
     const Onnx__AttributeProto *m = imp_attr(nd, "mode");
     if (m && m->has_s) snprintf(mode, sizeof mode, "%.*s", (int)m->s.len, (const char *)m->s.data);
-    if (!sc.kind || imp_attr(nd, "pads") || strcmp(mode, "constant") != 0)
-        return imp_node_error(g, nd, "only a constant zero Pad of the channels feeding an Add "
-                              "(a ResNet shortcut, opset 11 and later) is supported");
-    PC_TRY(imp_input_const(g, nd, 1, 0, &t));
-    PC_TRY(imp_input_const(g, nd, 2, 1, &cv));
-    PC_TRY(imp_const_ints(g, nd, t, 8, pads, &n));
-    float *zero = NULL;
-    if (cv) PC_TRY(imp_const_floats(g, nd, cv, 1, &zero));
-    float value = zero ? *zero : 0.0f;
-    free(zero);
+    if (!sc.kind || strcmp(mode, "constant") != 0)
+        return imp_node_error(g, nd, "only a constant-mode Pad of a 4-D computed tensor is "
+                              "supported");
+    const Onnx__AttributeProto *pa = imp_attr(nd, "pads");
+    float value = imp_attr_float(nd, "value", 0.0f);
+    if (pa) { /* below opset 11: pads and value are attributes */
+        if (pa->n_ints != 8) return imp_node_error(g, nd, "pads must have 8 values");
+        n = 8;
+        memcpy(pads, pa->ints, sizeof pads);
+    } else {
+        PC_TRY(imp_input_const(g, nd, 1, 0, &t));
+        PC_TRY(imp_input_const(g, nd, 2, 1, &cv));
+        PC_TRY(imp_const_ints(g, nd, t, 8, pads, &n));
+        float *c = NULL;
+        if (cv) PC_TRY(imp_const_floats(g, nd, cv, 1, &c));
+        value = c ? *c : 0.0f;
+        free(c);
+    }
     int spatial = n == 8 && v->kind == V_LAYER && pads[0] == 0 && pads[1] == 0 && pads[4] == 0 &&
                   pads[5] == 0 && (pads[2] | pads[3] | pads[6] | pads[7]) != 0;
     if (spatial) return spatial_pad(g, nd, v->layer, pads, value);
