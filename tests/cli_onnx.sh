@@ -13,6 +13,8 @@
 # - an imported resnet18 trains: one SGD step's gradients within 1e-3 of PyTorch's (and a
 #   resnet-like model's and broadcast_net's on every kernel set and convolution algorithm),
 #   the same bytes on 1 and 2 workers (and for imported mobilenet_v2 and broadcast_net);
+#   the fine-tuned resnet18 exported runs on onnxruntime and evaluates as its safetensors;
+# - fuzz_onnx's seed graphs (every operator of the import table) on onnxruntime;
 # - bad ONNX and .npy files: one clear line, exit 1 or 2.
 # onnxruntime-node is installed once into the build tree (npm; ONNXRUNTIME_NODE_INSTALL=skip,
 # the package bundles libonnxruntime.so).
@@ -114,6 +116,20 @@ PY
 ort "$tmp/pad10.onnx" "$tmp/x.npy" "$tmp/pad10.ort.npy"
 check "Pad with attributes (opset 10) vs onnxruntime" compare "$tmp/pad10.npy" "$tmp/pad10.ort.npy" 1e-4 "opset-10 Pad"
 
+# fuzz_onnx's seeds (tests/fuzz/corpus/onnx: together every operator and pattern of the
+# import table, e.g. MatMul + Add, Reshape, ReduceMean, GELU, weights in Constant nodes,
+# batch norm's epsilon 1e-3) are valid models: the checker accepts them and onnxruntime
+# computes parcnn's logits
+check "onnx checker on fuzz_onnx's seeds" "$py" "$src/tests/onnx/check_model.py" "$src"/tests/fuzz/corpus/onnx/*.onnx
+"$py" -c "import numpy as np; np.save('$tmp/x6.npy', np.random.default_rng(3).standard_normal((3, 2, 6, 6)).astype(np.float32))"
+for f in "$src"/tests/fuzz/corpus/onnx/*.onnx; do
+    n=$(basename "$f" .onnx)
+    "$parcnn" import "$f" --out "$tmp/seed-$n" > /dev/null &&
+    "$parcnn" predict --weights "$tmp/seed-$n/model.safetensors" --npy-in "$tmp/x6.npy" --npy-out "$tmp/seed-$n.npy" > /dev/null &&
+    ort "$f" "$tmp/x6.npy" "$tmp/seed-$n.ort.npy"
+    check "fuzz seed $n: parcnn vs onnxruntime" compare "$tmp/seed-$n.npy" "$tmp/seed-$n.ort.npy" 1e-4 "seed $n"
+done
+
 # ---- training an imported model: one SGD step's gradients against PyTorch's, and the same
 # bytes on 1 and 2 workers. resnet18 at 32x32 on the oneDNN direct convolutions; a
 # resnet-like model (torch_sgd.py resnet_mini: stride-2 and 1x1 downsampling convolutions,
@@ -159,6 +175,17 @@ for w in 1 2; do
         --epochs 3 --batch 4 --shard-size 2 --workers $w --out "$tmp/bcast/w$w" > /dev/null
 done
 check "imported broadcast_net trains to the same bytes on 1 and 2 workers" cmp "$tmp/bcast/w1/model.safetensors" "$tmp/bcast/w2/model.safetensors"
+# a fine-tuned imported model (resnet18 after its training above) exported: onnxruntime
+# computes parcnn's logits; the onnx checker accepts it and the other re-exports
+"$py" -c "import numpy as np; np.save('$tmp/x32.npy', np.random.default_rng(2).standard_normal((2, 3, 32, 32)).astype(np.float32))"
+"$parcnn" export --weights "$tmp/sgd/w1/model.safetensors" --out "$tmp/ft.onnx" > /dev/null &&
+"$parcnn" predict --weights "$tmp/sgd/w1/model.safetensors" --npy-in "$tmp/x32.npy" --npy-out "$tmp/ft.parcnn.npy" > /dev/null &&
+ort "$tmp/ft.onnx" "$tmp/x32.npy" "$tmp/ft.ort.npy"
+check "fine-tuned imported resnet18 exported: onnxruntime vs parcnn" compare "$tmp/ft.ort.npy" "$tmp/ft.parcnn.npy" 1e-4 "fine-tuned resnet18"
+"$parcnn" eval --weights "$tmp/ft.onnx" --data "cifar10:$tmp/sgd/data" --json > "$tmp/ft.eval.onnx" &&
+"$parcnn" eval --weights "$tmp/sgd/w1/model.safetensors" --data "cifar10:$tmp/sgd/data" --json > "$tmp/ft.eval.st"
+check "eval --weights MODEL.onnx: the results of its safetensors" cmp "$tmp/ft.eval.onnx" "$tmp/ft.eval.st"
+check "onnx checker on the re-exports of imported models" "$py" "$src/tests/onnx/check_model.py" "$tmp/r18-re.onnx" "$tmp/ba-re.onnx" "$tmp/ft.onnx"
 expect "train --model of another input size" 2 "--model .*r18-eval.onnx: takes 3x64x64 images of 10 classes, the data has 3x32x32" -- \
     "$parcnn" train "${sgd[@]}" --model "$tmp/r18-eval.onnx" --out "$tmp/sgd/bad"
 

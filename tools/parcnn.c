@@ -216,9 +216,9 @@ static void free_infer(infer_opts *o) {
 #define INFER_FLAGS                                                                           \
     {"weights", PC_FLAG_PARSED, AT(weights), "FILE", .required = 1,                        \
      .parse = add_weights,                                                                    \
-     .help = "model.safetensors written by parcnn train; several (comma-separated or the "    \
-             "flag repeated): their ensemble, the class probabilities of the models (each "   \
-             "after --tta) averaged"},                                                        \
+     .help = "model.safetensors written by parcnn train or import, or an ONNX file; "      \
+             "several (comma-separated or the flag repeated): their ensemble, the class "     \
+             "probabilities of the models (each after --tta) averaged"},                      \
     {"data", PC_FLAG_STRING, AT(data), "SPEC", .def = "fashion-mnist",                       \
      .help = "dataset (see parcnn train --help); its test part is used"},                     \
     {"train-split", PC_FLAG_SWITCH, AT(train_split), .lo = 1,                                 \

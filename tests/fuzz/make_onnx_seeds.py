@@ -73,7 +73,7 @@ graph("elementwise", [
     n("Concat", ["dr", "mp"], "cat", axis=1)] + h,
     {"c.weight": f32(4, 2, 1, 1), "lo": np.float32(-1), "hi": np.float32(6),
      "se.weight": f32(4, 4, 1, 1), "pads": np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64),
-     "zero": np.float32(0), "c2.weight": f32(4, 4, 2, 2), **hi}, opset=13)
+     "zero": np.float32(0), "c2.weight": f32(4, 4, 2, 2), **hi}, opset=14)  # HardSwish: 14
 
 # GELU pattern after Gemm, MatMul + Add, ReduceMean, Reshape, Identity, Constant
 gelu = [n("Div", ["g1", "sqrt2"], "gd"), n("Erf", ["gd"], "ge"), n("Add", ["ge", "one"], "ga"),
