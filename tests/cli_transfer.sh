@@ -119,9 +119,11 @@ for r in features finetune; do
     extra=(); [ $r = finetune ] && extra=(--unfreeze-at 1)
     "$parcnn" train --recipe $r "${small[@]}" "${extra[@]}" --workers 1 --out "$tmp/$r-1" > "$tmp/$r-1.log" 2>&1 || { bad "recipe $r:"; cat "$tmp/$r-1.log"; }
     "$parcnn" train --recipe $r "${small[@]}" "${extra[@]}" --workers 2 --out "$tmp/$r-2" > "$tmp/$r-2.log" 2>&1 || bad "recipe $r, 2 workers"
-    cmp -s "$tmp/$r-1/model.safetensors" "$tmp/$r-2/model.safetensors" && ok "recipe $r: identical bytes for 1 and 2 workers" || bad "recipe $r differs across workers"
+    cmp -s "$tmp/$r-1/model.safetensors" "$tmp/$r-2/model.safetensors" && [ "$(grep "^final:" "$tmp/$r-1.log")" = "$(grep "^final:" "$tmp/$r-2.log")" ] \
+        && ok "recipe $r: identical bytes and final metrics for 1 and 2 workers" || bad "recipe $r differs across workers"
 done
-grep -q "extracted 48 training images x 2 view(s)" "$tmp/features-1.log" && ok "recipe features: two cached views per image" || bad "recipe features did not cache"
+grep -q "extracted 48 training images x 2 view(s)" "$tmp/features-1.log" && grep "^final:" "$tmp/features-1.log" | grep -q "test-time augmentation flip" \
+    && ok "recipe features: two cached views per image, flip test-time augmentation" || bad "recipe features did not cache"
 grep -q "they train from epoch 1 on, at 0.1 x the learning rate" "$tmp/finetune-1.log" && ok "recipe finetune: unfreezes at a tenth of the rate" || bad "recipe finetune schedule"
 
 # -- bad input
