@@ -4,7 +4,8 @@
 # - the layers keep their Keras names and the model its normalization and class names;
 # - --init with --cut block_13_expand_relu (Keras' name of the ReLU6 fused into
 #   block_13_expand_BN, its alias) trains a head on cached features, the bytes of
-#   --cut block_13_expand_BN.
+#   --cut block_13_expand_BN;
+# - parcnn's export of it passes the onnx checker and runs on onnxruntime-node (1e-4).
 # The package and @tensorflow/tfjs are fetched once into the build tree (mobilenetv2/); without
 # them and without a reachable npm registry the test is skipped, saying so.
 # usage: cli_mobilenetv2.sh PARCNN SOURCE_DIR
@@ -57,5 +58,22 @@ for cut in block_13_expand_relu block_13_expand_BN; do
 done
 cmp -s "$tmp/block_13_expand_relu/model.safetensors" "$tmp/block_13_expand_BN/model.safetensors" \
     && ok "--cut block_13_expand_relu (the alias) and block_13_expand_BN: identical bytes" || bad "--cut by alias differs"
+
+# parcnn's export of the imported network: the onnx checker accepts it and onnxruntime-node
+# (installed into the build tree as tests/cli_onnx.sh does) computes parcnn's logits
+ort_dir=$PWD/onnx-node
+[ -d "$ort_dir/node_modules/onnxruntime-node" ] ||
+    (mkdir -p "$ort_dir" && cd "$ort_dir" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit \
+        --no-fund --silent onnxruntime-node@1.31.1)
+"$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(4).standard_normal((2, 3, 224, 224)).astype(np.float32))"
+if "$parcnn" export --weights "$model" --out "$tmp/re.onnx" > /dev/null &&
+   "$parcnn" predict --weights "$model" --npy-in "$tmp/x.npy" --npy-out "$tmp/parcnn.npy" > /dev/null &&
+   NODE_PATH="$ort_dir/node_modules" node "$src/tests/onnx/ort_run.js" "$tmp/re.onnx" "$tmp/x.npy" "$tmp/ort.npy" &&
+   "$py" "$src/tests/onnx/check_model.py" "$tmp/re.onnx" > /dev/null &&
+   out=$("$py" "$src/tests/onnx/compare.py" "$tmp/ort.npy" "$tmp/parcnn.npy" 1e-4 "re-export on onnxruntime vs parcnn"); then
+    ok "$out; onnx checker passes"
+else
+    bad "re-export on onnxruntime: ${out:-export, predict, onnxruntime or the checker failed}"
+fi
 
 finish
