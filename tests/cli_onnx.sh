@@ -115,6 +115,36 @@ PY
 "$parcnn" predict --weights "$tmp/pad10/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$tmp/pad10.npy" > /dev/null &&
 ort "$tmp/pad10.onnx" "$tmp/x.npy" "$tmp/pad10.ort.npy"
 check "Pad with attributes (opset 10) vs onnxruntime" compare "$tmp/pad10.npy" "$tmp/pad10.ort.npy" 1e-4 "opset-10 Pad"
+# Conv padded unequally before and after: pads [0, 0, 1, 1] at stride 2, auto_pad SAME_UPPER
+# at stride 2 and SAME_LOWER with an even kernel (tf2onnx's TensorFlow "same"), against
+# onnxruntime
+"$py" - "$tmp/same.onnx" <<'PY'
+import sys
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper, save
+rng = np.random.default_rng(0)
+inits = {"w1": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
+         "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
+         "w3": rng.standard_normal((4, 4, 2, 2)).astype(np.float32),
+         "fc": rng.standard_normal((10, 4)).astype(np.float32), "b": np.zeros(10, np.float32)}
+g = helper.make_graph([
+    helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", strides=[2, 2], pads=[0, 0, 1, 1]),
+    helper.make_node("Conv", ["c1", "w2"], ["c2"], name="c2", strides=[2, 2], auto_pad="SAME_UPPER"),
+    helper.make_node("Conv", ["c2", "w3"], ["c3"], name="c3", auto_pad="SAME_LOWER"),
+    helper.make_node("GlobalAveragePool", ["c3"], ["g"], name="gap"),
+    helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+    helper.make_node("Gemm", ["f", "fc", "b"], ["y"], name="fc", transB=1)], "same",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+    [numpy_helper.from_array(v, k) for k, v in inits.items()])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+m.ir_version = 8
+save(m, sys.argv[1])
+PY
+"$parcnn" import "$tmp/same.onnx" --out "$tmp/same" > /dev/null &&
+"$parcnn" predict --weights "$tmp/same/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$tmp/same.npy" > /dev/null &&
+ort "$tmp/same.onnx" "$tmp/x.npy" "$tmp/same.ort.npy"
+check "Conv with unequal padding (pads, SAME_UPPER, SAME_LOWER) vs onnxruntime" compare "$tmp/same.npy" "$tmp/same.ort.npy" 1e-4 "unequal Conv padding"
 
 # fuzz_onnx's seeds (tests/fuzz/corpus/onnx: together every operator and pattern of the
 # import table, e.g. MatMul + Add, Reshape, ReduceMean, GELU, weights in Constant nodes,

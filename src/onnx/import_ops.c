@@ -63,43 +63,49 @@ static pc_status pair_attr(imp_graph *g, const Onnx__NodeProto *nd, const char *
     return PC_OK;
 }
 
-/* The padding of one axis for auto_pad SAME_*: -1 when it is not the same before and after. */
-static int same_pad(int n, int k, int s) {
+/* auto_pad SAME_* of one axis of n cells, window k, stride s: the padding before and after
+ * (SAME_UPPER puts the odd cell after, SAME_LOWER before). */
+static void same_pads(int n, int k, int s, int upper, int64_t *before, int64_t *after) {
     int total = PC_MAX(((n + s - 1) / s - 1) * s + k - n, 0);
-    return total % 2 ? -1 : total / 2;
+    *before = upper ? total / 2 : total - total / 2;
+    *after = total - *before;
 }
 
-/* Padding of a window of extent kh x kw at strides sh, sw: pads (equal before and after on
- * each axis) or auto_pad SAME_* when that comes out so. */
-static pc_status window_pad(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in, int kh,
-                            int kw, int sh, int sw, int *ph, int *pw) {
+/* Padding of a window of extent kh x kw at strides sh, sw, from pads or auto_pad: p = top,
+ * left, bottom, right (ONNX's order), each 0 to 1024. */
+static pc_status window_pads(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in,
+                             int kh, int kw, int sh, int sw, int64_t p[4]) {
     const Onnx__AttributeProto *ap = imp_attr(nd, "auto_pad");
     const Onnx__AttributeProto *pads = imp_attr(nd, "pads");
-    *ph = *pw = 0;
+    memset(p, 0, 4 * sizeof *p);
     char mode[16] = "NOTSET";
     if (ap && ap->has_s) snprintf(mode, sizeof mode, "%.*s", (int)ap->s.len, (const char *)ap->s.data);
     if (strcmp(mode, "SAME_UPPER") == 0 || strcmp(mode, "SAME_LOWER") == 0) {
-        *ph = same_pad(in->h, kh, sh);
-        *pw = same_pad(in->w, kw, sw);
-        if (*ph < 0 || *pw < 0)
-            return imp_node_error(g, nd, "auto_pad=%s gives asymmetric padding here, which is not "
-                                  "supported", mode);
+        same_pads(in->h, kh, sh, mode[5] == 'U', &p[0], &p[2]);
+        same_pads(in->w, kw, sw, mode[5] == 'U', &p[1], &p[3]);
         return PC_OK;
     }
     if (strcmp(mode, "NOTSET") != 0 && strcmp(mode, "VALID") != 0)
         return imp_node_error(g, nd, "auto_pad=%s is not supported", mode);
     if (!pads || strcmp(mode, "VALID") == 0) return PC_OK;
-    int ok = pads->n_ints == 4 && pads->ints[0] == pads->ints[2] && pads->ints[1] == pads->ints[3];
+    int ok = pads->n_ints == 4;
     for (size_t k = 0; ok && k < 4; k++) ok = pads->ints[k] >= 0 && pads->ints[k] <= 1024;
-    if (!ok)
-        return imp_node_error(g, nd, "pads [%lld, %lld, %lld, %lld]: only padding equal before "
-                              "and after on each axis is supported",
-                              (long long)(pads->n_ints > 0 ? pads->ints[0] : 0),
-                              (long long)(pads->n_ints > 1 ? pads->ints[1] : 0),
-                              (long long)(pads->n_ints > 2 ? pads->ints[2] : 0),
-                              (long long)(pads->n_ints > 3 ? pads->ints[3] : 0));
-    *ph = (int)pads->ints[0];
-    *pw = (int)pads->ints[1];
+    if (!ok) return imp_node_error(g, nd, "pads must be 4 values from 0 to 1024");
+    memcpy(p, pads->ints, 4 * sizeof *p);
+    return PC_OK;
+}
+
+/* Padding equal before and after on each axis (*ph, *pw), as pools take it. */
+static pc_status window_pad(imp_graph *g, const Onnx__NodeProto *nd, const imp_layer *in, int kh,
+                            int kw, int sh, int sw, int *ph, int *pw) {
+    int64_t p[4];
+    *ph = *pw = 0;
+    PC_TRY(window_pads(g, nd, in, kh, kw, sh, sw, p));
+    if (p[0] != p[2] || p[1] != p[3])
+        return imp_node_error(g, nd, "padding [%lld, %lld, %lld, %lld]: only padding equal before "
+                              "and after on each axis is supported", (long long)p[0],
+                              (long long)p[1], (long long)p[2], (long long)p[3]);
+    *ph = (int)p[0], *pw = (int)p[1];
     return PC_OK;
 }
 
@@ -138,6 +144,31 @@ static imp_layer *layer_on(imp_graph *g, const Onnx__NodeProto *nd, const char *
     return l;
 }
 
+/* A convolution's padding: equal before and after on each axis (*ph, *pw), or else a [pad]
+ * layer of zeros before it (TensorFlow's "same" on stride 2: one more row and column after),
+ * which becomes its input *x. */
+static pc_status conv_padding(imp_graph *g, const Onnx__NodeProto *nd, int *x, int eh, int ew,
+                              int sh, int sw, int *ph, int *pw) {
+    int64_t p[4];
+    char base[80];
+    *ph = *pw = 0;
+    PC_TRY(window_pads(g, nd, &g->layers[*x], eh, ew, sh, sw, p));
+    if (p[0] == p[2] && p[1] == p[3]) {
+        *ph = (int)p[0], *pw = (int)p[1];
+        return PC_OK;
+    }
+    snprintf(base, sizeof base, "%.60s_pad", nd->name && *nd->name ? nd->name : "conv");
+    imp_layer *l = layer_on(g, nd, "pad", base, *x);
+    if (!l) return pc_fail_nomem();
+    snprintf(l->keys, sizeof l->keys, "top=%lld left=%lld bottom=%lld right=%lld value=0",
+             (long long)p[0], (long long)p[1], (long long)p[2], (long long)p[3]);
+    l->h += (int)(p[0] + p[2]);
+    l->w += (int)(p[1] + p[3]);
+    l->consumers = 1; /* the convolution */
+    *x = g->n_layers - 1;
+    return PC_OK;
+}
+
 static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
     int x, kh, kw, sh, sw, ph, pw, dil;
     const Onnx__TensorProto *w, *b;
@@ -159,7 +190,8 @@ static pc_status op_conv(imp_graph *g, const Onnx__NodeProto *nd) {
     PC_TRY(pair_attr(g, nd, "strides", 1, &sh, &sw));
     /* the dilated kernel's extent (both at most 1024) */
     const int eh = (kh - 1) * dil + 1, ew = (kw - 1) * dil + 1;
-    PC_TRY(window_pad(g, nd, &in, eh, ew, sh, sw, &ph, &pw));
+    PC_TRY(conv_padding(g, nd, &x, eh, ew, sh, sw, &ph, &pw));
+    in = g->layers[x];
     if (kh != w->dims[2] || kw != w->dims[3] || in.h + 2 * ph < eh || in.w + 2 * pw < ew)
         return imp_node_error(g, nd, "kernel %dx%d (dilation %d) does not fit its %dx%d input",
                               kh, kw, dil, in.h, in.w);
