@@ -39,6 +39,14 @@ if [ ! -d "$ort_dir/node_modules/onnxruntime-node" ]; then
 fi
 ort() { NODE_PATH="$ort_dir/node_modules" node "$src/tests/onnx/ort_run.js" "$@"; }
 compare() { "$py" "$src/tests/onnx/compare.py" "$@"; }
+# check_vs_ort MODEL.onnx X.npy NAME WHAT: import MODEL into $tmp/NAME, predict X, and check
+# parcnn's logits against onnxruntime's on the same file
+check_vs_ort() {
+    "$parcnn" import "$1" --out "$tmp/$3" > /dev/null &&
+    "$parcnn" predict --weights "$tmp/$3/model.safetensors" --npy-in "$2" --npy-out "$tmp/$3.npy" > /dev/null &&
+    ort "$1" "$2" "$tmp/$3.ort.npy"
+    check "$4" compare "$tmp/$3.npy" "$tmp/$3.ort.npy" 1e-4 "$3"
+}
 
 # ---- every zoo model: export, checker, onnxruntime, round trip
 "$py" -c "import numpy as np; np.save('$tmp/x.npy', np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32))"
@@ -89,62 +97,11 @@ check "resnet18 re-exported, onnxruntime vs PyTorch" compare "$tmp/r18-re.npy" "
 ort "$tmp/ba-re.onnx" "$tmp/ba.x.npy" "$tmp/ba-re.npy"
 check "broadcast_add re-exported, onnxruntime vs PyTorch" compare "$tmp/ba-re.npy" "$tmp/ba.torch.npy" 1e-4 "broadcast_add re-export"
 
-# Pad below opset 11 (pads and value as attributes; densenet121's transitions at opset 9),
-# against onnxruntime
-"$py" - "$tmp/pad10.onnx" <<'PY'
-import sys
-import numpy as np
-from onnx import TensorProto, helper, numpy_helper, save
-rng = np.random.default_rng(0)
-inits = {"w": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
-         "fc": rng.standard_normal((10, 4)).astype(np.float32), "b": np.zeros(10, np.float32)}
-g = helper.make_graph([
-    helper.make_node("Pad", ["x"], ["p"], name="pad", pads=[0, 0, 1, 2, 0, 0, 2, 1], value=0.5),
-    helper.make_node("Conv", ["p", "w"], ["c"], name="conv"),
-    helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
-    helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-    helper.make_node("Gemm", ["f", "fc", "b"], ["y"], name="fc", transB=1)], "pad10",
-    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
-    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-    [numpy_helper.from_array(v, k) for k, v in inits.items()])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 10)])
-m.ir_version = 5
-save(m, sys.argv[1])
-PY
-"$parcnn" import "$tmp/pad10.onnx" --out "$tmp/pad10" > /dev/null &&
-"$parcnn" predict --weights "$tmp/pad10/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$tmp/pad10.npy" > /dev/null &&
-ort "$tmp/pad10.onnx" "$tmp/x.npy" "$tmp/pad10.ort.npy"
-check "Pad with attributes (opset 10) vs onnxruntime" compare "$tmp/pad10.npy" "$tmp/pad10.ort.npy" 1e-4 "opset-10 Pad"
-# Conv padded unequally before and after: pads [0, 0, 1, 1] at stride 2, auto_pad SAME_UPPER
-# at stride 2 and SAME_LOWER with an even kernel (tf2onnx's TensorFlow "same"), against
-# onnxruntime
-"$py" - "$tmp/same.onnx" <<'PY'
-import sys
-import numpy as np
-from onnx import TensorProto, helper, numpy_helper, save
-rng = np.random.default_rng(0)
-inits = {"w1": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
-         "w2": rng.standard_normal((4, 4, 3, 3)).astype(np.float32),
-         "w3": rng.standard_normal((4, 4, 2, 2)).astype(np.float32),
-         "fc": rng.standard_normal((10, 4)).astype(np.float32), "b": np.zeros(10, np.float32)}
-g = helper.make_graph([
-    helper.make_node("Conv", ["x", "w1"], ["c1"], name="c1", strides=[2, 2], pads=[0, 0, 1, 1]),
-    helper.make_node("Conv", ["c1", "w2"], ["c2"], name="c2", strides=[2, 2], auto_pad="SAME_UPPER"),
-    helper.make_node("Conv", ["c2", "w3"], ["c3"], name="c3", auto_pad="SAME_LOWER"),
-    helper.make_node("GlobalAveragePool", ["c3"], ["g"], name="gap"),
-    helper.make_node("Flatten", ["g"], ["f"], name="flat"),
-    helper.make_node("Gemm", ["f", "fc", "b"], ["y"], name="fc", transB=1)], "same",
-    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 28, 28])],
-    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-    [numpy_helper.from_array(v, k) for k, v in inits.items()])
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-m.ir_version = 8
-save(m, sys.argv[1])
-PY
-"$parcnn" import "$tmp/same.onnx" --out "$tmp/same" > /dev/null &&
-"$parcnn" predict --weights "$tmp/same/model.safetensors" --npy-in "$tmp/x.npy" --npy-out "$tmp/same.npy" > /dev/null &&
-ort "$tmp/same.onnx" "$tmp/x.npy" "$tmp/same.ort.npy"
-check "Conv with unequal padding (pads, SAME_UPPER, SAME_LOWER) vs onnxruntime" compare "$tmp/same.npy" "$tmp/same.ort.npy" 1e-4 "unequal Conv padding"
+# Small graphs onnxruntime computes: Pad below opset 11 (pads and value as attributes) and
+# Conv padded unequally (pads, auto_pad SAME_UPPER and SAME_LOWER)
+"$py" "$src/tests/onnx/make_graphs.py" "$tmp"
+check_vs_ort "$tmp/pad10.onnx" "$tmp/x.npy" pad10 "Pad with attributes (opset 10) vs onnxruntime"
+check_vs_ort "$tmp/same.onnx" "$tmp/x.npy" same "Conv with unequal padding (pads, SAME_UPPER, SAME_LOWER) vs onnxruntime"
 
 # fuzz_onnx's seeds (tests/fuzz/corpus/onnx: together every operator and pattern of the
 # import table, e.g. MatMul + Add, Reshape, ReduceMean, GELU, weights in Constant nodes,
@@ -154,10 +111,7 @@ check "onnx checker on fuzz_onnx's seeds" "$py" "$src/tests/onnx/check_model.py"
 "$py" -c "import numpy as np; np.save('$tmp/x6.npy', np.random.default_rng(3).standard_normal((3, 2, 6, 6)).astype(np.float32))"
 for f in "$src"/tests/fuzz/corpus/onnx/*.onnx; do
     n=$(basename "$f" .onnx)
-    "$parcnn" import "$f" --out "$tmp/seed-$n" > /dev/null &&
-    "$parcnn" predict --weights "$tmp/seed-$n/model.safetensors" --npy-in "$tmp/x6.npy" --npy-out "$tmp/seed-$n.npy" > /dev/null &&
-    ort "$f" "$tmp/x6.npy" "$tmp/seed-$n.ort.npy"
-    check "fuzz seed $n: parcnn vs onnxruntime" compare "$tmp/seed-$n.npy" "$tmp/seed-$n.ort.npy" 1e-4 "seed $n"
+    check_vs_ort "$f" "$tmp/x6.npy" "seed-$n" "fuzz seed $n: parcnn vs onnxruntime"
 done
 
 # ---- training an imported model: one SGD step's gradients against PyTorch's, and the same
