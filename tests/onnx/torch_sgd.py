@@ -1,13 +1,18 @@
 """One SGD step of an imported PyTorch model, parcnn against PyTorch.
-  python3 torch_sgd.py prepare MODEL DIR [N]
+  python3 torch_sgd.py prepare MODEL DIR [N [no-dropout]]
       MODEL (torchvision's or broadcast_add, through torch_export.build, or resnet_mini
       below) exported with TrainingMode.PRESERVE to DIR/model.onnx (3x32x32 input), and N
-      (default 32) random training images (10 test images) as CIFAR-10 binary files in DIR/data
+      (default 32) random training images (10 test images) as CIFAR-10 binary files in DIR/data;
+      no-dropout: dropout and stochastic-depth rates set to 0 (their random masks cannot be
+      shared between the two sides), recorded in DIR for check and sensitivity
   python3 torch_sgd.py check MODEL DIR BEFORE AFTER LR MEAN STD
       PyTorch's gradients of the mean cross-entropy on those images (batch-norm batch
       statistics, input (pixel/255 - MEAN)/STD) against parcnn's, (BEFORE - AFTER) / LR of
       the weights in its safetensors files; prints the worst relative max-abs error over
       the parameter tensors and exits 1 above 1e-3.
+  python3 torch_sgd.py sensitivity MODEL DIR MEAN STD EPS
+      how far PyTorch's own gradients (as in check) move when its weights are multiplied by
+      1 + EPS x standard normal noise: the worst relative max-abs change over the tensors.
 
 The gradient of a ReLU network is not continuous: where a ReLU input or the gap between the
 two largest cells of a max-pool window is within rounding of zero, a last-bit difference in
@@ -20,6 +25,7 @@ of 200 seeds whose margin (the smallest |ReLU input| and max-pool top-two gap, r
 to the channel's standard deviation, in float64) is at least MARGIN: any kernel whose
 forward error stays below it must then reproduce PyTorch's gradients to its rounding."""
 import json
+import os
 import struct
 import sys
 
@@ -31,6 +37,7 @@ from torch import nn
 from torch_export import build, export
 
 MARGIN = 3e-5
+ZERO_GRADIENT = 1e-6
 
 
 class Block(nn.Module):
@@ -76,9 +83,13 @@ class ResNetMini(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def model_of(name):
+def model_of(name, dropout=True):
     if name != "resnet_mini":
-        return build(name)
+        model = build(name)
+        for m in model.modules():
+            if not dropout and hasattr(m, "p") and type(m).__name__ in ("Dropout", "StochasticDepth"):
+                m.p = 0.0
+        return model
     torch.manual_seed(0)
     model = ResNetMini()
     with torch.no_grad():
@@ -145,8 +156,10 @@ def write_cifar(path, pixels, labels):
             f.write(bytes([int(y)]) + p.tobytes())
 
 
-def prepare(name, d, n, mean=0.5, std=0.25):
-    export(model_of(name), torch.randn(1, 3, 32, 32), f"{d}/model.onnx", "preserve")
+def prepare(name, d, n, dropout=True, mean=0.5, std=0.25):
+    if not dropout:
+        open(f"{d}/no-dropout", "w").close()
+    export(model_of(name, dropout), torch.randn(1, 3, 32, 32), f"{d}/model.onnx", "preserve")
     seed = image_seed(name, n, mean, std)
     with open(f"{d}/seed", "w") as f:
         f.write(f"{seed} {n}\n")
@@ -171,31 +184,81 @@ def read_safetensors(path):
     return out
 
 
-def check(name, d, before, after, lr, mean, std):
-    model = model_of(name).train()
+def torch_gradients(name, d, mean, std, noise=0.0):
+    """PyTorch's parameter gradients (float64 arrays by name) of the mean cross-entropy on the
+    training images of DIR, its weights first multiplied by 1 + noise x N(0, 1) if noise."""
+    model = model_of(name, not os.path.exists(f"{d}/no-dropout")).train()
+    if noise:
+        torch.manual_seed(12345)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1 + noise * torch.randn_like(p))
     seed, n = (int(v) for v in open(f"{d}/seed").read().split())
     x, y = images(n, seed)
-    loss = F.cross_entropy(model(torch.from_numpy(normalized(x, mean, std))), torch.from_numpy(y))
-    loss.backward()
+    out = model(torch.from_numpy(normalized(x, mean, std)))
+    out = getattr(out, "logits", out)  # googlenet's and inception_v3's aux outputs in training
+    F.cross_entropy(out, torch.from_numpy(y)).backward()
+    # parameters outside the exported graph (googlenet's aux classifiers) get no gradient
+    return {k: p.grad.numpy().astype(np.float64) for k, p in model.named_parameters() if p.grad is not None}
+
+
+def worst_difference(grads, reference):
+    """The largest relative max-abs difference over the tensors and the tensor's name, leaving
+    out the tensors whose reference gradient is below ZERO_GRADIENT of the model's largest:
+    there it is rounding around an exact zero (a batch-norm bias followed, through
+    convolutions and additions only, by batch norm on batch statistics, which subtracts it
+    again). Those are returned apart: their names and their largest difference relative to
+    the model's largest gradient."""
+    largest = max(np.abs(g).max() for g in reference.values())
+    worst, where, zero, zero_worst = 0.0, "", [], 0.0
+    for k, g in reference.items():
+        scale = np.abs(g).max()
+        if scale < ZERO_GRADIENT * largest:
+            zero.append(k)
+            zero_worst = max(zero_worst, np.abs(grads[k] - g).max() / largest)
+            continue
+        err = np.abs(grads[k] - g).max() / max(scale, 1e-30)
+        if err > worst:
+            worst, where = err, k
+    return worst, where, zero, zero_worst
+
+
+def print_zero(zero, zero_worst):
+    if zero:
+        print(f"  {len(zero)} tensors left out, PyTorch's gradient below {ZERO_GRADIENT:g} of the largest "
+              f"(zero in exact arithmetic; first {zero[0]}): differences within {zero_worst:.3g} of the largest gradient")
+
+
+def check(name, d, before, after, lr, mean, std):
+    g_torch = torch_gradients(name, d, mean, std)
     w0, w1 = read_safetensors(before), read_safetensors(after)
-    worst, where = 0.0, ""
-    for pname, p in model.named_parameters():
+    g_parcnn = {}
+    for pname, g in g_torch.items():
         module, _, kind = pname.rpartition(".")
         key = module.replace(".", "_") + "." + kind
-        g_torch = p.grad.numpy().astype(np.float64)
         # parcnn's shape may differ: (C, 1, 1, 1) for an imported (C, 1, 1) scale
-        g_parcnn = ((w0[key].astype(np.float64) - w1[key]) / lr).reshape(g_torch.shape)
-        err = np.abs(g_parcnn - g_torch).max() / max(np.abs(g_torch).max(), 1e-30)
-        if err > worst:
-            worst, where = err, pname
+        g_parcnn[pname] = ((w0[key].astype(np.float64) - w1[key]) / lr).reshape(g.shape)
+    worst, where, zero, zero_worst = worst_difference(g_parcnn, g_torch)
     print(f"{name} one SGD step: gradients within {worst:.3g} of PyTorch's (worst: {where}; "
           f"tolerance 1e-3)")
-    sys.exit(0 if worst <= 1e-3 else 1)
+    print_zero(zero, zero_worst)
+    sys.exit(0 if max(worst, zero_worst) <= 1e-3 else 1)
+
+
+def sensitivity(name, d, mean, std, noise):
+    worst, where, zero, zero_worst = worst_difference(torch_gradients(name, d, mean, std, noise),
+                                                      torch_gradients(name, d, mean, std))
+    print(f"{name} PyTorch's gradients under 1 + {noise:g} x N(0, 1) weight noise: moved by "
+          f"{worst:.3g} (worst: {where})")
+    print_zero(zero, zero_worst)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "prepare":
-        prepare(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 32)
+        prepare(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 32,
+                sys.argv[5:6] != ["no-dropout"])
+    elif sys.argv[1] == "sensitivity":
+        sensitivity(sys.argv[2], sys.argv[3], *(float(v) for v in sys.argv[4:7]))
     else:
         check(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]),
               float(sys.argv[7]), float(sys.argv[8]))
