@@ -229,15 +229,27 @@ def print_zero(zero, zero_worst):
               f"(zero in exact arithmetic; first {zero[0]}): differences within {zero_worst:.3g} of the largest gradient")
 
 
+def parcnn_names(g_torch, weights):
+    """PyTorch's parameter name -> parcnn's tensor name: the module path with _ for . where
+    that names a tensor; otherwise (import shortens names longer than 31 characters, as
+    densenet121's, and numbers repeats) by order, which both keep from the graph, checking
+    the sizes."""
+    names = {p: p.rpartition(".")[0].replace(".", "_") + "." + p.rpartition(".")[2] for p in g_torch}
+    if all(k in weights for k in names.values()):
+        return names
+    keys = [k for k in weights if not k.rpartition(".")[2].startswith("running_")]
+    if len(keys) != len(g_torch) or any(weights[k].size != g.size for k, g in zip(keys, g_torch.values())):
+        raise SystemExit("parcnn's parameter tensors do not match PyTorch's by name or by order")
+    return dict(zip(g_torch, keys))
+
+
 def check(name, d, before, after, lr, mean, std):
     g_torch = torch_gradients(name, d, mean, std)
     w0, w1 = read_safetensors(before), read_safetensors(after)
     g_parcnn = {}
-    for pname, g in g_torch.items():
-        module, _, kind = pname.rpartition(".")
-        key = module.replace(".", "_") + "." + kind
+    for pname, key in parcnn_names(g_torch, w0).items():
         # parcnn's shape may differ: (C, 1, 1, 1) for an imported (C, 1, 1) scale
-        g_parcnn[pname] = ((w0[key].astype(np.float64) - w1[key]) / lr).reshape(g.shape)
+        g_parcnn[pname] = ((w0[key].astype(np.float64) - w1[key]) / lr).reshape(g_torch[pname].shape)
     worst, where, zero, zero_worst = worst_difference(g_parcnn, g_torch)
     print(f"{name} one SGD step: gradients within {worst:.3g} of PyTorch's (worst: {where}; "
           f"tolerance 1e-3)")
