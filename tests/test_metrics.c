@@ -140,6 +140,8 @@ static void check_by_hand(void) {
     CHECK(fabs(pc_metrics_roc_auc(&m, 1) - 0.75) < 1e-15, "AUC %.17g", pc_metrics_roc_auc(&m, 1));
     m.scores[2 * 2 + 1] = 0.4f; /* the positive 0.35 now ties the negative 0.4 */
     CHECK(fabs(pc_metrics_roc_auc(&m, 1) - 0.875) < 1e-15, "AUC with a tie %.17g", pc_metrics_roc_auc(&m, 1));
+    m.scores[2 * 1 + 1] = NAN; /* a diverged model: undefined, and it must return */
+    CHECK(isnan(pc_metrics_roc_auc(&m, 1)), "AUC with a NaN score %.17g", pc_metrics_roc_auc(&m, 1));
     pc_metrics_free(&m);
     CHECK(pc_metrics_init(&m, 2) == 0, "init");
     CHECK(isnan(pc_metrics_roc_auc(&m, 0)) && isnan(pc_metrics_kappa(&m, 0)), "undefined without data");

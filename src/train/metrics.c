@@ -136,6 +136,10 @@ double pc_metrics_roc_auc(const pc_metrics *m, int k) {
     int64_t positives = 0;
     for (int64_t i = 0; i < m->n; i++) {
         s[i].score = m->scores[i * m->classes + k];
+        if (isnan(s[i].score)) { /* a diverged model's scores have no ranking */
+            free(s);
+            return NAN;
+        }
         s[i].positive = m->labels[i] == k;
         positives += s[i].positive;
     }
