@@ -45,17 +45,12 @@ for m in "${models[@]}"; do
     fi
     cols=()
     for algo in direct auto; do
-        # timeout: after the step and model.safetensors, parcnn's final report can hang in its
-        # ROC AUC when a test score is NaN (the weights after a step at lr 1 may overflow), and
-        # its SIGTERM handler waits for the step that never comes: KILL 5 s later
-        timeout -k 5 30 "$parcnn" train --data "cifar10:$d/data" --model "$d/imported/model.safetensors" --epochs 1 \
+        if "$parcnn" train --data "cifar10:$d/data" --model "$d/imported/model.safetensors" --epochs 1 \
                --batch "$batch" --shard-size "$batch" --workers 1 --optimizer sgd --momentum 0 --lr 1 \
                --schedule constant --no-progress --conv-algo "$algo" --out "$d/$algo" --overwrite \
-               > /dev/null 2> "$tmp/log"
-        status=$?
-        if [ $status -eq 0 ] || { [ $status -ge 124 ] && [ -s "$d/$algo/model.safetensors" ]; }; then
+               > /dev/null 2> "$tmp/log"; then
             cols+=("$("$py" "$sgd" check "$m" "$d" "$d/imported/model.safetensors" "$d/$algo/model.safetensors" \
-                       1 0.5 0.25 2>&1 | figure | paste -sd ' ')$([ $status -ne 0 ] && echo " [report hung]")")
+                       1 0.5 0.25 2>&1 | figure | paste -sd ' ')")
         else
             cols+=("train failed: $(tail -n 1 "$tmp/log" | cut -c1-60)")
         fi
