@@ -575,6 +575,31 @@ static int shortcut_layer(imp_graph *g, const char *name, const imp_layer *a) {
     return ok ? v->layer : -1;
 }
 
+/* [KIND] (add or mul) of computed tensors a and b: of equal shapes, or of a (C, H, W) tensor
+ * and a (C, 1, 1) one, which goes second; shortcut: b is a ResNet shortcut, checked already. */
+static pc_status binary_layer(imp_graph *g, const Onnx__NodeProto *nd, const char *kind, int a,
+                              int ra, int b, int rb, int shortcut) {
+    const imp_layer *la = &g->layers[a], *lb = &g->layers[b];
+    if (!shortcut && la->h == 1 && la->w == 1 && (lb->h > 1 || lb->w > 1)) {
+        int t = a;
+        a = b, b = t, t = ra, ra = rb, rb = t;
+        la = &g->layers[a], lb = &g->layers[b];
+    }
+    int same = la->c == lb->c && la->h == lb->h && la->w == lb->w && ra == rb;
+    int per_channel = la->c == lb->c && lb->h == 1 && lb->w == 1 && !ra && !rb;
+    if (!shortcut && !same && !per_channel) {
+        char as[64], bs[64];
+        return imp_node_error(g, nd, "inputs of shapes %s and %s: only equal shapes or a "
+                              "per-channel (N, C, 1, 1) operand are supported",
+                              value_shape(la, ra, as, sizeof as), value_shape(lb, rb, bs, sizeof bs));
+    }
+    imp_layer *l = layer_on(g, nd, kind, NULL, a);
+    if (!l) return pc_fail_nomem();
+    l->inputs[1] = b;
+    l->n_inputs = 2;
+    return new_layer_output(g, nd, ra);
+}
+
 /* Add of two computed tensors: [add] of equal shapes, of a (C, H, W) tensor and a (C, 1, 1)
  * one (which goes second), or of a ResNet shortcut; Add of a constant: add_constant. */
 static pc_status op_add(imp_graph *g, const Onnx__NodeProto *nd) {
@@ -586,25 +611,7 @@ static pc_status op_add(imp_graph *g, const Onnx__NodeProto *nd) {
     int sc = shortcut_layer(g, nd->input[1], &g->layers[a]);
     if (sc >= 0) b = sc, rb = ra;
     else PC_TRY(imp_input_layer(g, nd, 1, &b, &rb));
-    const imp_layer *la = &g->layers[a], *lb = &g->layers[b];
-    if (sc < 0 && la->h == 1 && la->w == 1 && (lb->h > 1 || lb->w > 1)) { /* broadcast second */
-        int t = a;
-        a = b, b = t, t = ra, ra = rb, rb = t;
-        la = &g->layers[a], lb = &g->layers[b];
-    }
-    int same = la->c == lb->c && la->h == lb->h && la->w == lb->w && ra == rb;
-    int per_channel = la->c == lb->c && lb->h == 1 && lb->w == 1 && !ra && !rb;
-    if (sc < 0 && !same && !per_channel) {
-        char as[64], bs[64];
-        return imp_node_error(g, nd, "inputs of shapes %s and %s: only equal shapes or a "
-                              "per-channel (N, C, 1, 1) operand are supported",
-                              value_shape(la, ra, as, sizeof as), value_shape(lb, rb, bs, sizeof bs));
-    }
-    imp_layer *l = layer_on(g, nd, "add", NULL, a);
-    if (!l) return pc_fail_nomem();
-    l->inputs[1] = b;
-    l->n_inputs = 2;
-    return new_layer_output(g, nd, ra);
+    return binary_layer(g, nd, "add", a, ra, b, rb, sc >= 0);
 }
 
 /* Slice(x, starts 0, ends >= size, axes [2, 3], steps [s, s]): a subsampled shortcut. */
@@ -750,23 +757,7 @@ static pc_status mul_layers(imp_graph *g, const Onnx__NodeProto *nd) {
     int a, b, ra, rb;
     PC_TRY(imp_input_layer(g, nd, 0, &a, &ra));
     PC_TRY(imp_input_layer(g, nd, 1, &b, &rb));
-    const imp_layer *la = &g->layers[a], *lb = &g->layers[b];
-    if (la->h == 1 && la->w == 1 && (lb->h > 1 || lb->w > 1)) { /* the broadcast one second */
-        int t = a;
-        a = b, b = t, t = ra, ra = rb, rb = t;
-        la = &g->layers[a], lb = &g->layers[b];
-    }
-    int same = la->c == lb->c && la->h == lb->h && la->w == lb->w && ra == rb;
-    int per_channel = la->c == lb->c && lb->h == 1 && lb->w == 1 && !ra && !rb;
-    if (!same && !per_channel)
-        return imp_node_error(g, nd, "inputs of shapes %dx%dx%d and %dx%dx%d: only equal shapes "
-                              "or a per-channel (C, 1, 1) factor are supported", la->c, la->h,
-                              la->w, lb->c, lb->h, lb->w);
-    imp_layer *l = layer_on(g, nd, "mul", NULL, a);
-    if (!l) return pc_fail_nomem();
-    l->inputs[1] = b;
-    l->n_inputs = 2;
-    return new_layer_output(g, nd, ra);
+    return binary_layer(g, nd, "mul", a, ra, b, rb, 0);
 }
 
 /* Concat along the channels of 1 to 32 computed tensors of one height and width. */
