@@ -79,6 +79,7 @@ int parcnn_dataset_label(const parcnn_dataset *ds, int64_t i) {
 struct parcnn_model {
     pc_model *m;
     pc_model_meta meta;  /* input shape, normalization, class names */
+    pc_model *folded;    /* m with its batch norms folded, which the engines run */
     pc_engine *engine;   /* one worker, batch 1: prediction (created on first use) */
     float *input;        /* c x h x w normalized floats */
     float *scratch;      /* pc_engine_probs' 2 x classes floats */
@@ -87,6 +88,7 @@ struct parcnn_model {
 void parcnn_model_free(parcnn_model *pm) {
     if (!pm) return;
     pc_engine_destroy(pm->engine);
+    pc_model_free(pm->folded);
     pc_model_free(pm->m);
     pc_model_meta_free(&pm->meta);
     free(pm->input);
@@ -257,12 +259,19 @@ static pc_status check_fits(const parcnn_model *pm, const pc_dataset *d) {
     return PC_OK;
 }
 
+/* The model the engines run: pm's, batch norms folded as parcnn predict and eval run it
+ * (made on first use; the model's weights never change after loading). */
+static pc_status fold_model(parcnn_model *pm) {
+    return pm->folded ? PC_OK : pc_model_fold_bn(pm->m, &pm->folded, NULL);
+}
+
 parcnn_status parcnn_evaluate(parcnn_model *pm, const parcnn_dataset *ds, parcnn_metrics *out) {
     enum { EVAL_BATCH = 100 }; /* samples per forward pass, as `parcnn eval` */
     TRY(check_fits(pm, &ds->d));
+    TRY(fold_model(pm));
     pc_engine *e = NULL;
     pc_metrics mt = {0};
-    pc_status st = pc_engine_create(pm->m, 1, 1, EVAL_BATCH, NULL, pm->meta.mean,
+    pc_status st = pc_engine_create(pm->folded, 1, 1, EVAL_BATCH, NULL, pm->meta.mean,
                                     pm->meta.std, &e);
     if (st == PC_OK && pc_metrics_init(&mt, pm->meta.classes)) st = out_of_memory();
     if (st == PC_OK) st = pc_engine_evaluate(e, pc_comm_world(), &ds->d, NULL, &mt, NULL, NULL);
@@ -278,11 +287,12 @@ parcnn_status parcnn_evaluate(parcnn_model *pm, const parcnn_dataset *ds, parcnn
 /* The prediction engine and its buffers, made on first use. */
 static pc_status prepare_predict(parcnn_model *pm) {
     if (pm->engine) return PC_OK;
+    PC_TRY(fold_model(pm));
     const pc_model_meta *meta = &pm->meta;
     pm->input = malloc(sizeof(float) * meta->c * meta->h * meta->w);
     pm->scratch = malloc(sizeof(float) * 2 * meta->classes);
     if (!pm->input || !pm->scratch) return out_of_memory();
-    return pc_engine_create(pm->m, 1, 1, 1, NULL, meta->mean, meta->std, &pm->engine);
+    return pc_engine_create(pm->folded, 1, 1, 1, NULL, meta->mean, meta->std, &pm->engine);
 }
 
 /* Scale pixels to [0, 1] and normalize them as the model was trained. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # parcnn bench predict: the table for each batch size and way to spend the cores, the
-# fastest per batch, fp32 and bf16, a trained weights file, and bad flags.
+# fastest per batch, fp32 and bf16, batch norms folded (or not), a trained weights file,
+# and bad flags.
 # usage: cli_bench_predict.sh PARCNN SOURCE_DIR
 set -u
 parcnn=$1
@@ -10,8 +11,8 @@ cores=$(nproc)
 "$parcnn" bench predict --model resnet20 --input 3x32x32 --batch 1,4 --reps 3 > "$tmp/fp32.txt" 2>&1
 rc=$?
 cat "$tmp/fp32.txt"
-[ $rc = 0 ] && grep -q "^parcnn bench predict: resnet20, input 3x32x32, 10 classes, 269722 parameters, .* fp32, $cores cores" "$tmp/fp32.txt" \
-    && ok "resnet20 fp32: header with parameters and precision" || bad "resnet20 fp32 (exit $rc)"
+[ $rc = 0 ] && grep -q "^parcnn bench predict: resnet20, input 3x32x32, 10 classes, 269722 parameters, .* fp32, $cores cores, 19 batch norms folded" "$tmp/fp32.txt" \
+    && ok "resnet20 fp32: header with parameters (as written), precision and the 19 batch norms folded" || bad "resnet20 fp32 (exit $rc)"
 rows=$(awk '$1 ~ /^[0-9]+$/ && NF == 7 && $5 > 0' "$tmp/fp32.txt" | wc -l)
 want=$(( cores > 1 ? (4 % cores == 0 ? 5 : 4) : 2 ))
 [ "$rows" = "$want" ] && ok "$rows timed configurations (1x1 and 1x$cores at batch 1, also ${cores}x1 at batch 4)" || bad "rows: $rows, expected $want"
@@ -29,10 +30,14 @@ grep -qE "^best batch 1: [0-9.]+ ms, [0-9]+ images/s \(1 worker\(s\) x [0-9]+ th
 "$parcnn" bench predict --model minixception --input 3x32x32 --batch 4 --chunk 2,3 --reps 2 --workers 2 --threads 1 --profile > "$tmp/prof.txt" 2>&1 \
     && [ "$(awk '$1 == 4 && NF == 7 && $2 ~ /^[0-9]+$/ {print $4}' "$tmp/prof.txt" | tr '\n' ' ')" = "2 " ] \
     && grep -qE "^best batch 4: .*passes of 2\)" "$tmp/prof.txt" \
-    && [ "$(grep -cE '^ +[0-9]+ [a-z0-9_.]+ +[a-z]+ +[0-9]+x[0-9]+x[0-9]+ +[0-9.]+ ms +[0-9.]+%' "$tmp/prof.txt")" = 46 ] \
-    && grep -qE '^ +3 layers.2 +conv +8x28x28 .* (direct|winograd)' "$tmp/prof.txt" \
-    && ok "--chunk 2,3 on 2 workers' parts of 2: passes of 2; --profile: 46 layers with the conv algorithm" \
+    && [ "$(grep -cE '^ +[0-9]+ [a-z0-9_.]+ +[a-z]+ +[0-9]+x[0-9]+x[0-9]+ +[0-9.]+ ms +[0-9.]+%' "$tmp/prof.txt")" = 32 ] \
+    && grep -qE '^ +2 layers.2 +conv +8x28x28 .* (direct|winograd)' "$tmp/prof.txt" \
+    && ok "--chunk 2,3 on 2 workers' parts of 2: passes of 2; --profile: 32 layers (14 batch norms folded) with the conv algorithm" \
     || { bad "--chunk / --profile:"; cat "$tmp/prof.txt"; }
+"$parcnn" bench predict --model minixception --input 3x32x32 --batch 2 --reps 1 --workers 1 --threads 1 --profile --no-fold-bn > "$tmp/nofold.txt" 2>&1 \
+    && grep -q ", 0 batch norms folded" "$tmp/nofold.txt" \
+    && [ "$(grep -cE '^ +[0-9]+ [a-z0-9_.]+ +batchnorm ' "$tmp/nofold.txt")" = 14 ] \
+    && ok "--no-fold-bn: the 14 batch norms run as layers of their own" || { bad "--no-fold-bn:"; cat "$tmp/nofold.txt"; }
 
 # --conv-algo: resnet20's 32- and 64-channel 3x3 layers run Winograd by default, direct when asked
 for algo in auto direct; do

@@ -3,7 +3,8 @@
 # - every zoo model and tests/onnx/{elementwise,branches,windows}.cfg (briefly trained)
 #   exported; Debian's onnx checker (full_check) accepts it; onnxruntime-node computes the
 #   same logits as parcnn predict --npy-in within 1e-4;
-#   import(export(m)) gives bit-identical logits;
+#   import(export(m)) gives bit-identical logits; predict with the batch norms folded (its
+#   default) and with --no-fold-bn agree within 1e-5;
 # - torchvision resnet18 and mobilenet_v2 exported by torch.onnx.export (eval mode: batch
 #   norm folded, and TrainingMode.PRESERVE: BatchNormalization kept), and mobilenet_v3_small,
 #   squeezenet1_1 and googlenet (eval mode) import and give PyTorch's logits within 1e-4;
@@ -70,6 +71,8 @@ done
 check "onnx checker on every export" "$py" "$src/tests/onnx/check_model.py" "${exports[@]}"
 check "predict --weights MODEL.onnx" "$parcnn" predict --weights "$tmp/resnet20.onnx" --npy-in "$tmp/x.npy" --npy-out "$tmp/direct.npy"
 check "  same logits" compare "$tmp/direct.npy" "$tmp/resnet20.parcnn.npy" 0 "ONNX as --weights"
+check "predict --no-fold-bn" "$parcnn" predict --weights "$tmp/resnet20/model.safetensors" --no-fold-bn --npy-in "$tmp/x.npy" --npy-out "$tmp/nofold.npy"
+check "  batch norms folded or not: the same logits up to rounding" compare "$tmp/nofold.npy" "$tmp/resnet20.parcnn.npy" 1e-5 "--no-fold-bn"
 check "inspect safetensors" "$parcnn" inspect "$tmp/resnet20/model.safetensors"
 grep -q "^total: 269434 parameters" "$tmp/out" && ok "inspect counts resnet20's parameters" || bad "inspect total"
 check "inspect ONNX" "$parcnn" inspect "$tmp/minixception.onnx"

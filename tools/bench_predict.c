@@ -27,7 +27,8 @@ static const char predict_help[] =
     "                            [--reps R]\n"
     "                            [--workers W --threads T] [--chunk LIST] [--profile]\n"
     "Inference speed: the model's forward pass and softmax on a batch of inputs in memory,\n"
-    "weights converted once (as a deployed model runs), timed R times after 3 untimed\n"
+    "weights converted once and batch norms folded into the layers before them (as a\n"
+    "deployed model runs, as predict and eval do), timed R times after 3 untimed\n"
     "batches. Every batch size runs in each way to spend the cores: W workers (each a\n"
     "replica computing B/W of the batch) x T intra-op threads, W x T = the cores, and 1 x 1,\n"
     "each worker's part in one forward pass and in passes of 8 images (a smaller pass keeps\n"
@@ -53,6 +54,7 @@ typedef struct {
     pc_exec_options exec;       /* the precision; kernels and algorithm as training's defaults */
     int reps, workers, threads; /* workers 0: every configuration */
     int profile;                /* print each layer's ms per batch (worker 0) */
+    int no_fold_bn;             /* --no-fold-bn: the batch norms as passes of their own */
 } predict_opts;
 
 typedef struct {
@@ -197,12 +199,21 @@ static int run_predict_bench(const predict_opts *o) {
         fprintf(stderr, "parcnn bench predict: %s\n", pc_last_error());
         return st == PC_ERR_USAGE ? 2 : 1;
     }
-    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int cores = (int)sysconf(_SC_NPROCESSORS_ONLN), folded = 0;
     const pc_layer *in = &m->layers[0];
+    /* the model as written: its parameters and FLOPs (GFLOP/s counts the batch norms) */
+    const long long params = (long long)m->n_params;
+    const int64_t flops = pc_model_flops(m);
+    pc_model *run = m;
+    if (!o->no_fold_bn && (st = pc_model_fold_bn(m, &run, &folded)) != PC_OK) {
+        fprintf(stderr, "parcnn bench predict: %s\n", pc_last_error());
+        pc_model_free(m);
+        return 1;
+    }
     printf("parcnn bench predict: %s, input %dx%dx%d, %d classes, %lld parameters, %.1f MFLOP "
-           "per image, %s, %d cores\n", m->name, in->c, in->h, in->w, m->classes,
-           (long long)m->n_params, pc_model_flops(m) / 1e6,
-           o->exec.precision == PC_PRECISION_BF16 ? "bf16" : "fp32", cores);
+           "per image, %s, %d cores, %d batch norms folded\n", m->name, in->c, in->h, in->w,
+           m->classes, params, flops / 1e6,
+           o->exec.precision == PC_PRECISION_BF16 ? "bf16" : "fp32", cores, folded);
     printf("%6s %7s %7s %6s %10s %10s %9s\n", "batch", "workers", "threads", "chunk", "ms/batch",
            "images/s", "GFLOP/s");
     int rc = 0;
@@ -212,14 +223,14 @@ static int run_predict_bench(const predict_opts *o) {
         double best = 1e30;
         int best_k = 0;
         for (int k = 0; k < n; k++) {
-            double s = time_config(m, o, batch, cfg[k].workers, cfg[k].threads, cfg[k].chunk);
+            double s = time_config(run, o, batch, cfg[k].workers, cfg[k].threads, cfg[k].chunk);
             if (s < 0) {
                 fprintf(stderr, "parcnn bench predict: %s\n", pc_last_error());
                 rc = 1;
                 break;
             }
             printf("%6d %7d %7d %6d %10.3f %10.0f %9.1f\n", batch, cfg[k].workers, cfg[k].threads,
-                   cfg[k].chunk, s * 1e3, batch / s, batch * (double)pc_model_flops(m) / s / 1e9);
+                   cfg[k].chunk, s * 1e3, batch / s, batch * (double)flops / s / 1e9);
             fflush(stdout);
             if (s < best) best = s, best_k = k;
         }
@@ -228,6 +239,7 @@ static int run_predict_bench(const predict_opts *o) {
                    "%d)\n", batch, best * 1e3, batch / best, cfg[best_k].workers,
                    cfg[best_k].threads, cfg[best_k].chunk);
     }
+    if (run != m) pc_model_free(run);
     pc_model_free(m);
     return rc;
 }
@@ -298,6 +310,9 @@ static const pc_flag predict_flags[] = {
              "of this many (as eval --batch does), every size that divides the part"},
     {"profile", PC_FLAG_SWITCH, AT(profile), .lo = 1,
      .help = "after each configuration, worker 0's ms per batch in every layer"},
+    {"no-fold-bn", PC_FLAG_SWITCH, AT(no_fold_bn), .lo = 1,
+     .help = "run each batch norm as a pass of its own instead of folding it into the "
+             "convolution or dense layer before it, as predict and eval do"},
     {0}};
 #undef AT
 

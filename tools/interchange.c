@@ -58,7 +58,7 @@ static pc_status run_logits(pc_model *m, const pc_exec_options *exec, const pc_n
     return PC_OK;
 }
 
-int predict_npy(const char *weights, const pc_exec_options *exec, const char *in_path,
+int predict_npy(const char *weights, const pc_exec_options *exec, int fold_bn, const char *in_path,
                 const char *out_path) {
     pc_model *m = NULL, *sized = NULL;
     pc_model_meta meta = {0};
@@ -71,6 +71,12 @@ int predict_npy(const char *weights, const pc_exec_options *exec, const char *in
                      "dimensions", in_path, x.ndim);
     if (st == PC_OK) st = pc_model_load(weights, &m, &meta);
     if (st == PC_OK) st = model_for_input(weights, m, &meta, &x, &sized);
+    if (st == PC_OK && fold_bn) { /* the batch norms into the layers before them */
+        pc_model *folded = NULL;
+        st = pc_model_fold_bn(sized, &folded, NULL);
+        if (sized != m) pc_model_free(sized);
+        sized = folded;
+    }
     if (st == PC_OK && !(logits = malloc(sizeof(float) * x.shape[0] * m->classes)))
         st = pc_fail_nomem();
     if (st == PC_OK) st = run_logits(sized, exec, &x, logits);

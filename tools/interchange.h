@@ -10,7 +10,7 @@ int cmd_import(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 /* predict --npy-in X.npy --npy-out Y.npy: the logits of a float32 (N, C, H, W) array fed
  * to the network as it is. */
-int predict_npy(const char *weights, const pc_exec_options *exec, const char *in_path,
+int predict_npy(const char *weights, const pc_exec_options *exec, int fold_bn, const char *in_path,
                 const char *out_path);
 
 #endif

@@ -174,6 +174,7 @@ typedef struct {
     weight_files weights;
     const char *data;
     int json, workers, batch, top, train_split;
+    int no_fold_bn; /* --no-fold-bn: run the batch norms as passes of their own */
     pc_exec_options exec;
     pc_tta tta;
     const char *npy_in, *npy_out; /* predict --npy-in/--npy-out */
@@ -235,7 +236,11 @@ static void free_infer(infer_opts *o) {
      .help = "fp32 or bf16 (see parcnn train --help)"},                                       \
     {"conv-algo", PC_FLAG_CHOICE, AT(exec.conv_algo), "A", .def = "auto",                          \
      .choices = pc_conv_algo_choices, .expect = "auto, direct or winograd",                   \
-     .help = "auto, direct or winograd (see parcnn train --help)"}
+     .help = "auto, direct or winograd (see parcnn train --help)"},                       \
+    {"no-fold-bn", PC_FLAG_SWITCH, AT(no_fold_bn), .lo = 1,                                   \
+     .help = "run each batch norm as a pass of its own instead of folding it into the "       \
+             "convolution or dense layer before it (for debugging: the same results up to "   \
+             "float rounding)"}
 
 static const pc_flag eval_flags[] = {
     INFER_FLAGS,
@@ -299,6 +304,7 @@ static pc_status load_models(const infer_opts *o, loaded_models *lm) {
         pc_model_meta meta = {0};
         PC_TRY(pc_model_load(o->weights.files[k], &lm->models[k], k ? &meta : &lm->meta));
         lm->n++;
+        if (!o->no_fold_bn) PC_TRY(pc_model_fold_bn_inplace(&lm->models[k]));
         if (k == 0) continue;
         pc_status st = check_member(o->weights.files[k], o->weights.files[0], &lm->meta, &meta);
         pc_model_meta_free(&meta);
@@ -415,7 +421,7 @@ static int cmd_predict(int argc, char **argv) {
         r = !o.npy_in || !o.npy_out || o.weights.n > 1 || optind < argc
                 ? usage_error("predict", "%s", "--npy-in X.npy needs --npy-out Y.npy, one "
                               "--weights FILE and no other arguments")
-                : predict_npy(o.weights.files[0], &o.exec, o.npy_in, o.npy_out);
+                : predict_npy(o.weights.files[0], &o.exec, !o.no_fold_bn, o.npy_in, o.npy_out);
         free_infer(&o);
         return r;
     }

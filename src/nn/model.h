@@ -103,6 +103,17 @@ pc_status pc_model_create(const char *name_or_path, int c, int h, int w, int cla
                           uint64_t seed, pc_model **out);
 void pc_model_free(pc_model *m);
 
+/* The model for inference (nn/fold.c): a copy of m in which every batch norm whose input is
+ * a convolution or a dense layer (without scale=) that has no activation and no other
+ * reader is folded into that layer's weights and bias (the layer takes the batch norm's
+ * activation and gains a bias; the batch norm is gone, its readers read the layer), as
+ * PyTorch's optimize_for_inference does; the logits of an inference-mode forward pass are
+ * m's up to float rounding. *folded (may be NULL): how many were folded. The copy keeps m's
+ * source and name, which describe m: it is for running, not for saving or training. */
+pc_status pc_model_fold_bn(const pc_model *m, pc_model **out, int *folded);
+/* *m replaced by its folded copy (m freed); unchanged on failure. */
+pc_status pc_model_fold_bn_inplace(pc_model **m);
+
 /* The zoo: built-in model files. */
 int pc_zoo_count(void);
 const char *pc_zoo_name(int i);
