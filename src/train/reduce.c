@@ -88,6 +88,7 @@ struct pc_reducer {
     int shared;
     float **stage;
     int stage_half;
+    float *params; /* pc_reducer_share_params: the one copy of the parameters, or NULL */
 };
 
 static float *find(const node_set *s, pc_tree_node n) {
@@ -546,15 +547,32 @@ void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end) {
     *end = *begin + r->chunk_counts[r->rank];
 }
 
+pc_status pc_reducer_share_params(pc_reducer *r, const float *params, float **shared) {
+    *shared = NULL;
+    if (!r->shared) return PC_OK;
+    void **bases = calloc(r->ranks, sizeof *bases);
+    if (!bases) return pc_fail_nomem();
+    pc_status st = pc_comm_shared_alloc(r->comm, r->rank == 0 ? (int64_t)sizeof(float) * r->n : 0, bases);
+    float *all = bases[0];
+    free(bases);
+    PC_TRY(st);
+    int64_t begin = r->chunk_displs[r->rank]; /* the same values on every rank: each its chunk */
+    memcpy(all + begin, params + begin, sizeof(float) * r->chunk_counts[r->rank]);
+    PC_TRY(pc_comm_shared_fence(r->comm));
+    r->params = *shared = all;
+    return PC_OK;
+}
+
 /* Shared memory: this rank's chunk into its staging half, a fence, the others' chunks out
- * of theirs. */
+ * of theirs; or, for the shared parameters, updated in place, only the fence. */
 static pc_status allgather_shared(pc_reducer *r, float *data) {
     int me = r->rank, h = r->stage_half;
+    pc_comm_count_traffic(r->comm, (int64_t)sizeof(float) * r->chunk_counts[me] * (r->ranks - 1),
+                          r->ranks - 1);
+    if (data == r->params) return pc_comm_shared_fence(r->comm);
     r->stage_half ^= 1;
     memcpy(r->stage[me] + (int64_t)h * r->chunk_counts[me], data + r->chunk_displs[me],
            sizeof(float) * r->chunk_counts[me]);
-    pc_comm_count_traffic(r->comm, (int64_t)sizeof(float) * r->chunk_counts[me] * (r->ranks - 1),
-                          r->ranks - 1);
     PC_TRY(pc_comm_shared_fence(r->comm));
     for (int d = 0; d < r->ranks; d++)
         if (d != me)

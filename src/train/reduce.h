@@ -73,6 +73,12 @@ void pc_reducer_chunk(const pc_reducer *r, int64_t *begin, int64_t *end);
 /* ... and every rank then receives every other rank's chunk of `data` (n floats per
  * array, `arrays` arrays back to back: parameters, or optimizer state). */
 pc_status pc_reducer_allgather_chunks(pc_reducer *r, float *data, int arrays);
+/* Ranks sharing memory (pc_reducer_create's `shared`): one copy of the parameters for all
+ * of them (collective), filled from `params` (n floats, the same on every rank), in
+ * *shared; NULL otherwise. Each rank's optimizer then updates its chunk in place and
+ * pc_reducer_allgather_chunks of that copy is a fence: no parameter is copied between
+ * ranks. Kept until pc_comm_finalize. */
+pc_status pc_reducer_share_params(pc_reducer *r, const float *params, float **shared);
 int pc_reducer_needs_exchange(const pc_reducer *r);
 float *pc_reducer_gradient(pc_reducer *r);
 

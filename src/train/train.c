@@ -481,6 +481,7 @@ pc_status trainer_train_member(const pc_train_config *c, const member_ctx *mx,
         trainer_print_startup(&t);
         st = run(&t, result);
     }
+    trainer_unshare_params(&t);
     if (st == PC_OK && mx->keep) { /* the averaged weights, complete on every rank */
         st = share_average(&t);
         if (st == PC_OK) {

@@ -674,6 +674,7 @@ pc_status trainer_setup(trainer *t) {
     PC_TRY(trainer_share_status(t, t->rank == 0 && c->out_dir ? trainer_write_settings(t) : PC_OK));
     PC_TRY(trainer_share_status(t, t->rank == 0 && c->tensorboard ? pc_tb_open(c->tensorboard, &t->tb) : PC_OK));
     PC_TRY(broadcast_state(t));
+    PC_TRY(trainer_share_params(t)); /* the same values on every rank from here */
     PC_TRY(check_stale_resume(t));
     if (t->lsgd) pc_local_sgd_start(t->lsgd, c->resume ? t->opt_state : NULL);
     if (t->ps) pc_ps_start(t->ps, t->step);

@@ -129,6 +129,23 @@ void trainer_swap_ema(trainer *t) {
     t->ema_buffers = b;
 }
 
+pc_status trainer_share_params(trainer *t) {
+    float *shared;
+    PC_TRY(pc_reducer_share_params(t->red, t->m->params, &shared));
+    if (shared) {
+        t->own_params = t->m->params;
+        t->m->params = shared;
+    }
+    return PC_OK;
+}
+
+void trainer_unshare_params(trainer *t) {
+    if (!t->own_params) return;
+    memcpy(t->own_params, t->m->params, sizeof(float) * t->m->n_params);
+    t->m->params = t->own_params;
+    t->own_params = NULL;
+}
+
 void trainer_optimizer_job(int w, void *arg) {
     trainer *t = arg;
     int64_t begin, end, n = t->m->n_params;

@@ -65,6 +65,9 @@ typedef struct {
      * weights (NULL: neither); under MPI
      * each rank keeps its chunk of the parameters current, as with the optimizer state */
     float *ema_params, *ema_buffers;
+    /* ranks sharing memory: the model's own parameter buffer while m->params is the copy
+     * all of them share (trainer_share_params), else NULL */
+    float *own_params;
     int64_t *perm;
     /* per step */
     int64_t step;         /* optimizer steps done so far */
@@ -158,6 +161,11 @@ void trainer_optimizer_job(int w, void *arg);
 pc_status trainer_share_shard_records(trainer *t);
 void trainer_average_update(const trainer *t, float *x, float *avg, int64_t begin, int64_t end);
 void trainer_swap_ema(trainer *t);
+/* Ranks sharing memory: m->params becomes the one copy every rank updates its chunk of
+ * (pc_reducer_share_params), from the end of setup to trainer_unshare_params, which puts
+ * the model's own buffer back, filled, before the model is kept or freed. */
+pc_status trainer_share_params(trainer *t);
+void trainer_unshare_params(trainer *t);
 void trainer_update_running_stats(trainer *t);
 
 /* train_fast.c */
