@@ -99,7 +99,7 @@ rc=$?
 long=(--model simple-cnn --limit 3200 --eval-limit 100 --epochs 3 --batch 64 --shard-size 16 --no-progress)
 mpi 2 "$parcnn" train "${long[@]}" --workers 1 --timeout 4 --out "$tmp/stall" > "$tmp/stall.log" 2>&1 &
 launcher=$!
-for i in $(seq 100); do [ -s "$tmp/stall/checkpoint.safetensors" ] && break; sleep 0.2; done
+for i in $(seq 900); do [ -s "$tmp/stall/checkpoint.safetensors" ] && break; sleep 0.2; done
 rank1=$(for p in $(pgrep -f "$tmp/stall"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
 start=$(date +%s)
 [ -n "$rank1" ] && kill -STOP "$rank1"
@@ -114,7 +114,7 @@ elapsed=$(( $(date +%s) - start ))
 "$parcnn" train "${long[@]}" --workers 1 --out "$tmp/whole" > /dev/null 2>&1 || bad "uninterrupted run failed"
 mpi 2 "$parcnn" train "${long[@]}" --workers 1 --out "$tmp/killed" > "$tmp/killed.log" 2>&1 &
 launcher=$!
-for i in $(seq 150); do grep -q '^ *1 ' "$tmp/killed.log" 2>/dev/null && break; sleep 0.2; done
+for i in $(seq 900); do grep -q '^ *1 ' "$tmp/killed.log" 2>/dev/null && break; sleep 0.2; done
 sleep 1
 rank1=$(for p in $(pgrep -f "$tmp/killed"); do tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1 && echo $p; done | head -1)
 start=$(date +%s)
