@@ -830,6 +830,8 @@ static void blocked_tests(void) {
         ps.ph = rnd_int(0, ps.kh / 2), ps.pw = rnd_int(0, ps.kw / 2);
         if (t % 3 == 0 && h >= 2 && w >= 2) /* the unrolled 2x2 / stride 2 kernels */
             ps.kh = ps.kw = ps.sh = ps.sw = 2, ps.ph = ps.pw = 0;
+        if (t % 3 == 1 && h >= 3 && w >= 3) /* 3x3, padded: runs of windows inside the plane */
+            ps.kh = ps.kw = 3, ps.ph = ps.pw = 1;
         ps.ceil_mode = t % 2, ps.count_pad = t % 5 < 2; /* ceil mode's windows cut at the end */
         if (ps.h == h && ps.w == w && pc_pool_shape_finish(&ps) == 0) {
             const long ohw = (long)ps.oh * ps.ow, ny = (long)n * c * ohw,

@@ -378,19 +378,71 @@ max_step(v8f v, int32_t cell, v8f *best, v8i *bi) {
     *bi = (cell & t) | (*bi & ~t);
 }
 
-/* argmax: per output lane, the index h * W + w of its cell within the plane. Eight lanes at
- * a time in vector code (B / 8 groups per pixel). */
+/* N windows side by side (outputs ow .. ow + N - 1 of row oh; N a constant, at most 4),
+ * each K x K cells inside the plane: N independent chains of comparisons, each in the order
+ * of the loop below, so the bits and argmax are its own; one chain alone waits on each
+ * comparison. */
 static inline __attribute__((always_inline)) void
-maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B) {
+maxpool_run(const pc_pool_shape *s, const float *xp, const window *win, int K, int N, float *y,
+            int32_t *argmax, int B) {
+    const int W = s->w;
+    for (int g = 0; g < B; g += 8) {
+        v8f best[4];
+        v8i bi[4];
+        for (int q = 0; q < N; q++) {
+            best[q] = -INFINITY + (v8f){0};
+            bi[q] = (win->h0 * W + win->w0 + q * s->sw) + (v8i){0};
+        }
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                for (int q = 0; q < N; q++) {
+                    const int h = win->h0 + i, w = win->w0 + q * s->sw + j;
+                    max_step(load8(xp + ((int64_t)h * W + w) * B + g), h * W + w, &best[q], &bi[q]);
+                }
+        for (int q = 0; q < N; q++) {
+            memcpy(y + q * B + g, &best[q], sizeof best[q]);
+            if (argmax) memcpy(argmax + q * B + g, &bi[q], sizeof bi[q]);
+        }
+    }
+}
+
+static inline int whole_window(const window *w, int K) {
+    return w->h1 - w->h0 == K && w->w1 - w->w0 == K;
+}
+
+/* How many of the windows ow, ow + 1, ... (up to 4) of row oh lie inside the plane with
+ * K x K cells: 4, 2 or 0 (the ones between the first and the last lie inside too). */
+static inline int whole_run(const pc_pool_shape *s, int oh, int ow, int K) {
+    for (int n = 4; n >= 2; n -= 2) {
+        if (ow + n > s->ow) continue;
+        const window first = clip(s, oh, ow), last = clip(s, oh, ow + n - 1);
+        if (whole_window(&first, K) && whole_window(&last, K)) return n;
+    }
+    return 0;
+}
+
+/* argmax: per output lane, the index h * W + w of its cell within the plane. Eight lanes at
+ * a time in vector code (B / 8 groups per pixel). K > 0 (a constant where inlined): runs of
+ * 4 or 2 K x K windows inside the plane go through maxpool_run. */
+static inline __attribute__((always_inline)) void
+maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax, int B, int K) {
     const int want_argmax = argmax != NULL; /* a constant where inlined (maxpool_values_b*) */
     const int cb = (s->c + B - 1) / B, W = s->w;
     const int64_t xplane = (int64_t)s->h * W * B, yplane = (int64_t)s->oh * s->ow * B;
     for (int64_t p = 0; p < (int64_t)s->n * cb; p++) {
         const float *xp = x + p * xplane;
         for (int oh = 0; oh < s->oh; oh++)
-            for (int ow = 0; ow < s->ow; ow++) {
+            for (int ow = 0; ow < s->ow;) {
                 const window win = clip(s, oh, ow);
                 const int64_t o = p * yplane + ((int64_t)oh * s->ow + ow) * B;
+                const int run = K ? whole_run(s, oh, ow, K) : 0;
+                if (run) {
+                    int32_t *a = want_argmax ? argmax + o : NULL;
+                    if (run == 4) maxpool_run(s, xp, &win, K, 4, y + o, a, B);
+                    else maxpool_run(s, xp, &win, K, 2, y + o, a, B);
+                    ow += run;
+                    continue;
+                }
                 for (int g = 0; g < B; g += 8) {
                     v8f best = -INFINITY + (v8f){0};
                     v8i bi = (win.h0 * W + win.w0) + (v8i){0};
@@ -400,6 +452,7 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
                     memcpy(y + o + g, &best, sizeof best);
                     if (want_argmax) memcpy(argmax + o + g, &bi, sizeof bi);
                 }
+                ow++;
             }
     }
 }
@@ -437,23 +490,29 @@ maxpool2x2_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *ar
         }
 }
 
+static inline int is_3x3(const pc_pool_shape *s) { return s->kh == 3 && s->kw == 3; }
+
 /* Separate copies with and without the argmax (a NULL constant after inlining: no index
- * work at all in inference). */
+ * work at all in inference), and for 3x3 windows (Xception's pools: stride 2, padding 1). */
 static void maxpool_forward_b8(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 8);
-    else maxpool_forward(s, x, y, a, 8);
+    else if (is_3x3(s)) maxpool_forward(s, x, y, a, 8, 3);
+    else maxpool_forward(s, x, y, a, 8, 0);
 }
 static void maxpool_forward_b16(const pc_pool_shape *s, const float *x, float *y, int32_t *a) {
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, a, 16);
-    else maxpool_forward(s, x, y, a, 16);
+    else if (is_3x3(s)) maxpool_forward(s, x, y, a, 16, 3);
+    else maxpool_forward(s, x, y, a, 16, 0);
 }
 static void maxpool_values_b8(const pc_pool_shape *s, const float *x, float *y) {
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, NULL, 8);
-    else maxpool_forward(s, x, y, NULL, 8);
+    else if (is_3x3(s)) maxpool_forward(s, x, y, NULL, 8, 3);
+    else maxpool_forward(s, x, y, NULL, 8, 0);
 }
 static void maxpool_values_b16(const pc_pool_shape *s, const float *x, float *y) {
     if (is_2x2_stride2(s)) maxpool2x2_forward(s, x, y, NULL, 16);
-    else maxpool_forward(s, x, y, NULL, 16);
+    else if (is_3x3(s)) maxpool_forward(s, x, y, NULL, 16, 3);
+    else maxpool_forward(s, x, y, NULL, 16, 0);
 }
 void fast_maxpoolb_forward(const pc_pool_shape *s, int block, const float *x, float *y,
                            int32_t *argmax) {
