@@ -410,13 +410,15 @@ static inline int whole_window(const window *w, int K) {
     return w->h1 - w->h0 == K && w->w1 - w->w0 == K;
 }
 
-/* How many of the windows ow, ow + 1, ... (up to 4) of row oh lie inside the plane with
- * K x K cells: 4, 2 or 0 (the ones between the first and the last lie inside too). */
-static inline int whole_run(const pc_pool_shape *s, int oh, int ow, int K) {
+/* How many of the windows ow (its clipped window: first), ow + 1, ... (up to 4) of row oh
+ * lie inside the plane with K x K cells: 4, 2 or 0 (the ones between the first and the
+ * last lie inside too). */
+static inline int whole_run(const pc_pool_shape *s, const window *first, int oh, int ow, int K) {
+    if (!whole_window(first, K)) return 0;
     for (int n = 4; n >= 2; n -= 2) {
         if (ow + n > s->ow) continue;
-        const window first = clip(s, oh, ow), last = clip(s, oh, ow + n - 1);
-        if (whole_window(&first, K) && whole_window(&last, K)) return n;
+        const window last = clip(s, oh, ow + n - 1);
+        if (whole_window(&last, K)) return n;
     }
     return 0;
 }
@@ -435,7 +437,7 @@ maxpool_forward(const pc_pool_shape *s, const float *x, float *y, int32_t *argma
             for (int ow = 0; ow < s->ow;) {
                 const window win = clip(s, oh, ow);
                 const int64_t o = p * yplane + ((int64_t)oh * s->ow + ow) * B;
-                const int run = K ? whole_run(s, oh, ow, K) : 0;
+                const int run = K ? whole_run(s, &win, oh, ow, K) : 0;
                 if (run) {
                     int32_t *a = want_argmax ? argmax + o : NULL;
                     if (run == 4) maxpool_run(s, xp, &win, K, 4, y + o, a, B);
