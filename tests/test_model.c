@@ -527,7 +527,7 @@ static void test_graph_layers(void) {
         {"[clip]\n[gap]\n[dense] units=classes\n", "needs min= or max="},
         {"[clip] min=2 max=1\n[gap]\n[dense] units=classes\n", "above max"},
         {"[relu6] max=3\n[gap]\n[dense] units=classes\n", "has no key 'max'"},
-        {"[pad] top=-1\n[gap]\n[dense] units=classes\n", "top=-1: expected an integer >= 0"},
+        {"[pad] top=-1\n[gap]\n[dense] units=classes\n", "top=-1: expected an integer from 0 to 1048576"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pc_model *m = NULL;
@@ -566,6 +566,30 @@ static void test_size_limits(void) {
               PC_OK && m && m->layers[1].c == 1, "a 32768x65535 input: %s", pc_last_error());
     CHECK(m && pc_model_flops(m) == 32768LL * 65535 + 2 * 10 + 0, "its FLOPs in 64 bits");
     pc_model_free(m);
+}
+
+/* A model's layers and sizes come before its parameters: a 1.8 GB model is sized without
+ * being allocated, and the two steps give pc_model_parse's bytes. */
+static void test_parse_in_two_steps(void) {
+    pc_model *m = NULL;
+    CHECK(pc_model_parse_layers("[dense] units=1048576\n[dense] units=classes\n", "huge.cfg", 3, 12,
+                                12, 10, &m) == PC_OK, "%s", pc_last_error());
+    CHECK(m && m->n_params == 1048576LL * 432 + 1048576 + 10LL * 1048576 + 10 && !m->params,
+          "the sizes of a 453-million-parameter model, nothing allocated");
+    pc_model_free(m);
+    const char *text = "[conv] filters=8 size=3 pad=1\n[batchnorm]\n[gap]\n[dense] units=classes\n";
+    pc_model *one = NULL, *two = NULL;
+    CHECK(pc_model_parse(text, "t.cfg", 3, 8, 8, 10, 7, &one) == PC_OK, "%s", pc_last_error());
+    CHECK(pc_model_parse_layers(text, "t.cfg", 3, 8, 8, 10, &two) == PC_OK &&
+          pc_model_init_params(two, 7) == PC_OK, "%s", pc_last_error());
+    CHECK(one && two && one->n_params == two->n_params && one->n_buffers == two->n_buffers &&
+          !memcmp(one->params, two->params, sizeof(float) * one->n_params) &&
+          !memcmp(one->buffers, two->buffers, sizeof(float) * one->n_buffers),
+          "parse = parse_layers + init_params, byte for byte");
+    pc_model_free(one);
+    pc_model_free(two);
+    CHECK(pc_model_parse("[dense] units=2000000\n", "u.cfg", 1, 8, 8, 10, 1, &m) == PC_ERR_USAGE &&
+          strstr(pc_last_error(), "from 1 to 1048576"), "units beyond the limit: %s", pc_last_error());
 }
 
 /* Every worker count that divides the shard count covers the shards exactly once with
@@ -675,6 +699,7 @@ int main(void) {
     test_elementwise_layers();
     test_graph_layers();
     test_size_limits();
+    test_parse_in_two_steps();
     test_parse_errors();
     test_graph();
     test_roles();

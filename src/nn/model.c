@@ -212,8 +212,8 @@ static pc_status get_int(parse_ctx *ctx, section *sec, const char *key, int def,
     char *end;
     long x = strtol(v, &end, 10);
     if (*end || x < min || x > 1 << 20)
-        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] %s=%s: expected an integer >= %d",
-                       ctx->origin, sec->line, sec->kind, key, v, min);
+        return pc_fail(PC_ERR_USAGE, "%s:%d: [%s] %s=%s: expected an integer from %d to %d",
+                       ctx->origin, sec->line, sec->kind, key, v, min, 1 << 20);
     *out = (int)x;
     return PC_OK;
 }
@@ -518,7 +518,7 @@ static pc_status build_section(parse_ctx *ctx, int si, layer_list *ll, int *sect
 }
 
 /* Lay parameters out in layer order: weight then bias per layer; buffers likewise. */
-static pc_status layout_params(pc_model *m) {
+static void layout_params(pc_model *m) {
     int64_t off = 0, boff = 0;
     for (int i = 0; i < m->n_layers; i++) {
         pc_layer *l = &m->layers[i];
@@ -528,10 +528,6 @@ static pc_status layout_params(pc_model *m) {
     }
     m->n_params = off;
     m->n_buffers = boff;
-    m->params = pc_alloc(sizeof(float) * (off ? off : 1));
-    m->buffers = pc_alloc(sizeof(float) * (boff ? boff : 1));
-    if (!m->params || !m->buffers) return PC_ERR_NOMEM;
-    return PC_OK;
 }
 
 /* He-uniform weights (bound sqrt(6 / fan_in)) or, for init=torch and identity, PyTorch's
@@ -555,16 +551,20 @@ void pc_init_weights(pc_model *m, const pc_layer *l, uint64_t seed, int64_t taps
     }
 }
 
-/* Biases start at zero (pc_alloc zero-fills); the kinds set their weights and buffers. */
-static void init_params(pc_model *m, uint64_t seed) {
+pc_status pc_model_init_params(pc_model *m, uint64_t seed) {
+    m->params = pc_alloc(sizeof(float) * (m->n_params ? m->n_params : 1));
+    m->buffers = pc_alloc(sizeof(float) * (m->n_buffers ? m->n_buffers : 1));
+    if (!m->params || !m->buffers) return PC_ERR_NOMEM;
+    /* Biases start at zero (pc_alloc zero-fills); the kinds set their weights and buffers. */
     for (int i = 0; i < m->n_layers; i++) {
         const pc_layer_ops *ops = pc_layer_ops_of(m->layers[i].kind);
         if (ops->init) ops->init(m, &m->layers[i], seed);
     }
+    return PC_OK;
 }
 
-pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int w, int classes,
-                         uint64_t seed, pc_model **out) {
+pc_status pc_model_parse_layers(const char *text, const char *origin, int c, int h, int w,
+                                int classes, pc_model **out) {
     *out = NULL;
     if (c <= 0 || h <= 0 || w <= 0 || classes < 2)
         return pc_fail(PC_ERR_USAGE, "%s: bad input shape %dx%dx%d or class count %d", origin, c,
@@ -631,9 +631,8 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
         m->classes = classes;
         m->source = strdup(text);
         m->name = strdup(origin);
-        st = layout_params(m);
+        layout_params(m);
     }
-    if (st == PC_OK) init_params(m, seed);
     free(ll.v);
     free(section_last);
     free(ctx.sections);
@@ -643,6 +642,17 @@ pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int
     }
     *out = m;
     return PC_OK;
+}
+
+pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int w, int classes,
+                         uint64_t seed, pc_model **out) {
+    PC_TRY(pc_model_parse_layers(text, origin, c, h, w, classes, out));
+    pc_status st = pc_model_init_params(*out, seed);
+    if (st != PC_OK) {
+        pc_model_free(*out);
+        *out = NULL;
+    }
+    return st;
 }
 
 static char *read_text_file(const char *path) {

@@ -98,6 +98,12 @@ typedef struct {
  * initialized from `seed` (He-uniform weights, zero biases, BN gamma 1 / beta 0). */
 pc_status pc_model_parse(const char *text, const char *origin, int c, int h, int w, int classes,
                          uint64_t seed, pc_model **out);
+/* pc_model_parse in two steps, to learn a model's size before its memory is spent: the
+ * layers with their shapes and parameter offsets (n_params, n_buffers; params and buffers
+ * NULL), then the parameters allocated and initialized from `seed`. */
+pc_status pc_model_parse_layers(const char *text, const char *origin, int c, int h, int w,
+                                int classes, pc_model **out);
+pc_status pc_model_init_params(pc_model *m, uint64_t seed);
 /* "simple-cnn", "minixception", "resnet20", or a path to a model file. */
 pc_status pc_model_create(const char *name_or_path, int c, int h, int w, int classes,
                           uint64_t seed, pc_model **out);
