@@ -119,6 +119,10 @@ int pc_dnnl_bf16_native(void) {
     return bf16_native;
 }
 
+int pc_dnnl_bf16_amx(void) {
+    return pc_dnnl_bf16_native() && dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core_amx;
+}
+
 /* ---- the activation layout oneDNN's convolutions want ---- */
 
 static pthread_once_t block_once = PTHREAD_ONCE_INIT;

@@ -49,6 +49,8 @@ typedef enum { PC_DNNL_F32 = 0, PC_DNNL_BF16 } pc_dnnl_precision;
  * products are exact in fp32, so only the order of the fp32 sums differs); bf16's accuracy
  * then, at fp32's speed. */
 int pc_dnnl_bf16_native(void);
+/* 1 when oneDNN runs them on AMX tiles (Sapphire Rapids and later). */
+int pc_dnnl_bf16_amx(void);
 
 /* The channel block of the activation layout oneDNN's convolutions prefer on this CPU: 8
  * (nChw8c, AVX2) or 16 (nChw16c, AVX-512); 0 when they want no channel blocking. Keeping

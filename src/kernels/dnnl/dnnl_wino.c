@@ -455,20 +455,59 @@ static double solve_g(int alpha, int r, float G[ALPHA_MAX][5]) {
 
 /* ---- the plan ---- */
 
-/* The transforms cost about (C + K) per tile and position, the products C K: with few
- * channels the transforms' memory traffic eats the saving. `parcnn bench conv` on Zen 3
+/* Along one axis of n outputs ("same" padding, stride 1), the kernel taps that fall inside
+ * the input: oneDNN's direct kernels skip the padding, so on small maps they compute far
+ * fewer than n r products per output column. */
+static long taps_inside(int n, int r, int pad) {
+    long taps = 0;
+    for (int o = 0; o < n; o++) taps += PC_MIN(n, o - pad + r) - PC_MAX(0, o - pad);
+    return taps;
+}
+
+/* How many times fewer products per channel pair Winograd computes than the direct
+ * algorithm: the direct one's taps inside the image against alpha^2 per tile (at most
+ * 16 r^2 / alpha^2: 4 for 3x3 kernels, 6.25 for 5x5). 4x4 output tiles waste their outside
+ * part on maps that are not multiples of 4: 3x3 kernels save 3.7x on 16x16 maps, 3.2x on
+ * 15x15, 2.5x on 7x7, 1.4x on 3x3; 5x5 kernels 3.3x on 7x7, 1.3x on 3x3. */
+static double wino_saving(const pc_conv_shape *s) {
+    const long alpha = TILE + s->kh - 1, tiles = (long)((s->oh + TILE - 1) / TILE) *
+                                                 ((s->ow + TILE - 1) / TILE);
+    return (double)taps_inside(s->oh, s->kh, s->ph) * taps_inside(s->ow, s->kw, s->pw) /
+           (double)(alpha * alpha * tiles);
+}
+
+/* Decided by the layer's shape and the CPU's ISA alone, never by timing: the same
+ * algorithm, so the same bytes, on every run and worker count.
+ *
+ * Channels: the transforms cost about (C + K) per tile and position, the products C K, so
+ * with few channels their memory traffic eats the saving. `parcnn bench conv` on Zen 3
  * with two copies at once (docs/benchmarks.md, "Convolution algorithms"): 8 -> 16 and
  * 16 -> 16 channels ran 0.7-0.9x the direct speed, 16 -> 32 1.55x, 24 -> 32 1.18x,
  * 64 -> 64 2.1x, 256 -> 256 2.4x; the break-even is near C K / (C + K) = 9. 5x5 (batch
  * 64, 16x16): 8 -> 16 0.66x, 16 -> 16 0.96x, 16 -> 32 1.04x, 32 -> 64 1.7-2.0x: the same
  * threshold fits.
- * Against oneDNN's native bf16 convolutions (twice the fp32 rate) the fp32 Winograd plan
- * wins only with many channels. `parcnn train --profile` on a Zen 5, forward + backward per
- * 512 images: 64 -> 256 at 15x15 247 ms Winograd vs 288 bf16 direct, 256 -> 256 at 7x7 211
- * vs 278, but 64 -> 64 at 15x15 80 vs 76, 32 -> 64 5x5 at 16x16 (32 images) 11.2 vs 11.6,
- * 32 -> 32 at 16x16 4.1 vs 2.8: the break-even is near C K / (C + K) = 48. */
+ *
+ * The map: Winograd pays where it saves at least 2x the direct products (wino_saving).
+ * `bench conv --copies 1`, Zen 4, fp32, training directions, 64 -> 64: 3x3 kernels 1.69x
+ * on 7x7 maps (saving 2.5), 1.81x on 4x4 (2.8), but 256 -> 256 on 3x3 maps 0.84-1.03x
+ * (1.4; 0.58x at batch 8); 5x5 kernels 1.62x on 4x4 (3.1), 1.88x on 7x7 (3.3), 0.84x on
+ * 3x3 (1.3), 0.90x on 5x5 (1.4).
+ *
+ * Against oneDNN's native bf16 convolutions (AVX512_BF16: twice the fp32 rate) the fp32
+ * Winograd plan wins only with many channels and a saving of at least 3. `parcnn train
+ * --profile` on a Zen 5, forward + backward per 512 images: 64 -> 256 at 15x15 247 ms
+ * Winograd vs 288 bf16 direct, 64 -> 64 at 15x15 80 vs 76, 32 -> 64 5x5 at 16x16 (32
+ * images) 11.2 vs 11.6, 32 -> 32 at 16x16 4.1 vs 2.8: the break-even is near
+ * C K / (C + K) = 48. Zen 4, whitenet per 128-image step: 256 -> 256 at 15x15 108 ms
+ * Winograd vs 116 direct (saving 3.2), at 7x7 107 vs 97 (2.5), at 3x3 43 vs 19 (1.4);
+ * inference in passes of 8 images likewise. With AMX (bf16 at 4.4x the fp32 GEMM rate on
+ * a Sapphire Rapids) no saving of F(4x4, r x r) in practice, about half its 4x (3x3) or
+ * 6.25x (5x5) products, catches up: never. */
 int pcd_wino_profitable(const pc_conv_shape *s, int against_bf16) {
-    return (long)s->c * s->k >= (against_bf16 ? 48L : 10L) * (s->c + s->k);
+    if (against_bf16 && pc_dnnl_bf16_amx()) return 0;
+    const long min_ratio = against_bf16 ? 48 : 10;
+    return (long)s->c * s->k >= min_ratio * (s->c + s->k) &&
+           wino_saving(s) >= (against_bf16 ? 3.0 : 2.0);
 }
 
 int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
