@@ -1178,6 +1178,77 @@ static void bench(int threads) {
     }
 }
 
+/* The narrow kernel (at most 8 -> 8 channels into 16-channel blocks, from plain images or
+ * such blocks), alone on any CPU and as the fp32 plan's forward where the activations use
+ * blocks of 16: within TOL of the reference with its bias and activation, padded lanes zero,
+ * the same bits from one call for all rows as from one call per row (a worker's threads),
+ * and the plan's backward after it (its input reordered there) the reference's. Random
+ * shapes cover padding, strides, dilation, rows shorter than a run and runs' tails. */
+static void narrow_conv_tests(void) {
+    const double before_max = max_nerr;
+    for (int t = 0; t < 40; t++) {
+        const int r = rnd_int(1, 3) * 2 - 1, dil = rnd_int(1, 2), stride = rnd_int(1, 2);
+        pc_conv_shape s = {.n = rnd_int(1, 3), .c = rnd_int(1, 8), .k = rnd_int(1, 8), .kh = r,
+                           .kw = r, .sh = stride, .sw = stride, .ph = rnd_int(0, r / 2 * dil),
+                           .groups = 1, .dil_h = dil, .dil_w = dil};
+        s.pw = s.ph;
+        s.h = rnd_int((r - 1) * dil + 1, 20), s.w = rnd_int((r - 1) * dil + 1, 33);
+        if (t == 0) s = (pc_conv_shape){.n = 2, .c = 8, .h = 30, .w = 30, .k = 8, .kh = 3, .kw = 3,
+                                        .sh = 1, .sw = 1, .groups = 1}; /* minixception's */
+        CHECK(pc_conv_shape_finish(&s) == 0, "narrow shape %d", t);
+        const int x_block = t % 2 ? 16 : 0, act = t % 3 == 0 ? 0 : t % 3 == 1 ? 1 : 6;
+        const int has_bias = t % 4 != 3;
+        char d[128];
+        snprintf(d, sizeof d, "n%d c%d %dx%d k%d %dx%d s%d p%d d%d x_block %d act %d bias %d", s.n,
+                 s.c, s.h, s.w, s.k, r, r, stride, s.ph, dil, x_block, act, has_bias);
+        const long hw = (long)s.h * s.w, ohw = (long)s.oh * s.ow, nx = (long)s.n * s.c * hw;
+        const long ny = (long)s.n * s.k * ohw, nyb = (long)s.n * fast_blocked_size(s.k, ohw, 16);
+        const long nw = (long)s.k * s.c * r * r;
+        float *x = rvec(nx), *w = rvec(nw), *b = rvec(s.k), *yr = vec(ny), *y = vec(nyb);
+        float *y2 = vec(nyb), *wp = vec(fast_narrow_conv_wpack_floats(&s));
+        float *xb = x_block ? blocked_copy(s.n, s.c, hw, 16, x) : NULL;
+        const float *xin = x_block ? xb : x;
+        ref_conv2d_forward(&s, x, w, has_bias ? b : NULL, yr);
+        if (act == 1) ref_relu_forward(ny, yr, yr);
+        if (act == 6) ref_clip_forward(ny, 0, 6, yr, yr);
+        CHECK(fast_narrow_conv_applies(&s, x_block, 16), "narrow applies: %s", d);
+        fast_narrow_conv_pack(&s, w, wp);
+        poison(y, nyb), poison(y2, nyb);
+        fast_narrow_conv_rows(&s, x_block, xin, wp, has_bias ? b : NULL, act, y, 0, s.n * s.oh);
+        cmp_blocked(d, s.n, s.k, ohw, 16, y, yr, TOL);
+        for (int row = 0; row < s.n * s.oh; row++)
+            fast_narrow_conv_rows(&s, x_block, xin, wp, has_bias ? b : NULL, act, y2, row, row + 1);
+        CHECK(same_bits(y, y2, nyb), "narrow conv row by row differs: %s", d);
+        if (pc_dnnl_activation_block() == 16) {
+            /* the plan: its forward is the kernel's, its backward the reference's */
+            pc_dnnl_conv *p = pc_dnnl_conv_create(&s, has_bias, PC_DNNL_F32, PC_CONV_AUTO, act,
+                                                  x_block, 16);
+            CHECK(p != NULL, "narrow plan %s: %s", d, pc_last_error());
+            if (p) {
+                float *dy = rvec(ny), *dyb = blocked_copy(s.n, s.k, ohw, 16, dy);
+                float *dxr = vec(nx), *dwr = vec(nw), *dbr = vec(s.k), *dw = vec(nw), *db = vec(s.k);
+                for (long i = 0; i < ny; i++) if (yr[i] <= 0) dy[i] = 0;
+                pc_free(dyb);
+                dyb = blocked_copy(s.n, s.k, ohw, 16, dy);
+                ref_conv2d_backward(&s, x, w, dy, dxr, dwr, has_bias ? dbr : NULL);
+                poison(y2, nyb);
+                pc_dnnl_conv_forward(p, xin, w, b, y2);
+                CHECK(same_bits(y, y2, nyb), "narrow plan forward is not the kernel's: %s", d);
+                pc_dnnl_conv_backward(p, xin, w, dyb, NULL, dw, has_bias ? db : NULL);
+                cmp("narrow plan dw", d, dw, dwr, nw, TOL);
+                if (has_bias) cmp("narrow plan db", d, db, dbr, s.k, TOL);
+                pc_free(dy), pc_free(dyb), pc_free(dxr), pc_free(dwr), pc_free(dbr);
+                pc_free(dw), pc_free(db);
+            }
+            pc_dnnl_conv_destroy(p);
+        }
+        pc_free(x), pc_free(w), pc_free(b), pc_free(yr), pc_free(y), pc_free(y2), pc_free(wp);
+        pc_free(xb);
+    }
+    printf("narrow conv: max normalized error %.2g\n", max_nerr);
+    max_nerr = fmax(max_nerr, before_max);
+}
+
 int main(void) {
     CHECK(pc_dnnl_available(), "oneDNN engine: %s", pc_last_error());
     if (!pc_dnnl_available()) return check_summary();
@@ -1206,6 +1277,7 @@ int main(void) {
     gelu_tests();
     fast_maxpool_tests();
     blocked_tests();
+    narrow_conv_tests();
     winograd_tests();
     error_tests();
     int default_threads = get_threads();

@@ -75,6 +75,17 @@ void fast_addb_forward(const fast_add_shape *s, int block, const float *a, const
                        float *y, int relu);
 void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, float *db);
 
+/* Direct convolution of at most 8 channels into at most 8 (narrow_conv.c): groups 1, any
+ * kernel, stride, padding and dilation; x plain NCHW (x_block 0) or nChw16c, y nChw16c
+ * (lanes 8-15 zeroed). wp: the weights packed by fast_narrow_conv_pack
+ * (fast_narrow_conv_wpack_floats floats). act: 0, 1 (ReLU) or 6 (ReLU6), after the bias
+ * (NULL: none). Computes the output rows [row_lo, row_hi) of the n x oh. */
+int fast_narrow_conv_applies(const pc_conv_shape *s, int x_block, int y_block);
+int64_t fast_narrow_conv_wpack_floats(const pc_conv_shape *s);
+void fast_narrow_conv_pack(const pc_conv_shape *s, const float *w, float *wp);
+void fast_narrow_conv_rows(const pc_conv_shape *s, int x_block, const float *x, const float *wp,
+                           const float *bias, int act, float *y, int row_lo, int row_hi);
+
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
  * the forward's input x (dx may alias dy). */
 void fast_gelu_forward(int64_t n, const float *x, float *y);
