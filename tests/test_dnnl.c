@@ -969,6 +969,8 @@ static void winograd_tests(void) {
     const struct { int n, c, k, h, w, r; } shapes[] = {
         {2, 16, 16, 8, 8, 3},  {3, 16, 32, 7, 9, 3}, {2, 32, 16, 14, 14, 5}, {1, 16, 16, 1, 1, 3},
         {2, 16, 48, 5, 3, 5},  {4, 16, 64, 64, 64, 3},
+        /* input channels short of a whole block: the layout's zero lanes are channels */
+        {2, 24, 32, 9, 10, 3}, {2, 5, 16, 7, 7, 5},   {1, 3, 16, 6, 6, 3},
     };
     int before = check_failed;
     double worst[2] = {0, 0}, worst_direct = 0; /* 3x3, 5x5 */

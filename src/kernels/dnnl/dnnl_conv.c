@@ -223,7 +223,7 @@ size_t pc_dnnl_conv_plan_bytes(const pc_conv_shape *shape, pc_dnnl_precision pre
                                pc_conv_algo algo, int x_block, int y_block) {
     pc_conv_shape s = *shape;
     if (pc_conv_shape_finish(&s) != 0) return 0;
-    if (uses_winograd(&s, prec, algo, x_block, y_block)) return pcd_wino_bytes(&s);
+    if (uses_winograd(&s, prec, algo, x_block, y_block)) return pcd_wino_bytes(&s, x_block);
     const size_t x = (size_t)s.n * s.c * s.h * s.w, y = (size_t)s.n * s.k * s.oh * s.ow,
                  w = (size_t)s.k * (s.c / s.groups) * s.kh * s.kw;
     const size_t narrow = uses_narrow(&s, prec, x_block, y_block)

@@ -141,8 +141,8 @@ void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if 
 void pcd_wait(pcd_base *b);
 
 /* Winograd convolution (dnnl_wino.c) where it applies: stride 1, "same" padding, 3x3 or
- * 5x5 kernels, channel-blocked x and y (block 8 or 16) with channel counts that are
- * multiples of the block; and where it is expected to be faster than direct (enough
+ * 5x5 kernels, channel-blocked x and y (block 8 or 16), output channels a multiple of the
+ * block (input channels are padded to it with the layout's zero lanes); and where it is expected to be faster than direct (enough
  * channels). The calls mirror pc_dnnl_conv's; version is the weights version (0: transform
  * the weights on every call). No bias gradient here. */
 typedef struct pcd_wino pcd_wino;
@@ -156,8 +156,9 @@ void pcd_wino_forward(pcd_wino *w, const float *x, const float *wt, const float 
 void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float *dy,
                        uint64_t version, float *dx, float *dw);
 void pcd_wino_destroy(pcd_wino *w);
-/* The bytes of the buffers a Winograd plan of shape s allocates. */
-size_t pcd_wino_bytes(const pc_conv_shape *s);
+/* The bytes of the buffers a Winograd plan of shape s on activations blocked by `block`
+ * allocates. */
+size_t pcd_wino_bytes(const pc_conv_shape *s, int block);
 
 /* Record a failed creation-time call: PC_ERR_NOMEM "out of memory creating oneDNN's WHAT"
  * when oneDNN ran out of memory, else PC_ERR_INTERNAL with the status. */

@@ -50,7 +50,8 @@ static inline v8 bf16_round8(v8 x) {
 
 struct pcd_wino {
     pcd_base b;
-    pc_conv_shape s;
+    pc_conv_shape s;              /* s.c rounded up to the block: padded channels are zero */
+    int c_weights;                /* the input channels of the weights */
     int block, relu;
     int bf16;                     /* emulated bf16: operands rounded to bf16 as they are read */
     int r, alpha, pos;            /* F(TILE x TILE, r x r); alpha = TILE + r - 1; alpha^2 */
@@ -332,16 +333,16 @@ static void grad_transform(int lo, int hi, const tile_geom *g, const float *dy, 
  * each of the alpha^2 rows of U is written in order. */
 static void weight_transform(int lo, int hi, const pcd_wino *wp, const float *w, int rotate,
                              float *U) {
-    const int C = wp->s.c, K = wp->s.k, r = wp->r, rr = r * r, alpha = wp->alpha;
-    const int O = rotate ? C : K;
+    const int C = wp->s.c, K = wp->s.k, Cw = wp->c_weights, r = wp->r, rr = r * r;
+    const int alpha = wp->alpha, O = rotate ? C : K;
     const size_t stride = wp->ustride;
     for (int i = lo; i < hi; i++)
         for (int o = 0; o < O; o += 8) {
             v8 g[25], t[ALPHA_MAX][5];
             for (int l = 0; l < 8; l++) {
                 const int k = rotate ? i : o + l, c = rotate ? o + l : i;
-                const float *src = w + ((size_t)k * C + c) * rr;
-                for (int e = 0; e < rr; e++) g[e][l] = src[rotate ? rr - 1 - e : e];
+                const float *src = w + ((size_t)k * Cw + c) * rr;
+                for (int e = 0; e < rr; e++) g[e][l] = c < Cw ? src[rotate ? rr - 1 - e : e] : 0.0f;
             }
             if (wp->bf16)
                 for (int e = 0; e < rr; e++) g[e] = bf16_round8(g[e]);
@@ -361,9 +362,10 @@ static void weight_transform(int lo, int hi, const pcd_wino *wp, const float *w,
         }
 }
 
-/* dw[k][c] = G^T dU[.][c][k] G, eight consecutive k at a time (dU read along k). */
+/* dw[k][c] = G^T dU[.][c][k] G, eight consecutive k at a time (dU read along k), for the
+ * weights' channels c. */
 static void weight_grad(int lo, int hi, const pcd_wino *wp, const float *dU, float *dw) {
-    const int C = wp->s.c, K = wp->s.k, r = wp->r, rr = r * r, alpha = wp->alpha;
+    const int C = wp->c_weights, K = wp->s.k, r = wp->r, rr = r * r, alpha = wp->alpha;
     const size_t stride = wp->ustride;
     for (int c = lo; c < hi; c++)
         for (int k = 0; k < K; k += 8) {
@@ -515,7 +517,6 @@ int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block) {
     return x_block && x_block == y_block && x_block % 8 == 0 && s->groups == 1 &&
            (r == 3 || r == 5) && s->kw == r && s->sh == 1 && s->sw == 1 &&
            s->ph == (r - 1) / 2 && s->pw == s->ph && s->dil_h <= 1 && s->dil_w <= 1 &&
-           s->c % x_block == 0 &&
            s->k % x_block == 0;
 }
 
@@ -555,7 +556,15 @@ static int chunk_images(const pc_conv_shape *s, int pos, int tiles_per_image) {
     return best;
 }
 
-size_t pcd_wino_bytes(const pc_conv_shape *s) {
+/* s with its input channels rounded up to the block (the blocked layout's zero padding) */
+static pc_conv_shape padded_shape(const pc_conv_shape *s, int block) {
+    pc_conv_shape p = *s;
+    p.c = (s->c + block - 1) / block * block;
+    return p;
+}
+
+size_t pcd_wino_bytes(const pc_conv_shape *shape, int block) {
+    const pc_conv_shape ps = padded_shape(shape, block), *s = &ps;
     const int alpha = TILE + s->kh - 1, pos = alpha * alpha;
     const int tiles_per_image = ((s->oh + TILE - 1) / TILE) * ((s->ow + TILE - 1) / TILE);
     const int tiles = chunk_images(s, pos, tiles_per_image) * tiles_per_image;
@@ -564,13 +573,15 @@ size_t pcd_wino_bytes(const pc_conv_shape *s) {
     return sizeof(float) * pos * (ustride + 2 * vstride); /* U = Ub = dU; V, M */
 }
 
-pcd_wino *pcd_wino_create(const pc_conv_shape *s, int block, int relu, int bf16) {
+pcd_wino *pcd_wino_create(const pc_conv_shape *shape, int block, int relu, int bf16) {
     pcd_wino *w = calloc(1, sizeof *w);
     if (!w) {
         pc_fail_nomem();
         return NULL;
     }
-    w->s = *s;
+    w->s = padded_shape(shape, block);
+    w->c_weights = shape->c;
+    const pc_conv_shape *s = &w->s;
     w->block = block;
     w->relu = relu;
     w->bf16 = bf16;
@@ -668,7 +679,7 @@ void pcd_wino_backward(pcd_wino *w, const float *x, const float *wt, const float
         pcd_exec(&w->b, n0 == 0 ? w->bwd_w : w->bwd_w_acc, 3, args);
         pcd_wait(&w->b);
     }
-    SPLIT_ROWS(w->s.c, weight_grad, w, w->dU, dw);
+    SPLIT_ROWS(w->c_weights, weight_grad, w, w->dU, dw);
 }
 
 void pcd_wino_destroy(pcd_wino *w) {
