@@ -79,7 +79,8 @@ void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, f
  * kernel, stride, padding and dilation; x plain NCHW (x_block 0) or nChw16c, y nChw16c
  * (lanes 8-15 zeroed). wp: the weights packed by fast_narrow_conv_pack
  * (fast_narrow_conv_wpack_floats floats). act: 0, 1 (ReLU) or 6 (ReLU6), after the bias
- * (NULL: none). Computes the output rows [row_lo, row_hi) of the n x oh. */
+ * (NULL: none). Computes the output rows [row_lo, row_hi) of the n x oh. s: a finished
+ * shape (pc_conv_shape_finish). */
 int fast_narrow_conv_applies(const pc_conv_shape *s, int x_block, int y_block);
 int64_t fast_narrow_conv_wpack_floats(const pc_conv_shape *s);
 void fast_narrow_conv_pack(const pc_conv_shape *s, const float *w, float *wp);

@@ -64,7 +64,7 @@ static inline v8 activate(v8 a, int act) {
 /* Output pixel (n, oh, ow) with the padding's taps skipped. */
 static v8 one_pixel(const pc_conv_shape *s, const narrow_input *in, const float *wp, v8 acc,
                     int n, int oh, int ow) {
-    const int dh = s->dil_h > 1 ? s->dil_h : 1, dw = s->dil_w > 1 ? s->dil_w : 1;
+    const int dh = s->dil_h, dw = s->dil_w;
     for (int i = 0; i < s->kh; i++) {
         const int h = oh * s->sh - s->ph + i * dh;
         if (h < 0 || h >= s->h) continue;
@@ -82,7 +82,7 @@ static v8 one_pixel(const pc_conv_shape *s, const narrow_input *in, const float 
 /* NARROW_PIXELS outputs from (n, oh, ow0) on, all their taps inside the input. */
 static void pixel_run(const pc_conv_shape *s, const narrow_input *in, const float *wp, v8 bias,
                       int n, int oh, int ow0, v8 *acc) {
-    const int dh = s->dil_h > 1 ? s->dil_h : 1, dw = s->dil_w > 1 ? s->dil_w : 1;
+    const int dh = s->dil_h, dw = s->dil_w;
     const int64_t step = (int64_t)s->sw * in->pixel;
     for (int q = 0; q < NARROW_PIXELS; q++) acc[q] = bias;
     for (int i = 0; i < s->kh; i++) {
@@ -101,7 +101,7 @@ static void pixel_run(const pc_conv_shape *s, const narrow_input *in, const floa
 
 /* Whether every tap of outputs [ow0, ow0 + NARROW_PIXELS) of row oh lies inside the input. */
 static int run_inside(const pc_conv_shape *s, int oh, int ow0) {
-    const int dh = s->dil_h > 1 ? s->dil_h : 1, dw = s->dil_w > 1 ? s->dil_w : 1;
+    const int dh = s->dil_h, dw = s->dil_w;
     const int h0 = oh * s->sh - s->ph, w0 = ow0 * s->sw - s->pw;
     const int w1 = (ow0 + NARROW_PIXELS - 1) * s->sw - s->pw + (s->kw - 1) * dw;
     return ow0 + NARROW_PIXELS <= s->ow && h0 >= 0 && h0 + (s->kh - 1) * dh < s->h && w0 >= 0 &&
