@@ -500,8 +500,9 @@ static double wino_saving(const pc_conv_shape *s) {
  * --profile` on a Zen 5, forward + backward per 512 images: 64 -> 256 at 15x15 247 ms
  * Winograd vs 288 bf16 direct, 64 -> 64 at 15x15 80 vs 76, 32 -> 64 5x5 at 16x16 (32
  * images) 11.2 vs 11.6, 32 -> 32 at 16x16 4.1 vs 2.8: the break-even is near
- * C K / (C + K) = 48. Zen 4, whitenet per 128-image step: 256 -> 256 at 15x15 108 ms
- * Winograd vs 116 direct (saving 3.2), at 7x7 107 vs 97 (2.5), at 3x3 43 vs 19 (1.4);
+ * C K / (C + K) = 48. Zen 4, whitenet per 128-image step: 64 -> 256 at 15x15 108 ms
+ * Winograd vs 116 direct (saving 3.2), 256 -> 256 at 7x7 107 vs 97 (2.5), at 3x3 43 vs 19
+ * (1.4);
  * inference in passes of 8 images likewise. With AMX (bf16 at 4.4x the fp32 GEMM rate on
  * a Sapphire Rapids) no saving of F(4x4, r x r) in practice, about half its 4x (3x3) or
  * 6.25x (5x5) products, catches up: never. */
