@@ -1216,10 +1216,10 @@ static void narrow_conv_tests(void) {
         CHECK(fast_narrow_conv_applies(&s, x_block, 16), "narrow applies: %s", d);
         fast_narrow_conv_pack(&s, w, wp);
         poison(y, nyb), poison(y2, nyb);
-        fast_narrow_conv_rows(&s, x_block, xin, wp, has_bias ? b : NULL, act, y, 0, s.n * s.oh);
+        fast_narrow_conv_rows(0, s.n * s.oh, &s, x_block, xin, wp, has_bias ? b : NULL, act, y);
         cmp_blocked(d, s.n, s.k, ohw, 16, y, yr, TOL);
         for (int row = 0; row < s.n * s.oh; row++)
-            fast_narrow_conv_rows(&s, x_block, xin, wp, has_bias ? b : NULL, act, y2, row, row + 1);
+            fast_narrow_conv_rows(row, row + 1, &s, x_block, xin, wp, has_bias ? b : NULL, act, y2);
         CHECK(same_bits(y, y2, nyb), "narrow conv row by row differs: %s", d);
         if (pc_dnnl_activation_block() == 16) {
             /* the plan: its forward is the kernel's, its backward the reference's */

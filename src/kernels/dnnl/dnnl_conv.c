@@ -15,7 +15,6 @@
  * backward data when both want one layout. fp32 dense plans with n <= 64 pin the weights to
  * the plain (OUT, IN) layout (see pc_dnnl_dense_create), so their only possible reorders
  * are on activations. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,26 +334,14 @@ fail:
     return NULL;
 }
 
-/* The rows of the output split among the calling worker's OpenMP threads when it has
- * several; inline with one (libgomp allocates a team for every parallel region). */
 static void narrow_forward(pc_dnnl_conv *c, const float *x, const float *w, const float *b,
                            float *y) {
     const pc_conv_shape *s = &c->shape;
     if (!pcd_kept_current(&c->narrow_w_of, w, c->lp.w_version))
         fast_narrow_conv_pack(s, w, c->narrow_w);
     c->lp.forwards++; /* its reordered x (f_x) is not this x: the backward makes it */
-    const float *bias = c->lp.has_bias ? b : NULL;
-    const int rows = s->n * s->oh;
-    if (omp_get_max_threads() <= 1) {
-        fast_narrow_conv_rows(s, c->x_block, x, c->narrow_w, bias, c->act, y, 0, rows);
-        return;
-    }
-#pragma omp parallel
-    {
-        const long t = omp_get_thread_num(), T = omp_get_num_threads();
-        fast_narrow_conv_rows(s, c->x_block, x, c->narrow_w, bias, c->act, y,
-                              (int)(rows * t / T), (int)(rows * (t + 1) / T));
-    }
+    SPLIT_ROWS(s->n * s->oh, fast_narrow_conv_rows, s, c->x_block, x, c->narrow_w,
+               c->lp.has_bias ? b : NULL, c->act, y);
 }
 
 void pc_dnnl_conv_forward(pc_dnnl_conv *c, const float *x, const float *w, const float *b,

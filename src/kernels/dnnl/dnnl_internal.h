@@ -13,6 +13,7 @@
 #define PC_DNNL_INTERNAL_H
 
 #include <dnnl.h>
+#include <omp.h>
 
 #include <stdint.h>
 
@@ -139,6 +140,23 @@ void pcd_port_in_kept(pcd_base *b, pcd_port *pt, const void *ptr, uint64_t versi
 void pcd_port_bind(pcd_port *pt, void *ptr);                  /* bind an output */
 void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if needed */
 void pcd_wait(pcd_base *b);
+
+/* fn(lo, hi, ...) over the rows [0, n) of a transform or an output, split among the calling worker's
+ * OpenMP threads when it has several (static split: every row is computed alike whoever
+ * runs it); inline when it has one, as libgomp allocates a team for every parallel region
+ * of one thread and the training step must not allocate. */
+#define SPLIT_ROWS(n, fn, ...)                                                             \
+    do {                                                                                   \
+        const int n_ = (n);                                                                \
+        if (omp_get_max_threads() <= 1) {                                                  \
+            fn(0, n_, __VA_ARGS__);                                                        \
+        } else {                                                                           \
+            _Pragma("omp parallel") {                                                      \
+                const long t_ = omp_get_thread_num(), T_ = omp_get_num_threads();          \
+                fn((int)(n_ * t_ / T_), (int)(n_ * (t_ + 1) / T_), __VA_ARGS__);           \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
 
 /* Winograd convolution (dnnl_wino.c) where it applies: stride 1, "same" padding, 3x3 or
  * 5x5 kernels, channel-blocked x and y (block 8 or 16), output channels a multiple of the

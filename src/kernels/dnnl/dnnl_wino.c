@@ -79,22 +79,6 @@ struct pcd_wino {
     dnnl_memory_t f_v, f_u, f_m, d_v, d_u, d_m, w_v, w_m, w_du;
 };
 
-/* fn(lo, hi, ...) over the rows [0, n) of a transform, split among the calling worker's
- * OpenMP threads when it has several (static split: every row is computed alike whoever
- * runs it); inline when it has one, as libgomp allocates a team for every parallel region
- * of one thread and the training step must not allocate. */
-#define SPLIT_ROWS(n, fn, ...)                                                             \
-    do {                                                                                   \
-        const int n_ = (n);                                                                \
-        if (omp_get_max_threads() <= 1) {                                                  \
-            fn(0, n_, __VA_ARGS__);                                                        \
-        } else {                                                                           \
-            _Pragma("omp parallel") {                                                      \
-                const long t_ = omp_get_thread_num(), T_ = omp_get_num_threads();          \
-                fn((int)(n_ * t_ / T_), (int)(n_ * (t_ + 1) / T_), __VA_ARGS__);           \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
 
 /* ---- the transforms (rows of alpha or TILE vectors of 8 channels) ----
  * B^T row j holds the coefficients of the product of (x - p) over the finite points p
@@ -502,8 +486,7 @@ static double wino_saving(const pc_conv_shape *s) {
  * images) 11.2 vs 11.6, 32 -> 32 at 16x16 4.1 vs 2.8: the break-even is near
  * C K / (C + K) = 48. Zen 4, whitenet per 128-image step: 64 -> 256 at 15x15 108 ms
  * Winograd vs 116 direct (saving 3.2), 256 -> 256 at 7x7 107 vs 97 (2.5), at 3x3 43 vs 19
- * (1.4);
- * inference in passes of 8 images likewise. With AMX (bf16 at 4.4x the fp32 GEMM rate on
+ * (1.4); inference in passes of 8 images likewise. With AMX (bf16 at 4.4x the fp32 GEMM rate on
  * a Sapphire Rapids) no saving of F(4x4, r x r) in practice, about half its 4x (3x3) or
  * 6.25x (5x5) products, catches up: never. */
 int pcd_wino_profitable(const pc_conv_shape *s, int against_bf16) {

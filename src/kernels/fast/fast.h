@@ -84,8 +84,8 @@ void fast_addb_backward_b(const fast_add_shape *s, int block, const float *dy, f
 int fast_narrow_conv_applies(const pc_conv_shape *s, int x_block, int y_block);
 int64_t fast_narrow_conv_wpack_floats(const pc_conv_shape *s);
 void fast_narrow_conv_pack(const pc_conv_shape *s, const float *w, float *wp);
-void fast_narrow_conv_rows(const pc_conv_shape *s, int x_block, const float *x, const float *wp,
-                           const float *bias, int act, float *y, int row_lo, int row_hi);
+void fast_narrow_conv_rows(int row_lo, int row_hi, const pc_conv_shape *s, int x_block,
+                           const float *x, const float *wp, const float *bias, int act, float *y);
 
 /* GELU (PyTorch's exact erf form) over n floats, vectorized (see gelu.h); backward takes
  * the forward's input x (dx may alias dy). */

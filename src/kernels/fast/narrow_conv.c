@@ -113,8 +113,8 @@ static inline void store_pixel(float *y, v8 a) {
     *(v8u *)(y + 8) = splat(0.0f);
 }
 
-void fast_narrow_conv_rows(const pc_conv_shape *s, int x_block, const float *x, const float *wp,
-                           const float *bias, int act, float *y, int row_lo, int row_hi) {
+void fast_narrow_conv_rows(int row_lo, int row_hi, const pc_conv_shape *s, int x_block,
+                           const float *x, const float *wp, const float *bias, int act, float *y) {
     const int64_t hw = (int64_t)s->h * s->w;
     const narrow_input in = {.x = x,
                              .image = x_block ? hw * 16 : hw * s->c,
