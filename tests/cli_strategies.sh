@@ -253,8 +253,15 @@ PY
         && awk -v a="$(field allreduce 9)" -v l="$(field local-sgd=4 9)" 'BEGIN { exit !(l > 0 && l < a) }' \
         && ok "bench strategies: allreduce on 2 ranks and ps (+1 server) = sequential's accuracy; local-sgd fewer bytes; fusion's rows" \
         || bad "bench strategies rows: $(cat "$csv")"
-    grep -q '<svg' "$tmp/bench/strategies.svg" && grep -q 'local-sgd=4 (2 x 1)' "$tmp/bench/strategies.svg" \
-        && ok "bench strategies: SVG names every strategy" || bad "bench strategies SVG"
+    # the SVG's legend: one entry per CSV row, each in its own colour, the fused models
+    # marked as points at the run's end
+    svg=$tmp/bench/strategies.svg
+    legend=$(grep -o 'fill="#[0-9a-f]*">[^<]* ([0-9]* x [0-9]*): [0-9.]*' "$svg")
+    named=0
+    for name in $(tail -n +2 "$csv" | cut -d, -f1); do grep -qF ">$name (" <<< "$legend" && named=$((named + 1)); done
+    [ "$named" = 9 ] && [ "$(cut -d'"' -f2 <<< "$legend" | sort -u | wc -l)" = 9 ] \
+        && [ "$(grep -c '>fusion/.* (at the end)<' "$svg")" = 4 ] \
+        && ok "bench strategies: the SVG's legend names every row in its own colour" || bad "bench strategies SVG: $legend"
     grep -q '^local-sgd=4 .* 2 x 1 ' "$tmp/bench.log" && ok "bench strategies prints the table" || bad "table: $(cat "$tmp/bench.log")"
 fi
 "$parcnn" bench strategies --sync allreduce > /dev/null 2> "$tmp/u.err"

@@ -247,30 +247,43 @@ static void write_csv(FILE *f, const strategy_run *runs, int n) {
                 runs[0].seconds / runs[i].seconds, runs[i].bytes, runs[i].messages, runs[i].servers);
 }
 
-/* Test accuracy after each epoch against the training seconds so far, one line per run. */
+/* Test accuracy after each epoch against the training seconds so far, one line per run;
+ * a fused model of fusion (no epochs of its own) is one square at its run's end. Each
+ * entry has its own colour, and the canvas is as wide and tall as the legend needs. */
 static void write_svg(FILE *f, const strategy_run *runs, int n) {
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
-                                          "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"};
+                                          "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+                                          "#17becf", "#bcbd22", "#393b79", "#843c39"};
+    enum { N_COLOURS = sizeof colours / sizeof colours[0], CHAR_PX = 7, LINE_PX = 18 };
     double tmax = 1, amin = 1, amax = 0;
-    for (int i = 0; i < n; i++)
+    size_t label_chars = 0;
+    for (int i = 0; i < n; i++) {
+        tmax = PC_MAX(tmax, runs[i].seconds);
+        amin = PC_MIN(amin, runs[i].accuracy);
+        amax = PC_MAX(amax, runs[i].accuracy);
         for (int k = 0; k < runs[i].epochs; k++) {
             tmax = PC_MAX(tmax, runs[i].time[k]);
             amin = PC_MIN(amin, runs[i].acc[k]);
             amax = PC_MAX(amax, runs[i].acc[k]);
         }
+        label_chars = PC_MAX(label_chars, strlen(runs[i].name) + 30);
+    }
     pc_svg_chart c = {.left = 60, .top = 40, .width = 440, .height = 270, .x0 = 0, .x1 = tmax,
                       .y0 = amin - 0.01, .y1 = PC_MIN(1.0, amax + 0.01)};
-    pc_svg_begin(f, 680, 360);
+    double legend_x = c.left + c.width + 12;
+    pc_svg_begin(f, (int)(legend_x + CHAR_PX * label_chars),
+                 (int)PC_MAX(c.top + c.height + 50, c.top + LINE_PX * (n + 1)));
     pc_svg_axes(f, &c, "test accuracy against training time, per strategy",
                 "training seconds", "test accuracy");
     for (int i = 0; i < n; i++) {
-        const char *colour = colours[i % 8];
+        const char *colour = colours[i % N_COLOURS];
         pc_svg_line(f, &c, runs[i].time, runs[i].acc, runs[i].epochs, colour, 0);
         for (int k = 0; k < runs[i].epochs; k++)
             pc_svg_marker(f, &c, runs[i].time[k], runs[i].acc[k], colour, i % 2);
-        pc_svg_text(f, c.left + c.width + 12, c.top + 16 + 18 * i, "start", 12, colour,
-                    "%s (%d x %d): %.4f", runs[i].name, runs[i].ranks, runs[i].workers,
-                    runs[i].accuracy);
+        if (runs[i].epochs == 0) pc_svg_marker(f, &c, runs[i].seconds, runs[i].accuracy, colour, 1);
+        pc_svg_text(f, legend_x, c.top + 16 + LINE_PX * i, "start", 12, colour,
+                    "%s (%d x %d): %.4f%s", runs[i].name, runs[i].ranks, runs[i].workers,
+                    runs[i].accuracy, runs[i].epochs == 0 ? " (at the end)" : "");
     }
     pc_svg_end(f);
 }
