@@ -248,8 +248,9 @@ static void write_csv(FILE *f, const strategy_run *runs, int n) {
 }
 
 /* Test accuracy after each epoch against the training seconds so far, one line per run;
- * a fused model of fusion (no epochs of its own) is one square at its run's end. Each
- * entry has its own colour, and the canvas is as wide and tall as the legend needs. */
+ * a fused model of fusion (no epochs of its own) is one square at its run's end. The
+ * first 12 entries have a colour each (later ones repeat them with the other marker),
+ * and the canvas is as wide and tall as the legend needs. */
 static void write_svg(FILE *f, const strategy_run *runs, int n) {
     static const char *const colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
                                           "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
@@ -279,7 +280,7 @@ static void write_svg(FILE *f, const strategy_run *runs, int n) {
         const char *colour = colours[i % N_COLOURS];
         pc_svg_line(f, &c, runs[i].time, runs[i].acc, runs[i].epochs, colour, 0);
         for (int k = 0; k < runs[i].epochs; k++)
-            pc_svg_marker(f, &c, runs[i].time[k], runs[i].acc[k], colour, i % 2);
+            pc_svg_marker(f, &c, runs[i].time[k], runs[i].acc[k], colour, (i + i / N_COLOURS) % 2);
         if (runs[i].epochs == 0) pc_svg_marker(f, &c, runs[i].seconds, runs[i].accuracy, colour, 1);
         pc_svg_text(f, legend_x, c.top + 16 + LINE_PX * i, "start", 12, colour,
                     "%s (%d x %d): %.4f%s", runs[i].name, runs[i].ranks, runs[i].workers,
