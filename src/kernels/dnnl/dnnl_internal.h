@@ -141,10 +141,10 @@ void pcd_port_bind(pcd_port *pt, void *ptr);                  /* bind an output 
 void pcd_port_out(pcd_base *b, pcd_port *pt);                 /* reorder out if needed */
 void pcd_wait(pcd_base *b);
 
-/* fn(lo, hi, ...) over the rows [0, n) of a transform or an output, split among the calling worker's
- * OpenMP threads when it has several (static split: every row is computed alike whoever
- * runs it); inline when it has one, as libgomp allocates a team for every parallel region
- * of one thread and the training step must not allocate. */
+/* fn(lo, hi, ...) over the rows [0, n) of a transform or an output, split among the
+ * calling worker's OpenMP threads when it has several (static split: every row is
+ * computed alike whoever runs it); inline when it has one, as libgomp allocates a team
+ * for every parallel region of one thread and the training step must not allocate. */
 #define SPLIT_ROWS(n, fn, ...)                                                             \
     do {                                                                                   \
         const int n_ = (n);                                                                \
@@ -160,8 +160,8 @@ void pcd_wait(pcd_base *b);
 
 /* Winograd convolution (dnnl_wino.c) where it applies: stride 1, "same" padding, 3x3 or
  * 5x5 kernels, channel-blocked x and y (block 8 or 16), output channels a multiple of the
- * block (input channels are padded to it with the layout's zero lanes); and where it is expected to be faster than direct (enough
- * channels). The calls mirror pc_dnnl_conv's; version is the weights version (0: transform
+ * block (input channels are padded to it with the layout's zero lanes); and where it is
+ * expected to be faster than direct (enough channels). The calls mirror pc_dnnl_conv's; version is the weights version (0: transform
  * the weights on every call). No bias gradient here. */
 typedef struct pcd_wino pcd_wino;
 int pcd_wino_eligible(const pc_conv_shape *s, int x_block, int y_block);

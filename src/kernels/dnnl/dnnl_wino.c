@@ -79,7 +79,6 @@ struct pcd_wino {
     dnnl_memory_t f_v, f_u, f_m, d_v, d_u, d_m, w_v, w_m, w_du;
 };
 
-
 /* ---- the transforms (rows of alpha or TILE vectors of 8 channels) ----
  * B^T row j holds the coefficients of the product of (x - p) over the finite points p
  * other than point j (the last row: over all of them), each row scaled to integers; A^T
